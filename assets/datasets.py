@@ -1,0 +1,57 @@
+"""The eval dataset asset: one partition per registered dataset version, validated by asset checks."""
+
+
+import dagster as dg
+
+from assets.partitions import dataset_versions
+from eval_platform.tasks import get_task_type
+from eval_platform.validation import CHECKS, VALIDATION_VERSION, validate_frame
+from resources import EvalPlatformResource
+
+_CHECK_DESCRIPTIONS = {
+    "required_columns": "The columns the task type needs are present.",
+    "unique_non_null_ids": "Example ids are non-null and unique.",
+    "labels_not_null": "No label is null.",
+    "label_domain": "Every label is inside the task type's label domain.",
+}
+
+
+@dg.asset(
+    partitions_def=dataset_versions,
+    group_name="datasets",
+    code_version=VALIDATION_VERSION,
+    kinds={"parquet", "great_expectations"},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="eval_dataset", description=_CHECK_DESCRIPTIONS[name], blocking=True)
+        for name in CHECKS
+    ],
+)
+def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+    """A versioned, content-hashed eval dataset, checked with the same Great Expectations suite that
+    validated it at registration."""
+    service = platform.get()
+    record = service.dataset(context.partition_key)
+    report = validate_frame(service.load_dataset(record), get_task_type(record.task_type))
+    checks = [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=all(o.success for o in outcomes),
+            metadata={o.column: ("ok" if o.success else o.problem) for o in outcomes} or {"note": "nothing to check"},
+        )
+        for name, outcomes in report.by_check().items()
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "dataset": record.key,
+            "content_hash": record.content_hash,
+            "task_type": record.task_type,
+            "label_policy": record.label_policy,
+            "access_level": record.access_policy["level"],
+            "status": record.status,
+            "dagster/row_count": record.row_count,
+            "artifact": dg.MetadataValue.path(service.store.uri("datasets", record.content_hash)),
+            "columns": dg.MetadataValue.json(record.schema),
+        },
+        check_results=checks,
+        data_version=dg.DataVersion(record.content_hash),
+    )

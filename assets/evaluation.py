@@ -1,0 +1,161 @@
+"""The eval pipeline of one model version: predictions -> metric table -> comparison -> gate decision.
+
+Each asset is partitioned by model version and works on the eval runs of that version (one per
+(dataset, suite) of the model's eval plan); the domain library does the work and records it in the
+registry and the artifact store, and the materialization carries the lineage as metadata.
+"""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from assets.datasets import eval_dataset
+from assets.partitions import REQUESTED_TAG, model_versions
+from eval_platform import runner
+from eval_platform.evaluation import ALL
+from eval_platform.gates import GATE_CODE_VERSION, PASS
+from eval_platform.hashing import json_hash, short
+from eval_platform.metrics.catalog import all_metrics
+from eval_platform.models import PREDICTION_CODE_VERSION
+from eval_platform.platform import EvalPlatform
+from eval_platform.registry import EvalRun
+from resources import EvalPlatformResource
+
+#: Changes whenever a metric version is added or the metric-table code changes, so the Dagster UI marks
+#: every metric table computed before as stale.
+METRICS_CODE_VERSION = "table1-" + short(json_hash(sorted(m.key for m in all_metrics())), 10)
+COMPARISON_CODE_VERSION = "1"
+
+
+def _runs(context: dg.AssetExecutionContext, service: EvalPlatform) -> list[EvalRun]:
+    return service.claim_runs(context.partition_key, context.run.run_id, requested=context.run.tags.get(REQUESTED_TAG) == "true")
+
+
+@contextmanager
+def _failing_runs_on_error(service: EvalPlatform, context: dg.AssetExecutionContext) -> Iterator[None]:
+    """An error fails the eval runs of this Dagster run (no partial results), then fails the step."""
+    try:
+        yield
+    except Exception as error:
+        service.fail_runs_of(context.run.run_id, f"{type(error).__name__}: {error}")
+        raise
+
+
+def _lineage_metadata(service: EvalPlatform, runs: list[EvalRun]) -> dict:
+    return {"lineage": dg.MetadataValue.json({run.run_id: runner.lineage(service, run) for run in runs}),
+            "eval_runs": ", ".join(run.run_id for run in runs) or "none"}
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    deps=[dg.AssetDep(eval_dataset, partition_mapping=dg.AllPartitionMapping())],
+    group_name="evaluation",
+    code_version=PREDICTION_CODE_VERSION,
+    kinds={"parquet", "scikit-learn"},
+    pool="model_inference",
+)
+def predictions(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+    """The model version's predictions on each dataset of its eval plan (cached by model file and
+    dataset content: a rerun makes no inference already paid for)."""
+    service = platform.get()
+    runs = _runs(context, service)
+    with _failing_runs_on_error(service, context):
+        produced = [runner.produce_predictions(service, run) for run in runs]
+    return dg.MaterializeResult(metadata={
+        **_lineage_metadata(service, runs),
+        "prediction_sets": dg.MetadataValue.md(
+            "| run | dataset | rows | cache hit | seconds | artifact |\n|---|---|---|---|---|---|\n" + "\n".join(
+                f"| {p['run_id']} | {run.dataset_key} | {p['rows']} | {p['cache_hit']} | {p['seconds']:.3f} | "
+                f"`{short(p['predictions_hash'])}` |" for p, run in zip(produced, runs, strict=True))),
+        "cache_hits": sum(p["cache_hit"] for p in produced),
+        "inference_calls": sum(not p["cache_hit"] for p in produced),
+    })
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    deps=[predictions],
+    group_name="evaluation",
+    code_version=METRICS_CODE_VERSION,
+    kinds={"parquet"},
+)
+def metric_table(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+    """Every metric of each run's suite, overall and per slice, stored as a content-addressed table."""
+    service = platform.get()
+    runs = _runs(context, service)
+    with _failing_runs_on_error(service, context):
+        tables = [runner.compute_metrics(service, run) for run in runs]
+    sections = []
+    for run, result in zip(runs, tables, strict=True):
+        table = result["table"]
+        overall = table[table["slice_column"] == ALL]
+        lines = [f"**{run.run_id}** on {run.dataset_key} with {run.suite_key}", "", "| metric | version | value | n |",
+                 "|---|---|---|---|"]
+        lines += [f"| {r.metric} | {r.metric_key} | {r.value:.6g} | {r.n_examples} |" for r in overall.itertuples()]
+        flagged = table[table["flagged"]]
+        if len(flagged):
+            lines += ["", f"{len(flagged)} slice row(s) below the minimum slice size (flagged)."]
+        sections.append("\n".join(lines))
+    return dg.MaterializeResult(metadata={
+        **_lineage_metadata(service, runs),
+        "metrics": dg.MetadataValue.md("\n\n".join(sections) or "no eval runs"),
+        "metric_tables": dg.MetadataValue.json({r["run_id"]: r["metrics_hash"] for r in tables}),
+        "metric_computation_seconds": float(sum(r["seconds"] for r in tables)),
+    })
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    deps=[metric_table],
+    group_name="evaluation",
+    code_version=COMPARISON_CODE_VERSION,
+)
+def comparison(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+    """Candidate minus baseline per metric with paired bootstrap intervals (baseline: the one asked for,
+    else the model name's promoted version)."""
+    service = platform.get()
+    runs = _runs(context, service)
+    with _failing_runs_on_error(service, context):
+        compared = [runner.compare_with_baseline(service, run) for run in runs]
+    lines = ["| run | baseline | metric | candidate | baseline value | delta | 95% interval |", "|---|---|---|---|---|---|---|"]
+    for result in compared:
+        if not result["metrics"]:
+            lines.append(f"| {result['run_id']} | {result['baseline_state']} | | | | | |")
+        for name, c in result["metrics"].items():
+            lines.append(f"| {result['run_id']} | {result['baseline_model']} | {name} | {c['candidate']:.4f} | {c['baseline']:.4f} "
+                         f"| {c['delta']:+.4f} | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] |")
+    return dg.MaterializeResult(metadata={
+        **_lineage_metadata(service, runs),
+        "comparison": dg.MetadataValue.md("\n".join(lines)),
+        "baseline_states": dg.MetadataValue.json({r["run_id"]: r["baseline_state"] for r in compared}),
+    })
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    deps=[comparison],
+    group_name="evaluation",
+    code_version=GATE_CODE_VERSION,
+    check_specs=[dg.AssetCheckSpec("gate_passed", asset="gate_decision", blocking=True,
+                                   description="The model version's release gate decided pass.")],
+)
+def gate_decision(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+    """pass / fail / no_decision for the model version over its release-blocking suites, one reason per rule."""
+    service = platform.get()
+    runs = _runs(context, service)
+    with _failing_runs_on_error(service, context):
+        decision = runner.finish_runs(service, context.partition_key, runs)
+    lines = []
+    for run_reason in decision.reasons:
+        lines.append(f"**{run_reason.get('run', run_reason.get('rule'))}**: {run_reason['outcome']}")
+        for reason in run_reason.get("reasons", []):
+            lines.append(f"- {reason['outcome']}: {reason['rule']} ({reason.get('message', '')})")
+    return dg.MaterializeResult(
+        metadata={**_lineage_metadata(service, runs), "decision": decision.decision,
+                  "reasons": dg.MetadataValue.md("\n".join(lines)),
+                  "reasons_json": dg.MetadataValue.json(decision.reasons)},
+        check_results=[dg.AssetCheckResult(check_name="gate_passed", passed=decision.decision == PASS,
+                                           metadata={"decision": decision.decision})],
+    )

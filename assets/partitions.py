@@ -1,0 +1,11 @@
+"""Partitions of the asset graph: one per registered model version, one per dataset version."""
+
+import dagster as dg
+
+#: Keys are ``model_name@version``; the eval-request sensor adds one when a model version is registered.
+model_versions = dg.DynamicPartitionsDefinition(name="model_versions")
+#: Keys are ``dataset_id@version``; the dataset sensor adds one when a dataset version is registered.
+dataset_versions = dg.DynamicPartitionsDefinition(name="dataset_versions")
+
+#: Tag the eval-request sensor puts on the runs it launches: such a run evaluates the queued requests.
+REQUESTED_TAG = "eval_platform/requested"

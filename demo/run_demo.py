@@ -1,0 +1,194 @@
+"""The demo: a real model registration drives a real sensor and real Dagster runs to a gate decision.
+
+It uses scikit-learn's bundled breast-cancer data (nothing is downloaded), trains a logistic-regression
+baseline and a gradient-boosting candidate, registers everything in the installation at ``--home``
+(default ``.demo``), and lets a Dagster daemon on the embedded-SQLite instance in ``<home>/dagster`` do
+the work: the sensors see the registrations, add the partitions and launch the runs. Running it again
+reuses the home: identical registrations return the existing versions and nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_NAME = "breast-cancer-detector"
+DATASET_ID = "breast-cancer-test"
+SUITE_FILE = ROOT / "demo" / "breast_cancer_release.yaml"
+
+
+def prepare_home(home: Path) -> None:
+    os.environ["EVAL_PLATFORM_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    instance_config = home / "dagster" / "dagster.yaml"
+    if not instance_config.exists():
+        shutil.copy(ROOT / "dagster.yaml", instance_config)
+
+
+def breast_cancer_split() -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """Train features and labels, and the held-out eval dataset (label 1 = malignant)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    features, target = load_breast_cancer(return_X_y=True, as_frame=True)
+    features.columns = [c.replace(" ", "_") for c in features.columns]
+    label = (1 - target).rename("label")
+    x_train, x_test, y_train, y_test = train_test_split(features, label, test_size=0.4, random_state=0, stratify=label)
+    size_edges = x_train["mean_radius"].quantile([1 / 3, 2 / 3]).to_list()
+    tumour_size = pd.cut(x_test["mean_radius"], [-float("inf"), *size_edges, float("inf")], labels=["small", "medium", "large"])
+    dataset = x_test.assign(label=y_test.astype("int64"), tumour_size=tumour_size.astype(str))
+    dataset.insert(0, "example_id", x_test.index.astype("int64"))
+    return x_train, y_train, dataset.reset_index(drop=True)
+
+
+def train_models(home: Path, x_train: pd.DataFrame, y_train: pd.Series) -> dict[str, Path]:
+    """Model files are written once: skops files are not byte-reproducible, and a new file is a new version."""
+    import skops.io
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    recipes = {
+        "logistic_regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "gradient_boosting": lambda: GradientBoostingClassifier(n_estimators=100, max_depth=2, random_state=0),
+    }
+    paths = {}
+    for name, recipe in recipes.items():
+        path = home / "models" / f"{name}.skops"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            skops.io.dump(recipe().fit(x_train.to_numpy(), y_train.to_numpy()), path)
+        paths[name] = path
+    return paths
+
+
+class Daemon:
+    """``dagster-daemon run`` on the demo's instance: sensors, the run queue and run launching."""
+
+    def __init__(self, home: Path):
+        self.log_path = home / "dagster" / "daemon.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self.process is None:
+            log = open(self.log_path, "ab")
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process = None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]) if self.log_path.exists() else ""
+
+
+def wait_until_idle(platform, daemon: Daemon, timeout: float) -> None:
+    """Until the registry has no queued or running eval run and Dagster has no unfinished run."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                  DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    deadline = time.monotonic() + timeout
+    with DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            pending = platform.runs(statuses=["queued", "running"])
+            dagster_runs = instance.get_runs(RunsFilter(statuses=unfinished))
+            if not pending and not dagster_runs:
+                return
+            if daemon.process is not None and daemon.process.poll() is not None:
+                raise SystemExit(f"the Dagster daemon exited:\n{daemon.tail()}")
+            time.sleep(1)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for the evals; daemon log:\n{daemon.tail()}")
+
+
+def evaluate(platform, daemon: Daemon, timeout: float) -> None:
+    if platform.runs(statuses=["queued", "running"]):
+        daemon.start()
+        wait_until_idle(platform, daemon, timeout)
+
+
+def report(platform, model_key: str, title: str) -> None:
+    from eval_platform.cli import format_gate, format_run
+    from eval_platform.records import run_to_dict
+
+    print(f"\n=== {title}: {model_key} ===")
+    for run in platform.runs(model_key):
+        if run.status != "superseded":
+            print(format_run(run_to_dict(run)))
+    decision = platform.gate_decision(model_key)
+    print(format_gate(model_key, decision.decision, decision.reasons) if decision else "no gate decision yet")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", default=str(ROOT / ".demo"))
+    parser.add_argument("--timeout", type=float, default=150.0, help="seconds to wait for each round of evals")
+    args = parser.parse_args()
+    home = Path(args.home).resolve()
+    prepare_home(home)
+
+    from eval_platform.platform import EvalPlatform
+
+    started = time.monotonic()
+    platform = EvalPlatform.open(home)
+    x_train, y_train, dataset = breast_cancer_split()
+    model_files = train_models(home, x_train, y_train)
+    registered = platform.register_dataset(DATASET_ID, dataset, task_type="binary_classification",
+                                           label_policy="human_reviewed", access_policy={"level": "internal"},
+                                           slice_columns=["tumour_size"],
+                                           description="scikit-learn breast-cancer, 40% stratified hold-out")
+    print(f"dataset {registered.record.key} ({registered.record.row_count} rows, {registered.record.content_hash[:19]}...)"
+          f"{'' if registered.created else ' already registered'}")
+    suite = platform.register_suite(yaml.safe_load(SUITE_FILE.read_text()))
+    print(f"suite {suite.record.key} ({suite.record.purpose}){'' if suite.created else ' already registered'}")
+
+    daemon = Daemon(home)
+    try:
+        registered = platform.register_model(MODEL_NAME, model_files["logistic_regression"],
+                                             eval_plan=[(DATASET_ID, suite.record.suite_id)], description="logistic regression baseline")
+        baseline = registered.record
+        print(f"model {baseline.key} " + ("registered: the eval-request sensor will evaluate it" if registered.created
+                                          else "already registered and evaluated"))
+        evaluate(platform, daemon, args.timeout)
+        report(platform, baseline.key, "baseline")
+        if platform.promoted_version(MODEL_NAME) is None:
+            decision = platform.gate_decision(baseline.key)
+            if decision is not None and decision.decision == "pass":
+                platform.promote(baseline.key, promoted_by="demo", reason="first version, gate passed")
+                print(f"\n{baseline.key} promoted: it is now the baseline of {MODEL_NAME}")
+
+        registered = platform.register_model(MODEL_NAME, model_files["gradient_boosting"], description="gradient boosting candidate")
+        candidate = registered.record
+        print(f"\nmodel {candidate.key} " + ("registered: evaluated against the promoted baseline" if registered.created
+                                             else "already registered and evaluated"))
+        evaluate(platform, daemon, args.timeout)
+        report(platform, candidate.key, "candidate")
+    finally:
+        daemon.stop()
+
+    print(f"\nDone in {time.monotonic() - started:.0f}s. Registry and artifacts: {home}")
+    print(f"  evalp --home {os.path.relpath(home)} runs list --json    # the runs with results and lineage")
+    print("  make dev                                # Dagster UI on this instance: lineage, partitions, backfills")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""``evalp``: the platform's command line. Every command has ``--json`` for machines.
+
+It talks to the registry and the artifact store only; evaluations it asks for are queued and started
+by the Dagster sensor, so the command returns at once whatever the orchestrator is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from eval_platform.errors import EvalPlatformError
+from eval_platform.records import run_to_dict, to_dict
+
+
+def _read_table(path: str):
+    import pandas as pd
+
+    from eval_platform.errors import InvalidInput
+
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput("--file", f"{path} does not exist")
+    try:
+        if file.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(file)
+        if file.suffix.lower() in (".csv", ".tsv"):
+            return pd.read_csv(file, sep="\t" if file.suffix.lower() == ".tsv" else ",")
+        if file.suffix.lower() in (".jsonl", ".ndjson"):
+            return pd.read_json(file, lines=True)
+    except Exception as error:  # parser errors name the line; keep their words
+        raise InvalidInput("--file", f"{path} could not be read: {error}") from error
+    raise InvalidInput("--file", f"{path}: unsupported format (use .parquet, .csv, .tsv or .jsonl)")
+
+
+def _read_document(path: str) -> dict:
+    import yaml
+
+    from eval_platform.errors import InvalidInput
+
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput("file", f"{path} does not exist")
+    try:
+        document = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise InvalidInput("file", f"{path} is not valid YAML/JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise InvalidInput("file", f"{path} must contain a mapping")
+    return document
+
+
+def _print_table(rows: list[dict], columns: Sequence[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "nan" if math.isnan(value) else f"{value:.4g}"
+        return "" if value is None else str(value)
+
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def _emit(args, payload, rows=None, columns=None, text=None) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str, allow_nan=False) if _finite(payload) else
+              json.dumps(_nan_to_none(payload), indent=2, default=str))
+    elif text is not None:
+        print(text)
+    else:
+        _print_table(rows if rows is not None else [payload], columns)
+
+
+def _finite(payload) -> bool:
+    try:
+        json.dumps(payload, default=str, allow_nan=False)
+        return True
+    except ValueError:
+        return False
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _platform(args):
+    from eval_platform.platform import EvalPlatform
+
+    return EvalPlatform.open(args.home)
+
+
+# commands -------------------------------------------------------------------------------------------------
+def cmd_init(args) -> None:
+    platform = _platform(args)
+    _emit(args, {"home": str(platform.config.home), "registry": platform.config.db_url.split("@")[-1],
+                 "store": platform.config.store_url, "schema_revision": platform.registry.schema_revision()},
+          columns=["home", "registry", "store", "schema_revision"])
+
+
+def cmd_datasets_register(args) -> None:
+    frame = _read_table(args.file)
+    access = {"level": args.access, "teams": args.team or []}
+    result = _platform(args).register_dataset(
+        args.dataset_id, frame, task_type=args.task_type, label_policy=args.label_policy, access_policy=access,
+        slice_columns=args.slice or (), feature_columns=args.feature or None, description=args.description)
+    record = to_dict(result.record) | {"created": result.created}
+    _emit(args, record, columns=["key", "task_type", "row_count", "content_hash", "created"])
+
+
+def cmd_datasets_list(args) -> None:
+    rows = [to_dict(r) for r in _platform(args).datasets()]
+    _emit(args, rows, rows, ["key", "task_type", "label_policy", "row_count", "status", "content_hash"])
+
+
+def cmd_suites_register(args) -> None:
+    result = _platform(args).register_suite(_read_document(args.file))
+    record = to_dict(result.record) | {"created": result.created}
+    _emit(args, record, columns=["key", "purpose", "task_type", "definition_hash", "created"])
+
+
+def cmd_suites_list(args) -> None:
+    rows = [to_dict(r) for r in _platform(args).suites()]
+    _emit(args, rows, rows, ["key", "purpose", "task_type", "definition_hash"])
+
+
+def cmd_models_register(args) -> None:
+    plan = []
+    for entry in args.eval or []:
+        dataset_id, sep, suite_id = entry.partition(":")
+        if not sep:
+            from eval_platform.errors import InvalidInput
+
+            raise InvalidInput("--eval", f"{entry!r} must be DATASET_ID:SUITE_ID")
+        plan.append((dataset_id, suite_id))
+    platform = _platform(args)
+    result = platform.register_model(args.name, args.file, kind=args.kind, trusted_types=args.trust or (),
+                                     eval_plan=plan, description=args.description)
+    record = to_dict(result.record) | {"created": result.created,
+                                       "queued_runs": [r.run_id for r in platform.runs(result.record.key, ["queued"])]}
+    _emit(args, record, columns=["key", "kind", "file_hash", "created", "queued_runs"])
+
+
+def cmd_models_list(args) -> None:
+    platform = _platform(args)
+    rows = []
+    for model in platform.models():
+        decision = platform.gate_decision(model.key)
+        rows.append(to_dict(model) | {"gate": decision.decision if decision else None,
+                                      "promoted": platform.promoted_version(model.name) == model.version})
+    _emit(args, rows, rows, ["key", "kind", "file_hash", "gate", "promoted", "registered_at"])
+
+
+def cmd_models_promote(args) -> None:
+    record = _platform(args).promote(args.model, promoted_by=args.by, reason=args.reason)
+    _emit(args, to_dict(record), columns=["model_name", "model_version", "promoted_by", "promoted_at"])
+
+
+def cmd_runs_list(args) -> None:
+    rows = [run_to_dict(r) for r in _platform(args).runs(args.model, args.status)]
+    table = [r | {"roc_auc": (r.get("results") or {}).get("metrics", {}).get("roc_auc")} for r in rows]
+    _emit(args, rows, table, ["run_id", "model", "dataset", "suite", "status", "requested_at", "finished_at"])
+
+
+def cmd_runs_show(args) -> None:
+    platform = _platform(args)
+    run = run_to_dict(platform.run(args.run_id))
+    if args.json:
+        _emit(args, run)
+        return
+    print(format_run(run))
+
+
+def format_run(run: dict) -> str:
+    lines = [f"eval run {run['run_id']}: {run['model']} on {run['dataset']} with {run['suite']} -> {run['status']}"]
+    if run.get("status_reason"):
+        lines.append(f"  reason: {run['status_reason']}")
+    metrics = (run.get("results") or {}).get("metrics", {})
+    for name, value in metrics.items():
+        lines.append(f"  {name:<28} {'undefined' if value is None else f'{value:.4f}'}")
+    comparison = run.get("comparison") or {}
+    if comparison:
+        lines.append(f"  baseline: {comparison.get('baseline_model') or 'none'} ({comparison.get('baseline_state')})")
+        for name, c in (comparison.get("metrics") or {}).items():
+            lines.append(f"    {name:<26} delta {c['delta']:+.4f}  95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]")
+    return "\n".join(lines)
+
+
+def cmd_runs_request(args) -> None:
+    run = _platform(args).request_eval(args.model, args.dataset, args.suite, baseline=args.baseline,
+                                       trigger="cli", recompute=args.recompute)
+    _emit(args, run_to_dict(run), columns=["run_id", "model", "dataset", "suite", "status"])
+
+
+def cmd_gate_show(args) -> None:
+    record = _platform(args).gate_decision(args.model)
+    if record is None:
+        from eval_platform.errors import NotFound
+
+        raise NotFound("gate decision for", args.model)
+    payload = to_dict(record)
+    if args.json:
+        _emit(args, payload)
+        return
+    print(format_gate(args.model, payload["decision"], payload["reasons"]))
+
+
+def format_gate(model_key: str, decision: str, reasons: list) -> str:
+    lines = [f"gate decision for {model_key}: {decision.upper()}"]
+    for run_reason in reasons:
+        lines.append(f"  {run_reason.get('run', run_reason.get('rule'))}: {run_reason['outcome']}")
+        for reason in run_reason.get("reasons", []):
+            lines.append(f"    [{reason['outcome']}] {reason['rule']}: {reason.get('message', '')}")
+        if "message" in run_reason and "reasons" not in run_reason:
+            lines.append(f"    {run_reason['message']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the command is not reset by the command's own default
+    common.add_argument("--home", default=argparse.SUPPRESS,
+                        help="installation home (default: $EVAL_PLATFORM_HOME or ./.eval_platform)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for machines")
+
+    parser = argparse.ArgumentParser(prog="evalp", description=__doc__.splitlines()[0], parents=[common])
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    sub = groups.add_parser("init", parents=[common], help="create or migrate an installation")
+    sub.set_defaults(func=cmd_init)
+
+    datasets = groups.add_parser("datasets", help="eval datasets").add_subparsers(dest="command", required=True)
+    sub = datasets.add_parser("register", parents=[common], help="validate and register a dataset version")
+    sub.add_argument("dataset_id")
+    sub.add_argument("--file", required=True, help="Parquet, CSV, TSV or JSONL")
+    sub.add_argument("--task-type", required=True)
+    sub.add_argument("--label-policy", required=True, help="human_reviewed, synthetic, implicit or mixed")
+    sub.add_argument("--access", default="internal", help="public, internal or restricted")
+    sub.add_argument("--team", action="append", help="team allowed to read a restricted dataset (repeatable)")
+    sub.add_argument("--slice", action="append", help="column to slice metrics by (repeatable)")
+    sub.add_argument("--feature", action="append", help="feature column (repeatable; default: every other numeric column)")
+    sub.add_argument("--description", default="")
+    sub.set_defaults(func=cmd_datasets_register)
+    sub = datasets.add_parser("list", parents=[common])
+    sub.set_defaults(func=cmd_datasets_list)
+
+    suites = groups.add_parser("suites", help="metric suites").add_subparsers(dest="command", required=True)
+    sub = suites.add_parser("register", parents=[common], help="register a suite from YAML or JSON")
+    sub.add_argument("file")
+    sub.set_defaults(func=cmd_suites_register)
+    sub = suites.add_parser("list", parents=[common])
+    sub.set_defaults(func=cmd_suites_list)
+
+    models = groups.add_parser("models", help="models").add_subparsers(dest="command", required=True)
+    sub = models.add_parser("register", parents=[common], help="register a model file as a new version")
+    sub.add_argument("name")
+    sub.add_argument("--file", required=True, help="skops file")
+    sub.add_argument("--kind", default="sklearn")
+    sub.add_argument("--trust", action="append", help="a type the file may load (repeatable)")
+    sub.add_argument("--eval", action="append", help="DATASET_ID:SUITE_ID added to the name's eval plan (repeatable)")
+    sub.add_argument("--description", default="")
+    sub.set_defaults(func=cmd_models_register)
+    sub = models.add_parser("list", parents=[common])
+    sub.set_defaults(func=cmd_models_list)
+    sub = models.add_parser("promote", parents=[common], help="release a model version whose gate passed")
+    sub.add_argument("model", help="NAME@VERSION")
+    sub.add_argument("--by", required=True, help="who promotes")
+    sub.add_argument("--reason", default="")
+    sub.set_defaults(func=cmd_models_promote)
+
+    runs = groups.add_parser("runs", help="eval runs").add_subparsers(dest="command", required=True)
+    sub = runs.add_parser("list", parents=[common])
+    sub.add_argument("--model", help="NAME@VERSION")
+    sub.add_argument("--status", action="append")
+    sub.set_defaults(func=cmd_runs_list)
+    sub = runs.add_parser("show", parents=[common])
+    sub.add_argument("run_id")
+    sub.set_defaults(func=cmd_runs_show)
+    sub = runs.add_parser("request", parents=[common], help="queue an eval run")
+    sub.add_argument("--model", required=True, help="NAME@VERSION")
+    sub.add_argument("--dataset", required=True, help="DATASET_ID or DATASET_ID@VERSION")
+    sub.add_argument("--suite", required=True, help="SUITE_ID or SUITE_ID@VERSION")
+    sub.add_argument("--baseline", help="NAME@VERSION to compare against")
+    sub.add_argument("--recompute", action="store_true", help="run again even if already evaluated")
+    sub.set_defaults(func=cmd_runs_request)
+
+    gate = groups.add_parser("gate", help="gate decisions").add_subparsers(dest="command", required=True)
+    sub = gate.add_parser("show", parents=[common])
+    sub.add_argument("model", help="NAME@VERSION")
+    sub.set_defaults(func=cmd_gate_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.home = getattr(args, "home", None)
+    args.json = getattr(args, "json", False)
+    try:
+        args.func(args)
+    except EvalPlatformError as error:
+        print(f"evalp: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

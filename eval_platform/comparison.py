@@ -1,0 +1,86 @@
+"""Comparison statistics: candidate minus baseline on the same examples, with paired bootstrap intervals.
+
+Both runs are evaluated on the same dataset version, so each resample draws one set of example indices
+(or whole queries, for ranking metrics) and computes the metric for both models on it; the interval is
+the percentile interval of the resampled deltas. The seed and the number of resamples are part of the
+suite, recorded with every comparison, so a comparison recomputes to the same numbers.
+
+Edge cases: a resample on which a metric is undefined for either model (for example no positive drawn
+for ROC-AUC) is left out and counted in ``undefined_resamples``; when fewer than half of the resamples
+are defined the interval is ``nan`` and the gate cannot use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from eval_platform.errors import InvalidInput
+from eval_platform.metrics.base import Columns, MetricDefinition
+
+
+def _take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[index] for name, values in columns.items()}
+
+
+def paired_bootstrap(
+    definition: MetricDefinition,
+    params: Mapping,
+    candidate: Columns,
+    baseline: Columns,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict:
+    """Delta and percentile interval of ``metric(candidate) - metric(baseline)`` over paired resamples."""
+    cand_value = definition.compute(candidate, **params)
+    base_value = definition.compute(baseline, **params)
+    rng = np.random.default_rng(seed)
+    if definition.per_unit is not None:
+        cand_units, cand_per = definition.per_unit(candidate, **params)
+        base_units, base_per = definition.per_unit(baseline, **params)
+        if not np.array_equal(cand_units, base_units):
+            raise InvalidInput("baseline", "candidate and baseline were evaluated on different queries")
+        n = len(cand_per)
+        index = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), dtype=np.int64)
+        deltas = (cand_per[index] - base_per[index]).mean(axis=1) if n else np.full(resamples, np.nan)
+    else:
+        n = len(next(iter(candidate.values())))
+        deltas = np.empty(resamples)
+        for i in range(resamples):
+            index = rng.integers(0, n, size=n)
+            deltas[i] = definition.compute(_take(candidate, index), **params) - definition.compute(_take(baseline, index), **params)
+    defined = deltas[np.isfinite(deltas)]
+    alpha = (1 - confidence) / 2
+    if len(defined) >= resamples / 2:
+        low, high = np.quantile(defined, [alpha, 1 - alpha])
+    else:
+        low = high = float("nan")
+    return {
+        "candidate": float(cand_value),
+        "baseline": float(base_value),
+        "delta": float(cand_value - base_value) if math.isfinite(cand_value) and math.isfinite(base_value) else float("nan"),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "confidence": confidence,
+        "resamples": resamples,
+        "undefined_resamples": int(resamples - len(defined)),
+        "seed": seed,
+        "unit": definition.unit,
+        "n_units": int(n),
+    }
+
+
+def mcnemar_exact(candidate_correct: np.ndarray, baseline_correct: np.ndarray) -> dict:
+    """Exact (binomial) McNemar test on paired correctness: two-sided p-value over the discordant pairs."""
+    from scipy.stats import binomtest
+
+    candidate_correct = np.asarray(candidate_correct, dtype=bool)
+    baseline_correct = np.asarray(baseline_correct, dtype=bool)
+    only_candidate = int(np.count_nonzero(candidate_correct & ~baseline_correct))
+    only_baseline = int(np.count_nonzero(~candidate_correct & baseline_correct))
+    discordant = only_candidate + only_baseline
+    p_value = 1.0 if discordant == 0 else float(binomtest(only_candidate, discordant, 0.5).pvalue)
+    return {"only_candidate_correct": only_candidate, "only_baseline_correct": only_baseline, "p_value": p_value}

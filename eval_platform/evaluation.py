@@ -1,0 +1,98 @@
+"""The metric service: from a dataset version and a prediction set to a metric table.
+
+A metric table has one row per (metric, slice): the whole dataset is the slice ``("", "")``; every slice
+column of the suite adds one row per value, with its example count and a ``flagged`` mark when the slice
+is smaller than the suite's ``min_slice_size`` (reported, but not to be trusted on its own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from eval_platform.errors import InvalidInput
+from eval_platform.suites import SuiteDefinition
+
+ALL = ""
+
+METRIC_TABLE_COLUMNS = (
+    "metric", "metric_key", "params", "direction", "slice_column", "slice_value", "value", "n_examples", "flagged",
+)
+
+
+def evaluation_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: dict, task_type: str) -> pd.DataFrame:
+    """The dataset joined to its predictions on the id columns; every dataset row must have a prediction."""
+    ids = schema["id_columns"]
+    if task_type in ("binary_classification", "multiclass_classification", "ranking", "search"):
+        missing = [c for c in ids if c not in predictions.columns]
+        if missing:
+            raise InvalidInput("predictions", f"missing id column(s) {missing}")
+        joined = dataset.merge(predictions, on=ids, how="left", validate="one_to_one", suffixes=("", "_pred"))
+        value_column = "score" if "score" in predictions.columns else "prediction"
+        unpredicted = joined[value_column].isna()
+        if unpredicted.any():
+            first = joined.loc[unpredicted, ids].iloc[0].to_dict()
+            raise InvalidInput("predictions", f"{int(unpredicted.sum())} example(s) have no prediction, e.g. {first}")
+        return joined
+    raise InvalidInput("task_type", f"no evaluation frame for task type {task_type!r} yet")
+
+
+def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[str, np.ndarray]:
+    """The arrays the metric functions read (see :data:`eval_platform.metrics.base.Columns`)."""
+    if task_type == "binary_classification":
+        return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64)}
+    raise InvalidInput("task_type", f"no metric columns for task type {task_type!r} yet")
+
+
+@dataclass
+class MetricTable:
+    table: pd.DataFrame
+    seconds: float
+
+    def overall(self) -> dict[str, float]:
+        rows = self.table[self.table["slice_column"] == ALL]
+        return {row.metric: _json_number(row.value) for row in rows.itertuples()}
+
+    def counts(self) -> dict[str, int]:
+        rows = self.table[self.table["slice_column"] == ALL]
+        return {row.metric: int(row.n_examples) for row in rows.itertuples()}
+
+
+def _json_number(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def compute_metric_table(suite: SuiteDefinition, frame: pd.DataFrame, schema: dict, task_type: str) -> MetricTable:
+    """Every metric of the suite on the whole frame and on each slice value."""
+    started = time.perf_counter()
+    missing = [c for c in suite.slices if c not in frame.columns]
+    if missing:
+        raise InvalidInput("slices", f"slice column(s) {missing} are not in the dataset")
+    groups: list[tuple[str, str, pd.DataFrame]] = [(ALL, ALL, frame)]
+    for column in suite.slices:
+        for value, part in frame.groupby(column, sort=True, dropna=False):
+            groups.append((column, str(value), part))
+    rows = []
+    for slice_column, slice_value, part in groups:
+        columns = metric_columns(part, schema, task_type)
+        n = len(part)
+        for metric in suite.metrics:
+            try:
+                value = float(metric.definition.compute(columns, **metric.params))
+            except InvalidInput:
+                if slice_column == ALL:
+                    raise
+                value = float("nan")  # e.g. an empty or one-example slice: reported as undefined
+            rows.append({
+                "metric": metric.name, "metric_key": metric.definition.key,
+                "params": json.dumps(metric.params, sort_keys=True), "direction": metric.definition.direction,
+                "slice_column": slice_column, "slice_value": slice_value, "value": value, "n_examples": n,
+                "flagged": slice_column != ALL and n < suite.min_slice_size,
+            })
+    table = pd.DataFrame(rows, columns=list(METRIC_TABLE_COLUMNS))
+    return MetricTable(table=table, seconds=time.perf_counter() - started)

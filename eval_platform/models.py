@@ -1,0 +1,115 @@
+"""Loading model files safely and turning a model into predictions.
+
+A model file is code waiting to run. scikit-learn models are stored with skops and loaded with an explicit
+list of trusted types (as MLflow 3 does): a pickle, or a skops file naming a type nobody trusted, is refused
+with an error and never executed. The file's hash is recorded at registration and checked before every
+load, so a file swapped after registration is refused too.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eval_platform.errors import InvalidInput, UnsafeModelFile
+from eval_platform.hashing import file_hash
+
+MODEL_KINDS = ("sklearn",)
+
+#: Types trusted beyond skops' own defaults (which cover scikit-learn's estimators and numpy): compiled
+#: scikit-learn internals that skops lists as unknown but that hold only arrays.
+DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+
+#: Version of the prediction code: part of the prediction cache key and of the predictions asset's
+#: code version, so a change to how predictions are produced invalidates the cache.
+PREDICTION_CODE_VERSION = "1"
+
+
+def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] = ()) -> tuple[str, list[str]]:
+    """Validate a model file without executing it; return its hash and the trusted types it needs."""
+    if kind not in MODEL_KINDS:
+        raise InvalidInput("kind", f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput("model_file", f"{path} does not exist or is not a file")
+    import skops.io
+
+    if not zipfile.is_zipfile(path):
+        raise UnsafeModelFile(
+            "model_file", f"{path} is not a skops file (pickles are refused: loading one would run arbitrary code)"
+        )
+    try:
+        needed = skops.io.get_untrusted_types(file=path)
+    except Exception as error:  # a corrupt archive, or not a skops schema
+        raise InvalidInput("model_file", f"{path} is not a readable skops file: {error}") from error
+    trusted = set(DEFAULT_TRUSTED_TYPES) | set(trusted_types)
+    untrusted = sorted(set(needed) - trusted)
+    if untrusted:
+        raise UnsafeModelFile(
+            "model_file", f"{path} needs untrusted type(s) {untrusted}; pass them as trusted types only if you trust them"
+        )
+    return file_hash(path), sorted(set(needed))
+
+
+def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str] = ()):
+    """Load a registered model, refusing a file whose content changed since registration."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput("model_file", f"{path} no longer exists")
+    actual = file_hash(path)
+    if actual != expected_hash:
+        raise UnsafeModelFile(
+            "model_file", f"{path} changed after registration (hash {actual} != registered {expected_hash}); refusing to load"
+        )
+    import skops.io
+
+    trusted = sorted(set(DEFAULT_TRUSTED_TYPES) | set(trusted_types))
+    try:
+        return skops.io.load(path, trusted=trusted)
+    except Exception as error:
+        raise InvalidInput("model_file", f"{path} does not load: {error}") from error
+
+
+def smoke_test(model, kind: str) -> None:
+    """A registered model must at least expose the prediction method its kind needs."""
+    if kind == "sklearn" and not (hasattr(model, "predict_proba") or hasattr(model, "decision_function") or hasattr(model, "predict")):
+        raise InvalidInput("model_file", "the loaded object has no predict_proba, decision_function or predict")
+
+
+def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.DataFrame:
+    """Predictions of ``model`` on a dataset frame, keyed by the dataset's id columns.
+
+    Binary classification gives ``score`` = probability of class 1 (or the decision function when the
+    model has no probabilities); multi-class gives ``prediction`` and one ``proba_<class>`` column each.
+    """
+    ids = frame[schema["id_columns"]].reset_index(drop=True)
+    features = frame[schema["feature_columns"]]
+    if features.shape[1] == 0:
+        raise InvalidInput("feature_columns", "the dataset has no feature columns to predict from")
+    values = features.to_numpy()
+    try:
+        if task_type == "binary_classification":
+            if hasattr(model, "predict_proba"):
+                proba = np.asarray(model.predict_proba(values))
+                classes = list(getattr(model, "classes_", [0, 1]))
+                score = proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
+            elif hasattr(model, "decision_function"):
+                score = np.asarray(model.decision_function(values), dtype=np.float64)
+            else:
+                score = np.asarray(model.predict(values), dtype=np.float64)
+            return ids.assign(score=np.asarray(score, dtype=np.float64))
+        if task_type == "multiclass_classification":
+            proba = np.asarray(model.predict_proba(values))
+            out = ids.assign(prediction=np.asarray(model.classes_)[proba.argmax(axis=1)])
+            for index, cls in enumerate(model.classes_):
+                out[f"proba_{cls}"] = proba[:, index]
+            return out
+        if task_type in ("ranking", "search"):
+            return ids.assign(score=np.asarray(model.predict(values), dtype=np.float64))
+    except ValueError as error:
+        raise InvalidInput("model_file", f"the model cannot predict on this dataset's features: {error}") from error
+    raise InvalidInput("task_type", f"models of kind sklearn cannot predict for task type {task_type!r}")

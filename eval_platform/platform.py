@@ -1,0 +1,490 @@
+"""The platform's operations: what the CLI, the HTTP API and the Dagster assets call.
+
+``EvalPlatform`` ties the registry and the artifact store of one installation together. Every operation
+validates its whole input before its first write, so a rejected request leaves both unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from eval_platform.config import PlatformConfig
+from eval_platform.errors import Conflict, InvalidInput, NotFound
+from eval_platform.hashing import json_hash, table_hash
+from eval_platform.models import check_model_file, load_model, smoke_test
+from eval_platform.registry import (
+    EvalDataset,
+    EvalPlanEntry,
+    EvalRun,
+    GateDecisionRecord,
+    MetricSuite,
+    Model,
+    Promotion,
+    Registry,
+)
+from eval_platform.store import ArtifactStore
+from eval_platform.suites import SuiteDefinition, parse_suite
+from eval_platform.tasks import check_access_policy, check_label_policy, get_task_type
+from eval_platform.validation import validate_frame
+
+DATASETS = "datasets"
+PREDICTIONS = "predictions"
+METRIC_TABLES = "metric_tables"
+PLOTS = "plots"
+
+#: Eval-run states. ``queued`` rows are the requests the Dagster sensor turns into runs.
+QUEUED, RUNNING, SUCCEEDED, FAILED, INVALID, SUPERSEDED = "queued", "running", "succeeded", "failed", "invalid", "superseded"
+ACTIVE_STATES = (QUEUED, RUNNING, SUCCEEDED)
+
+
+def split_key(key: str, field: str) -> tuple[str, int]:
+    """``name@version`` -> ``(name, version)``."""
+    name, sep, version = key.rpartition("@")
+    if not sep or not name or not version.isdigit():
+        raise InvalidInput(field, f"{key!r} must be written name@version")
+    return name, int(version)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What a registration returns: the record, and whether it was created (False: identical content)."""
+
+    record: object
+    created: bool
+
+
+class EvalPlatform:
+    def __init__(self, config: PlatformConfig):
+        self.config = config
+        self.registry = Registry.open(config.db_url)
+        self.store = ArtifactStore(config.store_url)
+
+    @classmethod
+    def open(cls, home=None, db_url=None, store_url=None) -> "EvalPlatform":
+        return cls(PlatformConfig.resolve(home, db_url, store_url))
+
+    def close(self) -> None:
+        self.registry.dispose()
+
+    # datasets -----------------------------------------------------------------------------------------
+    def register_dataset(
+        self,
+        dataset_id: str,
+        frame: pd.DataFrame,
+        task_type: str,
+        label_policy: str,
+        access_policy: dict | str | None = None,
+        slice_columns: Sequence[str] = (),
+        feature_columns: Sequence[str] | None = None,
+        description: str = "",
+    ) -> Registered:
+        """Validate and store a dataset; identical content and metadata return the existing version."""
+        if not dataset_id or "@" in dataset_id or "/" in dataset_id:
+            raise InvalidInput("dataset_id", "must be a non-empty name without '@' or '/'")
+        task = get_task_type(task_type)
+        check_label_policy(label_policy)
+        access = check_access_policy(access_policy)
+        if len(frame) == 0:
+            raise InvalidInput("data", "the dataset has no rows")
+        report = validate_frame(frame, task)
+        report.raise_for_failures()
+        schema = self._dataset_schema(frame, task, slice_columns, feature_columns)
+        frame = frame.reset_index(drop=True)
+        content_hash = table_hash(frame)
+        version_hash = json_hash({"content": content_hash, "task_type": task.name, "label_policy": label_policy,
+                                  "access_policy": access, "schema": schema})
+        with self.registry.session() as session:
+            existing = session.scalar(select(EvalDataset).where(
+                EvalDataset.dataset_id == dataset_id, EvalDataset.version_hash == version_hash))
+            if existing is not None:
+                return Registered(existing, False)
+        stored_before = self.store.has_table(DATASETS, content_hash)
+        self.store.put_table(DATASETS, frame)
+        try:
+            with self.registry.session() as session:
+                version = (session.scalar(select(func.max(EvalDataset.version)).where(EvalDataset.dataset_id == dataset_id)) or 0) + 1
+                record = EvalDataset(
+                    dataset_id=dataset_id, version=version, task_type=task.name, label_policy=label_policy,
+                    access_policy=access, content_hash=content_hash, version_hash=version_hash, row_count=len(frame),
+                    schema=schema, description=description, status="active",
+                )
+                session.add(record)
+            return Registered(record, True)
+        except Exception:
+            if not stored_before:
+                self.store.delete_table(DATASETS, content_hash)
+            raise
+
+    @staticmethod
+    def _dataset_schema(frame, task, slice_columns, feature_columns) -> dict:
+        reserved = {*task.id_columns, task.label_column, *task.extra_required}
+        for column in slice_columns:
+            if column not in frame.columns:
+                raise InvalidInput("slice_columns", f"column {column!r} is not in the dataset")
+            if column in reserved:
+                raise InvalidInput("slice_columns", f"column {column!r} is an id or label column")
+        if feature_columns is None:
+            feature_columns = [c for c in frame.columns if c not in reserved and c not in slice_columns
+                               and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+        else:
+            for column in feature_columns:
+                if column not in frame.columns:
+                    raise InvalidInput("feature_columns", f"column {column!r} is not in the dataset")
+                if column in reserved:
+                    raise InvalidInput("feature_columns", f"column {column!r} is an id or label column")
+        return {
+            "id_columns": list(task.id_columns),
+            "label_column": task.label_column,
+            "feature_columns": list(feature_columns),
+            "slice_columns": list(slice_columns),
+            "columns": {str(c): str(frame[c].dtype) for c in frame.columns},
+        }
+
+    def dataset(self, key: str) -> EvalDataset:
+        dataset_id, version = split_key(key, "dataset")
+        with self.registry.session() as session:
+            record = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == dataset_id, EvalDataset.version == version))
+        if record is None:
+            raise NotFound("dataset", key)
+        return record
+
+    def latest_dataset(self, dataset_id: str, usable_only: bool = True) -> EvalDataset:
+        with self.registry.session() as session:
+            query = select(EvalDataset).where(EvalDataset.dataset_id == dataset_id)
+            if usable_only:
+                query = query.where(EvalDataset.status == "active")
+            record = session.scalar(query.order_by(EvalDataset.version.desc()).limit(1))
+        if record is None:
+            raise NotFound("usable dataset" if usable_only else "dataset", dataset_id)
+        return record
+
+    def datasets(self) -> list[EvalDataset]:
+        with self.registry.session() as session:
+            return list(session.scalars(select(EvalDataset).order_by(EvalDataset.dataset_id, EvalDataset.version)))
+
+    def load_dataset(self, record: EvalDataset) -> pd.DataFrame:
+        return self.store.get_table(DATASETS, record.content_hash)
+
+    # suites -------------------------------------------------------------------------------------------
+    def register_suite(self, raw: dict) -> Registered:
+        suite = parse_suite(raw)
+        normalised = suite.as_json()
+        digest = json_hash(normalised)
+        with self.registry.session() as session:
+            existing = session.scalar(select(MetricSuite).where(
+                MetricSuite.suite_id == suite.suite_id, MetricSuite.definition_hash == digest))
+            if existing is not None:
+                return Registered(existing, False)
+            version = (session.scalar(select(func.max(MetricSuite.version)).where(MetricSuite.suite_id == suite.suite_id)) or 0) + 1
+            record = MetricSuite(suite_id=suite.suite_id, version=version, purpose=suite.purpose, task_type=suite.task_type,
+                                 metric_defs=normalised, definition_hash=digest)
+            session.add(record)
+        return Registered(record, True)
+
+    def suite(self, key: str) -> MetricSuite:
+        suite_id, version = split_key(key, "suite")
+        with self.registry.session() as session:
+            record = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == suite_id, MetricSuite.version == version))
+        if record is None:
+            raise NotFound("metric suite", key)
+        return record
+
+    def latest_suite(self, suite_id: str) -> MetricSuite:
+        with self.registry.session() as session:
+            record = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == suite_id)
+                                    .order_by(MetricSuite.version.desc()).limit(1))
+        if record is None:
+            raise NotFound("metric suite", suite_id)
+        return record
+
+    def suites(self) -> list[MetricSuite]:
+        with self.registry.session() as session:
+            return list(session.scalars(select(MetricSuite).order_by(MetricSuite.suite_id, MetricSuite.version)))
+
+    @staticmethod
+    def suite_definition(record: MetricSuite) -> SuiteDefinition:
+        return parse_suite(record.metric_defs)
+
+    # models -------------------------------------------------------------------------------------------
+    def register_model(
+        self,
+        name: str,
+        model_file: str | Path,
+        kind: str = "sklearn",
+        trusted_types: Iterable[str] = (),
+        eval_plan: Sequence[tuple[str, str]] = (),
+        description: str = "",
+    ) -> Registered:
+        """Register a model file as the next version of ``name`` and queue the evals of its plan.
+
+        ``eval_plan`` adds (dataset_id, suite_id) pairs to the name's plan before the version is queued.
+        The same file registered again returns the existing version and queues nothing.
+        """
+        if not name or "@" in name or "/" in name:
+            raise InvalidInput("name", "must be a non-empty name without '@' or '/'")
+        path = Path(model_file).expanduser().resolve()
+        trusted_types = sorted(set(trusted_types))
+        digest, _ = check_model_file(path, kind, trusted_types)
+        smoke_test(load_model(path, digest, trusted_types), kind)
+        plan = [self._check_plan_entry(name, dataset_id, suite_id) for dataset_id, suite_id in eval_plan]
+        with self.registry.session() as session:
+            for dataset_id, suite_id in plan:
+                if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == name, EvalPlanEntry.dataset_id == dataset_id,
+                                                              EvalPlanEntry.suite_id == suite_id)) is None:
+                    session.add(EvalPlanEntry(model_name=name, dataset_id=dataset_id, suite_id=suite_id))
+            existing = session.scalar(select(Model).where(Model.name == name, Model.file_hash == digest))
+            if existing is not None:
+                return Registered(existing, False)
+            version = (session.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0) + 1
+            record = Model(name=name, version=version, kind=kind, uri=str(path), file_hash=digest,
+                           trusted_types=trusted_types, description=description)
+            session.add(record)
+            session.flush()
+            self._queue_plan(session, record, trigger="registration")
+        return Registered(record, True)
+
+    def _check_plan_entry(self, model_name: str, dataset_id: str, suite_id: str) -> tuple[str, str]:
+        dataset = self.latest_dataset(dataset_id)
+        suite = self.latest_suite(suite_id)
+        if dataset.task_type != suite.task_type:
+            raise InvalidInput("eval_plan", f"suite {suite.key} is for {suite.task_type} but dataset {dataset.key} is {dataset.task_type}")
+        return dataset_id, suite_id
+
+    def set_eval_plan(self, model_name: str, entries: Sequence[tuple[str, str]]) -> list[EvalPlanEntry]:
+        checked = [self._check_plan_entry(model_name, d, s) for d, s in entries]
+        with self.registry.session() as session:
+            for dataset_id, suite_id in checked:
+                if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == model_name,
+                                                              EvalPlanEntry.dataset_id == dataset_id,
+                                                              EvalPlanEntry.suite_id == suite_id)) is None:
+                    session.add(EvalPlanEntry(model_name=model_name, dataset_id=dataset_id, suite_id=suite_id))
+        return self.eval_plan(model_name)
+
+    def eval_plan(self, model_name: str) -> list[EvalPlanEntry]:
+        with self.registry.session() as session:
+            return list(session.scalars(select(EvalPlanEntry).where(EvalPlanEntry.model_name == model_name).order_by(EvalPlanEntry.id)))
+
+    def model(self, key: str) -> Model:
+        name, version = split_key(key, "model")
+        with self.registry.session() as session:
+            record = session.scalar(select(Model).where(Model.name == name, Model.version == version))
+        if record is None:
+            raise NotFound("model", key)
+        return record
+
+    def models(self) -> list[Model]:
+        with self.registry.session() as session:
+            return list(session.scalars(select(Model).order_by(Model.name, Model.version)))
+
+    def load_model(self, record: Model):
+        return load_model(record.uri, record.file_hash, record.trusted_types)
+
+    # eval runs ----------------------------------------------------------------------------------------
+    def _queue_plan(self, session, model: Model, trigger: str) -> list[EvalRun]:
+        runs = []
+        for entry in session.scalars(select(EvalPlanEntry).where(EvalPlanEntry.model_name == model.name).order_by(EvalPlanEntry.id)):
+            dataset = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == entry.dataset_id, EvalDataset.status == "active")
+                                     .order_by(EvalDataset.version.desc()).limit(1))
+            suite = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == entry.suite_id)
+                                   .order_by(MetricSuite.version.desc()).limit(1))
+            if dataset is None or suite is None:
+                continue
+            run = self._queue_run(session, model, dataset, suite, trigger=trigger)
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    def _queue_run(self, session, model: Model, dataset: EvalDataset, suite: MetricSuite, trigger: str,
+                   baseline: str | None = None, recompute: bool = False) -> EvalRun | None:
+        """Queue one (model, dataset, suite) evaluation unless it already has a live run (then ``None``)."""
+        if dataset.status != "active":
+            raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
+        same = select(EvalRun).where(
+            EvalRun.model_name == model.name, EvalRun.model_version == model.version,
+            EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
+            EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version)
+        previous = list(session.scalars(same.order_by(EvalRun.attempt.desc())))
+        live = [r for r in previous if r.status in ACTIVE_STATES]
+        if live and not recompute:
+            return None
+        if recompute:
+            for run in live:
+                if run.status == RUNNING:
+                    raise Conflict(f"run {run.run_id} is running; recompute it once it has finished")
+                run.status, run.status_reason = SUPERSEDED, "recompute requested"
+        run = EvalRun(
+            run_id=f"run-{uuid.uuid4().hex[:16]}", model_name=model.name, model_version=model.version,
+            dataset_id=dataset.dataset_id, dataset_version=dataset.version, suite_id=suite.suite_id,
+            suite_version=suite.version, attempt=(previous[0].attempt + 1) if previous else 1,
+            requested_baseline=baseline, status=QUEUED, trigger=trigger,
+        )
+        session.add(run)
+        return run
+
+    def request_eval(self, model_key: str, dataset_id: str, suite_id: str, baseline: str | None = None,
+                     trigger: str = "request", recompute: bool = False) -> EvalRun:
+        """Ask for one evaluation (the API's ``POST /v1/eval-runs``); returns the queued or existing run."""
+        model = self.model(model_key)
+        dataset = self.dataset(dataset_id) if "@" in dataset_id else self.latest_dataset(dataset_id)
+        suite = self.suite(suite_id) if "@" in suite_id else self.latest_suite(suite_id)
+        if dataset.task_type != suite.task_type:
+            raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
+        if baseline is not None:
+            self.model(baseline)
+        with self.registry.session() as session:
+            run = self._queue_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
+            if run is None:
+                run = session.scalar(select(EvalRun).where(
+                    EvalRun.model_name == model.name, EvalRun.model_version == model.version,
+                    EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
+                    EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
+                    EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1))
+        return run
+
+    def requeue_model_version(self, model_key: str, trigger: str) -> list[EvalRun]:
+        """Recompute every current run of a model version (a rematerialization from the Dagster UI)."""
+        model = self.model(model_key)
+        with self.registry.session() as session:
+            current = list(session.scalars(select(EvalRun).where(
+                EvalRun.model_name == model.name, EvalRun.model_version == model.version,
+                EvalRun.status.in_((SUCCEEDED, FAILED)))))
+            runs = []
+            for run in current:
+                dataset = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == run.dataset_id,
+                                                                   EvalDataset.version == run.dataset_version))
+                suite = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == run.suite_id,
+                                                                 MetricSuite.version == run.suite_version))
+                if dataset.status != "active":
+                    continue
+                run.status, run.status_reason = SUPERSEDED, f"recomputed ({trigger})"
+                session.flush()
+                new = self._queue_run(session, model, dataset, suite, trigger, baseline=run.requested_baseline)
+                if new is not None:
+                    runs.append(new)
+            if not current:
+                runs = self._queue_plan(session, model, trigger)
+        return runs
+
+    def run(self, run_id: str) -> EvalRun:
+        with self.registry.session() as session:
+            record = session.get(EvalRun, run_id)
+        if record is None:
+            raise NotFound("eval run", run_id)
+        return record
+
+    def runs(self, model_key: str | None = None, statuses: Iterable[str] | None = None) -> list[EvalRun]:
+        query = select(EvalRun)
+        if model_key:
+            name, version = split_key(model_key, "model")
+            query = query.where(EvalRun.model_name == name, EvalRun.model_version == version)
+        if statuses:
+            query = query.where(EvalRun.status.in_(list(statuses)))
+        with self.registry.session() as session:
+            return list(session.scalars(query.order_by(EvalRun.requested_at, EvalRun.run_id)))
+
+    def queued_runs(self) -> dict[str, list[EvalRun]]:
+        """Queued eval runs grouped by model version key: the sensor's work list."""
+        grouped: dict[str, list[EvalRun]] = {}
+        for run in self.runs(statuses=[QUEUED]):
+            grouped.setdefault(run.model_key, []).append(run)
+        return grouped
+
+    def claim_runs(self, model_key: str, dagster_run_id: str, requested: bool) -> list[EvalRun]:
+        """The eval runs a Dagster run works on for one model version.
+
+        Runs already claimed by this Dagster run are returned as they are (later assets of the same run).
+        Otherwise a run the sensor launched for requests (``requested``) claims the model version's queued
+        runs, possibly none if an earlier run took them; a run launched by hand (a rematerialization or a
+        backfill from the Dagster UI) recomputes the model version's current runs.
+        """
+        name, version = split_key(model_key, "model")
+        self.model(model_key)
+        with self.registry.session() as session:
+            mine = list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id == dagster_run_id,
+                                                              EvalRun.model_name == name, EvalRun.model_version == version)))
+        if mine:
+            return mine
+        if not requested:
+            self.requeue_model_version(model_key, trigger="rematerialization")
+        with self.registry.session() as session:
+            claimed = list(session.scalars(
+                select(EvalRun).where(EvalRun.model_name == name, EvalRun.model_version == version, EvalRun.status == QUEUED)
+                .order_by(EvalRun.requested_at).with_for_update()))
+            for run in claimed:
+                run.status, run.dagster_run_id, run.started_at = RUNNING, dagster_run_id, _now()
+        return claimed
+
+    def update_run(self, run_id: str, **values) -> EvalRun:
+        with self.registry.session() as session:
+            run = session.get(EvalRun, run_id)
+            if run is None:
+                raise NotFound("eval run", run_id)
+            for name, value in values.items():
+                setattr(run, name, value)
+        return run
+
+    def fail_runs_of(self, dagster_run_id: str, reason: str) -> list[str]:
+        """Mark every unfinished eval run of a failed Dagster run as failed (no partial results kept)."""
+        with self.registry.session() as session:
+            runs = list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id == dagster_run_id, EvalRun.status == RUNNING)))
+            for run in runs:
+                run.status, run.status_reason, run.finished_at = FAILED, reason[:2000], _now()
+                run.results = run.comparison = None
+                run.metrics_hash = None
+        return [r.run_id for r in runs]
+
+    # baselines, gates and promotion -------------------------------------------------------------------
+    def promoted_version(self, model_name: str) -> int | None:
+        with self.registry.session() as session:
+            record = session.scalar(select(Promotion).where(Promotion.model_name == model_name)
+                                    .order_by(Promotion.id.desc()).limit(1))
+        return record.model_version if record else None
+
+    def record_gate(self, scope: str, model_key: str, decision: str, reasons: list, eval_run_id: str | None = None) -> GateDecisionRecord:
+        name, version = split_key(model_key, "model")
+        with self.registry.session() as session:
+            older = select(GateDecisionRecord).where(GateDecisionRecord.scope == scope, GateDecisionRecord.model_name == name,
+                                                     GateDecisionRecord.model_version == version,
+                                                     GateDecisionRecord.eval_run_id == eval_run_id,
+                                                     GateDecisionRecord.superseded.is_(False))
+            for previous in session.scalars(older):
+                previous.superseded = True
+            record = GateDecisionRecord(scope=scope, model_name=name, model_version=version, eval_run_id=eval_run_id,
+                                        decision=decision, reasons=reasons)
+            session.add(record)
+        return record
+
+    def gate_decision(self, model_key: str) -> GateDecisionRecord | None:
+        name, version = split_key(model_key, "model")
+        with self.registry.session() as session:
+            return session.scalar(select(GateDecisionRecord).where(
+                GateDecisionRecord.scope == "model_version", GateDecisionRecord.model_name == name,
+                GateDecisionRecord.model_version == version, GateDecisionRecord.superseded.is_(False))
+                .order_by(GateDecisionRecord.id.desc()).limit(1))
+
+    def promote(self, model_key: str, promoted_by: str, reason: str = "") -> Promotion:
+        """Release a model version: only when its current gate decision is ``pass``."""
+        if not promoted_by:
+            raise InvalidInput("promoted_by", "a promotion must name who made it")
+        model = self.model(model_key)
+        decision = self.gate_decision(model_key)
+        if decision is None or decision.decision != "pass":
+            state = decision.decision if decision else "not decided"
+            raise Conflict(f"{model_key} cannot be promoted: its gate decision is {state}")
+        with self.registry.session() as session:
+            record = Promotion(model_name=model.name, model_version=model.version, gate_decision_id=decision.id,
+                               promoted_by=promoted_by, reason=reason)
+            session.add(record)
+        return record
+
+
+def _now():
+    from eval_platform.registry.schema import utcnow
+
+    return utcnow()

@@ -1,0 +1,18 @@
+"""The registry: durable records of datasets, metric suites, models, eval runs and gate decisions."""
+
+from eval_platform.registry.database import Registry
+from eval_platform.registry.schema import (
+    EvalDataset,
+    EvalPlanEntry,
+    EvalRun,
+    GateDecisionRecord,
+    MetricSuite,
+    Model,
+    PredictionSet,
+    Promotion,
+)
+
+__all__ = [
+    "EvalDataset", "EvalPlanEntry", "EvalRun", "GateDecisionRecord", "MetricSuite", "Model", "PredictionSet",
+    "Promotion", "Registry",
+]

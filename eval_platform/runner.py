@@ -1,0 +1,225 @@
+"""The eval runner: the steps of one eval run, each a function of the registry and the store.
+
+The Dagster assets call these in order (predictions, metric table, comparison, gate decision); each step
+reads what the previous one recorded on the eval run, so any step can be rematerialized on its own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import select
+
+import eval_platform
+from eval_platform.comparison import paired_bootstrap
+from eval_platform.evaluation import compute_metric_table, evaluation_frame, metric_columns
+from eval_platform.gates import GATE_CODE_VERSION, NO_DECISION, GateDecision, MetricComparison, combine, decide
+from eval_platform.hashing import json_hash
+from eval_platform.models import PREDICTION_CODE_VERSION, predict
+from eval_platform.platform import (
+    DATASETS,
+    FAILED,
+    METRIC_TABLES,
+    PREDICTIONS,
+    RUNNING,
+    SUCCEEDED,
+    SUPERSEDED,
+    EvalPlatform,
+    split_key,
+)
+from eval_platform.registry import EvalRun, PredictionSet
+from eval_platform.registry.schema import utcnow
+
+
+@lru_cache(maxsize=1)
+def platform_code_version() -> str:
+    """The platform's version, with the git commit when running from a checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(eval_platform.__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{eval_platform.__version__}+{commit}" if commit else eval_platform.__version__
+
+
+def lineage(platform: EvalPlatform, run: EvalRun) -> dict:
+    """Every input of a run's results: walk back from any number to what produced it."""
+    dataset = platform.dataset(run.dataset_key)
+    suite = platform.suite(run.suite_key)
+    model = platform.model(run.model_key)
+    return {
+        "dataset": {"id": dataset.dataset_id, "version": dataset.version, "content_hash": dataset.content_hash,
+                    "label_policy": dataset.label_policy, "task_type": dataset.task_type, "rows": dataset.row_count},
+        "model": {"name": model.name, "version": model.version, "kind": model.kind, "file_hash": model.file_hash, "uri": model.uri},
+        "suite": {"id": suite.suite_id, "version": suite.version, "purpose": suite.purpose, "definition_hash": suite.definition_hash},
+        "metrics": {m["name"]: m["metric"] for m in suite.metric_defs["metrics"]},
+        "prompt_version": None,
+        "judge": None,
+        "code": {"platform": platform_code_version(), "predictions": PREDICTION_CODE_VERSION, "gate": GATE_CODE_VERSION},
+    }
+
+
+# step 1: predictions ------------------------------------------------------------------------------------
+def prediction_cache_key(model_file_hash: str, dataset_content_hash: str) -> str:
+    return json_hash({"model": model_file_hash, "dataset": dataset_content_hash, "code": PREDICTION_CODE_VERSION})
+
+
+def produce_predictions(platform: EvalPlatform, run: EvalRun) -> dict:
+    """Predictions of the run's model on its dataset, from the cache when this model file already
+    predicted this dataset content (a rerun pays for no inference already done)."""
+    dataset = platform.dataset(run.dataset_key)
+    model = platform.model(run.model_key)
+    key = prediction_cache_key(model.file_hash, dataset.content_hash)
+    with platform.registry.session() as session:
+        cached = session.get(PredictionSet, key)
+    if cached is not None and platform.store.has_table(PREDICTIONS, cached.artifact_hash):
+        platform.update_run(run.run_id, predictions_hash=cached.artifact_hash, lineage=lineage(platform, run))
+        return {"run_id": run.run_id, "predictions_hash": cached.artifact_hash, "cache_hit": True, "rows": cached.row_count,
+                "seconds": 0.0}
+    started = time.perf_counter()
+    frame = platform.load_dataset(dataset)
+    estimator = platform.load_model(model)
+    predictions = predict(estimator, frame, dataset.schema, dataset.task_type)
+    seconds = time.perf_counter() - started
+    digest = platform.store.put_table(PREDICTIONS, predictions)
+    with platform.registry.session() as session:
+        if session.get(PredictionSet, key) is None:
+            session.add(PredictionSet(cache_key=key, model_name=model.name, model_version=model.version,
+                                      model_file_hash=model.file_hash, dataset_content_hash=dataset.content_hash,
+                                      artifact_hash=digest, row_count=len(predictions), compute_seconds=seconds))
+    platform.update_run(run.run_id, predictions_hash=digest, lineage=lineage(platform, run))
+    return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": False, "rows": len(predictions), "seconds": seconds}
+
+
+def _columns_for(platform: EvalPlatform, run: EvalRun) -> tuple[pd.DataFrame, dict]:
+    dataset = platform.dataset(run.dataset_key)
+    if not run.predictions_hash:
+        produce_predictions(platform, run)
+        run = platform.run(run.run_id)
+    frame = evaluation_frame(platform.load_dataset(dataset), platform.store.get_table(PREDICTIONS, run.predictions_hash),
+                             dataset.schema, dataset.task_type)
+    return frame, dataset.schema
+
+
+# step 2: metric table -----------------------------------------------------------------------------------
+def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    dataset = platform.dataset(run.dataset_key)
+    frame, schema = _columns_for(platform, run)
+    table = compute_metric_table(suite, frame, schema, dataset.task_type)
+    digest = platform.store.put_table(METRIC_TABLES, table.table)
+    results = {"metrics": table.overall(), "n_examples": table.counts(),
+               "slices": _slice_summary(table.table)}
+    platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
+    return {"run_id": run.run_id, "metrics_hash": digest, "results": results, "seconds": table.seconds, "table": table.table}
+
+
+def _slice_summary(table: pd.DataFrame) -> list[dict]:
+    rows = table[table["slice_column"] != ""]
+    return [{"metric": r.metric, "slice": f"{r.slice_column}={r.slice_value}", "value": r.value if pd.notna(r.value) else None,
+             "n_examples": int(r.n_examples), "flagged": bool(r.flagged)} for r in rows.itertuples()]
+
+
+# step 3: comparison with the baseline -------------------------------------------------------------------
+def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[str, EvalRun | None, str | None]:
+    """``(state, baseline_run, baseline_model_key)``; state is ``ok``, ``none`` (no baseline model),
+    ``missing`` (the baseline has no finished run on this dataset and suite) or ``stale`` (its run used
+    another dataset, suite or metric version than the candidate's)."""
+    if run.requested_baseline:
+        baseline_key = run.requested_baseline
+    else:
+        promoted = platform.promoted_version(run.model_name)
+        if promoted is None or promoted == run.model_version:
+            return "none", None, None
+        baseline_key = f"{run.model_name}@{promoted}"
+    name, version = split_key(baseline_key, "baseline")
+    with platform.registry.session() as session:
+        candidates = list(session.scalars(select(EvalRun).where(
+            EvalRun.model_name == name, EvalRun.model_version == version, EvalRun.dataset_id == run.dataset_id,
+            EvalRun.suite_id == run.suite_id, EvalRun.status == SUCCEEDED).order_by(EvalRun.finished_at.desc())))
+    exact = [c for c in candidates if c.dataset_version == run.dataset_version and c.suite_version == run.suite_version]
+    if exact:
+        return "ok", exact[0], baseline_key
+    if candidates:
+        return "stale", candidates[0], baseline_key
+    return "missing", None, baseline_key
+
+
+def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
+    run = platform.run(run.run_id)
+    state, baseline, baseline_key = find_baseline(platform, run)
+    comparison: dict = {"baseline_state": state, "baseline_model": baseline_key,
+                        "baseline_run_id": baseline.run_id if baseline else None, "metrics": {}}
+    if state == "ok":
+        suite = platform.suite_definition(platform.suite(run.suite_key))
+        dataset = platform.dataset(run.dataset_key)
+        cand_frame, schema = _columns_for(platform, run)
+        base_frame, _ = _columns_for(platform, baseline)
+        ids = schema["id_columns"]
+        base_frame = cand_frame[ids].merge(base_frame, on=ids, how="left", validate="one_to_one")
+        cand = metric_columns(cand_frame, schema, dataset.task_type)
+        base = metric_columns(base_frame, schema, dataset.task_type)
+        for metric in suite.metrics:
+            comparison["metrics"][metric.name] = paired_bootstrap(
+                metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
+    platform.update_run(run.run_id, comparison=comparison, baseline_run_id=baseline.run_id if baseline else None)
+    return {"run_id": run.run_id, **comparison}
+
+
+# step 4: gate decision ----------------------------------------------------------------------------------
+def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    dataset = platform.dataset(run.dataset_key)
+    blockers = []
+    if dataset.status != "active":
+        blockers.append(f"dataset {dataset.key} is {dataset.status}: {dataset.status_reason or 'no reason given'}")
+    if run.status not in (RUNNING, SUCCEEDED):
+        blockers.append(f"eval run {run.run_id} is {run.status}")
+    results = run.results or {}
+    comparison = run.comparison or {}
+    if not results:
+        blockers.append("the run has no metric results")
+    comparisons = {name: MetricComparison(c["candidate"], c["baseline"], c["delta"], c["ci_low"], c["ci_high"])
+                   for name, c in (comparison.get("metrics") or {}).items()}
+    values = {k: (float("nan") if v is None else v) for k, v in (results.get("metrics") or {}).items()}
+    decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, values, results.get("n_examples") or {},
+                      comparisons, comparison.get("baseline_state", "none"), suite.require_baseline, blockers)
+    platform.record_gate("run", run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
+    return decision
+
+
+def finish_runs(platform: EvalPlatform, model_key: str, runs: list[EvalRun]) -> GateDecision:
+    """Mark the runs finished, then decide each run's gate and the model version's gate."""
+    for run in runs:
+        if platform.run(run.run_id).status == RUNNING:
+            platform.update_run(run.run_id, status=SUCCEEDED, finished_at=utcnow())
+    return decide_model_version(platform, model_key)
+
+
+def decide_model_version(platform: EvalPlatform, model_key: str) -> GateDecision:
+    """Pass only when every current release-blocking run of the model version passed."""
+    decisions = []
+    for run in platform.runs(model_key):
+        if run.status == SUPERSEDED or platform.suite(run.suite_key).purpose != "release_blocking":
+            continue
+        if run.status in (SUCCEEDED, RUNNING):
+            decision = decide_run(platform, run)
+        else:
+            decision = GateDecision(NO_DECISION, [{"rule": "precondition", "outcome": NO_DECISION,
+                                                   "message": f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}"}])
+        decisions.append((f"{run.run_id} ({run.dataset_key}, {run.suite_key})", decision))
+    combined = combine(decisions)
+    platform.record_gate("model_version", model_key, combined.decision, combined.reasons)
+    return combined
+
+
+__all__ = [
+    "DATASETS", "FAILED", "compare_with_baseline", "compute_metrics", "decide_model_version", "decide_run", "find_baseline",
+    "finish_runs", "lineage", "produce_predictions",
+]

@@ -1,0 +1,184 @@
+"""Metric suites: a versioned set of metric definitions, slices, comparison settings and gate rules.
+
+A suite definition is plain JSON/YAML::
+
+    suite_id: breast-cancer-release
+    purpose: release_blocking            # or exploratory: computed and compared, never gates
+    task_type: binary_classification
+    metrics:
+      - metric: roc_auc@1                # name@version from the metric catalog
+      - {name: f1_at_0.5, metric: f1@1, params: {threshold: 0.5}}
+    slices: [size_bucket]                # dataset columns every metric is also computed on
+    min_slice_size: 30                   # smaller slices are reported but flagged
+    comparison: {bootstrap_resamples: 1000, confidence: 0.95, seed: 0}
+    gate:
+      require_baseline: false
+      approvers: [alice]
+      rules:
+        - {metric: roc_auc, min: 0.95}
+        - {metric: roc_auc, non_inferiority: 0.01, mode: strict}
+
+Normalising the definition (defaults filled in, metric references resolved) before hashing it means two
+spellings of the same suite are one version, and any real change is a new version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eval_platform.errors import InvalidInput
+from eval_platform.gates import GateRule, parse_rules
+from eval_platform.metrics.base import MetricDefinition
+from eval_platform.metrics.catalog import get_metric
+from eval_platform.tasks import PURPOSES, get_task_type
+
+_TOP_LEVEL = {"suite_id", "purpose", "task_type", "metrics", "slices", "min_slice_size", "comparison", "gate", "description"}
+
+
+@dataclass(frozen=True)
+class SuiteMetric:
+    name: str
+    definition: MetricDefinition
+    params: dict[str, Any]
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "metric": self.definition.key, "params": self.params}
+
+
+@dataclass(frozen=True)
+class SuiteDefinition:
+    suite_id: str
+    purpose: str
+    task_type: str
+    metrics: tuple[SuiteMetric, ...]
+    slices: tuple[str, ...]
+    min_slice_size: int
+    bootstrap_resamples: int
+    confidence: float
+    seed: int
+    rules: tuple[GateRule, ...]
+    approvers: tuple[str, ...]
+    require_baseline: bool
+    description: str = ""
+
+    @property
+    def release_blocking(self) -> bool:
+        return self.purpose == "release_blocking"
+
+    def metric(self, name: str) -> SuiteMetric | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def as_json(self) -> dict:
+        """The normalised definition: what is hashed for the version and stored in ``metric_defs``."""
+        return {
+            "suite_id": self.suite_id,
+            "purpose": self.purpose,
+            "task_type": self.task_type,
+            "description": self.description,
+            "metrics": [m.as_json() for m in self.metrics],
+            "slices": list(self.slices),
+            "min_slice_size": self.min_slice_size,
+            "comparison": {"bootstrap_resamples": self.bootstrap_resamples, "confidence": self.confidence, "seed": self.seed},
+            "gate": {
+                "require_baseline": self.require_baseline,
+                "approvers": list(self.approvers),
+                "rules": [rule.as_json() for rule in self.rules],
+            },
+        }
+
+
+def _require(mapping: Mapping, key: str, field: str, kind: type | tuple[type, ...]):
+    if key not in mapping:
+        raise InvalidInput(field, "is required")
+    value = mapping[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise InvalidInput(field, f"must be {names}, got {value!r}")
+    return value
+
+
+def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
+    """Validate a suite definition; every problem names the field it is in."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("suite", "must be a mapping")
+    unknown = sorted(set(raw) - _TOP_LEVEL)
+    if unknown:
+        raise InvalidInput("suite", f"unknown field(s) {unknown}; known: {sorted(_TOP_LEVEL)}")
+    suite_id = _require(raw, "suite_id", "suite_id", str).strip()
+    if not suite_id or "@" in suite_id or "/" in suite_id:
+        raise InvalidInput("suite_id", "must be a non-empty name without '@' or '/'")
+    purpose = _require(raw, "purpose", "purpose", str)
+    if purpose not in PURPOSES:
+        raise InvalidInput("purpose", f"must be one of {', '.join(PURPOSES)}, got {purpose!r}")
+    task_type = get_task_type(_require(raw, "task_type", "task_type", str)).name
+
+    entries = _require(raw, "metrics", "metrics", list)
+    if not entries:
+        raise InvalidInput("metrics", "a suite needs at least one metric")
+    metrics: list[SuiteMetric] = []
+    for index, entry in enumerate(entries):
+        field = f"metrics[{index}]"
+        if isinstance(entry, str):
+            entry = {"metric": entry}
+        if not isinstance(entry, Mapping):
+            raise InvalidInput(field, "must be name@version or a mapping with 'metric'")
+        extra = sorted(set(entry) - {"name", "metric", "params"})
+        if extra:
+            raise InvalidInput(field, f"unknown field(s) {extra}")
+        try:
+            definition = get_metric(_require(entry, "metric", f"{field}.metric", str))
+        except InvalidInput as error:
+            raise InvalidInput(f"{field}.metric", error.problem) from None
+        if task_type not in definition.task_types:
+            raise InvalidInput(f"{field}.metric", f"{definition.key} does not apply to task type {task_type}")
+        params = definition.resolve_params(entry.get("params"))
+        name = entry.get("name") or definition.name
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"{field}.name", "must be a non-empty string")
+        if any(m.name == name for m in metrics):
+            raise InvalidInput(f"{field}.name", f"duplicate metric name {name!r}; give each entry a distinct name")
+        metrics.append(SuiteMetric(name, definition, params))
+
+    slices = raw.get("slices", [])
+    if not isinstance(slices, list) or not all(isinstance(s, str) and s for s in slices):
+        raise InvalidInput("slices", "must be a list of column names")
+    min_slice_size = raw.get("min_slice_size", 30)
+    if isinstance(min_slice_size, bool) or not isinstance(min_slice_size, int) or min_slice_size < 1:
+        raise InvalidInput("min_slice_size", f"must be a positive integer, got {min_slice_size!r}")
+
+    comparison = raw.get("comparison", {}) or {}
+    if not isinstance(comparison, Mapping) or set(comparison) - {"bootstrap_resamples", "confidence", "seed"}:
+        raise InvalidInput("comparison", "may only set bootstrap_resamples, confidence and seed")
+    resamples = comparison.get("bootstrap_resamples", 1000)
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or not 100 <= resamples <= 100_000:
+        raise InvalidInput("comparison.bootstrap_resamples", f"must be an integer in [100, 100000], got {resamples!r}")
+    confidence = comparison.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.5 <= confidence < 1:
+        raise InvalidInput("comparison.confidence", f"must be in [0.5, 1), got {confidence!r}")
+    seed = comparison.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInput("comparison.seed", f"must be a non-negative integer, got {seed!r}")
+
+    gate = raw.get("gate", {}) or {}
+    if not isinstance(gate, Mapping) or set(gate) - {"rules", "approvers", "require_baseline"}:
+        raise InvalidInput("gate", "may only set rules, approvers and require_baseline")
+    approvers = gate.get("approvers", [])
+    if not isinstance(approvers, list) or not all(isinstance(a, str) and a for a in approvers):
+        raise InvalidInput("gate.approvers", "must be a list of names")
+    require_baseline = gate.get("require_baseline", True)
+    if not isinstance(require_baseline, bool):
+        raise InvalidInput("gate.require_baseline", "must be true or false")
+    rules = parse_rules(gate.get("rules", []), {m.name: m.definition for m in metrics})
+    if purpose == "release_blocking" and not rules:
+        raise InvalidInput("gate.rules", "a release-blocking suite needs at least one gate rule")
+
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise InvalidInput("description", "must be a string")
+    return SuiteDefinition(
+        suite_id=suite_id, purpose=purpose, task_type=task_type, metrics=tuple(metrics), slices=tuple(slices),
+        min_slice_size=min_slice_size, bootstrap_resamples=resamples, confidence=float(confidence), seed=seed,
+        rules=rules, approvers=tuple(sorted(set(approvers))), require_baseline=require_baseline, description=description,
+    )

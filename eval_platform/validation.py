@@ -1,0 +1,171 @@
+"""Dataset validation with Great Expectations.
+
+The expectations depend on the task type: the required columns exist, example ids are unique and
+non-null, labels are non-null and inside the task's label domain. The same expectation suite runs when a
+dataset is registered (a failure rejects it before anything is stored) and as Dagster asset checks on the
+dataset asset. Results are plain data (:class:`ExpectationOutcome`) so either caller can report them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from eval_platform.errors import InvalidInput
+from eval_platform.tasks import TaskType
+
+#: Version of the validation rules; part of the dataset asset's code version.
+VALIDATION_VERSION = "1"
+
+# The check names are the Dagster asset-check names, one per kind of expectation.
+CHECK_REQUIRED_COLUMNS = "required_columns"
+CHECK_UNIQUE_IDS = "unique_non_null_ids"
+CHECK_LABELS_PRESENT = "labels_not_null"
+CHECK_LABEL_DOMAIN = "label_domain"
+CHECKS = (CHECK_REQUIRED_COLUMNS, CHECK_UNIQUE_IDS, CHECK_LABELS_PRESENT, CHECK_LABEL_DOMAIN)
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    check: str
+    expectation: str
+    column: str
+    success: bool
+    problem: str = ""
+    unexpected_count: int = 0
+    examples: tuple = ()
+
+
+@dataclass
+class ValidationReport:
+    row_count: int
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    def failures(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def by_check(self) -> dict[str, list[ExpectationOutcome]]:
+        grouped: dict[str, list[ExpectationOutcome]] = {name: [] for name in CHECKS}
+        for outcome in self.outcomes:
+            grouped[outcome.check].append(outcome)
+        return grouped
+
+    def raise_for_failures(self) -> None:
+        failures = self.failures()
+        if failures:
+            first = failures[0]
+            more = "; ".join(f"{o.column}: {o.problem}" for o in failures[1:])
+            raise InvalidInput(f"column {first.column!r}", first.problem + (f" (also: {more})" if more else ""))
+
+
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context
+
+
+def validate_frame(frame: pd.DataFrame, task: TaskType) -> ValidationReport:
+    """Run the task type's expectations on ``frame``; never raises for bad data, reports it."""
+    gx, context = _context()
+    report = ValidationReport(row_count=len(frame))
+    missing = [c for c in task.required_columns if c not in frame.columns]
+    for column in task.required_columns:
+        report.outcomes.append(
+            ExpectationOutcome(
+                CHECK_REQUIRED_COLUMNS, "expect_column_to_exist", column, column not in missing,
+                "" if column not in missing else f"required column is missing for task type {task.name}",
+            )
+        )
+    present = [c for c in task.required_columns if c not in missing]
+    expectations: list[tuple[str, str, object]] = []
+    ids = [c for c in task.id_columns if c in present]
+    for column in ids:
+        expectations.append((CHECK_UNIQUE_IDS, column, gx.expectations.ExpectColumnValuesToNotBeNull(column=column)))
+    if len(ids) == 1:
+        expectations.append((CHECK_UNIQUE_IDS, ids[0], gx.expectations.ExpectColumnValuesToBeUnique(column=ids[0])))
+    elif len(ids) > 1 and len(ids) == len(task.id_columns):
+        expectations.append(
+            (CHECK_UNIQUE_IDS, "+".join(ids), gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(ids)))
+        )
+    label = task.label_column
+    if label in present:
+        expectations.append((CHECK_LABELS_PRESENT, label, gx.expectations.ExpectColumnValuesToNotBeNull(column=label)))
+        kind, domain = task.label_domain
+        if kind == "set":
+            expectations.append(
+                (CHECK_LABEL_DOMAIN, label, gx.expectations.ExpectColumnValuesToBeInSet(column=label, value_set=list(domain)))
+            )
+        elif kind == "min":
+            if pd.api.types.is_numeric_dtype(frame[label]):
+                expectations.append(
+                    (CHECK_LABEL_DOMAIN, label, gx.expectations.ExpectColumnValuesToBeBetween(column=label, min_value=domain))
+                )
+            else:
+                report.outcomes.append(
+                    ExpectationOutcome(CHECK_LABEL_DOMAIN, "expect_column_values_to_be_between", label, False,
+                                       f"must be numeric (>= {domain}), found dtype {frame[label].dtype}")
+                )
+    if expectations and len(frame.columns):
+        source = context.data_sources.add_pandas("eval_dataset")
+        batch = source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("all").get_batch(
+            batch_parameters={"dataframe": frame}
+        )
+        suite = gx.ExpectationSuite(name=f"{task.name}_v{VALIDATION_VERSION}")
+        for _, _, expectation in expectations:
+            suite.add_expectation(expectation)
+        result = batch.validate(suite, result_format="SUMMARY")
+        for (check, column, expectation), outcome in zip(expectations, _in_order(result, suite), strict=True):
+            details = outcome.result or {}
+            count = int(details.get("unexpected_count") or 0)
+            sample = tuple(_plain(v) for v in (details.get("partial_unexpected_list") or [])[:5])
+            report.outcomes.append(
+                ExpectationOutcome(
+                    check, outcome.expectation_config.type, column, bool(outcome.success),
+                    "" if outcome.success else _problem(outcome.expectation_config.type, count, sample, outcome),
+                    count, sample,
+                )
+            )
+    return report
+
+
+def _in_order(result, suite):
+    """GE may reorder results; line them up with the suite's expectations by type and arguments."""
+
+    def identity(config):
+        kwargs = config.kwargs
+        return config.type, str(kwargs.get("column")), str(kwargs.get("column_list"))
+
+    by_identity = {identity(r.expectation_config): r for r in result.results}
+    return [by_identity[identity(e.configuration)] for e in suite.expectations]
+
+
+def _plain(value):
+    try:
+        return value.item()
+    except AttributeError:
+        return value
+
+
+def _problem(expectation: str, count: int, sample: tuple, outcome) -> str:
+    if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+        return f"could not be checked: {outcome.exception_info.get('exception_message')}"
+    what = {
+        "expect_column_values_to_not_be_null": "null value(s)",
+        "expect_column_values_to_be_unique": "duplicate value(s)",
+        "expect_compound_columns_to_be_unique": "duplicate id combination(s)",
+        "expect_column_values_to_be_in_set": "value(s) outside the label domain",
+        "expect_column_values_to_be_between": "value(s) below the minimum",
+    }.get(expectation, "unexpected value(s)")
+    return f"{count} {what}" + (f", e.g. {list(sample)}" if sample else "")
