@@ -1,0 +1,63 @@
+"""``evalp``: registration, listing and bad input through the command line (--json and tables)."""
+
+import json
+
+import pytest
+
+from eval_platform.cli import main
+from tests.conftest import ROOT
+
+
+def evalp(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def dataset_file(tmp_path, breast_cancer):
+    _, _, frame = breast_cancer
+    path = tmp_path / "bc.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+def test_register_and_list(capsys, tmp_path, dataset_file, model_files):
+    home = str(tmp_path / "home")
+    code, out, _ = evalp(capsys, "--home", home, "datasets", "register", "bc", "--file", str(dataset_file),
+                         "--task-type", "binary_classification", "--label-policy", "human_reviewed",
+                         "--slice", "tumour_size", "--json")
+    assert code == 0
+    dataset = json.loads(out)
+    assert dataset["key"] == "bc@1" and dataset["created"] is True and dataset["row_count"] == 228
+    code, out, _ = evalp(capsys, "suites", "register", str(ROOT / "demo" / "breast_cancer_release.yaml"), "--home", home, "--json")
+    assert code == 0 and json.loads(out)["key"] == "breast-cancer-release@1"
+    code, out, _ = evalp(capsys, "--home", home, "models", "register", "detector", "--file",
+                         str(model_files["logistic_regression"]), "--eval", "bc:breast-cancer-release", "--json")
+    model = json.loads(out)
+    assert code == 0 and model["key"] == "detector@1" and len(model["queued_runs"]) == 1
+
+    code, out, _ = evalp(capsys, "--home", home, "runs", "list", "--json")
+    runs = json.loads(out)
+    assert [(r["model"], r["dataset"], r["suite"], r["status"]) for r in runs] == [
+        ("detector@1", "bc@1", "breast-cancer-release@1", "queued")]
+    code, out, _ = evalp(capsys, "--home", home, "runs", "list")
+    assert code == 0 and "detector@1" in out and "queued" in out.splitlines()[1]
+    code, out, _ = evalp(capsys, "--home", home, "runs", "show", runs[0]["run_id"])
+    assert code == 0 and out.startswith(f"eval run {runs[0]['run_id']}: detector@1 on bc@1")
+    code, out, _ = evalp(capsys, "--home", home, "datasets", "list")
+    assert code == 0 and "bc@1" in out
+
+
+def test_bad_input_is_a_clear_error_and_writes_nothing(capsys, tmp_path, dataset_file):
+    home = str(tmp_path / "home")
+    code, _, err = evalp(capsys, "--home", home, "datasets", "register", "bc", "--file", str(dataset_file),
+                         "--task-type", "regression", "--label-policy", "human_reviewed")
+    assert code == 2 and "task_type: unknown task type 'regression'" in err
+    code, _, err = evalp(capsys, "--home", home, "datasets", "register", "bc", "--file", str(tmp_path / "nope.csv"),
+                         "--task-type", "binary_classification", "--label-policy", "human_reviewed")
+    assert code == 2 and "does not exist" in err
+    code, _, err = evalp(capsys, "--home", home, "runs", "show", "run-missing")
+    assert code == 2 and "not found" in err
+    code, out, _ = evalp(capsys, "--home", home, "datasets", "list", "--json")
+    assert json.loads(out) == []
