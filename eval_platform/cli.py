@@ -231,6 +231,29 @@ def format_gate(model_key: str, decision: str, reasons: list) -> str:
     return "\n".join(lines)
 
 
+def cmd_score(args) -> None:
+    from eval_platform import scoring
+
+    if args.kind == "classification":
+        results = scoring.score_classification(_read_table(args.data), args.label, args.score, args.metric)
+    elif args.kind == "generation":
+        results = scoring.score_generation(_read_table(args.data), args.prediction, args.reference, args.metric)
+    else:
+        from eval_platform import trec
+
+        qrels, run = trec.read_qrels(args.qrels), trec.read_run(args.run)
+        results = trec.score_ranking(qrels, run, args.metric, per_query=args.per_query)
+    if args.json:
+        print(json.dumps(_nan_to_none(results), indent=2))
+        return
+    for name, value in results.items():
+        if isinstance(value, dict):  # per-query values, trec_eval style
+            for query, per_query in value.items():
+                print(f"{name:<24}{query:<12}{per_query:.4f}")
+        else:
+            print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: an option given before the command is not reset by the command's own default
@@ -298,6 +321,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--baseline", help="NAME@VERSION to compare against")
     sub.add_argument("--recompute", action="store_true", help="run again even if already evaluated")
     sub.set_defaults(func=cmd_runs_request)
+
+    score = groups.add_parser("score", help="score files directly, registering nothing").add_subparsers(dest="kind", required=True)
+    sub = score.add_parser("classification", parents=[common], help="CSV or Parquet with label and score columns")
+    sub.add_argument("--data", required=True)
+    sub.add_argument("--label", required=True)
+    sub.add_argument("--score", required=True)
+    sub.add_argument("--metric", action="append", required=True, help="roc_auc, average_precision, f1@0.5, log_loss...")
+    sub.set_defaults(func=cmd_score)
+    sub = score.add_parser("generation", parents=[common], help="CSV, Parquet or JSONL with prediction and reference")
+    sub.add_argument("--data", required=True)
+    sub.add_argument("--prediction", required=True)
+    sub.add_argument("--reference", required=True)
+    sub.add_argument("--metric", action="append", required=True, help="bleu, chrf, rouge1, rougeL, exact_match, token_f1...")
+    sub.set_defaults(func=cmd_score)
+    sub = score.add_parser("ranking", parents=[common], help="TREC qrels and run files, trec_eval's measure names")
+    sub.add_argument("--qrels", required=True)
+    sub.add_argument("--run", required=True)
+    sub.add_argument("--metric", action="append", required=True, help="map, recip_rank, ndcg_cut_10, P_10, recall_100...")
+    sub.add_argument("--per-query", action="store_true")
+    sub.set_defaults(func=cmd_score)
 
     gate = groups.add_parser("gate", help="gate decisions").add_subparsers(dest="command", required=True)
     sub = gate.add_parser("show", parents=[common])

@@ -1,0 +1,99 @@
+"""Scoring files directly, without registering anything (``evalp score``), the way trec_eval is used.
+
+Metric names follow the tool each community already uses: scikit-learn's for classification
+(``roc_auc``, ``average_precision``, ``log_loss``, ``brier_score``, ``f1@0.5`` where ``@x`` is the
+operating threshold, ``recall_at_precision@0.95`` where it is the precision target), the catalog's for
+generation (``bleu``, ``chrf``, ``rouge1``, ``exact_match``...). Each name maps to one catalog metric, so
+``evalp score`` and a suite compute the very same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from eval_platform.errors import InvalidInput
+from eval_platform.metrics.catalog import get_metric
+
+#: classification name -> (catalog metric, the parameter that ``@x`` sets)
+CLASSIFICATION_NAMES = {
+    "roc_auc": ("roc_auc@1", None),
+    "average_precision": ("average_precision@1", None),
+    "pr_auc": ("average_precision@1", None),
+    "log_loss": ("log_loss@1", None),
+    "brier_score": ("brier_score@1", None),
+    "brier": ("brier_score@1", None),
+    "ece": ("expected_calibration_error@1", "n_bins"),
+    "expected_calibration_error": ("expected_calibration_error@1", "n_bins"),
+    "precision": ("precision@1", "threshold"),
+    "recall": ("recall@1", "threshold"),
+    "f1": ("f1@1", "threshold"),
+    "accuracy": ("accuracy@1", "threshold"),
+    "fpr": ("false_positive_rate@1", "threshold"),
+    "false_positive_rate": ("false_positive_rate@1", "threshold"),
+    "recall_at_precision": ("recall_at_precision@1", "min_precision"),
+    "threshold_at_precision": ("threshold_at_precision@1", "min_precision"),
+}
+
+
+def _metric_and_params(name: str, table: dict[str, tuple[str, str | None]] | None, task: str):
+    base, _, argument = name.partition("@")
+    if table is not None:
+        if base not in table:
+            raise InvalidInput("--metric", f"unknown {task} metric {name!r}; known: {', '.join(sorted(table))}")
+        key, parameter = table[base]
+    else:
+        key, parameter = f"{base}@1", None
+    definition = get_metric(key)
+    params: dict = {}
+    if argument:
+        if parameter is None:
+            raise InvalidInput("--metric", f"{base} takes no @ parameter")
+        spec = definition.params[parameter]
+        try:
+            params[parameter] = spec.kind(argument)
+        except ValueError:
+            raise InvalidInput("--metric", f"{name!r}: {argument!r} is not a valid {parameter}") from None
+    return definition, definition.resolve_params(params)
+
+
+def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
+    if name not in frame.columns:
+        raise InvalidInput(option, f"column {name!r} is not in the file; columns: {', '.join(map(str, frame.columns))}")
+    return frame[name]
+
+
+def score_classification(frame: pd.DataFrame, label: str, score: str, metrics: list[str]) -> dict[str, float]:
+    labels = _column(frame, label, "--label")
+    scores = pd.to_numeric(_column(frame, score, "--score"), errors="coerce")
+    bad = scores.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InvalidInput(f"column {score!r}", f"row {row + 1}: score {frame[score].iloc[row]!r} is missing or not a number")
+    if labels.isna().any():
+        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise InvalidInput(f"column {label!r}", f"row {row + 1}: label is missing")
+    columns = {"label": labels.to_numpy(), "score": scores.to_numpy(np.float64)}
+    results = {}
+    for name in metrics:
+        definition, params = _metric_and_params(name, CLASSIFICATION_NAMES, "classification")
+        results[name] = float(definition.compute(columns, **params))
+    return results
+
+
+def score_generation(frame: pd.DataFrame, prediction: str, reference: str, metrics: list[str]) -> dict[str, float]:
+    columns = {"prediction": _column(frame, prediction, "--prediction").to_numpy(dtype=object),
+               "reference": _column(frame, reference, "--reference").to_numpy(dtype=object)}
+    results = {}
+    for name in metrics:
+        definition, params = _metric_and_params(name, None, "generation")
+        if "generation" not in definition.task_types:
+            raise InvalidInput("--metric", f"{name!r} is not a generation metric")
+        results[name] = float(definition.compute(columns, **params))
+    return results
+
+
+def json_ready(results: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in results.items()}
