@@ -51,7 +51,7 @@ def test_parquet_and_generation(capsys, tmp_path):
     assert code == 0
     assert result["bleu"] == pytest.approx(sacrebleu.corpus_bleu(list(frame.pred), [list(frame.ref)]).score / 100, abs=1e-12)
     assert result["chrf"] == pytest.approx(sacrebleu.corpus_chrf(list(frame.pred), [list(frame.ref)]).score / 100, abs=1e-12)
-    assert result["exact_match"] == 0.0
+    assert result["exact_match"] == 0.5  # SQuAD normalisation drops the articles: "a quick..." == "the quick..."
 
 
 def test_bad_files_name_the_column_or_row(capsys, tmp_path, classification_csv):
