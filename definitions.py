@@ -2,14 +2,23 @@
 
 import dagster as dg
 
-from assets import comparison, eval_dataset, gate_decision, metric_table, predictions
-from jobs import evaluate_model_version, validate_dataset_version
+from assets import comparison, eval_dataset, gate_decision, gate_passed, metric_table, predictions, promotion
+from jobs import evaluate_model_version, release_model_version, validate_dataset_version
 from resources import EvalPlatformResource
-from sensors import dataset_version_sensor, eval_request_sensor, eval_run_failure_sensor
+from sensors import (
+    dataset_version_sensor,
+    eval_request_sensor,
+    eval_run_failure_sensor,
+    incident_sensor,
+    promotion_request_sensor,
+    recompute_request_sensor,
+)
 
 defs = dg.Definitions(
-    assets=[eval_dataset, predictions, metric_table, comparison, gate_decision],
-    jobs=[evaluate_model_version, validate_dataset_version],
-    sensors=[eval_request_sensor, dataset_version_sensor, eval_run_failure_sensor],
+    assets=[eval_dataset, predictions, metric_table, comparison, gate_decision, promotion],
+    asset_checks=[gate_passed],
+    jobs=[evaluate_model_version, validate_dataset_version, release_model_version],
+    sensors=[eval_request_sensor, dataset_version_sensor, eval_run_failure_sensor, promotion_request_sensor,
+             recompute_request_sensor, incident_sensor],
     resources={"platform": EvalPlatformResource()},
 )

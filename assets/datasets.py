@@ -14,6 +14,8 @@ _CHECK_DESCRIPTIONS = {
     "labels_not_null": "No label is null.",
     "label_domain": "Every label is inside the task type's label domain.",
 }
+#: Fails when the dataset version is marked contaminated (also reported by the incident sensor).
+NOT_CONTAMINATED = "not_contaminated"
 
 
 @dg.asset(
@@ -24,7 +26,8 @@ _CHECK_DESCRIPTIONS = {
     check_specs=[
         dg.AssetCheckSpec(name, asset="eval_dataset", description=_CHECK_DESCRIPTIONS[name], blocking=True)
         for name in CHECKS
-    ],
+    ] + [dg.AssetCheckSpec(NOT_CONTAMINATED, asset="eval_dataset",
+                           description="The dataset version has not been marked contaminated.")],
 )
 def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
     """A versioned, content-hashed eval dataset, checked with the same Great Expectations suite that
@@ -40,6 +43,8 @@ def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResour
         )
         for name, outcomes in report.by_check().items()
     ]
+    checks.append(dg.AssetCheckResult(check_name=NOT_CONTAMINATED, passed=record.status == "active",
+                                      metadata={"status": record.status, "reason": record.status_reason or "-"}))
     return dg.MaterializeResult(
         metadata={
             "dataset": record.key,

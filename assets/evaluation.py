@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import dagster as dg
 
 from assets.datasets import eval_dataset
-from assets.partitions import REQUESTED_TAG, model_versions
-from eval_platform import runner
+from assets.partitions import PROMOTION_REQUEST_TAG, REQUESTED_TAG, model_versions
+from eval_platform import releases, runner
 from eval_platform.evaluation import ALL
 from eval_platform.gates import GATE_CODE_VERSION, PASS
 from eval_platform.hashing import json_hash, short
@@ -21,12 +21,15 @@ from eval_platform.metrics.catalog import all_metrics
 from eval_platform.models import PREDICTION_CODE_VERSION
 from eval_platform.platform import EvalPlatform
 from eval_platform.registry import EvalRun
+from eval_platform.releases import effective_decision
 from resources import EvalPlatformResource
 
 #: Changes whenever a metric version is added or the metric-table code changes, so the Dagster UI marks
 #: every metric table computed before as stale.
 METRICS_CODE_VERSION = "table1-" + short(json_hash(sorted(m.key for m in all_metrics())), 10)
 COMPARISON_CODE_VERSION = "1"
+#: Fails when a run of the partition used a contaminated dataset or a metric marked buggy.
+INPUTS_VALID = "inputs_valid"
 
 
 def _runs(context: dg.AssetExecutionContext, service: EvalPlatform) -> list[EvalRun]:
@@ -80,6 +83,8 @@ def predictions(context: dg.AssetExecutionContext, platform: EvalPlatformResourc
     group_name="evaluation",
     code_version=METRICS_CODE_VERSION,
     kinds={"parquet"},
+    check_specs=[dg.AssetCheckSpec(INPUTS_VALID, asset="metric_table",
+                                   description="No run of this model version used a contaminated dataset or a buggy metric.")],
 )
 def metric_table(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
     """Every metric of each run's suite, overall and per slice, stored as a content-addressed table."""
@@ -98,7 +103,9 @@ def metric_table(context: dg.AssetExecutionContext, platform: EvalPlatformResour
         if len(flagged):
             lines += ["", f"{len(flagged)} slice row(s) below the minimum slice size (flagged)."]
         sections.append("\n".join(lines))
-    return dg.MaterializeResult(metadata={
+    problems = [b for run in runs for b in runner.gate_blockers(service, run) if b.startswith(("dataset ", "frozen:"))]
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
+        check_name=INPUTS_VALID, passed=not problems, metadata={"problems": "; ".join(problems) or "none"})], metadata={
         **_lineage_metadata(service, runs),
         "metrics": dg.MetadataValue.md("\n\n".join(sections) or "no eval runs"),
         "metric_tables": dg.MetadataValue.json({r["run_id"]: r["metrics_hash"] for r in tables}),
@@ -138,24 +145,55 @@ def comparison(context: dg.AssetExecutionContext, platform: EvalPlatformResource
     deps=[comparison],
     group_name="evaluation",
     code_version=GATE_CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("gate_passed", asset="gate_decision", blocking=True,
-                                   description="The model version's release gate decided pass.")],
 )
 def gate_decision(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
     """pass / fail / no_decision for the model version over its release-blocking suites, one reason per rule."""
     service = platform.get()
-    runs = _runs(context, service)
+    # Decides from what is recorded: the runs this Dagster run evaluated are finished first; run alone
+    # (from the UI, or before a promotion) it decides again, e.g. after an override or an incident.
+    runs = service.runs_of_dagster_run(context.run.run_id, context.partition_key)
     with _failing_runs_on_error(service, context):
         decision = runner.finish_runs(service, context.partition_key, runs)
+    state, record, override = effective_decision(service, context.partition_key)
     lines = []
     for run_reason in decision.reasons:
         lines.append(f"**{run_reason.get('run', run_reason.get('rule'))}**: {run_reason['outcome']}")
         for reason in run_reason.get("reasons", []):
             lines.append(f"- {reason['outcome']}: {reason['rule']} ({reason.get('message', '')})")
+    if override is not None:
+        lines.append(f"\n**overridden** by {override.approver} at {override.created_at:%Y-%m-%d %H:%M} UTC: {override.reason}")
     return dg.MaterializeResult(
-        metadata={**_lineage_metadata(service, runs), "decision": decision.decision,
+        metadata={**_lineage_metadata(service, runs), "decision": decision.decision, "effective_decision": state,
+                  "gate_decision_id": record.id if record else 0,
                   "reasons": dg.MetadataValue.md("\n".join(lines)),
                   "reasons_json": dg.MetadataValue.json(decision.reasons)},
-        check_results=[dg.AssetCheckResult(check_name="gate_passed", passed=decision.decision == PASS,
-                                           metadata={"decision": decision.decision})],
     )
+
+
+@dg.asset_check(asset=gate_decision, blocking=True, description=(
+    "The model version's release gate passed (or an approver overrode it). Blocking: the promotion "
+    "downstream does not run otherwise. Not part of the evaluation job, where fail is a result, not an error."))
+def gate_passed(context: dg.AssetCheckExecutionContext, platform: EvalPlatformResource) -> dg.AssetCheckResult:
+    model_key = context.run.tags["dagster/partition"]
+    state, record, override = effective_decision(platform.get(), model_key)
+    return dg.AssetCheckResult(passed=state in (PASS, "overridden"), metadata={
+        "model_version": model_key, "effective_decision": state, "gate_decision_id": record.id if record else 0,
+        "override": f"{override.approver}: {override.reason}" if override else "-"})
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    deps=[gate_decision],
+    group_name="release",
+    code_version="1",
+)
+def promotion(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+    """The release of a model version: it becomes the baseline of its name. Guarded by the gate's
+    blocking check, and refused again here unless the gate passed or was overridden."""
+    service = platform.get()
+    request_id = context.run.tags.get(PROMOTION_REQUEST_TAG)
+    request = releases.request(service, int(request_id)) if request_id else None
+    promoted_by = request.requested_by if request else f"dagster-run:{context.run.run_id}"
+    record = service.promote(context.partition_key, promoted_by=promoted_by, reason=request.reason if request else "")
+    return dg.MaterializeResult(metadata={"promoted_by": record.promoted_by, "gate_decision_id": record.gate_decision_id,
+                                          "reason": record.reason or "-"})

@@ -9,3 +9,5 @@ dataset_versions = dg.DynamicPartitionsDefinition(name="dataset_versions")
 
 #: Tag the eval-request sensor puts on the runs it launches: such a run evaluates the queued requests.
 REQUESTED_TAG = "eval_platform/requested"
+#: Tag of a promotion run: the id of the registry's promotion request it carries out.
+PROMOTION_REQUEST_TAG = "eval_platform/promotion_request"

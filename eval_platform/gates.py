@@ -16,6 +16,10 @@ Rules (each names one of the suite's metrics; direction comes from the metric's 
   the whole interval lies below ``-tolerance``. An interval straddling the margin is ``fail`` in strict
   mode and ``pass`` in lenient mode, and the reason says which mode decided.
 * ``min_examples: N`` on any rule: fewer evaluated examples is ``no_decision``.
+* ``slice: COLUMN`` on any rule makes it a guardrail: it is checked on every value of that slice column
+  (for example ``{metric: fpr, slice: segment, min_delta: -0.01}``: FPR must not regress on any segment).
+* ``{metric: accuracy, max_regressions: 0}``: on a regression suite of known failures, at most N examples
+  the baseline got right may be wrong for the candidate; the reason lists the ones that regressed.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
 #: Version of the decision logic; the gate asset's code version.
 GATE_CODE_VERSION = "1"
 
-_KINDS = ("min", "max", "min_delta", "min_relative_delta", "non_inferiority")
+_KINDS = ("min", "max", "min_delta", "min_relative_delta", "non_inferiority", "max_regressions")
+#: Metrics whose per-example correctness defines an example regression.
+CORRECTNESS_METRICS = ("accuracy",)
+OVERALL = ("", "")
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,19 @@ class GateRule:
     threshold: float
     mode: str = "strict"
     min_examples: int = 0
+    slice: str = ""
 
     @property
     def needs_baseline(self) -> bool:
-        return self.kind in ("min_delta", "min_relative_delta", "non_inferiority")
+        return self.kind in ("min_delta", "min_relative_delta", "non_inferiority", "max_regressions")
 
     def describe(self) -> str:
+        text = self._describe()
+        return f"{text} on every {self.slice}" if self.slice else text
+
+    def _describe(self) -> str:
+        if self.kind == "max_regressions":
+            return f"{self.metric}: at most {int(self.threshold)} example(s) regress vs baseline"
         if self.kind == "min":
             return f"{self.metric} >= {self.threshold:g}"
         if self.kind == "max":
@@ -64,6 +78,8 @@ class GateRule:
             out["mode"] = self.mode
         if self.min_examples:
             out["min_examples"] = self.min_examples
+        if self.slice:
+            out["slice"] = self.slice
         return out
 
 
@@ -81,7 +97,7 @@ def parse_rules(raw: Any, metrics: Mapping[str, MetricDefinition]) -> tuple[Gate
         kinds = [k for k in _KINDS if k in entry]
         if len(kinds) != 1:
             raise InvalidInput(field_name, f"needs exactly one of {', '.join(_KINDS)}")
-        extra = sorted(set(entry) - {"metric", "mode", "min_examples", *kinds})
+        extra = sorted(set(entry) - {"metric", "mode", "min_examples", "slice", *kinds})
         if extra:
             raise InvalidInput(field_name, f"unknown field(s) {extra}")
         kind = kinds[0]
@@ -96,7 +112,15 @@ def parse_rules(raw: Any, metrics: Mapping[str, MetricDefinition]) -> tuple[Gate
         min_examples = entry.get("min_examples", 0)
         if isinstance(min_examples, bool) or not isinstance(min_examples, int) or min_examples < 0:
             raise InvalidInput(f"{field_name}.min_examples", "must be a non-negative integer")
-        rules.append(GateRule(metric, kind, float(threshold), mode, min_examples))
+        if kind == "max_regressions":
+            if threshold < 0 or int(threshold) != threshold:
+                raise InvalidInput(f"{field_name}.max_regressions", "must be a whole number >= 0")
+            if metrics[metric].name not in CORRECTNESS_METRICS:
+                raise InvalidInput(f"{field_name}.metric", f"max_regressions needs a per-example correctness metric ({', '.join(CORRECTNESS_METRICS)})")
+        slice_column = entry.get("slice", "")
+        if not isinstance(slice_column, str):
+            raise InvalidInput(f"{field_name}.slice", "must be a column name")
+        rules.append(GateRule(metric, kind, float(threshold), mode, min_examples, slice_column))
     return tuple(rules)
 
 
@@ -121,19 +145,33 @@ class MetricComparison:
     ci_high: float
 
 
+@dataclass(frozen=True)
+class Observation:
+    """What a run measured for one metric on one slice (``OVERALL`` for the whole dataset)."""
+
+    value: float | None
+    n_examples: int | None
+    comparison: MetricComparison | None = None
+    #: ids of examples the baseline got right and the candidate gets wrong (regression suites)
+    regressions: tuple | None = None
+
+
+def overall(values: Mapping[str, float], counts: Mapping[str, int],
+            comparisons: Mapping[str, MetricComparison] | None = None) -> dict[tuple[str, str, str], Observation]:
+    """Observations of the whole dataset only, from plain mappings by metric name."""
+    return {(name, *OVERALL): Observation(value, counts.get(name), (comparisons or {}).get(name))
+            for name, value in values.items()}
+
+
 def _finite(value) -> bool:
     return value is not None and isinstance(value, int | float) and math.isfinite(value)
 
 
-def evaluate_rule(
-    rule: GateRule,
-    definition: MetricDefinition,
-    value: float | None,
-    n_examples: int | None,
-    comparison: MetricComparison | None,
-    baseline_state: str,
-) -> dict:
+def evaluate_rule(rule: GateRule, definition: MetricDefinition, observation: Observation | None, baseline_state: str,
+                  slice_name: str = "") -> dict:
     """One rule's outcome as a reason record: rule, observed value, threshold, baseline, interval."""
+    observation = observation or Observation(None, None)
+    value, n_examples, comparison = observation.value, observation.n_examples, observation.comparison
     reason: dict[str, Any] = {
         "rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "threshold": rule.threshold,
         "observed": value if _finite(value) else None, "n_examples": n_examples,
@@ -141,6 +179,8 @@ def evaluate_rule(
         "delta": comparison.delta if comparison else None,
         "interval": [comparison.ci_low, comparison.ci_high] if comparison else None,
     }
+    if slice_name:
+        reason["slice"] = slice_name
 
     def outcome(result: str, message: str) -> dict:
         reason.update(outcome=result, message=message)
@@ -157,8 +197,18 @@ def evaluate_rule(
         ok = value <= rule.threshold
         return outcome(PASS if ok else FAIL, f"{value:.6g} {'<=' if ok else '>'} {rule.threshold:g}")
 
-    if baseline_state != "ok" or comparison is None:
+    if baseline_state != "ok":
         return outcome(NO_DECISION, f"needs a baseline; baseline is {baseline_state}")
+    if rule.kind == "max_regressions":
+        if observation.regressions is None:
+            return outcome(NO_DECISION, "no per-example comparison with the baseline")
+        regressed = list(observation.regressions)
+        reason["regressions"] = regressed[:100]
+        ok = len(regressed) <= rule.threshold
+        return outcome(PASS if ok else FAIL, f"{len(regressed)} example(s) regressed"
+                       + (f": {', '.join(map(str, regressed[:20]))}{' ...' if len(regressed) > 20 else ''}" if regressed else ""))
+    if comparison is None:
+        return outcome(NO_DECISION, "no comparison with the baseline for this metric")
     if not (_finite(comparison.baseline) and _finite(comparison.delta)):
         return outcome(NO_DECISION, f"metric {rule.metric} is undefined for the baseline")
     better = definition.better(comparison.delta)
@@ -188,15 +238,17 @@ def evaluate_rule(
 def decide(
     rules: Sequence[GateRule],
     definitions: Mapping[str, MetricDefinition],
-    values: Mapping[str, float],
-    counts: Mapping[str, int],
-    comparisons: Mapping[str, MetricComparison] | None,
+    observations: Mapping[tuple[str, str, str], Observation],
     baseline_state: str,
     require_baseline: bool,
     blockers: Sequence[str] = (),
 ) -> GateDecision:
     """Combine rule outcomes. Blockers and missing information give ``no_decision``; otherwise any failed
-    rule gives ``fail``; ``pass`` needs every rule to pass (and at least one rule)."""
+    rule gives ``fail``; ``pass`` needs every rule to pass (and at least one rule).
+
+    ``observations`` maps ``(metric, slice_column, slice_value)`` to what was measured; a rule with a
+    ``slice`` is checked on every value of its slice column (none at all is ``no_decision``).
+    """
     reasons = [{"rule": "precondition", "outcome": NO_DECISION, "message": b} for b in blockers]
     if require_baseline and baseline_state != "ok":
         reasons.append({"rule": "baseline required", "outcome": NO_DECISION, "message": f"baseline is {baseline_state}"})
@@ -205,9 +257,15 @@ def decide(
             reasons.append({"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": "not_applicable",
                             "message": "no baseline exists yet for this model name (first version)"})
             continue
-        comparison = (comparisons or {}).get(rule.metric)
-        reasons.append(evaluate_rule(rule, definitions[rule.metric], values.get(rule.metric), counts.get(rule.metric),
-                                     comparison, baseline_state))
+        if not rule.slice:
+            reasons.append(evaluate_rule(rule, definitions[rule.metric], observations.get((rule.metric, *OVERALL)), baseline_state))
+            continue
+        slices = sorted(key for key in observations if key[0] == rule.metric and key[1] == rule.slice)
+        if not slices:
+            reasons.append({"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": NO_DECISION,
+                            "message": f"no slice values of {rule.slice!r} were measured"})
+        for key in slices:
+            reasons.append(evaluate_rule(rule, definitions[rule.metric], observations[key], baseline_state, f"{key[1]}={key[2]}"))
     outcomes = [r["outcome"] for r in reasons]
     if blockers or (require_baseline and baseline_state != "ok"):
         decision = NO_DECISION

@@ -420,6 +420,12 @@ class EvalPlatform:
                 run.status, run.dagster_run_id, run.started_at = RUNNING, dagster_run_id, _now()
         return claimed
 
+    def runs_of_dagster_run(self, dagster_run_id: str, model_key: str) -> list[EvalRun]:
+        name, version = split_key(model_key, "model")
+        with self.registry.session() as session:
+            return list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id == dagster_run_id,
+                                                              EvalRun.model_name == name, EvalRun.model_version == version)))
+
     def update_run(self, run_id: str, **values) -> EvalRun:
         with self.registry.session() as session:
             run = session.get(EvalRun, run_id)
@@ -447,13 +453,17 @@ class EvalPlatform:
         return record.model_version if record else None
 
     def record_gate(self, scope: str, model_key: str, decision: str, reasons: list, eval_run_id: str | None = None) -> GateDecisionRecord:
+        """Record a decision; deciding again with the same outcome and reasons keeps the existing record
+        (and any override of it)."""
         name, version = split_key(model_key, "model")
         with self.registry.session() as session:
-            older = select(GateDecisionRecord).where(GateDecisionRecord.scope == scope, GateDecisionRecord.model_name == name,
-                                                     GateDecisionRecord.model_version == version,
-                                                     GateDecisionRecord.eval_run_id == eval_run_id,
-                                                     GateDecisionRecord.superseded.is_(False))
-            for previous in session.scalars(older):
+            current = list(session.scalars(select(GateDecisionRecord).where(
+                GateDecisionRecord.scope == scope, GateDecisionRecord.model_name == name,
+                GateDecisionRecord.model_version == version, GateDecisionRecord.eval_run_id == eval_run_id,
+                GateDecisionRecord.superseded.is_(False))))
+            if len(current) == 1 and current[0].decision == decision and current[0].reasons == reasons:
+                return current[0]
+            for previous in current:
                 previous.superseded = True
             record = GateDecisionRecord(scope=scope, model_name=name, model_version=version, eval_run_id=eval_run_id,
                                         decision=decision, reasons=reasons)
@@ -469,13 +479,14 @@ class EvalPlatform:
                 .order_by(GateDecisionRecord.id.desc()).limit(1))
 
     def promote(self, model_key: str, promoted_by: str, reason: str = "") -> Promotion:
-        """Release a model version: only when its current gate decision is ``pass``."""
+        """Release a model version: only when its current gate decision passed or was overridden."""
+        from eval_platform.releases import effective_decision
+
         if not promoted_by:
             raise InvalidInput("promoted_by", "a promotion must name who made it")
         model = self.model(model_key)
-        decision = self.gate_decision(model_key)
-        if decision is None or decision.decision != "pass":
-            state = decision.decision if decision else "not decided"
+        state, decision, _ = effective_decision(self, model_key)
+        if state not in ("pass", "overridden"):
             raise Conflict(f"{model_key} cannot be promoted: its gate decision is {state}")
         with self.registry.session() as session:
             record = Promotion(model_name=model.name, model_version=model.version, gate_decision_id=decision.id,

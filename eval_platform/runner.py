@@ -17,7 +17,16 @@ from sqlalchemy import select
 import eval_platform
 from eval_platform.comparison import paired_bootstrap
 from eval_platform.evaluation import compute_metric_table, evaluation_frame, metric_columns
-from eval_platform.gates import GATE_CODE_VERSION, NO_DECISION, GateDecision, MetricComparison, combine, decide
+from eval_platform.gates import (
+    GATE_CODE_VERSION,
+    NO_DECISION,
+    OVERALL,
+    GateDecision,
+    MetricComparison,
+    Observation,
+    combine,
+    decide,
+)
 from eval_platform.hashing import json_hash
 from eval_platform.models import PREDICTION_CODE_VERSION, predict
 from eval_platform.platform import (
@@ -150,13 +159,40 @@ def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[str, EvalRun | 
     return "missing", None, baseline_key
 
 
+def _reevaluate_baseline(platform: EvalPlatform, run: EvalRun, baseline_key: str) -> EvalRun:
+    """Evaluate the baseline model on the candidate's dataset and suite versions, inside this run
+    (its predictions come from the cache when the baseline already predicted this dataset content)."""
+    baseline = platform.request_eval(baseline_key, run.dataset_key, run.suite_key, trigger="baseline_reevaluation")
+    if baseline.status == "queued":
+        platform.update_run(baseline.run_id, status=RUNNING, dagster_run_id=run.dagster_run_id, started_at=utcnow())
+    if baseline.status != SUCCEEDED:
+        produce_predictions(platform, baseline)
+        compute_metrics(platform, baseline)
+        platform.update_run(baseline.run_id, status=SUCCEEDED, finished_at=utcnow())
+    return platform.run(baseline.run_id)
+
+
+def _slice_values(platform: EvalPlatform, run: EvalRun) -> dict[tuple[str, str, str], tuple[float, int]]:
+    table = platform.store.get_table(METRIC_TABLES, run.metrics_hash)
+    return {(r.metric, r.slice_column, r.slice_value): (float(r.value), int(r.n_examples)) for r in table.itertuples()}
+
+
 def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
+    """Candidate minus baseline for every metric (paired bootstrap), per slice, and the examples that
+    regressed for the suite's regression-suite rules."""
     run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
     state, baseline, baseline_key = find_baseline(platform, run)
-    comparison: dict = {"baseline_state": state, "baseline_model": baseline_key,
-                        "baseline_run_id": baseline.run_id if baseline else None, "metrics": {}}
+    comparison: dict = {"baseline_model": baseline_key, "metrics": {}, "slices": {}, "regressions": {}}
+    if state == "stale":
+        comparison["stale_baseline_run_id"] = baseline.run_id
+        if suite.stale_baseline == "reevaluate":
+            baseline = _reevaluate_baseline(platform, run, baseline_key)
+            state = "ok"
+            comparison["baseline_reevaluated"] = True
+    comparison["baseline_state"] = state
+    comparison["baseline_run_id"] = baseline.run_id if baseline is not None else None
     if state == "ok":
-        suite = platform.suite_definition(platform.suite(run.suite_key))
         dataset = platform.dataset(run.dataset_key)
         cand_frame, schema = _columns_for(platform, run)
         base_frame, _ = _columns_for(platform, baseline)
@@ -167,29 +203,103 @@ def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
         for metric in suite.metrics:
             comparison["metrics"][metric.name] = paired_bootstrap(
                 metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
+        _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, dataset.task_type, comparison)
+        for rule in suite.rules:
+            if rule.kind == "max_regressions":
+                metric = suite.metric(rule.metric)
+                threshold = metric.params.get("threshold", 0.5)
+                cand_right = (cand["score"] >= threshold) == (cand["label"] == 1)
+                base_right = (base["score"] >= threshold) == (base["label"] == 1)
+                regressed = cand_frame.loc[base_right & ~cand_right, ids]
+                comparison["regressions"][rule.metric] = [
+                    row[0] if len(ids) == 1 else "/".join(map(str, row)) for row in regressed.itertuples(index=False)]
     platform.update_run(run.run_id, comparison=comparison, baseline_run_id=baseline.run_id if baseline else None)
     return {"run_id": run.run_id, **comparison}
 
 
+def _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, task_type, comparison) -> None:
+    """Per-slice deltas for the metrics the suite's guardrails check on slices; bootstrap intervals
+    where a non-inferiority guardrail needs them (resampling inside each slice)."""
+    guarded = {(r.metric, r.slice) for r in suite.rules if r.slice}
+    if not guarded:
+        return
+    cand_values, base_values = _slice_values(platform, run), _slice_values(platform, baseline)
+    needs_interval = {(r.metric, r.slice) for r in suite.rules if r.slice and r.kind == "non_inferiority"}
+    for key, (value, _) in sorted(cand_values.items()):
+        name, column, slice_value = key
+        if (name, column) not in guarded:
+            continue
+        base_value = base_values.get(key, (float("nan"), 0))[0]
+        entry = {"candidate": value, "baseline": base_value, "delta": value - base_value,
+                 "ci_low": float("nan"), "ci_high": float("nan")}
+        if (name, column) in needs_interval:
+            mask = (cand_frame[column].astype(str) == slice_value).to_numpy()
+            metric = suite.metric(name)
+            cand = metric_columns(cand_frame[mask], schema, task_type)
+            base = metric_columns(base_frame[mask], schema, task_type)
+            entry = paired_bootstrap(metric.definition, metric.params, cand, base, suite.bootstrap_resamples,
+                                     suite.confidence, suite.seed)
+        comparison["slices"].setdefault(name, {})[f"{column}={slice_value}"] = entry
+
+
+def stale_baseline_count(platform: EvalPlatform) -> int:
+    """Comparisons that found a stale baseline (re-evaluated or not): the brief's stale-baseline count."""
+    return sum(1 for run in platform.runs() if (run.comparison or {}).get("stale_baseline_run_id"))
+
+
 # step 4: gate decision ----------------------------------------------------------------------------------
-def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
-    run = platform.run(run.run_id)
-    suite = platform.suite_definition(platform.suite(run.suite_key))
+def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
+    results, comparison = run.results or {}, run.comparison or {}
+
+    def as_comparison(c):
+        return MetricComparison(c["candidate"], c["baseline"], c["delta"], c["ci_low"], c["ci_high"]) if c else None
+
+    def number(value):
+        return float("nan") if value is None else value
+
+    observations = {}
+    for name, value in (results.get("metrics") or {}).items():
+        regressions = (comparison.get("regressions") or {}).get(name)
+        observations[(name, *OVERALL)] = Observation(
+            number(value), (results.get("n_examples") or {}).get(name), as_comparison((comparison.get("metrics") or {}).get(name)),
+            tuple(regressions) if regressions is not None else None)
+    for entry in results.get("slices") or []:
+        column, _, value = entry["slice"].partition("=")
+        slice_comparison = (comparison.get("slices") or {}).get(entry["metric"], {}).get(entry["slice"])
+        observations[(entry["metric"], column, value)] = Observation(number(entry["value"]), entry["n_examples"],
+                                                                     as_comparison(slice_comparison))
+    return observations
+
+
+def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[str]:
+    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge."""
+    from eval_platform.incidents import buggy_metrics
+
+    suite = platform.suite(run.suite_key)
+    definition = platform.suite_definition(suite)
     dataset = platform.dataset(run.dataset_key)
     blockers = []
     if dataset.status != "active":
         blockers.append(f"dataset {dataset.key} is {dataset.status}: {dataset.status_reason or 'no reason given'}")
     if run.status not in (RUNNING, SUCCEEDED):
-        blockers.append(f"eval run {run.run_id} is {run.status}")
-    results = run.results or {}
-    comparison = run.comparison or {}
-    if not results:
+        blockers.append(f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}".rstrip(": "))
+    if not run.results:
         blockers.append("the run has no metric results")
-    comparisons = {name: MetricComparison(c["candidate"], c["baseline"], c["delta"], c["ci_low"], c["ci_high"])
-                   for name, c in (comparison.get("metrics") or {}).items()}
-    values = {k: (float("nan") if v is None else v) for k, v in (results.get("metrics") or {}).items()}
-    decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, values, results.get("n_examples") or {},
-                      comparisons, comparison.get("baseline_state", "none"), suite.require_baseline, blockers)
+    for key, incident in sorted(buggy_metrics(platform).items()):
+        if any(m.definition.key == key for m in definition.metrics):
+            blockers.append(f"frozen: metric {key} is marked buggy ({incident.reason}); recompute with the fixed version")
+    for metric in definition.metrics:
+        if metric.definition.requires_judge and not (metric.params.get("judge_model") and metric.params.get("judge_prompt_version")):
+            blockers.append(f"judge of {metric.name} is not pinned (judge_model and judge_prompt_version are required)")
+    return blockers
+
+
+def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    comparison = run.comparison or {}
+    decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, _observations(run),
+                      comparison.get("baseline_state", "none"), suite.require_baseline, gate_blockers(platform, run))
     platform.record_gate("run", run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
     return decision
 

@@ -17,6 +17,8 @@ A suite definition is plain JSON/YAML::
       rules:
         - {metric: roc_auc, min: 0.95}
         - {metric: roc_auc, non_inferiority: 0.01, mode: strict}
+        - {metric: fpr, slice: segment, min_delta: -0.01}      # guardrail on every segment
+      stale_baseline: no_decision        # or reevaluate: evaluate the baseline on the candidate's inputs
 
 Normalising the definition (defaults filled in, metric references resolved) before hashing it means two
 spellings of the same suite are one version, and any real change is a new version.
@@ -62,6 +64,9 @@ class SuiteDefinition:
     approvers: tuple[str, ...]
     require_baseline: bool
     description: str = ""
+    #: ``no_decision``: a stale baseline stops the gate; ``reevaluate``: the baseline model is evaluated
+    #: on the candidate's dataset and suite versions first, then compared.
+    stale_baseline: str = "no_decision"
 
     @property
     def release_blocking(self) -> bool:
@@ -83,6 +88,7 @@ class SuiteDefinition:
             "comparison": {"bootstrap_resamples": self.bootstrap_resamples, "confidence": self.confidence, "seed": self.seed},
             "gate": {
                 "require_baseline": self.require_baseline,
+                "stale_baseline": self.stale_baseline,
                 "approvers": list(self.approvers),
                 "rules": [rule.as_json() for rule in self.rules],
             },
@@ -162,8 +168,11 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
         raise InvalidInput("comparison.seed", f"must be a non-negative integer, got {seed!r}")
 
     gate = raw.get("gate", {}) or {}
-    if not isinstance(gate, Mapping) or set(gate) - {"rules", "approvers", "require_baseline"}:
-        raise InvalidInput("gate", "may only set rules, approvers and require_baseline")
+    if not isinstance(gate, Mapping) or set(gate) - {"rules", "approvers", "require_baseline", "stale_baseline"}:
+        raise InvalidInput("gate", "may only set rules, approvers, require_baseline and stale_baseline")
+    stale_baseline = gate.get("stale_baseline", "no_decision")
+    if stale_baseline not in ("no_decision", "reevaluate"):
+        raise InvalidInput("gate.stale_baseline", f"must be no_decision or reevaluate, got {stale_baseline!r}")
     approvers = gate.get("approvers", [])
     if not isinstance(approvers, list) or not all(isinstance(a, str) and a for a in approvers):
         raise InvalidInput("gate.approvers", "must be a list of names")
@@ -171,6 +180,9 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
     if not isinstance(require_baseline, bool):
         raise InvalidInput("gate.require_baseline", "must be true or false")
     rules = parse_rules(gate.get("rules", []), {m.name: m.definition for m in metrics})
+    for index, rule in enumerate(rules):
+        if rule.slice and rule.slice not in slices:
+            raise InvalidInput(f"gate.rules[{index}].slice", f"{rule.slice!r} is not one of the suite's slices {slices}")
     if purpose == "release_blocking" and not rules:
         raise InvalidInput("gate.rules", "a release-blocking suite needs at least one gate rule")
 
@@ -181,4 +193,5 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
         suite_id=suite_id, purpose=purpose, task_type=task_type, metrics=tuple(metrics), slices=tuple(slices),
         min_slice_size=min_slice_size, bootstrap_resamples=resamples, confidence=float(confidence), seed=seed,
         rules=rules, approvers=tuple(sorted(set(approvers))), require_baseline=require_baseline, description=description,
+        stale_baseline=stale_baseline,
     )

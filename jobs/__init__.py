@@ -2,11 +2,13 @@
 
 import dagster as dg
 
-from assets import comparison, eval_dataset, gate_decision, metric_table, predictions
+from assets import comparison, eval_dataset, gate_decision, gate_passed, metric_table, predictions, promotion
 
 evaluate_model_version = dg.define_asset_job(
     "evaluate_model_version",
-    selection=dg.AssetSelection.assets(predictions, metric_table, comparison, gate_decision),
+    # the gate's blocking check guards promotions; here a failing gate is a result, not a failed run
+    selection=dg.AssetSelection.assets(predictions, metric_table, comparison, gate_decision).without_checks()
+    | dg.AssetSelection.checks_for_assets(metric_table),
     description="Predictions, metric table, comparison and gate decision of one model version.",
 )
 
@@ -16,4 +18,10 @@ validate_dataset_version = dg.define_asset_job(
     description="Materialize a dataset version and run its Great Expectations checks.",
 )
 
-__all__ = ["evaluate_model_version", "validate_dataset_version"]
+release_model_version = dg.define_asset_job(
+    "release_model_version",
+    selection=dg.AssetSelection.assets(gate_decision, promotion) | dg.AssetSelection.checks(gate_passed),
+    description="Decide the gate again, then promote: the gate's blocking check stops the promotion unless it passed.",
+)
+
+__all__ = ["evaluate_model_version", "release_model_version", "validate_dataset_version"]

@@ -9,9 +9,9 @@ import definitions
 from assets import REQUESTED_TAG, dataset_versions, model_versions
 from eval_platform.platform import EvalPlatform
 from jobs import evaluate_model_version, validate_dataset_version
-from resources import EvalPlatformResource
 from sensors import dataset_version_sensor, eval_request_sensor
 from tests.conftest import ROOT
+from tests.dagster_helpers import execute, resources, tick
 
 PLAN = [("bc", "breast-cancer-release")]
 
@@ -20,7 +20,7 @@ def test_definitions_are_loadable():
     dg.Definitions.validate_loadable(definitions.defs)
     graph = definitions.defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"eval_dataset", "predictions", "metric_table", "comparison", "gate_decision"}
+    assert keys == {"eval_dataset", "predictions", "metric_table", "comparison", "gate_decision", "promotion"}
     assert graph.get(dg.AssetKey("metric_table")).code_version  # metric code version drives staleness
 
 
@@ -35,23 +35,16 @@ def installation(tmp_path, breast_cancer, release_suite, db_url):
     service.close()
 
 
-def _resources(service: EvalPlatform) -> dict:
-    return {"platform": EvalPlatformResource(home=str(service.config.home), db_url=service.config.db_url,
-                                             store_url=service.config.store_url)}
+def _resources(service):
+    return resources(service)
 
 
 def _tick(sensor, instance, service):
-    context = dg.build_sensor_context(instance=instance, definitions=definitions.defs, resources=_resources(service))
-    result = sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
+    return tick(sensor, instance, service)
 
 
 def _execute(job, instance, service, request: dg.RunRequest, raise_on_error=True):
-    return definitions.defs.resolve_job_def(job.name).execute_in_process(
-        instance=instance, partition_key=request.partition_key, tags=request.tags, resources=_resources(service),
-        raise_on_error=raise_on_error)
+    return execute(job.name, instance, service, request.partition_key, request.tags, raise_on_error=raise_on_error)
 
 
 def test_sensor_turns_registrations_into_runs(installation, model_files):
@@ -77,7 +70,7 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
         for request in _tick(dataset_version_sensor, instance, installation).run_requests:
             result = _execute(validate_dataset_version, instance, installation, request)
             checks = result.get_asset_check_evaluations()
-            assert len(checks) == 4 and all(c.passed for c in checks)
+            assert len(checks) == 5 and all(c.passed for c in checks)
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
         assert _execute(evaluate_model_version, instance, installation, request).success
 

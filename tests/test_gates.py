@@ -5,7 +5,7 @@ import math
 import pytest
 
 from eval_platform.errors import InvalidInput
-from eval_platform.gates import FAIL, NO_DECISION, PASS, MetricComparison, combine, decide, parse_rules
+from eval_platform.gates import FAIL, NO_DECISION, PASS, MetricComparison, Observation, combine, decide, overall, parse_rules
 from eval_platform.metrics.catalog import get_metric
 
 DEFS = {"roc_auc": get_metric("roc_auc@1"), "log_loss": get_metric("log_loss@1")}
@@ -17,7 +17,7 @@ def rules(*raw):
 
 def run_decide(rule_list, values, comparisons=None, baseline_state="ok", require_baseline=True, blockers=(), counts=None):
     counts = counts or {name: 1000 for name in values}
-    return decide(rule_list, DEFS, values, counts, comparisons, baseline_state, require_baseline, blockers)
+    return decide(rule_list, DEFS, overall(values, counts, comparisons), baseline_state, require_baseline, blockers)
 
 
 def cmp(candidate, baseline, low, high):

@@ -24,7 +24,11 @@ def counts(platform) -> dict:
 
 
 def test_schema_is_migrated(platform):
-    assert platform.registry.schema_revision() == "0001"
+    from alembic.script import ScriptDirectory
+
+    from eval_platform.registry.database import MIGRATIONS
+
+    assert platform.registry.schema_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def test_dataset_versions_are_content_addressed(platform, breast_cancer):

@@ -77,6 +77,9 @@ class MetricDefinition:
     #: mean is ``compute``; the bootstrap then resamples these values instead of recomputing.
     per_unit: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
     description: str = ""
+    #: Model-as-judge metrics must be pinned (``judge_model`` and ``judge_prompt_version`` parameters)
+    #: before a release gate will decide on them: judge drift must never pass silently.
+    requires_judge: bool = False
 
     @property
     def key(self) -> str:

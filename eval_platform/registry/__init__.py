@@ -2,6 +2,9 @@
 
 from eval_platform.registry.database import Registry
 from eval_platform.registry.schema import (
+    DagsterRequest,
+    GateOverride,
+    Incident,
     EvalDataset,
     EvalPlanEntry,
     EvalRun,
@@ -13,6 +16,7 @@ from eval_platform.registry.schema import (
 )
 
 __all__ = [
+    "DagsterRequest", "GateOverride", "Incident",
     "EvalDataset", "EvalPlanEntry", "EvalRun", "GateDecisionRecord", "MetricSuite", "Model", "PredictionSet",
     "Promotion", "Registry",
 ]

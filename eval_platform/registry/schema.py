@@ -195,3 +195,59 @@ class GateDecisionRecord(Base):
     reasons: Mapped[list] = mapped_column(JSON)
     superseded: Mapped[bool] = mapped_column(Boolean, default=False)
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Incident(Base):
+    """A failure mode of the brief, recorded once: a buggy metric version or a contaminated dataset version.
+
+    ``affected_runs`` and ``affected_models`` are what it touched when recorded; ``reported`` flips when
+    the Dagster sensor has shown it on the asset graph (failing asset checks on the affected partitions).
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (UniqueConstraint("kind", "target", name="uq_incident_target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    reported_by: Mapped[str] = mapped_column(String(200))
+    affected_runs: Mapped[list] = mapped_column(JSON, default=list)
+    affected_models: Mapped[list] = mapped_column(JSON, default=list)
+    reported: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GateOverride(Base):
+    """An approver's override of a ``fail`` or ``no_decision``: a new record, never an edit of the decision."""
+
+    __tablename__ = "gate_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gate_decision_id: Mapped[int] = mapped_column(ForeignKey("gate_decisions.id"))
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    model_version: Mapped[int] = mapped_column(Integer)
+    overridden_decision: Mapped[str] = mapped_column(String(32))
+    suites: Mapped[list] = mapped_column(JSON)
+    approver: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DagsterRequest(Base):
+    """A request for the orchestrator that is not an eval run: a promotion, or a recompute (backfill).
+
+    The sensors turn pending rows into Dagster runs or backfills and record what they launched.
+    """
+
+    __tablename__ = "dagster_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    partitions: Mapped[list] = mapped_column(JSON)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32), default="pending", index=True)
+    launched_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

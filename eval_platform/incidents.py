@@ -1,0 +1,159 @@
+"""The brief's failure modes and their recovery, as registry operations.
+
+* Metric code bug: :func:`mark_metric_buggy` freezes every gate that used the metric version
+  (``no_decision``, frozen) and lists the affected runs; :func:`request_recompute` queues those runs
+  again with the fixed metric version and asks the orchestrator for a backfill of exactly the affected
+  model-version partitions, after which the gates decide again.
+* Dataset contamination: :func:`invalidate_dataset` marks the version contaminated (deprecated: no new
+  run may use it), marks every run that used it invalid and turns their gates into ``no_decision``.
+
+Each incident is recorded once with what it touched, and reported to Dagster by a sensor (failing asset
+checks on the affected partitions, so the lineage shows red in the UI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from eval_platform.errors import Conflict, InvalidInput
+from eval_platform.metrics.catalog import all_metrics, get_metric
+from eval_platform.platform import INVALID, SUCCEEDED, SUPERSEDED, EvalPlatform
+from eval_platform.registry import DagsterRequest, EvalRun, Incident, MetricSuite
+
+METRIC_BUG = "metric_bug"
+DATASET_CONTAMINATION = "dataset_contamination"
+BACKFILL = "backfill"
+
+
+@dataclass(frozen=True)
+class Impact:
+    incident: Incident
+    runs: list[EvalRun]
+    models: list[str]
+
+
+def suite_metric_keys(suite: MetricSuite) -> set[str]:
+    return {entry["metric"] for entry in suite.metric_defs["metrics"]}
+
+
+def buggy_metrics(platform: EvalPlatform) -> dict[str, Incident]:
+    with platform.registry.session() as session:
+        return {i.target: i for i in session.scalars(select(Incident).where(Incident.kind == METRIC_BUG))}
+
+
+def incidents(platform: EvalPlatform) -> list[Incident]:
+    with platform.registry.session() as session:
+        return list(session.scalars(select(Incident).order_by(Incident.id)))
+
+
+def _current_runs(platform: EvalPlatform) -> list[EvalRun]:
+    return [run for run in platform.runs() if run.status != SUPERSEDED]
+
+
+def runs_using_metric(platform: EvalPlatform, metric_key: str) -> list[EvalRun]:
+    uses = {suite.key for suite in platform.suites() if metric_key in suite_metric_keys(suite)}
+    return [run for run in _current_runs(platform) if run.suite_key in uses]
+
+
+def _redecide(platform: EvalPlatform, model_keys: list[str]) -> None:
+    from eval_platform.runner import decide_model_version
+
+    for model_key in model_keys:
+        decide_model_version(platform, model_key)
+
+
+def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, reported_by: str) -> Impact:
+    definition = get_metric(metric_key)
+    if not reason.strip():
+        raise InvalidInput("reason", "say what is wrong with the metric")
+    if not reported_by.strip():
+        raise InvalidInput("reported_by", "name who reports the bug")
+    if definition.key in buggy_metrics(platform):
+        raise Conflict(f"metric {definition.key} is already marked buggy")
+    runs = runs_using_metric(platform, definition.key)
+    models = sorted({run.model_key for run in runs})
+    with platform.registry.session() as session:
+        incident = Incident(kind=METRIC_BUG, target=definition.key, reason=reason, reported_by=reported_by,
+                            affected_runs=[run.run_id for run in runs], affected_models=models)
+        session.add(incident)
+    _redecide(platform, models)
+    return Impact(incident, runs, models)
+
+
+def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, reported_by: str) -> Impact:
+    dataset = platform.dataset(dataset_key)
+    if not reason.strip():
+        raise InvalidInput("reason", "say how the dataset is contaminated")
+    if not reported_by.strip():
+        raise InvalidInput("reported_by", "name who reports the contamination")
+    if dataset.status == "contaminated":
+        raise Conflict(f"dataset {dataset.key} is already marked contaminated")
+    from eval_platform.registry import EvalDataset
+
+    with platform.registry.session() as session:
+        record = session.get(EvalDataset, dataset.id)
+        record.status, record.status_reason = "contaminated", reason
+        runs = list(session.scalars(select(EvalRun).where(EvalRun.dataset_id == dataset.dataset_id,
+                                                          EvalRun.dataset_version == dataset.version,
+                                                          EvalRun.status != SUPERSEDED)))
+        for run in runs:
+            run.status, run.status_reason = INVALID, f"dataset {dataset.key} contaminated: {reason}"
+        models = sorted({run.model_key for run in runs})
+        incident = Incident(kind=DATASET_CONTAMINATION, target=dataset.key, reason=reason, reported_by=reported_by,
+                            affected_runs=[run.run_id for run in runs], affected_models=models)
+        session.add(incident)
+    _redecide(platform, models)
+    return Impact(incident, runs, models)
+
+
+def _fixed_version(metric_key: str, buggy: set[str]) -> str:
+    name = metric_key.partition("@")[0]
+    fixes = sorted((m for m in all_metrics() if m.name == name and m.key not in buggy), key=lambda m: m.version)
+    if not fixes or fixes[-1].version <= int(metric_key.partition("@")[2]):
+        raise Conflict(f"no fixed version of {name} newer than {metric_key} is registered: ship the fix first")
+    return fixes[-1].key
+
+
+def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "") -> tuple[list[EvalRun], DagsterRequest | None]:
+    """Queue again exactly the runs an incident touched, and ask Dagster for a backfill of their partitions.
+
+    For a buggy metric, each affected suite gets a new version naming the newest unflagged version of
+    the metric (content-addressed, so every affected run shares it); for a contaminated dataset, the
+    runs are queued on the newest usable version of the dataset.
+    """
+    if not requested_by.strip():
+        raise InvalidInput("requested_by", "name who asks for the recompute")
+    buggy = buggy_metrics(platform)
+    queued: list[EvalRun] = []
+    if affected_by in buggy:
+        fixed = _fixed_version(affected_by, set(buggy))
+        for run in runs_using_metric(platform, affected_by):
+            suite = platform.suite(run.suite_key)
+            definition = dict(suite.metric_defs)
+            definition["metrics"] = [dict(m, metric=fixed if m["metric"] == affected_by else m["metric"])
+                                     for m in definition["metrics"]]
+            fixed_suite = platform.register_suite(definition).record
+            queued.append(platform.request_eval(run.model_key, run.dataset_key, fixed_suite.key, baseline=run.requested_baseline,
+                                                trigger="recompute"))
+            if run.status in (SUCCEEDED, "failed"):
+                platform.update_run(run.run_id, status=SUPERSEDED, status_reason=f"recomputed with {fixed} ({fixed_suite.key})")
+    else:
+        incident = next((i for i in incidents(platform) if i.kind == DATASET_CONTAMINATION and i.target == affected_by), None)
+        if incident is None:
+            raise InvalidInput("affected_by", f"{affected_by!r} is neither a metric marked buggy nor a contaminated dataset")
+        dataset_id = affected_by.rpartition("@")[0]
+        replacement = platform.latest_dataset(dataset_id)
+        for run_id in incident.affected_runs:
+            run = platform.run(run_id)
+            queued.append(platform.request_eval(run.model_key, replacement.key, run.suite_key, baseline=run.requested_baseline,
+                                                trigger="recompute"))
+    partitions = sorted({run.model_key for run in queued})
+    if not partitions:
+        return queued, None
+    with platform.registry.session() as session:
+        request = DagsterRequest(kind=BACKFILL, partitions=partitions, requested_by=requested_by,
+                                 reason=reason or f"recompute runs affected by {affected_by}")
+        session.add(request)
+    return queued, request

@@ -1,0 +1,106 @@
+"""Overrides and promotions: the human end of a gate.
+
+Only an approver named in the config of every release-blocking suite behind a decision may override a
+``fail`` or ``no_decision``, with a written reason. An override is a new record (who, when, why, which
+decision); the original decision stays as it was. A promotion releases a model version whose gate passed
+or was overridden, through the orchestrator: it is a request row that a sensor turns into a run of the
+promotion asset, which the gate's blocking asset check guards.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+
+from eval_platform.errors import Conflict, InvalidInput
+from eval_platform.gates import FAIL, NO_DECISION, PASS
+from eval_platform.platform import SUPERSEDED, EvalPlatform, split_key
+from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride
+
+PROMOTION = "promotion"
+
+
+def _release_blocking_suites(platform: EvalPlatform, model_key: str) -> list:
+    keys = {run.suite_key for run in platform.runs(model_key) if run.status != SUPERSEDED}
+    return [s for s in (platform.suite(k) for k in sorted(keys)) if s.purpose == "release_blocking"]
+
+
+def override_for(platform: EvalPlatform, decision: GateDecisionRecord | None) -> GateOverride | None:
+    if decision is None:
+        return None
+    with platform.registry.session() as session:
+        return session.scalar(select(GateOverride).where(GateOverride.gate_decision_id == decision.id)
+                              .order_by(GateOverride.id.desc()).limit(1))
+
+
+def effective_decision(platform: EvalPlatform, model_key: str) -> tuple[str, GateDecisionRecord | None, GateOverride | None]:
+    """``pass``, ``fail``, ``no_decision`` or ``overridden`` (a failed or undecided gate an approver let through)."""
+    decision = platform.gate_decision(model_key)
+    if decision is None:
+        return NO_DECISION, None, None
+    override = override_for(platform, decision)
+    return ("overridden" if override else decision.decision), decision, override
+
+
+def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str) -> GateOverride:
+    if not reason or not reason.strip():
+        raise InvalidInput("reason", "an override needs a written reason")
+    decision = platform.gate_decision(model_key)
+    if decision is None:
+        raise Conflict(f"{model_key} has no gate decision to override")
+    if decision.decision not in (FAIL, NO_DECISION):
+        raise Conflict(f"{model_key}'s gate decided {decision.decision}: only fail or no_decision can be overridden")
+    suites = _release_blocking_suites(platform, model_key)
+    if not suites:
+        raise Conflict(f"{model_key} has no release-blocking suite whose approvers could override")
+    for suite in suites:
+        approvers = suite.metric_defs["gate"]["approvers"]
+        if approver not in approvers:
+            raise InvalidInput("approver", f"{approver!r} is not an approver of suite {suite.key} (approvers: {approvers or 'none'})")
+    name, version = split_key(model_key, "model")
+    with platform.registry.session() as session:
+        record = GateOverride(gate_decision_id=decision.id, model_name=name, model_version=version,
+                              overridden_decision=decision.decision, suites=[s.key for s in suites],
+                              approver=approver, reason=reason.strip())
+        session.add(record)
+    return record
+
+
+def override_counts(platform: EvalPlatform) -> dict[str, int]:
+    """Overrides per suite (the brief's "gate override count")."""
+    with platform.registry.session() as session:
+        overrides = list(session.scalars(select(GateOverride)))
+    return dict(Counter(suite for o in overrides for suite in o.suites))
+
+
+def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str, reason: str = "") -> DagsterRequest:
+    if not requested_by or not requested_by.strip():
+        raise InvalidInput("requested_by", "a promotion must name who asks for it")
+    platform.model(model_key)
+    state, _, _ = effective_decision(platform, model_key)
+    if state not in (PASS, "overridden"):
+        raise Conflict(f"{model_key} cannot be promoted: its gate decision is {state}")
+    with platform.registry.session() as session:
+        request = DagsterRequest(kind=PROMOTION, partitions=[model_key], requested_by=requested_by, reason=reason)
+        session.add(request)
+    return request
+
+
+def pending_requests(platform: EvalPlatform, kind: str) -> list[DagsterRequest]:
+    with platform.registry.session() as session:
+        return list(session.scalars(select(DagsterRequest).where(DagsterRequest.kind == kind, DagsterRequest.status == "pending")
+                                    .order_by(DagsterRequest.id)))
+
+
+def mark_launched(platform: EvalPlatform, request_id: int, launched_id: str) -> None:
+    from eval_platform.registry.schema import utcnow
+
+    with platform.registry.session() as session:
+        request = session.get(DagsterRequest, request_id)
+        request.status, request.launched_id, request.launched_at = "launched", launched_id, utcnow()
+
+
+def request(platform: EvalPlatform, request_id: int) -> DagsterRequest | None:
+    with platform.registry.session() as session:
+        return session.get(DagsterRequest, request_id)

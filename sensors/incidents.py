@@ -1,0 +1,79 @@
+"""Recovery paths on the asset graph: promotions, recompute backfills, and incidents shown in the UI."""
+
+import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.events import AssetKeyPartitionKey
+
+from assets import PROMOTION_REQUEST_TAG, REQUESTED_TAG, dataset_versions, model_versions
+from assets.datasets import NOT_CONTAMINATED
+from assets.evaluation import INPUTS_VALID
+from eval_platform import incidents, releases
+from jobs import release_model_version
+from resources import EvalPlatformResource
+
+SENSOR_INTERVAL_SECONDS = 5
+#: Assets a recompute rematerializes: the whole evaluation of each affected model version.
+RECOMPUTED_ASSETS = ("predictions", "metric_table", "comparison", "gate_decision")
+
+
+@dg.sensor(job=release_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def promotion_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+    """Run the release job (gate decision, then the promotion it guards) for each promotion request."""
+    service = platform.get()
+    requests = []
+    for request in releases.pending_requests(service, releases.PROMOTION):
+        run_key = f"promotion:{request.id}"
+        requests.append(dg.RunRequest(run_key=run_key, partition_key=request.partitions[0],
+                                      tags={PROMOTION_REQUEST_TAG: str(request.id)}))
+        releases.mark_launched(service, request.id, run_key)
+    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no promotion requests")
+
+
+@dg.sensor(minimum_interval_seconds=SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
+           target=list(RECOMPUTED_ASSETS))
+def recompute_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+    """Launch one Dagster backfill per recompute request, over exactly the affected model-version partitions."""
+    service = platform.get()
+    asset_graph = context.repository_def.asset_graph
+    known = set(context.instance.get_dynamic_partitions(model_versions.name))
+    requests, new_partitions = [], []
+    for request in releases.pending_requests(service, incidents.BACKFILL):
+        new_partitions += [key for key in request.partitions if key not in known and key not in new_partitions]
+        subset = AssetGraphSubset.from_asset_partition_set(
+            {AssetKeyPartitionKey(dg.AssetKey(asset), key) for asset in RECOMPUTED_ASSETS for key in request.partitions},
+            asset_graph)
+        requests.append(dg.RunRequest.for_asset_graph_subset(subset, tags={
+            REQUESTED_TAG: "true", "eval_platform/recompute_request": str(request.id)}))
+        releases.mark_launched(service, request.id, f"backfill-request:{request.id}")
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[model_versions.build_add_request(new_partitions)] if new_partitions else [],
+        skip_reason=None if requests else "no recompute requests")
+
+
+@dg.sensor(minimum_interval_seconds=SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING)
+def incident_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+    """Show each new incident on the lineage: failing checks on the dataset asset and on the metric table,
+    one evaluation per affected partition (named in its metadata; the checks are not partitioned because
+    partitioned asset checks are still a Dagster preview feature)."""
+    service = platform.get()
+    cursor = int(context.cursor or 0)
+    events = []
+    known_models = set(context.instance.get_dynamic_partitions(model_versions.name))
+    known_datasets = set(context.instance.get_dynamic_partitions(dataset_versions.name))
+    for incident in incidents.incidents(service):
+        if incident.id <= cursor:
+            continue
+        cursor = incident.id
+        metadata = {"incident": incident.kind, "target": incident.target, "reason": incident.reason,
+                    "reported_by": incident.reported_by, "affected_runs": ", ".join(incident.affected_runs) or "none"}
+        if incident.kind == incidents.DATASET_CONTAMINATION and incident.target in known_datasets:
+            events.append(AssetCheckEvaluation(asset_key=dg.AssetKey("eval_dataset"), check_name=NOT_CONTAMINATED,
+                                               passed=False, metadata={**metadata, "partition": incident.target}))
+        for model_key in incident.affected_models:
+            if model_key in known_models:
+                events.append(AssetCheckEvaluation(asset_key=dg.AssetKey("metric_table"), check_name=INPUTS_VALID,
+                                                   passed=False, metadata={**metadata, "partition": model_key}))
+    return dg.SensorResult(asset_events=events, cursor=str(cursor), skip_reason=None if events else "no new incidents")
