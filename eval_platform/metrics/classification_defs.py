@@ -1,4 +1,25 @@
-"""Catalog entries of the classification metrics (see :mod:`eval_platform.metrics.classification`)."""
+"""Catalog entries of the classification metrics (see :mod:`eval_platform.metrics.classification`).
+
+Columns each family reads (the arrays of :data:`eval_platform.metrics.base.Columns`):
+
+* ``binary_classification``: ``label`` (0/1, shape ``(n,)``) and ``score`` (float, ``(n,)``).
+* ``multiclass_classification``: ``label`` (the class of each example, ``(n,)``, any hashable labels),
+  ``proba`` (float, 2-D ``(n, n_classes)``: column ``j`` is the probability or score of ``classes[j]``)
+  and ``classes`` (the class labels in column order, ``(n_classes,)``). Because the comparison
+  statistics resample *every* column row-wise, ``classes`` should be handed over broadcast to one row
+  per example, ``numpy.broadcast_to(classes, (n, n_classes))`` (a view, no copy); both shapes are
+  accepted and row 0 is used. The predicted class is the ``argmax`` of ``proba`` (first column on ties).
+* ``multilabel_classification``: ``labels`` (0/1 indicator ``(n, n_labels)``, or a 1-D object array with
+  one list of labels per example), ``proba`` (float ``(n, n_labels)``, the score of each label) and
+  ``classes`` (the label names in column order, ``(n_labels,)`` or broadcast as above). Label ``j`` is
+  predicted when ``proba[:, j] >= threshold``; the ``label_thresholds`` parameter (a JSON object
+  ``{label: threshold}``) overrides ``threshold`` for the labels it names.
+
+Names carry the family (``multiclass_``/``multilabel_``) because a catalog key is ``name@version`` across
+all task types; averages follow scikit-learn's scorer suffixes (``_macro``, ``_micro``, ``_weighted``).
+Per-class values for gates are the ``*_class_*`` metrics with a ``class_label`` parameter, matched
+against the class or its ``str``.
+"""
 
 from __future__ import annotations
 
@@ -53,3 +74,121 @@ _binary(
 )
 
 
+# ------------------------------------------------------------------------------------------------------
+# Multi-class: label / proba (n, n_classes) / classes
+
+MULTICLASS = frozenset({"multiclass_classification"})
+_MULTICLASS_COLUMNS = ("label", "proba", "classes")
+_CLASS_LABEL = {"class_label": Param(str, required=True)}
+
+
+def _multiclass(name, fn, direction="higher", params=None, description="", **fixed):
+    def compute(columns, **kwargs):
+        return fn(columns["label"], columns["proba"], columns["classes"], **fixed, **kwargs)
+
+    METRICS.append(
+        MetricDefinition(
+            name=name,
+            version=1,
+            direction=direction,
+            task_types=MULTICLASS,
+            required_columns=_MULTICLASS_COLUMNS,
+            compute=compute,
+            params=params or {},
+            description=description or (fn.__doc__ or "").strip().splitlines()[0],
+        )
+    )
+
+
+_multiclass("multiclass_accuracy", clf.multiclass_accuracy)
+for _average in clf.AVERAGES:
+    for _which, _fn in (("precision", clf.multiclass_precision), ("recall", clf.multiclass_recall), ("f1", clf.multiclass_f1)):
+        _multiclass(
+            f"multiclass_{_which}_{_average}",
+            _fn,
+            average=_average,
+            description=f"{_which.capitalize()} over classes, {_average}-averaged (argmax prediction).",
+        )
+for _which in ("precision", "recall", "f1"):
+    _multiclass(
+        f"multiclass_class_{_which}",
+        clf.class_metric,
+        params=_CLASS_LABEL,
+        metric=_which,
+        description=f"{_which.capitalize()} of one class (parameter class_label), argmax prediction.",
+    )
+_multiclass(
+    "multiclass_roc_auc_ovr",
+    clf.multiclass_roc_auc_ovr,
+    average="macro",
+    description="One-vs-rest ROC-AUC, mean over classes (scikit-learn multi_class='ovr', average='macro').",
+)
+_multiclass(
+    "multiclass_roc_auc_ovr_weighted",
+    clf.multiclass_roc_auc_ovr,
+    average="weighted",
+    description="One-vs-rest ROC-AUC weighted by class prevalence (multi_class='ovr', average='weighted').",
+)
+_multiclass("multiclass_log_loss", clf.multiclass_log_loss, direction="lower")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Multi-label: labels (n, n_labels) / proba (n, n_labels) / classes
+
+MULTILABEL = frozenset({"multilabel_classification"})
+_MULTILABEL_COLUMNS = ("labels", "proba", "classes")
+_LABEL_THRESHOLDS = {"threshold": Param(float, default=0.5), "label_thresholds": Param(dict, default=None)}
+
+
+def _thresholds(columns, threshold, label_thresholds):
+    """One threshold per label: ``label_thresholds`` (keys matched to a label or its str) over ``threshold``."""
+    if not label_thresholds:
+        return threshold
+    classes = clf._check_classes(columns["classes"], minimum=1)
+    merged = {str(c): threshold for c in classes.tolist()}
+    for key, value in label_thresholds.items():
+        position = clf._class_position(classes.tolist(), key, "label_thresholds")
+        merged[str(classes[position])] = value
+    return merged
+
+
+def _multilabel(name, fn, direction="higher", params=None, description="", **fixed):
+    def compute(columns, threshold=0.5, label_thresholds=None, **kwargs):
+        per_label = _thresholds(columns, threshold, label_thresholds)
+        return fn(columns["labels"], columns["proba"], columns["classes"], per_label, **fixed, **kwargs)
+
+    METRICS.append(
+        MetricDefinition(
+            name=name,
+            version=1,
+            direction=direction,
+            task_types=MULTILABEL,
+            required_columns=_MULTILABEL_COLUMNS,
+            compute=compute,
+            params={**_LABEL_THRESHOLDS, **(params or {})},
+            description=description or (fn.__doc__ or "").strip().splitlines()[0],
+        )
+    )
+
+
+def _label_metric(labels, proba, classes, threshold, class_label, metric):
+    table = clf.multilabel_per_label_metrics(labels, proba, classes, threshold)
+    return float(table[metric].iloc[clf._class_position(table.index, class_label)])
+
+
+for _average in clf.AVERAGES:
+    for _which, _fn in (("precision", clf.multilabel_precision), ("recall", clf.multilabel_recall), ("f1", clf.multilabel_f1)):
+        _multilabel(
+            f"multilabel_{_which}_{_average}",
+            _fn,
+            average=_average,
+            description=f"{_which.capitalize()} over labels at the per-label thresholds, {_average}-averaged.",
+        )
+for _which in ("precision", "recall", "f1"):
+    _multilabel(
+        f"multilabel_label_{_which}",
+        _label_metric,
+        params=_CLASS_LABEL,
+        metric=_which,
+        description=f"{_which.capitalize()} of one label (parameter class_label) at its threshold.",
+    )
