@@ -24,7 +24,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "breast-cancer-detector"
 DATASET_ID = "breast-cancer-test"
+CANARY_ID = "breast-cancer-canary"
 SUITE_FILE = ROOT / "demo" / "breast_cancer_release.yaml"
+EXPLORE_FILE = ROOT / "demo" / "breast_cancer_explore.yaml"
 
 
 def prepare_home(home: Path) -> None:
@@ -59,10 +61,13 @@ def train_models(home: Path, x_train: pd.DataFrame, y_train: pd.Series) -> dict[
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
 
     recipes = {
         "logistic_regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
         "gradient_boosting": lambda: GradientBoostingClassifier(n_estimators=100, max_depth=2, random_state=0),
+        # a candidate that should not ship: one split on one feature
+        "decision_stump": lambda: DecisionTreeClassifier(max_depth=1, random_state=0),
     }
     paths = {}
     for name, recipe in recipes.items():
@@ -102,8 +107,11 @@ class Daemon:
 
 
 def wait_until_idle(platform, daemon: Daemon, timeout: float) -> None:
-    """Until the registry has no queued or running eval run and Dagster has no unfinished run."""
+    """Until the registry has no queued or running eval run nor pending orchestrator request, and Dagster
+    has no unfinished run."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    from eval_platform import incidents, releases
 
     unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                   DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -111,19 +119,26 @@ def wait_until_idle(platform, daemon: Daemon, timeout: float) -> None:
     with DagsterInstance.get() as instance:
         while time.monotonic() < deadline:
             pending = platform.runs(statuses=["queued", "running"])
-            dagster_runs = instance.get_runs(RunsFilter(statuses=unfinished))
-            if not pending and not dagster_runs:
+            requests = releases.pending_requests(platform, releases.PROMOTION) + releases.pending_requests(platform, "backfill")
+            unreported = [i for i in incidents.incidents(platform) if not i.reported]
+            if not pending and not requests and not unreported and not instance.get_runs(RunsFilter(statuses=unfinished)):
                 return
             if daemon.process is not None and daemon.process.poll() is not None:
                 raise SystemExit(f"the Dagster daemon exited:\n{daemon.tail()}")
             time.sleep(1)
-    raise SystemExit(f"timed out after {timeout:.0f}s waiting for the evals; daemon log:\n{daemon.tail()}")
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for Dagster; daemon log:\n{daemon.tail()}")
 
 
-def evaluate(platform, daemon: Daemon, timeout: float) -> None:
-    if platform.runs(statuses=["queued", "running"]):
-        daemon.start()
-        wait_until_idle(platform, daemon, timeout)
+def run_dagster(platform, daemon: Daemon, timeout: float) -> None:
+    daemon.start()
+    wait_until_idle(platform, daemon, timeout)
+
+
+def register_model(platform, model_file: Path, description: str, plan=()):
+    registered = platform.register_model(MODEL_NAME, model_file, eval_plan=plan, description=description)
+    state = "registered: the eval-request sensor will evaluate it" if registered.created else "already registered"
+    print(f"\nmodel {registered.record.key} ({description}) {state}")
+    return registered.record
 
 
 def report(platform, model_key: str, title: str) -> None:
@@ -132,7 +147,7 @@ def report(platform, model_key: str, title: str) -> None:
 
     print(f"\n=== {title}: {model_key} ===")
     for run in platform.runs(model_key):
-        if run.status != "superseded":
+        if run.status != "superseded" and platform.suite(run.suite_key).purpose == "release_blocking":
             print(format_run(run_to_dict(run)))
     decision = platform.gate_decision(model_key)
     print(format_gate(model_key, decision.decision, decision.reasons) if decision else "no gate decision yet")
@@ -161,27 +176,49 @@ def main() -> None:
     suite = platform.register_suite(yaml.safe_load(SUITE_FILE.read_text()))
     print(f"suite {suite.record.key} ({suite.record.purpose}){'' if suite.created else ' already registered'}")
 
+    explore = platform.register_suite(yaml.safe_load(EXPLORE_FILE.read_text()))
+    canary = platform.register_dataset(CANARY_ID, dataset.iloc[::3], task_type="binary_classification",
+                                       label_policy="human_reviewed", slice_columns=["tumour_size"],
+                                       description="every third hold-out example: a small canary set")
+    print(f"exploratory suite {explore.record.key} on canary dataset {canary.record.key} ({canary.record.row_count} rows)")
+    plan = [(DATASET_ID, suite.record.suite_id), (CANARY_ID, explore.record.suite_id)]
+
+    from eval_platform import incidents, releases
+
     daemon = Daemon(home)
     try:
-        registered = platform.register_model(MODEL_NAME, model_files["logistic_regression"],
-                                             eval_plan=[(DATASET_ID, suite.record.suite_id)], description="logistic regression baseline")
-        baseline = registered.record
-        print(f"model {baseline.key} " + ("registered: the eval-request sensor will evaluate it" if registered.created
-                                          else "already registered and evaluated"))
-        evaluate(platform, daemon, args.timeout)
+        baseline = register_model(platform, model_files["logistic_regression"], "logistic regression baseline", plan)
+        run_dagster(platform, daemon, args.timeout)
         report(platform, baseline.key, "baseline")
-        if platform.promoted_version(MODEL_NAME) is None:
-            decision = platform.gate_decision(baseline.key)
-            if decision is not None and decision.decision == "pass":
-                platform.promote(baseline.key, promoted_by="demo", reason="first version, gate passed")
-                print(f"\n{baseline.key} promoted: it is now the baseline of {MODEL_NAME}")
+        if platform.promoted_version(MODEL_NAME) is None and releases.effective_decision(platform, baseline.key)[0] == "pass":
+            releases.request_promotion(platform, baseline.key, requested_by="demo", reason="first version, gate passed")
+            run_dagster(platform, daemon, args.timeout)  # the release job: gate check, then the promotion asset
+        print(f"\npromoted version of {MODEL_NAME}: {platform.promoted_version(MODEL_NAME)} (the baseline of later versions)")
 
-        registered = platform.register_model(MODEL_NAME, model_files["gradient_boosting"], description="gradient boosting candidate")
-        candidate = registered.record
-        print(f"\nmodel {candidate.key} " + ("registered: evaluated against the promoted baseline" if registered.created
-                                             else "already registered and evaluated"))
-        evaluate(platform, daemon, args.timeout)
-        report(platform, candidate.key, "candidate")
+        candidates = [register_model(platform, model_files["gradient_boosting"], "gradient boosting candidate"),
+                      register_model(platform, model_files["decision_stump"], "decision stump candidate")]
+        run_dagster(platform, daemon, args.timeout)
+        for candidate in candidates:
+            report(platform, candidate.key, "candidate")
+
+        canary_key = canary.record.key
+        existing = next((i for i in incidents.incidents(platform) if i.target == canary_key), None)
+        if existing is None:
+            impact = incidents.invalidate_dataset(platform, canary_key, reported_by="demo",
+                                                  reason="canary examples were found in a training export")
+            affected, models = impact.incident.affected_runs, impact.models
+            run_dagster(platform, daemon, args.timeout)  # the incident sensor marks the lineage red
+        else:
+            affected, models = existing.affected_runs, existing.affected_models
+        print(f"\n=== contamination: {canary_key} marked contaminated and deprecated ===")
+        print(f"affected runs ({len(affected)}), now invalid:")
+        for run_id in affected:
+            run = platform.run(run_id)
+            print(f"  {run.run_id}  {run.model_key}  {run.suite_key}  {run.status}")
+        print(f"affected model versions: {', '.join(models)}; their release gates are unchanged because "
+              f"{explore.record.key} is exploratory:")
+        for model in platform.models():
+            print(f"  {model.key}: {releases.effective_decision(platform, model.key)[0]}")
     finally:
         daemon.stop()
 

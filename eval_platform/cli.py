@@ -167,8 +167,98 @@ def cmd_models_list(args) -> None:
 
 
 def cmd_models_promote(args) -> None:
-    record = _platform(args).promote(args.model, promoted_by=args.by, reason=args.reason)
-    _emit(args, to_dict(record), columns=["model_name", "model_version", "promoted_by", "promoted_at"])
+    from eval_platform.releases import request_promotion
+
+    request = request_promotion(_platform(args), args.model, requested_by=args.by, reason=args.reason)
+    _emit(args, to_dict(request), columns=["id", "kind", "partitions", "requested_by", "status"])
+    if not args.json:
+        print("queued: the promotion sensor runs the release job (gate check, then promotion)")
+
+
+def _impact_payload(impact) -> dict:
+    return to_dict(impact.incident) | {"runs": [run_to_dict(r) for r in impact.runs]}
+
+
+def _print_impact(impact, what: str) -> None:
+    print(f"{what}; affected runs: {len(impact.runs)}, model versions: {', '.join(impact.models) or 'none'}")
+    _print_table([run_to_dict(r) for r in impact.runs], ["run_id", "model", "dataset", "suite", "status"])
+
+
+def cmd_metrics_mark_buggy(args) -> None:
+    from eval_platform.incidents import mark_metric_buggy
+
+    impact = mark_metric_buggy(_platform(args), args.metric, reason=args.reason, reported_by=args.by)
+    if args.json:
+        _emit(args, _impact_payload(impact))
+    else:
+        _print_impact(impact, f"metric {impact.incident.target} marked buggy: gates that used it are frozen")
+
+
+def cmd_metrics_list(args) -> None:
+    from eval_platform.incidents import buggy_metrics
+    from eval_platform.metrics.catalog import all_metrics
+
+    buggy = buggy_metrics(_platform(args))
+    rows = [{"metric": m.key, "direction": m.direction, "task_types": ",".join(sorted(m.task_types)),
+             "params": ",".join(m.params), "buggy": m.key in buggy, "description": m.description} for m in all_metrics()]
+    _emit(args, rows, rows, ["metric", "direction", "task_types", "params", "buggy", "description"])
+
+
+def cmd_datasets_invalidate(args) -> None:
+    from eval_platform.incidents import invalidate_dataset
+
+    impact = invalidate_dataset(_platform(args), args.dataset, reason=args.reason, reported_by=args.by)
+    if args.json:
+        _emit(args, _impact_payload(impact))
+    else:
+        _print_impact(impact, f"dataset {impact.incident.target} marked contaminated and deprecated; its runs are invalid")
+
+
+def cmd_recompute(args) -> None:
+    from eval_platform.incidents import request_recompute
+
+    queued, request = request_recompute(_platform(args), args.affected_by, requested_by=args.by, reason=args.reason)
+    payload = {"queued_runs": [run_to_dict(r) for r in queued], "backfill_request": to_dict(request) if request else None}
+    if args.json:
+        _emit(args, payload)
+        return
+    if request is None:
+        print("nothing to recompute")
+        return
+    print(f"queued {len(queued)} run(s); the recompute sensor launches a Dagster backfill of {', '.join(request.partitions)}")
+    _print_table([run_to_dict(r) for r in queued], ["run_id", "model", "dataset", "suite", "status"])
+
+
+def cmd_gate_override(args) -> None:
+    from eval_platform.releases import override_gate
+
+    record = override_gate(_platform(args), args.model, approver=args.by, reason=args.reason)
+    _emit(args, to_dict(record), columns=["id", "model_name", "model_version", "overridden_decision", "approver", "reason"])
+
+
+def cmd_runs_lineage(args) -> None:
+    platform = _platform(args)
+    run = platform.run(args.run_id)
+    payload = {"run_id": run.run_id, "status": run.status, "dagster_run_id": run.dagster_run_id,
+               "predictions": run.predictions_hash, "metric_table": run.metrics_hash,
+               "baseline_run_id": run.baseline_run_id, **(run.lineage or {})}
+    if args.json:
+        _emit(args, payload)
+        return
+    lineage = run.lineage or {}
+    print(f"eval run {run.run_id} ({run.status}), Dagster run {run.dagster_run_id or '-'}")
+    if not lineage:
+        print("  no lineage recorded yet (the run has not produced predictions)")
+        return
+    d, m, s = lineage["dataset"], lineage["model"], lineage["suite"]
+    print(f"  dataset    {d['id']}@{d['version']}  {d['content_hash']}  labels: {d['label_policy']}  rows: {d['rows']}")
+    print(f"  model      {m['name']}@{m['version']}  {m['kind']}  {m['file_hash']}")
+    print(f"  suite      {s['id']}@{s['version']}  {s['purpose']}  {s['definition_hash']}")
+    print("  metrics    " + ", ".join(f"{k}={v}" for k, v in lineage["metrics"].items()))
+    print(f"  prompt     {lineage.get('prompt_version') or '-'}   judge: {lineage.get('judge') or '-'}")
+    print(f"  code       platform {lineage['code']['platform']}, predictions v{lineage['code']['predictions']}, gate v{lineage['code']['gate']}")
+    print(f"  artifacts  predictions {run.predictions_hash or '-'}, metric table {run.metrics_hash or '-'}")
+    print(f"  baseline   {run.baseline_run_id or '-'}")
 
 
 def cmd_runs_list(args) -> None:
@@ -254,6 +344,15 @@ def cmd_score(args) -> None:
             print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: an option given before the command is not reset by the command's own default
@@ -281,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(func=cmd_datasets_register)
     sub = datasets.add_parser("list", parents=[common])
     sub.set_defaults(func=cmd_datasets_list)
+    sub = datasets.add_parser("invalidate", parents=[common], help="mark a dataset version contaminated")
+    sub.add_argument("dataset", help="DATASET_ID@VERSION")
+    sub.add_argument("--reason", required=True)
+    sub.add_argument("--by", default=_user(), help="who reports it (default: $USER)")
+    sub.set_defaults(func=cmd_datasets_invalidate)
 
     suites = groups.add_parser("suites", help="metric suites").add_subparsers(dest="command", required=True)
     sub = suites.add_parser("register", parents=[common], help="register a suite from YAML or JSON")
@@ -300,9 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(func=cmd_models_register)
     sub = models.add_parser("list", parents=[common])
     sub.set_defaults(func=cmd_models_list)
-    sub = models.add_parser("promote", parents=[common], help="release a model version whose gate passed")
+    sub = models.add_parser("promote", parents=[common], help="release a model version whose gate passed (or was overridden)")
     sub.add_argument("model", help="NAME@VERSION")
-    sub.add_argument("--by", required=True, help="who promotes")
+    sub.add_argument("--by", default=_user(), help="who promotes (default: $USER)")
     sub.add_argument("--reason", default="")
     sub.set_defaults(func=cmd_models_promote)
 
@@ -314,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = runs.add_parser("show", parents=[common])
     sub.add_argument("run_id")
     sub.set_defaults(func=cmd_runs_show)
+    sub = runs.add_parser("lineage", parents=[common], help="every input of a run's results")
+    sub.add_argument("run_id")
+    sub.set_defaults(func=cmd_runs_lineage)
     sub = runs.add_parser("request", parents=[common], help="queue an eval run")
     sub.add_argument("--model", required=True, help="NAME@VERSION")
     sub.add_argument("--dataset", required=True, help="DATASET_ID or DATASET_ID@VERSION")
@@ -346,6 +453,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = gate.add_parser("show", parents=[common])
     sub.add_argument("model", help="NAME@VERSION")
     sub.set_defaults(func=cmd_gate_show)
+    sub = gate.add_parser("override", parents=[common], help="let a fail or no_decision through (approvers only)")
+    sub.add_argument("model", help="NAME@VERSION")
+    sub.add_argument("--by", default=_user(), help="the approver (default: $USER)")
+    sub.add_argument("--reason", required=True)
+    sub.set_defaults(func=cmd_gate_override)
+
+    metrics = groups.add_parser("metrics", help="the metric catalog").add_subparsers(dest="command", required=True)
+    sub = metrics.add_parser("list", parents=[common])
+    sub.set_defaults(func=cmd_metrics_list)
+    sub = metrics.add_parser("mark-buggy", parents=[common], help="freeze every gate that used a metric version")
+    sub.add_argument("metric", help="NAME@VERSION")
+    sub.add_argument("--reason", required=True)
+    sub.add_argument("--by", default=_user(), help="who reports it (default: $USER)")
+    sub.set_defaults(func=cmd_metrics_mark_buggy)
+
+    sub = groups.add_parser("recompute", parents=[common], help="recompute the runs a buggy metric or contaminated dataset touched")
+    sub.add_argument("--affected-by", required=True, help="NAME@VERSION of a buggy metric, or DATASET_ID@VERSION")
+    sub.add_argument("--reason", default="")
+    sub.add_argument("--by", default=_user(), help="who asks (default: $USER)")
+    sub.set_defaults(func=cmd_recompute)
     return parser
 
 

@@ -48,6 +48,13 @@ def incidents(platform: EvalPlatform) -> list[Incident]:
         return list(session.scalars(select(Incident).order_by(Incident.id)))
 
 
+def mark_reported(platform: EvalPlatform, up_to_id: int) -> None:
+    """Incidents up to ``up_to_id`` are shown on the asset graph (the sensor's cursor is the source of truth)."""
+    with platform.registry.session() as session:
+        for incident in session.scalars(select(Incident).where(Incident.id <= up_to_id, Incident.reported.is_(False))):
+            incident.reported = True
+
+
 def _current_runs(platform: EvalPlatform) -> list[EvalRun]:
     return [run for run in platform.runs() if run.status != SUPERSEDED]
 

@@ -10,18 +10,22 @@ evaluate_model_version = dg.define_asset_job(
     selection=dg.AssetSelection.assets(predictions, metric_table, comparison, gate_decision).without_checks()
     | dg.AssetSelection.checks_for_assets(metric_table),
     description="Predictions, metric table, comparison and gate decision of one model version.",
+    # the steps run one after another; one process saves re-importing the stack for every step
+    executor_def=dg.in_process_executor,
 )
 
 validate_dataset_version = dg.define_asset_job(
     "validate_dataset_version",
     selection=dg.AssetSelection.assets(eval_dataset),
     description="Materialize a dataset version and run its Great Expectations checks.",
+    executor_def=dg.in_process_executor,
 )
 
 release_model_version = dg.define_asset_job(
     "release_model_version",
     selection=dg.AssetSelection.assets(gate_decision, promotion) | dg.AssetSelection.checks(gate_passed),
     description="Decide the gate again, then promote: the gate's blocking check stops the promotion unless it passed.",
+    executor_def=dg.in_process_executor,
 )
 
 __all__ = ["evaluate_model_version", "release_model_version", "validate_dataset_version"]

@@ -76,4 +76,5 @@ def incident_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformR
             if model_key in known_models:
                 events.append(AssetCheckEvaluation(asset_key=dg.AssetKey("metric_table"), check_name=INPUTS_VALID,
                                                    passed=False, metadata={**metadata, "partition": model_key}))
+    incidents.mark_reported(service, cursor)
     return dg.SensorResult(asset_events=events, cursor=str(cursor), skip_reason=None if events else "no new incidents")
