@@ -18,8 +18,9 @@ from eval_platform.evaluation import ALL
 from eval_platform.gates import GATE_CODE_VERSION, PASS
 from eval_platform.hashing import json_hash, short
 from eval_platform.metrics.catalog import all_metrics
+from eval_platform.metrics.curves import png_markdown
 from eval_platform.models import PREDICTION_CODE_VERSION
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform import PLOTS, EvalPlatform
 from eval_platform.registry import EvalRun
 from eval_platform.releases import effective_decision
 from resources import EvalPlatformResource
@@ -102,6 +103,9 @@ def metric_table(context: dg.AssetExecutionContext, platform: EvalPlatformResour
         flagged = table[table["flagged"]]
         if len(flagged):
             lines += ["", f"{len(flagged)} slice row(s) below the minimum slice size (flagged)."]
+        plot = result["results"].get("artifacts", {}).get("curves_png")
+        if plot:
+            lines += ["", png_markdown(service.store.get_blob(PLOTS, plot, ".png"), alt=f"ROC and PR curves of {run.run_id}")]
         sections.append("\n".join(lines))
     problems = [b for run in runs for b in runner.gate_blockers(service, run) if b.startswith(("dataset ", "frozen:"))]
     return dg.MaterializeResult(check_results=[dg.AssetCheckResult(

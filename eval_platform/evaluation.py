@@ -46,7 +46,22 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
     """The arrays the metric functions read (see :data:`eval_platform.metrics.base.Columns`)."""
     if task_type == "binary_classification":
         return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64)}
+    if task_type == "multiclass_classification":
+        proba_columns = [c for c in frame.columns if c.startswith("proba_")]
+        if not proba_columns:
+            raise InvalidInput("predictions", "multi-class predictions need proba_<class> columns")
+        labels = frame[schema["label_column"]].to_numpy()
+        classes = _class_values([c.removeprefix("proba_") for c in proba_columns], labels)
+        proba = frame[proba_columns].to_numpy(np.float64)
+        # one row of classes per example, so resampling rows keeps them intact (a view, no copy)
+        return {"label": labels, "proba": proba, "classes": np.broadcast_to(classes, proba.shape)}
     raise InvalidInput("task_type", f"no metric columns for task type {task_type!r} yet")
+
+
+def _class_values(names: list[str], labels: np.ndarray) -> np.ndarray:
+    """Class labels named by the ``proba_<class>`` columns, in the labels' own type where they parse."""
+    by_text = {str(label): label for label in pd.unique(labels)}
+    return np.asarray([by_text.get(name, name) for name in names], dtype=object if labels.dtype == object else None)
 
 
 @dataclass

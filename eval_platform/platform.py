@@ -37,6 +37,7 @@ DATASETS = "datasets"
 PREDICTIONS = "predictions"
 METRIC_TABLES = "metric_tables"
 PLOTS = "plots"
+CURVES = "curves"
 
 #: Eval-run states. ``queued`` rows are the requests the Dagster sensor turns into runs.
 QUEUED, RUNNING, SUCCEEDED, FAILED, INVALID, SUPERSEDED = "queued", "running", "succeeded", "failed", "invalid", "superseded"

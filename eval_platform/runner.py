@@ -11,6 +11,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
@@ -28,11 +29,14 @@ from eval_platform.gates import (
     decide,
 )
 from eval_platform.hashing import json_hash
+from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
 from eval_platform.models import PREDICTION_CODE_VERSION, predict
 from eval_platform.platform import (
+    CURVES,
     DATASETS,
     FAILED,
     METRIC_TABLES,
+    PLOTS,
     PREDICTIONS,
     RUNNING,
     SUCCEEDED,
@@ -123,9 +127,22 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
     table = compute_metric_table(suite, frame, schema, dataset.task_type)
     digest = platform.store.put_table(METRIC_TABLES, table.table)
     results = {"metrics": table.overall(), "n_examples": table.counts(),
-               "slices": _slice_summary(table.table)}
+               "slices": _slice_summary(table.table), "artifacts": _curve_artifacts(platform, frame, schema, dataset.task_type)}
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
     return {"run_id": run.run_id, "metrics_hash": digest, "results": results, "seconds": table.seconds, "table": table.table}
+
+
+def _curve_artifacts(platform: EvalPlatform, frame: pd.DataFrame, schema: dict, task_type: str) -> dict:
+    """ROC and PR curves of a binary classifier, kept as tables and drawn as one PNG."""
+    if task_type != "binary_classification":
+        return {}
+    columns = metric_columns(frame, schema, task_type)
+    if len(np.unique(columns["label"])) < 2:
+        return {}  # curves are undefined without both classes
+    roc = roc_curve_table(columns["label"], columns["score"])
+    pr = pr_curve_table(columns["label"], columns["score"])
+    return {"roc_curve": platform.store.put_table(CURVES, roc), "pr_curve": platform.store.put_table(CURVES, pr),
+            "curves_png": platform.store.put_blob(PLOTS, curves_png(roc=roc, pr=pr), ".png")}
 
 
 def _slice_summary(table: pd.DataFrame) -> list[dict]:

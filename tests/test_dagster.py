@@ -85,6 +85,10 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"detector@1"}
         event = instance.get_latest_materialization_event(dg.AssetKey("gate_decision"))
         assert event.asset_materialization.metadata["decision"].value == "pass"
+        plot = installation.store.get_blob("plots", run.results["artifacts"]["curves_png"], ".png")
+        assert plot.startswith(b"\x89PNG")
+        table = instance.get_latest_materialization_event(dg.AssetKey("metric_table")).asset_materialization
+        assert "data:image/png;base64," in table.metadata["metrics"].value  # the curves, shown in the UI
 
         # the candidate is compared with the promoted baseline; its predictions of v1 are not recomputed
         installation.promote("detector@1", promoted_by="tester")

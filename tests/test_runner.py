@@ -1,0 +1,127 @@
+"""The eval runner's steps without Dagster: multi-class evals, slice guardrails, regression suites,
+stale baselines."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from eval_platform import runner
+from eval_platform.platform import EvalPlatform
+
+
+def evaluate(service: EvalPlatform, model_key: str, dagster_run_id: str = "local"):
+    runs = service.claim_runs(model_key, dagster_run_id, requested=True)
+    for run in runs:
+        runner.produce_predictions(service, run)
+        runner.compute_metrics(service, run)
+        runner.compare_with_baseline(service, run)
+    return runner.finish_runs(service, model_key, runs)
+
+
+@pytest.fixture
+def service(tmp_path):
+    platform = EvalPlatform.open(tmp_path / "home")
+    yield platform
+    platform.close()
+
+
+def test_multiclass_eval(service, tmp_path):
+    from sklearn import metrics as sk
+
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    features.columns = [c.replace(" (cm)", "").replace(" ", "_") for c in features.columns]
+    names = np.array(["setosa", "versicolor", "virginica"])
+    frame = features.assign(example_id=np.arange(len(features)), label=names[target])
+    service.register_dataset("iris", frame, task_type="multiclass_classification", label_policy="human_reviewed")
+    service.register_suite({"suite_id": "iris", "purpose": "release_blocking", "task_type": "multiclass_classification",
+                            "metrics": [{"name": "f1", "metric": "multiclass_f1_macro@1"},
+                                        {"name": "auc", "metric": "multiclass_roc_auc_ovr@1"},
+                                        {"name": "virginica_recall", "metric": "multiclass_class_recall@1",
+                                         "params": {"class_label": "virginica"}}],
+                            "gate": {"require_baseline": False, "rules": [{"metric": "f1", "min": 0.9}]}})
+    model = DecisionTreeClassifier(max_depth=2, random_state=0).fit(features.to_numpy(), names[target])
+    path = tmp_path / "iris.skops"
+    skops.io.dump(model, path)
+    service.register_model("iris-tree", path, eval_plan=[("iris", "iris")], trusted_types=["sklearn.tree._tree.Tree"])
+    decision = evaluate(service, "iris-tree@1")
+    run = service.runs("iris-tree@1")[0]
+    predicted = model.predict(features.to_numpy())
+    assert run.results["metrics"]["f1"] == pytest.approx(sk.f1_score(names[target], predicted, average="macro"), abs=1e-12)
+    assert run.results["metrics"]["virginica_recall"] == pytest.approx(
+        sk.recall_score(names[target], predicted, labels=["virginica"], average="macro"), abs=1e-12)
+    assert decision.decision == "pass"
+
+
+def _binary_models(tmp_path, breast_cancer):
+    x_train, y_train, _ = breast_cancer
+    paths = {}
+    for name, model in {"good": LogisticRegression(max_iter=5000, C=1.0),
+                        "weak": DecisionTreeClassifier(max_depth=1, random_state=0)}.items():
+        paths[name] = tmp_path / f"{name}.skops"
+        skops.io.dump(model.fit(x_train.to_numpy(), y_train.to_numpy()), paths[name])
+    return paths
+
+
+def test_slice_guardrail_and_regression_suite(service, tmp_path, breast_cancer):
+    _, _, frame = breast_cancer
+    service.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed",
+                             slice_columns=["tumour_size"])
+    service.register_suite({
+        "suite_id": "guarded", "purpose": "release_blocking", "task_type": "binary_classification",
+        "metrics": [{"name": "fpr", "metric": "false_positive_rate@1"}, {"name": "accuracy", "metric": "accuracy@1"}],
+        "slices": ["tumour_size"], "min_slice_size": 10,
+        "gate": {"require_baseline": False, "approvers": ["rita"], "rules": [
+            {"metric": "fpr", "slice": "tumour_size", "min_delta": -0.01, "min_examples": 10},
+            {"metric": "accuracy", "max_regressions": 0}, {"metric": "accuracy", "min": 0.8}]}})
+    models = _binary_models(tmp_path, breast_cancer)
+    service.register_model("detector", models["good"], eval_plan=[("bc", "guarded")])
+    assert evaluate(service, "detector@1").decision == "pass"  # first version: baseline rules not applicable
+    service.promote("detector@1", promoted_by="tester")
+    service.register_model("detector", models["weak"])
+    decision = evaluate(service, "detector@2")
+    assert decision.decision == "fail"
+    reasons = decision.reasons[0]["reasons"]
+    slices = sorted(r["slice"] for r in reasons if r["metric"] == "fpr")
+    assert slices == ["tumour_size=large", "tumour_size=medium", "tumour_size=small"]
+    candidate, baseline = service.runs("detector@2")[0], service.runs("detector@1")[0]
+    good = service.store.get_table("predictions", baseline.predictions_hash)
+    weak = service.store.get_table("predictions", candidate.predictions_hash)
+    truth = frame.set_index("example_id")["label"]
+    right = lambda p: ((p.set_index("example_id")["score"] >= 0.5).astype(int) == truth)  # noqa: E731
+    expected = sorted(right(good).index[right(good) & ~right(weak)])
+    regression = [r for r in reasons if r["kind"] == "max_regressions"][0]
+    assert regression["outcome"] == "fail" and sorted(regression["regressions"]) == expected and expected
+
+
+def test_stale_baseline_blocks_or_is_reevaluated(service, tmp_path, breast_cancer):
+    _, _, frame = breast_cancer
+    suite = {"suite_id": "s", "purpose": "release_blocking", "task_type": "binary_classification",
+             "metrics": [{"metric": "roc_auc@1"}],
+             "gate": {"require_baseline": True, "rules": [{"metric": "roc_auc", "min": 0.5},
+                                                          {"metric": "roc_auc", "non_inferiority": 0.05}]}}
+    service.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed")
+    service.register_suite(dict(suite, gate=dict(suite["gate"], require_baseline=False)))
+    models = _binary_models(tmp_path, breast_cancer)
+    service.register_model("detector", models["good"], eval_plan=[("bc", "s")])
+    evaluate(service, "detector@1")
+    service.promote("detector@1", promoted_by="tester")
+    # the suite changes (new version): the promoted baseline's run is now stale
+    service.register_suite(suite)
+    service.register_model("detector", models["weak"])
+    decision = evaluate(service, "detector@2")
+    assert decision.decision == "no_decision" and "baseline is stale" in str(decision.reasons)
+    assert runner.stale_baseline_count(service) == 1
+
+    service.register_suite(dict(suite, gate=dict(suite["gate"], stale_baseline="reevaluate")))
+    run = service.request_eval("detector@2", "bc", "s")
+    decision = evaluate(service, "detector@2", dagster_run_id="second")
+    compared = service.run(run.run_id).comparison
+    assert compared["baseline_state"] == "ok" and compared["baseline_reevaluated"]
+    baseline_run = service.run(compared["baseline_run_id"])
+    assert baseline_run.model_key == "detector@1" and baseline_run.suite_key == "s@3"
+    assert baseline_run.trigger == "baseline_reevaluation" and baseline_run.status == "succeeded"
+    assert runner.stale_baseline_count(service) == 2
