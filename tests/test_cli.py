@@ -61,3 +61,49 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(capsys, tmp_path, dataset
     assert code == 2 and "not found" in err
     code, out, _ = evalp(capsys, "--home", home, "datasets", "list", "--json")
     assert json.loads(out) == []
+
+
+def test_failure_mode_commands(capsys, tmp_path, breast_cancer, model_files, release_suite):
+    from eval_platform.platform import EvalPlatform
+    from tests.test_runner import evaluate
+
+    home = tmp_path / "home"
+    service = EvalPlatform.open(home)
+    _, _, frame = breast_cancer
+    service.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed",
+                             slice_columns=["tumour_size"])
+    service.register_suite(release_suite)
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=[("bc", "breast-cancer-release")])
+    evaluate(service, "detector@1")
+    run_id = service.runs("detector@1")[0].run_id
+
+    code, out, _ = evalp(capsys, "--home", str(home), "runs", "lineage", run_id)
+    assert code == 0 and "dataset    bc@1  sha256:" in out and "metrics    roc_auc=roc_auc@1" in out
+    code, out, _ = evalp(capsys, "--home", str(home), "runs", "lineage", run_id, "--json")
+    assert json.loads(out)["model"]["file_hash"] == service.model("detector@1").file_hash
+
+    code, _, err = evalp(capsys, "--home", str(home), "gate", "override", "detector@1", "--by", "mallory", "--reason", "x")
+    assert code == 2 and "only fail or no_decision can be overridden" in err  # it passed
+
+    code, out, _ = evalp(capsys, "--home", str(home), "metrics", "mark-buggy", "average_precision@1",
+                         "--reason", "wrong ties", "--by", "ops", "--json")
+    impact = json.loads(out)
+    assert code == 0 and impact["affected_models"] == ["detector@1"] and [r["run_id"] for r in impact["runs"]] == [run_id]
+    code, out, _ = evalp(capsys, "--home", str(home), "gate", "show", "detector@1")
+    assert "NO_DECISION" in out and "frozen: metric average_precision@1 is marked buggy" in out
+    code, _, err = evalp(capsys, "--home", str(home), "recompute", "--affected-by", "average_precision@1", "--by", "ops")
+    assert code == 2 and "no fixed version of average_precision newer than average_precision@1" in err
+    code, _, err = evalp(capsys, "--home", str(home), "gate", "override", "detector@1", "--by", "mallory", "--reason", "x")
+    assert code == 2 and "'mallory' is not an approver of suite breast-cancer-release@1" in err
+    code, out, _ = evalp(capsys, "--home", str(home), "gate", "override", "detector@1", "--by", "release-manager",
+                         "--reason", "metric bug, verified by hand", "--json")
+    assert code == 0 and json.loads(out)["overridden_decision"] == "no_decision"
+
+    code, out, _ = evalp(capsys, "--home", str(home), "datasets", "invalidate", "bc@1", "--reason", "leak", "--by", "ops")
+    assert code == 0 and "affected runs: 1" in out and run_id in out
+    code, out, _ = evalp(capsys, "--home", str(home), "runs", "show", run_id, "--json")
+    assert json.loads(out)["status"] == "invalid"
+    code, out, _ = evalp(capsys, "--home", str(home), "metrics", "list", "--json")
+    flags = {m["metric"]: m["buggy"] for m in json.loads(out)}
+    assert flags["average_precision@1"] is True and flags["roc_auc@1"] is False
+    service.close()
