@@ -25,6 +25,38 @@ def _take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
     return {name: values[index] for name, values in columns.items()}
 
 
+_RUN_COLUMNS = ("run_query", "run_doc", "run_score", "latency")
+_QRELS_COLUMNS = ("qrels_query", "qrels_doc", "qrels_relevance")
+
+
+def _rows_by_query(columns: Columns, queries: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """For the run and the qrels arrays: the row indices of each query, in ``queries`` order."""
+    out = {}
+    for prefix, key in (("run", "run_query"), ("qrels", "qrels_query")):
+        order = np.argsort(columns[key], kind="stable")
+        sorted_keys = columns[key][order]
+        starts = np.searchsorted(sorted_keys, queries, side="left")
+        ends = np.searchsorted(sorted_keys, queries, side="right")
+        out[prefix] = [order[a:b] for a, b in zip(starts, ends, strict=True)]
+    return out
+
+
+def _take_queries(columns: Columns, rows: dict[str, list[np.ndarray]], chosen: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns of a query resample; a query drawn twice appears twice under a new query id."""
+    out = {}
+    for prefix, names in (("run", _RUN_COLUMNS), ("qrels", _QRELS_COLUMNS)):
+        parts = [rows[prefix][q] for q in chosen]
+        index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        copy = np.repeat(np.arange(len(chosen)), [len(p) for p in parts])
+        for name in names:
+            if name in columns:
+                out[name] = columns[name][index]
+        out[f"{prefix}_query"] = copy  # draws of the same query must not merge
+    for name, value in columns.items():
+        out.setdefault(name, value)  # whole-run inputs such as the catalog
+    return out
+
+
 def paired_bootstrap(
     definition: MetricDefinition,
     params: Mapping,
@@ -46,6 +78,16 @@ def paired_bootstrap(
         n = len(cand_per)
         index = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), dtype=np.int64)
         deltas = (cand_per[index] - base_per[index]).mean(axis=1) if n else np.full(resamples, np.nan)
+    elif definition.unit == "query":
+        # a whole-run ranking metric (coverage, latency percentiles): resample queries, keep their rows
+        queries = np.unique(np.concatenate([candidate["run_query"], baseline["run_query"], candidate["qrels_query"]]))
+        n = len(queries)
+        deltas = np.empty(resamples)
+        cand_rows, base_rows = _rows_by_query(candidate, queries), _rows_by_query(baseline, queries)
+        for i in range(resamples):
+            chosen = rng.integers(0, n, size=n)
+            deltas[i] = (definition.compute(_take_queries(candidate, cand_rows, chosen), **params)
+                         - definition.compute(_take_queries(baseline, base_rows, chosen), **params))
     else:
         n = len(next(iter(candidate.values())))
         deltas = np.empty(resamples)

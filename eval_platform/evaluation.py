@@ -28,12 +28,14 @@ METRIC_TABLE_COLUMNS = (
 def evaluation_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: dict, task_type: str) -> pd.DataFrame:
     """The dataset joined to its predictions on the id columns; every dataset row must have a prediction."""
     ids = schema["id_columns"]
-    if task_type in ("binary_classification", "multiclass_classification", "ranking", "search"):
+    if task_type in ("ranking", "search"):
+        return _ranking_frame(dataset, predictions, schema)
+    if task_type in ("binary_classification", "multiclass_classification", "generation"):
         missing = [c for c in ids if c not in predictions.columns]
         if missing:
             raise InvalidInput("predictions", f"missing id column(s) {missing}")
         joined = dataset.merge(predictions, on=ids, how="left", validate="one_to_one", suffixes=("", "_pred"))
-        value_column = "score" if "score" in predictions.columns else "prediction"
+        value_column = "prediction" if task_type == "generation" else "score" if "score" in predictions.columns else "prediction"
         unpredicted = joined[value_column].isna()
         if unpredicted.any():
             first = joined.loc[unpredicted, ids].iloc[0].to_dict()
@@ -42,8 +44,40 @@ def evaluation_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: d
     raise InvalidInput("task_type", f"no evaluation frame for task type {task_type!r} yet")
 
 
+def _ranking_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """Judgments and the run in one frame: the outer join on (query, item). Rows with a ``score`` are the
+    run (unjudged items have relevance ``NaN``: not relevant); rows with a relevance are the qrels
+    (judged items the run did not retrieve have score ``NaN``). Query-level columns of the dataset are
+    spread to every row of their query so slices select whole queries."""
+    ids = schema["id_columns"]
+    for column in (*ids, "score"):
+        if column not in predictions.columns:
+            raise InvalidInput("predictions", f"a ranking run needs column {column!r}")
+    if predictions["score"].isna().any():
+        raise InvalidInput("predictions", "the run has missing scores")
+    extra = [c for c in predictions.columns if c not in (*ids, "score") and c not in dataset.columns]
+    joined = dataset.merge(predictions[[*ids, "score", *extra]], on=ids, how="outer", indicator="_side")
+    for column in schema.get("slice_columns", []):
+        per_query = dataset.groupby("query_id")[column].first()
+        joined[column] = joined["query_id"].map(per_query)
+    return joined
+
+
 def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[str, np.ndarray]:
     """The arrays the metric functions read (see :data:`eval_platform.metrics.base.Columns`)."""
+    if task_type in ("ranking", "search"):
+        run = frame[frame["score"].notna()]
+        qrels = frame[frame["_side"] != "right_only"]
+        columns = {"run_query": run["query_id"].to_numpy(), "run_doc": run["doc_id"].to_numpy(),
+                   "run_score": run["score"].to_numpy(np.float64), "qrels_query": qrels["query_id"].to_numpy(),
+                   "qrels_doc": qrels["doc_id"].to_numpy(), "qrels_relevance": qrels[schema["label_column"]].to_numpy(np.int64)}
+        if "latency" in frame.columns:
+            columns["latency"] = run["latency"].to_numpy(np.float64)
+        # catalog coverage is measured against every item the eval knows: judged or retrieved
+        columns["catalog"] = np.unique(frame["doc_id"].to_numpy())
+        return columns
+    if task_type == "generation":
+        return {"prediction": frame["prediction"].to_numpy(dtype=object), "reference": frame[schema["label_column"]].to_numpy(dtype=object)}
     if task_type == "binary_classification":
         return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64)}
     if task_type == "multiclass_classification":

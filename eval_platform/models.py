@@ -1,5 +1,10 @@
 """Loading model files safely and turning a model into predictions.
 
+Two kinds of model file. ``sklearn``: a scikit-learn estimator saved with skops. ``predictions``: a
+table (Parquet, CSV or JSONL) of outputs computed elsewhere, keyed by the dataset's id columns, for
+teams whose inference runs outside the platform (rankers, generators, hosted models); it holds data
+only, so nothing in it can run.
+
 A model file is code waiting to run. scikit-learn models are stored with skops and loaded with an explicit
 list of trusted types (as MLflow 3 does): a pickle, or a skops file naming a type nobody trusted, is refused
 with an error and never executed. The file's hash is recorded at registration and checked before every
@@ -18,7 +23,15 @@ import pandas as pd
 from eval_platform.errors import InvalidInput, UnsafeModelFile
 from eval_platform.hashing import file_hash
 
-MODEL_KINDS = ("sklearn",)
+MODEL_KINDS = ("sklearn", "predictions")
+#: Output columns a ``predictions`` file must have for each task type (besides the id columns).
+PREDICTION_COLUMNS = {
+    "binary_classification": ("score",),
+    "multiclass_classification": (),  # proba_<class> columns, checked when evaluated
+    "ranking": ("score",),
+    "search": ("score",),
+    "generation": ("prediction",),
+}
 
 #: Types trusted beyond skops' own defaults (which cover scikit-learn's estimators and numpy): compiled
 #: scikit-learn internals that skops lists as unknown but that hold only arrays.
@@ -36,6 +49,9 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
     path = Path(path)
     if not path.is_file():
         raise InvalidInput("model_file", f"{path} does not exist or is not a file")
+    if kind == "predictions":
+        read_predictions_file(path)
+        return file_hash(path), []
     import skops.io
 
     if not zipfile.is_zipfile(path):
@@ -55,7 +71,21 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
     return file_hash(path), sorted(set(needed))
 
 
-def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str] = ()):
+def read_predictions_file(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True)
+    except Exception as error:
+        raise InvalidInput("model_file", f"{path} is not a readable predictions table: {error}") from error
+    raise InvalidInput("model_file", f"{path}: a predictions file is .parquet, .csv or .jsonl")
+
+
+def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str] = (), kind: str = "sklearn"):
     """Load a registered model, refusing a file whose content changed since registration."""
     path = Path(path)
     if not path.is_file():
@@ -65,6 +95,8 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
         raise UnsafeModelFile(
             "model_file", f"{path} changed after registration (hash {actual} != registered {expected_hash}); refusing to load"
         )
+    if kind == "predictions":
+        return read_predictions_file(path)
     import skops.io
 
     trusted = sorted(set(DEFAULT_TRUSTED_TYPES) | set(trusted_types))
@@ -76,6 +108,10 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
 
 def smoke_test(model, kind: str) -> None:
     """A registered model must at least expose the prediction method its kind needs."""
+    if kind == "predictions":
+        if model.empty:
+            raise InvalidInput("model_file", "the predictions file has no rows")
+        return
     if kind == "sklearn" and not (hasattr(model, "predict_proba") or hasattr(model, "decision_function") or hasattr(model, "predict")):
         raise InvalidInput("model_file", "the loaded object has no predict_proba, decision_function or predict")
 
@@ -86,6 +122,8 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
     Binary classification gives ``score`` = probability of class 1 (or the decision function when the
     model has no probabilities); multi-class gives ``prediction`` and one ``proba_<class>`` column each.
     """
+    if isinstance(model, pd.DataFrame):
+        return _from_predictions_file(model, frame, schema, task_type)
     ids = frame[schema["id_columns"]].reset_index(drop=True)
     features = frame[schema["feature_columns"]]
     if features.shape[1] == 0:
@@ -113,3 +151,25 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
     except ValueError as error:
         raise InvalidInput("model_file", f"the model cannot predict on this dataset's features: {error}") from error
     raise InvalidInput("task_type", f"models of kind sklearn cannot predict for task type {task_type!r}")
+
+
+def _from_predictions_file(table: pd.DataFrame, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.DataFrame:
+    """The rows of a predictions file that concern this dataset.
+
+    Classification and generation need one prediction per example; a ranking run may also score items
+    nobody judged (they count as not relevant), so it keeps every row of the dataset's queries.
+    """
+    ids = schema["id_columns"]
+    needed = [*ids, *PREDICTION_COLUMNS.get(task_type, ())]
+    missing = [c for c in needed if c not in table.columns]
+    if task_type == "multiclass_classification" and not any(c.startswith("proba_") for c in table.columns):
+        missing.append("proba_<class>")
+    if missing:
+        raise InvalidInput("model_file", f"the predictions file lacks column(s) {missing} for task type {task_type}")
+    if table.duplicated(ids).any():
+        first = table.loc[table.duplicated(ids), ids].iloc[0].to_dict()
+        raise InvalidInput("model_file", f"the predictions file has duplicate rows for {first}")
+    if task_type in ("ranking", "search"):
+        queries = set(frame["query_id"])
+        return table[table["query_id"].isin(queries)].reset_index(drop=True)
+    return frame[ids].merge(table, on=ids, how="left")

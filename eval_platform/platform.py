@@ -232,7 +232,7 @@ class EvalPlatform:
         path = Path(model_file).expanduser().resolve()
         trusted_types = sorted(set(trusted_types))
         digest, _ = check_model_file(path, kind, trusted_types)
-        smoke_test(load_model(path, digest, trusted_types), kind)
+        smoke_test(load_model(path, digest, trusted_types, kind), kind)
         plan = [self._check_plan_entry(name, dataset_id, suite_id) for dataset_id, suite_id in eval_plan]
         with self.registry.session() as session:
             for dataset_id, suite_id in plan:
@@ -284,7 +284,7 @@ class EvalPlatform:
             return list(session.scalars(select(Model).order_by(Model.name, Model.version)))
 
     def load_model(self, record: Model):
-        return load_model(record.uri, record.file_hash, record.trusted_types)
+        return load_model(record.uri, record.file_hash, record.trusted_types, record.kind)
 
     # eval runs ----------------------------------------------------------------------------------------
     def _queue_plan(self, session, model: Model, trigger: str) -> list[EvalRun]:

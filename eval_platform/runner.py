@@ -16,9 +16,10 @@ import pandas as pd
 from sqlalchemy import select
 
 import eval_platform
-from eval_platform.comparison import paired_bootstrap
+from eval_platform.comparison import mcnemar_exact, paired_bootstrap
 from eval_platform.evaluation import compute_metric_table, evaluation_frame, metric_columns
 from eval_platform.gates import (
+    CORRECTNESS_METRICS,
     GATE_CODE_VERSION,
     NO_DECISION,
     OVERALL,
@@ -220,6 +221,10 @@ def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
         for metric in suite.metrics:
             comparison["metrics"][metric.name] = paired_bootstrap(
                 metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
+            if metric.definition.name in CORRECTNESS_METRICS and dataset.task_type == "binary_classification":
+                threshold = metric.params.get("threshold", 0.5)
+                comparison["metrics"][metric.name]["mcnemar"] = mcnemar_exact(
+                    (cand["score"] >= threshold) == (cand["label"] == 1), (base["score"] >= threshold) == (base["label"] == 1))
         _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, dataset.task_type, comparison)
         for rule in suite.rules:
             if rule.kind == "max_regressions":

@@ -95,6 +95,9 @@ def test_slice_guardrail_and_regression_suite(service, tmp_path, breast_cancer):
     expected = sorted(right(good).index[right(good) & ~right(weak)])
     regression = [r for r in reasons if r["kind"] == "max_regressions"][0]
     assert regression["outcome"] == "fail" and sorted(regression["regressions"]) == expected and expected
+    mcnemar = candidate.comparison["metrics"]["accuracy"]["mcnemar"]
+    assert mcnemar["only_baseline_correct"] == len(expected)
+    assert mcnemar["only_candidate_correct"] == int((right(weak) & ~right(good)).sum())
 
 
 def test_stale_baseline_blocks_or_is_reevaluated(service, tmp_path, breast_cancer):
@@ -125,3 +128,45 @@ def test_stale_baseline_blocks_or_is_reevaluated(service, tmp_path, breast_cance
     assert baseline_run.model_key == "detector@1" and baseline_run.suite_key == "s@3"
     assert baseline_run.trigger == "baseline_reevaluation" and baseline_run.status == "succeeded"
     assert runner.stale_baseline_count(service) == 2
+
+
+def test_generation_eval_from_a_predictions_file(service, tmp_path):
+    import sacrebleu
+
+    questions = pd.DataFrame({"example_id": [1, 2, 3, 4],
+                              "prompt": ["Capital of France?", "Symbol of gold?", "2 + 2?", "Largest planet?"],
+                              "reference": ["Paris", "Au", "4", "Jupiter"],
+                              "topic": ["geo", "chem", "math", "geo"]})
+    service.register_dataset("qa", questions, task_type="generation", label_policy="human_reviewed", slice_columns=["topic"])
+    service.register_suite({"suite_id": "qa", "purpose": "release_blocking", "task_type": "generation",
+                            "metrics": ["exact_match@1", "chrf@1"], "slices": ["topic"], "min_slice_size": 1,
+                            "gate": {"require_baseline": False, "rules": [{"metric": "exact_match", "min": 0.7}]}})
+    answers = pd.DataFrame({"example_id": [4, 3, 2, 1], "prediction": ["Jupiter", "four", "Au", "Paris, France"]})
+    path = tmp_path / "answers.parquet"
+    answers.to_parquet(path)
+    service.register_model("qa-bot", path, kind="predictions", eval_plan=[("qa", "qa")])
+    decision = evaluate(service, "qa-bot@1")
+    run = service.runs("qa-bot@1")[0]
+    assert run.results["metrics"]["exact_match"] == 0.5  # "Au" and "Jupiter"; "four" != "4", "Paris, France" != "Paris"
+    ordered = answers.set_index("example_id").loc[[1, 2, 3, 4], "prediction"].tolist()
+    expected_chrf = sacrebleu.corpus_chrf(ordered, [questions["reference"].tolist()]).score / 100
+    assert run.results["metrics"]["chrf"] == pytest.approx(expected_chrf, abs=1e-12)
+    geo = [s for s in run.results["slices"] if s["metric"] == "exact_match" and s["slice"] == "topic=geo"][0]
+    assert geo["value"] == 0.5 and geo["n_examples"] == 2
+    assert decision.decision == "fail"
+
+
+def test_a_predictions_file_missing_examples_fails_the_run_cleanly(service, tmp_path):
+    questions = pd.DataFrame({"example_id": [1, 2], "prompt": ["a", "b"], "reference": ["x", "y"]})
+    service.register_dataset("qa", questions, task_type="generation", label_policy="synthetic")
+    service.register_suite({"suite_id": "qa", "purpose": "exploratory", "task_type": "generation", "metrics": ["exact_match@1"]})
+    path = tmp_path / "answers.csv"
+    pd.DataFrame({"example_id": [1], "prediction": ["x"]}).to_csv(path, index=False)
+    service.register_model("qa-bot", path, kind="predictions", eval_plan=[("qa", "qa")])
+    run = service.claim_runs("qa-bot@1", "d1", requested=True)[0]
+    runner.produce_predictions(service, run)
+    from eval_platform.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="1 example\\(s\\) have no prediction"):
+        runner.compute_metrics(service, run)
+    assert service.run(run.run_id).results is None
