@@ -332,16 +332,23 @@ def cmd_score(args) -> None:
         from eval_platform import trec
 
         qrels, run = trec.read_qrels(args.qrels), trec.read_run(args.run)
-        results = trec.score_ranking(qrels, run, args.metric, per_query=args.per_query)
+        scored = trec.score_ranking(qrels, run, args.metric, per_query=args.per_query)
+        if args.json:
+            print(json.dumps(_nan_to_none(scored), indent=2))
+            return
+        # trec_eval's layout: measure, query (or "all"), value
+        for name, per_query in (scored.get("per_query") or {}).items():
+            for query, value in per_query.items():
+                print(f"{name:<24}{query:<12}{value:.4f}")
+        print(f"{'num_q':<24}{'all':<12}{scored['num_queries']}")
+        for name, value in scored["mean"].items():
+            print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")
+        return
     if args.json:
         print(json.dumps(_nan_to_none(results), indent=2))
         return
     for name, value in results.items():
-        if isinstance(value, dict):  # per-query values, trec_eval style
-            for query, per_query in value.items():
-                print(f"{name:<24}{query:<12}{per_query:.4f}")
-        else:
-            print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")
+        print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")
 
 
 def _user() -> str:

@@ -170,3 +170,52 @@ def test_a_predictions_file_missing_examples_fails_the_run_cleanly(service, tmp_
     with pytest.raises(InvalidInput, match="1 example\\(s\\) have no prediction"):
         runner.compute_metrics(service, run)
     assert service.run(run.run_id).results is None
+
+
+def test_ranking_eval_matches_trec_eval_and_compares_by_query(service, tmp_path):
+    import pytrec_eval
+
+    rng = np.random.default_rng(5)
+    queries = [f"q{i}" for i in range(40)]
+    judged = pd.DataFrame([(q, f"d{j}", int(rng.integers(0, 3))) for q in queries for j in rng.choice(30, 8, replace=False)],
+                          columns=["query_id", "doc_id", "relevance"]).drop_duplicates(["query_id", "doc_id"])
+    judged["query_type"] = judged["query_id"].map(lambda q: "head" if int(q[1:]) < 20 else "tail")
+    service.register_dataset("search", judged, task_type="ranking", label_policy="human_reviewed", slice_columns=["query_type"])
+    service.register_suite({"suite_id": "search", "purpose": "release_blocking", "task_type": "ranking",
+                            "metrics": [{"name": "ndcg@10", "metric": "ndcg@1", "params": {"k": 10}}, "map@1", "mrr@1",
+                                        {"name": "coverage", "metric": "catalog_coverage@1", "params": {"k": 5}}],
+                            "slices": ["query_type"], "min_slice_size": 10,
+                            "comparison": {"bootstrap_resamples": 200, "seed": 1},
+                            "gate": {"require_baseline": False, "rules": [{"metric": "ndcg@10", "min": 0.1},
+                                                                          {"metric": "ndcg@10", "non_inferiority": 0.5}]}})
+
+    def run_file(name, noise):
+        rows = [(q, f"d{j}", float(rng.normal()) + noise * 0) for q in queries for j in range(30)]
+        frame = pd.DataFrame(rows, columns=["query_id", "doc_id", "score"])
+        relevance = frame.merge(judged, on=["query_id", "doc_id"], how="left")["relevance"].fillna(0).to_numpy()
+        frame["score"] = relevance * (1 - noise) + rng.normal(size=len(frame)) * noise  # noisier = worse ranker
+        path = tmp_path / f"{name}.parquet"
+        frame.to_parquet(path)
+        return path, frame
+
+    good_path, good = run_file("good", 0.3)
+    weak_path, _ = run_file("weak", 0.9)
+    service.register_model("ranker", good_path, kind="predictions", eval_plan=[("search", "search")])
+    assert evaluate(service, "ranker@1").decision == "pass"
+    run = service.runs("ranker@1")[0]
+    qrels = {q: {d: int(r) for d, r in zip(g.doc_id, g.relevance, strict=True)} for q, g in judged.groupby("query_id")}
+    trec_run = {q: {d: float(s) for d, s in zip(g.doc_id, g.score, strict=True)} for q, g in good.groupby("query_id")}
+    reference = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "map", "recip_rank"}).evaluate(trec_run)
+    assert run.results["metrics"]["ndcg@10"] == pytest.approx(np.mean([v["ndcg_cut_10"] for v in reference.values()]), abs=1e-9)
+    assert run.results["metrics"]["map"] == pytest.approx(np.mean([v["map"] for v in reference.values()]), abs=1e-9)
+    assert run.results["metrics"]["mrr"] == pytest.approx(np.mean([v["recip_rank"] for v in reference.values()]), abs=1e-9)
+    head = [s for s in run.results["slices"] if s["metric"] == "map" and s["slice"] == "query_type=head"][0]
+    assert head["value"] == pytest.approx(np.mean([reference[q]["map"] for q in queries[:20]]), abs=1e-9)
+
+    service.promote("ranker@1", promoted_by="tester")
+    service.register_model("ranker", weak_path, kind="predictions")
+    evaluate(service, "ranker@2")
+    compared = service.runs("ranker@2")[0].comparison["metrics"]
+    assert compared["ndcg@10"]["unit"] == "query" and compared["ndcg@10"]["n_units"] == 40
+    assert compared["ndcg@10"]["ci_high"] < 0  # the noisier ranker is clearly worse
+    assert compared["coverage"]["unit"] == "query" and np.isfinite(compared["coverage"]["ci_low"])

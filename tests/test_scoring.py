@@ -66,3 +66,23 @@ def test_bad_files_name_the_column_or_row(capsys, tmp_path, classification_csv):
     assert code == 2 and "unknown classification metric 'auc_roc'" in err
     code, err = score(capsys, "classification", "--data", str(path), "--label", "y", "--score", "p", "--metric", "f1@high")
     assert code == 2 and "not a valid threshold" in err
+
+
+def test_ranking_files_match_trec_eval(capsys, tmp_path):
+    import pytrec_eval
+
+    (tmp_path / "qrels").write_text("q1 0 d1 1\nq1 0 d2 0\nq1 0 d3 2\nq2 0 d9 1\n")
+    (tmp_path / "run").write_text("q1 Q0 d1 1 0.9 t\nq1 Q0 d3 2 0.5 t\nq1 Q0 d7 3 0.5 t\nq2 Q0 d8 1 0.3 t\nq2 Q0 d9 2 0.2 t\n")
+    code, result = score(capsys, "ranking", "--qrels", str(tmp_path / "qrels"), "--run", str(tmp_path / "run"),
+                         "--metric", "map", "--metric", "ndcg@10", "--metric", "recip_rank", "--per-query")
+    assert code == 0
+    reference = pytrec_eval.RelevanceEvaluator({"q1": {"d1": 1, "d2": 0, "d3": 2}, "q2": {"d9": 1}},
+                                               {"map", "ndcg_cut_10", "recip_rank"}).evaluate(
+        {"q1": {"d1": 0.9, "d3": 0.5, "d7": 0.5}, "q2": {"d8": 0.3, "d9": 0.2}})
+    for query in ("q1", "q2"):
+        assert result["per_query"]["map"][query] == pytest.approx(reference[query]["map"], abs=1e-12)
+        assert result["per_query"]["ndcg@10"][query] == pytest.approx(reference[query]["ndcg_cut_10"], abs=1e-12)
+    assert result["num_queries"] == 2
+    (tmp_path / "bad").write_text("q1 Q0 d1 1 0.9 t\nq1 Q0 d2 2 high t\n")
+    code, err = score(capsys, "ranking", "--qrels", str(tmp_path / "qrels"), "--run", str(tmp_path / "bad"), "--metric", "map")
+    assert code == 2 and "line 2" in err
