@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -18,12 +19,18 @@ HASH_PREFIX = "sha256:"
 
 
 def canonical_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
-    """An Arrow table without pandas index or schema metadata, so equal data gives equal bytes."""
+    """An Arrow table without pandas index or schema metadata, so equal data gives equal bytes.
+
+    Columns are rebuilt into compact buffers: a slice of a pandas frame can hand Arrow buffers with
+    slack (a string column's offsets buffer longer than its rows need), which the IPC stream would copy
+    and the same data read back from Parquet would not have.
+    """
     if isinstance(frame, pd.DataFrame):
         table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     else:
         table = frame
-    return table.replace_schema_metadata(None).combine_chunks()
+    table = table.replace_schema_metadata(None)
+    return table.take(pa.array(np.arange(table.num_rows, dtype=np.int64))).combine_chunks()
 
 
 def table_hash(frame: pd.DataFrame | pa.Table) -> str:
