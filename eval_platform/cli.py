@@ -480,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--reason", default="")
     sub.add_argument("--by", default=_user(), help="who asks (default: $USER)")
     sub.set_defaults(func=cmd_recompute)
+
+    from eval_platform.cli_api import add_commands
+
+    add_commands(groups, common)  # serve, tokens, status, retention
     return parser
 
 

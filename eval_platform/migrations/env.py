@@ -4,6 +4,8 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from eval_platform.registry.database import VERSION_TABLE
+import eval_platform.registry.api_schema  # noqa: F401  (tables of the API, access log and retention)
+import eval_platform.registry.llm_schema  # noqa: F401  (the LLM call cache)
 from eval_platform.registry.schema import Base
 
 config = context.config

@@ -1,0 +1,1292 @@
+"""The platform's HTTP API (FastAPI): what CI pipelines and notebooks call.
+
+``create_app(platform=None, home=None)`` builds the app on an installation; ``evalp serve`` runs it with
+uvicorn. The API records requests and reads the registry; it never runs an evaluation itself:
+``POST /v1/eval-runs`` records a queued run that the Dagster sensor launches, so the request returns in
+milliseconds whatever Dagster is doing and the queue time is measurable.
+
+JSON is camelCase. Errors are RFC 9457 problem details (:mod:`eval_platform.api.problems`) naming the
+field, and every check runs before the first write. Every route but ``/healthz`` and the OpenAPI document
+needs a team token (:mod:`eval_platform.api.auth`); what a team may read of a restricted dataset follows
+its access policy (:mod:`eval_platform.access`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import Body, Depends, FastAPI, File, Form, Header, Path as PathParam, Query, Request, UploadFile
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select
+
+import eval_platform
+from eval_platform import access
+from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
+from eval_platform.api.auth import current_principal
+from eval_platform.api.problems import PROBLEM_JSON, Problem, ProblemError, install, problem_response, problem_responses
+from eval_platform.errors import Conflict, InvalidInput, NotFound
+from eval_platform.hashing import json_hash
+from eval_platform.observability import HttpStats, collect, render_prometheus
+from eval_platform.platform import ACTIVE_STATES, METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
+from eval_platform.platform import DATASETS as DATASETS_KIND
+from eval_platform.platform import QUEUED, SUCCEEDED, EvalPlatform, split_key
+from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, MetricSuite, Model
+from eval_platform.registry.api_schema import IdempotencyRecord, RunPurge
+
+log = logging.getLogger("eval_platform.api")
+API_VERSION = "1"
+MAX_PAGE = 1000
+#: Above this many rows a comparison against an arbitrary baseline is not computed inside a request.
+ADHOC_COMPARISON_MAX_ROWS = 100_000
+DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
+_WRITE_RETRIES = 5
+API_DESCRIPTION = """Repeatable evaluations, lineage and release gates for ML models and LLM features.
+
+* **Evaluations are queued, not run here.** `POST /v1/eval-runs` records the request and returns at once; the
+  orchestrator (a Dagster sensor) starts it. Send an `Idempotency-Key` header to retry safely: the same key and
+  body return the same run (`Idempotent-Replayed: true`), the same key with another body is a 409.
+* **Authentication.** Every route except `/healthz` and this document needs a team token:
+  `Authorization: Bearer <token>` (`evalp tokens create --team TEAM`).
+* **Access control.** A dataset's access policy decides who reads its rows (examples, predictions, per-example
+  results) and its aggregates; anything outside it is a 403 that says nothing about the rows, and every read of
+  restricted rows is logged.
+* **Errors** are RFC 9457 problem details (`application/problem+json`) whose `field` names the offending input;
+  a rejected request writes nothing.
+* JSON is camelCase; model, dataset and suite versions are written `NAME@VERSION`.
+"""
+
+
+# helpers ---------------------------------------------------------------------------------------------
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python, datetimes -> ISO 8601, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return _iso(value)
+    return value
+
+
+def respond(payload: Any, status: int = 200, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(_json_safe(payload), status_code=status, headers=headers)
+
+
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 with the offset (SQLite hands back naive datetimes; the registry writes UTC)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def _camel_keys(mapping: dict | None, deep: bool = False) -> dict | None:
+    if mapping is None:
+        return None
+    out = {}
+    for key, value in mapping.items():
+        if deep and isinstance(value, dict):
+            value = _camel_keys(value, deep)
+        elif deep and isinstance(value, list):
+            value = [_camel_keys(v, deep) if isinstance(v, dict) else v for v in value]
+        out[to_camel(str(key))] = value
+    return out
+
+
+@contextmanager
+def fields_named(names: dict[str, str]):
+    """Report the platform's field names as the API's (``dataset_id`` -> ``datasetId``)."""
+    try:
+        yield
+    except InvalidInput as error:
+        head, dot, rest = error.field.partition(".")
+        if error.field in names:
+            raise InvalidInput(names[error.field], error.problem) from error
+        if dot and head in names:
+            raise InvalidInput(names[head] + "." + rest, error.problem) from error
+        raise
+
+
+def _lookup(field: str, load):
+    """A record named by a request field: unknown or malformed is a 422 naming that field."""
+    try:
+        return load()
+    except NotFound as error:
+        raise InvalidInput(field, f"{error.key!r}: no such {error.kind}") from error
+    except InvalidInput as error:
+        raise InvalidInput(field, error.problem) from error
+
+
+def _lost_race(error: Exception) -> bool:
+    """A unique key taken by a concurrent writer, or SQLite's lock held by one: worth running again."""
+    if isinstance(error, sa_exc.IntegrityError):
+        return getattr(error.orig, "pgcode", None) == "23505" or "UNIQUE constraint failed" in str(error.orig)
+    return isinstance(error, sa_exc.OperationalError) and "locked" in str(error.orig)
+
+
+def _retrying(work):
+    """Run a registry write again when a concurrent writer won a race (unique key) or held the lock."""
+    for attempt in range(_WRITE_RETRIES):
+        try:
+            return work()
+        except (sa_exc.IntegrityError, sa_exc.OperationalError) as error:
+            if attempt == _WRITE_RETRIES - 1 or not _lost_race(error):
+                raise
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _page(offset: int, limit: int, total: int) -> dict:
+    return {"offset": offset, "limit": limit, "total": total}
+
+
+# request and response models (the OpenAPI document) ----------------------------------------------------
+class Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class EvalRunRequest(Camel):
+    model_version: str = Field(min_length=1, max_length=400, description="NAME@VERSION of a registered model",
+                               examples=["breast-cancer-detector@2"])
+    dataset_id: str = Field(min_length=1, max_length=400, description="DATASET_ID (newest usable version) or DATASET_ID@VERSION")
+    metric_suite_id: str = Field(min_length=1, max_length=400, description="SUITE_ID (newest version) or SUITE_ID@VERSION")
+    baseline: str | None = Field(None, min_length=1, max_length=400, description="NAME@VERSION to compare against "
+                                 "(default: the model name's promoted version)")
+
+
+class EvalRunCreated(Camel):
+    run_id: str
+    status: str
+    created: bool = Field(description="False: an existing live run of the same model, dataset and suite versions (its "
+                          "requestedBaseline may differ from the one asked for: compare with GET .../comparison?baseline=)")
+    model_version: str
+    dataset_id: str
+    metric_suite_id: str
+    requested_baseline: str | None = None
+
+
+class Gate(Camel):
+    model_config = ConfigDict(extra="allow")
+    decision: str
+    reasons: list[dict[str, Any]]
+    decided_at: str | None = None
+
+
+class EvalRunOut(Camel):
+    model_config = ConfigDict(extra="allow")
+    run_id: str
+    status: str
+    status_reason: str | None = None
+    model_version: str
+    dataset_id: str
+    metric_suite_id: str
+    attempt: int
+    trigger: str
+    requested_baseline: str | None = None
+    baseline_run_id: str | None = None
+    requested_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    queue_seconds: float | None = None
+    metric_seconds: float | None = None
+    predictions_hash: str | None = None
+    metrics_hash: str | None = None
+    predictions_purged_at: str | None = None
+    results: dict[str, Any] | None = None
+    lineage: dict[str, Any] | None = None
+    gate: Gate | None = None
+    redacted: bool = False
+
+
+class EvalRunPage(Camel):
+    items: list[EvalRunOut]
+    offset: int
+    limit: int
+    total: int
+
+
+class Comparison(Camel):
+    model_config = ConfigDict(extra="allow")
+    run_id: str
+    source: Literal["recorded", "computed"]
+    baseline: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    slices: dict[str, dict[str, dict[str, Any]]]
+    regressions: dict[str, list[Any]] | None = None
+    regression_counts: dict[str, int]
+    gate: Gate | None = None
+    redacted: bool = False
+
+
+class RowsPage(Camel):
+    offset: int
+    limit: int
+    total: int
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+class AccessPolicy(Camel):
+    level: str
+    teams: list[str] = []
+    allow_aggregates: bool = False
+
+
+class DatasetOut(Camel):
+    model_config = ConfigDict(extra="allow")
+    dataset_id: str
+    version: int
+    key: str
+    task_type: str
+    label_policy: str
+    access_policy: AccessPolicy
+    row_count: int
+    content_hash: str
+    status: str
+    status_reason: str | None = None
+    description: str = ""
+    created_at: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    created: bool | None = None
+
+
+class SuiteOut(Camel):
+    suite_id: str
+    version: int
+    key: str
+    purpose: str
+    task_type: str
+    definition_hash: str
+    definition: dict[str, Any]
+    created_at: str | None = None
+    created: bool | None = None
+
+
+class ModelOut(Camel):
+    name: str
+    version: int
+    key: str
+    kind: str
+    file_hash: str
+    trusted_types: list[str]
+    description: str = ""
+    registered_at: str | None = None
+    gate: str | None = None
+    promoted: bool = False
+    created: bool | None = None
+    queued_runs: list[str] | None = None
+
+
+class GateOut(Camel):
+    model_version: str
+    decision: str = Field(description="pass, fail, no_decision or overridden (the effective decision)")
+    recorded_decision: str | None = None
+    decided_at: str | None = None
+    reasons: list[dict[str, Any]]
+    override: dict[str, Any] | None = None
+    promoted: bool = False
+
+
+class ReasonBody(Camel):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class PromoteBody(Camel):
+    reason: str = Field("", max_length=4000)
+
+
+class RecomputeBody(Camel):
+    affected_by: str = Field(min_length=1, max_length=400, description="NAME@VERSION of a metric marked buggy, or a contaminated DATASET_ID@VERSION")
+    reason: str = Field("", max_length=4000)
+
+
+class OverrideOut(Camel):
+    id: int
+    model_version: str
+    overridden_decision: str
+    suites: list[str]
+    approver: str
+    reason: str
+    created_at: str | None = None
+
+
+class RequestOut(Camel):
+    request_id: int
+    kind: str
+    partitions: list[str]
+    requested_by: str
+    status: str
+    requested_at: str | None = None
+
+
+class MetricOut(Camel):
+    metric: str
+    name: str
+    version: int
+    direction: str
+    task_types: list[str]
+    params: list[str]
+    unit: str
+    requires_judge: bool
+    buggy: bool
+    description: str
+
+
+class ImpactOut(Camel):
+    incident_id: int
+    kind: str
+    target: str
+    reason: str
+    reported_by: str
+    affected_runs: list[str]
+    affected_models: list[str]
+
+
+class RecomputeOut(Camel):
+    queued_runs: list[str]
+    backfill_request_id: int | None = None
+    partitions: list[str]
+
+
+class Health(Camel):
+    status: str
+    schema_revision: str | None = None
+    version: str
+
+
+# record -> JSON ----------------------------------------------------------------------------------------
+def _dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
+    policy = record.access_policy or {"level": "internal"}
+    schema = record.schema or {}
+    out = {
+        "datasetId": record.dataset_id, "version": record.version, "key": record.key, "taskType": record.task_type,
+        "labelPolicy": record.label_policy,
+        "accessPolicy": {"level": policy.get("level"), "teams": policy.get("teams", []), "allowAggregates": bool(policy.get("allow_aggregates"))},
+        "rowCount": record.row_count, "contentHash": record.content_hash, "status": record.status,
+        "statusReason": record.status_reason, "description": record.description or "", "createdAt": _iso(record.created_at),
+        "schema": {"idColumns": schema.get("id_columns", []), "labelColumn": schema.get("label_column"),
+                   "featureColumns": schema.get("feature_columns", []), "sliceColumns": schema.get("slice_columns", []),
+                   "columns": schema.get("columns", {})},
+    }
+    if created is not None:
+        out["created"] = created
+    return out
+
+
+def _suite_json(record: MetricSuite, created: bool | None = None) -> dict:
+    out = {"suiteId": record.suite_id, "version": record.version, "key": record.key, "purpose": record.purpose,
+           "taskType": record.task_type, "definitionHash": record.definition_hash, "definition": record.metric_defs,
+           "createdAt": _iso(record.created_at)}
+    if created is not None:
+        out["created"] = created
+    return out
+
+
+def _results_json(results: dict | None) -> dict | None:
+    if results is None:
+        return None
+    out = {to_camel(k): v for k, v in results.items() if k not in ("metrics", "n_examples", "slices", "artifacts")}
+    out.update(metrics=results.get("metrics") or {}, nExamples=results.get("n_examples") or {},
+               slices=[_camel_keys(s) for s in results.get("slices") or []], artifacts=results.get("artifacts") or {})
+    return out
+
+
+def _lineage_json(lineage: dict | None) -> dict | None:
+    if lineage is None:
+        return None
+    out = {}
+    for key, value in lineage.items():
+        if key == "metrics":
+            out["metrics"] = value  # metric names are the suite's, not ours to rename
+        elif isinstance(value, dict):
+            out[to_camel(key)] = _camel_keys(value, deep=True)
+        else:
+            out[to_camel(key)] = value
+    return out
+
+
+def _gate_json(record: GateDecisionRecord | None, reasons: list | None = None) -> dict | None:
+    if record is None:
+        return None
+    return {"decision": record.decision, "reasons": [_camel_keys(r, deep=True) for r in (reasons if reasons is not None else record.reasons)],
+            "decidedAt": _iso(record.decided_at)}
+
+
+def _strip_regressions(reasons: list) -> list:
+    """Gate reasons without example ids (for teams that may see aggregates but not rows)."""
+    out = []
+    for reason in reasons:
+        reason = dict(reason)
+        if "reasons" in reason:
+            reason["reasons"] = _strip_regressions(reason["reasons"])
+        if reason.get("kind") == "max_regressions" or "regressions" in reason:
+            regressed = reason.pop("regressions", None)
+            if regressed is not None:
+                reason["regression_count"] = len(regressed)
+                reason["message"] = f"{len(regressed)} example(s) regressed (example ids withheld by the dataset's access policy)"
+        out.append(reason)
+    return out
+
+
+def _has_regressions(reasons: list) -> bool:
+    return any(r.get("regressions") or _has_regressions(r.get("reasons") or []) for r in reasons)
+
+
+def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = None, visible: str = ROWS,
+              with_lineage: bool = True) -> dict:
+    out = {
+        "runId": run.run_id, "status": run.status, "statusReason": run.status_reason, "modelVersion": run.model_key,
+        "datasetId": run.dataset_key, "metricSuiteId": run.suite_key, "attempt": run.attempt, "trigger": run.trigger,
+        "requestedBaseline": run.requested_baseline, "baselineRunId": run.baseline_run_id,
+        "requestedAt": _iso(run.requested_at), "startedAt": _iso(run.started_at), "finishedAt": _iso(run.finished_at),
+        "queueSeconds": (run.started_at - run.requested_at).total_seconds() if run.started_at and run.requested_at else None,
+        "metricSeconds": run.metric_seconds, "predictionsHash": run.predictions_hash, "metricsHash": run.metrics_hash,
+        "predictionsPurgedAt": _iso(purge.purged_at) if purge is not None and run.predictions_hash is None else None,
+        "results": _results_json(run.results) if visible != access.NOTHING else None,
+        "redacted": visible == access.NOTHING,
+    }
+    if with_lineage:
+        out["lineage"] = _lineage_json(run.lineage)
+    if gate is not None:
+        out["gate"] = gate
+    return out
+
+
+def _created_json(run: EvalRun, created: bool) -> dict:
+    return {"runId": run.run_id, "status": run.status, "created": created, "modelVersion": run.model_key,
+            "datasetId": run.dataset_key, "metricSuiteId": run.suite_key, "requestedBaseline": run.requested_baseline}
+
+
+def _model_json(platform: EvalPlatform, record: Model, created: bool | None = None, queued: list[str] | None = None) -> dict:
+    decision = platform.gate_decision(record.key)
+    out = {"name": record.name, "version": record.version, "key": record.key, "kind": record.kind, "fileHash": record.file_hash,
+           "trustedTypes": record.trusted_types or [], "description": record.description or "",
+           "registeredAt": _iso(record.registered_at), "gate": decision.decision if decision else None,
+           "promoted": platform.promoted_version(record.name) == record.version}
+    if created is not None:
+        out["created"] = created
+    if queued is not None:
+        out["queuedRuns"] = queued
+    return out
+
+
+def _impact_json(impact) -> dict:
+    incident = impact.incident
+    return {"incidentId": incident.id, "kind": incident.kind, "target": incident.target, "reason": incident.reason,
+            "reportedBy": incident.reported_by, "affectedRuns": [r.run_id for r in impact.runs], "affectedModels": list(impact.models)}
+
+
+def _request_json(record) -> dict:
+    return {"requestId": record.id, "kind": record.kind, "partitions": record.partitions, "requestedBy": record.requested_by,
+            "status": record.status, "requestedAt": _iso(record.requested_at)}
+
+
+def _rows_json(frame, offset: int, limit: int) -> dict:
+    page = frame.iloc[offset:offset + limit]
+    rows = json.loads(page.to_json(orient="records", date_format="iso", default_handler=str)) if len(page) else []
+    return {"offset": offset, "limit": limit, "total": int(len(frame)), "columns": [str(c) for c in frame.columns], "rows": rows}
+
+
+def _page_of_table(platform: EvalPlatform, kind: str, digest: str, offset: int, limit: int) -> dict:
+    """One page of a stored table, reading only the Parquet row groups it spans (datasets reach millions of rows)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = platform.store._path(kind, digest, ".parquet")
+    if not platform.store.fs.exists(path):
+        raise NotFound(f"{kind} artifact", digest)
+    with platform.store.fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        total = parquet.metadata.num_rows
+        groups, start, first_row = [], 0, None
+        for index in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(index).num_rows
+            if start + rows > offset and start < offset + limit:
+                groups.append(index)
+                first_row = start if first_row is None else first_row
+            start += rows
+        table = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
+    if first_row is not None:
+        table = table.slice(offset - first_row, limit)
+    frame = table.to_pandas() if isinstance(table, pa.Table) else table
+    result = _rows_json(frame, 0, limit)
+    result.update(offset=offset, total=int(total))
+    return result
+
+
+# the app ---------------------------------------------------------------------------------------------
+class _Observe:
+    """Pure ASGI middleware: request id, per-route figures for /metrics, one JSON access-log line."""
+
+    def __init__(self, app, stats: HttpStats):
+        self.app, self.stats = app, stats
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:16]
+        status = [500]
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.stats.observe(scope["method"], route, status[0], seconds)
+            if not log.isEnabledFor(logging.INFO):
+                return
+            # path template, not the URL: no query strings, no ids of restricted rows, never a header
+            log.info("request", extra={"fields": {"request_id": request_id, "method": scope["method"], "route": route,
+                                                  "status": status[0], "ms": round(seconds * 1000, 2),
+                                                  "team": (scope.get("state") or {}).get("team")}})
+
+
+class _LimitBody:
+    """Refuse a request body over ``limit`` bytes with a 413 problem: at once when its Content-Length says so,
+    else as soon as the streamed body passes it (before it fills a disk)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            from starlette.requests import Request
+
+            response = problem_response(Request(scope), 413, "too-large", "Upload too large", f"at most {self.limit} bytes", field="file")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise ProblemError(413, "too-large", "Upload too large", f"at most {self.limit} bytes", field="file")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               token_cache: bool = True, threads: int | None = None) -> FastAPI:
+    """The API on ``platform`` (or the installation at ``home``, opened now and closed with the app).
+
+    ``threads`` bounds the worker threads that run the (synchronous) routes: default
+    ``$EVAL_PLATFORM_API_THREADS`` or 8."""
+    owns = platform is None
+    threads = threads or int(os.environ.get("EVAL_PLATFORM_API_THREADS") or 8)
+    platform = platform or EvalPlatform.open(home)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        import anyio.to_thread
+
+        # few threads: requests are short and hold the GIL; more threads only lengthen the tail (bench/bench_api.py)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+        if owns:
+            platform.close()
+
+    app = FastAPI(
+        title="Eval platform API", version=eval_platform.__version__, lifespan=lifespan,
+        description=API_DESCRIPTION,
+        responses=problem_responses(400, 401),
+    )
+    app.state.platform = platform
+    app.state.http_stats = HttpStats()
+    app.state.token_cache = token_cache
+    app.state.max_upload_bytes = max_upload_bytes
+    install(app)
+    app.add_middleware(_LimitBody, limit=max_upload_bytes + (1 << 20))  # the file plus the form's other fields
+    app.add_middleware(_Observe, stats=app.state.http_stats)
+    _routes(app, platform)
+    app.openapi = lambda: _openapi(app)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """The generated document, with errors as problem+json only."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in list((Problem.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs") or {}).items()):
+        schema["components"]["schemas"][name] = sub
+    schema["components"]["schemas"]["Problem"].pop("$defs", None)
+    for key in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(key, None)
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            responses = operation.get("responses", {})
+            if path == "/healthz":
+                responses.pop("401", None)
+            if method == "get":
+                responses.pop("400", None)  # no body to parse
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    if status == "422":
+                        response["description"] = "Invalid input (the problem names the field)"
+    app.openapi_schema = schema
+    return schema
+
+
+Team = Annotated[Principal, Depends(current_principal)]
+RunId = Annotated[str, PathParam(alias="runId", min_length=1, max_length=40, description="An eval run id (run-...)")]
+DatasetKey = Annotated[str, PathParam(alias="datasetKey", min_length=1, max_length=400, description="DATASET_ID@VERSION")]
+ModelKey = Annotated[str, PathParam(alias="modelKey", min_length=1, max_length=400, description="NAME@VERSION")]
+Offset = Annotated[int, Query(ge=0, le=2_000_000_000)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+
+
+def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one closure per route
+    # service --------------------------------------------------------------------------------------
+    @app.get("/healthz", response_model=Health, tags=["service"], responses=problem_responses(503))
+    def healthz():
+        try:
+            revision = platform.registry.schema_revision()
+        except Exception:  # the registry is down
+            raise ProblemError(503, "unavailable", "Service unavailable", "the registry does not answer") from None
+        return respond({"status": "ok", "schemaRevision": revision, "version": eval_platform.__version__})
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}})
+    def metrics(principal: Team):
+        text = render_prometheus(collect(platform), app.state.http_stats)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # eval runs -------------------------------------------------------------------------------------
+    immutable: dict[tuple[str, str], object] = {}  # model and suite versions never change: cache them
+
+    def _versioned(session, kind, key: str, field: str):
+        """A model or suite version named by a request field (``NAME@VERSION``, or the newest suite by name)."""
+        cached = immutable.get((kind.__name__, key))
+        if cached is not None:
+            return cached
+        id_column, label = (Model.name, "model") if kind is Model else (MetricSuite.suite_id, "metric suite")
+        if kind is MetricSuite and "@" not in key:
+            record = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == key).order_by(MetricSuite.version.desc()).limit(1))
+            if record is None:
+                raise InvalidInput(field, f"{key!r}: no such {label}")
+            return record
+        name, version = _lookup(field, lambda: split_key(key, field))
+        record = session.scalar(select(kind).where(id_column == name, kind.version == version))
+        if record is None:
+            raise InvalidInput(field, f"{key!r}: no such {label}")
+        session.expunge(record)  # detached: safe to share between requests
+        if len(immutable) < 100_000:
+            immutable[(kind.__name__, key)] = record
+        return record
+
+    def _dataset_in(session, dataset_id: str) -> EvalDataset:
+        query = select(EvalDataset)
+        if "@" in dataset_id:
+            name, version = _lookup("datasetId", lambda: split_key(dataset_id, "datasetId"))
+            record = session.scalar(query.where(EvalDataset.dataset_id == name, EvalDataset.version == version))
+        else:
+            record = session.scalar(query.where(EvalDataset.dataset_id == dataset_id, EvalDataset.status == "active")
+                                    .order_by(EvalDataset.version.desc()).limit(1))
+        if record is None:
+            raise InvalidInput("datasetId", f"{dataset_id!r}: no such {'dataset' if '@' in dataset_id else 'usable dataset'}")
+        return record
+
+    def _queue(body: EvalRunRequest, principal: Principal, key: str | None, request_hash: str):
+        """One transaction: the idempotency record, every check, then the run and the record (or nothing)."""
+
+        def work():
+            with platform.registry.session() as session:
+                if key is not None:
+                    existing = session.get(IdempotencyRecord, (principal.team, key))
+                    if existing is not None:
+                        return (existing, session.get(EvalRun, existing.run_id)), None
+                model = _versioned(session, Model, body.model_version, "modelVersion")
+                dataset = _dataset_in(session, body.dataset_id)
+                suite = _versioned(session, MetricSuite, body.metric_suite_id, "metricSuiteId")
+                if dataset.task_type != suite.task_type:
+                    raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
+                if body.baseline is not None:
+                    _versioned(session, Model, body.baseline, "baseline")
+                if dataset.status != "active":
+                    raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
+                access.require(platform, principal, dataset, AGGREGATE_READ)
+                # nothing was written before this line
+                run = platform._queue_run(session, model, dataset, suite, trigger="api", baseline=body.baseline)
+                created = run is not None
+                if run is None:
+                    run = session.scalar(select(EvalRun).where(
+                        EvalRun.model_name == model.name, EvalRun.model_version == model.version,
+                        EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
+                        EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
+                        EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1))
+                if key is not None:
+                    session.flush()  # the run before the record that refers to it
+                    session.add(IdempotencyRecord(team=principal.team, key=key, request_hash=request_hash, run_id=run.run_id,
+                                                  status_code=201 if created else 200))
+                return run, created  # committed when the block ends; a lost race raises and is retried
+
+        return _retrying(work)
+
+    def _replay(record: IdempotencyRecord, run: EvalRun, request_hash: str) -> JSONResponse:
+        if record.request_hash != request_hash:
+            raise ProblemError(409, "idempotency-key-reused", "Idempotency key reused",
+                               "this Idempotency-Key was used with a different request body", field="Idempotency-Key")
+        return respond(_created_json(run, False), 200,
+                       headers={"Idempotent-Replayed": "true", "Location": f"/v1/eval-runs/{run.run_id}"})
+
+    @app.post("/v1/eval-runs", tags=["eval runs"], status_code=201, response_model=EvalRunCreated,
+              responses={200: {"model": EvalRunCreated, "description": "An existing run (a live run of the same model, dataset and "
+                               "suite versions, or a replay of the same Idempotency-Key)"}, **problem_responses(403, 409, 422)})
+    def request_eval_run(body: EvalRunRequest, principal: Team,
+                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                                                       description="Retries with the same key and body return the "
+                                                                       "same run; a different body is a 409")] = None):
+        """Record an eval request; the Dagster sensor starts it (the API never runs evals itself)."""
+        request_hash = json_hash(body.model_dump())
+        outcome, created = _queue(body, principal, idempotency_key, request_hash)
+        if created is None:  # a retry, or a concurrent request with the same key that committed first
+            return _replay(*outcome, request_hash)
+        run = outcome
+        return respond(_created_json(run, created), 201 if created else 200,
+                       headers={"Location": f"/v1/eval-runs/{run.run_id}"})
+
+    def _policies() -> dict[str, dict]:
+        with platform.registry.session() as session:
+            return {f"{d}@{v}": p for d, v, p in session.execute(select(EvalDataset.dataset_id, EvalDataset.version, EvalDataset.access_policy))}
+
+    @app.get("/v1/eval-runs", tags=["eval runs"], response_model=EvalRunPage, responses=problem_responses(422))
+    def list_eval_runs(principal: Team, offset: Offset = 0, limit: Limit = 100,
+                       model: Annotated[str | None, Query(max_length=400, description="NAME@VERSION")] = None,
+                       status: Annotated[list[str] | None, Query(max_length=10)] = None,
+                       dataset_id: Annotated[str | None, Query(alias="datasetId", max_length=400)] = None,
+                       metric_suite_id: Annotated[str | None, Query(alias="metricSuiteId", max_length=400)] = None):
+        """Eval runs, newest first; results of datasets the team may not see are withheld (``redacted``)."""
+        query = select(EvalRun)
+        if model:
+            name, version = _lookup("model", lambda: split_key(model, "model"))
+            query = query.where(EvalRun.model_name == name, EvalRun.model_version == version)
+        if status:
+            query = query.where(EvalRun.status.in_(status))
+        for value, id_column, version_column in ((dataset_id, EvalRun.dataset_id, EvalRun.dataset_version),
+                                                 (metric_suite_id, EvalRun.suite_id, EvalRun.suite_version)):
+            if value:
+                name, sep, version = value.rpartition("@")
+                if sep and version.isdigit():
+                    query = query.where(id_column == name, version_column == int(version))
+                else:
+                    query = query.where(id_column == value)
+        with platform.registry.session() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            runs = list(session.scalars(query.order_by(EvalRun.requested_at.desc(), EvalRun.run_id).offset(offset).limit(limit)))
+            purges = {m.run_id: m for m in session.scalars(select(RunPurge).where(RunPurge.run_id.in_([r.run_id for r in runs])))} if runs else {}
+        policies = _policies()
+        items = [_run_json(r, purges.get(r.run_id), visible=access.visibility(policies.get(r.dataset_key), principal.team),
+                           with_lineage=False) for r in runs]
+        return respond({"items": items, **_page(offset, limit, total)})
+
+    def _run_gate(run: EvalRun) -> GateDecisionRecord | None:
+        with platform.registry.session() as session:
+            return session.scalar(select(GateDecisionRecord).where(
+                GateDecisionRecord.scope == "run", GateDecisionRecord.eval_run_id == run.run_id,
+                GateDecisionRecord.superseded.is_(False)).order_by(GateDecisionRecord.id.desc()).limit(1))
+
+    def _visible_reasons(principal: Principal, dataset: EvalDataset, reasons: list, seen: str, run_id: str | None) -> list:
+        if seen != ROWS:
+            return _strip_regressions(reasons)
+        if access.is_restricted(dataset.access_policy) and _has_regressions(reasons):
+            access.record_access(platform, principal, REGRESSIONS, dataset.key, GRANTED, run_id=run_id, detail="gate reasons")
+        return reasons
+
+    @app.get("/v1/eval-runs/{runId}", tags=["eval runs"], response_model=EvalRunOut, responses=problem_responses(403, 404, 422))
+    def get_eval_run(run_id: RunId, principal: Team):
+        """Status, results (aggregate metrics and slices), the run's gate decision, and its lineage."""
+        run = platform.run(run_id)
+        dataset = platform.dataset(run.dataset_key)
+        seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
+        record = _run_gate(run)
+        gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id)) if record else None
+        with platform.registry.session() as session:
+            purge = session.get(RunPurge, run.run_id)
+        return respond(_run_json(run, purge, gate, seen))
+
+    @app.get("/v1/eval-runs/{runId}/comparison", tags=["eval runs"], response_model=Comparison,
+             responses=problem_responses(403, 404, 409, 422))
+    def get_comparison(run_id: RunId, principal: Team,
+                       baseline: Annotated[str | None, Query(min_length=1, max_length=400,
+                                                             description="NAME@VERSION or a run id; default: the run's recorded baseline")] = None):
+        """Candidate minus baseline per metric (paired-bootstrap intervals), per slice, and the gate's reasons."""
+        run = platform.run(run_id)
+        dataset = platform.dataset(run.dataset_key)
+        seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
+        if run.status not in (SUCCEEDED,) and not run.comparison:
+            raise Conflict(f"run {run.run_id} is {run.status}: it has no comparison yet")
+        payload = _comparison(platform, run, dataset, baseline)
+        regressions = payload.pop("regressions")
+        payload["regressionCounts"] = {k: len(v) for k, v in regressions.items()}
+        if seen == ROWS:
+            payload["regressions"] = regressions
+            if access.is_restricted(dataset.access_policy) and any(regressions.values()):
+                access.record_access(platform, principal, REGRESSIONS, dataset.key, GRANTED, rows=sum(map(len, regressions.values())),
+                                     run_id=run.run_id, detail="comparison")
+        else:
+            payload["regressions"] = None
+            payload["redacted"] = True
+        record = _run_gate(run)
+        payload["gate"] = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, None)) if record else None
+        return respond(payload)
+
+    @app.get("/v1/eval-runs/{runId}/predictions", tags=["eval runs"], response_model=RowsPage,
+             responses={**problem_responses(403, 404, 409, 422), 410: {"model": Problem, "description": "Purged by the retention policy"}})
+    def get_predictions(run_id: RunId, principal: Team, offset: Offset = 0, limit: Limit = 100):
+        """The run's per-example predictions (rows: readable only by teams the dataset's policy allows)."""
+        run = platform.run(run_id)
+        dataset = platform.dataset(run.dataset_key)
+        access.require(platform, principal, dataset, PREDICTIONS, run_id=run.run_id)
+        if run.predictions_hash is None:
+            with platform.registry.session() as session:
+                purge = session.get(RunPurge, run.run_id)
+            if purge is not None:
+                raise ProblemError(410, "purged", "Purged", f"the predictions of run {run.run_id} were deleted on "
+                                   f"{purge.purged_at.date().isoformat()} by the retention policy of dataset {dataset.key}; "
+                                   "request the run again with recompute to reproduce them")
+            raise Conflict(f"run {run.run_id} is {run.status}: it has no predictions yet")
+        payload = _page_of_table(platform, PREDICTIONS_KIND, run.predictions_hash, offset, limit)
+        if access.is_restricted(dataset.access_policy):
+            access.record_access(platform, principal, PREDICTIONS, dataset.key, GRANTED, rows=len(payload["rows"]), run_id=run.run_id,
+                                 detail=f"offset={offset} limit={limit}")
+        return respond(payload)
+
+    # datasets --------------------------------------------------------------------------------------
+    dataset_fields = {"dataset_id": "datasetId", "task_type": "taskType", "label_policy": "labelPolicy",
+                      "access_policy.level": "accessLevel", "access_policy.teams": "teams", "access_policy": "accessLevel",
+                      "slice_columns": "sliceColumns", "feature_columns": "featureColumns", "data": "file", "description": "description"}
+
+    def _read_upload(upload: UploadFile):
+        import pandas as pd
+
+        size = upload.size if upload.size is not None else None
+        if size is not None and size > app.state.max_upload_bytes:
+            raise ProblemError(413, "too-large", "Upload too large", f"at most {app.state.max_upload_bytes} bytes", field="file")
+        handle = upload.file
+        head = handle.read(4)
+        handle.seek(0)
+        name = (upload.filename or "").lower()
+        try:
+            if head == b"PAR1":
+                return pd.read_parquet(handle)
+            if name.endswith((".parquet", ".pq")):
+                raise InvalidInput("file", "is named .parquet but is not a Parquet file")
+            return pd.read_csv(handle, sep="\t" if name.endswith(".tsv") else ",")
+        except InvalidInput:
+            raise
+        except Exception as error:  # the parser's words name the line; the rows are not echoed
+            raise InvalidInput("file", f"could not be read as Parquet or CSV ({type(error).__name__}: {str(error)[:300]})") from error
+
+    @app.post("/v1/datasets", tags=["datasets"], status_code=201, response_model=DatasetOut,
+              responses={200: {"model": DatasetOut, "description": "Identical content and metadata: the existing version"},
+                         **problem_responses(413, 422)})
+    def register_dataset(
+        principal: Team,
+        file: Annotated[UploadFile, File(description="Parquet or CSV")],
+        dataset_id: Annotated[str, Form(alias="datasetId", min_length=1, max_length=200)],
+        task_type: Annotated[str, Form(alias="taskType", max_length=64)],
+        label_policy: Annotated[str, Form(alias="labelPolicy", max_length=64)],
+        access_level: Annotated[Literal["public", "internal", "restricted"], Form(alias="accessLevel")] = "internal",
+        teams: Annotated[list[str], Form(description="teams allowed to read a restricted dataset's rows")] = [],  # noqa: B006
+        allow_aggregates: Annotated[bool, Form(alias="allowAggregates")] = False,
+        slice_columns: Annotated[list[str], Form(alias="sliceColumns")] = [],  # noqa: B006
+        feature_columns: Annotated[list[str] | None, Form(alias="featureColumns")] = None,
+        description: Annotated[str, Form(max_length=4000)] = "",
+    ):
+        """Validate and register a dataset version (a new version only when content or metadata changed)."""
+        frame = _read_upload(file)
+        teams = [t for team in teams for t in team.split(",") if t.strip()]
+        policy = {"level": access_level, "teams": [t.strip() for t in teams], "allow_aggregates": allow_aggregates}
+        with fields_named(dataset_fields):
+            result = platform.register_dataset(dataset_id, frame, task_type=task_type, label_policy=label_policy, access_policy=policy,
+                                               slice_columns=[c for c in slice_columns if c], feature_columns=feature_columns or None,
+                                               description=description)
+        log.info("dataset registered", extra={"fields": {"dataset": result.record.key, "created": result.created, "team": principal.team}})
+        return respond(_dataset_json(result.record, result.created), 201 if result.created else 200,
+                       headers={"Location": f"/v1/datasets/{result.record.key}"})
+
+    @app.get("/v1/datasets", tags=["datasets"], response_model=list[DatasetOut])
+    def list_datasets(principal: Team, dataset_id: Annotated[str | None, Query(alias="datasetId", max_length=200)] = None):
+        """Every dataset version (metadata only: rows are read through ``/examples``)."""
+        return respond([_dataset_json(d) for d in platform.datasets() if not dataset_id or d.dataset_id == dataset_id])
+
+    def _dataset(key: str) -> EvalDataset:
+        try:
+            split_key(key, "datasetKey")
+        except InvalidInput as error:
+            raise InvalidInput("datasetKey", error.problem) from error
+        return platform.dataset(key)
+
+    @app.get("/v1/datasets/{datasetKey}", tags=["datasets"], response_model=DatasetOut, responses=problem_responses(404, 422))
+    def get_dataset(dataset_key: DatasetKey, principal: Team):
+        return respond(_dataset_json(_dataset(dataset_key)))
+
+    @app.get("/v1/datasets/{datasetKey}/examples", tags=["datasets"], response_model=RowsPage,
+             responses=problem_responses(403, 404, 422))
+    def get_examples(dataset_key: DatasetKey, principal: Team, offset: Offset = 0, limit: Limit = 100):
+        """The dataset's rows (readable only by teams its access policy allows; restricted reads are logged)."""
+        dataset = _dataset(dataset_key)
+        access.require(platform, principal, dataset, EXAMPLES)
+        payload = _page_of_table(platform, DATASETS_KIND, dataset.content_hash, offset, limit)
+        if access.is_restricted(dataset.access_policy):
+            access.record_access(platform, principal, EXAMPLES, dataset.key, GRANTED, rows=len(payload["rows"]),
+                                 detail=f"offset={offset} limit={limit}")
+        return respond(payload)
+
+    @app.post("/v1/datasets/{datasetKey}/invalidate", tags=["datasets"], response_model=ImpactOut,
+              responses=problem_responses(403, 404, 409, 422))
+    def invalidate(dataset_key: DatasetKey, body: ReasonBody, principal: Team):
+        """Mark a dataset version contaminated: no new runs, its runs invalid, their gates undecided."""
+        from eval_platform.incidents import invalidate_dataset
+
+        dataset = _dataset(dataset_key)
+        access.require(platform, principal, dataset, AGGREGATE_READ)
+        impact = invalidate_dataset(platform, dataset.key, reason=body.reason, reported_by=principal.team)
+        return respond(_impact_json(impact))
+
+    # metric suites ---------------------------------------------------------------------------------
+    @app.post("/v1/metric-suites", tags=["metric suites"], status_code=201, response_model=SuiteOut,
+              responses={200: {"model": SuiteOut, "description": "Identical definition: the existing version"}, **problem_responses(422)})
+    def register_suite(principal: Team, body: Annotated[dict[str, Any], Body(description="The suite definition (as in the YAML files)")]):
+        result = platform.register_suite(body)
+        return respond(_suite_json(result.record, result.created), 201 if result.created else 200,
+                       headers={"Location": f"/v1/metric-suites/{result.record.key}"})
+
+    @app.get("/v1/metric-suites", tags=["metric suites"], response_model=list[SuiteOut])
+    def list_suites(principal: Team):
+        return respond([_suite_json(s) for s in platform.suites()])
+
+    @app.get("/v1/metric-suites/{suiteKey}", tags=["metric suites"], response_model=SuiteOut, responses=problem_responses(404, 422))
+    def get_suite(suite_key: Annotated[str, PathParam(alias="suiteKey", min_length=1, max_length=400)], principal: Team):
+        try:
+            split_key(suite_key, "suiteKey")
+        except InvalidInput as error:
+            raise InvalidInput("suiteKey", error.problem) from error
+        return respond(_suite_json(platform.suite(suite_key)))
+
+    # models ----------------------------------------------------------------------------------------
+    def _store_model_file(upload: UploadFile) -> tuple[Path, bool]:
+        """Write the upload under ``<home>/models/`` named by its SHA-256; True if this call created it."""
+        directory = platform.config.home / "models"
+        directory.mkdir(parents=True, exist_ok=True)
+        suffix = Path(upload.filename or "").suffix.lower()
+        suffix = suffix if suffix in (".skops", ".parquet", ".csv", ".jsonl") else ".skops"
+        temporary = directory / f".upload-{uuid.uuid4().hex}"
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(temporary, "wb") as out:
+                while chunk := upload.file.read(1 << 20):
+                    size += len(chunk)
+                    if size > app.state.max_upload_bytes:
+                        raise ProblemError(413, "too-large", "Upload too large", f"at most {app.state.max_upload_bytes} bytes", field="file")
+                    digest.update(chunk)
+                    out.write(chunk)
+            if size == 0:
+                raise InvalidInput("file", "the uploaded file is empty")
+            final = directory / f"sha256-{digest.hexdigest()}{suffix}"
+            if final.exists():
+                return final, False
+            os.replace(temporary, final)
+            return final, True
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    @app.post("/v1/models", tags=["models"], status_code=201, response_model=ModelOut,
+              responses={200: {"model": ModelOut, "description": "The same file: the existing version"}, **problem_responses(403, 413, 422)})
+    def register_model(
+        principal: Team,
+        file: Annotated[UploadFile, File(description="A skops file (pickles are refused)")],
+        name: Annotated[str, Form(min_length=1, max_length=200)],
+        kind: Annotated[str, Form(max_length=64)] = "sklearn",
+        trusted_types: Annotated[list[str], Form(alias="trustedTypes")] = [],  # noqa: B006
+        eval_plan: Annotated[list[str], Form(alias="evalPlan", description="DATASET_ID:SUITE_ID entries added to the name's eval plan")] = [],  # noqa: B006
+        description: Annotated[str, Form(max_length=4000)] = "",
+    ):
+        """Register a model file as the next version of ``name`` and queue the evals of its plan."""
+        plan = []
+        for entry in eval_plan:
+            dataset_id, sep, suite_id = entry.partition(":")
+            if not sep or not dataset_id or not suite_id:
+                raise InvalidInput("evalPlan", f"{entry!r} must be DATASET_ID:SUITE_ID")
+            dataset = _lookup("evalPlan", lambda d=dataset_id: platform.latest_dataset(d))
+            access.require(platform, principal, dataset, AGGREGATE_READ)
+            plan.append((dataset_id, suite_id))
+        if not name or "@" in name or "/" in name:
+            raise InvalidInput("name", "must be a non-empty name without '@' or '/'")
+        path, created_file = _store_model_file(file)
+        try:
+            with fields_named({"model_file": "file", "eval_plan": "evalPlan", "kind": "kind", "name": "name"}):
+                result = platform.register_model(name, path, kind=kind, trusted_types=[t for t in trusted_types if t],
+                                                 eval_plan=plan, description=description)
+        except BaseException:
+            if created_file:
+                path.unlink(missing_ok=True)
+            raise
+        queued = [r.run_id for r in platform.runs(result.record.key, [QUEUED])]
+        return respond(_model_json(platform, result.record, result.created, queued), 201 if result.created else 200,
+                       headers={"Location": f"/v1/models/{result.record.key}"})
+
+    @app.get("/v1/models", tags=["models"], response_model=list[ModelOut])
+    def list_models(principal: Team, name: Annotated[str | None, Query(max_length=200)] = None):
+        return respond([_model_json(platform, m) for m in platform.models() if not name or m.name == name])
+
+    def _model(key: str) -> Model:
+        try:
+            split_key(key, "modelKey")
+        except InvalidInput as error:
+            raise InvalidInput("modelKey", error.problem) from error
+        return platform.model(key)
+
+    @app.get("/v1/models/{modelKey}/gate", tags=["gates"], response_model=GateOut, responses=problem_responses(404, 422))
+    def get_gate(model_key: ModelKey, principal: Team):
+        """The model version's effective gate decision and its reasons per release-blocking run."""
+        from eval_platform.releases import effective_decision
+
+        model = _model(model_key)
+        state, decision, override = effective_decision(platform, model.key)
+        reasons = decision.reasons if decision else []
+        policies, runs = _policies(), {r.run_id: r for r in platform.runs(model.key)}
+        shown = []
+        for group in reasons:
+            run = runs.get(str(group.get("run", "")).split(" ", 1)[0])
+            if run is None:
+                shown.append(group)
+                continue
+            seen = access.visibility(policies.get(run.dataset_key), principal.team)
+            if seen == access.NOTHING:
+                shown.append({"run": group["run"], "outcome": group.get("outcome"), "redacted": True})
+            else:
+                shown.append(_visible_reasons(principal, platform.dataset(run.dataset_key), [group], seen, run.run_id)[0])
+        return respond({
+            "modelVersion": model.key, "decision": state, "recordedDecision": decision.decision if decision else None,
+            "decidedAt": _iso(decision.decided_at) if decision else None, "reasons": [_camel_keys(r, deep=True) for r in shown],
+            "override": ({"approver": override.approver, "reason": override.reason, "overriddenDecision": override.overridden_decision,
+                          "suites": override.suites, "createdAt": _iso(override.created_at)} if override else None),
+            "promoted": platform.promoted_version(model.name) == model.version,
+        })
+
+    @app.post("/v1/models/{modelKey}/gate/override", tags=["gates"], status_code=201, response_model=OverrideOut,
+              responses=problem_responses(404, 409, 422))
+    def override(model_key: ModelKey, body: ReasonBody, principal: Team):
+        """Let a failed or undecided gate through: the calling team must be an approver of every
+        release-blocking suite behind the decision."""
+        from eval_platform.releases import override_gate
+
+        model = _model(model_key)
+        with fields_named({"approver": "Authorization"}):
+            record = override_gate(platform, model.key, approver=principal.team, reason=body.reason)
+        return respond({"id": record.id, "modelVersion": f"{record.model_name}@{record.model_version}",
+                        "overriddenDecision": record.overridden_decision, "suites": record.suites, "approver": record.approver,
+                        "reason": record.reason, "createdAt": _iso(record.created_at)}, 201)
+
+    @app.post("/v1/models/{modelKey}/promote", tags=["gates"], status_code=202, response_model=RequestOut,
+              responses=problem_responses(404, 409, 422))
+    def promote(model_key: ModelKey, principal: Team, body: PromoteBody | None = None):
+        """Ask for a release: the promotion sensor runs the release job, whose gate check guards it."""
+        from eval_platform.releases import request_promotion
+
+        model = _model(model_key)
+        record = request_promotion(platform, model.key, requested_by=principal.team, reason=(body.reason if body else ""))
+        return respond(_request_json(record), 202)
+
+    # metrics and incidents -------------------------------------------------------------------------
+    @app.get("/v1/metrics", tags=["metrics"], response_model=list[MetricOut])
+    def list_metrics(principal: Team):
+        """The metric catalog, with the versions marked buggy."""
+        from eval_platform.incidents import buggy_metrics
+        from eval_platform.metrics.catalog import all_metrics
+
+        buggy = buggy_metrics(platform)
+        return respond([{"metric": m.key, "name": m.name, "version": m.version, "direction": str(m.direction),
+                         "taskTypes": sorted(m.task_types), "params": list(m.params), "unit": m.unit,
+                         "requiresJudge": m.requires_judge, "buggy": m.key in buggy, "description": m.description}
+                        for m in all_metrics()])
+
+    @app.post("/v1/metrics/{metricKey}/mark-buggy", tags=["metrics"], response_model=ImpactOut,
+              responses=problem_responses(404, 409, 422))
+    def mark_buggy(metric_key: Annotated[str, PathParam(alias="metricKey", min_length=1, max_length=200, description="NAME@VERSION")],
+                   body: ReasonBody, principal: Team):
+        """Freeze every gate that used this metric version (they become no_decision until recomputed)."""
+        from eval_platform.incidents import mark_metric_buggy
+        from eval_platform.metrics.catalog import all_metrics
+
+        if metric_key not in {m.key for m in all_metrics()}:
+            raise NotFound("metric", metric_key)
+        impact = mark_metric_buggy(platform, metric_key, reason=body.reason, reported_by=principal.team)
+        return respond(_impact_json(impact))
+
+    @app.post("/v1/recompute", tags=["metrics"], status_code=202, response_model=RecomputeOut,
+              responses=problem_responses(409, 422))
+    def recompute(body: RecomputeBody, principal: Team):
+        """Queue again the runs a buggy metric or a contaminated dataset touched; a sensor backfills them."""
+        from eval_platform.incidents import request_recompute
+
+        with fields_named({"affected_by": "affectedBy"}):
+            queued, request = request_recompute(platform, body.affected_by, requested_by=principal.team, reason=body.reason)
+        return respond({"queuedRuns": [r.run_id for r in queued], "backfillRequestId": request.id if request else None,
+                        "partitions": request.partitions if request else []}, 202)
+
+
+# comparisons -------------------------------------------------------------------------------------------
+def _metric_table_values(platform: EvalPlatform, run: EvalRun) -> dict[tuple[str, str], float]:
+    if not run.metrics_hash:
+        return {}
+    table = platform.store.get_table(METRIC_TABLES, run.metrics_hash)
+    return {(r.metric, f"{r.slice_column}={r.slice_value}"): float(r.value) for r in table.itertuples() if r.slice_column != ""}
+
+
+def _comparison_entry(entry: dict) -> dict:
+    return {to_camel(k): v for k, v in entry.items()}
+
+
+def _resolve_baseline(platform: EvalPlatform, run: EvalRun, baseline: str) -> EvalRun:
+    if baseline.startswith("run-"):
+        return _lookup("baseline", lambda: platform.run(baseline))
+    model = _lookup("baseline", lambda: platform.model(baseline))
+    with platform.registry.session() as session:
+        found = session.scalar(select(EvalRun).where(
+            EvalRun.model_name == model.name, EvalRun.model_version == model.version, EvalRun.dataset_id == run.dataset_id,
+            EvalRun.dataset_version == run.dataset_version, EvalRun.suite_id == run.suite_id, EvalRun.suite_version == run.suite_version,
+            EvalRun.status == SUCCEEDED).order_by(EvalRun.finished_at.desc()).limit(1))
+    if found is None:
+        raise Conflict(f"baseline {model.key} has no succeeded run on {run.dataset_key} with {run.suite_key}: request one with "
+                       f"POST /v1/eval-runs (or a candidate run with baseline {model.key})")
+    return found
+
+
+def _comparison(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, baseline: str | None) -> dict:
+    recorded = run.comparison or {}
+    baseline_run = None
+    if baseline is not None:
+        baseline_run = _resolve_baseline(platform, run, baseline)
+        if baseline_run.run_id == recorded.get("baseline_run_id"):
+            baseline_run = None  # the recorded comparison is against this very run
+    if baseline_run is None:
+        if not recorded:
+            raise Conflict(f"run {run.run_id} has no recorded comparison yet")
+        base = platform.run(recorded["baseline_run_id"]) if recorded.get("baseline_run_id") else None
+        payload = {
+            "runId": run.run_id, "source": "recorded",
+            "baseline": {"modelVersion": recorded.get("baseline_model"), "runId": recorded.get("baseline_run_id"),
+                         "state": recorded.get("baseline_state"), "reevaluated": bool(recorded.get("baseline_reevaluated")),
+                         "staleBaselineRunId": recorded.get("stale_baseline_run_id")},
+            "metrics": {name: _comparison_entry(entry) for name, entry in (recorded.get("metrics") or {}).items()},
+            "regressions": dict(recorded.get("regressions") or {}),
+        }
+        intervals = recorded.get("slices") or {}
+    else:
+        payload, intervals = _compute_comparison(platform, run, dataset, baseline_run), {}
+        base = baseline_run
+    slices: dict[str, dict[str, dict]] = {}
+    if base is not None:
+        cand_values, base_values = _metric_table_values(platform, run), _metric_table_values(platform, base)
+        for (metric, slice_name), value in sorted(cand_values.items()):
+            base_value = base_values.get((metric, slice_name), float("nan"))
+            slices.setdefault(metric, {})[slice_name] = {"candidate": value, "baseline": base_value, "delta": value - base_value,
+                                                         "ciLow": None, "ciHigh": None}
+    for metric, by_slice in intervals.items():
+        for slice_name, entry in by_slice.items():
+            slices.setdefault(metric, {})[slice_name] = _comparison_entry(entry)
+    payload["slices"] = slices
+    payload["redacted"] = False
+    return payload
+
+
+def _compute_comparison(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, baseline: EvalRun) -> dict:
+    """Candidate vs an arbitrary baseline run on the same dataset and suite versions (read-only)."""
+    from eval_platform.comparison import paired_bootstrap
+    from eval_platform.evaluation import evaluation_frame, metric_columns
+
+    if (baseline.dataset_id, baseline.dataset_version, baseline.suite_id, baseline.suite_version) != (
+            run.dataset_id, run.dataset_version, run.suite_id, run.suite_version):
+        raise Conflict(f"baseline run {baseline.run_id} used {baseline.dataset_key} with {baseline.suite_key}, the candidate "
+                       f"{run.dataset_key} with {run.suite_key}: a comparison needs the same versions")
+    for which in (run, baseline):
+        if which.status != SUCCEEDED:
+            raise Conflict(f"run {which.run_id} is {which.status}: only succeeded runs are compared")
+        if not which.predictions_hash:
+            raise Conflict(f"the predictions of run {which.run_id} were purged by the retention policy: recompute it first")
+    if dataset.row_count > ADHOC_COMPARISON_MAX_ROWS:
+        raise Conflict(f"{dataset.key} has {dataset.row_count} rows: request a run with this baseline (POST /v1/eval-runs with "
+                       "baseline) instead of an ad hoc comparison")
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    frame = platform.load_dataset(dataset)
+    schema, task = dataset.schema, dataset.task_type
+    cand_frame = evaluation_frame(frame, platform.store.get_table(PREDICTIONS_KIND, run.predictions_hash), schema, task)
+    base_frame = evaluation_frame(frame, platform.store.get_table(PREDICTIONS_KIND, baseline.predictions_hash), schema, task)
+    ids = schema["id_columns"]
+    base_frame = cand_frame[ids].merge(base_frame, on=ids, how="left", validate="one_to_one")
+    cand, base = metric_columns(cand_frame, schema, task), metric_columns(base_frame, schema, task)
+    metrics = {m.name: _comparison_entry(paired_bootstrap(m.definition, m.params, cand, base, suite.bootstrap_resamples,
+                                                          suite.confidence, suite.seed)) for m in suite.metrics}
+    regressions = {}
+    for rule in suite.rules:
+        if rule.kind == "max_regressions":
+            threshold = suite.metric(rule.metric).params.get("threshold", 0.5)
+            cand_right = (cand["score"] >= threshold) == (cand["label"] == 1)
+            base_right = (base["score"] >= threshold) == (base["label"] == 1)
+            regressed = cand_frame.loc[base_right & ~cand_right, ids]
+            regressions[rule.metric] = [row[0] if len(ids) == 1 else "/".join(map(str, row)) for row in regressed.itertuples(index=False)]
+    return {"runId": run.run_id, "source": "computed",
+            "baseline": {"modelVersion": baseline.model_key, "runId": baseline.run_id, "state": "ok", "reevaluated": False,
+                         "staleBaselineRunId": None},
+            "metrics": metrics, "regressions": regressions}
+
+
+class _Unopened:
+    """Stands in for an installation when only the OpenAPI document is wanted (building it opens nothing)."""
+
+
+def openapi_document() -> dict:
+    """The app's OpenAPI document, without an installation."""
+    return create_app(platform=_Unopened()).openapi()  # type: ignore[arg-type]
+
+
+def openapi_json(document: dict | None = None) -> str:
+    """The document as checked in at the repository root (``openapi.json``)."""
+    return json.dumps(document if document is not None else openapi_document(), indent=2, sort_keys=True) + "\n"
+
+
+__all__ = ["ADHOC_COMPARISON_MAX_ROWS", "create_app", "openapi_document", "openapi_json", "respond"]
+
+
+if __name__ == "__main__":  # python -m eval_platform.api.app > openapi.json
+    import sys
+
+    sys.stdout.write(openapi_json())

@@ -1,0 +1,30 @@
+"""Authentication of API requests: every ``/v1`` route and ``/metrics`` needs a team's bearer token.
+
+The token is checked against the registry's hashes (:func:`eval_platform.access.authenticate`); the
+principal (the team) is what the API records as the author of overrides, promotions, incident reports and
+restricted reads, so a request cannot claim to come from someone else. ``/healthz`` and the OpenAPI
+document are open.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from eval_platform.access import Principal, authenticate, cached_principal
+
+bearer = HTTPBearer(auto_error=False, scheme_name="teamToken",
+                    description="A team token created with `evalp tokens create --team TEAM`, sent as `Authorization: Bearer <token>`.")
+
+
+async def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+    platform, token = request.app.state.platform, credentials.credentials if credentials else None
+    principal = cached_principal(platform, token) if request.app.state.token_cache else None
+    if principal is None:  # the registry is asked outside the event loop
+        principal = await run_in_threadpool(authenticate, platform, token, request.app.state.token_cache)
+    request.state.team = principal.team  # for the access log line of this request
+    return principal
+
+
+__all__ = ["bearer", "current_principal"]

@@ -1,0 +1,173 @@
+"""RFC 9457 problem details for every error the API returns (``application/problem+json``).
+
+``InvalidInput`` -> 422 naming the field, request validation -> 422 listing each field, ``NotFound`` ->
+404, ``Conflict`` (and a reused ``Idempotency-Key``) -> 409, a missing or bad token -> 401, a request
+outside a dataset's access policy -> 403, anything unexpected -> 500 without internals. Every check runs
+before the first write, so an error response means nothing was written.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from eval_platform.access import Forbidden, Unauthenticated
+from eval_platform.errors import Conflict, EvalPlatformError, InvalidInput, NotFound
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:evalp:problem:"
+log = logging.getLogger("eval_platform.api")
+
+
+class FieldProblem(BaseModel):
+    field: str
+    problem: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; ``field`` names the offending input when there is one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URI identifying the problem type", examples=["urn:evalp:problem:invalid-input"])
+    title: str
+    status: int
+    detail: str = ""
+    instance: str | None = None
+    field: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem (used for HTTP-level errors such as idempotency)."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str, field: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status, self.slug, self.title, self.detail, self.field, self.headers = status, slug, title, detail, field, headers
+
+
+def problem_response(request: Request | None, status: int, slug: str, title: str, detail: str = "", field: str | None = None,
+                     errors: list[dict] | None = None, headers: dict | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    if request is not None:
+        body["instance"] = request.url.path
+    if field is not None:
+        body["field"] = field
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_of(location: tuple | list) -> str:
+    parts = [str(p) for p in location]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie", "form"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(error: dict) -> str:
+    message = str(error.get("msg", "invalid"))
+    if error.get("type") == "missing":
+        return "is required"
+    if error.get("type") == "extra_forbidden":
+        return "is not a known field"
+    return message
+
+
+async def _request_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = [{"field": _field_of(e.get("loc", ())), "problem": _validation_message(e)} for e in error.errors()]
+    first = errors[0] if errors else {"field": "body", "problem": "invalid request"}
+    return problem_response(request, 422, "invalid-input", "Invalid input", f"{first['field']}: {first['problem']}",
+                            field=first["field"], errors=errors)
+
+
+async def _invalid_input(request: Request, error: InvalidInput) -> JSONResponse:
+    return problem_response(request, 422, "invalid-input", "Invalid input", str(error), field=error.field,
+                            errors=[{"field": error.field, "problem": error.problem}])
+
+
+async def _not_found(request: Request, error: NotFound) -> JSONResponse:
+    return problem_response(request, 404, "not-found", "Not found", str(error))
+
+
+async def _conflict(request: Request, error: Conflict) -> JSONResponse:
+    return problem_response(request, 409, "conflict", "Conflict", str(error))
+
+
+async def _unauthenticated(request: Request, error: Unauthenticated) -> JSONResponse:
+    return problem_response(request, 401, "unauthenticated", "Unauthenticated", str(error),
+                            headers={"WWW-Authenticate": 'Bearer realm="evalp"'})
+
+
+async def _forbidden(request: Request, error: Forbidden) -> JSONResponse:
+    return problem_response(request, 403, "forbidden", "Forbidden", str(error), field=error.field)
+
+
+async def _problem(request: Request, error: ProblemError) -> JSONResponse:
+    return problem_response(request, error.status, error.slug, error.title, error.detail, field=error.field, headers=error.headers)
+
+
+async def _platform_error(request: Request, error: EvalPlatformError) -> JSONResponse:
+    # an error of the platform that is none of the above (a corrupt artifact): the server's fault
+    log.error("platform error", extra={"fields": {"path": request.url.path, "error": type(error).__name__}})
+    return problem_response(request, 500, "internal", "Internal error", f"{type(error).__name__}: the server could not complete the request")
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method of every route matching the path (Starlette names only the first route's)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods)) if methods else None
+
+
+async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    slugs = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}
+    headers = dict(getattr(error, "headers", None) or {})
+    if error.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = allowed
+    return problem_response(request, error.status_code, slugs.get(error.status_code, "http-error"),
+                            str(error.detail) if error.status_code != 404 else "Not found",
+                            str(error.detail), headers=headers or None)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=error, extra={"fields": {"path": request.url.path, "method": request.method}})
+    return problem_response(request, 500, "internal", "Internal error", "the server could not complete the request")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(Unauthenticated, _unauthenticated)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(ProblemError, _problem)
+    app.add_exception_handler(EvalPlatformError, _platform_error)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def _content() -> dict:
+    return {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+#: OpenAPI ``responses`` entries for the problems a route may answer with.
+def problem_responses(*statuses: int) -> dict[int | str, dict]:
+    descriptions = {400: "Bad request", 401: "Missing or invalid token", 403: "Outside the dataset's access policy",
+                    404: "Not found", 409: "Conflicts with the registry's state", 413: "Upload too large",
+                    422: "Invalid input (the problem names the field)"}
+    return {status: {"model": Problem, "description": descriptions.get(status, "Error"), "content": _content()} for status in statuses}

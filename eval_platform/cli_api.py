@@ -1,0 +1,181 @@
+"""``evalp serve``, ``evalp tokens``, ``evalp status`` and ``evalp retention``: the commands of the HTTP API,
+access control, observability and retention.
+
+``eval_platform.cli.build_parser`` adds them with ``add_commands(groups, common)``; :func:`main` runs them
+on their own (``python -m eval_platform.cli_api``). Errors of the platform exit with status 2 like the
+rest of ``evalp``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _platform(args):
+    from eval_platform.platform import EvalPlatform
+
+    return EvalPlatform.open(getattr(args, "home", None))
+
+
+def _print_json(payload) -> None:
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    print(json.dumps(clean(payload), indent=2, default=str))
+
+
+def cmd_serve(args) -> None:
+    import uvicorn
+
+    from eval_platform.api import create_app
+    from eval_platform.observability import configure_logging, logging_config
+
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        print(f"evalp serve: listening on {args.host}: every route but /healthz needs a team token; put TLS in front of it",
+              file=sys.stderr)
+    if args.workers > 1:  # worker processes build the app themselves, from the same installation
+        if getattr(args, "home", None):
+            os.environ["EVAL_PLATFORM_HOME"] = str(Path(args.home).expanduser().resolve())
+        uvicorn.run("eval_platform.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_config=logging_config(args.log_level.upper()), access_log=False)
+        return
+    configure_logging(args.log_level.upper())
+    app = create_app(home=getattr(args, "home", None))
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+def cmd_tokens_create(args) -> None:
+    from eval_platform.access import create_token
+
+    token = create_token(_platform(args), args.team, name=args.name)
+    if getattr(args, "json", False):
+        _print_json({"team": args.team, "name": args.name, "token": token})
+        return
+    print(token)
+    print(f"(token for team {args.team!r}: shown once, only its hash is stored; send it as 'Authorization: Bearer <token>')",
+          file=sys.stderr)
+
+
+def cmd_tokens_list(args) -> None:
+    from eval_platform.access import list_tokens
+
+    rows = [{"id": t.id, "team": t.team, "name": t.name, "prefix": t.prefix + "...", "created_at": t.created_at.isoformat(),
+             "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None} for t in list_tokens(_platform(args), args.team)]
+    if getattr(args, "json", False):
+        _print_json(rows)
+        return
+    if not rows:
+        print("(none)")
+    for row in rows:
+        print(f"{row['id']:>4}  {row['team']:<20} {row['prefix']:<16} {row['name']:<20} "
+              f"{'revoked ' + row['revoked_at'] if row['revoked_at'] else 'active'}")
+
+
+def cmd_tokens_revoke(args) -> None:
+    from eval_platform.access import revoke_token
+
+    record = revoke_token(_platform(args), args.token_id)
+    if getattr(args, "json", False):
+        _print_json({"id": record.id, "team": record.team, "revoked_at": record.revoked_at})
+    else:
+        print(f"token {record.id} of team {record.team} revoked")
+
+
+def cmd_status(args) -> None:
+    from eval_platform.observability import collect, status_text
+
+    figures = collect(_platform(args), window_days=args.window_days)
+    if getattr(args, "json", False):
+        _print_json(figures)
+    else:
+        print(status_text(figures))
+
+
+def cmd_retention_purge(args) -> None:
+    from eval_platform.retention import purge_expired
+
+    report = purge_expired(_platform(args), dry_run=args.dry_run)
+    if getattr(args, "json", False):
+        _print_json(report.as_dict())
+        return
+    verb = "would purge" if report.dry_run else "purged"
+    print(f"{verb} {len(report.purged)} prediction artifact(s) of {len(report.runs_marked)} run(s); "
+          f"{report.cache_rows_deleted} cache row(s); kept {report.kept}; deferred {len(report.deferred)} (runs in progress)")
+    for artifact in report.purged:
+        print(f"  {artifact.artifact_hash[:19]}  {artifact.classification:<10} {artifact.retention_days}d  produced {artifact.produced_at}"
+              f"  runs: {', '.join(artifact.run_ids) or '-'}")
+
+
+def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
+    """Add ``serve``, ``tokens``, ``status`` and ``retention`` to ``evalp``'s command groups."""
+    sub = subparsers.add_parser("serve", parents=[common], help="run the HTTP API (uvicorn)")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub.add_argument("--workers", type=int, default=1, help="worker processes (default 1; one per core under load)")
+    sub.set_defaults(func=cmd_serve)
+
+    tokens = subparsers.add_parser("tokens", help="API tokens of teams").add_subparsers(dest="command", required=True)
+    sub = tokens.add_parser("create", parents=[common], help="create a team token (printed once)")
+    sub.add_argument("--team", required=True)
+    sub.add_argument("--name", default="", help="what the token is for (for example the CI pipeline)")
+    sub.set_defaults(func=cmd_tokens_create)
+    sub = tokens.add_parser("list", parents=[common])
+    sub.add_argument("--team")
+    sub.set_defaults(func=cmd_tokens_list)
+    sub = tokens.add_parser("revoke", parents=[common])
+    sub.add_argument("token_id", type=int)
+    sub.set_defaults(func=cmd_tokens_revoke)
+
+    sub = subparsers.add_parser("status", parents=[common], help="the platform's figures: queue time, failure rate, overrides...")
+    sub.add_argument("--window-days", type=float, default=7.0)
+    sub.set_defaults(func=cmd_status)
+
+    retention = subparsers.add_parser("retention", help="model-output retention").add_subparsers(dest="command", required=True)
+    sub = retention.add_parser("purge", parents=[common], help="delete predictions past their dataset's retention")
+    sub.add_argument("--dry-run", action="store_true", help="report what would be purged, delete nothing")
+    sub.set_defaults(func=cmd_retention_purge)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS, help="installation home (default: $EVAL_PLATFORM_HOME or ./.eval_platform)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for machines")
+    parser = argparse.ArgumentParser(prog="evalp", parents=[common])
+    add_commands(parser.add_subparsers(dest="group", required=True), common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from eval_platform.errors import EvalPlatformError
+
+    args = build_parser().parse_args(argv)
+    args.home = getattr(args, "home", None)
+    args.json = getattr(args, "json", False)
+    try:
+        args.func(args)
+    except EvalPlatformError as error:
+        print(f"evalp: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

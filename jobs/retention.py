@@ -1,0 +1,40 @@
+"""Retention: a daily job that purges model outputs past their dataset's retention (see eval_platform.retention)."""
+
+import dagster as dg
+
+from eval_platform.retention import purge_expired
+from resources import EvalPlatformResource
+
+
+@dg.op(description="Delete prediction artifacts past their dataset's retention; metric tables and lineage stay.")
+def purge_expired_predictions(context: dg.OpExecutionContext, platform: EvalPlatformResource) -> dict:
+    report = purge_expired(platform.get())
+    context.log.info(f"purge {report.purge_id}: {len(report.purged)} artifact(s) of {len(report.runs_marked)} run(s) purged, "
+                     f"{report.cache_rows_deleted} cache row(s) deleted, {len(report.deferred)} deferred (runs in progress)")
+    context.add_output_metadata({
+        "purged_artifacts": len(report.purged),
+        "runs_marked": len(report.runs_marked),
+        "cache_rows_deleted": report.cache_rows_deleted,
+        "deferred": len(report.deferred),
+        "idempotency_keys_deleted": report.idempotency_keys_deleted,
+        "report": dg.MetadataValue.json(report.as_dict()),
+    })
+    return report.as_dict()
+
+
+@dg.job(description="Purge expired model outputs (predictions) by dataset classification.",
+        executor_def=dg.in_process_executor)
+def retention_job():
+    purge_expired_predictions()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="daily_retention_purge",
+    job=retention_job,
+    cron_schedule="17 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily purge of predictions past their retention (restricted 30 days, internal 365, public kept).",
+)
+
+__all__ = ["purge_expired_predictions", "retention_job", "retention_schedule"]

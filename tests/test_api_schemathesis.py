@@ -1,0 +1,44 @@
+"""Schemathesis against the served OpenAPI document: generated requests (valid and not) to every operation
+of a real server on 127.0.0.1 must never get a 5xx. Bounded: a few examples per operation."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+
+from eval_platform.access import create_token
+from eval_platform.api import create_app, openapi_document
+from eval_platform.platform import EvalPlatform
+from tests.test_api import SUITE, Server
+from tests.test_runner import evaluate
+
+MAX_EXAMPLES = 15
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, model_files, breast_cancer):
+    """An installation with a dataset, a suite and an evaluated model, served by uvicorn (SQLite registry)."""
+    platform = EvalPlatform.open(tmp_path_factory.mktemp("fuzz") / "home")
+    token = create_token(platform, "fuzz")
+    platform.register_dataset("bc", breast_cancer[2], "binary_classification", "human_reviewed",
+                              {"level": "restricted", "teams": ["fuzz"]}, slice_columns=["tumour_size"])
+    platform.register_suite(SUITE)
+    platform.register_model("det", model_files["logistic_regression"], eval_plan=[("bc", "bc-release")])
+    evaluate(platform, "det@1")
+    with Server(create_app(platform)) as server:
+        yield server.url, token
+    platform.close()
+
+
+# the app's document (the one it serves; test_api checks openapi.json is the same)
+schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+def test_no_server_errors(case, served):
+    url, token = served
+    case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {token}"}, checks=[not_a_server_error])
