@@ -43,7 +43,8 @@ def _failing_runs_on_error(service: EvalPlatform, context: dg.AssetExecutionCont
     try:
         yield
     except Exception as error:
-        service.fail_runs_of(context.run.run_id, f"{type(error).__name__}: {error}")
+        if service.fail_runs_of(context.run.run_id, f"{type(error).__name__}: {error}"):
+            runner.decide_model_version(service, context.partition_key)  # no_decision, with the failure as reason
         raise
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from eval_platform.errors import InvalidInput, UnsafeModelFile
 from eval_platform.hashing import file_hash
 
-MODEL_KINDS = ("sklearn", "predictions")
+MODEL_KINDS = ("sklearn", "predictions", "openai_chat")
 #: Output columns a ``predictions`` file must have for each task type (besides the id columns).
 PREDICTION_COLUMNS = {
     "binary_classification": ("score",),
@@ -51,6 +51,9 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
         raise InvalidInput("model_file", f"{path} does not exist or is not a file")
     if kind == "predictions":
         read_predictions_file(path)
+        return file_hash(path), []
+    if kind == "openai_chat":
+        read_candidate_spec(path)
         return file_hash(path), []
     import skops.io
 
@@ -85,6 +88,21 @@ def read_predictions_file(path: Path) -> pd.DataFrame:
     raise InvalidInput("model_file", f"{path}: a predictions file is .parquet, .csv or .jsonl")
 
 
+def read_candidate_spec(path: Path):
+    """An ``openai_chat`` model file: JSON naming the endpoint, model, version, prompt template and decoding
+    (see :meth:`eval_platform.llm.client.CandidateSpec.from_dict`); ``${VAR}`` in the base URL keeps
+    the file, and so the model version, stable when the server's address changes."""
+    import json
+
+    from eval_platform.llm.client import CandidateSpec
+
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InvalidInput("model_file", f"{path} is not a JSON candidate spec: {error}") from error
+    return CandidateSpec.from_dict(document)
+
+
 def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str] = (), kind: str = "sklearn"):
     """Load a registered model, refusing a file whose content changed since registration."""
     path = Path(path)
@@ -97,6 +115,8 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
         )
     if kind == "predictions":
         return read_predictions_file(path)
+    if kind == "openai_chat":
+        return read_candidate_spec(path)
     import skops.io
 
     trusted = sorted(set(DEFAULT_TRUSTED_TYPES) | set(trusted_types))
@@ -108,6 +128,8 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
 
 def smoke_test(model, kind: str) -> None:
     """A registered model must at least expose the prediction method its kind needs."""
+    if kind == "openai_chat":
+        return
     if kind == "predictions":
         if model.empty:
             raise InvalidInput("model_file", "the predictions file has no rows")

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 import eval_platform
 from eval_platform.comparison import mcnemar_exact, paired_bootstrap
+from eval_platform.errors import InvalidInput
 from eval_platform.evaluation import compute_metric_table, evaluation_frame, metric_columns
 from eval_platform.gates import (
     CORRECTNESS_METRICS,
@@ -87,6 +88,8 @@ def produce_predictions(platform: EvalPlatform, run: EvalRun) -> dict:
     predicted this dataset content (a rerun pays for no inference already done)."""
     dataset = platform.dataset(run.dataset_key)
     model = platform.model(run.model_key)
+    if model.kind == "openai_chat":
+        return _generate_with_llm(platform, run, dataset, model)
     key = prediction_cache_key(model.file_hash, dataset.content_hash)
     with platform.registry.session() as session:
         cached = session.get(PredictionSet, key)
@@ -107,6 +110,36 @@ def produce_predictions(platform: EvalPlatform, run: EvalRun) -> dict:
                                       artifact_hash=digest, row_count=len(predictions), compute_seconds=seconds))
     platform.update_run(run.run_id, predictions_hash=digest, lineage=lineage(platform, run))
     return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": False, "rows": len(predictions), "seconds": seconds}
+
+
+class LLMRunStopped(InvalidInput):
+    """An LLM candidate's run stopped: over budget, or calls that failed after their retries."""
+
+
+def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> dict:
+    """A chat model's answers through the LLM call cache: every call already paid for is served from it,
+    so a rerun, or a run resumed after a stop, pays only for what is missing."""
+    from eval_platform.llm.budget import PriceTable, SuiteBudget
+    from eval_platform.llm.cache import LLMCache
+    from eval_platform.llm.generate import generate_predictions
+
+    spec = platform.load_model(model)
+    llm = platform.suite_definition(platform.suite(run.suite_key)).llm or {}
+    predictions, report = generate_predictions(
+        spec, platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
+        prices=PriceTable.from_dict(llm.get("prices")), concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
+    digest = platform.store.put_table(PREDICTIONS, predictions)
+    calls = report.to_dict()
+    record = lineage(platform, run) | {"prompt_version": spec.prompt.key, "candidate": spec.record(), "candidate_calls": calls}
+    platform.update_run(run.run_id, predictions_hash=digest, lineage=record)
+    if report.budget_exceeded:
+        raise LLMRunStopped(report.budget_field or "budget", f"budget_exceeded: the run stopped at its budget after "
+                            f"{report.calls} call(s); {report.skipped} example(s) were not answered")
+    if report.errors:
+        raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
+    return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": report.calls == 0, "rows": len(predictions),
+            "seconds": report.wall_seconds, "calls": report.calls, "cache_hits": report.cache_hits,
+            "tokens": report.prompt_tokens + report.completion_tokens, "cost": report.cost}
 
 
 def _columns_for(platform: EvalPlatform, run: EvalRun) -> tuple[pd.DataFrame, dict]:

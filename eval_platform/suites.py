@@ -36,7 +36,8 @@ from eval_platform.metrics.base import MetricDefinition
 from eval_platform.metrics.catalog import get_metric
 from eval_platform.tasks import PURPOSES, get_task_type
 
-_TOP_LEVEL = {"suite_id", "purpose", "task_type", "metrics", "slices", "min_slice_size", "comparison", "gate", "description"}
+_TOP_LEVEL = {"suite_id", "purpose", "task_type", "metrics", "slices", "min_slice_size", "comparison", "gate", "description",
+              "llm"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class SuiteDefinition:
     #: ``no_decision``: a stale baseline stops the gate; ``reevaluate``: the baseline model is evaluated
     #: on the candidate's dataset and suite versions first, then compared.
     stale_baseline: str = "no_decision"
+    #: LLM candidates and judges: ``{budget: {candidate: {max_tokens, max_cost}, judge: {...}},
+    #: prices: {models: {name: {input_per_1k, output_per_1k}}}, concurrency: 8}``
+    llm: dict | None = None
 
     @property
     def release_blocking(self) -> bool:
@@ -86,6 +90,7 @@ class SuiteDefinition:
             "slices": list(self.slices),
             "min_slice_size": self.min_slice_size,
             "comparison": {"bootstrap_resamples": self.bootstrap_resamples, "confidence": self.confidence, "seed": self.seed},
+            **({"llm": self.llm} if self.llm else {}),
             "gate": {
                 "require_baseline": self.require_baseline,
                 "stale_baseline": self.stale_baseline,
@@ -186,6 +191,9 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
     if purpose == "release_blocking" and not rules:
         raise InvalidInput("gate.rules", "a release-blocking suite needs at least one gate rule")
 
+    llm = raw.get("llm")
+    if llm is not None:
+        llm = _check_llm_section(llm)
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InvalidInput("description", "must be a string")
@@ -193,5 +201,21 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
         suite_id=suite_id, purpose=purpose, task_type=task_type, metrics=tuple(metrics), slices=tuple(slices),
         min_slice_size=min_slice_size, bootstrap_resamples=resamples, confidence=float(confidence), seed=seed,
         rules=rules, approvers=tuple(sorted(set(approvers))), require_baseline=require_baseline, description=description,
-        stale_baseline=stale_baseline,
+        stale_baseline=stale_baseline, llm=llm,
     )
+
+
+def _check_llm_section(llm) -> dict:
+    from eval_platform.llm.budget import PriceTable, SuiteBudget
+
+    if not isinstance(llm, Mapping) or set(llm) - {"budget", "prices", "concurrency"}:
+        raise InvalidInput("llm", "may only set budget, prices and concurrency")
+    try:
+        SuiteBudget.from_dict(llm.get("budget"))
+        PriceTable.from_dict(llm.get("prices"))
+    except InvalidInput as error:
+        raise InvalidInput(f"llm.{error.field}", error.problem) from None
+    concurrency = llm.get("concurrency", 8)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
+        raise InvalidInput("llm.concurrency", f"must be an integer in [1, 256], got {concurrency!r}")
+    return {"budget": llm.get("budget") or {}, "prices": llm.get("prices") or {}, "concurrency": concurrency}

@@ -9,6 +9,7 @@ queued run ids, so a tick that sees the same requests again launches nothing new
 import dagster as dg
 
 from assets import REQUESTED_TAG, dataset_versions, model_versions
+from eval_platform import runner
 from eval_platform.hashing import json_hash, short
 from jobs import evaluate_model_version, validate_dataset_version
 from resources import EvalPlatformResource
@@ -55,4 +56,8 @@ def dataset_version_sensor(context: dg.SensorEvaluationContext, platform: EvalPl
 def eval_run_failure_sensor(context: dg.RunFailureSensorContext, platform: EvalPlatformResource) -> None:
     """A Dagster run that died (even without reaching the assets' own error handling) fails its eval runs."""
     message = context.failure_event.message if context.failure_event else "Dagster run failed"
-    platform.get().fail_runs_of(context.dagster_run.run_id, message or "Dagster run failed")
+    service = platform.get()
+    if service.fail_runs_of(context.dagster_run.run_id, message or "Dagster run failed"):
+        partition = context.dagster_run.tags.get("dagster/partition")
+        if partition:
+            runner.decide_model_version(service, partition)

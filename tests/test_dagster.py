@@ -134,6 +134,8 @@ def test_a_failing_step_fails_its_eval_runs_and_the_gate_does_not_pass(installat
         assert run.status == "failed" and "changed after registration" in run.status_reason
         assert run.results is None and run.metrics_hash is None
         assert not instance.get_materialized_partitions(dg.AssetKey("metric_table"))
+        decision = installation.gate_decision("detector@1")
+        assert decision.decision == "no_decision" and "changed after registration" in str(decision.reasons)
 
 
 @pytest.mark.postgres
