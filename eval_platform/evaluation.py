@@ -77,7 +77,11 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
         columns["catalog"] = np.unique(frame["doc_id"].to_numpy())
         return columns
     if task_type == "generation":
-        return {"prediction": frame["prediction"].to_numpy(dtype=object), "reference": frame[schema["label_column"]].to_numpy(dtype=object)}
+        columns = {"prediction": frame["prediction"].to_numpy(dtype=object),
+                   "reference": frame[schema["label_column"]].to_numpy(dtype=object)}
+        if "judge_score" in frame.columns:
+            columns["judge_score"] = frame["judge_score"].to_numpy(np.float64)
+        return columns
     if task_type == "binary_classification":
         return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64)}
     if task_type == "multiclass_classification":

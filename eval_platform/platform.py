@@ -38,6 +38,7 @@ PREDICTIONS = "predictions"
 METRIC_TABLES = "metric_tables"
 PLOTS = "plots"
 CURVES = "curves"
+JUDGE_VERDICTS = "judge_verdicts"
 
 #: Eval-run states. ``queued`` rows are the requests the Dagster sensor turns into runs.
 QUEUED, RUNNING, SUCCEEDED, FAILED, INVALID, SUPERSEDED = "queued", "running", "succeeded", "failed", "invalid", "superseded"

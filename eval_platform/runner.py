@@ -36,6 +36,7 @@ from eval_platform.models import PREDICTION_CODE_VERSION, predict
 from eval_platform.platform import (
     CURVES,
     DATASETS,
+    JUDGE_VERDICTS,
     FAILED,
     METRIC_TABLES,
     PLOTS,
@@ -158,12 +159,44 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
     suite = platform.suite_definition(platform.suite(run.suite_key))
     dataset = platform.dataset(run.dataset_key)
     frame, schema = _columns_for(platform, run)
+    judged = _judge(platform, run, suite, frame)
     table = compute_metric_table(suite, frame, schema, dataset.task_type)
     digest = platform.store.put_table(METRIC_TABLES, table.table)
     results = {"metrics": table.overall(), "n_examples": table.counts(),
                "slices": _slice_summary(table.table), "artifacts": _curve_artifacts(platform, frame, schema, dataset.task_type)}
+    if judged:
+        results["judge"] = judged
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
     return {"run_id": run.run_id, "metrics_hash": digest, "results": results, "seconds": table.seconds, "table": table.table}
+
+
+def _judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame) -> dict | None:
+    """Ask the suite's pinned judge about every example (through the LLM call cache) and add the
+    per-example ``judge_score`` column; the verdicts are kept as an artifact and the judge's summary
+    (agreement, disagreements, errors, calls, tokens, cost) goes into the results and the lineage."""
+    if not any("judge_score" in m.definition.required_columns for m in suite.metrics):
+        return None
+    from eval_platform.llm.budget import PriceTable, SuiteBudget
+    from eval_platform.llm.cache import LLMCache
+    from eval_platform.llm.generate import judge_predictions
+    from eval_platform.llm.judge import JUDGED, JudgeConfig
+
+    llm = suite.llm or {}
+    config = JudgeConfig.from_dict(llm["judge"])
+    result = judge_predictions(frame, config, LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
+                               n=llm.get("judge_samples", 1), prices=PriceTable.from_dict(llm.get("prices")),
+                               concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
+    if result.report.budget_exceeded:
+        raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
+    by_example = result.verdicts.set_index("example_id")
+    scores = by_example["score"].where(by_example["status"] == JUDGED)
+    frame["judge_score"] = frame["example_id"].map(scores).astype(np.float64)
+    verdicts = platform.store.put_table(JUDGE_VERDICTS, result.verdicts.astype({"score": np.float64}))
+    summary = result.to_dict()
+    current = platform.run(run.run_id).lineage or {}
+    platform.update_run(run.run_id, lineage={**current, "judge": summary["summary"]["judge"],
+                                             "judge_config_hash": summary["summary"]["judge_config_hash"]})
+    return {"verdicts": verdicts, **summary}
 
 
 def _curve_artifacts(platform: EvalPlatform, frame: pd.DataFrame, schema: dict, task_type: str) -> dict:

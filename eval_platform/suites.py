@@ -194,6 +194,7 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
     llm = raw.get("llm")
     if llm is not None:
         llm = _check_llm_section(llm)
+    _check_judge_pins(metrics, llm)
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InvalidInput("description", "must be a string")
@@ -205,11 +206,39 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
     )
 
 
+def _check_judge_pins(metrics: list[SuiteMetric], llm: dict | None) -> None:
+    """A metric scored by the suite's judge must pin exactly that judge (when it pins one at all: an
+    unpinned judge metric is accepted here and blocks the gate)."""
+    judged = [m for m in metrics if "judge_score" in m.definition.required_columns]
+    if not judged:
+        return
+    if not llm or not llm.get("judge"):
+        raise InvalidInput("llm.judge", f"metric(s) {[m.name for m in judged]} need the suite's judge configuration")
+    from eval_platform.llm.judge import JudgeConfig
+
+    pin = JudgeConfig.from_dict(llm["judge"]).pin()
+    for metric in judged:
+        for key in ("judge_model", "judge_prompt_version"):
+            given = metric.params.get(key)
+            if given is not None and given != pin[key]:
+                raise InvalidInput(f"{metric.name}.params.{key}", f"pins {given!r} but the suite's judge is {pin[key]!r}")
+
+
 def _check_llm_section(llm) -> dict:
     from eval_platform.llm.budget import PriceTable, SuiteBudget
 
-    if not isinstance(llm, Mapping) or set(llm) - {"budget", "prices", "concurrency"}:
-        raise InvalidInput("llm", "may only set budget, prices and concurrency")
+    if not isinstance(llm, Mapping) or set(llm) - {"budget", "prices", "concurrency", "judge", "judge_samples"}:
+        raise InvalidInput("llm", "may only set budget, prices, concurrency, judge and judge_samples")
+    if llm.get("judge") is not None:
+        from eval_platform.llm.judge import JudgeConfig
+
+        try:
+            JudgeConfig.from_dict(llm["judge"])
+        except InvalidInput as error:
+            raise InvalidInput(f"llm.{error.field}", error.problem) from None
+    samples = llm.get("judge_samples", 1)
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= 20:
+        raise InvalidInput("llm.judge_samples", f"must be an integer in [1, 20], got {samples!r}")
     try:
         SuiteBudget.from_dict(llm.get("budget"))
         PriceTable.from_dict(llm.get("prices"))
@@ -218,4 +247,7 @@ def _check_llm_section(llm) -> dict:
     concurrency = llm.get("concurrency", 8)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
         raise InvalidInput("llm.concurrency", f"must be an integer in [1, 256], got {concurrency!r}")
-    return {"budget": llm.get("budget") or {}, "prices": llm.get("prices") or {}, "concurrency": concurrency}
+    out = {"budget": llm.get("budget") or {}, "prices": llm.get("prices") or {}, "concurrency": concurrency}
+    if llm.get("judge") is not None:
+        out.update(judge=dict(llm["judge"]), judge_samples=samples)
+    return out

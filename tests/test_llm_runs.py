@@ -88,3 +88,50 @@ def test_over_budget_the_run_fails_and_the_gate_has_no_decision(service, server,
     assert run.status == "failed" and "budget" in run.status_reason
     decision = service.gate_decision("qa-bot@1")
     assert decision.decision == "no_decision" and "budget" in str(decision.reasons)
+
+
+def judge_config():
+    return {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "rule-judge-1", "model_version": "1"}
+
+
+def judged_suite(pin=True, **llm):
+    from eval_platform.llm.judge import JudgeConfig
+
+    params = {k: v for k, v in JudgeConfig.from_dict(judge_config()).pin().items() if k != "judge_config_hash"} if pin else {}
+    raw = suite(judge=judge_config(), judge_samples=3, **llm)
+    raw["metrics"] = ["exact_match@1", {"name": "judge", "metric": "judge_score@1", "params": params}]
+    raw["gate"]["rules"].append({"metric": "judge", "min": 0.8})
+    return raw
+
+
+def test_a_pinned_judge_scores_each_example_and_is_recorded(service, server, tmp_path):
+    local, _ = server
+    service.register_suite(judged_suite())
+    service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
+    local.reset_stats()
+    assert evaluate(service, "qa-bot@1").decision == "pass"
+    run = service.runs("qa-bot@1")[0]
+    judge = run.results["judge"]
+    assert judge["summary"]["n"] == 3 and judge["summary"]["n_scored"] == 20
+    assert run.results["metrics"]["judge"] == pytest.approx(judge["summary"]["mean"])
+    assert run.lineage["judge"]["model"] == "rule-judge-1" and run.lineage["judge_config_hash"].startswith("sha256:")
+    verdicts = service.store.get_table("judge_verdicts", judge["verdicts"])
+    assert len(verdicts) == 20 and set(verdicts["judge_model"]) == {"local-kb/rule-judge-1@1"}
+    assert local.stats()["completions"] == 20 + 60  # 20 answers, 3 judge samples each
+
+    service.request_eval("qa-bot@1", "qa", "qa", recompute=True)
+    evaluate(service, "qa-bot@1", dagster_run_id="again")
+    assert local.stats()["completions"] == 80  # the rerun is served from the cache: zero calls
+
+
+def test_judge_pins_must_match_and_an_unpinned_judge_blocks(service, tmp_path):
+    from eval_platform.errors import InvalidInput
+
+    wrong = judged_suite()
+    wrong["metrics"][1]["params"]["judge_model"] = "someone-else@9"
+    with pytest.raises(InvalidInput, match="judge.params.judge_model"):
+        service.register_suite(wrong)
+    service.register_suite(judged_suite(pin=False))
+    service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
+    decision = evaluate(service, "qa-bot@1")
+    assert decision.decision == "no_decision" and "judge of judge is not pinned" in str(decision.reasons)
