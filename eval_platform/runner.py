@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import select
 
 import eval_platform
+from eval_platform import bootstrap
 from eval_platform.comparison import mcnemar_exact, paired_bootstrap
 from eval_platform.errors import InvalidInput
 from eval_platform.evaluation import compute_metric_table, evaluation_frame, metric_columns
@@ -284,8 +285,14 @@ def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
         base_frame = cand_frame[ids].merge(base_frame, on=ids, how="left", validate="one_to_one")
         cand = metric_columns(cand_frame, schema, dataset.task_type)
         base = metric_columns(base_frame, schema, dataset.task_type)
+        fast = {}
+        if dataset.task_type == "binary_classification":
+            # one sort per model and weighted running sums: every binary metric of the suite at once
+            supported = [(m.name, m.definition.key, m.params) for m in suite.metrics if bootstrap.supports(m.definition.key)]
+            fast = bootstrap.paired_bootstrap_binary(supported, cand["label"], cand["score"], base["score"],
+                                                     suite.bootstrap_resamples, suite.confidence, suite.seed)
         for metric in suite.metrics:
-            comparison["metrics"][metric.name] = paired_bootstrap(
+            comparison["metrics"][metric.name] = fast.get(metric.name) or paired_bootstrap(
                 metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
             if metric.definition.name in CORRECTNESS_METRICS and dataset.task_type == "binary_classification":
                 threshold = metric.params.get("threshold", 0.5)
