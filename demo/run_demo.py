@@ -27,6 +27,9 @@ DATASET_ID = "breast-cancer-test"
 CANARY_ID = "breast-cancer-canary"
 SUITE_FILE = ROOT / "demo" / "breast_cancer_release.yaml"
 EXPLORE_FILE = ROOT / "demo" / "breast_cancer_explore.yaml"
+QA_SUITE_FILE = ROOT / "demo" / "qa_release.yaml"
+QA_DATASET_ID = "qa-small"
+QA_MODEL_NAME = "qa-assistant"
 
 
 def prepare_home(home: Path) -> None:
@@ -36,6 +39,11 @@ def prepare_home(home: Path) -> None:
     instance_config = home / "dagster" / "dagster.yaml"
     if not instance_config.exists():
         shutil.copy(ROOT / "dagster.yaml", instance_config)
+    from dagster import DagsterInstance
+
+    # Create Dagster's SQLite storage here, before the daemon and this process would race to create it.
+    with DagsterInstance.get():
+        pass
 
 
 def breast_cancer_split() -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
@@ -141,6 +149,45 @@ def register_model(platform, model_file: Path, description: str, plan=()):
     return registered.record
 
 
+def qa_dataset() -> pd.DataFrame:
+    """The question-answering set shipped with the project."""
+    import json
+    from importlib import resources
+
+    rows = [json.loads(line) for line in resources.files("eval_platform").joinpath("data/qa_small.jsonl").read_text().splitlines()]
+    frame = pd.DataFrame(rows).rename(columns={"id": "example_id", "question": "prompt", "answer": "reference"})
+    return frame[["example_id", "prompt", "reference", "category"]]
+
+
+def write_candidate(home: Path) -> Path:
+    """An OpenAI-compatible chat model: the endpoint's address comes from the environment, so the file
+    (and the model version) stays the same whichever port the local server gets."""
+    import json
+
+    path = home / "models" / "qa-assistant.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = {"endpoint": {"name": "local-llm", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "kb-qa-verbose",
+            "model_version": "2026-11-01", "decoding": {"temperature": 0, "max_tokens": 48},
+            "prompt": {"id": "qa-answer", "version": "1", "text": "Answer the question.\nQuestion: {prompt}"}}
+    path.write_text(json.dumps(spec, indent=2, sort_keys=True))
+    return path
+
+
+def report_llm(platform, model_key: str, label: str) -> None:
+    run = [r for r in platform.runs(model_key) if r.status != "superseded"][-1]
+    calls = (run.lineage or {}).get("candidate_calls", {})
+    judge = (run.results or {}).get("judge", {})
+    judge_calls, summary = judge.get("report", {}), judge.get("summary", {})
+    print(f"  {label}: candidate {calls.get('calls', 0)} calls, {calls.get('cache_hits', 0)} cache hits, "
+          f"{calls.get('prompt_tokens', 0) + calls.get('completion_tokens', 0)} tokens, ${calls.get('cost', 0.0):.4f}; "
+          f"judge {judge_calls.get('calls', 0)} calls, {judge_calls.get('cache_hits', 0)} cache hits, "
+          f"{judge_calls.get('prompt_tokens', 0) + judge_calls.get('completion_tokens', 0)} tokens, ${judge_calls.get('cost', 0.0):.4f}")
+    if summary:
+        print(f"  judge {summary.get('judge_model')} ({summary.get('judge_prompt_version')}), {summary.get('n')} samples per answer: "
+              f"agreement {summary.get('agreement', 0):.3f}, {len(summary.get('disagreements', []))} answers with disagreeing verdicts, "
+              f"{summary.get('n_judge_errors', 0)} judge errors")
+
+
 def report(platform, model_key: str, title: str) -> None:
     from eval_platform.cli import format_gate, format_run
     from eval_platform.records import run_to_dict
@@ -185,6 +232,10 @@ def main() -> None:
 
     from eval_platform import incidents, releases
 
+    from eval_platform.llm.server import LocalLLMServer
+
+    llm_server = LocalLLMServer(latency=0.02)
+    os.environ["EVAL_LLM_BASE_URL"] = llm_server.start()  # inherited by the daemon and its runs
     daemon = Daemon(home)
     try:
         baseline = register_model(platform, model_files["logistic_regression"], "logistic regression baseline", plan)
@@ -200,6 +251,21 @@ def main() -> None:
         run_dagster(platform, daemon, args.timeout)
         for candidate in candidates:
             report(platform, candidate.key, "candidate")
+
+        print("\n=== generation eval: an OpenAI-compatible chat model and a pinned judge (local server) ===")
+        qa = platform.register_dataset(QA_DATASET_ID, qa_dataset(), task_type="generation", label_policy="human_reviewed",
+                                       slice_columns=["category"], description="shipped question-answering set")
+        qa_suite = platform.register_suite(yaml.safe_load(QA_SUITE_FILE.read_text()))
+        assistant = platform.register_model(QA_MODEL_NAME, write_candidate(home), kind="openai_chat",
+                                            eval_plan=[(QA_DATASET_ID, qa_suite.record.suite_id)],
+                                            description="chat model answering in full sentences").record
+        print(f"dataset {qa.record.key} ({qa.record.row_count} questions), suite {qa_suite.record.key}, model {assistant.key}")
+        run_dagster(platform, daemon, args.timeout)
+        report(platform, assistant.key, "chat model")
+        report_llm(platform, assistant.key, "calls of its evaluation")
+        platform.request_eval(assistant.key, QA_DATASET_ID, qa_suite.record.suite_id, trigger="demo", recompute=True)
+        run_dagster(platform, daemon, args.timeout)
+        report_llm(platform, assistant.key, "recomputed now   ")
 
         canary_key = canary.record.key
         existing = next((i for i in incidents.incidents(platform) if i.target == canary_key), None)
@@ -221,6 +287,7 @@ def main() -> None:
             print(f"  {model.key}: {releases.effective_decision(platform, model.key)[0]}")
     finally:
         daemon.stop()
+        llm_server.stop()
 
     print(f"\nDone in {time.monotonic() - started:.0f}s. Registry and artifacts: {home}")
     print(f"  evalp --home {os.path.relpath(home)} runs list --json    # the runs with results and lineage")

@@ -234,7 +234,9 @@ class EvalPlatform:
         trusted_types = sorted(set(trusted_types))
         digest, _ = check_model_file(path, kind, trusted_types)
         smoke_test(load_model(path, digest, trusted_types, kind), kind)
-        plan = [self._check_plan_entry(name, dataset_id, suite_id) for dataset_id, suite_id in eval_plan]
+        existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
+        # entries already in the plan stay, even when their dataset has no usable version any more
+        plan = [entry if entry in existing_plan else self._check_plan_entry(name, *entry) for entry in map(tuple, eval_plan)]
         with self.registry.session() as session:
             for dataset_id, suite_id in plan:
                 if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == name, EvalPlanEntry.dataset_id == dataset_id,

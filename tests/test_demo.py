@@ -1,6 +1,7 @@
 """The demo end to end: a real Dagster daemon, its sensors and runs, on a fresh home (about a minute)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -15,19 +16,25 @@ def test_demo_runs_and_is_idempotent(tmp_path):
     first = subprocess.run([sys.executable, str(ROOT / "demo" / "run_demo.py"), "--home", str(home)],
                            capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "gate decision for breast-cancer-detector@1: PASS" in first.stdout
-    assert "gate decision for breast-cancer-detector@2:" in first.stdout
-    assert "baseline: breast-cancer-detector@1 (ok)" in first.stdout
+    out = first.stdout
+    assert "gate decision for breast-cancer-detector@1: PASS" in out
+    assert "gate decision for breast-cancer-detector@3: FAIL" in out and "[fail] roc_auc >= 0.97" in out
+    assert "baseline: breast-cancer-detector@1 (ok)" in out
+    assert "affected runs (3), now invalid:" in out
+    assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)
+    assert re.search(r"recomputed now\s*: candidate 0 calls, 84 cache hits, 0 tokens, \$0.0000; judge 0 calls, 252 cache hits", out)
 
     listed = subprocess.run([sys.executable, "-m", "eval_platform.cli", "--home", str(home), "runs", "list", "--json"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     runs = json.loads(listed.stdout)
-    assert [(r["model"], r["status"]) for r in runs] == [("breast-cancer-detector@1", "succeeded"),
-                                                         ("breast-cancer-detector@2", "succeeded")]
-    assert all(r["lineage"]["dataset"]["content_hash"].startswith("sha256:") and r["results"]["metrics"] for r in runs)
-    assert all(r["dagster_run_id"] for r in runs)
+    release = [(r["model"], r["status"]) for r in runs if r["suite"] == "breast-cancer-release@1"]
+    assert release == [("breast-cancer-detector@1", "succeeded"), ("breast-cancer-detector@2", "succeeded"),
+                       ("breast-cancer-detector@3", "succeeded")]
+    assert [r["status"] for r in runs if r["suite"] == "breast-cancer-explore@1"] == ["invalid"] * 3
+    assert all(r["lineage"]["dataset"]["content_hash"].startswith("sha256:") and r["dagster_run_id"] for r in runs)
 
     again = subprocess.run([sys.executable, str(ROOT / "demo" / "run_demo.py"), "--home", str(home)],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("already registered") == 4
+    assert "will evaluate it" not in again.stdout  # every registration is found as it was
+    assert "recomputed now   : candidate 0 calls" in again.stdout
