@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from eval_platform.comparison import interval_result
 from eval_platform.errors import InvalidInput
 from eval_platform.metrics import classification as clf
 from eval_platform.metrics.catalog import get_metric
@@ -712,30 +713,6 @@ def _single_threaded_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _interval(cand_value: float, base_value: float, deltas: np.ndarray, resamples: int, confidence: float,
-              seed: int, n: int) -> dict:
-    """The reference's result dict (see ``comparison.paired_bootstrap``), from the resampled deltas."""
-    defined = deltas[np.isfinite(deltas)]
-    alpha = (1 - confidence) / 2
-    if len(defined) >= resamples / 2:
-        low, high = np.quantile(defined, [alpha, 1 - alpha])
-    else:
-        low = high = float("nan")
-    return {
-        "candidate": float(cand_value),
-        "baseline": float(base_value),
-        "delta": float(cand_value - base_value) if math.isfinite(cand_value) and math.isfinite(base_value) else float("nan"),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "confidence": confidence,
-        "resamples": resamples,
-        "undefined_resamples": int(resamples - len(defined)),
-        "seed": seed,
-        "unit": "example",
-        "n_units": int(n),
-    }
-
-
 def _check_settings(resamples, confidence) -> None:
     if isinstance(resamples, bool) or not isinstance(resamples, int | np.integer) or resamples < 1:
         raise InvalidInput("bootstrap_resamples", f"must be a positive integer, got {resamples!r}")
@@ -775,7 +752,7 @@ def paired_bootstrap_binary(
         cand_value, base_value = prep.points[key]
         with np.errstate(invalid="ignore"):  # inf - inf (no threshold reaches the precision): undefined
             deltas = values[key][0] - values[key][1]
-        results[suite_name] = _interval(cand_value, base_value, deltas, int(resamples), confidence, seed, prep.n)
+        results[suite_name] = interval_result(cand_value, base_value, deltas, int(resamples), confidence, seed, "example", prep.n)
     return results
 
 

@@ -154,27 +154,11 @@ def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
     sub.set_defaults(func=cmd_retention_purge)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", default=argparse.SUPPRESS, help="installation home (default: $EVAL_PLATFORM_HOME or ./.eval_platform)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for machines")
-    parser = argparse.ArgumentParser(prog="evalp", parents=[common])
-    add_commands(parser.add_subparsers(dest="group", required=True), common)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from eval_platform.errors import EvalPlatformError
+    """``python -m eval_platform.cli_api ...``: the same as ``evalp ...`` (these commands are part of it)."""
+    from eval_platform.cli import main as evalp
 
-    args = build_parser().parse_args(argv)
-    args.home = getattr(args, "home", None)
-    args.json = getattr(args, "json", False)
-    try:
-        args.func(args)
-    except EvalPlatformError as error:
-        print(f"evalp: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return evalp(argv)
 
 
 if __name__ == "__main__":

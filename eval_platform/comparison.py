@@ -94,6 +94,13 @@ def paired_bootstrap(
         for i in range(resamples):
             index = rng.integers(0, n, size=n)
             deltas[i] = definition.compute(_take(candidate, index), **params) - definition.compute(_take(baseline, index), **params)
+    return interval_result(cand_value, base_value, deltas, resamples, confidence, seed, definition.unit, n)
+
+
+def interval_result(cand_value: float, base_value: float, deltas: np.ndarray, resamples: int, confidence: float,
+                    seed: int, unit: str, n: int) -> dict:
+    """The comparison record of one metric from its resampled deltas: percentile interval, with the
+    undefined resamples left out and counted (fewer than half defined: no interval)."""
     defined = deltas[np.isfinite(deltas)]
     alpha = (1 - confidence) / 2
     if len(defined) >= resamples / 2:
@@ -110,7 +117,7 @@ def paired_bootstrap(
         "resamples": resamples,
         "undefined_resamples": int(resamples - len(defined)),
         "seed": seed,
-        "unit": definition.unit,
+        "unit": unit,
         "n_units": int(n),
     }
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import Body, Depends, FastAPI, File, Form, Header, Path as PathParam, Query, Request, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Form, Header, Path as PathParam, Query, UploadFile
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field

@@ -615,7 +615,6 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         run_start = np.cumsum(run_count) - run_count  # in grouped order
         qrels_start = np.cumsum(qrels_count) - qrels_count
         run_grouped = run_group is None
-        qrels_grouped = qrels_group is None
 
         # ---- join: each query's run rows sorted by document key; each judgment binary-searches its query's rows
         def sorted_by_doc(keys: np.ndarray, group: np.ndarray | None, start: np.ndarray, count: np.ndarray):
