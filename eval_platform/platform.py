@@ -342,14 +342,20 @@ class EvalPlatform:
         if baseline is not None:
             self.model(baseline)
         with self.registry.session() as session:
-            run = self._queue_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
-            if run is None:
-                run = session.scalar(select(EvalRun).where(
-                    EvalRun.model_name == model.name, EvalRun.model_version == model.version,
-                    EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
-                    EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
-                    EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1))
+            run, _ = self.queue_or_find_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
         return run
+
+    def queue_or_find_run(self, session, model: Model, dataset: EvalDataset, suite: MetricSuite, trigger: str,
+                          baseline: str | None = None, recompute: bool = False) -> tuple[EvalRun, bool]:
+        """In the caller's transaction: the newly queued run (``True``), or the triple's live run (``False``)."""
+        run = self._queue_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
+        if run is not None:
+            return run, True
+        return session.scalar(select(EvalRun).where(
+            EvalRun.model_name == model.name, EvalRun.model_version == model.version,
+            EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
+            EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
+            EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1)), False
 
     def requeue_model_version(self, model_key: str, trigger: str) -> list[EvalRun]:
         """Recompute every current run of a model version (a rematerialization from the Dagster UI)."""

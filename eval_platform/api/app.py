@@ -42,7 +42,7 @@ from eval_platform.api.problems import PROBLEM_JSON, Problem, ProblemError, inst
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash
 from eval_platform.observability import HttpStats, collect, render_prometheus
-from eval_platform.platform import ACTIVE_STATES, METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
+from eval_platform.platform import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.platform import DATASETS as DATASETS_KIND
 from eval_platform.platform import QUEUED, SUCCEEDED, EvalPlatform, split_key
 from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, MetricSuite, Model
@@ -742,14 +742,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                     raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
                 access.require(platform, principal, dataset, AGGREGATE_READ)
                 # nothing was written before this line
-                run = platform._queue_run(session, model, dataset, suite, trigger="api", baseline=body.baseline)
-                created = run is not None
-                if run is None:
-                    run = session.scalar(select(EvalRun).where(
-                        EvalRun.model_name == model.name, EvalRun.model_version == model.version,
-                        EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
-                        EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
-                        EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1))
+                run, created = platform.queue_or_find_run(session, model, dataset, suite, trigger="api", baseline=body.baseline)
                 if key is not None:
                     session.flush()  # the run before the record that refers to it
                     session.add(IdempotencyRecord(team=principal.team, key=key, request_hash=request_hash, run_id=run.run_id,
