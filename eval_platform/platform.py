@@ -6,6 +6,7 @@ validates its whole input before its first write, so a rejected request leaves b
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ class EvalPlatform:
         self.config = config
         self.registry = Registry.open(config.db_url)
         self.store = ArtifactStore(config.store_url)
+        self._datasets: dict[str, pd.DataFrame] = {}  # content hash -> rows, oldest first
+        self._datasets_lock = threading.Lock()  # the API serves requests on several threads
 
     @classmethod
     def open(cls, home=None, db_url=None, store_url=None) -> "EvalPlatform":
@@ -171,7 +174,18 @@ class EvalPlatform:
             return list(session.scalars(select(EvalDataset).order_by(EvalDataset.dataset_id, EvalDataset.version)))
 
     def load_dataset(self, record: EvalDataset) -> pd.DataFrame:
-        return self.store.get_table(DATASETS, record.content_hash)
+        """The dataset's rows (a copy: callers may add columns). Content is immutable, so the last few
+        versions read are kept: one eval run reads its dataset for the metrics and again for the
+        comparison, and each read would otherwise re-read and re-verify the whole artifact."""
+        with self._datasets_lock:
+            cached = self._datasets.get(record.content_hash)
+        if cached is None:
+            cached = self.store.get_table(DATASETS, record.content_hash)
+            with self._datasets_lock:
+                self._datasets[record.content_hash] = cached
+                while len(self._datasets) > 2:
+                    self._datasets.pop(next(iter(self._datasets)))
+        return cached.copy()
 
     # suites -------------------------------------------------------------------------------------------
     def register_suite(self, raw: dict) -> Registered:
