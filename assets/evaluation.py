@@ -200,5 +200,7 @@ def promotion(context: dg.AssetExecutionContext, platform: EvalPlatformResource)
     request = releases.request(service, int(request_id)) if request_id else None
     promoted_by = request.requested_by if request else f"dagster-run:{context.run.run_id}"
     record = service.promote(context.partition_key, promoted_by=promoted_by, reason=request.reason if request else "")
+    if request is not None:
+        releases.mark_done(service, request.id, context.run.run_id)
     return dg.MaterializeResult(metadata={"promoted_by": record.promoted_by, "gate_decision_id": record.gate_decision_id,
                                           "reason": record.reason or "-"})

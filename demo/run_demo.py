@@ -127,7 +127,7 @@ def wait_until_idle(platform, daemon: Daemon, timeout: float) -> None:
     with DagsterInstance.get() as instance:
         while time.monotonic() < deadline:
             pending = platform.runs(statuses=["queued", "running"])
-            requests = releases.pending_requests(platform, releases.PROMOTION) + releases.pending_requests(platform, "backfill")
+            requests = releases.pending_requests(platform, releases.PROMOTION)
             unreported = [i for i in incidents.incidents(platform) if not i.reported]
             if not pending and not requests and not unreported and not instance.get_runs(RunsFilter(statuses=unfinished)):
                 return

@@ -87,18 +87,20 @@ def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str,
     return request
 
 
-def pending_requests(platform: EvalPlatform, kind: str) -> list[DagsterRequest]:
+def pending_requests(platform: EvalPlatform, kind: str, after_id: int = 0) -> list[DagsterRequest]:
+    """Requests of a kind not yet carried out, oldest first; ``after_id`` skips those a sensor already launched."""
     with platform.registry.session() as session:
-        return list(session.scalars(select(DagsterRequest).where(DagsterRequest.kind == kind, DagsterRequest.status == "pending")
-                                    .order_by(DagsterRequest.id)))
+        return list(session.scalars(select(DagsterRequest).where(DagsterRequest.kind == kind, DagsterRequest.status == "pending",
+                                                                 DagsterRequest.id > after_id).order_by(DagsterRequest.id)))
 
 
-def mark_launched(platform: EvalPlatform, request_id: int, launched_id: str) -> None:
+def mark_done(platform: EvalPlatform, request_id: int, dagster_run_id: str) -> None:
+    """The Dagster run that carried the request out (a promotion records itself when it has happened)."""
     from eval_platform.registry.schema import utcnow
 
     with platform.registry.session() as session:
         request = session.get(DagsterRequest, request_id)
-        request.status, request.launched_id, request.launched_at = "launched", launched_id, utcnow()
+        request.status, request.launched_id, request.launched_at = "done", dagster_run_id, utcnow()
 
 
 def request(platform: EvalPlatform, request_id: int) -> DagsterRequest | None:

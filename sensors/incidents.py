@@ -20,35 +20,40 @@ RECOMPUTED_ASSETS = ("predictions", "metric_table", "comparison", "gate_decision
 @dg.sensor(job=release_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def promotion_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
-    """Run the release job (gate decision, then the promotion it guards) for each promotion request."""
+    """Run the release job (gate decision, then the promotion it guards) for each promotion request.
+
+    The cursor (the last request launched) is committed with the tick, so a tick that fails launches
+    nothing and forgets nothing; the promotion asset marks its request done."""
     service = platform.get()
+    cursor = int(context.cursor or 0)
     requests = []
-    for request in releases.pending_requests(service, releases.PROMOTION):
-        run_key = f"promotion:{request.id}"
-        requests.append(dg.RunRequest(run_key=run_key, partition_key=request.partitions[0],
+    for request in releases.pending_requests(service, releases.PROMOTION, after_id=cursor):
+        requests.append(dg.RunRequest(run_key=f"promotion:{request.id}", partition_key=request.partitions[0],
                                       tags={PROMOTION_REQUEST_TAG: str(request.id)}))
-        releases.mark_launched(service, request.id, run_key)
-    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no promotion requests")
+        cursor = request.id
+    return dg.SensorResult(run_requests=requests, cursor=str(cursor), skip_reason=None if requests else "no promotion requests")
 
 
 @dg.sensor(minimum_interval_seconds=SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            target=list(RECOMPUTED_ASSETS))
 def recompute_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
-    """Launch one Dagster backfill per recompute request, over exactly the affected model-version partitions."""
+    """Launch one Dagster backfill per recompute request, over exactly the affected model-version partitions
+    (the cursor, committed with the tick, is the last request launched)."""
     service = platform.get()
     asset_graph = context.repository_def.asset_graph
     known = set(context.instance.get_dynamic_partitions(model_versions.name))
+    cursor = int(context.cursor or 0)
     requests, new_partitions = [], []
-    for request in releases.pending_requests(service, incidents.BACKFILL):
+    for request in releases.pending_requests(service, incidents.BACKFILL, after_id=cursor):
         new_partitions += [key for key in request.partitions if key not in known and key not in new_partitions]
         subset = AssetGraphSubset.from_asset_partition_set(
             {AssetKeyPartitionKey(dg.AssetKey(asset), key) for asset in RECOMPUTED_ASSETS for key in request.partitions},
             asset_graph)
         requests.append(dg.RunRequest.for_asset_graph_subset(subset, tags={
             REQUESTED_TAG: "true", "eval_platform/recompute_request": str(request.id)}))
-        releases.mark_launched(service, request.id, f"backfill-request:{request.id}")
+        cursor = request.id
     return dg.SensorResult(
-        run_requests=requests,
+        run_requests=requests, cursor=str(cursor),
         dynamic_partitions_requests=[model_versions.build_add_request(new_partitions)] if new_partitions else [],
         skip_reason=None if requests else "no recompute requests")
 

@@ -78,12 +78,13 @@ def test_metric_bug_freezes_gates_and_recompute_backfills_only_affected_partitio
         queued, request = incidents.request_recompute(service, "toy_auc@1", requested_by="ops")
         assert request.partitions == ["detector@1"]
         assert [r.suite_key for r in queued] == ["toy-release@2"]
-        backfill = tick(recompute_request_sensor, instance, service).run_requests
+        ticked = tick(recompute_request_sensor, instance, service)
+        backfill = ticked.run_requests
         assert len(backfill) == 1
         subset = backfill[0].asset_graph_subset
         assert {(k.asset_key.to_user_string(), k.partition_key) for k in subset.iterate_asset_partitions()} == {
             (asset, "detector@1") for asset in ("predictions", "metric_table", "comparison", "gate_decision")}
-        assert tick(recompute_request_sensor, instance, service).run_requests == []  # launched once
+        assert tick(recompute_request_sensor, instance, service, cursor=ticked.cursor).run_requests == []  # launched once
         # the backfill's run for the partition, with the backfill's tags
         assert execute("evaluate_model_version", instance, service, "detector@1", backfill[0].tags).success
 
@@ -170,11 +171,12 @@ def test_overrides_and_promotion_through_the_blocking_check(service, model_files
         assert releases.override_counts(service) == {"toy-release@1": 1}
 
         request = releases.request_promotion(service, "detector@1", requested_by="rita", reason="override INC-42")
-        launched = tick(promotion_request_sensor, instance, service).run_requests
+        ticked = tick(promotion_request_sensor, instance, service)
+        launched = ticked.run_requests
         assert [r.partition_key for r in launched] == ["detector@1"]
         assert execute("release_model_version", instance, service, "detector@1", launched[0].tags).success
         assert service.promoted_version("detector") == 1
-        assert releases.request(service, request.id).status == "launched"
-        assert tick(promotion_request_sensor, instance, service).run_requests == []
+        assert releases.request(service, request.id).status == "done"
+        assert tick(promotion_request_sensor, instance, service, cursor=ticked.cursor).run_requests == []
         materialization = instance.get_latest_materialization_event(dg.AssetKey("promotion")).asset_materialization
         assert materialization.metadata["promoted_by"].value == "rita"
