@@ -129,10 +129,6 @@ class GateDecision:
     decision: str
     reasons: list[dict] = field(default_factory=list)
 
-    @property
-    def passed(self) -> bool:
-        return self.decision == PASS
-
 
 @dataclass(frozen=True)
 class MetricComparison:

@@ -274,16 +274,6 @@ class EvalPlatform:
             raise InvalidInput("eval_plan", f"suite {suite.key} is for {suite.task_type} but dataset {dataset.key} is {dataset.task_type}")
         return dataset_id, suite_id
 
-    def set_eval_plan(self, model_name: str, entries: Sequence[tuple[str, str]]) -> list[EvalPlanEntry]:
-        checked = [self._check_plan_entry(model_name, d, s) for d, s in entries]
-        with self.registry.session() as session:
-            for dataset_id, suite_id in checked:
-                if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == model_name,
-                                                              EvalPlanEntry.dataset_id == dataset_id,
-                                                              EvalPlanEntry.suite_id == suite_id)) is None:
-                    session.add(EvalPlanEntry(model_name=model_name, dataset_id=dataset_id, suite_id=suite_id))
-        return self.eval_plan(model_name)
-
     def eval_plan(self, model_name: str) -> list[EvalPlanEntry]:
         with self.registry.session() as session:
             return list(session.scalars(select(EvalPlanEntry).where(EvalPlanEntry.model_name == model_name).order_by(EvalPlanEntry.id)))

@@ -36,9 +36,7 @@ from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_t
 from eval_platform.models import PREDICTION_CODE_VERSION, predict
 from eval_platform.platform import (
     CURVES,
-    DATASETS,
     JUDGE_VERDICTS,
-    FAILED,
     METRIC_TABLES,
     PLOTS,
     PREDICTIONS,
@@ -423,8 +421,3 @@ def decide_model_version(platform: EvalPlatform, model_key: str) -> GateDecision
     platform.record_gate("model_version", model_key, combined.decision, combined.reasons)
     return combined
 
-
-__all__ = [
-    "DATASETS", "FAILED", "compare_with_baseline", "compute_metrics", "decide_model_version", "decide_run", "find_baseline",
-    "finish_runs", "lineage", "produce_predictions",
-]
