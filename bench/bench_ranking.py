@@ -21,6 +21,7 @@ run's queries have no judgments and 1% of the judged queries were not run. Ids a
 
     python bench/bench_ranking.py                 # full size (needs ~10 GB RAM and a few minutes)
     python bench/bench_ranking.py --queries 2000  # quick check
+    python bench/bench_ranking.py --one-thread    # ours without its second thread (a busy machine)
 """
 
 from __future__ import annotations
@@ -160,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per approach; the best time is kept")
     parser.add_argument("--warm-gb", type=int, default=6, help="GB of memory to touch once before timing")
     parser.add_argument("--skip-ranx", action="store_true")
+    parser.add_argument("--one-thread", action="store_true", help="ours on one thread (ranking.PARALLEL = False)")
     args = parser.parse_args(argv)
+    if args.one_thread:
+        ranking.PARALLEL = False
 
     with tempfile.TemporaryDirectory() as directory:
         run_path, qrels_path = os.path.join(directory, "run.parquet"), os.path.join(directory, "qrels.parquet")
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"read Parquet into pandas: {time.perf_counter() - start:.2f} s (not counted below); "
               f"run {len(run):,} rows, qrels {len(qrels):,} rows")
     warm_memory(args.warm_gb)
+    load_before = os.getloadavg()
 
     t_ours, ours_means = best_of(args.repeat, ours, run, qrels)
 
@@ -213,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         print("ranx means (its own conventions): " + ", ".join(f"{k} {v:.6f}" for k, v in ranx_means.items()))
 
     print()
+    # the machine may be shared: the ratios compare timings of one run, and the load says how busy it was
+    load_after = os.getloadavg()
+    print(f"conditions: {os.cpu_count()} cores; 1-minute load average {load_before[0]:.2f} before timing, "
+          f"{load_after[0]:.2f} after; ranking.PARALLEL = {ranking.PARALLEL}")
     print(f"ours, from the DataFrames to the five means: {t_ours:.2f} s (best of {args.repeat})")
     rows = [  # (reference, its time, how many times faster ours must be, strictly)
         ("pytrec_eval incl. building its dicts", t_pytrec, 10.0, False),

