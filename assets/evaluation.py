@@ -1,4 +1,4 @@
-"""The eval pipeline of one model version: predictions -> metric table -> comparison -> gate decision.
+"""The eval pipeline of one model version: predictions -> judgments -> metric table -> comparison -> gate decision.
 
 Each asset is partitioned by model version and works on the eval runs of that version (one per
 (dataset, suite) of the model's eval plan); the domain library does the work and records it in the
@@ -17,6 +17,7 @@ from eval_platform import releases, runner
 from eval_platform.evaluation import ALL
 from eval_platform.gates import GATE_CODE_VERSION, PASS
 from eval_platform.hashing import json_hash, short
+from eval_platform.llm.judge import JUDGE_CODE_VERSION
 from eval_platform.metrics.catalog import all_metrics
 from eval_platform.metrics.curves import png_markdown
 from eval_platform.models import PREDICTION_CODE_VERSION
@@ -28,7 +29,8 @@ from resources import EvalPlatformResource
 #: Changes whenever a metric version is added or the metric-table code changes, so the Dagster UI marks
 #: every metric table computed before as stale.
 METRICS_CODE_VERSION = "table1-" + short(json_hash(sorted(m.key for m in all_metrics())), 10)
-COMPARISON_CODE_VERSION = "1"
+COMPARISON_CODE_VERSION = "2"  # 2: pairwise judge preference and sampled judge estimates
+JUDGMENTS_CODE_VERSION = f"judge{JUDGE_CODE_VERSION}-1"
 #: Fails when a run of the partition used a contaminated dataset or a metric marked buggy.
 INPUTS_VALID = "inputs_valid"
 
@@ -79,9 +81,65 @@ def predictions(context: dg.AssetExecutionContext, platform: EvalPlatformResourc
     })
 
 
+def _number(value, spec: str = ".4f") -> str:
+    return "undefined" if value is None else format(value, spec)
+
+
 @dg.asset(
     partitions_def=model_versions,
     deps=[predictions],
+    group_name="evaluation",
+    code_version=JUDGMENTS_CODE_VERSION,
+    kinds={"parquet", "openai"},
+    pool="judge",
+)
+def judgments(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+    """The pinned model-as-judge's verdicts on each run's predictions (every example, or the suite's
+    stratified sample) and, when the baseline's run is known, the pairwise judge's verdicts against the
+    baseline's answers in both orders. Judge calls run in pool ``judge``, through the LLM call cache
+    (``judge_calls = 0`` on a rerun); runs whose suite has no judge pass through."""
+    service = platform.get()
+    runs = _runs(context, service)
+    with _failing_runs_on_error(service, context):
+        judged = [runner.judge_outputs(service, run) for run in runs]
+    lines = ["| run | judge | judged | calls | cache hits | tokens | cost | estimate |", "|---|---|---|---|---|---|---|---|"]
+    calls = hits = 0
+    for result in judged:
+        for kind in ("judge", "pairwise"):
+            record = result[kind]
+            if record is None:
+                continue
+            report = record["report"]
+            calls, hits = calls + report["calls"], hits + report["cache_hits"]
+            if kind == "judge":
+                summary, sampling = record["summary"], record.get("sampling")
+                estimate = (f"{_number(sampling['estimate']['mean'])} [{_number(sampling['estimate']['ci_low'])}, "
+                            f"{_number(sampling['estimate']['ci_high'])}], seed {sampling['seed']}" if sampling
+                            else _number(summary.get("mean")))
+                judged_text = f"{summary['n_judged']}" + (f" of {sampling['n_population']}" if sampling else "")
+                name = summary["judge_model"]
+            else:
+                estimate = (f"preference {_number(record['preference'])} [{_number(record['ci_low'])}, "
+                            f"{_number(record['ci_high'])}] vs {record['baseline_model']}")
+                judged_text, name = str(record["n_examples"]), f"{record['judge']['judge_model']} (pairwise)"
+            lines.append(f"| {result['run_id']} | {name} | {judged_text} | {report['calls']} | {report['cache_hits']} | "
+                         f"{report['total_tokens']} | {report['cost']:.4f} | {estimate} |")
+        if result["judge"] is None and result["pairwise"] is None:
+            note = f"pairwise waits for the comparison (baseline {result['pairwise_state']})" if result["pairwise_state"] else "no judge"
+            lines.append(f"| {result['run_id']} | {note} | | | | | | |")
+    return dg.MaterializeResult(metadata={
+        **_lineage_metadata(service, runs),
+        "judgments": dg.MetadataValue.md("\n".join(lines)),
+        "verdict_artifacts": dg.MetadataValue.json({r["run_id"]: {k: r[k]["verdicts"] for k in ("judge", "pairwise") if r[k]}
+                                                    for r in judged}),
+        "judge_calls": calls,
+        "judge_cache_hits": hits,
+    })
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    deps=[judgments],
     group_name="evaluation",
     code_version=METRICS_CODE_VERSION,
     kinds={"parquet"},
@@ -101,6 +159,11 @@ def metric_table(context: dg.AssetExecutionContext, platform: EvalPlatformResour
         lines = [f"**{run.run_id}** on {run.dataset_key} with {run.suite_key}", "", "| metric | version | value | n |",
                  "|---|---|---|---|"]
         lines += [f"| {r.metric} | {r.metric_key} | {r.value:.6g} | {r.n_examples} |" for r in overall.itertuples()]
+        for name, e in (result["results"].get("estimates") or {}).items():
+            lines += ["", f"{name} judged a stratified sample: estimate {_number(e.get('mean'))} "
+                          f"({e['confidence']:.0%} interval [{_number(e.get('ci_low'))}, {_number(e.get('ci_high'))}]), "
+                          f"{e['n_sampled']} of {e['n_population']} examples judged, strata {e['strata'] or 'none'}, "
+                          f"seed {e['seed']}, label efficiency {_number(e.get('label_efficiency'), '.2f')}"]
         flagged = table[table["flagged"]]
         if len(flagged):
             lines += ["", f"{len(flagged)} slice row(s) below the minimum slice size (flagged)."]
@@ -132,15 +195,22 @@ def comparison(context: dg.AssetExecutionContext, platform: EvalPlatformResource
     with _failing_runs_on_error(service, context):
         compared = [runner.compare_with_baseline(service, run) for run in runs]
     lines = ["| run | baseline | metric | candidate | baseline value | delta | 95% interval |", "|---|---|---|---|---|---|---|"]
+    notes: list[str] = []
     for result in compared:
         if not result["metrics"]:
             lines.append(f"| {result['run_id']} | {result['baseline_state']} | | | | | |")
         for name, c in result["metrics"].items():
-            lines.append(f"| {result['run_id']} | {result['baseline_model']} | {name} | {c['candidate']:.4f} | {c['baseline']:.4f} "
-                         f"| {c['delta']:+.4f} | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] |")
+            lines.append(f"| {result['run_id']} | {result['baseline_model']} | {name} | {_number(c['candidate'])} | "
+                         f"{_number(c['baseline'])} | {_number(c['delta'], '+.4f')} | "
+                         f"[{_number(c['ci_low'], '+.4f')}, {_number(c['ci_high'], '+.4f')}] |")
+        for name, p in (result.get("pairwise") or {}).items():
+            notes.append(f"- {result['run_id']} {name}: candidate wins {p['wins']}, baseline wins {p['losses']}, ties {p['ties']}; "
+                         f"first-position rate {_number(p['first_position_rate'], '.2f')} (0.5 = no position bias); "
+                         f"{len(p['order_disagreements'])} example(s) changed winner with the order; "
+                         f"{p['n_judge_errors']} judge error(s)")
     return dg.MaterializeResult(metadata={
         **_lineage_metadata(service, runs),
-        "comparison": dg.MetadataValue.md("\n".join(lines)),
+        "comparison": dg.MetadataValue.md("\n".join(lines + ([""] + notes if notes else []))),
         "baseline_states": dg.MetadataValue.json({r["run_id"]: r["baseline_state"] for r in compared}),
     })
 
@@ -188,13 +258,14 @@ def gate_passed(context: dg.AssetCheckExecutionContext, platform: EvalPlatformRe
 
 @dg.asset(
     partitions_def=model_versions,
-    deps=[gate_decision],
+    # the online gate (assets/experiments.py) is named by key: it depends on this module's gate_decision
+    deps=[gate_decision, dg.AssetKey("online_gate")],
     group_name="release",
     code_version="1",
 )
 def promotion(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
-    """The release of a model version: it becomes the baseline of its name. Guarded by the gate's
-    blocking check, and refused again here unless the gate passed or was overridden."""
+    """The release of a model version: it becomes the baseline of its name. Guarded by the blocking checks
+    of the offline and the online gate, and refused again here unless both let it through."""
     service = platform.get()
     request_id = context.run.tags.get(PROMOTION_REQUEST_TAG)
     request = releases.request(service, int(request_id)) if request_id else None

@@ -11,3 +11,7 @@ dataset_versions = dg.DynamicPartitionsDefinition(name="dataset_versions")
 REQUESTED_TAG = "eval_platform/requested"
 #: Tag of a promotion run: the id of the registry's promotion request it carries out.
 PROMOTION_REQUEST_TAG = "eval_platform/promotion_request"
+#: Keys are experiment ids; the experiment sensor adds one when an analysis is first requested.
+experiments = dg.DynamicPartitionsDefinition(name="experiments")
+#: Tag of an experiment-analysis run: the ids (comma-separated) of the analysis requests it carries out.
+EXPERIMENT_REQUEST_TAG = "eval_platform/experiment_request"

@@ -93,6 +93,29 @@ def prepare(home: Path, db_url: str, models: int, suites: int) -> tuple[str, lis
     return token, bodies
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server process and its worker processes so far (Linux /proc; 0 elsewhere)."""
+    def tree(root: int) -> list[int]:
+        pids = [root]
+        try:
+            for task in os.listdir(f"/proc/{root}/task"):
+                with open(f"/proc/{root}/task/{task}/children") as handle:
+                    pids += [p for child in handle.read().split() for p in tree(int(child))]
+        except OSError:
+            pass
+        return pids
+
+    total = 0.0
+    for process in tree(pid):
+        try:
+            with open(f"/proc/{process}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def count_runs(db_url: str) -> int:
     from sqlalchemy import create_engine, func, select
 
@@ -213,7 +236,11 @@ def main() -> int:
             print(f"setup: {len(bodies)} distinct evaluations on {args.db} in {time.perf_counter() - setup:.1f}s; "
                   f"server {url} ({args.workers} worker process{'es' if args.workers > 1 else ''})")
 
+            load_before = os.getloadavg()
+            cpu_before = server_cpu_seconds(server.pid)
             results, wall = asyncio.run(load("127.0.0.1", port, token, bodies, args.clients, args.seed))
+            server_cpu = server_cpu_seconds(server.pid) - cpu_before
+            load_after = os.getloadavg()
         finally:
             if server is not None:
                 server.terminate()
@@ -234,7 +261,10 @@ def main() -> int:
         runs_by_key.setdefault(key, set()).add(run_id)
     mismatched = sum(1 for ids in runs_by_key.values() if len(ids) != 1)
     p50, p90, p99 = (percentile(latencies, q) for q in (50, 90, 99))
-    print(f"requests: {len(results)} from {args.clients} concurrent clients in {wall:.2f}s ({len(results) / wall:.0f} req/s)")
+    print(f"conditions: {os.cpu_count()} cores; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+          "(other processes share the cores: compare figures from one run)")
+    print(f"requests: {len(results)} from {args.clients} concurrent clients in {wall:.2f}s ({len(results) / wall:.0f} req/s); "
+          f"server CPU {server_cpu * 1000 / max(len(results), 1):.2f} ms per request (incl. the warm-up reads)")
     print(f"status codes: {dict(sorted(statuses.items()))}")
     print(f"runs created: {created} (expected {len(bodies)}); keys whose retries got another run: {mismatched}")
     print(f"latency ms: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {max(latencies):.1f}  "

@@ -119,7 +119,7 @@ def wait_until_idle(platform, daemon: Daemon, timeout: float) -> None:
     has no unfinished run."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-    from eval_platform import incidents, releases
+    from eval_platform import experiments, incidents, releases
 
     unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                   DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -127,7 +127,7 @@ def wait_until_idle(platform, daemon: Daemon, timeout: float) -> None:
     with DagsterInstance.get() as instance:
         while time.monotonic() < deadline:
             pending = platform.runs(statuses=["queued", "running"])
-            requests = releases.pending_requests(platform, releases.PROMOTION)
+            requests = releases.pending_requests(platform, releases.PROMOTION) + experiments.pending_analysis_requests(platform)
             unreported = [i for i in incidents.incidents(platform) if not i.reported]
             if not pending and not requests and not unreported and not instance.get_runs(RunsFilter(statuses=unfinished)):
                 return
@@ -200,6 +200,57 @@ def report(platform, model_key: str, title: str) -> None:
     print(format_gate(model_key, decision.decision, decision.reasons) if decision else "no gate decision yet")
 
 
+EXPERIMENT_ID = "exp-gbm-vs-lr"
+TRUE_EFFECT = 0.12
+
+
+def experiment_spec(control: str, candidate: str) -> dict:
+    return {"experiment_id": EXPERIMENT_ID, "description": "gradient boosting vs the promoted logistic regression",
+            "offline_metric": "roc_auc",
+            "arms": [{"name": "control", "model_version": control, "split": 0.5},
+                     {"name": "treatment", "model_version": candidate, "split": 0.5}],
+            "primary_metric": {"metric": "click", "direction": "higher", "aggregate": "sum"},
+            "metrics": {"conversion": {"aggregate": "max"}, "revenue": {"aggregate": "sum"}, "latency_ms": {"aggregate": "mean"}},
+            "guardrails": [{"metric": "latency_ms", "direction": "lower", "tolerance": 0.05},
+                           {"metric": "click", "direction": "higher", "tolerance": 0.10}],
+            "covariate": {"click": "pre_clicks", "revenue": "pre_revenue"}}
+
+
+def run_experiment(platform, daemon, timeout: float, control: str, candidate: str) -> None:
+    """An A/B test of the candidate against the promoted baseline on simulated traffic with a known effect:
+    two daily batches are ingested as dataset versions, the experiment sensor analyses them, and the
+    candidate's release needs the online gate as well as the offline one."""
+    from eval_platform import experiments, releases
+    from eval_platform.online.reporting import format_online_gate, format_stored_analysis
+    from eval_platform.online.simulate import simulate_experiment
+
+    print(f"\n=== online: A/B test of {candidate} against the baseline {control} ===")
+    if not any(e.experiment_id == EXPERIMENT_ID for e in experiments.experiments(platform)):
+        print(f"before any experiment: {releases.release_state(platform, candidate).describe()}")
+    experiments.register_experiment(platform, experiment_spec(control, candidate), created_by="demo")
+    traffic = simulate_experiment(seed=3, n_units=20_000, days=10, true_effect=TRUE_EFFECT)
+    print(f"simulated traffic: {traffic['unit_id'].nunique()} users, {len(traffic)} events over 10 days, seed 3, "
+          f"true effect on clicks, conversions and revenue per user: +{TRUE_EFFECT:.0%}, none on latency")
+    day = (traffic["timestamp"] - traffic["timestamp"].min().floor("D")).dt.days
+    for batch in (traffic[day < 5], traffic[day >= 5]):
+        row, created = experiments.ingest(platform, EXPERIMENT_ID, batch.reset_index(drop=True), ingested_by="demo")
+        print(f"  ingest {row.dataset_key}: {row.row_count} events{'' if created else ' (already ingested)'}")
+    run_dagster(platform, daemon, timeout)  # the experiment sensor runs the analysis partition
+    analysis = experiments.latest_analysis(platform, EXPERIMENT_ID)
+    print(format_stored_analysis(analysis.result))
+    for record in analysis.agreement:
+        print(f"  offline-online: {record['offline_metric']} {record['offline_delta']:+.4f} offline, "
+              f"{record['metric']} {record['online_delta']:+.2%} online ({record['online_outcome']})")
+    decision, reasons, _ = experiments.decide_online_gate(platform, candidate)
+    print(format_online_gate(candidate, decision, reasons))
+    release = releases.release_state(platform, candidate)
+    print(f"{candidate}: {release.describe()}")
+    if release.state == "pass" and platform.promoted_version(MODEL_NAME) != int(candidate.rsplit("@", 1)[1]):
+        releases.request_promotion(platform, candidate, requested_by="demo", reason="offline and online gates passed")
+        run_dagster(platform, daemon, timeout)  # the release job: both blocking checks, then the promotion
+    print(f"promoted version of {MODEL_NAME}: {platform.promoted_version(MODEL_NAME)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=str(ROOT / ".demo"))
@@ -251,6 +302,7 @@ def main() -> None:
         run_dagster(platform, daemon, args.timeout)
         for candidate in candidates:
             report(platform, candidate.key, "candidate")
+        run_experiment(platform, daemon, args.timeout, control=baseline.key, candidate=candidates[0].key)
 
         print("\n=== generation eval: an OpenAI-compatible chat model and a pinned judge (local server) ===")
         qa = platform.register_dataset(QA_DATASET_ID, qa_dataset(), task_type="generation", label_policy="human_reviewed",

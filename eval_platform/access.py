@@ -2,8 +2,10 @@
 
 **Tokens.** Every API request carries a team's bearer token. A token is 32 random bytes shown once when
 created (``evalp tokens create --team T``); the registry keeps only its SHA-256, so a copy of the
-registry gives nobody a usable token. A revoked token stops working at once in new processes and within
-:data:`TOKEN_CACHE_SECONDS` in a running server.
+registry gives nobody a usable token. (A single SHA-256 is the right hash here: the token is 256 random bits,
+not a password, so there is nothing to brute-force and a slow hash would only slow every request down.)
+Every request looks its token up in the registry (one read by a unique index, no cache), so a revoked
+token is refused on the very next request, in every server process and on every host.
 
 **Dataset access policy** (``eval_datasets.access_policy``):
 
@@ -18,26 +20,30 @@ restricted    the policy's ``teams`` only            the policy's ``teams``, or 
 ============  =====================================  ==========================================
 
 A request outside the policy is refused with :class:`Forbidden` (HTTP 403) before anything is read, so
-the refusal says nothing about the rows. Every read of restricted rows, and every refusal, is recorded in
-``access_log`` (team, token, what, which dataset or run, how many rows, when).
+the refusal says nothing about the rows. Every granted read of a restricted dataset's rows *and* of its
+aggregates (a run's results, a comparison, gate reasons), and every refusal, is recorded in ``access_log``
+(team, token, what, which dataset or run, how many rows, when): :func:`record_read`.
+
+**Metadata.** A team that may see nothing of a restricted dataset (not in its ``teams``, no
+``allow_aggregates``) learns nothing about it either: listings leave it out and a direct request for its
+metadata is answered exactly like a dataset that does not exist (404), so its id, version, size, schema
+and even its existence stay hidden (:func:`may_know`). A team that may read its aggregates sees its
+metadata, like any other dataset's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from eval_platform.errors import EvalPlatformError, InvalidInput, NotFound
 from eval_platform.registry.api_schema import AccessLogEntry, ApiToken
 from eval_platform.registry.schema import EvalDataset, utcnow
 
 TOKEN_PREFIX = "evalp_"
-TOKEN_CACHE_SECONDS = 30.0
 
 PUBLIC, INTERNAL, RESTRICTED = "public", "internal", "restricted"
 #: What a team may see of a dataset: everything, aggregates only, or nothing.
@@ -98,71 +104,45 @@ def list_tokens(platform, team: str | None = None) -> list[ApiToken]:
 
 
 def revoke_token(platform, token_id: int) -> ApiToken:
+    """Revoke a token: the next request carrying it is refused, in every server process (no cache)."""
     with platform.registry.session() as session:
         record = session.get(ApiToken, token_id)
         if record is None:
             raise NotFound("api token", str(token_id))
         if record.revoked_at is None:
             record.revoked_at = utcnow()
-    _CACHE.clear()
     return record
 
 
-class _TokenCache:
-    """Token hash -> principal for a few seconds, so a busy API does not look every token up each time."""
-
-    def __init__(self):
-        self._entries: dict[tuple[int, str], tuple[float, Principal]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, scope: int, digest: str) -> Principal | None:
-        with self._lock:
-            entry = self._entries.get((scope, digest))
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, scope: int, digest: str, principal: Principal) -> None:
-        with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[(scope, digest)] = (time.monotonic() + TOKEN_CACHE_SECONDS, principal)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-_CACHE = _TokenCache()
-
-
-def cached_principal(platform, token: str | None) -> Principal | None:
-    """The principal of a token checked in the last :data:`TOKEN_CACHE_SECONDS`, without the registry."""
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
-    return _CACHE.get(id(platform), hash_token(token))
-
-
-def authenticate(platform, token: str | None, use_cache: bool = True) -> Principal:
-    """The principal a bearer token stands for; :class:`Unauthenticated` for none, unknown or revoked."""
+def token_digest(token: str | None) -> str:
+    """The stored form of a bearer token; :class:`Unauthenticated` for none or a malformed one."""
     if not token:
         raise Unauthenticated("this request needs a team token: send 'Authorization: Bearer <token>'")
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("the token is not valid")
-    digest = hash_token(token)
-    scope = id(platform)
-    if use_cache:
-        cached = _CACHE.get(scope, digest)
-        if cached is not None:
-            return cached
-    with platform.registry.session() as session:
-        record = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    if record is None or record.revoked_at is not None:
+    return hash_token(token)
+
+
+#: the columns :func:`principal_of` reads, by the token's hash (a unique index)
+TOKEN_COLUMNS = (ApiToken.id.label("token_id"), ApiToken.team.label("token_team"), ApiToken.revoked_at.label("token_revoked_at"))
+_TOKEN_QUERY = select(*TOKEN_COLUMNS).where(ApiToken.token_hash == bindparam("digest"))
+
+
+def principal_of(row) -> Principal:
+    """The principal of a row with :data:`TOKEN_COLUMNS` (None: no such token); refuses a revoked token."""
+    if row is None or row.token_revoked_at is not None:
         raise Unauthenticated("the token is not valid (unknown or revoked)")
-    principal = Principal(record.team, record.id)
-    if use_cache:
-        _CACHE.put(scope, digest, principal)
-    return principal
+    return Principal(row.token_team, row.token_id)
+
+
+def authenticate(platform, token: str | None) -> Principal:
+    """The principal a bearer token stands for; :class:`Unauthenticated` for none, unknown or revoked.
+
+    Asks the registry every time (one indexed read, no transaction held), so revocation is immediate."""
+    digest = token_digest(token)
+    with platform.registry.engine.connect() as connection:
+        row = connection.execute(_TOKEN_QUERY, {"digest": digest}).first()
+    return principal_of(row)
 
 
 # the dataset access policy ----------------------------------------------------------------------------
@@ -198,19 +178,34 @@ def record_access(platform, principal: Principal, action: str, dataset_key: str,
                                    run_id=run_id, outcome=outcome, rows=rows, detail=detail[:2000]))
 
 
+def may_know(policy: dict | None, team: str) -> bool:
+    """Whether ``team`` may learn that a dataset with this policy exists (and see its metadata): every team
+    for public and internal datasets; for a restricted one, the teams that may read its rows or aggregates."""
+    return visibility(policy, team) != NOTHING
+
+
+def record_read(platform, principal: Principal, action: str, dataset: EvalDataset, rows: int = 0, run_id: str | None = None,
+                detail: str = "") -> None:
+    """Log a granted read of ``dataset`` (rows or aggregates) when the dataset is restricted."""
+    if is_restricted(dataset.access_policy):
+        record_access(platform, principal, action, dataset.key, GRANTED, rows=rows, run_id=run_id, detail=detail)
+
+
 def require(platform, principal: Principal, dataset: EvalDataset, action: str, run_id: str | None = None) -> str:
     """Refuse (and log the refusal) unless ``principal`` may do ``action`` on ``dataset``.
 
     ``action`` is one of the row reads (:data:`EXAMPLES`, :data:`PREDICTIONS`, :data:`REGRESSIONS`) or
-    :data:`AGGREGATE_READ`. Returns the principal's visibility of the dataset.
+    :data:`AGGREGATE_READ`. Returns the principal's visibility of the dataset. A granted read is not logged
+    here (the caller logs it with :func:`record_read` once it knows what it returned).
     """
     seen = visibility(dataset.access_policy, principal.team)
     allowed = seen == ROWS if action != AGGREGATE_READ else seen in (ROWS, AGGREGATES)
     if not allowed:
         record_access(platform, principal, action, dataset.key, DENIED, run_id=run_id)
         what = "aggregate results" if action == AGGREGATE_READ else action
-        raise Forbidden(f"team {principal.team!r} may not read the {what} of dataset {dataset.key} "
-                        "(restricted by its access policy)")
+        # a team that may know nothing of the dataset is not told which dataset it is
+        which = f"dataset {dataset.key}" if seen != NOTHING else "this dataset"
+        raise Forbidden(f"team {principal.team!r} may not read the {what} of {which} (restricted by its access policy)")
     return seen
 
 
@@ -226,6 +221,7 @@ def access_log(platform, team: str | None = None, dataset_key: str | None = None
 
 __all__ = [
     "AGGREGATES", "AGGREGATE_READ", "DENIED", "EXAMPLES", "Forbidden", "GRANTED", "NOTHING", "PREDICTIONS", "Principal",
-    "REGRESSIONS", "ROWS", "Unauthenticated", "access_log", "authenticate", "cached_principal", "can_read_aggregates", "can_read_rows",
-    "create_token", "hash_token", "is_restricted", "list_tokens", "record_access", "require", "revoke_token", "visibility",
+    "REGRESSIONS", "ROWS", "TOKEN_COLUMNS", "Unauthenticated", "access_log", "authenticate", "can_read_aggregates", "can_read_rows",
+    "create_token", "hash_token", "is_restricted", "list_tokens", "may_know", "principal_of", "record_access", "record_read", "require",
+    "revoke_token", "token_digest", "visibility",
 ]

@@ -232,7 +232,8 @@ def cmd_recompute(args) -> None:
 def cmd_gate_override(args) -> None:
     from eval_platform.releases import override_gate
 
-    record = override_gate(_platform(args), args.model, approver=args.by, reason=args.reason)
+    record = override_gate(_platform(args), args.model, approver=args.by, reason=args.reason,
+                           scope="online" if args.online else "model_version")
     _emit(args, to_dict(record), columns=["id", "model_name", "model_version", "overridden_decision", "approver", "reason"])
 
 
@@ -464,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("model", help="NAME@VERSION")
     sub.add_argument("--by", default=_user(), help="the approver (default: $USER)")
     sub.add_argument("--reason", required=True)
+    sub.add_argument("--online", action="store_true", help="override the online gate instead of the offline one")
     sub.set_defaults(func=cmd_gate_override)
 
     metrics = groups.add_parser("metrics", help="the metric catalog").add_subparsers(dest="command", required=True)
@@ -484,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     from eval_platform.cli_api import add_commands
 
     add_commands(groups, common)  # serve, tokens, status, retention
+    from eval_platform.cli_experiments import add_commands as add_experiment_commands
+
+    add_experiment_commands(groups, common)
     return parser
 
 

@@ -81,6 +81,11 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
                    "reference": frame[schema["label_column"]].to_numpy(dtype=object)}
         if "judge_score" in frame.columns:
             columns["judge_score"] = frame["judge_score"].to_numpy(np.float64)
+        if "judge_stratum" in frame.columns:  # the judge judged a stratified sample (see metrics.judge_defs)
+            columns["judge_stratum"] = frame["judge_stratum"].to_numpy(dtype=object)
+            columns["judge_sampled"] = frame["judge_sampled"].to_numpy(dtype=bool)
+        if "judge_preference" in frame.columns:
+            columns["judge_preference"] = frame["judge_preference"].to_numpy(np.float64)
         return columns
     if task_type == "binary_classification":
         return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64)}
@@ -135,6 +140,8 @@ def compute_metric_table(suite: SuiteDefinition, frame: pd.DataFrame, schema: di
         columns = metric_columns(part, schema, task_type)
         n = len(part)
         for metric in suite.metrics:
+            if metric.definition.comparison_only:
+                continue  # defined only against a baseline: computed by the comparison
             try:
                 value = float(metric.definition.compute(columns, **metric.params))
             except InvalidInput:

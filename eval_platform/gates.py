@@ -20,6 +20,12 @@ Rules (each names one of the suite's metrics; direction comes from the metric's 
   (for example ``{metric: fpr, slice: segment, min_delta: -0.01}``: FPR must not regress on any segment).
 * ``{metric: accuracy, max_regressions: 0}``: on a regression suite of known failures, at most N examples
   the baseline got right may be wrong for the candidate; the reason lists the ones that regressed.
+
+Judge metrics: a rule on a judge metric computed on a stratified sample decides on the estimate, and is
+``no_decision`` when its confidence interval is undefined. A metric defined only against a baseline (the
+pairwise ``judge_preference``: candidate vs baseline, 0.5 = no preference, compared as ``preference - 0.5``
+with its interval) is ``no_decision`` whenever there is no usable baseline, even where other baseline rules
+are not applicable to a first version.
 """
 
 from __future__ import annotations
@@ -150,6 +156,9 @@ class Observation:
     comparison: MetricComparison | None = None
     #: ids of examples the baseline got right and the candidate gets wrong (regression suites)
     regressions: tuple | None = None
+    #: ``(low, high)`` when ``value`` is an estimate (a judge metric on a stratified sample, a pairwise
+    #: preference): rules decide on the estimate, and only while its interval is defined
+    interval: tuple[float, float] | None = None
 
 
 def overall(values: Mapping[str, float], counts: Mapping[str, int],
@@ -177,13 +186,20 @@ def evaluate_rule(rule: GateRule, definition: MetricDefinition, observation: Obs
     }
     if slice_name:
         reason["slice"] = slice_name
+    if observation.interval is not None:
+        reason["estimate_interval"] = [v if _finite(v) else None for v in observation.interval]
 
     def outcome(result: str, message: str) -> dict:
         reason.update(outcome=result, message=message)
         return reason
 
+    if definition.comparison_only and baseline_state != "ok":
+        return outcome(NO_DECISION, f"metric {rule.metric} is only defined against a baseline; baseline is {baseline_state}")
     if not _finite(value):
         return outcome(NO_DECISION, f"metric {rule.metric} is missing or undefined for this run")
+    if observation.interval is not None and not all(_finite(v) for v in observation.interval):
+        # an estimate whose uncertainty is unknown (e.g. a stratum judged once) cannot pass a release
+        return outcome(NO_DECISION, f"metric {rule.metric} is an estimate without a defined confidence interval")
     if rule.min_examples and (n_examples or 0) < rule.min_examples:
         return outcome(NO_DECISION, f"{n_examples} examples < required {rule.min_examples}")
     if rule.kind == "min":
@@ -249,7 +265,8 @@ def decide(
     if require_baseline and baseline_state != "ok":
         reasons.append({"rule": "baseline required", "outcome": NO_DECISION, "message": f"baseline is {baseline_state}"})
     for rule in rules:
-        if rule.needs_baseline and baseline_state == "none" and not require_baseline:
+        if (rule.needs_baseline and baseline_state == "none" and not require_baseline
+                and not definitions[rule.metric].comparison_only):  # a pairwise metric never exists without one
             reasons.append({"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": "not_applicable",
                             "message": "no baseline exists yet for this model name (first version)"})
             continue

@@ -5,7 +5,8 @@
   again with the fixed metric version and asks the orchestrator for a backfill of exactly the affected
   model-version partitions, after which the gates decide again.
 * Dataset contamination: :func:`invalidate_dataset` marks the version contaminated (deprecated: no new
-  run may use it), marks every run that used it invalid and turns their gates into ``no_decision``.
+  run may use it), marks every run that used it invalid and turns their gates into ``no_decision``; an
+  online experiment's analyses that read it become invalid and a re-analysis without it is queued.
 
 Each incident is recorded once with what it touched, and reported to Dagster by a sensor (failing asset
 checks on the affected partitions, so the lineage shows red in the UI).
@@ -32,6 +33,8 @@ class Impact:
     incident: Incident
     runs: list[EvalRun]
     models: list[str]
+    #: experiments whose analysis read the contaminated dataset (now invalid, re-analysis queued)
+    experiments: tuple[str, ...] = ()
 
 
 def suite_metric_keys(suite: MetricSuite) -> set[str]:
@@ -112,7 +115,10 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
                             affected_runs=[run.run_id for run in runs], affected_models=models)
         session.add(incident)
     _redecide(platform, models)
-    return Impact(incident, runs, models)
+    from eval_platform.experiments import invalidate_analyses_using
+
+    experiments = invalidate_analyses_using(platform, dataset.key, reason, reported_by)
+    return Impact(incident, runs, models, tuple(experiments))
 
 
 def _fixed_version(metric_key: str, buggy: set[str]) -> str:

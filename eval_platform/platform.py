@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from eval_platform.config import PlatformConfig
 from eval_platform.errors import Conflict, InvalidInput, NotFound
@@ -33,6 +33,13 @@ from eval_platform.store import ArtifactStore
 from eval_platform.suites import SuiteDefinition, parse_suite
 from eval_platform.tasks import check_access_policy, check_label_policy, get_task_type
 from eval_platform.validation import validate_frame
+
+#: every attempt of one (model, dataset, suite) evaluation, newest first; built once, as building it costs more
+#: than running it (``POST /v1/eval-runs`` runs it on every new request)
+_ATTEMPTS = select(EvalRun).where(
+    EvalRun.model_name == bindparam("model_name"), EvalRun.model_version == bindparam("model_version"),
+    EvalRun.dataset_id == bindparam("dataset_id"), EvalRun.dataset_version == bindparam("dataset_version"),
+    EvalRun.suite_id == bindparam("suite_id"), EvalRun.suite_version == bindparam("suite_version")).order_by(EvalRun.attempt.desc())
 
 DATASETS = "datasets"
 PREDICTIONS = "predictions"
@@ -313,11 +320,9 @@ class EvalPlatform:
         """Queue one (model, dataset, suite) evaluation unless it already has a live run (then ``None``)."""
         if dataset.status != "active":
             raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
-        same = select(EvalRun).where(
-            EvalRun.model_name == model.name, EvalRun.model_version == model.version,
-            EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
-            EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version)
-        previous = list(session.scalars(same.order_by(EvalRun.attempt.desc())))
+        previous = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
+                                                    "dataset_id": dataset.dataset_id, "dataset_version": dataset.version,
+                                                    "suite_id": suite.suite_id, "suite_version": suite.version}))
         live = [r for r in previous if r.status in ACTIVE_STATES]
         if live and not recompute:
             return None
@@ -484,24 +489,27 @@ class EvalPlatform:
             session.add(record)
         return record
 
-    def gate_decision(self, model_key: str) -> GateDecisionRecord | None:
+    def gate_decision(self, model_key: str, scope: str = "model_version") -> GateDecisionRecord | None:
+        """The current decision of a model version: its offline gate (``model_version``) or ``online`` gate."""
         name, version = split_key(model_key, "model")
         with self.registry.session() as session:
             return session.scalar(select(GateDecisionRecord).where(
-                GateDecisionRecord.scope == "model_version", GateDecisionRecord.model_name == name,
+                GateDecisionRecord.scope == scope, GateDecisionRecord.model_name == name,
                 GateDecisionRecord.model_version == version, GateDecisionRecord.superseded.is_(False))
                 .order_by(GateDecisionRecord.id.desc()).limit(1))
 
     def promote(self, model_key: str, promoted_by: str, reason: str = "") -> Promotion:
-        """Release a model version: only when its current gate decision passed or was overridden."""
-        from eval_platform.releases import effective_decision
+        """Release a model version: only when its offline gate passed or was overridden and its online
+        gate (when a suite requires one) passed or was overridden."""
+        from eval_platform.releases import release_state
 
         if not promoted_by:
             raise InvalidInput("promoted_by", "a promotion must name who made it")
         model = self.model(model_key)
-        state, decision, _ = effective_decision(self, model_key)
-        if state not in ("pass", "overridden"):
-            raise Conflict(f"{model_key} cannot be promoted: its gate decision is {state}")
+        release = release_state(self, model_key)
+        if release.state != "pass":
+            raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
+        decision = release.offline_record
         with self.registry.session() as session:
             record = Promotion(model_name=model.name, model_version=model.version, gate_decision_id=decision.id,
                                promoted_by=promoted_by, reason=reason)

@@ -2,14 +2,17 @@
 
 Only an approver named in the config of every release-blocking suite behind a decision may override a
 ``fail`` or ``no_decision``, with a written reason. An override is a new record (who, when, why, which
-decision); the original decision stays as it was. A promotion releases a model version whose gate passed
-or was overridden, through the orchestrator: it is a request row that a sensor turns into a run of the
+decision); the original decision stays as it was. The online gate (:mod:`eval_platform.experiments`) is
+overridden the same way (``scope="online"``). A promotion releases a model version whose offline gate and
+online gate (when a suite requires one) passed or were overridden (:func:`release_state`), through the
+orchestrator: it is a request row that a sensor turns into a run of the
 promotion asset, which the gate's blocking asset check guards.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -43,12 +46,46 @@ def effective_decision(platform: EvalPlatform, model_key: str) -> tuple[str, Gat
     return ("overridden" if override else decision.decision), decision, override
 
 
-def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str) -> GateOverride:
+@dataclass(frozen=True)
+class ReleaseState:
+    """Whether a model version may ship: its offline gate and its online gate together."""
+
+    state: str  # pass | fail | no_decision
+    offline: str  # pass | fail | no_decision | overridden
+    online: str  # pass | fail | no_decision | overridden | not_required | not_applicable
+    offline_record: GateDecisionRecord | None
+    online_record: GateDecisionRecord | None
+
+    def describe(self) -> str:
+        return f"release {self.state} (offline gate {self.offline}, online gate {self.online})"
+
+
+def release_state(platform: EvalPlatform, model_key: str) -> ReleaseState:
+    """``pass`` only when the offline gate passed (or was overridden) and the online gate passed, was
+    overridden, or is not required; ``fail`` when either failed; otherwise ``no_decision``."""
+    from eval_platform.experiments import online_state
+
+    offline, offline_record, _ = effective_decision(platform, model_key)
+    online, online_record, _ = online_state(platform, model_key)
+    ok_offline = offline in (PASS, "overridden")
+    ok_online = online in (PASS, "overridden", "not_required", "not_applicable")
+    state = PASS if ok_offline and ok_online else FAIL if FAIL in (offline, online) else NO_DECISION
+    return ReleaseState(state, offline, online, offline_record, online_record)
+
+
+def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str, scope: str = "model_version") -> GateOverride:
+    """Let a failed or undecided gate through: the offline gate (``model_version``) or the ``online`` one."""
     if not reason or not reason.strip():
         raise InvalidInput("reason", "an override needs a written reason")
-    decision = platform.gate_decision(model_key)
+    if scope not in ("model_version", "online"):
+        raise InvalidInput("scope", f"must be model_version or online, got {scope!r}")
+    if scope == "online":
+        from eval_platform.experiments import decide_online_gate
+
+        decide_online_gate(platform, model_key)
+    decision = platform.gate_decision(model_key, scope)
     if decision is None:
-        raise Conflict(f"{model_key} has no gate decision to override")
+        raise Conflict(f"{model_key} has no {'online ' if scope == 'online' else ''}gate decision to override")
     if decision.decision not in (FAIL, NO_DECISION):
         raise Conflict(f"{model_key}'s gate decided {decision.decision}: only fail or no_decision can be overridden")
     suites = _release_blocking_suites(platform, model_key)
@@ -78,9 +115,9 @@ def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str,
     if not requested_by or not requested_by.strip():
         raise InvalidInput("requested_by", "a promotion must name who asks for it")
     platform.model(model_key)
-    state, _, _ = effective_decision(platform, model_key)
-    if state not in (PASS, "overridden"):
-        raise Conflict(f"{model_key} cannot be promoted: its gate decision is {state}")
+    release = release_state(platform, model_key)
+    if release.state != PASS:
+        raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
     with platform.registry.session() as session:
         request = DagsterRequest(kind=PROMOTION, partitions=[model_key], requested_by=requested_by, reason=reason)
         session.add(request)

@@ -6,6 +6,7 @@ reads what the previous one recorded on the eval run, so any step can be remater
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from functools import lru_cache
@@ -152,50 +153,313 @@ def _columns_for(platform: EvalPlatform, run: EvalRun) -> tuple[pd.DataFrame, di
     return frame, dataset.schema
 
 
+# step 2a: judgments -------------------------------------------------------------------------------------
+def _needs_judge(suite) -> bool:
+    return any("judge_score" in m.definition.required_columns for m in suite.metrics)
+
+
+def _pairwise_metrics(suite) -> list:
+    return [m for m in suite.metrics if "judge_preference" in m.definition.required_columns]
+
+
+def judge_outputs(platform: EvalPlatform, run: EvalRun) -> dict:
+    """The suite's judges on the run's predictions, before the metric table (the Dagster ``judgments``
+    asset, in pool ``judge``, so judge calls are limited across runs).
+
+    * ``llm.judge``: verdicts on every example (or on the stratified sample of ``llm.judge_sample``),
+      recorded as ``results["judge"]`` (verdict artifact, summary, calls, sampling);
+    * ``llm.pairwise_judge``: when the baseline's run is already known (``find_baseline`` says ``ok``), the
+      candidate's answers against the baseline's, both orders, recorded as ``results["judge_pairwise"]``.
+      Otherwise the comparison judges after resolving the baseline (a stale baseline re-evaluated), or
+      the pairwise metric stays missing and the gate has no decision.
+
+    Every call goes through the LLM call cache, so a rerun costs nothing. Returns what was done, per judge.
+    """
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    out: dict = {"run_id": run.run_id, "judge": None, "pairwise": None, "pairwise_state": None}
+    if not _needs_judge(suite) and not _pairwise_metrics(suite):
+        return out
+    frame, schema = _columns_for(platform, run)
+    run = platform.run(run.run_id)  # the predictions may just have been produced
+    if _needs_judge(suite):
+        record, _ = _run_judge(platform, run, suite, frame, schema)
+        platform.update_run(run.run_id, results={**(platform.run(run.run_id).results or {}), "judge": record})
+        run = platform.run(run.run_id)
+        out["judge"] = record
+    if _pairwise_metrics(suite):
+        state, baseline, _ = find_baseline(platform, run)
+        out["pairwise_state"] = state
+        if state == "ok":
+            record = _run_pairwise(platform, run, suite, frame, schema, baseline)
+            platform.update_run(run.run_id, results={**(platform.run(run.run_id).results or {}), "judge_pairwise": record})
+            out["pairwise"] = record
+    return out
+
+
+def _judge_strata(suite, frame: pd.DataFrame, schema: dict, dataset_key: str) -> np.ndarray | None:
+    """The stratum of every example under ``llm.judge_sample.strata`` (None: one stratum)."""
+    from eval_platform.llm.budget import strata_from_metric
+
+    strata = ((suite.llm or {}).get("judge_sample") or {}).get("strata")
+    if strata is None:
+        return None
+    if "column" in strata:
+        if strata["column"] not in frame.columns:
+            raise InvalidInput("llm.judge_sample.strata.column", f"{strata['column']!r} is not a column of dataset {dataset_key}")
+        return frame[strata["column"]].astype(str).to_numpy(dtype=object)
+    metric = suite.metric(strata["metric"])
+    _, values = metric.definition.per_unit(metric_columns(frame, schema, "generation"), **metric.params)
+    bins = strata["bins"]
+    return strata_from_metric(values, bins if isinstance(bins, int) else tuple(bins))
+
+
+def _sampling_plan(suite, labels: np.ndarray | None):
+    from eval_platform.llm.judge import SamplingPlan
+
+    config = (suite.llm or {}).get("judge_sample")
+    if config is None:
+        return None
+    return SamplingPlan(size=config["size"], strata=None if labels is None else list(labels), seed=config["seed"],
+                        min_per_stratum=config["min_per_stratum"], confidence=config["confidence"])
+
+
+def _llm_settings(platform: EvalPlatform, suite):
+    from eval_platform.llm.budget import PriceTable, SuiteBudget
+    from eval_platform.llm.cache import LLMCache
+
+    llm = suite.llm or {}
+    return llm, LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")), PriceTable.from_dict(llm.get("prices"))
+
+
+def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict,
+               record_lineage: bool = True) -> tuple[dict, pd.DataFrame]:
+    """Ask the suite's pinned judge about every example, or about the stratified sample of
+    ``llm.judge_sample`` (through the LLM call cache); the verdicts are kept as an artifact and the record
+    holds the judge's summary (agreement, disagreements, errors, calls, tokens, cost) and the sampling."""
+    from eval_platform.llm.generate import judge_predictions
+    from eval_platform.llm.judge import JudgeConfig
+
+    llm, cache, budget, prices = _llm_settings(platform, suite)
+    config = JudgeConfig.from_dict(llm["judge"])
+    plan = _sampling_plan(suite, _judge_strata(suite, frame, schema, run.dataset_key))
+    result = judge_predictions(frame, config, cache, budget, n=llm.get("judge_samples", 1), sample=plan, prices=prices,
+                               concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
+                               reference_column=schema["label_column"])
+    if result.report.budget_exceeded:
+        raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
+    verdicts = result.verdicts.astype({"score": np.float64})
+    digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
+    record = {"verdicts": digest, "predictions_hash": run.predictions_hash, **_json_safe(result.to_dict())}
+    if plan is not None:
+        record["sampling"] = _sampling_record(suite, verdicts, record["summary"])
+    if record_lineage:
+        current = platform.run(run.run_id).lineage or {}
+        platform.update_run(run.run_id, lineage={**current, "judge": record["summary"]["judge"],
+                                                 "judge_config_hash": record["summary"]["judge_config_hash"]})
+    return record, verdicts
+
+
+def _sampling_record(suite, verdicts: pd.DataFrame, summary: dict) -> dict:
+    """What the suite sampled and what it bought: strata source, seed, sizes, the estimate and its interval
+    (judge errors left out; the metric itself is undefined when there are any), and the label efficiency."""
+    from eval_platform.llm.budget import label_efficiency, stratified_estimate
+    from eval_platform.llm.judge import JUDGED
+
+    config = suite.llm["judge_sample"]
+    population = summary["sample"]["population"]
+    values = verdicts["score"].where(verdicts["status"] == JUDGED).to_numpy(dtype=np.float64)
+    estimate = stratified_estimate(values, verdicts["stratum"].to_numpy(), population, config["confidence"])
+    return _json_safe({"strata": config["strata"], "seed": config["seed"], "size": config["size"],
+                       "min_per_stratum": config["min_per_stratum"], "confidence": config["confidence"],
+                       "n_sampled": int(len(verdicts)), "n_population": int(sum(population.values())),
+                       "population": population, "sampled": summary["sample"]["sampled"],
+                       "estimate": estimate.to_dict(), "label_efficiency": label_efficiency(estimate)})
+
+
+def _json_safe(value):
+    """NaN and infinities become None: JSON columns (PostgreSQL's above all) take no NaN."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _judgments_of(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict,
+                  record_lineage: bool = True) -> tuple[dict, pd.DataFrame] | tuple[None, None]:
+    """The run's judge record and verdicts: those of the judge step when they are for these predictions
+    and this judge and still stored, else judged now (from the cache: a purged or skipped step costs only
+    what is no longer cached)."""
+    if not _needs_judge(suite):
+        return None, None
+    from eval_platform.llm.judge import JudgeConfig
+
+    record = (run.results or {}).get("judge")
+    config_hash = JudgeConfig.from_dict(suite.llm["judge"]).config_hash
+    if (record and record.get("predictions_hash") == run.predictions_hash
+            and record.get("summary", {}).get("judge_config_hash") == config_hash
+            and platform.store.has_table(JUDGE_VERDICTS, record["verdicts"])):
+        return record, platform.store.get_table(JUDGE_VERDICTS, record["verdicts"])
+    return _run_judge(platform, run, suite, frame, schema, record_lineage=record_lineage)
+
+
+def _attach_judge_columns(suite, frame: pd.DataFrame, schema: dict, verdicts: pd.DataFrame, dataset_key: str) -> None:
+    """``judge_score`` per example (NaN unless judged without error); on a stratified sample also the
+    stratum of every example and whether it was judged, which the judge metric's estimate needs."""
+    from eval_platform.llm.judge import JUDGED
+
+    by_example = verdicts.set_index("example_id")
+    frame["judge_score"] = frame["example_id"].map(by_example["score"].where(by_example["status"] == JUDGED)).astype(np.float64)
+    if (suite.llm or {}).get("judge_sample") is not None:
+        labels = _judge_strata(suite, frame, schema, dataset_key)
+        frame["judge_stratum"] = labels if labels is not None else "all"
+        frame["judge_sampled"] = frame["example_id"].isin(by_example.index).to_numpy()
+
+
+def _sampled_judge_metrics(suite) -> list:
+    if (suite.llm or {}).get("judge_sample") is None:
+        return []
+    return [m for m in suite.metrics if "judge_score" in m.definition.required_columns]
+
+
+def _sampled_estimates(suite, frame: pd.DataFrame, table: pd.DataFrame, sampling: dict) -> tuple[pd.DataFrame, dict]:
+    """For each judge metric on a stratified sample: the metric table's example counts become the judged
+    counts (what the estimate rests on), and ``results["estimates"]`` holds the estimate with its interval
+    overall and per slice (post-stratified within the slice), the sample size, strata, seed and efficiency."""
+    from eval_platform.llm.budget import stratified_estimate
+
+    confidence = sampling["confidence"]
+
+    def estimate(part: pd.DataFrame) -> dict:
+        population = part["judge_stratum"].astype(str).value_counts().to_dict()
+        judged = part[part["judge_sampled"]]
+        values = judged["judge_score"].to_numpy(dtype=np.float64)
+        if np.isnan(values).any():  # a judge error leaves the metric undefined: so is its interval
+            return {"ci_low": None, "ci_high": None, "n_sampled": int(len(judged)), "n_population": int(len(part))}
+        result = stratified_estimate(values, judged["judge_stratum"].to_numpy(), population, confidence).to_dict()
+        return _json_safe({k: result[k] for k in ("mean", "standard_error", "ci_low", "ci_high", "n_sampled", "n_population")})
+
+    table = table.copy()
+    estimates = {}
+    for metric in _sampled_judge_metrics(suite):
+        overall = estimate(frame)
+        slices = {}
+        for column in suite.slices:
+            for value, part in frame.groupby(column, sort=True, dropna=False):
+                slices[f"{column}={value}"] = estimate(part)
+                rows = (table["metric"] == metric.name) & (table["slice_column"] == column) & (table["slice_value"] == str(value))
+                table.loc[rows, "n_examples"] = int(part["judge_sampled"].sum())
+        table.loc[(table["metric"] == metric.name) & (table["slice_column"] == ""), "n_examples"] = int(frame["judge_sampled"].sum())
+        estimates[metric.name] = {**overall, "confidence": confidence, "strata": sampling["strata"], "seed": sampling["seed"],
+                                  "size": sampling["size"], "label_efficiency": sampling["label_efficiency"]["label_efficiency"],
+                                  "slices": slices}
+    return table, estimates
+
+
+def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict, baseline: EvalRun) -> dict:
+    """The suite's pinned pairwise judge on the candidate's answer (A) against the baseline run's answer (B)
+    to each example, each sample in both orders (position bias cancels in the mean).
+
+    Per example the preference for the candidate is 1 (wins), 0 (loses) or 0.5 (tie), averaged over both
+    orders and the samples. ``preference`` is its mean over the examples, with a normal interval
+    ``mean +- z * sd / sqrt(n)``; it is undefined (None) when any example lacks a verdict in either order (a
+    reply that does not parse is a recorded judge error, never a score) or fewer than 2 examples were judged.
+    ``win_rate``/``loss_rate``/``tie_rate`` count examples by their overall winner; ``first_position_rate``
+    is the share of decisive verdicts that chose whichever answer was shown first (0.5 = no position bias);
+    ``order_disagreements`` lists the examples whose winner changed with the order."""
+    from scipy.stats import norm
+
+    from eval_platform.llm.generate import judge_predictions
+    from eval_platform.llm.judge import JUDGED, JudgeConfig
+
+    llm, cache, budget, prices = _llm_settings(platform, suite)
+    config = JudgeConfig.from_dict(llm["pairwise_judge"])
+    ids = schema["id_columns"]
+    base_frame, _ = _columns_for(platform, baseline)
+    joined = frame.merge(base_frame[[*ids, "prediction"]].rename(columns={"prediction": "baseline_prediction"}), on=ids,
+                         how="left", validate="one_to_one")
+    result = judge_predictions(joined, config, cache, budget, n=llm.get("pairwise_samples", 1), pairwise=True, prices=prices,
+                               concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
+                               reference_column=schema["label_column"])
+    if result.report.budget_exceeded:
+        raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the pairwise judge stopped at its budget")
+    verdicts = result.verdicts
+    digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
+    complete = (verdicts["status"] == JUDGED) & (verdicts["n_errors"] == 0)
+    preference = verdicts["preference_a"].where(complete).to_numpy(dtype=np.float64)
+    n = len(preference)
+    value = ci_low = ci_high = None
+    if n and not np.isnan(preference).any():
+        value = float(preference.mean())
+        if n > 1:
+            half = float(norm.ppf(0.5 + suite.confidence / 2)) * float(preference.std(ddof=1)) / np.sqrt(n)
+            ci_low, ci_high = value - half, value + half
+    summary = result.summary
+    labels = verdicts.loc[verdicts["status"] == JUDGED, "label"]
+    scored = max(len(labels), 1)
+    errors = verdicts[verdicts["n_errors"] > 0]
+    return _json_safe({
+        "baseline_run_id": baseline.run_id, "baseline_model": baseline.model_key, "predictions_hash": run.predictions_hash,
+        "verdicts": digest, "preference": value, "ci_low": ci_low, "ci_high": ci_high, "confidence": suite.confidence,
+        "n_examples": int(n), "n_scored": int(len(labels)),
+        "wins": int((labels == "A").sum()), "losses": int((labels == "B").sum()), "ties": int((labels == "tie").sum()),
+        "win_rate": float((labels == "A").sum() / scored), "loss_rate": float((labels == "B").sum() / scored),
+        "tie_rate": float((labels == "tie").sum() / scored),
+        "first_position_rate": summary.get("first_position_rate"),
+        "order_disagreements": [e for e in verdicts.loc[~verdicts["position_consistent"] & (verdicts["status"] == JUDGED), "example_id"].tolist()],
+        "n_judge_errors": int(len(errors)),
+        "judge_errors": [{"example_id": e, "errors": json.loads(t)} for e, t in zip(errors["example_id"], errors["errors"])][:100],
+        "n_no_answer": int(summary.get("n_no_answer", 0)),
+        "judge": {k: summary[k] for k in ("judge_model", "judge_prompt_version", "judge_config_hash")}, "samples": summary["n"],
+        "report": result.report.to_dict(),
+    })
+
+
+def _pairwise_for(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict, baseline: EvalRun) -> dict:
+    """The judge step's pairwise record when it judged against this very baseline run, else judged now."""
+    from eval_platform.llm.judge import JudgeConfig
+
+    record = (run.results or {}).get("judge_pairwise")
+    config_hash = JudgeConfig.from_dict(suite.llm["pairwise_judge"]).config_hash
+    if (record and record.get("baseline_run_id") == baseline.run_id and record.get("predictions_hash") == run.predictions_hash
+            and record.get("judge", {}).get("judge_config_hash") == config_hash):
+        return record
+    # e.g. the baseline was re-evaluated by this comparison: the judge calls run here, outside pool "judge"
+    return _run_pairwise(platform, run, suite, frame, schema, baseline)
+
+
 # step 2: metric table -----------------------------------------------------------------------------------
 def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
     run = platform.run(run.run_id)
     suite = platform.suite_definition(platform.suite(run.suite_key))
     dataset = platform.dataset(run.dataset_key)
     frame, schema = _columns_for(platform, run)
-    judged = _judge(platform, run, suite, frame)
+    run = platform.run(run.run_id)
+    judged, verdicts = _judgments_of(platform, run, suite, frame, schema)
+    if judged is not None:
+        _attach_judge_columns(suite, frame, schema, verdicts, run.dataset_key)
     table = compute_metric_table(suite, frame, schema, dataset.task_type)
-    digest = platform.store.put_table(METRIC_TABLES, table.table)
+    metric_table, estimates = table.table, {}
+    if judged is not None and judged.get("sampling"):
+        metric_table, estimates = _sampled_estimates(suite, frame, metric_table, judged["sampling"])
+        table.table = metric_table
+    digest = platform.store.put_table(METRIC_TABLES, metric_table)
     results = {"metrics": table.overall(), "n_examples": table.counts(),
-               "slices": _slice_summary(table.table), "artifacts": _curve_artifacts(platform, frame, schema, dataset.task_type)}
+               "slices": _slice_summary(metric_table), "artifacts": _curve_artifacts(platform, frame, schema, dataset.task_type)}
     if judged:
         results["judge"] = judged
+    if estimates:
+        results["estimates"] = estimates
+    pairwise = (run.results or {}).get("judge_pairwise")
+    if pairwise:
+        results["judge_pairwise"] = pairwise
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
-    return {"run_id": run.run_id, "metrics_hash": digest, "results": results, "seconds": table.seconds, "table": table.table}
-
-
-def _judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame) -> dict | None:
-    """Ask the suite's pinned judge about every example (through the LLM call cache) and add the
-    per-example ``judge_score`` column; the verdicts are kept as an artifact and the judge's summary
-    (agreement, disagreements, errors, calls, tokens, cost) goes into the results and the lineage."""
-    if not any("judge_score" in m.definition.required_columns for m in suite.metrics):
-        return None
-    from eval_platform.llm.budget import PriceTable, SuiteBudget
-    from eval_platform.llm.cache import LLMCache
-    from eval_platform.llm.generate import judge_predictions
-    from eval_platform.llm.judge import JUDGED, JudgeConfig
-
-    llm = suite.llm or {}
-    config = JudgeConfig.from_dict(llm["judge"])
-    result = judge_predictions(frame, config, LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
-                               n=llm.get("judge_samples", 1), prices=PriceTable.from_dict(llm.get("prices")),
-                               concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
-    if result.report.budget_exceeded:
-        raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
-    by_example = result.verdicts.set_index("example_id")
-    scores = by_example["score"].where(by_example["status"] == JUDGED)
-    frame["judge_score"] = frame["example_id"].map(scores).astype(np.float64)
-    verdicts = platform.store.put_table(JUDGE_VERDICTS, result.verdicts.astype({"score": np.float64}))
-    summary = result.to_dict()
-    current = platform.run(run.run_id).lineage or {}
-    platform.update_run(run.run_id, lineage={**current, "judge": summary["summary"]["judge"],
-                                             "judge_config_hash": summary["summary"]["judge_config_hash"]})
-    return {"verdicts": verdicts, **summary}
+    return {"run_id": run.run_id, "metrics_hash": digest, "results": results, "seconds": table.seconds, "table": metric_table}
 
 
 def _curve_artifacts(platform: EvalPlatform, frame: pd.DataFrame, schema: dict, task_type: str) -> dict:
@@ -279,7 +543,13 @@ def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
         dataset = platform.dataset(run.dataset_key)
         cand_frame, schema = _columns_for(platform, run)
         base_frame, _ = _columns_for(platform, baseline)
+        baseline = platform.run(baseline.run_id)  # its predictions may just have been reproduced
         ids = schema["id_columns"]
+        if _needs_judge(suite):  # judge scores of both runs, for the judge metrics' paired comparison
+            _, cand_verdicts = _judgments_of(platform, run, suite, cand_frame, schema)
+            _attach_judge_columns(suite, cand_frame, schema, cand_verdicts, run.dataset_key)
+            _, base_verdicts = _judgments_of(platform, baseline, suite, base_frame, schema, record_lineage=False)
+            _attach_judge_columns(suite, base_frame, schema, base_verdicts, baseline.dataset_key)
         base_frame = cand_frame[ids].merge(base_frame, on=ids, how="left", validate="one_to_one")
         cand = metric_columns(cand_frame, schema, dataset.task_type)
         base = metric_columns(base_frame, schema, dataset.task_type)
@@ -289,13 +559,24 @@ def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
             supported = [(m.name, m.definition.key, m.params) for m in suite.metrics if bootstrap.supports(m.definition.key)]
             fast = bootstrap.paired_bootstrap_binary(supported, cand["label"], cand["score"], base["score"],
                                                      suite.bootstrap_resamples, suite.confidence, suite.seed)
+        sampled = {m.name for m in _sampled_judge_metrics(suite)}
         for metric in suite.metrics:
+            if metric.definition.comparison_only:
+                continue  # the pairwise judge's preference: below
+            if metric.name in sampled:
+                comparison["metrics"][metric.name] = _estimate_difference(run, baseline, metric.name, suite.confidence)
+                continue
             comparison["metrics"][metric.name] = fast.get(metric.name) or paired_bootstrap(
                 metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
             if metric.definition.name in CORRECTNESS_METRICS and dataset.task_type == "binary_classification":
                 threshold = metric.params.get("threshold", 0.5)
                 comparison["metrics"][metric.name]["mcnemar"] = mcnemar_exact(
                     (cand["score"] >= threshold) == (cand["label"] == 1), (base["score"] >= threshold) == (base["label"] == 1))
+        if _pairwise_metrics(suite):
+            record = _pairwise_for(platform, run, suite, cand_frame, schema, baseline)
+            for metric in _pairwise_metrics(suite):
+                comparison.setdefault("pairwise", {})[metric.name] = record
+                comparison["metrics"][metric.name] = _preference_comparison(record)
         _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, dataset.task_type, comparison)
         for rule in suite.rules:
             if rule.kind == "max_regressions":
@@ -308,6 +589,37 @@ def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
                     row[0] if len(ids) == 1 else "/".join(map(str, row)) for row in regressed.itertuples(index=False)]
     platform.update_run(run.run_id, comparison=comparison, baseline_run_id=baseline.run_id if baseline else None)
     return {"run_id": run.run_id, **comparison}
+
+
+def _estimate_difference(run: EvalRun, baseline: EvalRun, name: str, confidence: float) -> dict:
+    """Candidate minus baseline of a judge metric estimated on stratified samples: ``delta = m_c - m_b``
+    with ``se = sqrt(se_c^2 + se_b^2)`` (the two samples taken as independent, which is conservative when
+    they share examples) and the normal interval ``delta +- z * se``. Undefined (None) parts when either
+    estimate or its interval is."""
+    from scipy.stats import norm
+
+    cand = ((run.results or {}).get("estimates") or {}).get(name) or {}
+    base = ((baseline.results or {}).get("estimates") or {}).get(name) or {}
+    values = [cand.get("mean"), base.get("mean"), cand.get("standard_error"), base.get("standard_error")]
+    entry = {"candidate": cand.get("mean"), "baseline": base.get("mean"), "delta": None, "ci_low": None, "ci_high": None,
+             "confidence": confidence, "method": "difference of stratified estimates", "unit": "example",
+             "n_units": cand.get("n_sampled")}
+    if any(v is None for v in values):
+        return entry
+    delta = values[0] - values[1]
+    half = float(norm.ppf(0.5 + confidence / 2)) * float(np.hypot(values[2], values[3]))
+    entry.update(delta=delta, ci_low=delta - half, ci_high=delta + half)
+    return entry
+
+
+def _preference_comparison(record: dict) -> dict:
+    """The pairwise preference as a comparison: the baseline against itself is 0.5 by symmetry, so
+    ``delta = preference - 0.5`` and its interval is the preference's shifted by 0.5."""
+    value, low, high = record.get("preference"), record.get("ci_low"), record.get("ci_high")
+    shift = (lambda v: None if v is None else v - 0.5)
+    return {"candidate": value, "baseline": 0.5, "delta": shift(value), "ci_low": shift(low), "ci_high": shift(high),
+            "confidence": record.get("confidence"), "method": "pairwise judge, both orders", "unit": "example",
+            "n_units": record.get("n_examples")}
 
 
 def _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, task_type, comparison) -> None:
@@ -350,17 +662,28 @@ def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
     def number(value):
         return float("nan") if value is None else value
 
+    def interval(entry):  # an estimate's interval; None where the value is not an estimate
+        return None if entry is None else (number(entry.get("ci_low")), number(entry.get("ci_high")))
+
+    estimates = results.get("estimates") or {}
     observations = {}
     for name, value in (results.get("metrics") or {}).items():
         regressions = (comparison.get("regressions") or {}).get(name)
         observations[(name, *OVERALL)] = Observation(
             number(value), (results.get("n_examples") or {}).get(name), as_comparison((comparison.get("metrics") or {}).get(name)),
-            tuple(regressions) if regressions is not None else None)
+            tuple(regressions) if regressions is not None else None, interval(estimates.get(name)))
+    for name, record in (comparison.get("pairwise") or {}).items():
+        observations[(name, *OVERALL)] = Observation(number(record.get("preference")), record.get("n_examples"),
+                                                     as_comparison(comparison["metrics"].get(name)), None, interval(record))
     for entry in results.get("slices") or []:
         column, _, value = entry["slice"].partition("=")
         slice_comparison = (comparison.get("slices") or {}).get(entry["metric"], {}).get(entry["slice"])
+        slice_interval = None
+        if entry["metric"] in estimates:  # a sampled judge metric: no interval for the slice is an undefined one
+            found = estimates[entry["metric"]].get("slices", {}).get(entry["slice"])
+            slice_interval = interval(found) if found else (float("nan"), float("nan"))
         observations[(entry["metric"], column, value)] = Observation(number(entry["value"]), entry["n_examples"],
-                                                                     as_comparison(slice_comparison))
+                                                                     as_comparison(slice_comparison), None, slice_interval)
     return observations
 
 
@@ -376,7 +699,7 @@ def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[str]:
         blockers.append(f"dataset {dataset.key} is {dataset.status}: {dataset.status_reason or 'no reason given'}")
     if run.status not in (RUNNING, SUCCEEDED):
         blockers.append(f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}".rstrip(": "))
-    if not run.results:
+    if not (run.results or {}).get("metrics"):
         blockers.append("the run has no metric results")
     for key, incident in sorted(buggy_metrics(platform).items()):
         if any(m.definition.key == key for m in definition.metrics):

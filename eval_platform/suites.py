@@ -19,6 +19,17 @@ A suite definition is plain JSON/YAML::
         - {metric: roc_auc, non_inferiority: 0.01, mode: strict}
         - {metric: fpr, slice: segment, min_delta: -0.01}      # guardrail on every segment
       stale_baseline: no_decision        # or reevaluate: evaluate the baseline on the candidate's inputs
+    online:                              # optional: online evidence a release needs (online/requirements.py)
+      guardrails: [{metric: latency_ms, direction: lower, tolerance: 0.05}]
+
+A generation suite's ``llm`` section adds budgets and judges (see :func:`_check_llm_section`)::
+
+    llm:
+      judge: {endpoint: {...}, model: rule-judge-1, model_version: "1"}    # for judge_score@1 metrics
+      judge_samples: 3                                                    # verdicts per judged example
+      judge_sample: {size: 40, strata: {metric: token_f1, bins: 3}, seed: 0}   # judge a stratified sample
+      pairwise_judge: {endpoint: {...}, model: rule-judge-1, model_version: "1", output: pairwise}
+      budget: {candidate: {max_tokens: 20000}, judge: {max_cost: 2.0}}
 
 Normalising the definition (defaults filled in, metric references resolved) before hashing it means two
 spellings of the same suite are one version, and any real change is a new version.
@@ -37,7 +48,7 @@ from eval_platform.metrics.catalog import get_metric
 from eval_platform.tasks import PURPOSES, get_task_type
 
 _TOP_LEVEL = {"suite_id", "purpose", "task_type", "metrics", "slices", "min_slice_size", "comparison", "gate", "description",
-              "llm"}
+              "llm", "online"}
 
 
 @dataclass(frozen=True)
@@ -69,8 +80,11 @@ class SuiteDefinition:
     #: on the candidate's dataset and suite versions first, then compared.
     stale_baseline: str = "no_decision"
     #: LLM candidates and judges: ``{budget: {candidate: {max_tokens, max_cost}, judge: {...}},
-    #: prices: {models: {name: {input_per_1k, output_per_1k}}}, concurrency: 8}``
+    #: prices: {models: {name: {input_per_1k, output_per_1k}}}, concurrency: 8, judge: {...},
+    #: judge_samples: n, judge_sample: {size, strata, seed, ...}, pairwise_judge: {...}, pairwise_samples: n}``
     llm: dict | None = None
+    #: online evidence a release needs (eval_platform.online.requirements): guardrails, shadow rules
+    online: dict | None = None
 
     @property
     def release_blocking(self) -> bool:
@@ -91,6 +105,7 @@ class SuiteDefinition:
             "min_slice_size": self.min_slice_size,
             "comparison": {"bootstrap_resamples": self.bootstrap_resamples, "confidence": self.confidence, "seed": self.seed},
             **({"llm": self.llm} if self.llm else {}),
+            **({"online": self.online} if self.online else {}),
             "gate": {
                 "require_baseline": self.require_baseline,
                 "stale_baseline": self.stale_baseline,
@@ -193,8 +208,13 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
 
     llm = raw.get("llm")
     if llm is not None:
-        llm = _check_llm_section(llm)
+        llm = _check_llm_section(llm, metrics)
     _check_judge_pins(metrics, llm)
+    online = raw.get("online")
+    if online is not None:
+        from eval_platform.online.requirements import parse_online_section
+
+        online = parse_online_section(online).as_json()
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InvalidInput("description", "must be a string")
@@ -202,43 +222,126 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
         suite_id=suite_id, purpose=purpose, task_type=task_type, metrics=tuple(metrics), slices=tuple(slices),
         min_slice_size=min_slice_size, bootstrap_resamples=resamples, confidence=float(confidence), seed=seed,
         rules=rules, approvers=tuple(sorted(set(approvers))), require_baseline=require_baseline, description=description,
-        stale_baseline=stale_baseline, llm=llm,
+        stale_baseline=stale_baseline, llm=llm, online=online,
     )
 
 
 def _check_judge_pins(metrics: list[SuiteMetric], llm: dict | None) -> None:
-    """A metric scored by the suite's judge must pin exactly that judge (when it pins one at all: an
-    unpinned judge metric is accepted here and blocks the gate)."""
-    judged = [m for m in metrics if "judge_score" in m.definition.required_columns]
-    if not judged:
-        return
-    if not llm or not llm.get("judge"):
-        raise InvalidInput("llm.judge", f"metric(s) {[m.name for m in judged]} need the suite's judge configuration")
+    """A metric scored by the suite's judge (``judge_score``: ``llm.judge``; ``judge_preference``:
+    ``llm.pairwise_judge``) must pin exactly that judge (when it pins one at all: an unpinned judge metric
+    is accepted here and blocks the gate)."""
     from eval_platform.llm.judge import JudgeConfig
 
-    pin = JudgeConfig.from_dict(llm["judge"]).pin()
-    for metric in judged:
-        for key in ("judge_model", "judge_prompt_version"):
-            given = metric.params.get(key)
-            if given is not None and given != pin[key]:
-                raise InvalidInput(f"{metric.name}.params.{key}", f"pins {given!r} but the suite's judge is {pin[key]!r}")
+    for column, section in (("judge_score", "judge"), ("judge_preference", "pairwise_judge")):
+        judged = [m for m in metrics if column in m.definition.required_columns]
+        if not judged:
+            continue
+        if not llm or not llm.get(section):
+            raise InvalidInput(f"llm.{section}", f"metric(s) {[m.name for m in judged]} need the suite's {section} configuration")
+        pin = JudgeConfig.from_dict(llm[section]).pin()
+        for metric in judged:
+            for key in ("judge_model", "judge_prompt_version"):
+                given = metric.params.get(key)
+                if given is not None and given != pin[key]:
+                    raise InvalidInput(f"{metric.name}.params.{key}", f"pins {given!r} but the suite's {section} is {pin[key]!r}")
 
 
-def _check_llm_section(llm) -> dict:
+_LLM_KEYS = ("budget", "prices", "concurrency", "judge", "judge_samples", "judge_sample", "pairwise_judge",
+             "pairwise_samples")
+
+
+def _check_judge(value, section: str, output: str | None = None) -> None:
+    from eval_platform.llm.judge import JudgeConfig
+
+    try:
+        config = JudgeConfig.from_dict(value)
+    except InvalidInput as error:
+        # JudgeConfig names its fields judge.*; the suite's field is llm.<section>.*
+        inner = error.field.removeprefix("judge").lstrip(".") if error.field.startswith("judge") else error.field
+        raise InvalidInput(f"llm.{section}" + (f".{inner}" if inner else ""), error.problem) from None
+    if output == "pairwise" and config.output != "pairwise":
+        raise InvalidInput(f"llm.{section}.output", f"must be 'pairwise' for a pairwise judge, got {config.output!r}")
+    if output is None and config.output == "pairwise":
+        raise InvalidInput(f"llm.{section}.output", "a pairwise judge goes in llm.pairwise_judge")
+
+
+def _check_samples(llm: Mapping, key: str) -> int:
+    samples = llm.get(key, 1)
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= 20:
+        raise InvalidInput(f"llm.{key}", f"must be an integer in [1, 20], got {samples!r}")
+    return samples
+
+
+def _check_judge_sample(raw, metrics: list[SuiteMetric]) -> dict:
+    """``llm.judge_sample``: judge a stratified sample instead of every example.
+
+    ``{size, strata, seed, min_per_stratum, confidence}``; ``strata`` is absent (one stratum: a simple
+    random sample), ``{column: NAME}`` (a dataset column) or ``{metric: NAME, bins: [cut points] | N}``
+    (a cheaper metric of the suite with per-example values, cut at the points or into ``N`` equal-count
+    quantile bins; default ``[0.5]``, which splits a 0/1 metric such as exact match)."""
+    field = "llm.judge_sample"
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(field, "must be a mapping with size, strata, seed, min_per_stratum and confidence")
+    unknown = sorted(set(raw) - {"size", "strata", "seed", "min_per_stratum", "confidence"})
+    if unknown:
+        raise InvalidInput(field, f"unknown field(s) {unknown}; known: size, strata, seed, min_per_stratum, confidence")
+    size = _require(raw, "size", f"{field}.size", int)
+    if size < 1:
+        raise InvalidInput(f"{field}.size", f"must be an integer >= 1, got {size!r}")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInput(f"{field}.seed", f"must be a non-negative integer, got {seed!r}")
+    minimum = raw.get("min_per_stratum", 2)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        raise InvalidInput(f"{field}.min_per_stratum", f"must be an integer >= 1, got {minimum!r}")
+    confidence = raw.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.5 <= confidence < 1:
+        raise InvalidInput(f"{field}.confidence", f"must be in [0.5, 1), got {confidence!r}")
+    strata = raw.get("strata")
+    if strata is not None:
+        if not isinstance(strata, Mapping) or len(set(strata) & {"column", "metric"}) != 1:
+            raise InvalidInput(f"{field}.strata", "must be {column: NAME} or {metric: NAME, bins: [cut points] or N}")
+        if "column" in strata:
+            if set(strata) != {"column"} or not isinstance(strata["column"], str) or not strata["column"]:
+                raise InvalidInput(f"{field}.strata.column", "must be a column name (and the only key of strata)")
+            strata = {"column": strata["column"]}
+        else:
+            unknown = sorted(set(strata) - {"metric", "bins"})
+            if unknown:
+                raise InvalidInput(f"{field}.strata", f"unknown field(s) {unknown}; a metric's strata set metric and bins")
+            metric = next((m for m in metrics if m.name == strata["metric"]), None)
+            if metric is None:
+                raise InvalidInput(f"{field}.strata.metric", f"{strata['metric']!r} is not a metric of this suite; "
+                                   f"suite metrics: {sorted(m.name for m in metrics)}")
+            if metric.definition.per_unit is None or metric.definition.requires_judge or metric.definition.unit != "example":
+                raise InvalidInput(f"{field}.strata.metric", f"{metric.name} has no per-example value to stratify by "
+                                   "(use a cheaper reference metric such as exact_match or token_f1)")
+            bins = strata.get("bins", [0.5])
+            if isinstance(bins, bool) or not (
+                    (isinstance(bins, int) and 1 <= bins <= 20)
+                    or (isinstance(bins, list) and bins and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bins)
+                        and all(a < b for a, b in zip(bins, bins[1:])))):
+                raise InvalidInput(f"{field}.strata.bins", f"must be increasing cut points or a number of quantile bins in [1, 20], got {bins!r}")
+            strata = {"metric": metric.name, "bins": bins}
+    return {"size": size, "strata": strata, "seed": seed, "min_per_stratum": minimum, "confidence": float(confidence)}
+
+
+def _check_llm_section(llm, metrics: list[SuiteMetric]) -> dict:
     from eval_platform.llm.budget import PriceTable, SuiteBudget
 
-    if not isinstance(llm, Mapping) or set(llm) - {"budget", "prices", "concurrency", "judge", "judge_samples"}:
-        raise InvalidInput("llm", "may only set budget, prices, concurrency, judge and judge_samples")
+    if not isinstance(llm, Mapping) or set(llm) - set(_LLM_KEYS):
+        raise InvalidInput("llm", f"may only set {', '.join(_LLM_KEYS)}")
     if llm.get("judge") is not None:
-        from eval_platform.llm.judge import JudgeConfig
-
-        try:
-            JudgeConfig.from_dict(llm["judge"])
-        except InvalidInput as error:
-            raise InvalidInput(f"llm.{error.field}", error.problem) from None
-    samples = llm.get("judge_samples", 1)
-    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= 20:
-        raise InvalidInput("llm.judge_samples", f"must be an integer in [1, 20], got {samples!r}")
+        _check_judge(llm["judge"], "judge")
+    samples = _check_samples(llm, "judge_samples")
+    if llm.get("pairwise_judge") is not None:
+        _check_judge(llm["pairwise_judge"], "pairwise_judge", output="pairwise")
+    pairwise_samples = _check_samples(llm, "pairwise_samples")
+    sample = None
+    if llm.get("judge_sample") is not None:
+        if llm.get("judge") is None:
+            raise InvalidInput("llm.judge_sample", "samples what llm.judge judges; the suite has no llm.judge")
+        sample = _check_judge_sample(llm["judge_sample"], metrics)
     try:
         SuiteBudget.from_dict(llm.get("budget"))
         PriceTable.from_dict(llm.get("prices"))
@@ -250,4 +353,8 @@ def _check_llm_section(llm) -> dict:
     out = {"budget": llm.get("budget") or {}, "prices": llm.get("prices") or {}, "concurrency": concurrency}
     if llm.get("judge") is not None:
         out.update(judge=dict(llm["judge"]), judge_samples=samples)
+    if sample is not None:
+        out["judge_sample"] = sample
+    if llm.get("pairwise_judge") is not None:
+        out.update(pairwise_judge=dict(llm["pairwise_judge"]), pairwise_samples=pairwise_samples)
     return out

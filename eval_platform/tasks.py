@@ -43,12 +43,21 @@ TASK_TYPES: dict[str, TaskType] = {
                  description="ranking judgments of a search system; latency comes with the predictions"),
         TaskType("generation", ("example_id",), "reference", ("any", None), extra_required=("prompt",),
                  description="one row per prompt; reference answer text"),
+        # online data: not evaluated by metric suites, analysed by eval_platform.online (see experiments.py)
+        TaskType("online_events", (), "arm", ("any", None), extra_required=("unit_id", "timestamp"),
+                 description="one row per event or per unit of an A/B experiment: unit id, arm, timestamp, "
+                             "metric columns"),
+        TaskType("shadow_log", ("request_id", "source"), "output", ("any", None),
+                 description="one row per (request, source): source is candidate or production; output is "
+                             "a label or a ranked list of item ids"),
     )
 }
 
 LABEL_POLICIES = ("human_reviewed", "synthetic", "implicit", "mixed")
 ACCESS_LEVELS = ("public", "internal", "restricted")
 PURPOSES = ("exploratory", "release_blocking")
+#: Task types of online data: datasets like any other, but no metric suite evaluates them.
+ONLINE_TASK_TYPES = ("online_events", "shadow_log")
 
 
 def get_task_type(name: str) -> TaskType:

@@ -6,15 +6,19 @@ from eval_platform.retention import purge_expired
 from resources import EvalPlatformResource
 
 
-@dg.op(description="Delete prediction artifacts past their dataset's retention; metric tables and lineage stay.")
+@dg.op(description="Delete predictions, judge verdicts and cached LLM calls past their dataset's retention; "
+                   "metric tables and lineage stay.")
 def purge_expired_predictions(context: dg.OpExecutionContext, platform: EvalPlatformResource) -> dict:
     report = purge_expired(platform.get())
     context.log.info(f"purge {report.purge_id}: {len(report.purged)} artifact(s) of {len(report.runs_marked)} run(s) purged, "
-                     f"{report.cache_rows_deleted} cache row(s) deleted, {len(report.deferred)} deferred (runs in progress)")
+                     f"{report.cache_rows_deleted} cache row(s) and {report.llm_calls_deleted} LLM call(s) deleted, "
+                     f"{len(report.deferred)} deferred (runs in progress)")
     context.add_output_metadata({
         "purged_artifacts": len(report.purged),
         "runs_marked": len(report.runs_marked),
         "cache_rows_deleted": report.cache_rows_deleted,
+        "llm_calls_deleted": report.llm_calls_deleted,
+        "judgments_purged": len(report.judgments_purged),
         "deferred": len(report.deferred),
         "idempotency_keys_deleted": report.idempotency_keys_deleted,
         "report": dg.MetadataValue.json(report.as_dict()),
@@ -22,7 +26,7 @@ def purge_expired_predictions(context: dg.OpExecutionContext, platform: EvalPlat
     return report.as_dict()
 
 
-@dg.job(description="Purge expired model outputs (predictions) by dataset classification.",
+@dg.job(description="Purge expired model outputs (predictions, judge verdicts, LLM calls) by dataset classification.",
         executor_def=dg.in_process_executor)
 def retention_job():
     purge_expired_predictions()

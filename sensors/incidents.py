@@ -14,7 +14,7 @@ from resources import EvalPlatformResource
 
 SENSOR_INTERVAL_SECONDS = 5
 #: Assets a recompute rematerializes: the whole evaluation of each affected model version.
-RECOMPUTED_ASSETS = ("predictions", "metric_table", "comparison", "gate_decision")
+RECOMPUTED_ASSETS = ("predictions", "judgments", "metric_table", "comparison", "gate_decision")
 
 
 @dg.sensor(job=release_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,

@@ -149,7 +149,7 @@ def _paths(world: World) -> list[tuple[str, str]]:
     run = world.run_of("det@2", "bc@1").run_id
     values = {"runId": run, "datasetKey": "bc@1", "modelKey": "det@2", "suiteKey": "bc-release@1", "metricKey": "roc_auc@1"}
     document = world.client.get("/openapi.json").json()
-    return [(method.upper(), re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path))
+    return [(method.upper(), re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "unknown"), path))
             for path, methods in document["paths"].items() for method in methods]
 
 
@@ -356,7 +356,6 @@ def test_restricted_rows_are_403_for_other_teams(world):
     run = world.run_of("det@2", "bc@1")
     agg_run = world.run_of("det@2", "bc-agg@1")
     row_endpoints = [
-        ("bc@1", "/v1/datasets/bc@1/examples"),
         ("bc@1", f"/v1/eval-runs/{run.run_id}/predictions"),
         ("bc@1", f"/v1/eval-runs/{run.run_id}"),  # aggregates of a dataset without allow_aggregates
         ("bc@1", f"/v1/eval-runs/{run.run_id}/comparison"),
@@ -368,9 +367,11 @@ def test_restricted_rows_are_403_for_other_teams(world):
         for dataset_key, path in row_endpoints:
             _assert_leaks_nothing(team.get(path), world, dataset_key)
             _assert_leaks_nothing(team.get(path, params={"offset": 0, "limit": 1000}), world, dataset_key)
-        # requesting evals on a dataset whose results the team may not see
+        # bc is a dataset these teams may know nothing of: named by key, it is answered as one that does not exist
+        # (test_datasets_a_team_may_not_know_are_hidden)
+        assert team.get("/v1/datasets/bc@1/examples").status_code == 404
         response = team.post("/v1/eval-runs", json={"modelVersion": "det@3", "datasetId": "bc", "metricSuiteId": "bc-release"})
-        _assert_leaks_nothing(response, world, "bc@1")
+        assert response.status_code == 422 and response.json()["field"] == "datasetId" and SECRET not in response.text
     # the allowed team reads the rows
     examples = alpha.get("/v1/datasets/bc@1/examples", params={"limit": 5}).json()
     assert examples["total"] == 228 and len(examples["rows"]) == 5 and examples["rows"][0]["note"].startswith(SECRET)
@@ -386,7 +387,8 @@ def test_restricted_rows_are_403_for_other_teams(world):
     assert SECRET not in json.dumps(comparison)
     # listings and gates withhold what the team may not see
     items = {i["runId"]: i for i in beta.get("/v1/eval-runs", params={"limit": 100}).json()["items"]}
-    assert items[run.run_id]["results"] is None and items[run.run_id]["redacted"] is True
+    assert run.run_id not in items  # a dataset beta may not know of: its runs are not listed
+    assert items[agg_run.run_id]["redacted"] is False and items[agg_run.run_id]["results"] is not None
     assert items[world.run_of("det@2", "bc-int@1").run_id]["results"] is not None
     gate = beta.get("/v1/models/det@2/gate").json()
     by_dataset = {g["run"].split("(")[1].split(",")[0]: g for g in gate["reasons"]}
@@ -585,7 +587,7 @@ def test_logs_are_json_and_hold_no_tokens_or_rows(world):
         run = world.run_of("det@2", "bc@1")
         assert alpha.get("/v1/datasets/bc@1/examples", params={"limit": 1000}).status_code == 200
         assert alpha.get(f"/v1/eval-runs/{run.run_id}/predictions").status_code == 200
-        assert beta.get("/v1/datasets/bc@1/examples").status_code == 403
+        assert beta.get("/v1/datasets/bc@1/examples").status_code == 404  # a dataset beta may not know of
         world.client.get("/v1/models", headers={"Authorization": f"Bearer {world.tokens['alpha']}x"})
         logging.getLogger("eval_platform.test").info(f"a careless line with {world.tokens['beta']} and Bearer abc.def")
     finally:
@@ -607,7 +609,7 @@ def test_cli_tokens_status_and_purge(tmp_path, capsys, model_files, breast_cance
     assert cli_api.main(["tokens", "create", "--team", "ml-eval", "--home", home]) == 0
     token = capsys.readouterr().out.strip()
     platform = EvalPlatform.open(home)
-    assert access.authenticate(platform, token, use_cache=False).team == "ml-eval"
+    assert access.authenticate(platform, token).team == "ml-eval"
     assert cli_api.main(["tokens", "create", "--team", "has space", "--home", home]) == 2
     assert "team" in capsys.readouterr().err
     assert cli_api.main(["tokens", "list", "--json", "--home", home]) == 0
@@ -652,3 +654,178 @@ def test_checked_in_openapi_matches_the_app():
     """Regenerate with: .venv/bin/python -m eval_platform.api.app > openapi.json"""
     checked_in = (ROOT / "openapi.json").read_text()
     assert checked_in == openapi_json(), "openapi.json is stale: run `.venv/bin/python -m eval_platform.api.app > openapi.json`"
+
+
+def _problem(response: httpx.Response) -> dict:
+    body = response.json()
+    body.pop("instance", None)
+    return body
+
+
+@ON_SQLITE
+def test_datasets_a_team_may_not_know_are_hidden(world):
+    """A restricted dataset outside a team's policy (no aggregates either) is invisible to it: not listed, and
+    answered exactly like a dataset that does not exist wherever it is named; every attempt is logged."""
+    alpha, beta, gamma = world.as_("alpha"), world.as_("beta"), world.as_("gamma")
+    listed = {team: {d["key"] for d in client.get("/v1/datasets").json()} for team, client in
+              (("alpha", alpha), ("beta", beta), ("gamma", gamma))}
+    assert listed["alpha"] == {"bc@1", "bc-agg@1", "bc-int@1"}
+    # bc-agg allows aggregates to every team: its metadata is visible (its rows are not)
+    assert listed["beta"] == listed["gamma"] == {"bc-agg@1", "bc-int@1"}
+    assert beta.get("/v1/datasets", params={"datasetId": "bc"}).json() == []
+    assert alpha.get("/v1/datasets/bc@1").json()["rowCount"] == 228
+    assert beta.get("/v1/datasets/bc-agg@1").status_code == 200
+    assert beta.get("/v1/datasets/bc-agg@1/examples").status_code == 403
+
+    # named by key: the very answer a dataset that does not exist gets (the key in the detail is the caller's own)
+    for team in (beta, gamma):
+        for hidden, missing in (("/v1/datasets/bc@1", "/v1/datasets/zz@1"),
+                                ("/v1/datasets/bc@1/examples", "/v1/datasets/zz@1/examples")):
+            got, reference = team.get(hidden), team.get(missing)
+            assert got.status_code == reference.status_code == 404
+            assert json.dumps(_problem(got)) == json.dumps(_problem(reference)).replace("zz@1", "bc@1")
+            assert SECRET not in got.text and "228" not in got.text
+        got = team.post("/v1/datasets/bc@1/invalidate", json={"reason": "x"})
+        reference = team.post("/v1/datasets/zz@1/invalidate", json={"reason": "x"})
+        assert got.status_code == reference.status_code == 404
+        for named in ("bc", "bc@1"):
+            body = {"modelVersion": "det@3", "datasetId": named, "metricSuiteId": "bc-release"}
+            got = team.post("/v1/eval-runs", json=body)
+            reference = team.post("/v1/eval-runs", json=body | {"datasetId": named.replace("bc", "zz")})
+            assert got.status_code == reference.status_code == 422
+            assert json.dumps(_problem(got)) == json.dumps(_problem(reference)).replace("zz", "bc")
+        response = team.post("/v1/models", data={"name": "det", "evalPlan": ["bc:bc-release"]},
+                             files={"file": ("m.skops", world.model_files["decision_stump"].read_bytes())})
+        assert response.status_code == 422 and response.json()["field"] == "evalPlan" and "no such" in response.json()["detail"]
+    assert world.platform.dataset("bc@1").status == "active"  # nothing was invalidated
+    assert len(world.platform.models()) == 3  # nothing was registered
+    # nor are its runs listed to them (the allowed team sees them)
+    for team, client in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        page = client.get("/v1/eval-runs", params={"limit": 1000}).json()
+        datasets = {item["datasetId"] for item in page["items"]}
+        assert ("bc@1" in datasets) == (team == "alpha") and page["total"] == len(page["items"])
+    # the 403 on a run of such a dataset does not name the dataset either
+    run = world.run_of("det@2", "bc@1")
+    refused = beta.get(f"/v1/eval-runs/{run.run_id}")
+    assert refused.status_code == 403 and "bc" not in refused.json()["detail"]
+    denied = [(e.team, e.action, e.dataset_key) for e in access.access_log(world.platform) if e.outcome == "denied"]
+    for team in ("beta", "gamma"):
+        assert (team, "metadata", "bc@1") in denied and (team, "examples", "bc@1") in denied
+        assert (team, "invalidate", "bc@1") in denied and denied.count((team, "aggregates", "bc@1")) >= 3
+
+
+@ON_POSTGRES
+def test_every_granted_read_of_a_restricted_dataset_is_logged(world):
+    """Rows and aggregates alike: who read what of which restricted dataset, when; public and internal
+    datasets' reads are not logged."""
+    alpha, gamma = world.as_("alpha"), world.as_("gamma")
+    run, agg_run, int_run = world.run_of("det@2", "bc@1"), world.run_of("det@2", "bc-agg@1"), world.run_of("det@2", "bc-int@1")
+    started = utcnow()
+
+    def granted_since(team):
+        return [e for e in access.access_log(world.platform, team=team) if e.outcome == "granted" and e.at >= started]
+
+    assert granted_since("alpha") == []
+    reads = [  # (request, action, dataset, run id logged)
+        (f"/v1/eval-runs/{run.run_id}", "aggregates", "bc@1", run.run_id),
+        (f"/v1/eval-runs/{run.run_id}/comparison", "aggregates", "bc@1", run.run_id),
+        (f"/v1/eval-runs/{run.run_id}/comparison?baseline=det@3", "aggregates", "bc@1", run.run_id),
+        (f"/v1/eval-runs/{run.run_id}/predictions?limit=3", "predictions", "bc@1", run.run_id),
+        ("/v1/datasets/bc@1/examples?limit=2", "examples", "bc@1", None),
+        (f"/v1/eval-runs/{int_run.run_id}", None, None, None),  # internal: not logged
+        (f"/v1/eval-runs/{int_run.run_id}/comparison", None, None, None),
+        ("/v1/datasets/bc-int@1/examples?limit=2", None, None, None),
+    ]
+    for path, action, dataset_key, run_id in reads:
+        before = len(granted_since("alpha"))
+        response = alpha.get(path)
+        assert response.status_code == 200, (path, response.text)
+        new = granted_since("alpha")[: len(granted_since("alpha")) - before]  # newest first
+        if action is None:
+            assert new == [], path
+            continue
+        assert [(e.action, e.dataset_key, e.run_id) for e in new if e.action == action] == [(action, dataset_key, run_id)], path
+        entry = next(e for e in new if e.action == action)
+        assert entry.token_id is not None and entry.at >= started
+    rows = {e.action: e.rows for e in granted_since("alpha") if e.action in ("predictions", "examples")}
+    assert rows == {"predictions": 3, "examples": 2}
+
+    # aggregates-only team: each aggregate read of the restricted dataset is logged too
+    gamma.get(f"/v1/eval-runs/{agg_run.run_id}").raise_for_status()
+    gamma.get(f"/v1/eval-runs/{agg_run.run_id}/comparison").raise_for_status()
+    logged = [(e.action, e.dataset_key, e.run_id, e.detail.split(" ")[0]) for e in granted_since("gamma")]
+    assert ("aggregates", "bc-agg@1", agg_run.run_id, "run") in logged and ("aggregates", "bc-agg@1", agg_run.run_id, "comparison") in logged
+
+    # listings and gates that show a restricted dataset's results: one entry per dataset, naming the runs
+    listed = alpha.get("/v1/eval-runs", params={"limit": 100}).json()["items"]
+    shown = {i["runId"] for i in listed if i["datasetId"] == "bc@1" and i["results"] is not None}
+    entry = next(e for e in granted_since("alpha") if e.detail.startswith("run listing") and e.dataset_key == "bc@1")
+    assert entry.rows == len(shown) and set(entry.detail.split(": ")[1].split()) == shown
+    assert not any(e.dataset_key == "bc-int@1" for e in granted_since("alpha"))
+    gate = alpha.get("/v1/models/det@2/gate").json()
+    assert gate["reasons"]
+    assert any(e.detail == "gate reasons of det@2" and e.dataset_key == "bc@1" and e.run_id == run.run_id for e in granted_since("alpha"))
+    # gamma sees bc@1's gate reasons redacted: nothing read, nothing granted
+    gamma.get("/v1/models/det@2/gate").raise_for_status()
+    assert not any(e.dataset_key == "bc@1" for e in granted_since("gamma"))
+
+
+def _serve_in_a_process(home: Path, db_url: str) -> tuple:
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "EVAL_PLATFORM_DB_URL": db_url, "EVAL_PLATFORM_HOME": str(home)}
+    process = subprocess.Popen([sys.executable, "-m", "eval_platform.cli_api", "serve", "--home", str(home), "--port", str(port),
+                                "--log-level", "warning"], env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("evalp serve did not start")
+        time.sleep(0.1)
+
+
+def test_a_revoked_token_is_refused_at_once_by_every_server_process(tmp_path, db_url, monkeypatch):
+    """Two servers on one registry (one in this process, one an `evalp serve` process), the token revoked by a
+    third (the CLI): the very next request to either server is a 401, on the hot POST path too."""
+    from eval_platform import cli_api
+
+    home = tmp_path / "home"
+    platform = EvalPlatform.open(home, db_url=db_url)
+    token = create_token(platform, "delta")
+    token_id = access.list_tokens(platform, "delta")[0].id
+    other_process, other_url = _serve_in_a_process(home, db_url)
+    try:
+        with Server(create_app(platform)) as here:
+            clients = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                       for url in (here.url, other_url)]
+            body = {"modelVersion": "nope@1", "datasetId": "x", "metricSuiteId": "y"}
+            for client in clients:  # accepted, several times (anything a server might remember, it has seen)
+                for _ in range(3):
+                    assert client.get("/v1/models").status_code == 200
+                    assert client.post("/v1/eval-runs", json=body, headers={"Idempotency-Key": "k"}).status_code == 422
+            monkeypatch.setenv("EVAL_PLATFORM_DB_URL", db_url)
+            assert cli_api.main(["tokens", "revoke", str(token_id), "--home", str(home)]) == 0  # a third process's work
+            for client in clients:
+                response = client.get("/v1/models")
+                assert response.status_code == 401 and response.json()["type"] == "urn:evalp:problem:unauthenticated"
+                response = client.post("/v1/eval-runs", json=body, headers={"Idempotency-Key": "k"})
+                assert response.status_code == 401
+            # the team's other tokens still work
+            fresh = create_token(platform, "delta")
+            for url in (here.url, other_url):
+                assert httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    finally:
+        other_process.terminate()
+        other_process.wait(timeout=30)
+        platform.close()

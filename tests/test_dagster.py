@@ -20,7 +20,12 @@ def test_definitions_are_loadable():
     dg.Definitions.validate_loadable(definitions.defs)
     graph = definitions.defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"eval_dataset", "predictions", "metric_table", "comparison", "gate_decision", "promotion"}
+    # (other groups, e.g. online experiments, add their own assets)
+    assert {"eval_dataset", "predictions", "judgments", "metric_table", "comparison", "gate_decision", "promotion"} <= keys
+    # judge calls are limited across runs by their own pool, candidate calls by theirs
+    assert graph.get(dg.AssetKey("judgments")).pools == {"judge"}
+    assert graph.get(dg.AssetKey("predictions")).pools == {"model_inference"}
+    assert graph.get(dg.AssetKey("metric_table")).parent_keys == {dg.AssetKey("judgments")}
     assert graph.get(dg.AssetKey("metric_table")).code_version  # metric code version drives staleness
 
 
@@ -81,7 +86,7 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
         assert run.lineage["model"]["file_hash"] == installation.model("detector@1").file_hash
         assert run.lineage["metrics"]["roc_auc"] == "roc_auc@1"
         assert installation.gate_decision("detector@1").decision == "pass"
-        for asset in ("predictions", "metric_table", "comparison", "gate_decision"):
+        for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision"):
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"detector@1"}
         event = instance.get_latest_materialization_event(dg.AssetKey("gate_decision"))
         assert event.asset_materialization.metadata["decision"].value == "pass"

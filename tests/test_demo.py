@@ -21,6 +21,11 @@ def test_demo_runs_and_is_idempotent(tmp_path):
     assert "gate decision for breast-cancer-detector@3: FAIL" in out and "[fail] roc_auc >= 0.97" in out
     assert "baseline: breast-cancer-detector@1 (ok)" in out
     assert "affected runs (3), now invalid:" in out
+    # the online experiment: a candidate with a baseline waits for it, then both gates let it through
+    assert "before any experiment: release no_decision (offline gate pass, online gate no_decision)" in out
+    assert "SRM: chi2" in out and "(ok)" in out and "primary click (treatment): treatment_better" in out
+    assert "online gate of breast-cancer-detector@2: pass" in out
+    assert "promoted version of breast-cancer-detector: 2" in out
     assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)
     assert re.search(r"recomputed now\s*: candidate 0 calls, 84 cache hits, 0 tokens, \$0.0000; judge 0 calls, 252 cache hits", out)
 
@@ -38,3 +43,4 @@ def test_demo_runs_and_is_idempotent(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "will evaluate it" not in again.stdout  # every registration is found as it was
     assert "recomputed now   : candidate 0 calls" in again.stdout
+    assert "(already ingested)" in again.stdout and "before any experiment" not in again.stdout

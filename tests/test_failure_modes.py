@@ -83,7 +83,7 @@ def test_metric_bug_freezes_gates_and_recompute_backfills_only_affected_partitio
         assert len(backfill) == 1
         subset = backfill[0].asset_graph_subset
         assert {(k.asset_key.to_user_string(), k.partition_key) for k in subset.iterate_asset_partitions()} == {
-            (asset, "detector@1") for asset in ("predictions", "metric_table", "comparison", "gate_decision")}
+            (asset, "detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision")}
         assert tick(recompute_request_sensor, instance, service, cursor=ticked.cursor).run_requests == []  # launched once
         # the backfill's run for the partition, with the backfill's tags
         assert execute("evaluate_model_version", instance, service, "detector@1", backfill[0].tags).success
@@ -154,7 +154,7 @@ def test_overrides_and_promotion_through_the_blocking_check(service, model_files
     with dg.instance_for_test() as instance:
         run_requests(eval_request_sensor, instance, service)
         assert service.gate_decision("detector@1").decision == "fail"
-        with pytest.raises(Conflict, match="gate decision is fail"):
+        with pytest.raises(Conflict, match=r"release fail \(offline gate fail, online gate not_required\)"):
             releases.request_promotion(service, "detector@1", requested_by="ml-engineer")
         # promotion asked for from the UI: the gate's blocking check stops it
         blocked = execute("release_model_version", instance, service, "detector@1", raise_on_error=False)

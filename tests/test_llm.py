@@ -405,6 +405,40 @@ def test_stratified_judging_reports_the_estimate_and_its_interval(server, cache,
     assert by_metric.summary["estimate"]["standard_error"] == pytest.approx(0.0, abs=1e-12)  # judge == EM per stratum
 
 
+def test_stratified_estimate_and_label_efficiency_by_hand():
+    from eval_platform.llm.budget import label_efficiency, stratified_estimate
+    from eval_platform.metrics.judge_defs import stratified_judge_score
+
+    # two strata of 60 and 40 examples; 4 judged in each
+    values = np.array([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    strata = ["a"] * 4 + ["b"] * 4
+    estimate = stratified_estimate(values, strata, {"a": 60, "b": 40})
+    mean = 0.6 * 0.75 + 0.4 * 0.25
+    variance = 0.6 ** 2 * (1 - 4 / 60) * 0.25 / 4 + 0.4 ** 2 * (1 - 4 / 40) * 0.25 / 4  # s_h^2 = 0.25 in both
+    assert estimate.mean == pytest.approx(mean) and estimate.standard_error == pytest.approx(np.sqrt(variance))
+    efficiency = label_efficiency(estimate)
+    srs = (1 - 8 / 100) * (0.6 * 0.25 + 0.4 * 0.25 + 0.6 * (0.75 - mean) ** 2 + 0.4 * (0.25 - mean) ** 2) / 8
+    assert efficiency["srs_standard_error"] == pytest.approx(np.sqrt(srs))
+    assert efficiency["label_efficiency"] == pytest.approx(srs / variance) and efficiency["label_efficiency"] > 1
+    assert efficiency["effective_sample_size"] == pytest.approx(8 * srs / variance) and efficiency["judged_share"] == 0.08
+
+    # the judge metric's estimate on all rows (judged or not) is the same number
+    rows_strata = np.array(["a"] * 60 + ["b"] * 40, dtype=object)
+    scores = np.full(100, np.nan)
+    sampled = np.zeros(100, dtype=bool)
+    scores[[0, 1, 2, 3, 60, 61, 62, 63]], sampled[[0, 1, 2, 3, 60, 61, 62, 63]] = values, True
+    assert stratified_judge_score(scores, rows_strata, sampled) == pytest.approx(mean)
+    scores[1] = np.nan  # a judge error among the judged: undefined, never dropped
+    assert np.isnan(stratified_judge_score(scores, rows_strata, sampled))
+
+    # a stratum judged once (of several) has an unknown variance: no interval, no efficiency
+    once = stratified_estimate([1.0, 1.0, 0.0, 1.0], ["a", "a", "a", "b"], {"a": 60, "b": 40})
+    assert np.isnan(once.standard_error) and np.isnan(once.ci_low) and label_efficiency(once)["label_efficiency"] is None
+    # ... unless that one example is the whole stratum
+    whole = stratified_estimate([1.0, 1.0, 0.0, 1.0], ["a", "a", "a", "b"], {"a": 60, "b": 1})
+    assert np.isfinite(whole.ci_low)
+
+
 def test_stratified_sample_allocation():
     labels = ["a"] * 50 + ["b"] * 30 + ["c"] * 3
     drawn = stratified_sample(labels, size=20, seed=3, min_per_stratum=2)

@@ -13,6 +13,7 @@ its access policy (:mod:`eval_platform.access`).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ import os
 import time
 import uuid
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,15 +31,18 @@ import numpy as np
 from fastapi import Body, Depends, FastAPI, File, Form, Header, Path as PathParam, Query, UploadFile
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select, tuple_
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 import eval_platform
 from eval_platform import access
 from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
-from eval_platform.api.auth import current_principal
+from eval_platform.api.auth import bearer, current_principal
 from eval_platform.api.problems import PROBLEM_JSON, Problem, ProblemError, install, problem_response, problem_responses
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash
@@ -46,7 +51,8 @@ from eval_platform.platform import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIN
 from eval_platform.platform import DATASETS as DATASETS_KIND
 from eval_platform.platform import QUEUED, SUCCEEDED, EvalPlatform, split_key
 from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, MetricSuite, Model
-from eval_platform.registry.api_schema import IdempotencyRecord, RunPurge
+from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord, RunPurge
+from eval_platform.registry.schema import utcnow
 
 log = logging.getLogger("eval_platform.api")
 API_VERSION = "1"
@@ -470,6 +476,51 @@ def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = N
     return out
 
 
+class _RunRef:
+    """The columns of a run a replayed ``POST /v1/eval-runs`` answers with (a row, not an ORM record: cheaper)."""
+
+    __slots__ = ("run_id", "status", "model_key", "dataset_key", "suite_key", "requested_baseline")
+
+    def __init__(self, row):
+        self.run_id, self.status, self.requested_baseline = row.run_id, row.status, row.requested_baseline
+        self.model_key = f"{row.model_name}@{row.model_version}"
+        self.dataset_key = f"{row.dataset_id}@{row.dataset_version}"
+        self.suite_key = f"{row.suite_id}@{row.suite_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class _DatasetRef:
+    """What the checks of ``POST /v1/eval-runs`` read of a dataset version (stands in for :class:`EvalDataset`)."""
+
+    dataset_id: str
+    version: int
+    task_type: str
+    status: str
+    access_policy: dict
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset_id}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class _SuiteRef:
+    """The newest version of a suite named without a version (stands in for :class:`MetricSuite`)."""
+
+    suite_id: str
+    version: int
+    task_type: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite_id}@{self.version}"
+
+
 def _created_json(run: EvalRun, created: bool) -> dict:
     return {"runId": run.run_id, "status": run.status, "created": created, "modelVersion": run.model_key,
             "datasetId": run.dataset_key, "metricSuiteId": run.suite_key, "requestedBaseline": run.requested_baseline}
@@ -600,7 +651,7 @@ class _LimitBody:
 
 
 def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               token_cache: bool = True, threads: int | None = None) -> FastAPI:
+               threads: int | None = None) -> FastAPI:
     """The API on ``platform`` (or the installation at ``home``, opened now and closed with the app).
 
     ``threads`` bounds the worker threads that run the (synchronous) routes: default
@@ -615,6 +666,11 @@ def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_by
 
         # few threads: requests are short and hold the GIL; more threads only lengthen the tail (bench/bench_api.py)
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        # the modules loaded (pandas, SQLAlchemy, pydantic...) leave some 500k long-lived objects that every full
+        # garbage collection would walk: a stop-the-world pause of 50-150 ms, the API's worst tail latency.
+        # Move them out of the collector's sight once; what requests allocate is still collected as usual.
+        gc.collect()
+        gc.freeze()
         yield
         if owns:
             platform.close()
@@ -626,12 +682,14 @@ def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_by
     )
     app.state.platform = platform
     app.state.http_stats = HttpStats()
-    app.state.token_cache = token_cache
     app.state.max_upload_bytes = max_upload_bytes
     install(app)
     app.add_middleware(_LimitBody, limit=max_upload_bytes + (1 << 20))  # the file plus the form's other fields
     app.add_middleware(_Observe, stats=app.state.http_stats)
     _routes(app, platform)
+    from eval_platform.api.experiments import add_experiment_routes
+
+    add_experiment_routes(app, platform)
     app.openapi = lambda: _openapi(app)
     return app
 
@@ -690,19 +748,31 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     # eval runs -------------------------------------------------------------------------------------
     immutable: dict[tuple[str, str], object] = {}  # model and suite versions never change: cache them
 
+    # statements built once (building one costs more than running it); rows become plain, detached records
+    datasets_t, suites_t = EvalDataset.__table__, MetricSuite.__table__
+    dataset_columns = (datasets_t.c.dataset_id, datasets_t.c.version, datasets_t.c.task_type, datasets_t.c.status,
+                       datasets_t.c.access_policy)
+    dataset_version = select(*dataset_columns).where(datasets_t.c.dataset_id == bindparam("name"), datasets_t.c.version == bindparam("version"))
+    newest_dataset = (select(*dataset_columns).where(datasets_t.c.dataset_id == bindparam("name"), datasets_t.c.status == "active")
+                      .order_by(datasets_t.c.version.desc()).limit(1))
+    newest_suite = (select(suites_t.c.suite_id, suites_t.c.version, suites_t.c.task_type).where(suites_t.c.suite_id == bindparam("name"))
+                    .order_by(suites_t.c.version.desc()).limit(1))
+    versions = {Model: select(Model).where(Model.name == bindparam("name"), Model.version == bindparam("version")),
+                MetricSuite: select(MetricSuite).where(MetricSuite.suite_id == bindparam("name"), MetricSuite.version == bindparam("version"))}
+
     def _versioned(session, kind, key: str, field: str):
         """A model or suite version named by a request field (``NAME@VERSION``, or the newest suite by name)."""
         cached = immutable.get((kind.__name__, key))
         if cached is not None:
             return cached
-        id_column, label = (Model.name, "model") if kind is Model else (MetricSuite.suite_id, "metric suite")
+        label = "model" if kind is Model else "metric suite"
         if kind is MetricSuite and "@" not in key:
-            record = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == key).order_by(MetricSuite.version.desc()).limit(1))
-            if record is None:
+            row = session.execute(newest_suite, {"name": key}).first()
+            if row is None:
                 raise InvalidInput(field, f"{key!r}: no such {label}")
-            return record
+            return _SuiteRef(row.suite_id, row.version, row.task_type)
         name, version = _lookup(field, lambda: split_key(key, field))
-        record = session.scalar(select(kind).where(id_column == name, kind.version == version))
+        record = session.scalar(versions[kind], {"name": name, "version": version})
         if record is None:
             raise InvalidInput(field, f"{key!r}: no such {label}")
         session.expunge(record)  # detached: safe to share between requests
@@ -710,29 +780,62 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             immutable[(kind.__name__, key)] = record
         return record
 
+    def _hidden_as_missing(principal: Principal, dataset: EvalDataset, field: str, named: str) -> None:
+        """A dataset the team may know nothing of is named in a request body: the same 422 as an unknown one."""
+        if not access.may_know(dataset.access_policy, principal.team):
+            access.record_access(platform, principal, AGGREGATE_READ, dataset.key, access.DENIED, detail="answered as not found")
+            raise InvalidInput(field, f"{named!r}: no such {'dataset' if '@' in named else 'usable dataset'}")
+
     def _dataset_in(session, dataset_id: str) -> EvalDataset:
-        query = select(EvalDataset)
+        """The dataset version a request names (its newest active version without ``@``): the columns the checks read."""
         if "@" in dataset_id:
             name, version = _lookup("datasetId", lambda: split_key(dataset_id, "datasetId"))
-            record = session.scalar(query.where(EvalDataset.dataset_id == name, EvalDataset.version == version))
+            row = session.execute(dataset_version, {"name": name, "version": version}).first()
         else:
-            record = session.scalar(query.where(EvalDataset.dataset_id == dataset_id, EvalDataset.status == "active")
-                                    .order_by(EvalDataset.version.desc()).limit(1))
-        if record is None:
+            row = session.execute(newest_dataset, {"name": dataset_id}).first()
+        if row is None:
             raise InvalidInput("datasetId", f"{dataset_id!r}: no such {'dataset' if '@' in dataset_id else 'usable dataset'}")
-        return record
+        return _DatasetRef(row.dataset_id, row.version, row.task_type, row.status, row.access_policy)
+
+    # POST /v1/eval-runs is the hot path (CI pipelines retry it): one registry read authenticates the token
+    # and finds the run an earlier request with the same Idempotency-Key recorded; only a new key opens a
+    # write transaction
+    tokens, keys, runs = ApiToken.__table__, IdempotencyRecord.__table__, EvalRun.__table__
+    replay_columns = (keys.c.request_hash, runs.c.run_id, runs.c.status, runs.c.model_name, runs.c.model_version, runs.c.dataset_id,
+                      runs.c.dataset_version, runs.c.suite_id, runs.c.suite_version, runs.c.requested_baseline)
+    token_and_replay = (select(*access.TOKEN_COLUMNS, *replay_columns)
+                        .select_from(tokens.outerjoin(keys, and_(keys.c.team == tokens.c.team, keys.c.key == bindparam("key")))
+                                     .outerjoin(runs, runs.c.run_id == keys.c.run_id))
+                        .where(tokens.c.token_hash == bindparam("digest")))
+
+    insert_key = keys.insert()
+
+    def _authenticate_and_replay(token: str | None, key: str | None):
+        """The calling team (its token checked now: a revoked token is refused at once) and, for a key this
+        team used before, the recorded request hash and run; one indexed read, no write transaction."""
+        digest = access.token_digest(token)
+        with platform.registry.engine.connect() as connection:
+            row = connection.execute(token_and_replay, {"digest": digest, "key": key or ""}).first()
+        principal = access.principal_of(row)
+        if key is None or row.run_id is None:
+            return principal, None
+        return principal, (_Recorded(row.request_hash), _RunRef(row))
 
     def _queue(body: EvalRunRequest, principal: Principal, key: str | None, request_hash: str):
-        """One transaction: the idempotency record, every check, then the run and the record (or nothing)."""
+        """One transaction: every check, then the run and the idempotency record (or nothing). Run again when a
+        concurrent request won a race (the same key, or the same evaluation), and then finds its work."""
+        attempts = [0]
 
         def work():
-            with platform.registry.session() as session:
-                if key is not None:
+            attempts[0] += 1
+            with platform.registry.write_session() as session:
+                if key is not None and attempts[0] > 1:  # the first attempt's read found no record
                     existing = session.get(IdempotencyRecord, (principal.team, key))
                     if existing is not None:
                         return (existing, session.get(EvalRun, existing.run_id)), None
                 model = _versioned(session, Model, body.model_version, "modelVersion")
                 dataset = _dataset_in(session, body.dataset_id)
+                _hidden_as_missing(principal, dataset, "datasetId", body.dataset_id)
                 suite = _versioned(session, MetricSuite, body.metric_suite_id, "metricSuiteId")
                 if dataset.task_type != suite.task_type:
                     raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
@@ -745,13 +848,24 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 run, created = platform.queue_or_find_run(session, model, dataset, suite, trigger="api", baseline=body.baseline)
                 if key is not None:
                     session.flush()  # the run before the record that refers to it
-                    session.add(IdempotencyRecord(team=principal.team, key=key, request_hash=request_hash, run_id=run.run_id,
-                                                  status_code=201 if created else 200))
+                    session.execute(insert_key, {"team": principal.team, "key": key, "request_hash": request_hash, "run_id": run.run_id,
+                                                 "status_code": 201 if created else 200, "created_at": utcnow()})
                 return run, created  # committed when the block ends; a lost race raises and is retried
 
         return _retrying(work)
 
-    def _replay(record: IdempotencyRecord, run: EvalRun, request_hash: str) -> JSONResponse:
+    async def _caller_and_replay(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                                                               description="Retries with the same key and body return "
+                                                                               "the same run; a different body is a 409")] = None):
+        """The dependency of ``POST /v1/eval-runs``: solved before the body is validated, so a request without
+        a valid token is a 401 whatever its body."""
+        token = credentials.credentials if credentials else None
+        principal, recorded = await run_in_threadpool(_authenticate_and_replay, token, idempotency_key)
+        request.state.team = principal.team  # for the access log line of this request
+        return principal, idempotency_key, recorded
+
+    def _replay(record: IdempotencyRecord | _Recorded, run: EvalRun | _RunRef, request_hash: str) -> JSONResponse:
         if record.request_hash != request_hash:
             raise ProblemError(409, "idempotency-key-reused", "Idempotency key reused",
                                "this Idempotency-Key was used with a different request body", field="Idempotency-Key")
@@ -761,18 +875,16 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     @app.post("/v1/eval-runs", tags=["eval runs"], status_code=201, response_model=EvalRunCreated,
               responses={200: {"model": EvalRunCreated, "description": "An existing run (a live run of the same model, dataset and "
                                "suite versions, or a replay of the same Idempotency-Key)"}, **problem_responses(403, 409, 422)})
-    def request_eval_run(body: EvalRunRequest, principal: Team,
-                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                                                       description="Retries with the same key and body return the "
-                                                                       "same run; a different body is a 409")] = None):
+    async def request_eval_run(body: EvalRunRequest, caller: tuple = Depends(_caller_and_replay)):  # noqa: B008
         """Record an eval request; the Dagster sensor starts it (the API never runs evals itself)."""
+        principal, key, recorded = caller
         request_hash = json_hash(body.model_dump())
-        outcome, created = _queue(body, principal, idempotency_key, request_hash)
-        if created is None:  # a retry, or a concurrent request with the same key that committed first
+        if recorded is not None:  # a retry
+            return _replay(*recorded, request_hash)
+        outcome, created = await run_in_threadpool(_queue, body, principal, key, request_hash)
+        if created is None:  # a concurrent request with the same key committed first
             return _replay(*outcome, request_hash)
-        run = outcome
-        return respond(_created_json(run, created), 201 if created else 200,
-                       headers={"Location": f"/v1/eval-runs/{run.run_id}"})
+        return respond(_created_json(outcome, created), 201 if created else 200, headers={"Location": f"/v1/eval-runs/{outcome.run_id}"})
 
     def _policies() -> dict[str, dict]:
         with platform.registry.session() as session:
@@ -784,8 +896,13 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                        status: Annotated[list[str] | None, Query(max_length=10)] = None,
                        dataset_id: Annotated[str | None, Query(alias="datasetId", max_length=400)] = None,
                        metric_suite_id: Annotated[str | None, Query(alias="metricSuiteId", max_length=400)] = None):
-        """Eval runs, newest first; results of datasets the team may not see are withheld (``redacted``)."""
+        """Eval runs, newest first; results of datasets the team may see only in part are withheld
+        (``redacted``), and runs on datasets the team may not know of are not listed at all."""
+        policies = _policies()
+        hidden = [split_key(key, "dataset") for key, policy in policies.items() if not access.may_know(policy, principal.team)]
         query = select(EvalRun)
+        if hidden:
+            query = query.where(tuple_(EvalRun.dataset_id, EvalRun.dataset_version).not_in(hidden))
         if model:
             name, version = _lookup("model", lambda: split_key(model, "model"))
             query = query.where(EvalRun.model_name == name, EvalRun.model_version == version)
@@ -803,9 +920,15 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             total = session.scalar(select(func.count()).select_from(query.subquery()))
             runs = list(session.scalars(query.order_by(EvalRun.requested_at.desc(), EvalRun.run_id).offset(offset).limit(limit)))
             purges = {m.run_id: m for m in session.scalars(select(RunPurge).where(RunPurge.run_id.in_([r.run_id for r in runs])))} if runs else {}
-        policies = _policies()
-        items = [_run_json(r, purges.get(r.run_id), visible=access.visibility(policies.get(r.dataset_key), principal.team),
-                           with_lineage=False) for r in runs]
+        items, shown = [], {}  # restricted datasets whose runs' results this page shows -> those runs
+        for r in runs:
+            seen = access.visibility(policies.get(r.dataset_key), principal.team)
+            items.append(_run_json(r, purges.get(r.run_id), visible=seen, with_lineage=False))
+            if seen != access.NOTHING and access.is_restricted(policies.get(r.dataset_key)):
+                shown.setdefault(r.dataset_key, []).append(r.run_id)
+        for dataset_key, run_ids in shown.items():
+            access.record_access(platform, principal, AGGREGATE_READ, dataset_key, GRANTED, rows=len(run_ids),
+                                 run_id=run_ids[0] if len(run_ids) == 1 else None, detail="run listing: " + " ".join(run_ids))
         return respond({"items": items, **_page(offset, limit, total)})
 
     def _run_gate(run: EvalRun) -> GateDecisionRecord | None:
@@ -831,6 +954,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id)) if record else None
         with platform.registry.session() as session:
             purge = session.get(RunPurge, run.run_id)
+        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id, detail="run results")
         return respond(_run_json(run, purge, gate, seen))
 
     @app.get("/v1/eval-runs/{runId}/comparison", tags=["eval runs"], response_model=Comparison,
@@ -857,6 +981,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             payload["redacted"] = True
         record = _run_gate(run)
         payload["gate"] = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, None)) if record else None
+        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
+                           detail=f"comparison ({payload['source']}, baseline {payload['baseline'].get('runId')})")
         return respond(payload)
 
     @app.get("/v1/eval-runs/{runId}/predictions", tags=["eval runs"], response_model=RowsPage,
@@ -875,9 +1001,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                                    "request the run again with recompute to reproduce them")
             raise Conflict(f"run {run.run_id} is {run.status}: it has no predictions yet")
         payload = _page_of_table(platform, PREDICTIONS_KIND, run.predictions_hash, offset, limit)
-        if access.is_restricted(dataset.access_policy):
-            access.record_access(platform, principal, PREDICTIONS, dataset.key, GRANTED, rows=len(payload["rows"]), run_id=run.run_id,
-                                 detail=f"offset={offset} limit={limit}")
+        access.record_read(platform, principal, PREDICTIONS, dataset, rows=len(payload["rows"]), run_id=run.run_id,
+                           detail=f"offset={offset} limit={limit}")
         return respond(payload)
 
     # datasets --------------------------------------------------------------------------------------
@@ -936,30 +1061,38 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
 
     @app.get("/v1/datasets", tags=["datasets"], response_model=list[DatasetOut])
     def list_datasets(principal: Team, dataset_id: Annotated[str | None, Query(alias="datasetId", max_length=200)] = None):
-        """Every dataset version (metadata only: rows are read through ``/examples``)."""
-        return respond([_dataset_json(d) for d in platform.datasets() if not dataset_id or d.dataset_id == dataset_id])
+        """The dataset versions the team may know of (metadata only: rows are read through ``/examples``). A
+        restricted dataset whose policy gives the team neither rows nor aggregates is left out entirely."""
+        return respond([_dataset_json(d) for d in platform.datasets()
+                        if (not dataset_id or d.dataset_id == dataset_id) and access.may_know(d.access_policy, principal.team)])
 
-    def _dataset(key: str) -> EvalDataset:
+    def _dataset(key: str, principal: Principal | None = None, action: str = "metadata") -> EvalDataset:
+        """The dataset version a path names. For a team that may know nothing of it (a restricted dataset
+        outside its policy, aggregates not allowed), the same 404 as a dataset that does not exist, so the
+        answer tells it nothing, not even that the dataset exists; the attempt is logged as denied."""
         try:
             split_key(key, "datasetKey")
         except InvalidInput as error:
             raise InvalidInput("datasetKey", error.problem) from error
-        return platform.dataset(key)
+        dataset = platform.dataset(key)
+        if principal is not None and not access.may_know(dataset.access_policy, principal.team):
+            access.record_access(platform, principal, action, dataset.key, access.DENIED, detail="answered as not found")
+            raise NotFound("dataset", key)
+        return dataset
 
     @app.get("/v1/datasets/{datasetKey}", tags=["datasets"], response_model=DatasetOut, responses=problem_responses(404, 422))
     def get_dataset(dataset_key: DatasetKey, principal: Team):
-        return respond(_dataset_json(_dataset(dataset_key)))
+        """A dataset version's metadata (404 for a restricted dataset the team may know nothing of)."""
+        return respond(_dataset_json(_dataset(dataset_key, principal)))
 
     @app.get("/v1/datasets/{datasetKey}/examples", tags=["datasets"], response_model=RowsPage,
              responses=problem_responses(403, 404, 422))
     def get_examples(dataset_key: DatasetKey, principal: Team, offset: Offset = 0, limit: Limit = 100):
         """The dataset's rows (readable only by teams its access policy allows; restricted reads are logged)."""
-        dataset = _dataset(dataset_key)
+        dataset = _dataset(dataset_key, principal, EXAMPLES)
         access.require(platform, principal, dataset, EXAMPLES)
         payload = _page_of_table(platform, DATASETS_KIND, dataset.content_hash, offset, limit)
-        if access.is_restricted(dataset.access_policy):
-            access.record_access(platform, principal, EXAMPLES, dataset.key, GRANTED, rows=len(payload["rows"]),
-                                 detail=f"offset={offset} limit={limit}")
+        access.record_read(platform, principal, EXAMPLES, dataset, rows=len(payload["rows"]), detail=f"offset={offset} limit={limit}")
         return respond(payload)
 
     @app.post("/v1/datasets/{datasetKey}/invalidate", tags=["datasets"], response_model=ImpactOut,
@@ -968,7 +1101,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         """Mark a dataset version contaminated: no new runs, its runs invalid, their gates undecided."""
         from eval_platform.incidents import invalidate_dataset
 
-        dataset = _dataset(dataset_key)
+        dataset = _dataset(dataset_key, principal, "invalidate")
         access.require(platform, principal, dataset, AGGREGATE_READ)
         impact = invalidate_dataset(platform, dataset.key, reason=body.reason, reported_by=principal.team)
         return respond(_impact_json(impact))
@@ -1038,6 +1171,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             if not sep or not dataset_id or not suite_id:
                 raise InvalidInput("evalPlan", f"{entry!r} must be DATASET_ID:SUITE_ID")
             dataset = _lookup("evalPlan", lambda d=dataset_id: platform.latest_dataset(d))
+            _hidden_as_missing(principal, dataset, "evalPlan", dataset_id)
             access.require(platform, principal, dataset, AGGREGATE_READ)
             plan.append((dataset_id, suite_id))
         if not name or "@" in name or "/" in name:
@@ -1085,7 +1219,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             if seen == access.NOTHING:
                 shown.append({"run": group["run"], "outcome": group.get("outcome"), "redacted": True})
             else:
-                shown.append(_visible_reasons(principal, platform.dataset(run.dataset_key), [group], seen, run.run_id)[0])
+                dataset = platform.dataset(run.dataset_key)
+                shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id)[0])
+                access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id, detail=f"gate reasons of {model.key}")
         return respond({
             "modelVersion": model.key, "decision": state, "recordedDecision": decision.decision if decision else None,
             "decidedAt": _iso(decision.decided_at) if decision else None, "reasons": [_camel_keys(r, deep=True) for r in shown],

@@ -12,17 +12,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from eval_platform.access import Principal, authenticate, cached_principal
+from eval_platform.access import Principal, authenticate
 
 bearer = HTTPBearer(auto_error=False, scheme_name="teamToken",
                     description="A team token created with `evalp tokens create --team TEAM`, sent as `Authorization: Bearer <token>`.")
 
 
 async def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
-    platform, token = request.app.state.platform, credentials.credentials if credentials else None
-    principal = cached_principal(platform, token) if request.app.state.token_cache else None
-    if principal is None:  # the registry is asked outside the event loop
-        principal = await run_in_threadpool(authenticate, platform, token, request.app.state.token_cache)
+    """The calling team: its token is looked up in the registry on every request (outside the event loop),
+    so a revoked token is refused at once by every server process."""
+    principal = await run_in_threadpool(authenticate, request.app.state.platform, credentials.credentials if credentials else None)
     request.state.team = principal.team  # for the access log line of this request
     return principal
 

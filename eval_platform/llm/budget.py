@@ -461,6 +461,8 @@ def stratified_estimate(values: Sequence[float] | np.ndarray, strata: Sequence[A
     completely contributes none), interval from Student's t with ``n - H`` degrees of freedom (``H``
     strata), a little wider than the normal one for the small samples judging is about. Values that are NaN (judge errors) are
     left out of their stratum's sample; a stratum with no value left makes the estimate NaN (it is unknown).
+    A stratum judged on one example only (of several) has an unknown variance: the standard error and the
+    interval are then NaN (undefined) rather than pretending that stratum is exact.
     """
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(pd.Series(strata).astype(str))
@@ -479,11 +481,48 @@ def stratified_estimate(values: Sequence[float] | np.ndarray, strata: Sequence[A
             rows.append({"stratum": name, "population": size, "judged": 0, "mean": None, "weight": weight})
             mean = float("nan")
             continue
-        s2 = float(np.var(stratum, ddof=1)) if n > 1 else 0.0
+        s2 = float(np.var(stratum, ddof=1)) if n > 1 else (0.0 if n >= size else float("nan"))
         mean += weight * float(np.mean(stratum))
         variance += weight ** 2 * (1 - n / size) * s2 / n
-        rows.append({"stratum": name, "population": size, "judged": n, "mean": float(np.mean(stratum)), "weight": weight})
-    se = math.sqrt(max(variance, 0.0))
+        rows.append({"stratum": name, "population": size, "judged": n, "mean": float(np.mean(stratum)), "weight": weight,
+                     "variance": s2 if math.isfinite(s2) else None})
+    se = math.sqrt(max(variance, 0.0)) if math.isfinite(variance) else float("nan")
     z = float(student_t.ppf(0.5 + confidence / 2, df=max(sampled - len(population), 1)))
     return StratifiedEstimate(mean=mean, standard_error=se, ci_low=mean - z * se, ci_high=mean + z * se,
                               confidence=confidence, n_sampled=sampled, n_population=total, strata=rows)
+
+
+def label_efficiency(estimate: StratifiedEstimate) -> dict:
+    """What stratifying bought: the judged examples a simple random sample would need for the same precision.
+
+    ``efficiency = Var_srs / Var_strat`` at the same sample size ``n``. ``Var_strat`` is the estimate's
+    variance (``standard_error ** 2``); ``Var_srs = (1 - n/N) S^2 / n`` with the population variance
+    estimated from the strata, ``S^2 ~ sum_h W_h s_h^2 + sum_h W_h (mean_h - mean)^2`` (within plus between
+    strata). ``effective_sample_size = n * efficiency``: an efficiency of 2 means a random sample would
+    need about twice the judge calls for an interval as narrow. ``judged_share = n / N``.
+
+    Edge cases: ``None`` (undefined) when a variance is unknown (NaN), and when the stratified variance is
+    0 while the random one is not (the strata explain every difference: the ratio is unbounded); 1 when
+    both are 0.
+    """
+    n, total = estimate.n_sampled, estimate.n_population
+    out = {"judged": n, "population": total, "judged_share": n / total if total else None,
+           "label_efficiency": None, "effective_sample_size": None, "srs_standard_error": None}
+    rows = [r for r in estimate.strata if r["judged"]]
+    if not rows or n == 0 or len(rows) != len(estimate.strata) or not math.isfinite(estimate.standard_error):
+        return out
+    if any(r["variance"] is None for r in rows):
+        return out
+    within = sum(r["weight"] * r["variance"] for r in rows)
+    between = sum(r["weight"] * (r["mean"] - estimate.mean) ** 2 for r in rows)
+    var_srs = max(1 - n / total, 0.0) * (within + between) / n
+    var_strat = estimate.standard_error ** 2
+    out["srs_standard_error"] = math.sqrt(var_srs)
+    if var_strat == 0:
+        efficiency = 1.0 if var_srs == 0 else None
+    else:
+        efficiency = var_srs / var_strat
+    if efficiency is not None:
+        out["label_efficiency"] = float(efficiency)
+        out["effective_sample_size"] = float(n * efficiency)
+    return out

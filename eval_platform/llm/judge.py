@@ -156,6 +156,8 @@ class JudgeConfig:
             values["endpoint"] = Endpoint(**values["endpoint"])
             if "prompt" in values:
                 values["prompt"] = PromptTemplate(**values["prompt"])
+            elif values.get("output") == "pairwise":  # the default prompt of a pairwise judge shows two answers
+                values["prompt"] = PAIRWISE_JUDGE_PROMPT
             if "decoding" in values:
                 values["decoding"] = Decoding.from_dict(values["decoding"])
             return cls(**values)

@@ -80,6 +80,9 @@ class MetricDefinition:
     #: Model-as-judge metrics must be pinned (``judge_model`` and ``judge_prompt_version`` parameters)
     #: before a release gate will decide on them: judge drift must never pass silently.
     requires_judge: bool = False
+    #: A metric only defined against a baseline (pairwise judging): it is not computed in a run's metric
+    #: table but in its comparison, and a gate rule on it is ``no_decision`` when there is no baseline.
+    comparison_only: bool = False
 
     @property
     def key(self) -> str:

@@ -6,6 +6,7 @@ from sqlalchemy import create_engine
 from eval_platform.registry.database import VERSION_TABLE
 import eval_platform.registry.api_schema  # noqa: F401  (tables of the API, access log and retention)
 import eval_platform.registry.llm_schema  # noqa: F401  (the LLM call cache)
+import eval_platform.registry.online_schema  # noqa: F401  (online experiments)
 from eval_platform.registry.schema import Base
 
 config = context.config

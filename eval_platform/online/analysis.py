@@ -202,7 +202,8 @@ class ExperimentConfig:
 
         metrics: dict[str, MetricConfig] = {}
         metrics_raw = raw.get("metrics") or {}
-        _keys(metrics_raw, "config.metrics", map(str, metrics_raw))
+        if not isinstance(metrics_raw, Mapping):
+            raise InvalidInput("config.metrics", f"must be a mapping of metric name to settings, got {type(metrics_raw).__name__}")
         for name, spec in metrics_raw.items():
             where = f"config.metrics.{name}"
             spec = spec or {}
@@ -312,6 +313,13 @@ def _timestamp(value, field: str) -> pd.Timestamp | None:
     if ts is pd.NaT:
         raise InvalidInput(field, "is not a timestamp")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def check_events(events: pd.DataFrame, config: ExperimentConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a batch of events against an experiment's configuration without analysing it: raises
+    :class:`~eval_platform.errors.InvalidInput` naming the column and row of the first malformed value
+    (as :func:`analyze_experiment` would), else returns the batch's data-quality record."""
+    return _prepare(events, _coerce_config(config))[4]
 
 
 def _coerce_config(config) -> ExperimentConfig:
@@ -576,8 +584,11 @@ def _unit_values(partials: pd.DataFrame, day: int, columns: list[str], aggregate
 # Verdicts
 
 
-def _guardrail_verdict(g: GuardrailConfig, arm: str, cfg: ExperimentConfig, metric: dict | None,
-                       blockers: list[str]) -> dict:
+def guardrail_verdict(g: GuardrailConfig, arm: str, cfg: ExperimentConfig, metric: dict | None,
+                      blockers: list[str]) -> dict:
+    """One guardrail's verdict for one treatment arm from the analysed ``metric`` record (as in
+    ``ExperimentAnalysis.metrics``, also in its JSON form: undefined numbers are ``None`` there and give
+    ``no_decision``). See the module docstring for the rule."""
     record: dict[str, Any] = {"metric": g.metric, "arm": arm, "control": cfg.control_arm, "rule": g.describe(),
                               "direction": g.direction, "tolerance": g.tolerance, "relative": g.relative,
                               "interval_kind": cfg.guardrail_interval, "confidence": cfg.confidence,
@@ -770,7 +781,7 @@ def analyze_experiment(events: pd.DataFrame, config: ExperimentConfig | Mapping[
             metrics_out[m]["status"] = "arm without units"
 
     # guardrails
-    verdicts = [_guardrail_verdict(g, a, cfg, metrics_out.get(g.metric), blockers)
+    verdicts = [guardrail_verdict(g, a, cfg, metrics_out.get(g.metric), blockers)
                 for g in cfg.guardrails for a in treatments]
     verdict, reasons = _combine(verdicts, blockers, len(cfg.guardrails))
 
@@ -859,6 +870,45 @@ def shadow_comparison(candidate: Mapping[Any, Any], production: Mapping[Any, Any
         out["metrics"] = {"shadow_spearman": float("nan"), "shadow_kendall": float("nan"), "shadow_overlap_at_k": float("nan")}
     out["k"] = k
     return out
+
+
+SHADOW_SOURCES = ("candidate", "production")
+SHADOW_KINDS = ("labels", "rankings")
+
+
+def analyze_shadow(log: pd.DataFrame, kind: str = "labels", k: int = 10, confidence: float = 0.95) -> dict[str, Any]:
+    """:func:`shadow_comparison` of a shadow log: one row per (``request_id``, ``source``) with ``source``
+    ``candidate`` or ``production`` and the logged ``output`` (a label, or a list of item ids best first).
+
+    The result has ``metrics`` (the shadow metrics plus ``shadow_coverage``, the share of production's
+    requests the candidate answered), the comparison's counts, and ``trustworthy``: false, with the reason,
+    when the two sides have no request in common. Raises ``InvalidInput`` for a missing column, an unknown
+    source, or a request logged twice by one source.
+    """
+    _choice(kind, "kind", SHADOW_KINDS)
+    for column in ("request_id", "source", "output"):
+        if column not in log.columns:
+            raise InvalidInput(column, "column missing from the shadow log")
+    unknown = sorted(set(log["source"].dropna().astype(str)) - set(SHADOW_SOURCES))
+    if unknown or log["source"].isna().any():
+        raise InvalidInput("source", f"must be candidate or production; found {unknown or ['a missing value']}")
+    duplicated = log.duplicated(["request_id", "source"])
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise InvalidInput("request_id", f"row {row}: request {log['request_id'].iloc[row]!r} is logged twice by one source")
+
+    def outputs(source: str) -> dict:
+        side = log[log["source"] == source]
+        values = side["output"].tolist()
+        if kind == "rankings":
+            values = [None if v is None else list(v) for v in values]
+        return dict(zip(side["request_id"].tolist(), values, strict=True))
+
+    comparison = shadow_comparison(outputs("candidate"), outputs("production"), kind, k, confidence)
+    comparison["metrics"]["shadow_coverage"] = comparison["coverage"]
+    reasons = [] if comparison["n_common"] else ["the candidate and production logged no request in common"]
+    return _jsonable({**comparison, "trustworthy": not reasons, "untrustworthy_reasons": reasons,
+                      "config": {"kind": kind, "k": k, "confidence": confidence}})
 
 
 def offline_online_agreement(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,36 @@
+"""Online data to Dagster runs: each analysis request (queued by an ingest, a manual request or a
+contaminated ingest) becomes a run of the experiment's analysis partition."""
+
+
+import dagster as dg
+
+from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments
+from eval_platform import experiments as online
+from jobs.experiments import analyze_experiment_job
+from resources import EvalPlatformResource
+from sensors.requests import SENSOR_INTERVAL_SECONDS
+
+
+@dg.sensor(job=analyze_experiment_job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def experiment_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+    """Launch one analysis run per pending request, adding the experiment's partition when it is new.
+
+    Several requests of one experiment queued between two ticks need one analysis: one run carries them
+    all (its tag lists their ids; the asset marks each done). The cursor, committed with the tick, is the
+    last request launched."""
+    service = platform.get()
+    known = set(context.instance.get_dynamic_partitions(experiments.name))
+    cursor = int(context.cursor or 0)
+    by_experiment: dict[str, list[int]] = {}
+    for request in online.pending_analysis_requests(service, after_id=cursor):
+        by_experiment.setdefault(request.partitions[0], []).append(request.id)
+        cursor = request.id
+    new_partitions = sorted(key for key in by_experiment if key not in known)
+    requests = [dg.RunRequest(run_key=f"experiment-analysis:{ids[-1]}", partition_key=experiment_id,
+                              tags={EXPERIMENT_REQUEST_TAG: ",".join(map(str, ids))})
+                for experiment_id, ids in sorted(by_experiment.items())]
+    return dg.SensorResult(
+        run_requests=requests, cursor=str(cursor),
+        dynamic_partitions_requests=[experiments.build_add_request(new_partitions)] if new_partitions else [],
+        skip_reason=None if requests else "no experiment analysis requests")
