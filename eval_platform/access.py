@@ -25,10 +25,10 @@ aggregates (a run's results, a comparison, gate reasons), and every refusal, is 
 (team, token, what, which dataset or run, how many rows, when): :func:`record_read`.
 
 **Metadata.** A team that may see nothing of a restricted dataset (not in its ``teams``, no
-``allow_aggregates``) learns nothing about it either: listings leave it out and a direct request for its
-metadata is answered exactly like a dataset that does not exist (404), so its id, version, size, schema
-and even its existence stay hidden (:func:`may_know`). A team that may read its aggregates sees its
-metadata, like any other dataset's.
+``allow_aggregates``) is not shown its metadata either: listings (of datasets and of eval runs) leave it
+out, and a request that names it (its metadata, its rows, an eval run or eval plan on it) gets the same 403
+as any request outside the policy, without its size or schema (:func:`may_know`). A team that may read its
+aggregates sees its metadata, like any other dataset's.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eval_platform.errors import EvalPlatformError
-from eval_platform.records import run_to_dict, to_dict
+from eval_platform.records import json_safe, run_to_dict, to_dict
 
 
 def _read_table(path: str):
@@ -73,30 +73,11 @@ def _print_table(rows: list[dict], columns: Sequence[str]) -> None:
 
 def _emit(args, payload, rows=None, columns=None, text=None) -> None:
     if args.json:
-        print(json.dumps(payload, indent=2, default=str, allow_nan=False) if _finite(payload) else
-              json.dumps(_nan_to_none(payload), indent=2, default=str))
+        print(json.dumps(json_safe(payload), indent=2, default=str))
     elif text is not None:
         print(text)
     else:
         _print_table(rows if rows is not None else [payload], columns)
-
-
-def _finite(payload) -> bool:
-    try:
-        json.dumps(payload, default=str, allow_nan=False)
-        return True
-    except ValueError:
-        return False
-
-
-def _nan_to_none(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_nan_to_none(v) for v in value]
-    return value
 
 
 def _platform(args):
@@ -335,7 +316,7 @@ def cmd_score(args) -> None:
         qrels, run = trec.read_qrels(args.qrels), trec.read_run(args.run)
         scored = trec.score_ranking(qrels, run, args.metric, per_query=args.per_query)
         if args.json:
-            print(json.dumps(_nan_to_none(scored), indent=2))
+            print(json.dumps(json_safe(scored), indent=2))
             return
         # trec_eval's layout: measure, query (or "all"), value
         for name, per_query in (scored.get("per_query") or {}).items():
@@ -346,7 +327,7 @@ def cmd_score(args) -> None:
             print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")
         return
     if args.json:
-        print(json.dumps(_nan_to_none(results), indent=2))
+        print(json.dumps(json_safe(results), indent=2))
         return
     for name, value in results.items():
         print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -25,16 +24,9 @@ def _platform(args):
 
 
 def _print_json(payload) -> None:
-    def clean(value):
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        return value
+    from eval_platform.records import json_safe
 
-    print(json.dumps(clean(payload), indent=2, default=str))
+    print(json.dumps(json_safe(payload), indent=2, default=str))
 
 
 def cmd_serve(args) -> None:

@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 from sqlalchemy import inspect
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with the offset (SQLite hands back naive datetimes; the registry writes UTC)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def json_safe(value: Any) -> Any:
+    """A document JSON (and PostgreSQL's JSON columns) accepts: NaN and infinities become ``None``, numpy
+    scalars and arrays Python values, datetimes ISO 8601, tuples lists and mapping keys strings, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return iso(value)
+    return value
 
 
 def to_dict(record: Any) -> dict:

@@ -47,6 +47,7 @@ from eval_platform.platform import (
     EvalPlatform,
     split_key,
 )
+from eval_platform.records import json_safe
 from eval_platform.registry import EvalRun, PredictionSet
 from eval_platform.registry.schema import utcnow
 
@@ -250,7 +251,7 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
         raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
     verdicts = result.verdicts.astype({"score": np.float64})
     digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
-    record = {"verdicts": digest, "predictions_hash": run.predictions_hash, **_json_safe(result.to_dict())}
+    record = {"verdicts": digest, "predictions_hash": run.predictions_hash, **json_safe(result.to_dict())}
     if plan is not None:
         record["sampling"] = _sampling_record(suite, verdicts, record["summary"])
     if record_lineage:
@@ -270,24 +271,11 @@ def _sampling_record(suite, verdicts: pd.DataFrame, summary: dict) -> dict:
     population = summary["sample"]["population"]
     values = verdicts["score"].where(verdicts["status"] == JUDGED).to_numpy(dtype=np.float64)
     estimate = stratified_estimate(values, verdicts["stratum"].to_numpy(), population, config["confidence"])
-    return _json_safe({"strata": config["strata"], "seed": config["seed"], "size": config["size"],
+    return json_safe({"strata": config["strata"], "seed": config["seed"], "size": config["size"],
                        "min_per_stratum": config["min_per_stratum"], "confidence": config["confidence"],
                        "n_sampled": int(len(verdicts)), "n_population": int(sum(population.values())),
                        "population": population, "sampled": summary["sample"]["sampled"],
                        "estimate": estimate.to_dict(), "label_efficiency": label_efficiency(estimate)})
-
-
-def _json_safe(value):
-    """NaN and infinities become None: JSON columns (PostgreSQL's above all) take no NaN."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _judgments_of(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict,
@@ -342,7 +330,7 @@ def _sampled_estimates(suite, frame: pd.DataFrame, table: pd.DataFrame, sampling
         if np.isnan(values).any():  # a judge error leaves the metric undefined: so is its interval
             return {"ci_low": None, "ci_high": None, "n_sampled": int(len(judged)), "n_population": int(len(part))}
         result = stratified_estimate(values, judged["judge_stratum"].to_numpy(), population, confidence).to_dict()
-        return _json_safe({k: result[k] for k in ("mean", "standard_error", "ci_low", "ci_high", "n_sampled", "n_population")})
+        return json_safe({k: result[k] for k in ("mean", "standard_error", "ci_low", "ci_high", "n_sampled", "n_population")})
 
     table = table.copy()
     estimates = {}
@@ -403,7 +391,7 @@ def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
     labels = verdicts.loc[verdicts["status"] == JUDGED, "label"]
     scored = max(len(labels), 1)
     errors = verdicts[verdicts["n_errors"] > 0]
-    return _json_safe({
+    return json_safe({
         "baseline_run_id": baseline.run_id, "baseline_model": baseline.model_key, "predictions_hash": run.predictions_hash,
         "verdicts": digest, "preference": value, "ci_low": ci_low, "ci_high": ci_high, "confidence": suite.confidence,
         "n_examples": int(n), "n_scored": int(len(labels)),

@@ -354,9 +354,9 @@ def test_the_api_registers_ingests_and_reads_experiments_with_access_control(ser
 
         # another team learns nothing about a restricted experiment
         assert [e["experimentId"] for e in search.get("/v1/experiments").json()] == []
-        assert search.get("/v1/experiments/exp-api").status_code == 404
+        assert search.get("/v1/experiments/exp-api").status_code == 403
         refused = search.post("/v1/experiments/exp-api/ingests", files={"file": ("b.parquet", buffer.getvalue())})
-        assert refused.status_code == 404
+        assert refused.status_code == 403 and len(ex.ingests(service, "exp-api")) == 0
 
         broken = io.BytesIO()
         batch.drop(columns=["arm"]).to_parquet(broken)

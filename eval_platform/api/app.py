@@ -17,17 +17,14 @@ import gc
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 import uuid
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import Body, Depends, FastAPI, File, Form, Header, Path as PathParam, Query, UploadFile
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -52,6 +49,7 @@ from eval_platform.platform import DATASETS as DATASETS_KIND
 from eval_platform.platform import QUEUED, SUCCEEDED, EvalPlatform, split_key
 from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, MetricSuite, Model
 from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord, RunPurge
+from eval_platform.records import iso, json_safe
 from eval_platform.registry.schema import utcnow
 
 log = logging.getLogger("eval_platform.api")
@@ -78,30 +76,8 @@ API_DESCRIPTION = """Repeatable evaluations, lineage and release gates for ML mo
 
 
 # helpers ---------------------------------------------------------------------------------------------
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, datetimes -> ISO 8601, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return _iso(value)
-    return value
-
-
 def respond(payload: Any, status: int = 200, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(_json_safe(payload), status_code=status, headers=headers)
-
-
-def _iso(value: datetime | None) -> str | None:
-    """ISO 8601 with the offset (SQLite hands back naive datetimes; the registry writes UTC)."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return JSONResponse(json_safe(payload), status_code=status, headers=headers)
 
 
 def _camel_keys(mapping: dict | None, deep: bool = False) -> dict | None:
@@ -387,7 +363,7 @@ def _dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
         "labelPolicy": record.label_policy,
         "accessPolicy": {"level": policy.get("level"), "teams": policy.get("teams", []), "allowAggregates": bool(policy.get("allow_aggregates"))},
         "rowCount": record.row_count, "contentHash": record.content_hash, "status": record.status,
-        "statusReason": record.status_reason, "description": record.description or "", "createdAt": _iso(record.created_at),
+        "statusReason": record.status_reason, "description": record.description or "", "createdAt": iso(record.created_at),
         "schema": {"idColumns": schema.get("id_columns", []), "labelColumn": schema.get("label_column"),
                    "featureColumns": schema.get("feature_columns", []), "sliceColumns": schema.get("slice_columns", []),
                    "columns": schema.get("columns", {})},
@@ -400,7 +376,7 @@ def _dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
 def _suite_json(record: MetricSuite, created: bool | None = None) -> dict:
     out = {"suiteId": record.suite_id, "version": record.version, "key": record.key, "purpose": record.purpose,
            "taskType": record.task_type, "definitionHash": record.definition_hash, "definition": record.metric_defs,
-           "createdAt": _iso(record.created_at)}
+           "createdAt": iso(record.created_at)}
     if created is not None:
         out["created"] = created
     return out
@@ -433,7 +409,7 @@ def _gate_json(record: GateDecisionRecord | None, reasons: list | None = None) -
     if record is None:
         return None
     return {"decision": record.decision, "reasons": [_camel_keys(r, deep=True) for r in (reasons if reasons is not None else record.reasons)],
-            "decidedAt": _iso(record.decided_at)}
+            "decidedAt": iso(record.decided_at)}
 
 
 def _strip_regressions(reasons: list) -> list:
@@ -462,10 +438,10 @@ def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = N
         "runId": run.run_id, "status": run.status, "statusReason": run.status_reason, "modelVersion": run.model_key,
         "datasetId": run.dataset_key, "metricSuiteId": run.suite_key, "attempt": run.attempt, "trigger": run.trigger,
         "requestedBaseline": run.requested_baseline, "baselineRunId": run.baseline_run_id,
-        "requestedAt": _iso(run.requested_at), "startedAt": _iso(run.started_at), "finishedAt": _iso(run.finished_at),
+        "requestedAt": iso(run.requested_at), "startedAt": iso(run.started_at), "finishedAt": iso(run.finished_at),
         "queueSeconds": (run.started_at - run.requested_at).total_seconds() if run.started_at and run.requested_at else None,
         "metricSeconds": run.metric_seconds, "predictionsHash": run.predictions_hash, "metricsHash": run.metrics_hash,
-        "predictionsPurgedAt": _iso(purge.purged_at) if purge is not None and run.predictions_hash is None else None,
+        "predictionsPurgedAt": iso(purge.purged_at) if purge is not None and run.predictions_hash is None else None,
         "results": _results_json(run.results) if visible != access.NOTHING else None,
         "redacted": visible == access.NOTHING,
     }
@@ -530,7 +506,7 @@ def _model_json(platform: EvalPlatform, record: Model, created: bool | None = No
     decision = platform.gate_decision(record.key)
     out = {"name": record.name, "version": record.version, "key": record.key, "kind": record.kind, "fileHash": record.file_hash,
            "trustedTypes": record.trusted_types or [], "description": record.description or "",
-           "registeredAt": _iso(record.registered_at), "gate": decision.decision if decision else None,
+           "registeredAt": iso(record.registered_at), "gate": decision.decision if decision else None,
            "promoted": platform.promoted_version(record.name) == record.version}
     if created is not None:
         out["created"] = created
@@ -547,7 +523,7 @@ def _impact_json(impact) -> dict:
 
 def _request_json(record) -> dict:
     return {"requestId": record.id, "kind": record.kind, "partitions": record.partitions, "requestedBy": record.requested_by,
-            "status": record.status, "requestedAt": _iso(record.requested_at)}
+            "status": record.status, "requestedAt": iso(record.requested_at)}
 
 
 def _rows_json(frame, offset: int, limit: int) -> dict:
@@ -780,11 +756,11 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             immutable[(kind.__name__, key)] = record
         return record
 
-    def _hidden_as_missing(principal: Principal, dataset: EvalDataset, field: str, named: str) -> None:
-        """A dataset the team may know nothing of is named in a request body: the same 422 as an unknown one."""
+    def _refuse_hidden(principal: Principal, dataset: EvalDataset, field: str) -> None:
+        """A request names a dataset the team may know nothing of: 403, without naming it; the attempt is logged."""
         if not access.may_know(dataset.access_policy, principal.team):
-            access.record_access(platform, principal, AGGREGATE_READ, dataset.key, access.DENIED, detail="answered as not found")
-            raise InvalidInput(field, f"{named!r}: no such {'dataset' if '@' in named else 'usable dataset'}")
+            access.record_access(platform, principal, AGGREGATE_READ, dataset.key, access.DENIED, detail=f"named in {field}")
+            raise access.Forbidden(f"team {principal.team!r} may not use this dataset (restricted by its access policy)", field=field)
 
     def _dataset_in(session, dataset_id: str) -> EvalDataset:
         """The dataset version a request names (its newest active version without ``@``): the columns the checks read."""
@@ -835,7 +811,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                         return (existing, session.get(EvalRun, existing.run_id)), None
                 model = _versioned(session, Model, body.model_version, "modelVersion")
                 dataset = _dataset_in(session, body.dataset_id)
-                _hidden_as_missing(principal, dataset, "datasetId", body.dataset_id)
+                _refuse_hidden(principal, dataset, "datasetId")
                 suite = _versioned(session, MetricSuite, body.metric_suite_id, "metricSuiteId")
                 if dataset.task_type != suite.task_type:
                     raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
@@ -1067,22 +1043,21 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                         if (not dataset_id or d.dataset_id == dataset_id) and access.may_know(d.access_policy, principal.team)])
 
     def _dataset(key: str, principal: Principal | None = None, action: str = "metadata") -> EvalDataset:
-        """The dataset version a path names. For a team that may know nothing of it (a restricted dataset
-        outside its policy, aggregates not allowed), the same 404 as a dataset that does not exist, so the
-        answer tells it nothing, not even that the dataset exists; the attempt is logged as denied."""
+        """The dataset version a path names. A team that may know nothing of it (a restricted dataset outside
+        its policy, aggregates not allowed) gets 403 without its metadata; the attempt is logged as denied."""
         try:
             split_key(key, "datasetKey")
         except InvalidInput as error:
             raise InvalidInput("datasetKey", error.problem) from error
         dataset = platform.dataset(key)
         if principal is not None and not access.may_know(dataset.access_policy, principal.team):
-            access.record_access(platform, principal, action, dataset.key, access.DENIED, detail="answered as not found")
-            raise NotFound("dataset", key)
+            access.record_access(platform, principal, action, dataset.key, access.DENIED)
+            raise access.Forbidden(f"team {principal.team!r} may not read this dataset (restricted by its access policy)")
         return dataset
 
-    @app.get("/v1/datasets/{datasetKey}", tags=["datasets"], response_model=DatasetOut, responses=problem_responses(404, 422))
+    @app.get("/v1/datasets/{datasetKey}", tags=["datasets"], response_model=DatasetOut, responses=problem_responses(403, 404, 422))
     def get_dataset(dataset_key: DatasetKey, principal: Team):
-        """A dataset version's metadata (404 for a restricted dataset the team may know nothing of)."""
+        """A dataset version's metadata (403 for a restricted dataset the team may know nothing of)."""
         return respond(_dataset_json(_dataset(dataset_key, principal)))
 
     @app.get("/v1/datasets/{datasetKey}/examples", tags=["datasets"], response_model=RowsPage,
@@ -1171,7 +1146,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             if not sep or not dataset_id or not suite_id:
                 raise InvalidInput("evalPlan", f"{entry!r} must be DATASET_ID:SUITE_ID")
             dataset = _lookup("evalPlan", lambda d=dataset_id: platform.latest_dataset(d))
-            _hidden_as_missing(principal, dataset, "evalPlan", dataset_id)
+            _refuse_hidden(principal, dataset, "evalPlan")
             access.require(platform, principal, dataset, AGGREGATE_READ)
             plan.append((dataset_id, suite_id))
         if not name or "@" in name or "/" in name:
@@ -1224,9 +1199,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id, detail=f"gate reasons of {model.key}")
         return respond({
             "modelVersion": model.key, "decision": state, "recordedDecision": decision.decision if decision else None,
-            "decidedAt": _iso(decision.decided_at) if decision else None, "reasons": [_camel_keys(r, deep=True) for r in shown],
+            "decidedAt": iso(decision.decided_at) if decision else None, "reasons": [_camel_keys(r, deep=True) for r in shown],
             "override": ({"approver": override.approver, "reason": override.reason, "overriddenDecision": override.overridden_decision,
-                          "suites": override.suites, "createdAt": _iso(override.created_at)} if override else None),
+                          "suites": override.suites, "createdAt": iso(override.created_at)} if override else None),
             "promoted": platform.promoted_version(model.name) == model.version,
         })
 
@@ -1242,7 +1217,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             record = override_gate(platform, model.key, approver=principal.team, reason=body.reason)
         return respond({"id": record.id, "modelVersion": f"{record.model_name}@{record.model_version}",
                         "overriddenDecision": record.overridden_decision, "suites": record.suites, "approver": record.approver,
-                        "reason": record.reason, "createdAt": _iso(record.created_at)}, 201)
+                        "reason": record.reason, "createdAt": iso(record.created_at)}, 201)
 
     @app.post("/v1/models/{modelKey}/promote", tags=["gates"], status_code=202, response_model=RequestOut,
               responses=problem_responses(404, 409, 422))

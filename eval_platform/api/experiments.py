@@ -3,9 +3,9 @@ model version's online gate and the offline-online agreement.
 
 Like the rest of the API nothing is computed in the request: an ingest validates and registers the batch
 as a dataset version and queues the analysis, which the experiment sensor runs. An experiment's access
-policy is its ingests' policy: a team outside a restricted experiment gets 403 for its data and its
-analysis (aggregates follow ``allow_aggregates``), and learns nothing else; every granted read of a
-restricted experiment's analysis is logged.
+policy is its ingests' policy: a team outside a restricted experiment does not see it listed and gets 403
+for its data and its analysis (aggregates follow ``allow_aggregates``); every granted read of a restricted
+experiment's analysis and every refusal is logged.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from eval_platform import experiments as ex
 from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, Principal
 from eval_platform.api.app import respond
 from eval_platform.api.auth import current_principal
-from eval_platform.api.problems import ProblemError, problem_responses
-from eval_platform.errors import InvalidInput, NotFound
+from eval_platform.api.problems import problem_responses
+from eval_platform.errors import InvalidInput
 from eval_platform.platform import EvalPlatform
 
 Team = Annotated[Principal, Depends(current_principal)]
@@ -126,17 +126,13 @@ def _read_batch(upload: UploadFile):
 
 def add_experiment_routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one closure per route
     def _experiment(experiment_id: str, principal: Principal, action: str):
-        """The experiment, if the team may do ``action`` on its data; a team that may not even know of a
-        restricted experiment gets the same 404 as for one that does not exist."""
+        """The experiment, if the team may do ``action`` on its data (403 otherwise, logged)."""
         record = ex.experiment(platform, experiment_id)
         visible = access.visibility(record.access_policy, principal.team)
-        allowed = visible == access.ROWS or (action == AGGREGATE_READ and visible == access.AGGREGATES)
-        if not allowed:
-            if access.is_restricted(record.access_policy):
-                access.record_access(platform, principal, action, f"experiment:{experiment_id}", access.DENIED)
-            if visible == access.NOTHING:
-                raise NotFound("experiment", experiment_id)
-            raise ProblemError(403, "forbidden", "Forbidden", f"team {principal.team} may not read this experiment's rows")
+        if not (visible == access.ROWS or (action == AGGREGATE_READ and visible == access.AGGREGATES)):
+            access.record_access(platform, principal, action, f"experiment:{experiment_id}", access.DENIED)
+            what = "aggregate results" if action == AGGREGATE_READ else "data"
+            raise access.Forbidden(f"team {principal.team!r} may not read the {what} of this experiment (restricted by its access policy)")
         return record
 
     @app.post("/v1/experiments", tags=["online experiments"], status_code=201, response_model=ExperimentOut,

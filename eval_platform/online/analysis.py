@@ -62,6 +62,7 @@ from scipy import stats as _st
 
 from eval_platform.errors import InvalidInput
 from eval_platform.online import stats
+from eval_platform.records import json_safe
 
 PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
 #: Version of the analysis logic (and of ``stats``); the experiment-analysis asset's code version.
@@ -372,23 +373,7 @@ class ExperimentAnalysis:
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-safe dict: ``nan``/``inf`` become ``None``, numpy scalars Python ones, tuples lists."""
-        return _jsonable({f.name: getattr(self, f.name) for f in fields(self)})
-
-
-def _jsonable(value):
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value
+        return json_safe({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -907,7 +892,7 @@ def analyze_shadow(log: pd.DataFrame, kind: str = "labels", k: int = 10, confide
     comparison = shadow_comparison(outputs("candidate"), outputs("production"), kind, k, confidence)
     comparison["metrics"]["shadow_coverage"] = comparison["coverage"]
     reasons = [] if comparison["n_common"] else ["the candidate and production logged no request in common"]
-    return _jsonable({**comparison, "trustworthy": not reasons, "untrustworthy_reasons": reasons,
+    return json_safe({**comparison, "trustworthy": not reasons, "untrustworthy_reasons": reasons,
                       "config": {"kind": kind, "k": k, "confidence": confidence}})
 
 
