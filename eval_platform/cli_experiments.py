@@ -8,7 +8,6 @@ CSV or JSONL) and registers it as a dataset version (the experiment sensor then 
 
 from __future__ import annotations
 
-from eval_platform import experiments as ex
 from eval_platform.records import to_dict
 
 
@@ -18,7 +17,16 @@ def _cli():
     return cli
 
 
+def _ex():
+    """The experiments module, imported when a command runs (it pulls in pandas and scipy, which
+    ``evalp --help`` and the other commands do not need)."""
+    from eval_platform import experiments
+
+    return experiments
+
+
 def _experiment_row(platform, record) -> dict:
+    ex = _ex()
     latest = ex.latest_analysis(platform, record.experiment_id)
     return to_dict(record) | {
         "ingests": len(ex.ingests(platform, record.experiment_id)),
@@ -29,6 +37,7 @@ def _experiment_row(platform, record) -> dict:
 
 
 def cmd_register(args) -> None:
+    ex = _ex()
     cli = _cli()
     platform = cli._platform(args)
     result = ex.register_experiment(platform, cli._read_document(args.file), created_by=args.by)
@@ -37,6 +46,7 @@ def cmd_register(args) -> None:
 
 
 def cmd_list(args) -> None:
+    ex = _ex()
     cli = _cli()
     platform = cli._platform(args)
     rows = [_experiment_row(platform, record) for record in ex.experiments(platform)]
@@ -45,6 +55,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_ingest(args) -> None:
+    ex = _ex()
     cli = _cli()
     platform = cli._platform(args)
     row, created = ex.ingest(platform, args.experiment, cli._read_table(args.file), ingested_by=args.by)
@@ -55,12 +66,14 @@ def cmd_ingest(args) -> None:
 
 
 def cmd_analyze(args) -> None:
+    ex = _ex()
     cli = _cli()
     request = ex.request_analysis(cli._platform(args), args.experiment, requested_by=args.by, reason=args.reason)
     cli._emit(args, to_dict(request), columns=["id", "kind", "partitions", "requested_by", "status"])
 
 
 def cmd_show(args) -> None:
+    ex = _ex()
     from eval_platform.online.reporting import format_stored_analysis
 
     cli = _cli()
@@ -79,6 +92,7 @@ def cmd_show(args) -> None:
 
 
 def cmd_gate(args) -> None:
+    ex = _ex()
     from eval_platform.online.reporting import format_online_gate
 
     cli = _cli()
@@ -90,6 +104,7 @@ def cmd_gate(args) -> None:
 
 
 def cmd_agreement(args) -> None:
+    ex = _ex()
     cli = _cli()
     report = ex.agreement_report(cli._platform(args))
     if args.json:
@@ -103,6 +118,7 @@ def cmd_agreement(args) -> None:
 
 
 def cmd_stop(args) -> None:
+    ex = _ex()
     cli = _cli()
     record = ex.stop_experiment(cli._platform(args), args.experiment)
     cli._emit(args, to_dict(record), columns=["experiment_id", "status"])
