@@ -374,6 +374,8 @@ def test_the_api_registers_ingests_and_reads_experiments_with_access_control(ser
         assert growth.get("/v1/online/agreement").json()["n"] == 1
         assert search.get("/v1/online/agreement").json()["n"] == 0
         assert growth.post("/v1/experiments/exp-api/analyses").status_code == 202
+        passed = growth.post("/v1/models/detector@2/online-gate/override", json={"reason": "nothing to override"})
+        assert passed.status_code == 409 and "only fail or no_decision" in passed.json()["detail"]
     reads = access.access_log(service, team="growth")
     assert any(entry.dataset_key == "experiment:exp-api" and entry.outcome == "granted" for entry in reads)
     assert any(entry.dataset_key == "experiment:exp-api" and entry.outcome == "denied" for entry in access.access_log(service, team="search"))

@@ -1191,8 +1191,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 shown.append(group)
                 continue
             seen = access.visibility(policies.get(run.dataset_key), principal.team)
-            if seen == access.NOTHING:
-                shown.append({"run": group["run"], "outcome": group.get("outcome"), "redacted": True})
+            if seen == access.NOTHING:  # not even which dataset: the label names it
+                shown.append({"run": f"{run.run_id} (a restricted dataset, {run.suite_key})", "outcome": group.get("outcome"),
+                              "redacted": True})
             else:
                 dataset = platform.dataset(run.dataset_key)
                 shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id)[0])
@@ -1210,14 +1211,23 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def override(model_key: ModelKey, body: ReasonBody, principal: Team):
         """Let a failed or undecided gate through: the calling team must be an approver of every
         release-blocking suite behind the decision."""
+        return _override(model_key, body, principal, "model_version")
+
+    def _override(model_key: str, body: ReasonBody, principal: Principal, scope: str):
         from eval_platform.releases import override_gate
 
         model = _model(model_key)
         with fields_named({"approver": "Authorization"}):
-            record = override_gate(platform, model.key, approver=principal.team, reason=body.reason)
+            record = override_gate(platform, model.key, approver=principal.team, reason=body.reason, scope=scope)
         return respond({"id": record.id, "modelVersion": f"{record.model_name}@{record.model_version}",
                         "overriddenDecision": record.overridden_decision, "suites": record.suites, "approver": record.approver,
                         "reason": record.reason, "createdAt": iso(record.created_at)}, 201)
+
+    @app.post("/v1/models/{modelKey}/online-gate/override", tags=["gates"], status_code=201, response_model=OverrideOut,
+              responses=problem_responses(404, 409, 422))
+    def override_online(model_key: ModelKey, body: ReasonBody, principal: Team):
+        """Let a failed or undecided online gate through (approvers of every release-blocking suite only)."""
+        return _override(model_key, body, principal, "online")
 
     @app.post("/v1/models/{modelKey}/promote", tags=["gates"], status_code=202, response_model=RequestOut,
               responses=problem_responses(404, 409, 422))
