@@ -259,10 +259,12 @@ def usable_ingests(platform: EvalPlatform, experiment_id: str) -> tuple[list[Exp
     return used, left_out
 
 
-def events(platform: EvalPlatform, experiment_id: str) -> pd.DataFrame:
-    """The union of the experiment's usable ingests (an empty frame with the id columns if none)."""
+def events(platform: EvalPlatform, experiment_id: str, used: list[ExperimentIngest] | None = None) -> pd.DataFrame:
+    """The union of the experiment's usable ingests, or of ``used`` when the caller already chose them (an
+    empty frame with the id columns if none)."""
     record = experiment(platform, experiment_id)
-    used, _ = usable_ingests(platform, experiment_id)
+    if used is None:
+        used, _ = usable_ingests(platform, experiment_id)
     frames = [platform.load_dataset(platform.dataset(row.dataset_key)) for row in used]
     if frames:
         return pd.concat(frames, ignore_index=True)
@@ -307,7 +309,7 @@ def analyze(platform: EvalPlatform, experiment_id: str, dagster_run_id: str | No
     and the online gate of each candidate is decided again."""
     record = experiment(platform, experiment_id)
     used, left_out = usable_ingests(platform, experiment_id)
-    frame = events(platform, experiment_id)
+    frame = events(platform, experiment_id, used)
     started = time.perf_counter()
     if record.mode == AB:
         result = analyze_experiment(frame, record.config).as_json()

@@ -130,6 +130,16 @@ class GuardrailConfig:
     tolerance: float
     relative: bool = True
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str) -> GuardrailConfig:
+        """``{metric, direction, tolerance, relative}`` validated; errors name ``where`` and the key."""
+        _keys(raw, where, ("metric", "direction", "tolerance", "relative"))
+        relative = raw.get("relative", True)
+        if not isinstance(relative, bool):
+            raise InvalidInput(f"{where}.relative", f"must be true or false, got {relative!r}")
+        return cls(_text(raw.get("metric"), f"{where}.metric"), _choice(raw.get("direction"), f"{where}.direction", DIRECTIONS),
+                   _number(raw.get("tolerance"), f"{where}.tolerance", 0), relative)
+
     def describe(self) -> str:
         worse = "increase" if self.direction == "lower" else "decrease"
         amount = f"{self.tolerance:.2%}" if self.relative else f"{self.tolerance:g}"
@@ -229,14 +239,7 @@ class ExperimentConfig:
         if not isinstance(guardrails_raw, Sequence) or isinstance(guardrails_raw, str):
             raise InvalidInput("config.guardrails", "must be a list")
         for i, g in enumerate(guardrails_raw):
-            where = f"config.guardrails[{i}]"
-            _keys(g, where, ("metric", "direction", "tolerance", "relative"))
-            relative = g.get("relative", True)
-            if not isinstance(relative, bool):
-                raise InvalidInput(f"{where}.relative", f"must be true or false, got {relative!r}")
-            guardrails.append(GuardrailConfig(_text(g.get("metric"), f"{where}.metric"),
-                                              _choice(g.get("direction"), f"{where}.direction", DIRECTIONS),
-                                              _number(g.get("tolerance"), f"{where}.tolerance", 0), relative))
+            guardrails.append(GuardrailConfig.from_dict(g, f"config.guardrails[{i}]"))
 
         covariate = raw.get("covariate")
         if isinstance(covariate, Mapping):

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from eval_platform.errors import InvalidInput
-from eval_platform.online.analysis import DIRECTIONS, ExperimentConfig, GuardrailConfig, guardrail_verdict
+from eval_platform.online.analysis import ExperimentConfig, GuardrailConfig, guardrail_verdict
 
 PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
 NOT_REQUIRED, NOT_APPLICABLE = "not_required", "not_applicable"
@@ -99,17 +99,7 @@ def parse_online_section(raw: Any) -> OnlineRequirements:
     if not isinstance(entries, list):
         raise InvalidInput("online.guardrails", "must be a list")
     for i, entry in enumerate(entries):
-        where = f"online.guardrails[{i}]"
-        entry = _mapping(entry, where, ("metric", "direction", "tolerance", "relative"))
-        metric = entry.get("metric")
-        if not isinstance(metric, str) or not metric:
-            raise InvalidInput(f"{where}.metric", "must be a metric column name")
-        if entry.get("direction") not in DIRECTIONS:
-            raise InvalidInput(f"{where}.direction", f"must be one of {', '.join(DIRECTIONS)} (the better direction)")
-        relative = entry.get("relative", True)
-        if not isinstance(relative, bool):
-            raise InvalidInput(f"{where}.relative", "must be true or false")
-        guardrails.append(GuardrailConfig(metric, entry["direction"], _finite(entry.get("tolerance"), f"{where}.tolerance", 0), relative))
+        guardrails.append(GuardrailConfig.from_dict(entry, f"online.guardrails[{i}]"))
     shadow = []
     entries = raw.get("shadow", [])
     if not isinstance(entries, list):
