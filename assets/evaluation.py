@@ -35,8 +35,18 @@ JUDGMENTS_CODE_VERSION = f"judge{JUDGE_CODE_VERSION}-1"
 INPUTS_VALID = "inputs_valid"
 
 
+def _earlier_runs(context: dg.AssetExecutionContext) -> list[str]:
+    """The earlier runs of this run's retry chain (Dagster re-executed a run whose worker died): their
+    claimed eval runs are this run's to finish."""
+    if "dagster/root_run_id" not in context.run.tags:
+        return []
+    group = context.instance.get_run_group(context.run.run_id)
+    return [run.run_id for run in group[1] if run.run_id != context.run.run_id] if group else []
+
+
 def _runs(context: dg.AssetExecutionContext, service: EvalPlatform) -> list[EvalRun]:
-    return service.claim_runs(context.partition_key, context.run.run_id, requested=context.run.tags.get(REQUESTED_TAG) == "true")
+    return service.claim_runs(context.partition_key, context.run.run_id, requested=context.run.tags.get(REQUESTED_TAG) == "true",
+                              previous_run_ids=_earlier_runs(context))
 
 
 @contextmanager
@@ -226,7 +236,7 @@ def gate_decision(context: dg.AssetExecutionContext, platform: EvalPlatformResou
     service = platform.get()
     # Decides from what is recorded: the runs this Dagster run evaluated are finished first; run alone
     # (from the UI, or before a promotion) it decides again, e.g. after an override or an incident.
-    runs = service.runs_of_dagster_run(context.run.run_id, context.partition_key)
+    runs = service.runs_of_dagster_run(context.run.run_id, context.partition_key, _earlier_runs(context))
     with _failing_runs_on_error(service, context):
         decision = runner.finish_runs(service, context.partition_key, runs)
     state, record, override = effective_decision(service, context.partition_key)

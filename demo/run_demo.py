@@ -114,27 +114,48 @@ class Daemon:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]) if self.log_path.exists() else ""
 
 
-def wait_until_idle(platform, daemon: Daemon, timeout: float) -> None:
+def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     """Until the registry has no queued or running eval run nor pending orchestrator request, and Dagster
-    has no unfinished run."""
+    has no unfinished run.
+
+    There is no overall deadline: a busy machine makes every step slower, and that is not a failure. The
+    wait gives up only when nothing moves (no registry row changes state, no Dagster run or event appears)
+    for ``stall_timeout`` seconds, and says what it is waiting for whenever that changes."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     from eval_platform import experiments, incidents, releases
 
     unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                   DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-    deadline = time.monotonic() + timeout
+    last_progress, last_state, said = time.monotonic(), None, None
     with DagsterInstance.get() as instance:
-        while time.monotonic() < deadline:
+        while True:
             pending = platform.runs(statuses=["queued", "running"])
             requests = releases.pending_requests(platform, releases.PROMOTION) + experiments.pending_analysis_requests(platform)
             unreported = [i for i in incidents.incidents(platform) if not i.reported]
-            if not pending and not requests and not unreported and not instance.get_runs(RunsFilter(statuses=unfinished)):
+            dagster_runs = instance.get_run_records(RunsFilter(statuses=unfinished))
+            if not pending and not requests and not unreported and not dagster_runs:
                 return
             if daemon.process is not None and daemon.process.poll() is not None:
                 raise SystemExit(f"the Dagster daemon exited:\n{daemon.tail()}")
+            # progress: any change of the registry's unfinished work, of Dagster's unfinished runs, or a new event
+            latest_event = instance.event_log_storage.get_maximum_record_id() if hasattr(
+                instance.event_log_storage, "get_maximum_record_id") else None
+            state = (tuple(sorted((r.run_id, r.status, r.launch_attempts) for r in pending)), len(requests), len(unreported),
+                     tuple(sorted((r.dagster_run.run_id, r.dagster_run.status.value) for r in dagster_runs)), latest_event)
+            if state != last_state:
+                last_state, last_progress = state, time.monotonic()
+            waiting = (f"{sum(r.status == 'queued' for r in pending)} eval run(s) queued, {sum(r.status == 'running' for r in pending)} "
+                       f"running; {len(dagster_runs)} Dagster run(s) unfinished "
+                       f"({', '.join(sorted({r.dagster_run.status.value.lower() for r in dagster_runs})) or '-'}); "
+                       f"{len(requests)} request(s), {len(unreported)} incident(s) to show")
+            if waiting != said:
+                print(f"  waiting for Dagster: {waiting}", flush=True)
+                said = waiting
+            stalled = time.monotonic() - last_progress
+            if stalled > stall_timeout:
+                raise SystemExit(f"nothing moved for {stalled:.0f}s while waiting for Dagster ({waiting}); daemon log:\n{daemon.tail()}")
             time.sleep(1)
-    raise SystemExit(f"timed out after {timeout:.0f}s waiting for Dagster; daemon log:\n{daemon.tail()}")
 
 
 def run_dagster(platform, daemon: Daemon, timeout: float) -> None:
@@ -254,7 +275,8 @@ def run_experiment(platform, daemon, timeout: float, control: str, candidate: st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=str(ROOT / ".demo"))
-    parser.add_argument("--timeout", type=float, default=150.0, help="seconds to wait for each round of evals")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="give up when Dagster makes no progress for this many seconds (slow progress is waited for)")
     args = parser.parse_args()
     home = Path(args.home).resolve()
     prepare_home(home)

@@ -14,6 +14,8 @@ checks on the affected partitions, so the lineage shows red in the UI).
 
 from __future__ import annotations
 
+import uuid
+
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -140,6 +142,9 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
         raise InvalidInput("requested_by", "name who asks for the recompute")
     buggy = buggy_metrics(platform)
     queued: list[EvalRun] = []
+    # The backfill's launch: its queued runs carry the key from the transaction that queues them, so the
+    # eval-request sensor leaves them to the backfill (and relaunches them only if the backfill never runs).
+    launch_key = f"recompute-{uuid.uuid4().hex[:16]}"
     if affected_by in buggy:
         fixed = _fixed_version(affected_by, set(buggy))
         for run in runs_using_metric(platform, affected_by):
@@ -149,7 +154,7 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
                                      for m in definition["metrics"]]
             fixed_suite = platform.register_suite(definition).record
             queued.append(platform.request_eval(run.model_key, run.dataset_key, fixed_suite.key, baseline=run.requested_baseline,
-                                                trigger="recompute"))
+                                                trigger="recompute", launch_key=launch_key))
             if run.status in (SUCCEEDED, "failed"):
                 platform.update_run(run.run_id, status=SUPERSEDED, status_reason=f"recomputed with {fixed} ({fixed_suite.key})")
     else:
@@ -160,13 +165,17 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
         replacement = platform.latest_dataset(dataset_id)
         for run_id in incident.affected_runs:
             run = platform.run(run_id)
-            queued.append(platform.request_eval(run.model_key, replacement.key, run.suite_key, baseline=run.requested_baseline,
-                                                trigger="recompute"))
+            recomputed = platform.request_eval(run.model_key, replacement.key, run.suite_key, baseline=run.requested_baseline,
+                                               trigger="recompute", launch_key=launch_key)
+            queued.append(recomputed)
+            if run.status == INVALID:  # the gate is decided from the recomputation; the invalid run stays in the history
+                platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
+                    f"recomputed on {replacement.key} as {recomputed.run_id}; it was invalid: {run.status_reason or ''}")[:2000])
     partitions = sorted({run.model_key for run in queued})
     if not partitions:
         return queued, None
     with platform.registry.session() as session:
-        request = DagsterRequest(kind=BACKFILL, partitions=partitions, requested_by=requested_by,
+        request = DagsterRequest(kind=BACKFILL, partitions=partitions, requested_by=requested_by, launch_key=launch_key,
                                  reason=reason or f"recompute runs affected by {affected_by}")
         session.add(request)
     return queued, request

@@ -326,6 +326,11 @@ class EvalPlatform:
         live = [r for r in previous if r.status in ACTIVE_STATES]
         if live and not recompute:
             return None
+        # A new attempt supersedes the failed ones: the model version's gate is decided from the live runs, so
+        # a failure that a rerun healed no longer holds it at no_decision.
+        for run in previous:
+            if run.status == FAILED:
+                run.status, run.status_reason = SUPERSEDED, f"superseded by a new attempt ({trigger}); it had failed: {run.status_reason or ''}"[:2000]
         if recompute:
             for run in live:
                 if run.status == RUNNING:
@@ -341,8 +346,11 @@ class EvalPlatform:
         return run
 
     def request_eval(self, model_key: str, dataset_id: str, suite_id: str, baseline: str | None = None,
-                     trigger: str = "request", recompute: bool = False) -> EvalRun:
-        """Ask for one evaluation (the API's ``POST /v1/eval-runs``); returns the queued or existing run."""
+                     trigger: str = "request", recompute: bool = False, launch_key: str | None = None) -> EvalRun:
+        """Ask for one evaluation (the API's ``POST /v1/eval-runs``); returns the queued or existing run.
+
+        ``launch_key`` marks a newly queued run as carried by a launch already asked of the orchestrator (a
+        recompute backfill), in the same transaction, so the eval-request sensor does not launch it twice."""
         model = self.model(model_key)
         dataset = self.dataset(dataset_id) if "@" in dataset_id else self.latest_dataset(dataset_id)
         suite = self.suite(suite_id) if "@" in suite_id else self.latest_suite(suite_id)
@@ -351,7 +359,9 @@ class EvalPlatform:
         if baseline is not None:
             self.model(baseline)
         with self.registry.session() as session:
-            run, _ = self.queue_or_find_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
+            run, created = self.queue_or_find_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
+            if created and launch_key is not None:
+                run.launch_key, run.launch_attempts, run.launched_at = launch_key, 1, _now()
         return run
 
     def queue_or_find_run(self, session, model: Model, dataset: EvalDataset, suite: MetricSuite, trigger: str,
@@ -414,19 +424,19 @@ class EvalPlatform:
             grouped.setdefault(run.model_key, []).append(run)
         return grouped
 
-    def claim_runs(self, model_key: str, dagster_run_id: str, requested: bool) -> list[EvalRun]:
+    def claim_runs(self, model_key: str, dagster_run_id: str, requested: bool,
+                   previous_run_ids: Sequence[str] = ()) -> list[EvalRun]:
         """The eval runs a Dagster run works on for one model version.
 
-        Runs already claimed by this Dagster run are returned as they are (later assets of the same run).
-        Otherwise a run the sensor launched for requests (``requested``) claims the model version's queued
-        runs, possibly none if an earlier run took them; a run launched by hand (a rematerialization or a
-        backfill from the Dagster UI) recomputes the model version's current runs.
+        Runs already claimed by this Dagster run, or by an earlier run of its retry chain
+        (``previous_run_ids``: the orchestrator re-executed a run whose worker died), are returned as they
+        are. Otherwise a run the sensor launched for requests (``requested``) claims the model version's
+        queued runs, possibly none if an earlier run took them; a run launched by hand (a
+        rematerialization or a backfill from the Dagster UI) recomputes the model version's current runs.
         """
         name, version = split_key(model_key, "model")
         self.model(model_key)
-        with self.registry.session() as session:
-            mine = list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id == dagster_run_id,
-                                                              EvalRun.model_name == name, EvalRun.model_version == version)))
+        mine = self.runs_of_dagster_run(dagster_run_id, model_key, previous_run_ids)
         if mine:
             return mine
         if not requested:
@@ -437,13 +447,22 @@ class EvalPlatform:
                 .order_by(EvalRun.requested_at).with_for_update()))
             for run in claimed:
                 run.status, run.dagster_run_id, run.started_at = RUNNING, dagster_run_id, _now()
+                run.next_launch_at = None
         return claimed
 
-    def runs_of_dagster_run(self, dagster_run_id: str, model_key: str) -> list[EvalRun]:
+    def runs_of_dagster_run(self, dagster_run_id: str, model_key: str, previous_run_ids: Sequence[str] = ()) -> list[EvalRun]:
+        """The eval runs of one model version a Dagster run works on; running rows of an earlier run of its
+        retry chain are taken over by it."""
         name, version = split_key(model_key, "model")
         with self.registry.session() as session:
-            return list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id == dagster_run_id,
-                                                              EvalRun.model_name == name, EvalRun.model_version == version)))
+            of_model = (EvalRun.model_name == name, EvalRun.model_version == version)
+            earlier = [run_id for run_id in previous_run_ids if run_id and run_id != dagster_run_id]
+            if earlier:
+                for run in session.scalars(select(EvalRun).where(*of_model, EvalRun.status == RUNNING,
+                                                                 EvalRun.dagster_run_id.in_(earlier)).with_for_update()):
+                    run.dagster_run_id = dagster_run_id
+                session.flush()
+            return list(session.scalars(select(EvalRun).where(*of_model, EvalRun.dagster_run_id == dagster_run_id)))
 
     def update_run(self, run_id: str, **values) -> EvalRun:
         with self.registry.session() as session:

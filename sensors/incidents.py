@@ -11,6 +11,7 @@ from assets.evaluation import INPUTS_VALID
 from eval_platform import incidents, releases
 from jobs import release_model_version
 from resources import EvalPlatformResource
+from sensors.launch_state import LAUNCH_TAG
 
 SENSOR_INTERVAL_SECONDS = 5
 #: Assets a recompute rematerializes: the whole evaluation of each affected model version.
@@ -34,8 +35,10 @@ def promotion_request_sensor(context: dg.SensorEvaluationContext, platform: Eval
     return dg.SensorResult(run_requests=requests, cursor=str(cursor), skip_reason=None if requests else "no promotion requests")
 
 
+# ``asset_selection``, not ``target``: a sensor that yields backfills (RunRequests with an asset graph subset)
+# must declare the assets it may backfill, or the daemon rejects every tick.
 @dg.sensor(minimum_interval_seconds=SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
-           target=list(RECOMPUTED_ASSETS))
+           asset_selection=list(RECOMPUTED_ASSETS))
 def recompute_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
     """Launch one Dagster backfill per recompute request, over exactly the affected model-version partitions
     (the cursor, committed with the tick, is the last request launched)."""
@@ -49,8 +52,10 @@ def recompute_request_sensor(context: dg.SensorEvaluationContext, platform: Eval
         subset = AssetGraphSubset.from_asset_partition_set(
             {AssetKeyPartitionKey(dg.AssetKey(asset), key) for asset in RECOMPUTED_ASSETS for key in request.partitions},
             asset_graph)
-        requests.append(dg.RunRequest.for_asset_graph_subset(subset, tags={
-            REQUESTED_TAG: "true", "eval_platform/recompute_request": str(request.id)}))
+        tags = {REQUESTED_TAG: "true", "eval_platform/recompute_request": str(request.id)}
+        if request.launch_key:
+            tags[LAUNCH_TAG] = request.launch_key
+        requests.append(dg.RunRequest.for_asset_graph_subset(subset, tags=tags))
         cursor = request.id
     return dg.SensorResult(
         run_requests=requests, cursor=str(cursor),

@@ -1,63 +1,117 @@
-"""Turn registry rows into Dagster runs.
+"""Turn registry rows into Dagster runs, and make sure each of them ends.
 
-Registering a model version queues its eval runs in the registry; this sensor adds the version's
-partition and launches one run per model version with queued work. The run key is derived from the
-queued run ids, so a tick that sees the same requests again launches nothing new.
+Registering a model version queues its eval runs in the registry; ``eval_request_sensor`` reconciles the
+queue with what Dagster did (:mod:`eval_platform.launches`): rows of a launch that failed, was canceled or
+never started go back to the queue after a backoff or fail with the cause once their attempts are spent,
+and due rows get one new launch per model version, under a run key of their own (a relaunch is never
+skipped as "already requested"). ``eval_run_failure_sensor`` settles the rows of any failed run at once,
+UI materializations included; ``dataset_version_sensor`` validates each new dataset version and retries a
+validation whose run died.
 """
 
+from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import dagster as dg
+from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from assets import REQUESTED_TAG, dataset_versions, model_versions
-from eval_platform import runner
-from eval_platform.hashing import json_hash, short
+from eval_platform import launches, runner
 from jobs import evaluate_model_version, validate_dataset_version
 from resources import EvalPlatformResource
+from sensors.launch_state import LAUNCH_TAG, failure_cause, observe_dagster_run, observe_launch, retry_chain
 
 SENSOR_INTERVAL_SECONDS = 5
+#: Tag of a dataset validation run: the dataset version it validates (on Dagster's retries too).
+DATASET_TAG = "eval_platform/dataset_version"
 
 
 @dg.sensor(job=evaluate_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def eval_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
-    """Launch the evaluation of every model version with queued eval runs."""
+    """Launch the evaluation of every model version with due queued eval runs; retry or fail the rows of
+    launches that ended without evaluating them."""
     service = platform.get()
-    known = set(context.instance.get_dynamic_partitions(model_versions.name))
+    policy = launches.RetryPolicy.from_env()
+    instance = context.instance
+    known = set(instance.get_dynamic_partitions(model_versions.name))
     new_partitions = [model.key for model in service.models() if model.key not in known]
+    outcome = launches.reconcile(service, lambda key: observe_launch(instance, key, policy),
+                                 lambda run_id: observe_dagster_run(instance, run_id, policy), policy)
+    for model_key in sorted(outcome.models_to_decide):
+        runner.decide_model_version(service, model_key)  # no_decision while retrying, or with the failure's cause
     requests = [
-        dg.RunRequest(
-            run_key=f"eval:{model_key}:{short(json_hash(sorted(run.run_id for run in runs)), 16)}",
-            partition_key=model_key,
-            tags={REQUESTED_TAG: "true", "eval_platform/model": model_key},
-        )
-        for model_key, runs in sorted(service.queued_runs().items())
+        dg.RunRequest(run_key=f"eval:{launch.model_key}:{launch.key}", partition_key=launch.model_key,
+                      tags={REQUESTED_TAG: "true", "eval_platform/model": launch.model_key, LAUNCH_TAG: launch.key,
+                            "eval_platform/launch_attempt": str(launch.attempt)})
+        for launch in outcome.launches
     ]
+    if outcome.retrying or outcome.failed:
+        context.log.info(f"requeued {len(outcome.retrying)} eval run(s) after a failed launch, failed "
+                         f"{len(outcome.failed)} whose attempts were spent: {outcome.failed}")
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[model_versions.build_add_request(new_partitions)] if new_partitions else [],
-        skip_reason=None if requests or new_partitions else "no queued eval runs",
+        skip_reason=None if requests or new_partitions else (
+            f"{len(outcome.waiting)} eval run(s) in progress or backing off" if outcome.waiting else "no queued eval runs"),
     )
+
+
+def _validation_runs(instance: dg.DagsterInstance, dataset_key: str) -> list[dg.DagsterRun]:
+    return [record.dagster_run for record in instance.get_run_records(dg.RunsFilter(tags={DATASET_TAG: dataset_key}))]
 
 
 @dg.sensor(job=validate_dataset_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def dataset_version_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
-    """Add a partition for each new dataset version and materialize it (running its checks) once."""
-    known = set(context.instance.get_dynamic_partitions(dataset_versions.name))
+    """Add a partition for each new dataset version and materialize it (running its checks); relaunch a
+    validation whose runs all ended failed or canceled, up to the retry policy's attempts.
+
+    The cursor is the update time of the last ended validation run looked at, so a tick reads only the
+    validation runs that ended since."""
+    instance = context.instance
+    policy = launches.RetryPolicy.from_env()
+    known = set(instance.get_dynamic_partitions(dataset_versions.name))
     new = [record.key for record in platform.get().datasets() if record.key not in known]
+    requests = [dg.RunRequest(run_key=f"dataset:{key}", partition_key=key, tags={DATASET_TAG: key}) for key in new]
+    cursor = float(context.cursor or 0)
+    ended = instance.get_run_records(dg.RunsFilter(
+        job_name=validate_dataset_version.name, statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+        updated_after=datetime.fromtimestamp(cursor, tz=timezone.utc) if cursor else None))
+    newest = cursor
+    for record in ended:
+        stamp = record.update_timestamp.timestamp()
+        newest = max(newest, stamp)
+        run = record.dagster_run
+        key = run.tags.get(DATASET_TAG) or run.tags.get("dagster/partition")
+        if stamp <= cursor or not key or run.tags.get(WILL_RETRY_TAG) == "true" or key in new:
+            continue
+        attempts = _validation_runs(instance, key)
+        if any(not r.is_finished or r.status == dg.DagsterRunStatus.SUCCESS for r in attempts):
+            continue
+        if len(attempts) >= policy.max_attempts:
+            context.log.warning(f"dataset version {key}: validation failed {len(attempts)} time(s), not retried; last: "
+                                f"{failure_cause(instance, run)}")
+            continue
+        requests.append(dg.RunRequest(run_key=f"dataset:{key}:{len(attempts) + 1}", partition_key=key, tags={DATASET_TAG: key}))
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"dataset:{key}", partition_key=key) for key in new],
+        run_requests=requests, cursor=str(newest),
         dynamic_partitions_requests=[dataset_versions.build_add_request(new)] if new else [],
-        skip_reason=None if new else "no new dataset versions",
+        skip_reason=None if requests else "no new dataset versions",
     )
 
 
-@dg.run_failure_sensor(monitored_jobs=[evaluate_model_version], default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
 def eval_run_failure_sensor(context: dg.RunFailureSensorContext, platform: EvalPlatformResource) -> None:
-    """A Dagster run that died (even without reaching the assets' own error handling) fails its eval runs."""
-    message = context.failure_event.message if context.failure_event else "Dagster run failed"
+    """Any failed run of this code location (the sensors' launches, a backfill, a materialization from the
+    UI) settles the eval runs it claimed or carried: requeued for another attempt, or failed with the
+    cause, and the model version's gate decided again. A run Dagster will retry is left to its retry."""
+    run = context.dagster_run
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        return
     service = platform.get()
-    if service.fail_runs_of(context.dagster_run.run_id, message or "Dagster run failed"):
-        partition = context.dagster_run.tags.get("dagster/partition")
-        if partition:
-            runner.decide_model_version(service, partition)
+    outcome = launches.settle_dagster_run(service, retry_chain(context.instance, run.run_id), run.tags.get(LAUNCH_TAG),
+                                          failure_cause(context.instance, run))
+    for model_key in sorted(outcome.models_to_decide):
+        runner.decide_model_version(service, model_key)

@@ -13,10 +13,15 @@ def resources(service: EvalPlatform) -> dict:
 
 
 def tick(sensor, instance, service, cursor=None):
-    """Evaluate a sensor once and apply its partition requests, as the sensor daemon does."""
-    context = dg.build_sensor_context(instance=instance, definitions=definitions.defs, resources=resources(service),
-                                      cursor=cursor)
-    result = sensor(context)
+    """Evaluate a sensor once through Dagster's own tick evaluation (which validates what it returns, as the
+    daemon does: a result the daemon would reject raises here) and apply its partition requests."""
+    repository = definitions.defs.get_repository_def()
+    # built as the code server builds it for the daemon (from the instance's ref, which is what lets a run
+    # request name a partition the same tick adds)
+    with dg.SensorEvaluationContext(instance.get_ref(), last_tick_completion_time=None, last_run_key=None, cursor=cursor,
+                                    log_key=None, repository_name=repository.name, repository_def=repository,
+                                    sensor_name=sensor.name, resources=resources(service)) as context:
+        result = sensor.evaluate_tick(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result

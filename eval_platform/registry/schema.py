@@ -151,6 +151,13 @@ class EvalRun(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The orchestrator's attempts at this row: how many Dagster launches carried it, the key of the last one
+    # (a tag on its runs and on their retries) and when it may be launched again. The reconciler in
+    # eval_platform/launches.py bounds them, so a queued row always ends in a run or a recorded failure.
+    launch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    launch_key: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_launch_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     @property
     def model_key(self) -> str:
@@ -249,5 +256,7 @@ class DagsterRequest(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(32), default="pending", index=True)
     launched_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the launch key of a recompute: set on its queued eval runs and tagged on the backfill's runs
+    launch_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,164 @@
+"""The ops loop as Dagster's daemon runs it: sensors evaluated by the sensor daemon's own iteration, runs
+through the run queue, backfills through the backfill daemon; failures caused for real (a queued run
+canceled, a run failed by the monitor before it started). Every queued eval run ends in a run or in a
+recorded failure."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterRunStatus
+
+from eval_platform import incidents
+from eval_platform.platform import EvalPlatform
+from sensors.launch_state import LAUNCH_TAG
+from tests.daemon_harness import daemon
+
+PLAN = [("bc", "breast-cancer-release")]
+
+
+@pytest.fixture
+def service(tmp_path, breast_cancer, release_suite, db_url, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("EVAL_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("EVAL_PLATFORM_DB_URL", db_url)
+    monkeypatch.setenv("EVAL_PLATFORM_RETRY_BACKOFF_SECONDS", "0")
+    monkeypatch.setenv("EVAL_PLATFORM_MAX_LAUNCH_ATTEMPTS", "2")
+    platform = EvalPlatform.open(home, db_url=db_url)
+    _, _, frame = breast_cancer
+    platform.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed",
+                              slice_columns=["tumour_size"])
+    platform.register_suite(release_suite)
+    yield platform
+    platform.close()
+
+
+def _launched(harness, status=None):
+    records = harness.run_records(job_name="evaluate_model_version", **({"statuses": [status]} if status else {}))
+    return sorted(records, key=lambda record: record.create_timestamp)
+
+
+def test_registration_to_gate_through_the_sensor_daemon(service, model_files):
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    with daemon() as harness:
+        ticks = harness.tick()
+        assert {"eval_request_sensor", "dataset_version_sensor", "recompute_request_sensor",
+                "eval_run_failure_sensor"} <= set(ticks)
+        [run] = service.runs("detector@1")
+        assert run.status == "succeeded" and run.launch_attempts == 1
+        [record] = _launched(harness)
+        assert record.dagster_run.status == DagsterRunStatus.SUCCESS
+        assert record.dagster_run.tags[LAUNCH_TAG] == run.launch_key
+        assert service.gate_decision("detector@1").decision == "pass"
+        assert harness.run_records(job_name="validate_dataset_version")[0].dagster_run.status == DagsterRunStatus.SUCCESS
+        harness.tick()
+        assert len(_launched(harness)) == 1  # nothing left to launch: no second run
+
+
+def test_recompute_is_one_backfill_of_exactly_the_affected_partitions(service, model_files, breast_cancer):
+    _, _, frame = breast_cancer
+    service.register_dataset("holdout", frame.iloc[::2], task_type="binary_classification", label_policy="human_reviewed")
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    service.register_model("other", model_files["gradient_boosting"], eval_plan=[("holdout", "breast-cancer-release")])
+    with daemon() as harness:
+        harness.tick()
+        evaluations = len(_launched(harness))
+        assert evaluations == 2 and service.gate_decision("detector@1").decision == "pass"
+
+        incidents.invalidate_dataset(service, "bc@1", reason="labels leaked into the training set", reported_by="ops")
+        assert service.gate_decision("detector@1").decision == "no_decision"
+        service.register_dataset("bc", frame.iloc[1:], task_type="binary_classification", label_policy="human_reviewed",
+                                 slice_columns=["tumour_size"])  # the clean version, bc@2
+        queued, request = incidents.request_recompute(service, "bc@1", requested_by="ops")
+        assert [run.dataset_key for run in queued] == ["bc@2"] and request.partitions == ["detector@1"]
+        ticks = harness.tick()  # the recompute sensor's backfill passes Dagster's validation
+        assert ticks["recompute_request_sensor"].status.value == "SUCCESS"
+        [backfill] = harness.instance.get_backfills()
+        subset = backfill.asset_backfill_data.target_subset
+        assert {(key.asset_key.to_user_string(), key.partition_key) for key in subset.iterate_asset_partitions()} == {
+            (asset, "detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision")}
+        assert len(_launched(harness)) == evaluations  # the eval-request sensor left the backfill's rows to it
+
+        for _ in range(12):
+            harness.backfills()
+            if harness.instance.get_backfill(backfill.backfill_id).status.value != "REQUESTED":
+                break
+        assert harness.instance.get_backfill(backfill.backfill_id).status.value == "COMPLETED_SUCCESS"
+        [recomputed] = [run for run in service.runs("detector@1") if run.status != "superseded"]
+        assert recomputed.run_id == queued[0].run_id and recomputed.status == "succeeded"
+        assert recomputed.lineage["dataset"]["version"] == 2
+        assert service.gate_decision("detector@1").decision == "pass"  # decided again, on the clean version
+        assert [run.status for run in service.runs("other@1")] == ["succeeded"]  # untouched
+
+
+def test_a_canceled_launch_is_relaunched_under_a_new_key_then_failed_with_its_cause(service, model_files):
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    with daemon() as harness:
+        harness.tick(run_queue=False)
+        [first] = _launched(harness)
+        assert first.dagster_run.status == DagsterRunStatus.QUEUED  # waiting in Dagster's run queue
+        harness.instance.report_run_canceled(first.dagster_run, message="terminated from the UI")
+        harness.tick(run_queue=False)
+        launches = _launched(harness)
+        assert len(launches) == 2 and launches[1].dagster_run.tags[LAUNCH_TAG] != first.dagster_run.tags[LAUNCH_TAG]
+        [run] = service.runs("detector@1")
+        assert run.status == "queued" and run.launch_attempts == 2
+        assert "launch attempt 1 of 2 ended" in run.status_reason and "canceled" in run.status_reason
+
+        harness.instance.report_run_canceled(launches[1].dagster_run, message="terminated again")
+        harness.tick(run_queue=False)
+        [run] = service.runs("detector@1")
+        assert run.status == "failed"
+        assert run.status_reason.startswith("not evaluated after 2 launch attempt(s)") and "canceled" in run.status_reason
+        gate = service.gate_decision("detector@1")
+        assert gate.decision == "no_decision" and "not evaluated after 2 launch attempt(s)" in str(gate.reasons)
+        harness.tick(run_queue=False)
+        assert len(_launched(harness)) == 2  # attempts spent: nothing launched again, nothing left queued
+
+
+def test_backoff_is_waited_for_before_the_next_launch(service, model_files, monkeypatch):
+    monkeypatch.setenv("EVAL_PLATFORM_RETRY_BACKOFF_SECONDS", "3600")
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    with daemon() as harness:
+        harness.tick(run_queue=False)
+        [first] = _launched(harness)
+        harness.instance.report_run_canceled(first.dagster_run)
+        harness.tick(run_queue=False)
+        assert len(_launched(harness)) == 1
+        [run] = service.runs("detector@1")
+        assert run.status == "queued" and "next attempt after" in run.status_reason
+        ticks = harness.tick(run_queue=False)
+        assert "backing off" in ticks["eval_request_sensor"].skip_reason
+
+
+def test_a_run_failed_before_it_started_is_retried_and_the_eval_completes(service, model_files):
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    with daemon() as harness:
+        harness.tick(run_queue=False)
+        [first] = _launched(harness)
+        # what run monitoring does to a run that did not start in time
+        harness.instance.report_run_failed(first.dagster_run, message="Run timed out due to taking longer than 300 seconds to start.")
+        harness.tick(run_queue=False)  # the failure sensor requeues its rows; the eval-request sensor launches them again
+        harness.tick(run_queue=False)
+        pending = _launched(harness, DagsterRunStatus.QUEUED)
+        assert len(pending) == 1 and pending[0].dagster_run.tags[LAUNCH_TAG] != first.dagster_run.tags[LAUNCH_TAG]
+        harness.run_queue()
+        [run] = service.runs("detector@1")
+        assert run.status == "succeeded" and run.launch_attempts == 2
+        assert service.gate_decision("detector@1").decision == "pass"
+
+
+def test_a_failed_attempt_is_superseded_by_the_rerun_that_succeeds(service, model_files):
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    with daemon() as harness:
+        for _ in range(2):  # both attempts canceled: the run fails
+            harness.tick(run_queue=False)
+            harness.instance.report_run_canceled(_launched(harness, DagsterRunStatus.QUEUED)[0].dagster_run)
+        harness.tick(run_queue=False)
+        [failed] = service.runs("detector@1")
+        assert failed.status == "failed" and service.gate_decision("detector@1").decision == "no_decision"
+        rerun = service.request_eval("detector@1", "bc", "breast-cancer-release")  # `evalp runs request`
+        harness.tick()
+        harness.run_queue()
+        assert service.run(rerun.run_id).status == "succeeded"
+        assert service.run(failed.run_id).status == "superseded"
+        assert service.gate_decision("detector@1").decision == "pass"  # decided from the live runs
