@@ -331,7 +331,16 @@ def test_a_failing_endpoint_gets_a_bounded_number_of_attempts_whatever_the_datas
                             f"failed attempts and {report.circuit_open} call(s) failed fast ({received} attempt(s) sent in all)")
 
 
-def test_a_closed_port_fails_fast_with_the_connection_refused_as_cause():
+@pytest.fixture
+def own_breakers(monkeypatch):
+    """The process's shared breakers for this test only: one left open must not meet a later server that
+    happens to get the same port."""
+    from eval_platform.llm import client
+
+    monkeypatch.setattr(client, "_breakers", {})
+
+
+def test_a_closed_port_fails_fast_with_the_connection_refused_as_cause(own_breakers):
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     predictions, report = generate_predictions(_candidate(base_url), QA, MemoryCache(), retry=FAST, concurrency=8)

@@ -493,8 +493,10 @@ def test_a_run_whose_every_judge_or_candidate_call_failed_is_a_failed_run_with_t
     """The judge's (or the candidate's) endpoint is down (nothing listens on its port): the run fails, its
     reason names the phase and the refused connection, and the gate has no decision. Before, a run whose
     every judge call failed was recorded ``succeeded`` with 20 judge errors."""
+    from eval_platform.llm import client
     from eval_platform.llm.client import circuit_breaker
 
+    monkeypatch.setattr(client, "_breakers", {})  # the dead URL's open breaker is this test's only
     port = _closed_port()
     dead = f"http://127.0.0.1:{port}/v1"
     monkeypatch.setenv("EVAL_DEAD_URL", dead)

@@ -349,6 +349,11 @@ class CircuitBreaker:
             return (f"circuit open: endpoint {self.name} failed {self.consecutive_failures} consecutive attempt(s) "
                     f"(last: {self.last_failure}); not called for {left:.0f} s more")
 
+    def is_open(self) -> bool:
+        """Open and still cooling down (nothing changes: unlike :meth:`allow`, this never starts a probe)."""
+        with self._lock:
+            return self.state == self.OPEN and self._clock() - (self.opened_at or 0.0) < self.cooldown_seconds
+
     def record_success(self) -> None:
         with self._lock:
             self.state, self.consecutive_failures, self.opened_at, self._probing = self.CLOSED, 0, None, False
@@ -555,10 +560,12 @@ class LLMClient:
             self.breaker.record_failure(kind, message)
             if attempt + 1 >= self.retry.max_attempts or (cancelled is not None and cancelled()):
                 break
+            if self.breaker.is_open():  # no backoff to sit through: the next attempt would be refused anyway
+                result.error_kind, result.error = CIRCUIT_OPEN, self.breaker.allow() or message
+                break
             self._sleep(self._jitter(attempt, retry_after))
         result.total_seconds = time.perf_counter() - started
         return result
-
 
     def _charge_timeout(self, result: CallResult, model: str, messages, decoding: Decoding) -> None:
         """Charge a timed-out attempt at its worst case: the estimated prompt tokens plus ``max_tokens``.
