@@ -162,9 +162,10 @@ def database_unavailable(request: Request | None, error: BaseException) -> JSONR
     cause = describe_failure(error)
     log.warning("registry database unreachable", extra={"fields": {"path": request.url.path if request else None,
                                                                    "cause": cause}})
-    # the cause names the host and port (never credentials: drivers do not echo passwords)
+    # the cause (host, port, driver's words) goes to the server's log only: clients, /healthz's anonymous
+    # ones included, learn that it is an outage and when to retry, not where the database lives
     return problem_response(request, 503, "database-unavailable", "Service unavailable",
-                            f"the registry database is unreachable; retry later ({cause})",
+                            "the registry database is unreachable; retry later",
                             headers={"Retry-After": str(retry_after_seconds())})
 
 
