@@ -15,6 +15,7 @@ from assets.datasets import eval_dataset
 from assets.partitions import PROMOTION_REQUEST_TAG, REQUESTED_TAG, model_versions
 from eval_platform import releases, runner
 from eval_platform.evaluation import ALL
+from eval_platform.failures import describe_failure
 from eval_platform.gates import GATE_CODE_VERSION, PASS
 from eval_platform.hashing import json_hash, short
 from eval_platform.llm.judge import JUDGE_CODE_VERSION
@@ -55,7 +56,8 @@ def _failing_runs_on_error(service: EvalPlatform, context: dg.AssetExecutionCont
     try:
         yield
     except Exception as error:
-        if service.fail_runs_of(context.run.run_id, f"{type(error).__name__}: {error}"):
+        # the cause, not just the step: "LLMCallsFailed: every judge call ... failed: connection refused"
+        if service.fail_runs_of(context.run.run_id, describe_failure(error)):
             runner.decide_model_version(service, context.partition_key)  # no_decision, with the failure as reason
         raise
 

@@ -482,7 +482,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvalPlatformError as error:
         print(f"evalp: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        from eval_platform.failures import database_unreachable
+
+        if not database_unreachable(error):
+            raise  # a bug: its traceback is what a report needs
+        print(_unreachable_line(args, error), file=sys.stderr)
+        return EXIT_UNAVAILABLE
     return 0
+
+
+#: Exit status when the registry database cannot be reached (sysexits' EX_TEMPFAIL: try again later).
+EXIT_UNAVAILABLE = 75
+
+
+def _unreachable_line(args, error: BaseException) -> str:
+    """One line for an outage: which database (password masked), why, and what to do."""
+    from eval_platform.failures import describe_failure, redact_url
+
+    try:
+        from eval_platform.config import PlatformConfig
+
+        where = f" at {redact_url(PlatformConfig.resolve(args.home).db_url)}"
+    except Exception:  # the configuration itself is broken: say what we know
+        where = ""
+    why = describe_failure(error).split(": the database is unreachable: ", 1)[-1]
+    return f"evalp: the registry database{where} is unreachable: {why}; retry when it is up"
 
 
 if __name__ == "__main__":

@@ -138,6 +138,9 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> 
         raise LLMRunStopped(report.budget_field or "budget", f"budget_exceeded: the run stopped at its budget after "
                             f"{report.calls} call(s); {report.skipped} example(s) were not answered")
     if report.errors:
+        from eval_platform.llm.generate import raise_if_calls_failed
+
+        raise_if_calls_failed(report)  # every call failed, or the endpoint's breaker opened: that is the cause
         raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
     return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": report.calls == 0, "rows": len(predictions),
             "seconds": report.wall_seconds, "calls": report.calls, "cache_hits": report.cache_hits,
@@ -249,6 +252,7 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
                                reference_column=schema["label_column"])
     if result.report.budget_exceeded:
         raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
+    _raise_if_judge_calls_failed(result.report)
     verdicts = result.verdicts.astype({"score": np.float64})
     digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
     record = {"verdicts": digest, "predictions_hash": run.predictions_hash, **json_safe(result.to_dict())}
@@ -259,6 +263,14 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
         platform.update_run(run.run_id, lineage={**current, "judge": record["summary"]["judge"],
                                                  "judge_config_hash": record["summary"]["judge_config_hash"]})
     return record, verdicts
+
+
+def _raise_if_judge_calls_failed(report) -> None:
+    """A judge whose every call failed (or whose endpoint's breaker opened) judged nothing: the run fails with
+    that cause instead of succeeding with every verdict a judge error."""
+    from eval_platform.llm.generate import raise_if_calls_failed
+
+    raise_if_calls_failed(report)
 
 
 def _sampling_record(suite, verdicts: pd.DataFrame, summary: dict) -> dict:
@@ -376,6 +388,7 @@ def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
                                reference_column=schema["label_column"])
     if result.report.budget_exceeded:
         raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the pairwise judge stopped at its budget")
+    _raise_if_judge_calls_failed(result.report)
     verdicts = result.verdicts
     digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
     complete = (verdicts["status"] == JUDGED) & (verdicts["n_errors"] == 0)

@@ -478,3 +478,51 @@ def test_orphan_llm_calls_past_retention_are_purged(service, server, tmp_path):
     assert not report.purged and report.llm_calls_deleted == 84 and cache.count() == 0
     entry = retention.purge_log(service)[0]
     assert entry.kind == "llm_calls" and len(entry.cache_keys) == 84 and entry.store_deleted
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("down", ["judge", "candidate"])
+def test_a_run_whose_every_judge_or_candidate_call_failed_is_a_failed_run_with_the_cause(service, server, tmp_path, monkeypatch, down):
+    """The judge's (or the candidate's) endpoint is down (nothing listens on its port): the run fails, its
+    reason names the phase and the refused connection, and the gate has no decision. Before, a run whose
+    every judge call failed was recorded ``succeeded`` with 20 judge errors."""
+    from eval_platform.llm import client
+    from eval_platform.llm.client import circuit_breaker
+
+    monkeypatch.setattr(client, "_breakers", {})  # the dead URL's open breaker is this test's only
+    port = _closed_port()
+    dead = f"http://127.0.0.1:{port}/v1"
+    monkeypatch.setenv("EVAL_DEAD_URL", dead)
+    raw = judged_suite()
+    if down == "judge":
+        raw["llm"]["judge"]["endpoint"]["base_url"] = "${EVAL_DEAD_URL}"  # same endpoint name: the pin is unchanged
+        service.register_suite(raw)
+        path = candidate_file(tmp_path)
+    else:
+        service.register_suite(raw)
+        spec = json.loads(candidate_file(tmp_path).read_text())
+        spec["endpoint"]["base_url"] = "${EVAL_DEAD_URL}"
+        path = tmp_path / "dead-candidate.json"
+        path.write_text(json.dumps(spec))
+    service.register_model("qa-bot", path, kind="openai_chat", eval_plan=[("qa", "qa")])
+    with dg.instance_for_test() as instance:
+        request = tick(eval_request_sensor, instance, service).run_requests[0]
+        result = execute("evaluate_model_version", instance, service, request.partition_key, request.tags, raise_on_error=False)
+    assert not result.success
+    run = service.runs("qa-bot@1")[0]
+    calls = 20 * 3 if down == "judge" else 20
+    assert run.status == "failed"
+    assert run.status_reason.startswith(f"LLMCallsFailed: every {down} call to endpoint local-kb failed ({calls} of {calls}): "
+                                        f"connection to {dead} failed: ")
+    assert "Connection refused" in run.status_reason and "circuit breaker opened" in run.status_reason
+    # the endpoint got the breaker's threshold and the calls in flight, not 6 attempts per call
+    assert circuit_breaker(dead).snapshot()["consecutive_failures"] <= 10 + 4
+    decision = service.gate_decision("qa-bot@1")
+    assert decision.decision == "no_decision" and "LLMCallsFailed" in str(decision.reasons)

@@ -40,7 +40,17 @@ import eval_platform
 from eval_platform import access
 from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
 from eval_platform.api.auth import bearer, current_principal
-from eval_platform.api.problems import PROBLEM_JSON, Problem, ProblemError, install, problem_response, problem_responses
+from eval_platform.api.problems import (
+    PROBLEM_JSON,
+    Problem,
+    ProblemError,
+    database_unavailable,
+    install,
+    problem_response,
+    problem_responses,
+    retry_after_seconds,
+)
+from eval_platform.failures import database_unreachable
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash
 from eval_platform.observability import HttpStats, collect, render_prometheus
@@ -654,7 +664,7 @@ def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_by
     app = FastAPI(
         title="Eval platform API", version=eval_platform.__version__, lifespan=lifespan,
         description=API_DESCRIPTION,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(400, 401, 503),  # 503: the registry database is unreachable
     )
     app.state.platform = platform
     app.state.http_stats = HttpStats()
@@ -708,11 +718,14 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one closure per route
     # service --------------------------------------------------------------------------------------
     @app.get("/healthz", response_model=Health, tags=["service"], responses=problem_responses(503))
-    def healthz():
+    def healthz(request: Request):
         try:
             revision = platform.registry.schema_revision()
-        except Exception:  # the registry is down
-            raise ProblemError(503, "unavailable", "Service unavailable", "the registry does not answer") from None
+        except Exception as error:  # not healthy, whatever the cause: 503, as every route answers an outage
+            if database_unreachable(error):
+                return database_unavailable(request, error)
+            raise ProblemError(503, "unavailable", "Service unavailable", "the registry does not answer",
+                               headers={"Retry-After": str(retry_after_seconds())}) from None
         return respond({"status": "ok", "schemaRevision": revision, "version": eval_platform.__version__})
 
     @app.get("/metrics", tags=["service"], response_class=PlainTextResponse,

@@ -2,13 +2,16 @@
 
 ``InvalidInput`` -> 422 naming the field, request validation -> 422 listing each field, ``NotFound`` ->
 404, ``Conflict`` (and a reused ``Idempotency-Key``) -> 409, a missing or bad token -> 401, a request
-outside a dataset's access policy -> 403, anything unexpected -> 500 without internals. Every check runs
-before the first write, so an error response means nothing was written.
+outside a dataset's access policy -> 403, the registry database unreachable -> 503 with ``Retry-After``
+(connection refused, the server gone, the pool exhausted: :func:`eval_platform.failures.database_unreachable`),
+anything else unexpected -> 500 without internals. Every check runs before the first write, so an error
+response means nothing was written.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eval_platform.access import Forbidden, Unauthenticated
 from eval_platform.errors import Conflict, EvalPlatformError, InvalidInput, NotFound
+from eval_platform.failures import database_unreachable, describe_failure
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:evalp:problem:"
@@ -143,7 +147,37 @@ async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse
                             str(error.detail), headers=headers or None)
 
 
+def retry_after_seconds() -> int:
+    """What a 503 tells clients to wait (``$EVAL_PLATFORM_RETRY_AFTER_SECONDS``, default 5): long enough
+    not to hammer a registry that is restarting, short enough to notice it is back."""
+    try:
+        return max(int(os.environ.get("EVAL_PLATFORM_RETRY_AFTER_SECONDS") or 5), 1)
+    except ValueError:
+        return 5
+
+
+def database_unavailable(request: Request | None, error: BaseException) -> JSONResponse:
+    """503 for a registry the server cannot reach: the client should retry later; the request wrote nothing
+    (its transaction never committed)."""
+    cause = describe_failure(error)
+    log.warning("registry database unreachable", extra={"fields": {"path": request.url.path if request else None,
+                                                                   "cause": cause}})
+    # the cause (host, port, driver's words) goes to the server's log only: clients, /healthz's anonymous
+    # ones included, learn that it is an outage and when to retry, not where the database lives
+    return problem_response(request, 503, "database-unavailable", "Service unavailable",
+                            "the registry database is unreachable; retry later",
+                            headers={"Retry-After": str(retry_after_seconds())})
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if database_unreachable(error):
+        return database_unavailable(request, error)
+    return await _unexpected(request, error)  # bad SQL, a missing table: the server's fault, 500
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    if database_unreachable(error):  # raised through another error (``raise ... from``)
+        return database_unavailable(request, error)
     log.error("unhandled error", exc_info=error, extra={"fields": {"path": request.url.path, "method": request.method}})
     return problem_response(request, 500, "internal", "Internal error", "the server could not complete the request")
 
@@ -158,6 +192,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem)
     app.add_exception_handler(EvalPlatformError, _platform_error)
     app.add_exception_handler(StarletteHTTPException, _http)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    # before the catch-all: SQLAlchemy's errors are looked up by class, so an outage never becomes a 500
+    app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -169,5 +207,6 @@ def _content() -> dict:
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
     descriptions = {400: "Bad request", 401: "Missing or invalid token", 403: "Outside the dataset's access policy",
                     404: "Not found", 409: "Conflicts with the registry's state", 413: "Upload too large",
-                    422: "Invalid input (the problem names the field)"}
+                    422: "Invalid input (the problem names the field)",
+                    503: "The registry database is unreachable: retry after the Retry-After header's seconds"}
     return {status: {"model": Problem, "description": descriptions.get(status, "Error"), "content": _content()} for status in statuses}

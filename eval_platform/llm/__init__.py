@@ -36,20 +36,25 @@ from eval_platform.llm.client import (
     LLM_CALL_CODE_VERSION,
     CallResult,
     CandidateSpec,
+    CircuitBreaker,
     Decoding,
     Endpoint,
     LLMClient,
     PromptTemplate,
     RetryPolicy,
+    circuit_breaker,
 )
 from eval_platform.llm.generate import (
     CallReport,
+    LLMCallsFailed,
+    calls_failure,
     check_run_budget,
     estimate_generation,
     estimate_run,
     execute_calls,
     generate_predictions,
     judge_predictions,
+    raise_if_calls_failed,
 )
 from eval_platform.llm.judge import (
     PAIRWISE_JUDGE_PROMPT,
@@ -65,11 +70,11 @@ from eval_platform.llm.judge import (
 )
 
 __all__ = [
-    "BudgetExceeded", "BudgetTracker", "CachedCall", "CallReport", "CallResult", "CandidateSpec", "CostEstimate",
-    "Decoding", "Endpoint", "JudgeConfig", "JudgeParseError", "JudgeResult", "LLMCache", "LLMClient",
+    "BudgetExceeded", "BudgetTracker", "CachedCall", "CallReport", "CallResult", "CandidateSpec", "CircuitBreaker", "CostEstimate",
+    "Decoding", "Endpoint", "JudgeConfig", "JudgeParseError", "JudgeResult", "LLMCache", "LLMCallsFailed", "LLMClient",
     "LLM_CALL_CODE_VERSION", "Limits", "MemoryCache", "PAIRWISE_JUDGE_PROMPT", "Price", "PriceTable",
     "PromptTemplate", "QA_JUDGE_PROMPT", "RetryPolicy", "SamplingPlan", "StratifiedEstimate", "SuiteBudget",
-    "call_key", "check_run_budget", "count_tokens", "default_judge", "estimate_generation", "estimate_run",
+    "call_key", "calls_failure", "check_run_budget", "circuit_breaker", "count_tokens", "default_judge", "estimate_generation", "estimate_run",
     "execute_calls", "generate_predictions", "judge", "judge_pairwise", "judge_predictions", "parse_verdict",
-    "stratified_estimate", "stratified_sample", "strata_from_metric",
+    "raise_if_calls_failed", "stratified_estimate", "stratified_sample", "strata_from_metric",
 ]

@@ -16,6 +16,17 @@ The same code talks to the bundled local server, vLLM, Ollama or OpenAI: only th
 retry loop is ours (exponential backoff with full jitter on 429, 5xx, timeouts and connection errors;
 ``Retry-After`` honoured), so every attempt is counted and the waiting is visible in the call report.
 Bounded concurrency is the caller's thread pool (:func:`eval_platform.llm.generate.execute_calls`).
+
+A :class:`CircuitBreaker` per endpoint URL (shared by every client of the process) stops the hammering of
+an endpoint that is down: after ``failure_threshold`` consecutive failed attempts (connection errors,
+timeouts, 5xx) it opens, and every call fails at once with the cause (``circuit_open``) for
+``cooldown_seconds``; then one probe call is let through, and its success closes the breaker. So a run
+against a dead endpoint makes a bounded number of attempts (the threshold plus the calls in flight) whatever
+the number of examples, instead of every call making all its attempts.
+
+An attempt that timed out may still have been completed, and billed, by the server: its worst case (the
+prompt's estimated tokens plus ``max_tokens``) is charged to the call (``timeout_prompt_tokens``,
+``timeout_completion_tokens``, ``timeout_cost``), so the run's cost and its budget count it.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eval_platform.errors import InvalidInput
-from eval_platform.llm.budget import PriceTable
+from eval_platform.llm.budget import PriceTable, count_message_tokens
 
 #: Version of how requests are built and replies read here: part of every cache key, so a change of this
 #: code that could change what a call returns invalidates the cache instead of serving stale answers.
@@ -287,6 +298,107 @@ class RetryPolicy:
         return wait
 
 
+#: Failures that say the endpoint is down or broken (a 429 says it is up and busy; a 4xx is our request).
+BREAKER_FAILURES = frozenset({"connection", "timeout", "server_error"})
+CIRCUIT_OPEN = "circuit_open"
+
+
+class CircuitBreaker:
+    """Closed -> open after ``failure_threshold`` consecutive failed attempts; open -> half-open after
+    ``cooldown_seconds`` (one probe call at a time); half-open -> closed on a success, open again on a
+    failure. Thread-safe; :func:`circuit_breaker` shares one per endpoint URL within the process.
+
+    The threshold counts attempts, not calls, over all the endpoint's calls: with ``concurrency`` calls in
+    flight, an endpoint that is down gets at most ``failure_threshold + concurrency`` attempts before every
+    call fails fast. 10 is far above what a flaky but working endpoint produces in a row (at a 30% error
+    rate, ten consecutive failures come once in 170,000 attempts), and small next to a dataset."""
+
+    CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+    def __init__(self, name: str, failure_threshold: int = 10, cooldown_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
+        if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int) or failure_threshold < 1:
+            raise InvalidInput("failure_threshold", f"must be an integer >= 1, got {failure_threshold!r}")
+        if not isinstance(cooldown_seconds, int | float) or not cooldown_seconds >= 0:
+            raise InvalidInput("cooldown_seconds", f"must be a number >= 0, got {cooldown_seconds!r}")
+        self.name, self.failure_threshold, self.cooldown_seconds = name, failure_threshold, float(cooldown_seconds)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.state = self.CLOSED
+        self.consecutive_failures = 0
+        self.opened_at: float | None = None
+        self.last_failure: str | None = None
+        self.times_opened = 0
+        self._probing = False
+        self._probe_started = 0.0
+
+    def allow(self) -> str | None:
+        """None when an attempt may be sent now, else why not (the call then fails with ``circuit_open``)."""
+        with self._lock:
+            if self.state == self.CLOSED:
+                return None
+            waited = self._clock() - (self.opened_at or 0.0)
+            if self.state == self.OPEN and waited >= self.cooldown_seconds:
+                self.state = self.HALF_OPEN
+            if self.state == self.HALF_OPEN and (not self._probing or self._clock() - self._probe_started >= self.cooldown_seconds):
+                # this attempt is the probe; the others keep failing fast (a probe never heard of again,
+                # its caller gone, is replaced after another cool-down)
+                self._probing, self._probe_started = True, self._clock()
+                return None
+            left = max(self.cooldown_seconds - waited, 0.0)
+            return (f"circuit open: endpoint {self.name} failed {self.consecutive_failures} consecutive attempt(s) "
+                    f"(last: {self.last_failure}); not called for {left:.0f} s more")
+
+    def is_open(self) -> bool:
+        """Open and still cooling down (nothing changes: unlike :meth:`allow`, this never starts a probe)."""
+        with self._lock:
+            return self.state == self.OPEN and self._clock() - (self.opened_at or 0.0) < self.cooldown_seconds
+
+    def record_success(self) -> None:
+        with self._lock:
+            self.state, self.consecutive_failures, self.opened_at, self._probing = self.CLOSED, 0, None, False
+
+    def record_failure(self, kind: str, message: str) -> None:
+        """An attempt failed; only :data:`BREAKER_FAILURES` count (and only they can open the breaker). Any
+        other failure (a 429, a 4xx) is an answer: the endpoint is up."""
+        if kind not in BREAKER_FAILURES:
+            self.record_success()
+            return
+        with self._lock:
+            self.consecutive_failures += 1
+            self.last_failure = message
+            if self.state == self.HALF_OPEN or (self.state == self.CLOSED and self.consecutive_failures >= self.failure_threshold):
+                self.state, self.opened_at = self.OPEN, self._clock()
+                self.times_opened += 1
+            self._probing = False
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"endpoint": self.name, "state": self.state, "failure_threshold": self.failure_threshold,
+                    "cooldown_seconds": self.cooldown_seconds, "consecutive_failures": self.consecutive_failures,
+                    "times_opened": self.times_opened, "last_failure": self.last_failure}
+
+
+_breakers: dict[str, CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def circuit_breaker(base_url: str, failure_threshold: int | None = None, cooldown_seconds: float | None = None) -> CircuitBreaker:
+    """The process's breaker of the endpoint at ``base_url`` (created on first use).
+
+    Keyed by URL, not by endpoint name: it is the server at that address that is down, whichever name the
+    candidate or the judge gives it. Defaults: ``$EVAL_PLATFORM_LLM_BREAKER_THRESHOLD`` (10) consecutive
+    failed attempts, ``$EVAL_PLATFORM_LLM_BREAKER_COOLDOWN`` (30) seconds."""
+    with _breakers_lock:
+        breaker = _breakers.get(base_url)
+        if breaker is None:
+            threshold = failure_threshold or int(os.environ.get("EVAL_PLATFORM_LLM_BREAKER_THRESHOLD") or 10)
+            cooldown = cooldown_seconds if cooldown_seconds is not None else float(
+                os.environ.get("EVAL_PLATFORM_LLM_BREAKER_COOLDOWN") or 30.0)
+            breaker = _breakers[base_url] = CircuitBreaker(base_url, threshold, cooldown)
+        return breaker
+
+
 @dataclass
 class CallResult:
     """One logical call (all its attempts). ``error`` is set when no attempt succeeded."""
@@ -298,9 +410,14 @@ class CallResult:
     cost: float | None = None
     latency_seconds: float = 0.0  # the successful attempt's
     total_seconds: float = 0.0  # every attempt and every wait
-    attempts: int = 0
+    attempts: int = 0  # HTTP requests sent (a call refused by an open circuit breaker sent none)
     error: str | None = None
-    error_kind: str | None = None  # rate_limit, server_error, timeout, connection, client_error, bad_response
+    error_kind: str | None = None  # rate_limit, server_error, timeout, connection, client_error, bad_response, circuit_open
+    # attempts that timed out, charged at their worst case (the server may have completed and billed them)
+    timed_out_attempts: int = 0
+    timeout_prompt_tokens: int = 0
+    timeout_completion_tokens: int = 0
+    timeout_cost: float | None = None
     response_model: str | None = None
     system_fingerprint: str | None = None
     retry_causes: list[str] = field(default_factory=list)
@@ -312,6 +429,18 @@ class CallResult:
     @property
     def retries(self) -> int:
         return max(self.attempts - 1, 0)
+
+    @property
+    def charged_tokens(self) -> int:
+        """Every token this call may have been billed for: the reply's usage and the timed-out attempts'."""
+        return self.prompt_tokens + self.completion_tokens + self.timeout_prompt_tokens + self.timeout_completion_tokens
+
+    @property
+    def charged_cost(self) -> float | None:
+        """The reply's cost plus the timed-out attempts' (None when neither is priced)."""
+        if self.cost is None and self.timeout_cost is None:
+            return None
+        return (self.cost or 0.0) + (self.timeout_cost or 0.0)
 
 
 def _retry_after(response) -> float | None:
@@ -340,12 +469,14 @@ class LLMClient:
     """Calls to one endpoint through ``openai.OpenAI(base_url=..., max_retries=0)``; thread-safe."""
 
     def __init__(self, endpoint: Endpoint, retry: RetryPolicy | None = None, prices: PriceTable | None = None,
-                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None, max_connections: int = 256):
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None, max_connections: int = 256,
+                 breaker: CircuitBreaker | None = None):
         import httpx
         import openai
 
         self.endpoint = endpoint
         self.base_url = endpoint.url()
+        self.breaker = breaker or circuit_breaker(self.base_url)
         self.retry = retry or RetryPolicy()
         self.prices = prices or PriceTable()
         self._sleep = sleep
@@ -380,7 +511,11 @@ class LLMClient:
         params = decoding.request_params()
         extra = {"response_format": dict(response_format)} if response_format else {}
         for attempt in range(self.retry.max_attempts):
-            result.attempts = attempt + 1
+            refused = self.breaker.allow()
+            if refused is not None:  # the endpoint is down: fail now, with the cause, without sending
+                result.error_kind, result.error = CIRCUIT_OPEN, refused
+                break
+            result.attempts += 1
             attempt_started = time.perf_counter()
             retry_after = None
             try:
@@ -391,16 +526,20 @@ class LLMClient:
             except openai.InternalServerError as error:
                 kind, message = "server_error", f"{error.status_code}: {_message(error)}"
             except openai.APITimeoutError:
-                kind, message = "timeout", f"no reply within {self.retry.timeout:g} s"
+                kind, message = "timeout", f"no reply from {self.base_url} within {self.retry.timeout:g} s"
+                self._charge_timeout(result, model, messages, decoding)
             except openai.APIConnectionError as error:
-                kind, message = "connection", f"connection failed: {error}"
+                kind, message = "connection", f"connection to {self.base_url} failed: {_root_message(error)}"
             except openai.APIStatusError as error:  # 4xx other than 429: retrying cannot help
+                self.breaker.record_success()  # the endpoint answered
                 result.error_kind, result.error = "client_error", f"{error.status_code}: {_message(error)}"
                 break
             except (openai.APIResponseValidationError, ValueError) as error:
+                self.breaker.record_success()  # the endpoint answered, badly
                 result.error_kind, result.error = "bad_response", f"unreadable response: {error}"
                 break
             else:
+                self.breaker.record_success()
                 result.latency_seconds = time.perf_counter() - attempt_started
                 choice = response.choices[0] if response.choices else None
                 if choice is None or choice.message is None:
@@ -418,11 +557,36 @@ class LLMClient:
                 break
             result.error_kind, result.error = kind, message
             result.retry_causes.append(kind)
+            self.breaker.record_failure(kind, message)
             if attempt + 1 >= self.retry.max_attempts or (cancelled is not None and cancelled()):
+                break
+            if self.breaker.is_open():  # no backoff to sit through: the next attempt would be refused anyway
+                result.error_kind, result.error = CIRCUIT_OPEN, self.breaker.allow() or message
                 break
             self._sleep(self._jitter(attempt, retry_after))
         result.total_seconds = time.perf_counter() - started
         return result
+
+    def _charge_timeout(self, result: CallResult, model: str, messages, decoding: Decoding) -> None:
+        """Charge a timed-out attempt at its worst case: the estimated prompt tokens plus ``max_tokens``.
+
+        The client gave up, not the server: it may well have finished the reply and billed it, and its usage
+        never reaches us. The worst case rather than a guess at the reply's length, because it is what the
+        budget reserved for the call (so the budget's promise holds) and it never undercounts a bill."""
+        prompt, completion = count_message_tokens(messages), decoding.max_tokens
+        result.timed_out_attempts += 1
+        result.timeout_prompt_tokens += prompt
+        result.timeout_completion_tokens += completion
+        cost = self.prices.cost(self.endpoint.name, model, prompt, completion)
+        if cost is not None:
+            result.timeout_cost = (result.timeout_cost or 0.0) + cost
+
+
+def _root_message(error: BaseException) -> str:
+    """The innermost cause's words (``[Errno 111] Connection refused``), not the openai wrapper's "Connection error."."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error) or type(error).__name__
 
 
 def _message(error) -> str:

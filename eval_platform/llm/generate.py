@@ -13,6 +13,12 @@ before it is sent; when a reservation is refused the run sends nothing more and 
 Replies are written to the cache by a writer thread as they arrive (one transaction per batch of replies
 that arrived together), so a run stopped midway (budget, cancel, crash of the caller) resumes paying only
 for what is missing. Stopping waits for the calls in flight (already paid for) and keeps their replies.
+
+Attempts that timed out are charged at their worst case (see :class:`~eval_platform.llm.client.LLMClient`):
+their tokens and cost count in the budget and in the report's ``cost`` (``timeout_tokens``,
+``timeout_cost`` say how much of it). :func:`calls_failure` says when a phase's calls leave the run with
+nothing to report (every call sent failed, or the endpoint's circuit breaker opened), and
+:class:`LLMCallsFailed` is what the runner raises then, so the run fails with that cause.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval_platform.errors import InvalidInput
+from eval_platform.errors import EvalPlatformError, InvalidInput
 from eval_platform.llm.budget import (
     BudgetTracker,
     CallCost,
@@ -44,7 +50,7 @@ from eval_platform.llm.budget import (
     estimate_cost,
 )
 from eval_platform.llm.cache import CachedCall, CallCache, call_key
-from eval_platform.llm.client import CandidateSpec, Decoding, Endpoint, LLMClient, RetryPolicy
+from eval_platform.llm.client import CIRCUIT_OPEN, CandidateSpec, Decoding, Endpoint, LLMClient, RetryPolicy
 
 #: Prediction statuses: ``ok`` (an answer, fresh or cached), ``error`` (the call failed after its retries),
 #: ``skipped_budget`` (not sent: the budget stopped the run), ``cancelled`` (not sent: the run was stopped).
@@ -113,9 +119,15 @@ class CallReport:
     errors: int = 0
     error_samples: list = field(default_factory=list)
     skipped: int = 0  # calls not sent because the budget was reached or the run was cancelled
-    prompt_tokens: int = 0
+    circuit_open: int = 0  # calls failed at once because the endpoint's circuit breaker was open
+    breaker: dict | None = None  # the endpoint's circuit breaker when the phase ended
+    endpoint: str | None = None
+    prompt_tokens: int = 0  # usage of the replies received
     completion_tokens: int = 0
-    cost: float = 0.0  # money spent by this run (new calls only)
+    timed_out_attempts: int = 0  # attempts the client gave up on; the server may have completed and billed them
+    timeout_tokens: int = 0  # their worst case (estimated prompt + max_tokens), counted in total_tokens and the budget
+    timeout_cost: float = 0.0  # their worst-case cost, counted in ``cost``
+    cost: float = 0.0  # money spent by this run (new calls only, timed-out attempts included)
     cost_saved: float = 0.0  # what the cache hits cost when they were made
     unpriced_calls: int = 0
     budget_exceeded: bool = False
@@ -128,7 +140,8 @@ class CallReport:
 
     @property
     def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+        """Every token charged: the replies' usage and the timed-out attempts' worst case."""
+        return self.prompt_tokens + self.completion_tokens + self.timeout_tokens
 
     def to_dict(self) -> dict:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -140,9 +153,56 @@ class CallReport:
                 f"{self.total_tokens} tokens, cost {self.cost:.6f}")
         if self.errors:
             line += f", {self.errors} errors"
+        if self.timed_out_attempts:
+            line += f", {self.timed_out_attempts} timed-out attempts charged ({self.timeout_tokens} tokens)"
+        if self.circuit_open:
+            line += f", {self.circuit_open} calls refused by the open circuit breaker"
         if self.budget_exceeded:
             line += f", BUDGET EXCEEDED ({self.budget_field}; {self.skipped} calls not sent)"
         return line
+
+
+class LLMCallsFailed(EvalPlatformError):
+    """A phase's calls gave the run nothing to go on (:func:`calls_failure`): the run fails with this cause."""
+
+    def __init__(self, phase: str, message: str, report: "CallReport | None" = None):
+        super().__init__(message)
+        self.phase, self.report = phase, report
+
+
+def calls_failure(report: CallReport) -> str | None:
+    """Why a phase's calls leave the run without a result, or None.
+
+    Every call sent failed, or the endpoint's circuit breaker opened (calls were refused without being sent:
+    the endpoint is down, and what was not answered will not be). The message names the phase, the
+    counts and the first real cause (a refused connection, a timeout, a 5xx), not the breaker's echo of it."""
+    if report.calls == 0 or report.errors == 0:
+        return None
+    if report.errors < report.calls and not report.circuit_open:
+        return None
+    breaker = report.breaker or {}
+    real = next((e for e in report.error_samples if e.get("kind") != CIRCUIT_OPEN), None)
+    if real is not None:
+        why = real["error"]
+    else:  # every call ended refused by the breaker: the failure that opened it is the cause
+        why = breaker.get("last_failure") or (report.error_samples[0]["error"] if report.error_samples else "unknown")
+    where = f" to endpoint {report.endpoint}" if report.endpoint else ""
+    if report.errors == report.calls:
+        message = f"every {report.phase} call{where} failed ({report.errors} of {report.calls}): {why}"
+    else:
+        message = f"{report.errors} of {report.calls} {report.phase} call(s){where} failed: {why}"
+    if report.circuit_open:
+        threshold = breaker.get("failure_threshold")
+        message += (f"; the endpoint's circuit breaker opened" + (f" after {threshold} consecutive failed attempts" if threshold else "")
+                    + f" and {report.circuit_open} call(s) failed fast ({report.attempts} attempt(s) sent in all)")
+    return message
+
+
+def raise_if_calls_failed(report: CallReport) -> None:
+    """:class:`LLMCallsFailed` when :func:`calls_failure` has a cause."""
+    failure = calls_failure(report)
+    if failure is not None:
+        raise LLMCallsFailed(report.phase, failure, report)
 
 
 class _CacheWriter:
@@ -216,13 +276,20 @@ def execute_calls(requests: Sequence[CallRequest], cache: CallCache, client: LLM
         return stop_sending.is_set() or (cancel is not None and cancel.is_set())
 
     def finish(request: CallRequest, reservation: tuple[int, float], result) -> CachedCall | None:
-        tracker.settle(reservation, result.prompt_tokens + result.completion_tokens, result.cost)
+        # timed-out attempts count too: the server may have completed and billed them (charged at worst case)
+        tracker.settle(reservation, result.charged_tokens, result.charged_cost)
         report.calls += 1
         report.attempts += result.attempts
         report.retries += result.retries
         retry_causes.update(result.retry_causes)
+        report.timed_out_attempts += result.timed_out_attempts
+        report.timeout_tokens += result.timeout_prompt_tokens + result.timeout_completion_tokens
+        report.timeout_cost += result.timeout_cost or 0.0
+        report.cost += result.timeout_cost or 0.0
         if not result.ok:
             report.errors += 1
+            if result.error_kind == CIRCUIT_OPEN:
+                report.circuit_open += 1
             if len(report.error_samples) < 20:
                 report.error_samples.append({"cache_key": request.key, "kind": result.error_kind, "error": result.error})
             outcomes[request.key] = CallOutcome(request, None, False, ERROR, result.error, result.error_kind)
@@ -302,6 +369,9 @@ def execute_calls(requests: Sequence[CallRequest], cache: CallCache, client: LLM
     report.budget_field = report.budget_field or tracker.exceeded_field
     report.cancelled = report.cancelled or (cancel is not None and cancel.is_set())
     report.retry_causes = dict(Counter(report.retry_causes) + retry_causes)
+    report.endpoint = report.endpoint or client.endpoint.name
+    if todo:
+        report.breaker = client.breaker.snapshot()
     if latencies:
         report.latency_p50 = float(np.percentile(latencies, 50))
         report.latency_p95 = float(np.percentile(latencies, 95))

@@ -56,7 +56,12 @@ class Registry:
             # enough pooled connections for every API worker thread: an overflow connection is closed when
             # returned, and opening PostgreSQL connections per request cost more than the request itself
             pool_size = int(os.environ.get("EVAL_PLATFORM_DB_POOL_SIZE") or 16)
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+            # a bounded connect: an unreachable host (packets dropped, not refused) is an outage reported in
+            # seconds (503, one CLI line), not a request that hangs until the client gives up
+            connect_args = {"connect_timeout": int(os.environ.get("EVAL_PLATFORM_DB_CONNECT_TIMEOUT") or 10)} \
+                if url.startswith(("postgresql", "postgres")) else {}
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                                        connect_args=connect_args)
             self._write_lock = None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
