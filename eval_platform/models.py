@@ -48,6 +48,7 @@ def allowed_trust(trusted_types: Iterable[str], installation=None) -> set[str]:
     requested = installation.check_trusted_types(trusted_types)
     return (set(DEFAULT_TRUSTED_TYPES) & set(installation.trusted_types)) | set(requested)
 
+
 #: Version of the prediction code: part of the prediction cache key and of the predictions asset's
 #: code version, so a change to how predictions are produced invalidates the cache.
 PREDICTION_CODE_VERSION = "1"
