@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("name")
     sub.add_argument("--file", required=True, help="skops file")
     sub.add_argument("--kind", default="sklearn")
-    sub.add_argument("--trust", action="append", help="a type the file may load (repeatable)")
+    sub.add_argument("--trust", action="append", help="a type the file may load (repeatable; only types the installation's skops.trusted_types lists)")
     sub.add_argument("--eval", action="append", help="DATASET_ID:SUITE_ID added to the name's eval plan (repeatable)")
     sub.add_argument("--description", default="")
     sub.set_defaults(func=cmd_models_register)

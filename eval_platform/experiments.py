@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash
+from eval_platform.keys import ID_MAX_LENGTH, validate_id
 from eval_platform.online.analysis import (
     ANALYSIS_CODE_VERSION,
     SHADOW_KINDS,
@@ -64,9 +65,7 @@ _SHADOW_KEYS = ("experiment_id", "candidate", "production", "kind", "k", "confid
 
 
 def _name(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip() or "@" in value or "/" in value:
-        raise InvalidInput(field, f"must be a non-empty name without '@' or '/', got {value!r}")
-    return value.strip()
+    return validate_id(value, field)
 
 
 def _model_key(platform: EvalPlatform, value: Any, field: str) -> str:
@@ -90,6 +89,9 @@ def _validated(platform: EvalPlatform, spec: Mapping[str, Any]) -> dict[str, Any
     if not isinstance(spec, Mapping):
         raise InvalidInput("experiment", "must be a mapping")
     experiment_id = _name(spec.get("experiment_id"), "experiment_id")
+    if len(events_dataset_id(experiment_id)) > ID_MAX_LENGTH:  # its ingests' dataset id must be an id too
+        raise InvalidInput("experiment_id", f"must be at most {ID_MAX_LENGTH - len(events_dataset_id(''))} characters "
+                                            f"(its events are registered as dataset {events_dataset_id('ID')!r})")
     mode = spec.get("mode", AB)
     if mode not in (AB, SHADOW):
         raise InvalidInput("mode", f"must be ab or shadow, got {mode!r}")

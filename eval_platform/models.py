@@ -33,19 +33,39 @@ PREDICTION_COLUMNS = {
     "generation": ("prediction",),
 }
 
-#: Types trusted beyond skops' own defaults (which cover scikit-learn's estimators and numpy): compiled
+#: Types trusted without being named, beyond skops' own defaults (which cover scikit-learn's estimators and
+#: numpy), as long as the installation's operator allows them (``skops.trusted_types``): compiled
 #: scikit-learn internals that skops lists as unknown but that hold only arrays.
 DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+
+
+def allowed_trust(trusted_types: Iterable[str], installation=None) -> set[str]:
+    """The types a skops file may be loaded with: the caller's, each refused unless the installation's
+    operator lists it (a caller may only narrow the operator's list), and the defaults the operator allows."""
+    from eval_platform.installation import installation_config
+
+    installation = installation or installation_config()
+    requested = installation.check_trusted_types(trusted_types)
+    return (set(DEFAULT_TRUSTED_TYPES) & set(installation.trusted_types)) | set(requested)
+
 
 #: Version of the prediction code: part of the prediction cache key and of the predictions asset's
 #: code version, so a change to how predictions are produced invalidates the cache.
 PREDICTION_CODE_VERSION = "1"
 
 
-def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] = ()) -> tuple[str, list[str]]:
-    """Validate a model file without executing it; return its hash and the trusted types it needs."""
+def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] = (), installation=None) -> tuple[str, list[str]]:
+    """Validate a model file without executing it; return its hash and the trusted types it needs.
+
+    ``installation``: the operator's allow-lists (default: this process's,
+    :func:`~eval_platform.installation.installation_config`)."""
     if kind not in MODEL_KINDS:
         raise InvalidInput("kind", f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
+    from eval_platform.installation import installation_config
+
+    installation = installation or installation_config()
+    # first, before the file is even opened: a type the operator does not allow is refused whatever the file
+    trusted = allowed_trust(trusted_types, installation)
     path = Path(path)
     if not path.is_file():
         raise InvalidInput("model_file", f"{path} does not exist or is not a file")
@@ -53,7 +73,10 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
         read_predictions_file(path)
         return file_hash(path), []
     if kind == "openai_chat":
-        read_candidate_spec(path)
+        spec = read_candidate_spec(path)
+        # where its calls would go and which variables it reads: the operator's lists decide, at registration
+        # (and again when calls are made: eval_platform.llm.client.LLMClient)
+        installation.check_endpoint(spec.endpoint, "endpoint")
         return file_hash(path), []
     import skops.io
 
@@ -65,12 +88,13 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
         needed = skops.io.get_untrusted_types(file=path)
     except Exception as error:  # a corrupt archive, or not a skops schema
         raise InvalidInput("model_file", f"{path} is not a readable skops file: {error}") from error
-    trusted = set(DEFAULT_TRUSTED_TYPES) | set(trusted_types)
     untrusted = sorted(set(needed) - trusted)
     if untrusted:
-        raise UnsafeModelFile(
-            "model_file", f"{path} needs untrusted type(s) {untrusted}; pass them as trusted types only if you trust them"
-        )
+        allowed = [t for t in untrusted if t in installation.trusted_types]
+        hint = (f"pass {allowed} as trusted types only if you trust them" if allowed == untrusted else
+                f"this installation's operator does not allow {sorted(set(untrusted) - set(allowed))} "
+                f"(skops.trusted_types in {installation.source})")
+        raise UnsafeModelFile("model_file", f"{path.name} needs untrusted type(s) {untrusted}; {hint}")
     return file_hash(path), sorted(set(needed))
 
 
@@ -103,8 +127,10 @@ def read_candidate_spec(path: Path):
     return CandidateSpec.from_dict(document)
 
 
-def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str] = (), kind: str = "sklearn"):
-    """Load a registered model, refusing a file whose content changed since registration."""
+def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str] = (), kind: str = "sklearn",
+               installation=None):
+    """Load a registered model, refusing a file whose content changed since registration, or trusted types
+    the installation's operator does not allow (any more: the list is checked at every load)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput("model_file", f"{path} no longer exists")
@@ -119,9 +145,12 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
         return read_candidate_spec(path)
     import skops.io
 
-    trusted = sorted(set(DEFAULT_TRUSTED_TYPES) | set(trusted_types))
+    trusted = allowed_trust(trusted_types, installation)
+    needed = set(skops.io.get_untrusted_types(file=path))
+    if needed - trusted:  # skops.io.load refuses too; checked here so nothing of the file is constructed
+        raise UnsafeModelFile("model_file", f"{path.name} needs untrusted type(s) {sorted(needed - trusted)}")
     try:
-        return skops.io.load(path, trusted=trusted)
+        return skops.io.load(path, trusted=sorted(trusted))
     except Exception as error:
         raise InvalidInput("model_file", f"{path} does not load: {error}") from error
 

@@ -18,6 +18,8 @@ from sqlalchemy import bindparam, func, select
 from eval_platform.config import PlatformConfig
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash, table_hash
+from eval_platform.installation import InstallationConfig, installation_config
+from eval_platform.keys import validate_id
 from eval_platform.models import check_model_file, load_model, smoke_test
 from eval_platform.registry import (
     EvalDataset,
@@ -72,6 +74,8 @@ class Registered:
 class EvalPlatform:
     def __init__(self, config: PlatformConfig):
         self.config = config
+        #: the operator's allow-lists (LLM endpoints, expandable variables, skops types), read once per process
+        self.installation: InstallationConfig = installation_config(config.home)
         self.registry = Registry.open(config.db_url)
         self.store = ArtifactStore(config.store_url)
         self._datasets: dict[str, pd.DataFrame] = {}  # content hash -> rows, oldest first
@@ -97,8 +101,7 @@ class EvalPlatform:
         description: str = "",
     ) -> Registered:
         """Validate and store a dataset; identical content and metadata return the existing version."""
-        if not dataset_id or "@" in dataset_id or "/" in dataset_id:
-            raise InvalidInput("dataset_id", "must be a non-empty name without '@' or '/'")
+        validate_id(dataset_id, "dataset_id")
         task = get_task_type(task_type)
         check_label_policy(label_policy)
         access = check_access_policy(access_policy)
@@ -197,6 +200,7 @@ class EvalPlatform:
     # suites -------------------------------------------------------------------------------------------
     def register_suite(self, raw: dict) -> Registered:
         suite = parse_suite(raw)
+        self._check_judge_endpoints(suite)
         normalised = suite.as_json()
         digest = json_hash(normalised)
         with self.registry.session() as session:
@@ -209,6 +213,15 @@ class EvalPlatform:
                                  metric_defs=normalised, definition_hash=digest)
             session.add(record)
         return Registered(record, True)
+
+    def _check_judge_endpoints(self, suite: SuiteDefinition) -> None:
+        """A suite's judges call endpoints its author names: the operator's allow-lists decide (here, and again
+        when the calls are made)."""
+        from eval_platform.llm.judge import JudgeConfig
+
+        for section in ("judge", "pairwise_judge"):
+            if (suite.llm or {}).get(section):
+                self.installation.check_endpoint(JudgeConfig.from_dict(suite.llm[section]).endpoint, f"llm.{section}.endpoint")
 
     def suite(self, key: str) -> MetricSuite:
         suite_id, version = split_key(key, "suite")
@@ -249,12 +262,12 @@ class EvalPlatform:
         ``eval_plan`` adds (dataset_id, suite_id) pairs to the name's plan before the version is queued.
         The same file registered again returns the existing version and queues nothing.
         """
-        if not name or "@" in name or "/" in name:
-            raise InvalidInput("name", "must be a non-empty name without '@' or '/'")
+        validate_id(name, "name")
+        # the caller's trusted types within the operator's list, before the file is opened
+        trusted_types = list(self.installation.check_trusted_types(trusted_types))
         path = Path(model_file).expanduser().resolve()
-        trusted_types = sorted(set(trusted_types))
-        digest, _ = check_model_file(path, kind, trusted_types)
-        smoke_test(load_model(path, digest, trusted_types, kind), kind)
+        digest, _ = check_model_file(path, kind, trusted_types, self.installation)
+        smoke_test(load_model(path, digest, trusted_types, kind, self.installation), kind)
         existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
         # entries already in the plan stay, even when their dataset has no usable version any more
         plan = [entry if entry in existing_plan else self._check_plan_entry(name, *entry) for entry in map(tuple, eval_plan)]
@@ -298,7 +311,7 @@ class EvalPlatform:
             return list(session.scalars(select(Model).order_by(Model.name, Model.version)))
 
     def load_model(self, record: Model):
-        return load_model(record.uri, record.file_hash, record.trusted_types, record.kind)
+        return load_model(record.uri, record.file_hash, record.trusted_types, record.kind, self.installation)
 
     # eval runs ----------------------------------------------------------------------------------------
     def _queue_plan(self, session, model: Model, trigger: str) -> list[EvalRun]:

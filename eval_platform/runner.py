@@ -127,9 +127,10 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> 
 
     spec = platform.load_model(model)
     llm = platform.suite_definition(platform.suite(run.suite_key)).llm or {}
-    predictions, report = generate_predictions(
-        spec, platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
-        prices=PriceTable.from_dict(llm.get("prices")), concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
+    with _llm_client(platform, spec.endpoint, PriceTable.from_dict(llm.get("prices"))) as client:
+        predictions, report = generate_predictions(
+            spec, platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
+            client=client, concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
     digest = platform.store.put_table(PREDICTIONS, predictions)
     calls = report.to_dict()
     record = lineage(platform, run) | {"prompt_version": spec.prompt.key, "candidate": spec.record(), "candidate_calls": calls}
@@ -228,6 +229,14 @@ def _sampling_plan(suite, labels: np.ndarray | None):
                         min_per_stratum=config["min_per_stratum"], confidence=config["confidence"])
 
 
+def _llm_client(platform: EvalPlatform, endpoint, prices):
+    """A client for ``endpoint``, checked against this installation's allow-lists right before its calls
+    (the operator may have changed them since the model or suite was registered)."""
+    from eval_platform.llm.client import LLMClient
+
+    return LLMClient(endpoint, prices=prices, installation=platform.installation)
+
+
 def _llm_settings(platform: EvalPlatform, suite):
     from eval_platform.llm.budget import PriceTable, SuiteBudget
     from eval_platform.llm.cache import LLMCache
@@ -247,9 +256,10 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
     llm, cache, budget, prices = _llm_settings(platform, suite)
     config = JudgeConfig.from_dict(llm["judge"])
     plan = _sampling_plan(suite, _judge_strata(suite, frame, schema, run.dataset_key))
-    result = judge_predictions(frame, config, cache, budget, n=llm.get("judge_samples", 1), sample=plan, prices=prices,
-                               concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
-                               reference_column=schema["label_column"])
+    with _llm_client(platform, config.endpoint, prices) as client:
+        result = judge_predictions(frame, config, cache, budget, n=llm.get("judge_samples", 1), sample=plan, client=client,
+                                   concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
+                                   reference_column=schema["label_column"])
     if result.report.budget_exceeded:
         raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
     _raise_if_judge_calls_failed(result.report)
@@ -383,9 +393,10 @@ def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
     base_frame, _ = _columns_for(platform, baseline)
     joined = frame.merge(base_frame[[*ids, "prediction"]].rename(columns={"prediction": "baseline_prediction"}), on=ids,
                          how="left", validate="one_to_one")
-    result = judge_predictions(joined, config, cache, budget, n=llm.get("pairwise_samples", 1), pairwise=True, prices=prices,
-                               concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
-                               reference_column=schema["label_column"])
+    with _llm_client(platform, config.endpoint, prices) as client:
+        result = judge_predictions(joined, config, cache, budget, n=llm.get("pairwise_samples", 1), pairwise=True,
+                                   client=client, concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
+                                   reference_column=schema["label_column"])
     if result.report.budget_exceeded:
         raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the pairwise judge stopped at its budget")
     _raise_if_judge_calls_failed(result.report)

@@ -43,6 +43,7 @@ from typing import Any
 
 from eval_platform.errors import InvalidInput
 from eval_platform.gates import GateRule, parse_rules
+from eval_platform.keys import validate_id
 from eval_platform.metrics.base import MetricDefinition
 from eval_platform.metrics.catalog import get_metric
 from eval_platform.tasks import PURPOSES, get_task_type
@@ -132,9 +133,7 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
     unknown = sorted(set(raw) - _TOP_LEVEL)
     if unknown:
         raise InvalidInput("suite", f"unknown field(s) {unknown}; known: {sorted(_TOP_LEVEL)}")
-    suite_id = _require(raw, "suite_id", "suite_id", str).strip()
-    if not suite_id or "@" in suite_id or "/" in suite_id:
-        raise InvalidInput("suite_id", "must be a non-empty name without '@' or '/'")
+    suite_id = validate_id(_require(raw, "suite_id", "suite_id", str), "suite_id")
     purpose = _require(raw, "purpose", "purpose", str)
     if purpose not in PURPOSES:
         raise InvalidInput("purpose", f"must be one of {', '.join(PURPOSES)}, got {purpose!r}")

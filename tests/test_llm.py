@@ -217,15 +217,15 @@ def test_without_the_pre_run_check_the_run_stops_within_the_budget(server, cache
 
 
 def test_endpoint_url_from_the_environment_keeps_the_spec_stable(server, cache, qa, monkeypatch):
-    monkeypatch.setenv("EVALP_TEST_LLM_URL", server.base_url)
-    spec = CandidateSpec.from_dict({"endpoint": {"name": "local", "base_url": "${EVALP_TEST_LLM_URL}"},
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", server.base_url)
+    spec = CandidateSpec.from_dict({"endpoint": {"name": "local", "base_url": "${EVAL_LLM_BASE_URL}"},
                                     "model": "kb-qa-v1", "model_version": "1", "prompt": PROMPT.record(),
                                     "decoding": {"max_tokens": 16}})
     _, first = run(spec, qa.head(3), cache)
     _, second = run(candidate(server), qa.head(3), cache)  # the literal URL: the same endpoint, the same calls
     assert (first.calls, second.calls) == (3, 0)
-    monkeypatch.delenv("EVALP_TEST_LLM_URL")
-    with pytest.raises(InvalidInput, match="EVALP_TEST_LLM_URL"):
+    monkeypatch.delenv("EVAL_LLM_BASE_URL")
+    with pytest.raises(InvalidInput, match="EVAL_LLM_BASE_URL"):
         run(spec, qa.head(3), cache)
     with pytest.raises(InvalidInput, match="candidate.decoding|decoding"):
         CandidateSpec.from_dict({**spec.record(), "decoding": {"temprature": 0}})

@@ -7,6 +7,7 @@ import skops.io
 from sklearn.preprocessing import FunctionTransformer
 
 from eval_platform.errors import InvalidInput, UnsafeModelFile
+from eval_platform.installation import InstallationConfig, NotAllowed
 from eval_platform.models import check_model_file, load_model
 
 
@@ -23,7 +24,11 @@ def test_untrusted_types_are_refused_unless_trusted_explicitly(tmp_path):
     with pytest.raises(UnsafeModelFile, match="untrusted type"):
         check_model_file(path, "sklearn")
     needed = skops.io.get_untrusted_types(file=path)
-    digest, _ = check_model_file(path, "sklearn", trusted_types=needed)
+    # the caller may only trust what the installation's operator allows (tests/test_operator_config.py)
+    with pytest.raises(NotAllowed, match="may not be trusted"):
+        check_model_file(path, "sklearn", trusted_types=needed)
+    operator = InstallationConfig(trusted_types=("sklearn.tree._tree.Tree", *needed))
+    digest, _ = check_model_file(path, "sklearn", trusted_types=needed, installation=operator)
     assert digest.startswith("sha256:")
 
 

@@ -53,6 +53,8 @@ from eval_platform.api.problems import (
 from eval_platform.failures import database_unreachable
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash
+from eval_platform.installation import NotAllowed
+from eval_platform.keys import ID_OR_KEY_PATTERN, ID_PATTERN, KEY_PATTERN
 from eval_platform.observability import HttpStats, collect, render_prometheus
 from eval_platform.platform import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.platform import DATASETS as DATASETS_KIND
@@ -110,10 +112,11 @@ def fields_named(names: dict[str, str]):
         yield
     except InvalidInput as error:
         head, dot, rest = error.field.partition(".")
+        kind = NotAllowed if isinstance(error, NotAllowed) else InvalidInput  # an operator's refusal stays one
         if error.field in names:
-            raise InvalidInput(names[error.field], error.problem) from error
+            raise kind(names[error.field], error.problem) from error
         if dot and head in names:
-            raise InvalidInput(names[head] + "." + rest, error.problem) from error
+            raise kind(names[head] + "." + rest, error.problem) from error
         raise
 
 
@@ -156,12 +159,14 @@ class Camel(BaseModel):
 
 
 class EvalRunRequest(Camel):
-    model_version: str = Field(min_length=1, max_length=400, description="NAME@VERSION of a registered model",
+    model_version: str = Field(min_length=1, max_length=400, pattern=KEY_PATTERN, description="NAME@VERSION of a registered model",
                                examples=["breast-cancer-detector@2"])
-    dataset_id: str = Field(min_length=1, max_length=400, description="DATASET_ID (newest usable version) or DATASET_ID@VERSION")
-    metric_suite_id: str = Field(min_length=1, max_length=400, description="SUITE_ID (newest version) or SUITE_ID@VERSION")
-    baseline: str | None = Field(None, min_length=1, max_length=400, description="NAME@VERSION to compare against "
-                                 "(default: the model name's promoted version)")
+    dataset_id: str = Field(min_length=1, max_length=400, pattern=ID_OR_KEY_PATTERN,
+                            description="DATASET_ID (newest usable version) or DATASET_ID@VERSION")
+    metric_suite_id: str = Field(min_length=1, max_length=400, pattern=ID_OR_KEY_PATTERN,
+                                 description="SUITE_ID (newest version) or SUITE_ID@VERSION")
+    baseline: str | None = Field(None, min_length=1, max_length=400, pattern=KEY_PATTERN, description="NAME@VERSION to compare "
+                                 "against (default: the model name's promoted version)")
 
 
 class EvalRunCreated(Camel):
@@ -594,15 +599,16 @@ class _Observe:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            # no return in here: it would swallow an unhandled exception of the route, which must reach
+            # Starlette's error middleware (a 500 problem, logged)
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.stats.observe(scope["method"], route, status[0], seconds)
-            if not log.isEnabledFor(logging.INFO):
-                return
-            # path template, not the URL: no query strings, no ids of restricted rows, never a header
-            log.info("request", extra={"fields": {"request_id": request_id, "method": scope["method"], "route": route,
-                                                  "status": status[0], "ms": round(seconds * 1000, 2),
-                                                  "team": (scope.get("state") or {}).get("team")}})
+            if log.isEnabledFor(logging.INFO):
+                # path template, not the URL: no query strings, no ids of restricted rows, never a header
+                log.info("request", extra={"fields": {"request_id": request_id, "method": scope["method"], "route": route,
+                                                      "status": status[0], "ms": round(seconds * 1000, 2),
+                                                      "team": (scope.get("state") or {}).get("team")}})
 
 
 class _LimitBody:
@@ -709,8 +715,9 @@ def _openapi(app: FastAPI) -> dict:
 
 Team = Annotated[Principal, Depends(current_principal)]
 RunId = Annotated[str, PathParam(alias="runId", min_length=1, max_length=40, description="An eval run id (run-...)")]
-DatasetKey = Annotated[str, PathParam(alias="datasetKey", min_length=1, max_length=400, description="DATASET_ID@VERSION")]
-ModelKey = Annotated[str, PathParam(alias="modelKey", min_length=1, max_length=400, description="NAME@VERSION")]
+DatasetKey = Annotated[str, PathParam(alias="datasetKey", min_length=1, max_length=400, pattern=KEY_PATTERN,
+                                      description="DATASET_ID@VERSION")]
+ModelKey = Annotated[str, PathParam(alias="modelKey", min_length=1, max_length=400, pattern=KEY_PATTERN, description="NAME@VERSION")]
 Offset = Annotated[int, Query(ge=0, le=2_000_000_000)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
@@ -1026,7 +1033,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def register_dataset(
         principal: Team,
         file: Annotated[UploadFile, File(description="Parquet or CSV")],
-        dataset_id: Annotated[str, Form(alias="datasetId", min_length=1, max_length=200)],
+        dataset_id: Annotated[str, Form(alias="datasetId", min_length=1, max_length=128, pattern=ID_PATTERN)],
         task_type: Annotated[str, Form(alias="taskType", max_length=64)],
         label_policy: Annotated[str, Form(alias="labelPolicy", max_length=64)],
         access_level: Annotated[Literal["public", "internal", "restricted"], Form(alias="accessLevel")] = "internal",
@@ -1107,7 +1114,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return respond([_suite_json(s) for s in platform.suites()])
 
     @app.get("/v1/metric-suites/{suiteKey}", tags=["metric suites"], response_model=SuiteOut, responses=problem_responses(404, 422))
-    def get_suite(suite_key: Annotated[str, PathParam(alias="suiteKey", min_length=1, max_length=400)], principal: Team):
+    def get_suite(suite_key: Annotated[str, PathParam(alias="suiteKey", min_length=1, max_length=400, pattern=KEY_PATTERN)],
+                  principal: Team):
         try:
             split_key(suite_key, "suiteKey")
         except InvalidInput as error:
@@ -1146,9 +1154,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def register_model(
         principal: Team,
         file: Annotated[UploadFile, File(description="A skops file (pickles are refused)")],
-        name: Annotated[str, Form(min_length=1, max_length=200)],
+        name: Annotated[str, Form(min_length=1, max_length=128, pattern=ID_PATTERN)],
         kind: Annotated[str, Form(max_length=64)] = "sklearn",
-        trusted_types: Annotated[list[str], Form(alias="trustedTypes")] = [],  # noqa: B006
+        trusted_types: Annotated[list[str], Form(alias="trustedTypes", description="types the skops file may be loaded "
+                                                 "with, within the installation's skops.trusted_types")] = [],  # noqa: B006
         eval_plan: Annotated[list[str], Form(alias="evalPlan", description="DATASET_ID:SUITE_ID entries added to the name's eval plan")] = [],  # noqa: B006
         description: Annotated[str, Form(max_length=4000)] = "",
     ):
@@ -1162,13 +1171,23 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             _refuse_hidden(principal, dataset, "evalPlan")
             access.require(platform, principal, dataset, AGGREGATE_READ)
             plan.append((dataset_id, suite_id))
-        if not name or "@" in name or "/" in name:
-            raise InvalidInput("name", "must be a non-empty name without '@' or '/'")
+        try:
+            # the operator's list, before the upload is even stored: a caller may only narrow it
+            platform.installation.check_trusted_types(trusted_types, "trustedTypes")
+        except NotAllowed as refusal:
+            access.record_access(platform, principal, "model_file", "", access.DENIED, detail=str(refusal))
+            raise
         path, created_file = _store_model_file(file)
         try:
-            with fields_named({"model_file": "file", "eval_plan": "evalPlan", "kind": "kind", "name": "name"}):
+            with fields_named({"model_file": "file", "eval_plan": "evalPlan", "kind": "kind", "name": "name",
+                               "trusted_types": "trustedTypes"}):
                 result = platform.register_model(name, path, kind=kind, trusted_types=[t for t in trusted_types if t],
                                                  eval_plan=plan, description=description)
+        except NotAllowed as refusal:  # an endpoint or a variable of an openai_chat file the operator does not allow
+            if created_file:
+                path.unlink(missing_ok=True)
+            access.record_access(platform, principal, "model_file", "", access.DENIED, detail=str(refusal))
+            raise
         except BaseException:
             if created_file:
                 path.unlink(missing_ok=True)

@@ -23,11 +23,12 @@ from eval_platform.api.app import respond
 from eval_platform.api.auth import current_principal
 from eval_platform.api.problems import problem_responses
 from eval_platform.errors import InvalidInput
+from eval_platform.keys import ID_PATTERN, KEY_PATTERN
 from eval_platform.platform import EvalPlatform
 
 Team = Annotated[Principal, Depends(current_principal)]
-ExperimentId = Annotated[str, PathParam(alias="experimentId", min_length=1, max_length=200)]
-ModelKey = Annotated[str, PathParam(alias="modelKey", min_length=1, max_length=400, description="NAME@VERSION")]
+ExperimentId = Annotated[str, PathParam(alias="experimentId", min_length=1, max_length=128, pattern=ID_PATTERN)]
+ModelKey = Annotated[str, PathParam(alias="modelKey", min_length=1, max_length=400, pattern=KEY_PATTERN, description="NAME@VERSION")]
 
 
 class _Out(BaseModel):

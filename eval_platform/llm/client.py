@@ -35,7 +35,6 @@ import email.utils
 import math
 import os
 import random
-import re
 import string
 import threading
 import time
@@ -65,22 +64,22 @@ class Endpoint:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://", "${")):
             raise InvalidInput("endpoint.base_url", f"must be an http(s) URL or ${{VARIABLE}}, got {self.base_url!r}")
 
-    def url(self) -> str:
+    def url(self, installation=None) -> str:
         """The base URL, with ``${VARIABLE}`` references read from the environment (so a registration file
-        need not hold a host or a port that changes between runs, like the local server's free port)."""
-        def expand(match):
-            value = os.environ.get(match.group(1))
-            if not value:
-                raise InvalidInput("endpoint.base_url", f"environment variable {match.group(1)} is not set")
-            return value
+        need not hold a host or a port that changes between runs, like the local server's free port).
 
-        resolved = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", expand, self.base_url)
-        if not resolved.startswith(("http://", "https://")):
-            raise InvalidInput("endpoint.base_url", f"must resolve to an http(s) URL, got {resolved!r}")
-        return resolved
+        Only variables the installation's operator lists (``llm.expandable_env``) expand, and the result must
+        be within ``llm.allowed_base_urls`` (:mod:`eval_platform.installation`): a model or judge file must not
+        be able to send the process's secrets, or the rows, anywhere its author likes."""
+        from eval_platform.installation import installation_config
 
-    def api_key(self) -> str:
+        return (installation or installation_config()).endpoint_url(self.base_url, "endpoint.base_url")
+
+    def api_key(self, installation=None) -> str:
         if self.api_key_env:
+            from eval_platform.installation import installation_config
+
+            (installation or installation_config()).check_variable(self.api_key_env, "endpoint.api_key_env")
             value = os.environ.get(self.api_key_env)
             if not value:
                 raise InvalidInput("endpoint.api_key_env", f"environment variable {self.api_key_env} is not set")
@@ -470,12 +469,17 @@ class LLMClient:
 
     def __init__(self, endpoint: Endpoint, retry: RetryPolicy | None = None, prices: PriceTable | None = None,
                  sleep: Callable[[float], None] = time.sleep, seed: int | None = None, max_connections: int = 256,
-                 breaker: CircuitBreaker | None = None):
+                 breaker: CircuitBreaker | None = None, installation=None):
         import httpx
         import openai
 
+        from eval_platform.installation import installation_config
+
+        # the operator's allow-lists are checked here, in the process that makes the calls, right before any:
+        # the file may have changed since the endpoint was registered
+        installation = installation or installation_config()
         self.endpoint = endpoint
-        self.base_url = endpoint.url()
+        self.base_url = endpoint.url(installation)
         self.breaker = breaker or circuit_breaker(self.base_url)
         self.retry = retry or RetryPolicy()
         self.prices = prices or PriceTable()
@@ -485,7 +489,7 @@ class LLMClient:
         self._openai = openai
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(limits=limits, timeout=self.retry.timeout)
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=endpoint.api_key(), max_retries=0,
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=endpoint.api_key(installation), max_retries=0,
                                      timeout=self.retry.timeout, http_client=self._http)
 
     def close(self) -> None:
