@@ -8,34 +8,17 @@ retry (``dagster/will_retry``) that the retry daemon has not yet created (bounde
 
 from __future__ import annotations
 
-import re
 import time
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
+from eval_platform.failures import describe_run_failure
 from eval_platform.launches import LaunchObservation, LaunchState, RetryPolicy
 
 #: Tag of every run a sensor launches for queued eval runs (and of the runs of a recompute backfill).
 LAUNCH_TAG = "eval_platform/launch"
-
-_EXIT_CODE = re.compile(r"(?:exit(?:ed)?|code)\D{0,20}(-?\d+)", re.IGNORECASE)
-_SIGNALS = {9: "SIGKILL: killed, e.g. by the out-of-memory killer", 15: "SIGTERM: terminated", 6: "SIGABRT: aborted",
-            11: "SIGSEGV: crashed"}
-
-
-def describe_exit(message: str) -> str:
-    """Name the signal when a message reports a worker that exited with a negative code (killed)."""
-    match = _EXIT_CODE.search(message or "")
-    if match:
-        code = int(match.group(1))
-        if code < 0 and -code in _SIGNALS:
-            return f"{message} (killed by signal {-code}, {_SIGNALS[-code]})"
-        if code < 0:
-            return f"{message} (killed by signal {-code})"
-    return message
-
 
 def failure_cause(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     """The cause of a failed run in one line: its step errors when a step raised, else the run's failure."""
@@ -52,8 +35,10 @@ def failure_cause(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
             step_errors.append(f"{event.step_key}: {error.message.strip() if error else entry.message}")
         else:
             run_failure = event.message or entry.message or ""
-    text = "; ".join(step_errors) or run_failure or f"Dagster run {run.run_id} {run.status.value.lower()}"
-    return describe_exit(f"Dagster run {run.run_id}: {text}")[:1500]
+    if step_errors:  # a step raised: its error is the cause
+        return f"Dagster run {run.run_id}: {'; '.join(step_errors)}"[:1500]
+    # no step error: the worker died or the run never started; name the signal when the worker was killed
+    return f"Dagster run {run.run_id}: {describe_run_failure(run_failure or f'the run {run.status.value.lower()}')}"[:1500]
 
 
 def _chain(instance: dg.DagsterInstance, records: list, policy: RetryPolicy) -> LaunchObservation:

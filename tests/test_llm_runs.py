@@ -500,6 +500,12 @@ def test_a_run_whose_every_judge_or_candidate_call_failed_is_a_failed_run_with_t
     port = _closed_port()
     dead = f"http://127.0.0.1:{port}/v1"
     monkeypatch.setenv("EVAL_DEAD_URL", dead)
+    # the operator lets model and judge files name the dead endpoint's variable (installation.yaml in the home)
+    from eval_platform.installation import installation_config, reset_installation_config
+
+    (service.config.home / "installation.yaml").write_text("llm:\n  expandable_env: [EVAL_LLM_BASE_URL, EVAL_DEAD_URL]\n")
+    reset_installation_config()
+    monkeypatch.setattr(service, "installation", installation_config(service.config.home))
     raw = judged_suite()
     if down == "judge":
         raw["llm"]["judge"]["endpoint"]["base_url"] = "${EVAL_DEAD_URL}"  # same endpoint name: the pin is unchanged
