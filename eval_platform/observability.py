@@ -1,8 +1,9 @@
 """The platform's own figures (the brief's observability list), computed from the registry.
 
-* eval queue time: ``started_at - requested_at`` of the runs requested in the window (histogram and
-  percentiles), with the queue depth and the age of the oldest queued request (the queue lag: a CI
-  pipeline waiting for its eval is the user harm to alert on, see ``ALERTS``);
+* eval queue time: ``started_at - requested_at`` (``eval_runs.queue_seconds``, written as a run starts) of
+  the runs requested in the window (histogram and percentiles), with the queue depth and the age of the
+  oldest queued request (the queue lag: a CI pipeline waiting for its eval is the user harm to alert on,
+  see ``ALERTS``);
 * run failure rate: failed / finished runs in the window;
 * metric computation time: ``eval_runs.metric_seconds`` (histogram and percentiles);
 * cost per run: the mean of ``eval_runs.cost`` over the window's finished runs, what each run's candidate
@@ -34,7 +35,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import case, func, literal_column, select
 
 from eval_platform.platform import FAILED, QUEUED, SUCCEEDED, EvalPlatform
 from eval_platform.registry import EvalRun, GateOverride
@@ -89,18 +90,16 @@ def distribution(values: Iterable[float], buckets: Sequence[float]) -> dict:
     return out
 
 
-def _seconds_between(dialect: str, later, earlier):
-    """``later - earlier`` in seconds, as SQL (None where either is None)."""
-    if dialect == "postgresql":
-        return cast(func.extract("epoch", later - earlier), Float)
-    # SQLite keeps UTC timestamps as text: a julianday difference is in days (precise to ~50 us today)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+def _count_where(condition):
+    """How many rows meet ``condition``. The constants are inlined (they are ours): SQLite evaluates
+    ``count(CASE WHEN x <= 5.0 THEN 1 END)`` about twice as fast as ``sum(CASE WHEN x <= ? THEN ? ELSE ? END)``."""
+    return func.count(case((condition, literal_column("1"))))
 
 
 def _aggregates(value, buckets: Sequence[float]) -> list:
     """count, sum, max and the cumulative bucket counts of a nullable SQL value (NULLs left out)."""
     return [func.count(value), func.sum(value), func.max(value),
-            *(func.sum(case((value <= bound, 1), else_=0)) for bound in buckets)]
+            *(_count_where(value <= literal_column(repr(float(bound)))) for bound in buckets)]
 
 
 def _distribution_from(aggregates: Sequence, buckets: Sequence[float], sample: list[float]) -> dict:
@@ -125,16 +124,15 @@ def collect(platform: EvalPlatform, now: datetime | None = None, window_days: fl
     now = _aware(now) or utcnow()
     since = now - timedelta(days=window_days)
     runs = EvalRun.__table__.c
-    queue = _seconds_between(platform.registry.engine.dialect.name, runs.started_at, runs.requested_at)
+    queue = runs.queue_seconds
     finished = runs.finished_at.is_not(None)
     in_window = runs.requested_at >= since
     with platform.registry.session() as session:
         by_status = dict(session.execute(select(runs.status, func.count()).group_by(runs.status)).all())
         oldest_queued = session.scalar(select(func.min(runs.requested_at)).where(runs.status == QUEUED))
         window = session.execute(select(
-            func.count(), func.sum(case((finished, 1), else_=0)),
-            func.sum(case((finished & (runs.status == FAILED), 1), else_=0)),
-            func.sum(case((finished & (runs.status == SUCCEEDED), 1), else_=0)),
+            func.count(), _count_where(finished), _count_where(finished & (runs.status == FAILED)),
+            _count_where(finished & (runs.status == SUCCEEDED)),
             *_aggregates(queue, QUEUE_BUCKETS), *_aggregates(runs.metric_seconds, METRIC_BUCKETS),
             *_aggregates(runs.cost, COST_BUCKETS)).where(in_window)).one()
         sample = session.execute(select(queue, runs.metric_seconds, runs.cost).where(in_window)

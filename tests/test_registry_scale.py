@@ -203,6 +203,7 @@ def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
     assert len(calls) == 20 + 60 and all(c is not None and c > 0 for c in calls.values())  # answers, 3 judge samples each
     run = service.runs("qa-bot@1")[0]
     assert run.cost == pytest.approx(spent) and spent > 0
+    assert run.queue_seconds == pytest.approx((run.started_at - run.requested_at).total_seconds())
     figures = collect(service)
     assert figures["cost"]["per_run"] == pytest.approx(spent) and figures["cost"]["count"] == 1
     line = next(x for x in render_prometheus(figures).splitlines() if x.startswith("evalp_eval_run_cost_per_run "))
@@ -225,3 +226,46 @@ def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
     assert failed.status == "failed" and failed.results is None and len(new_calls) > 0
     assert failed.cost == pytest.approx(sum(new_calls.values()))
     assert collect(service)["cost"]["per_run"] == pytest.approx((spent + sum(new_calls.values())) / 3)
+
+
+def test_migration_0006_derives_the_new_columns_of_existing_runs(db_url):
+    """Runs recorded before 0006 get their queue time, cost and stale baseline from what they recorded."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from eval_platform.registry.database import Registry, _alembic_config
+
+    registry = Registry(db_url)
+    config = _alembic_config()
+    with registry.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+    before_0006 = sa.table("eval_runs", *(sa.column(c) for c in (
+        "run_id", "model_name", "model_version", "dataset_id", "dataset_version", "suite_id", "suite_version", "attempt",
+        "status", "trigger", "requested_at", "started_at", "finished_at")),
+        sa.column("results", sa.JSON), sa.column("comparison", sa.JSON), sa.column("lineage", sa.JSON))
+    requested = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    common = {"model_name": "m", "model_version": 1, "dataset_id": "d", "dataset_version": 1, "suite_id": "s", "suite_version": 1,
+              "trigger": "registration", "requested_at": requested}
+    llm_results = {"metrics": {}, "judge": {"report": {"cost": 0.25}}, "judge_pairwise": {"verdicts": "sha256:v", "report": {"cost": 0.5}}}
+    pairwise = {"pairwise": {"a": {"verdicts": "sha256:v", "report": {"cost": 0.5}}, "b": {"verdicts": "sha256:v", "report": {"cost": 0.5}}},
+                "stale_baseline_run_id": "run-old"}
+    with registry.engine.begin() as connection:
+        connection.execute(sa.insert(before_0006), [
+            {**common, "run_id": "run-llm", "attempt": 1, "status": "succeeded", "results": llm_results, "comparison": pairwise,
+             "lineage": {"candidate_calls": {"cost": 1.0}}, "started_at": requested + timedelta(seconds=90.5),
+             "finished_at": requested + timedelta(seconds=200)},
+            {**common, "run_id": "run-plain", "attempt": 2, "status": "failed", "results": None, "comparison": None,
+             "lineage": None, "started_at": requested + timedelta(seconds=3), "finished_at": requested + timedelta(seconds=4)},
+            {**common, "run_id": "run-queued", "attempt": 3, "status": "queued", "results": None, "comparison": None,
+             "lineage": None, "started_at": None, "finished_at": None}])
+    registry.migrate()
+    with registry.engine.connect() as connection:
+        rows = {r.run_id: r for r in connection.execute(sa.text(
+            "SELECT run_id, queue_seconds, cost, stale_baseline_run_id FROM eval_runs"))}
+    assert rows["run-llm"].cost == pytest.approx(1.75)  # candidate 1 + judge 0.25 + the one pairwise judging 0.5
+    assert rows["run-llm"].queue_seconds == pytest.approx(90.5, abs=1e-3) and rows["run-llm"].stale_baseline_run_id == "run-old"
+    assert (rows["run-plain"].cost, rows["run-plain"].stale_baseline_run_id) == (0.0, None)
+    assert rows["run-plain"].queue_seconds == pytest.approx(3, abs=1e-3)
+    assert (rows["run-queued"].cost, rows["run-queued"].queue_seconds) == (None, None)
+    registry.dispose()

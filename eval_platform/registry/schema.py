@@ -129,7 +129,9 @@ class EvalRun(Base):
         ),
         # every lookup path (migration 0006): listings and the /metrics window by request time, the queue
         # (oldest queued first), runs of a model version by status, runs of a dataset or suite version
-        Index("ix_eval_runs_requested_at", "requested_at"),
+        # leading with requested_at, and covering every column the /metrics window aggregates: the figures
+        # read this index only, never the rows (whose JSON makes them wide)
+        Index("ix_eval_runs_requested_at", "requested_at", "status", "finished_at", "queue_seconds", "metric_seconds", "cost"),
         Index("ix_eval_runs_status_requested_at", "status", "requested_at"),
         Index("ix_eval_runs_model_version_status", "model_name", "model_version", "status"),
         Index("ix_eval_runs_dataset_version", "dataset_id", "dataset_version"),
@@ -156,6 +158,8 @@ class EvalRun(Base):
     comparison: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     lineage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     metric_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: ``started_at - requested_at`` in seconds, written with ``started_at`` (the /metrics queue time)
+    queue_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: What the run's LLM calls cost (candidate and judges, as their call reports say), written when the
     #: run finishes (see :func:`recorded_call_cost`); 0 for a run without LLM calls, None while unfinished.
     cost: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -209,6 +213,11 @@ def recorded_call_cost(results: dict | None, lineage: dict | None, comparison: d
     return total + sum(pairwise.values())
 
 
+def _as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back naive (they are UTC); new ones are aware."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
 def _current_or_cleared(state, name: str):
     """An attribute's value, or the value it had when this flush clears it (a failed run's results are
     cleared as it fails; what its calls cost was still spent)."""
@@ -222,14 +231,20 @@ def _current_or_cleared(state, name: str):
 @event.listens_for(EvalRun, "before_insert")
 @event.listens_for(EvalRun, "before_update")
 def _derived_run_columns(mapper, connection, run: EvalRun) -> None:
-    """Keep the columns /metrics aggregates in SQL in step with the JSON they come from, on every ORM
-    write of a run (whoever writes it): the stale baseline of its comparison, and its cost once finished."""
+    """Keep the columns /metrics aggregates in SQL in step with what they are derived from, on every ORM
+    write of a run (whoever writes it): its queue time, the stale baseline of its comparison, and its cost
+    once finished."""
     state = inspect(run)
-    inserting = state.key is None or not state.has_identity
+    inserting = not state.has_identity
 
     def changed(name: str) -> bool:
         return inserting or state.attrs[name].history.has_changes()
 
+    if inserting and run.requested_at is None:
+        run.requested_at = utcnow()  # the column's default, needed now for the queue time
+    if changed("started_at") or changed("requested_at"):
+        started, requested = _as_utc(run.started_at), _as_utc(run.requested_at)
+        run.queue_seconds = (started - requested).total_seconds() if started and requested else None
     if changed("comparison"):
         stale = (run.comparison or {}).get("stale_baseline_run_id") if isinstance(run.comparison, dict) else None
         run.stale_baseline_run_id = str(stale)[:40] if stale else None

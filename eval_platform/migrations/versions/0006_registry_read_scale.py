@@ -1,11 +1,12 @@
-"""registry read scale: indexes for every lookup path; run cost and stale baseline as columns
+"""registry read scale: indexes for every lookup path; queue time, run cost and stale baseline as columns
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-06 14:00:00.000000
 
-``eval_runs.cost`` and ``eval_runs.stale_baseline_run_id`` let ``/metrics`` aggregate in SQL instead of
-reading every run's JSON; existing runs are backfilled here from the JSON they are derived from (once).
+``eval_runs.queue_seconds``, ``eval_runs.cost`` and ``eval_runs.stale_baseline_run_id`` let ``/metrics``
+aggregate in SQL over one covering index instead of reading every run's JSON; existing runs are
+backfilled here from what they are derived from (once).
 """
 
 from alembic import op
@@ -22,10 +23,12 @@ _BACKFILL_BATCH = 1000
 
 def upgrade() -> None:
     with op.batch_alter_table('eval_runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('queue_seconds', sa.Float(), nullable=True))
         batch_op.add_column(sa.Column('cost', sa.Float(), nullable=True))
         batch_op.add_column(sa.Column('stale_baseline_run_id', sa.String(length=40), nullable=True))
         batch_op.create_index(batch_op.f('ix_eval_runs_stale_baseline_run_id'), ['stale_baseline_run_id'], unique=False)
-        batch_op.create_index('ix_eval_runs_requested_at', ['requested_at'], unique=False)
+        batch_op.create_index('ix_eval_runs_requested_at', ['requested_at', 'status', 'finished_at', 'queue_seconds',
+                                                            'metric_seconds', 'cost'], unique=False)
         batch_op.create_index('ix_eval_runs_status_requested_at', ['status', 'requested_at'], unique=False)
         batch_op.create_index('ix_eval_runs_model_version_status', ['model_name', 'model_version', 'status'], unique=False)
         batch_op.create_index('ix_eval_runs_dataset_version', ['dataset_id', 'dataset_version'], unique=False)
@@ -46,6 +49,11 @@ def _backfill() -> None:
                     sa.column('results', sa.JSON), sa.column('lineage', sa.JSON), sa.column('comparison', sa.JSON),
                     sa.column('cost', sa.Float), sa.column('stale_baseline_run_id', sa.String))
     connection = op.get_bind()
+    if connection.dialect.name == 'postgresql':
+        seconds = 'EXTRACT(EPOCH FROM started_at - requested_at)'
+    else:  # SQLite keeps UTC timestamps as text
+        seconds = '(julianday(started_at) - julianday(requested_at)) * 86400.0'
+    connection.execute(sa.text(f'UPDATE eval_runs SET queue_seconds = {seconds} WHERE started_at IS NOT NULL'))
     last = ''
     while True:
         rows = connection.execute(sa.select(runs.c.run_id, runs.c.status, runs.c.results, runs.c.lineage, runs.c.comparison)
@@ -76,3 +84,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_eval_runs_stale_baseline_run_id'))
         batch_op.drop_column('stale_baseline_run_id')
         batch_op.drop_column('cost')
+        batch_op.drop_column('queue_seconds')
