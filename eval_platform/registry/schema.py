@@ -127,10 +127,9 @@ class EvalRun(Base):
             "model_name", "model_version", "dataset_id", "dataset_version", "suite_id", "suite_version", "attempt",
             name="uq_eval_run_attempt",
         ),
-        # every lookup path (migration 0006): listings and the /metrics window by request time, the queue
-        # (oldest queued first), runs of a model version by status, runs of a dataset or suite version
-        # leading with requested_at, and covering every column the /metrics window aggregates: the figures
-        # read this index only, never the rows (whose JSON makes them wide)
+        # every lookup path (migration 0006): by request time (listings, and the /metrics window, whose
+        # aggregated columns the index holds too, so the figures never read the rows and their wide JSON),
+        # the queue (oldest queued first), a model version's runs by status, a dataset's or suite's runs
         Index("ix_eval_runs_requested_at", "requested_at", "status", "finished_at", "queue_seconds", "metric_seconds", "cost"),
         Index("ix_eval_runs_status_requested_at", "status", "requested_at"),
         Index("ix_eval_runs_model_version_status", "model_name", "model_version", "status"),
