@@ -87,7 +87,9 @@ def fill(engine, runs: int, names: int = 100, versions: int = 100, days: float =
         run_rows, run_decisions = [], []
         for i in range(first_run, first_run + runs):
             model = models[i % n_models]
-            dataset_id, dataset_version, suite_id, suite_version = combos[(i // n_models) % len(combos)]
+            # each model version's runs cycle through the combinations from a different start, so the
+            # datasets (the hidden one too) interleave in request order; unique per (version, combo, attempt)
+            dataset_id, dataset_version, suite_id, suite_version = combos[(i // n_models + i % n_models) % len(combos)]
             # request times in run order (with jitter), so the last runs are the recent ones
             requested = now - timedelta(seconds=(1 - (i - first_run + rng.random()) / runs) * days * 86400)
             recent = i - first_run >= runs - max(1, runs // 200)  # the last 0.5% requested: still queued or running
