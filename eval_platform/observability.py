@@ -166,7 +166,8 @@ def collect(platform: EvalPlatform, now: datetime | None = None, window_days: fl
         "failure_rate": {"finished": n_finished, "failed": failed, "succeeded": succeeded,
                          "rate": (failed / n_finished) if n_finished else 0.0},
         "metric_seconds": _distribution_from(metric_aggregates, METRIC_BUCKETS, [r[1] for r in sample]),
-        # per finished run (succeeded or failed: a failed run's calls were paid for too)
+        # per run whose cost was recorded: every run that finished (succeeded or failed, superseded since
+        # or not), as a failed run's calls were paid for too
         "cost": {**cost, "per_run": cost["mean"] or 0.0},
         "gate_overrides": {"total": int(sum(overrides.values())), "by_suite": dict(sorted(overrides.items()))},
         "stale_baselines": int(stale_baselines),
@@ -275,8 +276,8 @@ def render_prometheus(figures: dict, http: HttpStats | None = None) -> str:
                   figures["metric_seconds"], METRIC_BUCKETS)
     out.percentiles("evalp_metric_computation_seconds_percentile", f"Percentiles of metric computation time, last {window}.",
                     figures["metric_seconds"])
-    out.histogram("evalp_eval_run_cost", f"Cost per eval run with results, last {window}.", figures["cost"], COST_BUCKETS)
-    out.gauge("evalp_eval_run_cost_per_run", f"Mean cost per eval run with results, last {window}.", figures["cost"]["per_run"])
+    out.histogram("evalp_eval_run_cost", f"Cost of the LLM calls of each finished eval run, last {window}.", figures["cost"], COST_BUCKETS)
+    out.gauge("evalp_eval_run_cost_per_run", f"Mean cost of the LLM calls per finished eval run, last {window}.", figures["cost"]["per_run"])
     overrides = figures["gate_overrides"]
     out.gauge("evalp_gate_overrides_all", "Gate overrides recorded (all time).", overrides["total"])
     out.family("evalp_gate_overrides", "gauge", "Gate overrides recorded per release-blocking suite (all time).")
