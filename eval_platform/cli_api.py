@@ -93,7 +93,11 @@ def cmd_tokens_revoke(args) -> None:
 def cmd_status(args) -> None:
     from eval_platform.observability import collect, status_text
 
-    figures = collect(_platform(args), window_days=args.window_days)
+    platform = _platform(args)
+    try:
+        figures = collect(platform, window_days=args.window_days)
+    finally:
+        platform.close()
     if getattr(args, "json", False):
         _print_json(figures)
     else:

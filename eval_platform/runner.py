@@ -660,8 +660,12 @@ def _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, sche
 
 
 def stale_baseline_count(platform: EvalPlatform) -> int:
-    """Comparisons that found a stale baseline (re-evaluated or not): the brief's stale-baseline count."""
-    return sum(1 for run in platform.runs() if (run.comparison or {}).get("stale_baseline_run_id"))
+    """Comparisons that found a stale baseline (re-evaluated or not): the brief's stale-baseline count
+    (an indexed count of the column the comparison's ``stale_baseline_run_id`` is mirrored into)."""
+    from sqlalchemy import func
+
+    with platform.registry.session() as session:
+        return session.scalar(select(func.count()).where(EvalRun.stale_baseline_run_id.is_not(None))) or 0
 
 
 # step 4: gate decision ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import and_, bindparam, func, select, tuple_
+from sqlalchemy import and_, bindparam, func, or_, select, true, tuple_
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -59,7 +59,7 @@ from eval_platform.observability import HttpStats, collect, render_prometheus
 from eval_platform.platform import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.platform import DATASETS as DATASETS_KIND
 from eval_platform.platform import QUEUED, SUCCEEDED, EvalPlatform, split_key
-from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, MetricSuite, Model
+from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, MetricSuite, Model, Promotion
 from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord, RunPurge
 from eval_platform.records import iso, json_safe
 from eval_platform.registry.schema import utcnow
@@ -153,6 +153,40 @@ def _page(offset: int, limit: int, total: int) -> dict:
     return {"offset": offset, "limit": limit, "total": total}
 
 
+#: The list routes that answer a JSON array (datasets, metric suites, models) give their page's place in
+#: headers, so the body keeps its shape: ``X-Total-Count`` (all matching items), ``X-Offset``, ``X-Limit``.
+def _page_headers(offset: int, limit: int, total: int) -> dict:
+    return {"X-Total-Count": str(total), "X-Offset": str(offset), "X-Limit": str(limit)}
+
+
+_PAGE_HEADERS_DOC = {200: {"description": "One page, in key order (``offset``/``limit``)", "headers": {
+    "X-Total-Count": {"description": "How many items match, over all pages", "schema": {"type": "integer"}},
+    "X-Offset": {"description": "The page's offset", "schema": {"type": "integer"}},
+    "X-Limit": {"description": "The page's size limit", "schema": {"type": "integer"}}}}}
+
+
+def _model_states(session, models: list) -> dict[tuple[str, int], tuple[str | None, bool]]:
+    """``(gate decision, promoted)`` of each model version of a page, in two statements whatever the page's
+    size: the newest non-superseded ``model_version`` decision per version (index on name, version and
+    scope; one version range per name of the page) and the newest promotion per name."""
+    if not models:
+        return {}
+    ranges: dict[str, list[int]] = {}
+    for model in models:
+        ranges.setdefault(model.name, []).append(model.version)
+    decisions = GateDecisionRecord.__table__.c
+    in_page = or_(*(and_(decisions.model_name == name, decisions.model_version.between(min(v), max(v)))
+                    for name, v in ranges.items()))
+    newest = (select(func.max(decisions.id)).where(in_page, decisions.scope == "model_version", decisions.superseded.is_(False))
+              .group_by(decisions.model_name, decisions.model_version))
+    gates = {(n, v): d for n, v, d in session.execute(
+        select(decisions.model_name, decisions.model_version, decisions.decision).where(decisions.id.in_(newest)))}
+    promotions = Promotion.__table__.c
+    newest_promotion = select(func.max(promotions.id)).where(promotions.model_name.in_(list(ranges))).group_by(promotions.model_name)
+    promoted = dict(session.execute(select(promotions.model_name, promotions.model_version).where(promotions.id.in_(newest_promotion))).all())
+    return {(m.name, m.version): (gates.get((m.name, m.version)), promoted.get(m.name) == m.version) for m in models}
+
+
 # request and response models (the OpenAPI document) ----------------------------------------------------
 class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
@@ -204,6 +238,7 @@ class EvalRunOut(Camel):
     finished_at: str | None = None
     queue_seconds: float | None = None
     metric_seconds: float | None = None
+    cost: float | None = Field(None, description="What the run's LLM calls cost (candidate and judges), once it finished; 0 without LLM calls")
     predictions_hash: str | None = None
     metrics_hash: str | None = None
     predictions_purged_at: str | None = None
@@ -455,7 +490,7 @@ def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = N
         "requestedBaseline": run.requested_baseline, "baselineRunId": run.baseline_run_id,
         "requestedAt": iso(run.requested_at), "startedAt": iso(run.started_at), "finishedAt": iso(run.finished_at),
         "queueSeconds": (run.started_at - run.requested_at).total_seconds() if run.started_at and run.requested_at else None,
-        "metricSeconds": run.metric_seconds, "predictionsHash": run.predictions_hash, "metricsHash": run.metrics_hash,
+        "metricSeconds": run.metric_seconds, "cost": run.cost, "predictionsHash": run.predictions_hash, "metricsHash": run.metrics_hash,
         "predictionsPurgedAt": iso(purge.purged_at) if purge is not None and run.predictions_hash is None else None,
         "results": _results_json(run.results) if visible != access.NOTHING else None,
         "redacted": visible == access.NOTHING,
@@ -517,12 +552,15 @@ def _created_json(run: EvalRun, created: bool) -> dict:
             "datasetId": run.dataset_key, "metricSuiteId": run.suite_key, "requestedBaseline": run.requested_baseline}
 
 
-def _model_json(platform: EvalPlatform, record: Model, created: bool | None = None, queued: list[str] | None = None) -> dict:
-    decision = platform.gate_decision(record.key)
+def _model_json(platform: EvalPlatform, record: Model, created: bool | None = None, queued: list[str] | None = None,
+                state: tuple[str | None, bool] | None = None) -> dict:
+    """``state``: the version's ``(gate decision, promoted)`` when already read (a listing batches them)."""
+    if state is None:
+        decision = platform.gate_decision(record.key)
+        state = (decision.decision if decision else None, platform.promoted_version(record.name) == record.version)
     out = {"name": record.name, "version": record.version, "key": record.key, "kind": record.kind, "fileHash": record.file_hash,
            "trustedTypes": record.trusted_types or [], "description": record.description or "",
-           "registeredAt": iso(record.registered_at), "gate": decision.decision if decision else None,
-           "promoted": platform.promoted_version(record.name) == record.version}
+           "registeredAt": iso(record.registered_at), "gate": state[0], "promoted": state[1]}
     if created is not None:
         out["created"] = created
     if queued is not None:
@@ -897,8 +935,6 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         policies = _policies()
         hidden = [split_key(key, "dataset") for key, policy in policies.items() if not access.may_know(policy, principal.team)]
         query = select(EvalRun)
-        if hidden:
-            query = query.where(tuple_(EvalRun.dataset_id, EvalRun.dataset_version).not_in(hidden))
         if model:
             name, version = _lookup("model", lambda: split_key(model, "model"))
             query = query.where(EvalRun.model_name == name, EvalRun.model_version == version)
@@ -913,7 +949,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 else:
                     query = query.where(id_column == value)
         with platform.registry.session() as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            # counted as all matching runs minus those of hidden datasets: two counts over indexes, where
+            # counting "not in the hidden ones" would read every row
+            counted = select(func.count()).select_from(EvalRun).where(query.whereclause if query.whereclause is not None else true())
+            total = session.scalar(counted)
+            if hidden:
+                in_hidden = tuple_(EvalRun.dataset_id, EvalRun.dataset_version).in_(hidden)
+                total -= session.scalar(counted.where(in_hidden))
+                query = query.where(~in_hidden)
             runs = list(session.scalars(query.order_by(EvalRun.requested_at.desc(), EvalRun.run_id).offset(offset).limit(limit)))
             purges = {m.run_id: m for m in session.scalars(select(RunPurge).where(RunPurge.run_id.in_([r.run_id for r in runs])))} if runs else {}
         items, shown = [], {}  # restricted datasets whose runs' results this page shows -> those runs
@@ -1055,12 +1098,23 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return respond(_dataset_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/datasets/{result.record.key}"})
 
-    @app.get("/v1/datasets", tags=["datasets"], response_model=list[DatasetOut])
-    def list_datasets(principal: Team, dataset_id: Annotated[str | None, Query(alias="datasetId", max_length=200)] = None):
+    @app.get("/v1/datasets", tags=["datasets"], response_model=list[DatasetOut], responses=_PAGE_HEADERS_DOC)
+    def list_datasets(principal: Team, dataset_id: Annotated[str | None, Query(alias="datasetId", max_length=200)] = None,
+                      offset: Offset = 0, limit: Limit = 100):
         """The dataset versions the team may know of (metadata only: rows are read through ``/examples``). A
-        restricted dataset whose policy gives the team neither rows nor aggregates is left out entirely."""
-        return respond([_dataset_json(d) for d in platform.datasets()
-                        if (not dataset_id or d.dataset_id == dataset_id) and access.may_know(d.access_policy, principal.team)])
+        restricted dataset whose policy gives the team neither rows nor aggregates is left out entirely.
+        One page in key order; ``X-Total-Count`` says how many there are."""
+        datasets = EvalDataset.__table__.c
+        policies = select(datasets.id, datasets.access_policy).order_by(datasets.dataset_id, datasets.version)
+        if dataset_id:
+            policies = policies.where(datasets.dataset_id == dataset_id)
+        with platform.registry.session() as session:
+            # who may know of a dataset is its policy's say (evaluated here): the policies, then the page's rows
+            known = [i for i, policy in session.execute(policies) if access.may_know(policy, principal.team)]
+            page = known[offset:offset + limit]
+            records = list(session.scalars(select(EvalDataset).where(EvalDataset.id.in_(page))
+                                           .order_by(EvalDataset.dataset_id, EvalDataset.version))) if page else []
+        return respond([_dataset_json(d) for d in records], headers=_page_headers(offset, limit, len(known)))
 
     def _dataset(key: str, principal: Principal | None = None, action: str = "metadata") -> EvalDataset:
         """The dataset version a path names. A team that may know nothing of it (a restricted dataset outside
@@ -1109,9 +1163,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return respond(_suite_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/metric-suites/{result.record.key}"})
 
-    @app.get("/v1/metric-suites", tags=["metric suites"], response_model=list[SuiteOut])
-    def list_suites(principal: Team):
-        return respond([_suite_json(s) for s in platform.suites()])
+    @app.get("/v1/metric-suites", tags=["metric suites"], response_model=list[SuiteOut], responses=_PAGE_HEADERS_DOC)
+    def list_suites(principal: Team, offset: Offset = 0, limit: Limit = 100):
+        """Metric suite versions, one page in key order; ``X-Total-Count`` says how many there are."""
+        with platform.registry.session() as session:
+            total = session.scalar(select(func.count()).select_from(MetricSuite))
+            suites = list(session.scalars(select(MetricSuite).order_by(MetricSuite.suite_id, MetricSuite.version)
+                                          .offset(offset).limit(limit)))
+        return respond([_suite_json(s) for s in suites], headers=_page_headers(offset, limit, total))
 
     @app.get("/v1/metric-suites/{suiteKey}", tags=["metric suites"], response_model=SuiteOut, responses=problem_responses(404, 422))
     def get_suite(suite_key: Annotated[str, PathParam(alias="suiteKey", min_length=1, max_length=400, pattern=KEY_PATTERN)],
@@ -1196,9 +1255,20 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return respond(_model_json(platform, result.record, result.created, queued), 201 if result.created else 200,
                        headers={"Location": f"/v1/models/{result.record.key}"})
 
-    @app.get("/v1/models", tags=["models"], response_model=list[ModelOut])
-    def list_models(principal: Team, name: Annotated[str | None, Query(max_length=200)] = None):
-        return respond([_model_json(platform, m) for m in platform.models() if not name or m.name == name])
+    @app.get("/v1/models", tags=["models"], response_model=list[ModelOut], responses=_PAGE_HEADERS_DOC)
+    def list_models(principal: Team, name: Annotated[str | None, Query(max_length=200)] = None,
+                    offset: Offset = 0, limit: Limit = 100):
+        """Model versions with their gate decision and whether promoted, one page in key order (name, then
+        version); ``X-Total-Count`` says how many there are."""
+        query = select(Model)
+        if name:
+            query = query.where(Model.name == name)
+        with platform.registry.session() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            models = list(session.scalars(query.order_by(Model.name, Model.version).offset(offset).limit(limit)))
+            states = _model_states(session, models)
+        return respond([_model_json(platform, m, state=states[(m.name, m.version)]) for m in models],
+                       headers=_page_headers(offset, limit, total))
 
     def _model(key: str) -> Model:
         try:

@@ -8,9 +8,10 @@ runs, so the CLI and the API never wait for the orchestrator and queue time is m
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -126,6 +127,14 @@ class EvalRun(Base):
             "model_name", "model_version", "dataset_id", "dataset_version", "suite_id", "suite_version", "attempt",
             name="uq_eval_run_attempt",
         ),
+        # every lookup path (migration 0006): by request time (listings, and the /metrics window, whose
+        # aggregated columns the index holds too, so the figures never read the rows and their wide JSON),
+        # the queue (oldest queued first), a model version's runs by status, a dataset's or suite's runs
+        Index("ix_eval_runs_requested_at", "requested_at", "status", "finished_at", "queue_seconds", "metric_seconds", "cost"),
+        Index("ix_eval_runs_status_requested_at", "status", "requested_at"),
+        Index("ix_eval_runs_model_version_status", "model_name", "model_version", "status"),
+        Index("ix_eval_runs_dataset_version", "dataset_id", "dataset_version"),
+        Index("ix_eval_runs_suite_version", "suite_id", "suite_version"),
     )
 
     run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -148,6 +157,14 @@ class EvalRun(Base):
     comparison: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     lineage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     metric_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: ``started_at - requested_at`` in seconds, written with ``started_at`` (the /metrics queue time)
+    queue_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: What the run's LLM calls cost (candidate and judges, as their call reports say), written when the
+    #: run finishes (see :func:`recorded_call_cost`); 0 for a run without LLM calls, None while unfinished.
+    cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: ``comparison["stale_baseline_run_id"]`` mirrored whenever the comparison is written, so counting
+    #: stale baselines is an indexed count instead of reading every run's comparison JSON.
+    stale_baseline_run_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -172,6 +189,75 @@ class EvalRun(Base):
         return f"{self.suite_id}@{self.suite_version}"
 
 
+#: Statuses at which a run's cost is recorded: the run is over and its calls are paid for.
+COSTED_STATUSES = ("succeeded", "failed")
+
+
+def _report_cost(report) -> float:
+    cost = report.get("cost") if isinstance(report, dict) else None
+    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost) else 0.0
+
+
+def recorded_call_cost(results: dict | None, lineage: dict | None, comparison: dict | None) -> float:
+    """What a run's LLM calls cost, as their call reports say (each report's ``cost`` counts only the calls
+    it sent, not its cache hits): the candidate's calls (``lineage["candidate_calls"]``), the judge's
+    (``results["judge"]["report"]``) and the pairwise judge's, recorded by the judge step
+    (``results["judge_pairwise"]``) or by the comparison (``comparison["pairwise"]``, one record per
+    pairwise metric). A pairwise record appears under several keys: each counts once (by its verdicts)."""
+    results, lineage, comparison = results or {}, lineage or {}, comparison or {}
+    total = _report_cost(lineage.get("candidate_calls"))
+    judge = results.get("judge")
+    if isinstance(judge, dict):
+        total += _report_cost(judge.get("report"))
+    pairwise: dict[str, float] = {}
+    records = [results.get("judge_pairwise"), *((comparison.get("pairwise") or {}).values())]
+    for record in records:
+        if isinstance(record, dict):
+            # the same verdicts judged twice: the second time came from the call cache (cost 0)
+            key = str(record.get("verdicts"))
+            pairwise[key] = max(pairwise.get(key, 0.0), _report_cost(record.get("report")))
+    return total + sum(pairwise.values())
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back naive (they are UTC); new ones are aware."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def _current_or_cleared(state, name: str):
+    """An attribute's value, or the value it had when this flush clears it (a failed run's results are
+    cleared as it fails; what its calls cost was still spent)."""
+    value = getattr(state.obj(), name)
+    if value is None:
+        deleted = state.attrs[name].history.deleted
+        value = deleted[0] if deleted else None
+    return value
+
+
+@event.listens_for(EvalRun, "before_insert")
+@event.listens_for(EvalRun, "before_update")
+def _derived_run_columns(mapper, connection, run: EvalRun) -> None:
+    """Keep the columns /metrics aggregates in SQL in step with what they are derived from, on every ORM
+    write of a run (whoever writes it): its queue time, the stale baseline of its comparison, and its cost
+    once finished."""
+    state = inspect(run)
+    inserting = not state.has_identity
+
+    def changed(name: str) -> bool:
+        return inserting or state.attrs[name].history.has_changes()
+
+    if inserting and run.requested_at is None:
+        run.requested_at = utcnow()  # the column's default, needed now for the queue time
+    if changed("started_at") or changed("requested_at"):
+        started, requested = _as_utc(run.started_at), _as_utc(run.requested_at)
+        run.queue_seconds = (started - requested).total_seconds() if started and requested else None
+    if changed("comparison"):
+        stale = (run.comparison or {}).get("stale_baseline_run_id") if isinstance(run.comparison, dict) else None
+        run.stale_baseline_run_id = str(stale)[:40] if stale else None
+    if run.status in COSTED_STATUSES and any(changed(n) for n in ("status", "results", "lineage", "comparison")):
+        run.cost = recorded_call_cost(*(_current_or_cleared(state, n) for n in ("results", "lineage", "comparison")))
+
+
 class PredictionSet(Base):
     """Cache of deterministic predictions: one model file on one dataset content, computed once."""
 
@@ -192,6 +278,11 @@ class GateDecisionRecord(Base):
     """A gate decision, for one eval run (scope ``run``) or for a model version (scope ``model_version``)."""
 
     __tablename__ = "gate_decisions"
+    __table_args__ = (
+        # a model version's current decision (its gate, the model listing) and a run's decision
+        Index("ix_gate_decisions_model_version_scope", "model_name", "model_version", "scope"),
+        Index("ix_gate_decisions_eval_run_id", "eval_run_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     scope: Mapped[str] = mapped_column(String(32))
@@ -229,6 +320,7 @@ class GateOverride(Base):
     """An approver's override of a ``fail`` or ``no_decision``: a new record, never an edit of the decision."""
 
     __tablename__ = "gate_overrides"
+    __table_args__ = (Index("ix_gate_overrides_gate_decision_id", "gate_decision_id"),)  # the override of a decision
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     gate_decision_id: Mapped[int] = mapped_column(ForeignKey("gate_decisions.id"))
