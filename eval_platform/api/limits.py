@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException  # what FastAPI raises for a body it could not parse
 
 from eval_platform.errors import InvalidInput
 from eval_platform.yamlsafe import check_json_text, check_structure
