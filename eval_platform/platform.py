@@ -299,6 +299,15 @@ class EvalPlatform:
                 checked.add(dataset.key)
                 check_predictions_for_dataset(table, self.load_dataset(dataset), dataset.schema, dataset.task_type, dataset.key)
 
+    def check_predictions_cover(self, model: Model, dataset: EvalDataset) -> None:
+        """A run asked for by hand on a dataset the registration did not check: a ``predictions`` model's file
+        is checked against it before the run is queued (other kinds: nothing to check)."""
+        if model.kind != "predictions":
+            return
+        from eval_platform.models import check_predictions_for_dataset
+
+        check_predictions_for_dataset(self.load_model(model), self.load_dataset(dataset), dataset.schema, dataset.task_type, dataset.key)
+
     def _check_plan_entry(self, model_name: str, dataset_id: str, suite_id: str) -> tuple[str, str]:
         dataset = self.latest_dataset(dataset_id)
         suite = self.latest_suite(suite_id)
@@ -405,6 +414,7 @@ class EvalPlatform:
             raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
         if baseline is not None:
             self.model(baseline)
+        self.check_predictions_cover(model, dataset)
         with self.registry.session() as session:
             run, _ = self.queue_or_find_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
         return run

@@ -173,6 +173,29 @@ def test_cli_and_api_refuse_a_bad_predictions_file_before_writing(tmp_path, caps
         platform.close()
 
 
+def test_a_run_asked_for_on_a_dataset_the_file_does_not_cover_is_refused(installed, tmp_path, capsys, monkeypatch):
+    """Registration checked the plan's datasets; a run asked for later (CLI, API) on another dataset is
+    checked the same way before it is queued."""
+    path = tmp_path / "v1.csv"
+    scores().to_csv(path, index=False)
+    installed.register_model("ext", path, kind="predictions", eval_plan=[("bc", "s")])
+    other = pd.DataFrame({"example_id": [101, 102, 103], "label": [1, 0, 1], "x": [1.0, 2.0, 3.0]})
+    installed.register_dataset("bc2", other, task_type="binary_classification", label_policy="synthetic")
+    before = written(installed)
+    with pytest.raises(InvalidInput, match=r"no row for 3 example\(s\) for dataset bc2@1 .*example_id=101"):
+        installed.request_eval("ext@1", "bc2", "s")
+    monkeypatch.setenv("EVAL_PLATFORM_DB_URL", installed.config.db_url)
+    assert main(["--home", str(installed.config.home), "runs", "request", "--model", "ext@1", "--dataset", "bc2", "--suite", "s"]) == 2
+    assert "example_id=101" in capsys.readouterr().err
+    token = create_token(installed, "alpha")
+    with Server(create_app(installed)) as server:
+        client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        response = client.post("/v1/eval-runs", json={"modelVersion": "ext@1", "datasetId": "bc2", "metricSuiteId": "s"})
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "modelVersion" and "example_id=101" in response.json()["detail"]
+    assert written(installed) == before
+
+
 # non-finite features -------------------------------------------------------------------------------------
 def test_an_infinite_feature_is_refused_at_dataset_registration(platform):
     frame = EXAMPLES.assign(y=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])

@@ -825,6 +825,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 if dataset.status != "active":
                     raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
                 access.require(platform, principal, dataset, AGGREGATE_READ)
+                if model.kind == "predictions":  # its file must cover this dataset (a file read: only for this kind)
+                    with fields_named({"model_file": "modelVersion"}):
+                        platform.check_predictions_cover(model, platform.dataset(dataset.key))
                 # nothing was written before this line
                 run, created = platform.queue_or_find_run(session, model, dataset, suite, trigger="api", baseline=body.baseline,
                                                           recompute=body.recompute)
