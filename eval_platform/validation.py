@@ -98,7 +98,7 @@ def finite_value_problems(frame: pd.DataFrame, columns: Sequence[str]) -> list[E
         if infinite.any():
             row = int(np.flatnonzero(infinite)[0])
             problem = (f"{int(infinite.sum())} non-finite value(s); the first, {array[row]}, at row {row + 1}: "
-                       "feature values must be finite (write a missing value as empty/NaN)")
+                       "infinite values are refused (write a missing value as empty/NaN)")
             sample = (float(array[row]),)
         outcomes.append(ExpectationOutcome(CHECK_FINITE, "expect_column_values_to_be_finite", str(column), not infinite.any(),
                                            problem, int(infinite.sum()), sample))
