@@ -112,7 +112,8 @@ def cmd_datasets_list(args) -> None:
 
 
 def cmd_suites_register(args) -> None:
-    result = _platform(args).register_suite(_read_document(args.file))
+    document = _read_document(args.file)  # a bad file is refused before the registry is even opened
+    result = _platform(args).register_suite(document)
     record = to_dict(result.record) | {"created": result.created}
     _emit(args, record, columns=["key", "purpose", "task_type", "definition_hash", "created"])
 

@@ -226,8 +226,10 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
     if duplicated.any():
         rows = np.flatnonzero(duplicated.to_numpy())
         first = _ids_at(table, ids, rows[0])
-        twin = next(r for r in rows[1:] if _ids_at(table, ids, r) == first)
-        raise InvalidInput(field, f"the predictions file has duplicate id(s) {_plain_ids(first)} at rows {rows[0] + 1} and {twin + 1}")
+        same = np.logical_and.reduce([(table[c] == v).to_numpy() for c, v in first.items()])
+        twin = int(np.flatnonzero(same)[1])
+        raise InvalidInput(field, f"the predictions file has duplicate id(s) {_plain_ids(first)} at rows {rows[0] + 1} and {twin + 1} "
+                                  f"({int(duplicated.sum())} rows share an id with another)")
     if task_type == "generation":
         _check_text_column(table, "prediction")
     else:

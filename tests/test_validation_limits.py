@@ -334,6 +334,7 @@ def test_the_cli_refuses_bombs_and_deep_documents(tmp_path, capsys):
         assert main(["--home", home, *command, str(nested)]) == 2
         err = capsys.readouterr().err
         assert "deep.yaml" in err and "nested deeper than 64 levels (limit 64)" in err and "Recursion" not in err
+    assert not (tmp_path / "home").exists()  # refused before the installation was even opened
     # a JSON model file (an openai_chat candidate spec) is bounded the same way
     spec = tmp_path / "candidate.json"
     spec.write_text(deep(20_000))
