@@ -444,3 +444,21 @@ def test_cli_and_api_honour_or_refuse_a_baseline(three_versions, capsys, monkeyp
         assert response.status_code == 201 and response.json()["requestedBaseline"] == "ext@3", response.text
     assert sorted((r.status, r.requested_baseline) for r in platform.runs("ext@2")) == [("queued", "ext@3"), ("superseded", "ext@1")]
 
+
+
+def test_a_recompute_onto_a_dataset_the_file_does_not_cover_queues_nothing(installed, tmp_path):
+    """A contaminated dataset's replacement is checked against every affected predictions file before the first
+    replacement run is queued: all or nothing."""
+    from eval_platform.incidents import invalidate_dataset, request_recompute
+
+    path = tmp_path / "v1.csv"
+    scores().to_csv(path, index=False)
+    installed.register_model("ext", path, kind="predictions", eval_plan=[("bc", "s")])
+    evaluate(installed, "ext@1")
+    invalidate_dataset(installed, "bc@1", reason="labels leaked into the training set", reported_by="alpha")
+    installed.register_dataset("bc", EXAMPLES.assign(example_id=[11, 12, 13, 14, 15, 16]), task_type="binary_classification",
+                               label_policy="human_reviewed")
+    before = written(installed)
+    with pytest.raises(InvalidInput, match=r"dataset bc@2 .*example_id=11"):
+        request_recompute(installed, "bc@1", requested_by="alpha")
+    assert written(installed) == before
