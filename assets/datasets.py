@@ -13,6 +13,7 @@ _CHECK_DESCRIPTIONS = {
     "unique_non_null_ids": "Example ids are non-null and unique.",
     "labels_not_null": "No label is null.",
     "label_domain": "Every label is inside the task type's label domain.",
+    "finite_values": "No feature value (nor a numeric label) is infinite.",
 }
 #: Fails when the dataset version is marked contaminated (also reported by the incident sensor).
 NOT_CONTAMINATED = "not_contaminated"
@@ -34,7 +35,8 @@ def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResour
     validated it at registration."""
     service = platform.get()
     record = service.dataset(context.partition_key)
-    report = validate_frame(service.load_dataset(record), get_task_type(record.task_type))
+    report = validate_frame(service.load_dataset(record), get_task_type(record.task_type),
+                            feature_columns=record.schema.get("feature_columns", ()))
     checks = [
         dg.AssetCheckResult(
             check_name=name,

@@ -38,17 +38,19 @@ def _read_table(path: str):
 
 
 def _read_document(path: str) -> dict:
-    import yaml
-
     from eval_platform.errors import InvalidInput
+    from eval_platform.yamlsafe import DEFAULT_LIMITS, load_yaml
 
     file = Path(path)
     if not file.is_file():
         raise InvalidInput("file", f"{path} does not exist")
+    if file.stat().st_size > DEFAULT_LIMITS.max_bytes:  # not even read: refused on its size
+        raise InvalidInput("file", f"{path}: the document is {file.stat().st_size} bytes, over the limit of {DEFAULT_LIMITS.max_bytes} bytes")
     try:
-        document = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
-        raise InvalidInput("file", f"{path} is not valid YAML/JSON: {error}") from error
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput("file", f"{path} could not be read: {error}") from error
+    document = load_yaml(text, field="file", source=path)  # limits on size, depth and aliases (an alias bomb)
     if not isinstance(document, dict):
         raise InvalidInput("file", f"{path} must contain a mapping")
     return document
@@ -110,7 +112,8 @@ def cmd_datasets_list(args) -> None:
 
 
 def cmd_suites_register(args) -> None:
-    result = _platform(args).register_suite(_read_document(args.file))
+    document = _read_document(args.file)  # a bad file is refused before the registry is even opened
+    result = _platform(args).register_suite(document)
     record = to_dict(result.record) | {"created": result.created}
     _emit(args, record, columns=["key", "purpose", "task_type", "definition_hash", "created"])
 

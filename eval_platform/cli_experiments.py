@@ -39,8 +39,9 @@ def _experiment_row(platform, record) -> dict:
 def cmd_register(args) -> None:
     ex = _ex()
     cli = _cli()
+    document = cli._read_document(args.file)  # a bad file is refused before the registry is even opened
     platform = cli._platform(args)
-    result = ex.register_experiment(platform, cli._read_document(args.file), created_by=args.by)
+    result = ex.register_experiment(platform, document, created_by=args.by)
     cli._emit(args, _experiment_row(platform, result.record) | {"created": result.created},
               columns=["experiment_id", "mode", "control_model", "candidate_models", "created"])
 

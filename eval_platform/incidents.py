@@ -131,6 +131,18 @@ def _fixed_version(metric_key: str, buggy: set[str]) -> str:
     return fixes[-1].key
 
 
+def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, suite_key: str, baseline: str | None,
+                   launch_key: str) -> EvalRun:
+    """The affected run's replacement, compared with the baseline the affected run asked for; when the new
+    versions already have a live run compared with another baseline (a run nobody here asked for), that run is
+    the replacement: a recompute must not stop half-way over a baseline preference."""
+    try:
+        return platform.request_eval(model_key, dataset_key, suite_key, baseline=baseline, trigger="recompute",
+                                     launch_key=launch_key)
+    except Conflict:
+        return platform.request_eval(model_key, dataset_key, suite_key, trigger="recompute", launch_key=launch_key)
+
+
 def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "") -> tuple[list[EvalRun], DagsterRequest | None]:
     """Queue again exactly the runs an incident touched, and ask Dagster for a backfill of their partitions.
 
@@ -153,8 +165,8 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
             definition["metrics"] = [dict(m, metric=fixed if m["metric"] == affected_by else m["metric"])
                                      for m in definition["metrics"]]
             fixed_suite = platform.register_suite(definition).record
-            queued.append(platform.request_eval(run.model_key, run.dataset_key, fixed_suite.key, baseline=run.requested_baseline,
-                                                trigger="recompute", launch_key=launch_key))
+            queued.append(_recompute_one(platform, run.model_key, run.dataset_key, fixed_suite.key, run.requested_baseline,
+                                         launch_key))
             if run.status in (SUCCEEDED, "failed"):
                 platform.update_run(run.run_id, status=SUPERSEDED, status_reason=f"recomputed with {fixed} ({fixed_suite.key})")
     else:
@@ -163,10 +175,11 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
             raise InvalidInput("affected_by", f"{affected_by!r} is neither a metric marked buggy nor a contaminated dataset")
         dataset_id = affected_by.rpartition("@")[0]
         replacement = platform.latest_dataset(dataset_id)
-        for run_id in incident.affected_runs:
-            run = platform.run(run_id)
-            recomputed = platform.request_eval(run.model_key, replacement.key, run.suite_key, baseline=run.requested_baseline,
-                                               trigger="recompute", launch_key=launch_key)
+        affected = [platform.run(run_id) for run_id in incident.affected_runs]
+        for model_key in dict.fromkeys(run.model_key for run in affected):  # all checked before the first is queued
+            platform.check_predictions_cover(platform.model(model_key), replacement)
+        for run in affected:
+            recomputed = _recompute_one(platform, run.model_key, replacement.key, run.suite_key, run.requested_baseline, launch_key)
             queued.append(recomputed)
             if run.status == INVALID:  # the gate is decided from the recomputation; the invalid run stays in the history
                 platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(

@@ -116,14 +116,14 @@ def read_candidate_spec(path: Path):
     """An ``openai_chat`` model file: JSON naming the endpoint, model, version, prompt template and decoding
     (see :meth:`eval_platform.llm.client.CandidateSpec.from_dict`); ``${VAR}`` in the base URL keeps
     the file, and so the model version, stable when the server's address changes."""
-    import json
-
     from eval_platform.llm.client import CandidateSpec
+    from eval_platform.yamlsafe import load_json
 
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        text = path.read_bytes()
+    except OSError as error:
         raise InvalidInput("model_file", f"{path} is not a JSON candidate spec: {error}") from error
+    document = load_json(text, field="model_file", source=str(path))  # bounded size and nesting
     return CandidateSpec.from_dict(document)
 
 
@@ -224,3 +224,119 @@ def _from_predictions_file(table: pd.DataFrame, frame: pd.DataFrame, schema: dic
         queries = set(frame["query_id"])
         return table[table["query_id"].isin(queries)].reset_index(drop=True)
     return frame[ids].merge(table, on=ids, how="left")
+
+
+# predictions files: checked against every dataset they will be evaluated on, before registration writes ----
+def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, schema: dict, task_type: str, dataset_key: str) -> None:
+    """Refuse a ``predictions`` file that cannot be evaluated on a dataset, naming the column and the row.
+
+    What evaluation would otherwise find late (after the model, its plan entries and its queued runs were
+    written): a missing id or output column, an id of another type than the dataset's, a null or duplicate
+    id, a score or probability that is not a finite number (NaN, inf), a generation prediction that is not
+    text, and examples of the dataset the file has no row for (for ranking: queries of the dataset it ranks
+    nothing for). Rows are counted from 1, as in the file (the header is not a row).
+    """
+    field = "model_file"
+    where = f"for dataset {dataset_key} ({task_type})"
+    ids = list(schema["id_columns"])
+    if task_type not in PREDICTION_COLUMNS:
+        raise InvalidInput(field, f"a predictions file cannot be evaluated {where}: no predictions file format for this task type")
+    outputs = list(PREDICTION_COLUMNS[task_type])
+    if task_type == "multiclass_classification":
+        outputs = [c for c in table.columns if str(c).startswith("proba_")]
+    missing = [c for c in (*ids, *outputs) if c not in table.columns]
+    if task_type == "multiclass_classification" and not outputs:
+        missing.append("proba_<class>")
+    if missing:
+        raise InvalidInput(field, f"the predictions file lacks column(s) {missing} {where}; it has {[str(c) for c in table.columns]}")
+    for column in ids:
+        _check_id_column(table, frame, column, where)
+    duplicated = table.duplicated(ids, keep=False)
+    if duplicated.any():
+        rows = np.flatnonzero(duplicated.to_numpy())
+        first = _ids_at(table, ids, rows[0])
+        same = np.logical_and.reduce([(table[c] == v).to_numpy() for c, v in first.items()])
+        twin = int(np.flatnonzero(same)[1])
+        raise InvalidInput(field, f"the predictions file has duplicate id(s) {_plain_ids(first)} at rows {rows[0] + 1} and {twin + 1} "
+                                  f"({int(duplicated.sum())} rows share an id with another)")
+    if task_type == "generation":
+        _check_text_column(table, "prediction")
+    else:
+        for column in outputs:
+            _check_finite_column(table, column)
+    if task_type == "multiclass_classification":
+        classes = {str(c).removeprefix("proba_") for c in outputs}
+        labels = frame[schema["label_column"]]
+        uncovered = labels[~labels.astype(str).isin(classes)]
+        if len(uncovered):
+            raise InvalidInput(field, f"the predictions file has no proba_<class> column for class {uncovered.iloc[0]!r} {where} "
+                                      f"(dataset row {int(uncovered.index[0]) + 1}); its classes: {sorted(classes)}")
+    if task_type in ("ranking", "search"):
+        queries = pd.Index(frame["query_id"].unique())
+        unranked = queries[~queries.isin(table["query_id"])]
+        if len(unranked):
+            row = int(np.flatnonzero((frame["query_id"] == unranked[0]).to_numpy())[0])
+            raise InvalidInput(field, f"the predictions file ranks nothing for {len(unranked)} quer(ies) {where}, "
+                                      f"e.g. query_id={_plain(unranked[0])!r} (dataset row {row + 1})")
+        return
+    covered = frame[ids].merge(table[ids], on=ids, how="left", indicator=True)["_merge"].to_numpy() == "both"
+    if not covered.all():
+        row = int(np.flatnonzero(~covered)[0])
+        raise InvalidInput(field, f"the predictions file has no row for {int((~covered).sum())} example(s) {where}, "
+                                  f"e.g. {_plain_ids(_ids_at(frame, ids, row))} (dataset row {row + 1})")
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _ids_at(table: pd.DataFrame, ids: list[str], row: int) -> dict:
+    """The id values of one row, each in its column's own type (``iloc`` on a row mixes them: 7 -> 7.0)."""
+    return {c: _plain(table[c].iloc[row]) for c in ids}
+
+
+def _plain_ids(ids: dict) -> str:
+    return ", ".join(f"{k}={_plain(v)!r}" for k, v in ids.items())
+
+
+def _check_id_column(table: pd.DataFrame, frame: pd.DataFrame, column: str, where: str) -> None:
+    values = table[column]
+    null = values.isna().to_numpy()
+    if null.any():
+        raise InvalidInput("model_file", f"the predictions file's id column {column!r} is empty at row {int(np.flatnonzero(null)[0]) + 1}")
+    # ids join on equality: 7 (a number) never matches "7" (text), so a file whose ids have another type than
+    # the dataset's would cover nothing (and pandas refuses to join the two)
+    expected_numeric = pd.api.types.is_numeric_dtype(frame[column])
+    if pd.api.types.is_numeric_dtype(values) != expected_numeric:
+        kind = "numbers" if expected_numeric else "text"
+        wrong = values.map(lambda v: isinstance(v, (int, float, np.number)) != expected_numeric).to_numpy()
+        row = int(np.flatnonzero(wrong)[0]) if wrong.any() else 0
+        raise InvalidInput("model_file", f"the predictions file's id column {column!r} must hold {kind} like the dataset's ids {where}; "
+                                         f"row {row + 1} holds {_plain(values.iloc[row])!r} (dtype {values.dtype})")
+
+
+def _check_finite_column(table: pd.DataFrame, column: str) -> None:
+    values = table[column]
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = (numbers.isna() & values.notna()).to_numpy() | values.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy()
+        row = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise InvalidInput("model_file", f"the predictions file's column {column!r} must be numbers (dtype {values.dtype}); "
+                                         f"row {row + 1} holds {_plain(values.iloc[row])!r}")
+    array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InvalidInput("model_file", f"the predictions file's column {column!r} holds {array[row]} at row {row + 1}: "
+                                         f"scores and probabilities must be finite numbers ({int(bad.sum())} row(s) are not)")
+
+
+def _check_text_column(table: pd.DataFrame, column: str) -> None:
+    bad = table[column].map(lambda v: not isinstance(v, str)).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = table[column].iloc[row]
+        what = "empty (null)" if value is None or (isinstance(value, float) and np.isnan(value)) else f"not text ({_plain(value)!r})"
+        raise InvalidInput("model_file", f"the predictions file's column {column!r} is {what} at row {row + 1}: "
+                                         "every prediction of a generation file is a text (a CSV column of numbers is read "
+                                         "as numbers; write Parquet or JSONL strings)")

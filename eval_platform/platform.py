@@ -34,7 +34,7 @@ from eval_platform.registry import (
 from eval_platform.store import ArtifactStore
 from eval_platform.suites import SuiteDefinition, parse_suite
 from eval_platform.tasks import check_access_policy, check_label_policy, get_task_type
-from eval_platform.validation import validate_frame
+from eval_platform.validation import check_finite_values, validate_frame
 
 #: every attempt of one (model, dataset, suite) evaluation, newest first; built once, as building it costs more
 #: than running it (``POST /v1/eval-runs`` runs it on every new request)
@@ -107,9 +107,11 @@ class EvalPlatform:
         access = check_access_policy(access_policy)
         if len(frame) == 0:
             raise InvalidInput("data", "the dataset has no rows")
-        report = validate_frame(frame, task)
-        report.raise_for_failures()
         schema = self._dataset_schema(frame, task, slice_columns, feature_columns)
+        # the fast numpy check first: an infinite feature is named (column, row) before Great Expectations runs
+        check_finite_values(frame, schema["feature_columns"])
+        report = validate_frame(frame, task, feature_columns=schema["feature_columns"])
+        report.raise_for_failures()
         frame = frame.reset_index(drop=True)
         content_hash = table_hash(frame)
         version_hash = json_hash({"content": content_hash, "task_type": task.name, "label_policy": label_policy,
@@ -266,11 +268,15 @@ class EvalPlatform:
         # the caller's trusted types within the operator's list, before the file is opened
         trusted_types = list(self.installation.check_trusted_types(trusted_types))
         path = Path(model_file).expanduser().resolve()
+        trusted_types = sorted(set(trusted_types))
         digest, _ = check_model_file(path, kind, trusted_types, self.installation)
-        smoke_test(load_model(path, digest, trusted_types, kind, self.installation), kind)
+        loaded = load_model(path, digest, trusted_types, kind, self.installation)
+        smoke_test(loaded, kind)
         existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
         # entries already in the plan stay, even when their dataset has no usable version any more
         plan = [entry if entry in existing_plan else self._check_plan_entry(name, *entry) for entry in map(tuple, eval_plan)]
+        if kind == "predictions":
+            self._check_predictions_file(name, digest, loaded, plan)
         with self.registry.session() as session:
             for dataset_id, suite_id in plan:
                 if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == name, EvalPlanEntry.dataset_id == dataset_id,
@@ -286,6 +292,35 @@ class EvalPlatform:
             session.flush()
             self._queue_plan(session, record, trigger="registration")
         return Registered(record, True)
+
+    def _check_predictions_file(self, name: str, digest: str, table: pd.DataFrame, plan: Sequence[tuple[str, str]]) -> None:
+        """A predictions file is checked against every dataset its registration would queue an eval on (the
+        name's plan with ``plan`` added, each entry's newest usable dataset version, as ``_queue_plan`` picks),
+        so a file evaluation would refuse is refused before the model, its plan and its runs are written."""
+        from eval_platform.models import check_predictions_for_dataset
+
+        with self.registry.session() as session:
+            if session.scalar(select(Model.id).where(Model.name == name, Model.file_hash == digest)) is not None:
+                return  # the same file again: the existing version, nothing queued
+        entries = dict.fromkeys([*((e.dataset_id, e.suite_id) for e in self.eval_plan(name)), *plan])
+        checked: set[str] = set()
+        for dataset_id, suite_id in entries:
+            try:
+                dataset, _ = self.latest_dataset(dataset_id), self.latest_suite(suite_id)
+            except NotFound:
+                continue  # _queue_plan skips the entry too
+            if dataset.key not in checked:
+                checked.add(dataset.key)
+                check_predictions_for_dataset(table, self.load_dataset(dataset), dataset.schema, dataset.task_type, dataset.key)
+
+    def check_predictions_cover(self, model: Model, dataset: EvalDataset) -> None:
+        """A run asked for by hand on a dataset the registration did not check: a ``predictions`` model's file
+        is checked against it before the run is queued (other kinds: nothing to check)."""
+        if model.kind != "predictions":
+            return
+        from eval_platform.models import check_predictions_for_dataset
+
+        check_predictions_for_dataset(self.load_model(model), self.load_dataset(dataset), dataset.schema, dataset.task_type, dataset.key)
 
     def _check_plan_entry(self, model_name: str, dataset_id: str, suite_id: str) -> tuple[str, str]:
         dataset = self.latest_dataset(dataset_id)
@@ -338,6 +373,8 @@ class EvalPlatform:
                                                     "suite_id": suite.suite_id, "suite_version": suite.version}))
         live = [r for r in previous if r.status in ACTIVE_STATES]
         if live and not recompute:
+            if baseline is not None:
+                self._honour_baseline(session, live[0], model, dataset, suite, baseline)
             return None
         # A new attempt supersedes the failed ones: the model version's gate is decided from the live runs, so
         # a failure that a rerun healed no longer holds it at no_decision.
@@ -358,6 +395,34 @@ class EvalPlatform:
         session.add(run)
         return run
 
+    @staticmethod
+    def _honour_baseline(session, live: EvalRun, model: Model, dataset: EvalDataset, suite: MetricSuite, baseline: str) -> None:
+        """A baseline asked for while the triple has a live run: never dropped in silence. A queued run that
+        names no baseline takes it (it has not started: nothing is compared yet); a run that already compares
+        with that baseline is the answer; any other run is a :class:`Conflict` naming its baseline, since one
+        run is compared with one baseline and superseding a run is what ``recompute`` is for."""
+        if live.requested_baseline == baseline:
+            return
+        if live.status == QUEUED and live.requested_baseline is None:
+            live.requested_baseline = baseline  # committed with the caller's transaction
+            return
+        if live.requested_baseline is not None:
+            current = f"baseline {live.requested_baseline}"
+        elif live.comparison and live.comparison.get("baseline_model"):
+            current = f"baseline {live.comparison['baseline_model']} (the promoted version when it was compared)"
+            if live.comparison["baseline_model"] == baseline:
+                return
+        else:
+            promoted = session.scalar(select(Promotion.model_version).where(Promotion.model_name == model.name)
+                                      .order_by(Promotion.id.desc()).limit(1))
+            promoted_key = f"{model.name}@{promoted}" if promoted is not None and promoted != model.version else None
+            if promoted_key == baseline:
+                return  # it will compare with the promoted version, which is the one asked for
+            current = f"the promoted version ({promoted_key or 'none yet'})"
+        raise Conflict(f"run {live.run_id} ({live.status}) already evaluates {model.key} on {dataset.key} with {suite.key} "
+                       f"against {current}, not {baseline}; ask again with --recompute (API: \"recompute\": true) to queue "
+                       f"a new run compared with {baseline}")
+
     def request_eval(self, model_key: str, dataset_id: str, suite_id: str, baseline: str | None = None,
                      trigger: str = "request", recompute: bool = False, launch_key: str | None = None) -> EvalRun:
         """Ask for one evaluation (the API's ``POST /v1/eval-runs``); returns the queued or existing run.
@@ -371,6 +436,7 @@ class EvalPlatform:
             raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
         if baseline is not None:
             self.model(baseline)
+        self.check_predictions_cover(model, dataset)
         with self.registry.session() as session:
             run, created = self.queue_or_find_run(session, model, dataset, suite, trigger, baseline=baseline, recompute=recompute)
             if created and launch_key is not None:

@@ -47,6 +47,7 @@ from eval_platform.keys import validate_id
 from eval_platform.metrics.base import MetricDefinition
 from eval_platform.metrics.catalog import get_metric
 from eval_platform.tasks import PURPOSES, get_task_type
+from eval_platform.yamlsafe import check_structure
 
 _TOP_LEVEL = {"suite_id", "purpose", "task_type", "metrics", "slices", "min_slice_size", "comparison", "gate", "description",
               "llm", "online"}
@@ -130,6 +131,9 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
     """Validate a suite definition; every problem names the field it is in."""
     if not isinstance(raw, Mapping):
         raise InvalidInput("suite", "must be a mapping")
+    # a definition built by a caller's own YAML loader may share nodes (aliases): bound what normalising and
+    # hashing it would walk, so an alias bomb is refused here rather than expanded
+    check_structure(raw, field="suite")
     unknown = sorted(set(raw) - _TOP_LEVEL)
     if unknown:
         raise InvalidInput("suite", f"unknown field(s) {unknown}; known: {sorted(_TOP_LEVEL)}")

@@ -511,8 +511,9 @@ def test_metrics_endpoint_follows_the_runs(world):
     assert before["evalp_gate_overrides_all"] == 0
 
     queued = alpha.post("/v1/eval-runs", json={"modelVersion": "det@3", "datasetId": "bc-int", "metricSuiteId": "bc-release",
-                                               "baseline": "det@2"})
-    assert queued.status_code == 200  # det@3's plan run on bc-int is live: the same run
+                                               "baseline": "det@1"})
+    # det@3's plan run on bc-int is live, compared with det@1 (promoted): the same run (another baseline is a 409)
+    assert queued.status_code == 200
     world.platform.update_run(queued.json()["runId"], status="failed", finished_at=utcnow())
     new = alpha.post("/v1/eval-runs", json={"modelVersion": "det@3", "datasetId": "bc-int", "metricSuiteId": "bc-release"}).json()
     time.sleep(0.05)

@@ -8,6 +8,7 @@ import pytest
 import definitions
 from assets import REQUESTED_TAG, dataset_versions, model_versions
 from eval_platform.platform import EvalPlatform
+from eval_platform.validation import CHECKS
 from jobs import evaluate_model_version, validate_dataset_version
 from sensors import dataset_version_sensor, eval_request_sensor
 from tests.conftest import ROOT
@@ -75,7 +76,7 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
         for request in _tick(dataset_version_sensor, instance, installation).run_requests:
             result = _execute(validate_dataset_version, instance, installation, request)
             checks = result.get_asset_check_evaluations()
-            assert len(checks) == 5 and all(c.passed for c in checks)
+            assert len(checks) == len(CHECKS) + 1 and all(c.passed for c in checks)  # + not_contaminated
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
         assert _execute(evaluate_model_version, instance, installation, request).success
 

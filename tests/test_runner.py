@@ -156,20 +156,19 @@ def test_generation_eval_from_a_predictions_file(service, tmp_path):
     assert decision.decision == "fail"
 
 
-def test_a_predictions_file_missing_examples_fails_the_run_cleanly(service, tmp_path):
+def test_a_predictions_file_missing_examples_is_refused_at_registration(service, tmp_path):
+    """Refused before anything is written (it used to be accepted and fail at evaluation); more cases in
+    tests/test_validation_limits.py."""
     questions = pd.DataFrame({"example_id": [1, 2], "prompt": ["a", "b"], "reference": ["x", "y"]})
     service.register_dataset("qa", questions, task_type="generation", label_policy="synthetic")
     service.register_suite({"suite_id": "qa", "purpose": "exploratory", "task_type": "generation", "metrics": ["exact_match@1"]})
     path = tmp_path / "answers.csv"
     pd.DataFrame({"example_id": [1], "prediction": ["x"]}).to_csv(path, index=False)
-    service.register_model("qa-bot", path, kind="predictions", eval_plan=[("qa", "qa")])
-    run = service.claim_runs("qa-bot@1", "d1", requested=True)[0]
-    runner.produce_predictions(service, run)
     from eval_platform.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match="1 example\\(s\\) have no prediction"):
-        runner.compute_metrics(service, run)
-    assert service.run(run.run_id).results is None
+    with pytest.raises(InvalidInput, match=r"no row for 1 example\(s\) for dataset qa@1 .*example_id=2 \(dataset row 2\)"):
+        service.register_model("qa-bot", path, kind="predictions", eval_plan=[("qa", "qa")])
+    assert service.models() == [] and service.eval_plan("qa-bot") == [] and service.runs() == []
 
 
 def test_ranking_eval_matches_trec_eval_and_compares_by_query(service, tmp_path):

@@ -200,7 +200,9 @@ class EvalRunRequest(Camel):
     metric_suite_id: str = Field(min_length=1, max_length=400, pattern=ID_OR_KEY_PATTERN,
                                  description="SUITE_ID (newest version) or SUITE_ID@VERSION")
     baseline: str | None = Field(None, min_length=1, max_length=400, pattern=KEY_PATTERN, description="NAME@VERSION to compare "
-                                 "against (default: the model name's promoted version)")
+                                 "against (default: the model name's promoted version). With a live run of the same versions: "
+                                 "a queued run without a baseline takes it; a run compared with another baseline is a 409")
+    recompute: bool = Field(False, description="Supersede the live run of the same versions (not a running one) with a new run")
 
 
 class EvalRunCreated(Camel):
@@ -710,6 +712,9 @@ def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_by
         description=API_DESCRIPTION,
         responses=problem_responses(400, 401, 503),  # 503: the registry database is unreachable
     )
+    from eval_platform.api.limits import LimitedJSONRoute
+
+    app.router.route_class = LimitedJSONRoute  # JSON bodies with bounded size and nesting (routes added below)
     app.state.platform = platform
     app.state.http_stats = HttpStats()
     app.state.max_upload_bytes = max_upload_bytes
@@ -878,8 +883,12 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 if dataset.status != "active":
                     raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
                 access.require(platform, principal, dataset, AGGREGATE_READ)
+                if model.kind == "predictions":  # its file must cover this dataset (a file read: only for this kind)
+                    with fields_named({"model_file": "modelVersion"}):
+                        platform.check_predictions_cover(model, platform.dataset(dataset.key))
                 # nothing was written before this line
-                run, created = platform.queue_or_find_run(session, model, dataset, suite, trigger="api", baseline=body.baseline)
+                run, created = platform.queue_or_find_run(session, model, dataset, suite, trigger="api", baseline=body.baseline,
+                                                          recompute=body.recompute)
                 if key is not None:
                     session.flush()  # the run before the record that refers to it
                     session.execute(insert_key, {"team": principal.team, "key": key, "request_hash": request_hash, "run_id": run.run_id,

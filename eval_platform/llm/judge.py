@@ -267,7 +267,7 @@ def parse_verdict(text: str, output: str) -> dict:
         body = fenced.group(1)
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # a reply nested thousands deep is as unparsable as prose
         raise JudgeParseError(f"not JSON: {text[:120]!r}") from None
     if not isinstance(value, dict):
         raise JudgeParseError(f"not a JSON object: {text[:120]!r}")
