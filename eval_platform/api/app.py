@@ -98,6 +98,10 @@ def fields_named(names: dict[str, str]):
     """Report the platform's field names as the API's (``dataset_id`` -> ``datasetId``)."""
     try:
         yield
+    except access.Forbidden as error:
+        if error.field in names:
+            error.field = names[error.field]
+        raise
     except InvalidInput as error:
         head, dot, rest = error.field.partition(".")
         if error.field in names:
@@ -756,11 +760,12 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             immutable[(kind.__name__, key)] = record
         return record
 
-    def _refuse_hidden(principal: Principal, dataset: EvalDataset, field: str) -> None:
-        """A request names a dataset the team may know nothing of: 403, without naming it; the attempt is logged."""
+    def _refuse_hidden(principal: Principal, dataset: EvalDataset, field: str, named: str) -> None:
+        """A request names a dataset the team may know nothing of: the very answer an absent dataset gets (so its
+        existence does not leak); the attempt is logged."""
         if not access.may_know(dataset.access_policy, principal.team):
             access.record_access(platform, principal, AGGREGATE_READ, dataset.key, access.DENIED, detail=f"named in {field}")
-            raise access.Forbidden(f"team {principal.team!r} may not use this dataset (restricted by its access policy)", field=field)
+            raise InvalidInput(field, f"{named!r}: no such {'dataset' if '@' in named else 'usable dataset'}")
 
     def _dataset_in(session, dataset_id: str) -> EvalDataset:
         """The dataset version a request names (its newest active version without ``@``): the columns the checks read."""
@@ -811,7 +816,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                         return (existing, session.get(EvalRun, existing.run_id)), None
                 model = _versioned(session, Model, body.model_version, "modelVersion")
                 dataset = _dataset_in(session, body.dataset_id)
-                _refuse_hidden(principal, dataset, "datasetId")
+                _refuse_hidden(principal, dataset, "datasetId", body.dataset_id)
+                if not access.may_act_on(principal, model.owner_team):  # read again: the cached record may predate `evalp owners set`
+                    access.check_owner(principal, access.MODEL, model.name, *access.owner_of(session, access.MODEL, model.name),
+                                       "request evaluations of it", "modelVersion")
                 suite = _versioned(session, MetricSuite, body.metric_suite_id, "metricSuiteId")
                 if dataset.task_type != suite.task_type:
                     raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
@@ -920,11 +928,19 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             access.record_access(platform, principal, REGRESSIONS, dataset.key, GRANTED, run_id=run_id, detail="gate reasons")
         return reasons
 
+    def _dataset_of_run(principal: Principal, run: EvalRun, action: str) -> EvalDataset:
+        """The run's dataset; a run of a dataset the team may know nothing of answers as an absent run (logged)."""
+        dataset = platform.dataset(run.dataset_key)
+        if not access.may_know(dataset.access_policy, principal.team):
+            access.record_access(platform, principal, action, dataset.key, access.DENIED, run_id=run.run_id)
+            raise NotFound("eval run", run.run_id)
+        return dataset
+
     @app.get("/v1/eval-runs/{runId}", tags=["eval runs"], response_model=EvalRunOut, responses=problem_responses(403, 404, 422))
     def get_eval_run(run_id: RunId, principal: Team):
         """Status, results (aggregate metrics and slices), the run's gate decision, and its lineage."""
         run = platform.run(run_id)
-        dataset = platform.dataset(run.dataset_key)
+        dataset = _dataset_of_run(principal, run, AGGREGATE_READ)
         seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
         record = _run_gate(run)
         gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id)) if record else None
@@ -940,8 +956,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                                                              description="NAME@VERSION or a run id; default: the run's recorded baseline")] = None):
         """Candidate minus baseline per metric (paired-bootstrap intervals), per slice, and the gate's reasons."""
         run = platform.run(run_id)
-        dataset = platform.dataset(run.dataset_key)
+        dataset = _dataset_of_run(principal, run, AGGREGATE_READ)
         seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
+        if baseline is not None and baseline.startswith("run-"):  # a run of a hidden dataset is no run
+            other = _lookup("baseline", lambda: platform.run(baseline))
+            if not access.may_know(platform.dataset(other.dataset_key).access_policy, principal.team):
+                access.record_access(platform, principal, AGGREGATE_READ, other.dataset_key, access.DENIED, run_id=other.run_id,
+                                     detail="named as a comparison baseline")
+                raise InvalidInput("baseline", f"{baseline!r}: no such eval run")
         if run.status not in (SUCCEEDED,) and not run.comparison:
             raise Conflict(f"run {run.run_id} is {run.status}: it has no comparison yet")
         payload = _comparison(platform, run, dataset, baseline)
@@ -966,7 +988,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def get_predictions(run_id: RunId, principal: Team, offset: Offset = 0, limit: Limit = 100):
         """The run's per-example predictions (rows: readable only by teams the dataset's policy allows)."""
         run = platform.run(run_id)
-        dataset = platform.dataset(run.dataset_key)
+        dataset = _dataset_of_run(principal, run, PREDICTIONS)
         access.require(platform, principal, dataset, PREDICTIONS, run_id=run.run_id)
         if run.predictions_hash is None:
             with platform.registry.session() as session:
@@ -1030,7 +1052,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         with fields_named(dataset_fields):
             result = platform.register_dataset(dataset_id, frame, task_type=task_type, label_policy=label_policy, access_policy=policy,
                                                slice_columns=[c for c in slice_columns if c], feature_columns=feature_columns or None,
-                                               description=description)
+                                               description=description, principal=principal)
         log.info("dataset registered", extra={"fields": {"dataset": result.record.key, "created": result.created, "team": principal.team}})
         return respond(_dataset_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/datasets/{result.record.key}"})
@@ -1043,8 +1065,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                         if (not dataset_id or d.dataset_id == dataset_id) and access.may_know(d.access_policy, principal.team)])
 
     def _dataset(key: str, principal: Principal | None = None, action: str = "metadata") -> EvalDataset:
-        """The dataset version a path names. A team that may know nothing of it (a restricted dataset outside
-        its policy, aggregates not allowed) gets 403 without its metadata; the attempt is logged as denied."""
+        """The dataset version a path names. To a team that may know nothing of it (a restricted dataset outside
+        its policy, aggregates not allowed) it answers exactly as an absent version (404); the attempt is logged."""
         try:
             split_key(key, "datasetKey")
         except InvalidInput as error:
@@ -1052,12 +1074,12 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         dataset = platform.dataset(key)
         if principal is not None and not access.may_know(dataset.access_policy, principal.team):
             access.record_access(platform, principal, action, dataset.key, access.DENIED)
-            raise access.Forbidden(f"team {principal.team!r} may not read this dataset (restricted by its access policy)")
+            raise NotFound("dataset", key)  # word for word what platform.dataset says of an absent version
         return dataset
 
     @app.get("/v1/datasets/{datasetKey}", tags=["datasets"], response_model=DatasetOut, responses=problem_responses(403, 404, 422))
     def get_dataset(dataset_key: DatasetKey, principal: Team):
-        """A dataset version's metadata (403 for a restricted dataset the team may know nothing of)."""
+        """A dataset version's metadata (a restricted dataset the team may know nothing of answers as absent: 404)."""
         return respond(_dataset_json(_dataset(dataset_key, principal)))
 
     @app.get("/v1/datasets/{datasetKey}/examples", tags=["datasets"], response_model=RowsPage,
@@ -1078,14 +1100,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
 
         dataset = _dataset(dataset_key, principal, "invalidate")
         access.require(platform, principal, dataset, AGGREGATE_READ)
-        impact = invalidate_dataset(platform, dataset.key, reason=body.reason, reported_by=principal.team)
+        impact = invalidate_dataset(platform, dataset.key, reason=body.reason, reported_by=principal.label, principal=principal)
         return respond(_impact_json(impact))
 
     # metric suites ---------------------------------------------------------------------------------
     @app.post("/v1/metric-suites", tags=["metric suites"], status_code=201, response_model=SuiteOut,
               responses={200: {"model": SuiteOut, "description": "Identical definition: the existing version"}, **problem_responses(422)})
     def register_suite(principal: Team, body: Annotated[dict[str, Any], Body(description="The suite definition (as in the YAML files)")]):
-        result = platform.register_suite(body)
+        result = platform.register_suite(body, principal=principal)
         return respond(_suite_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/metric-suites/{result.record.key}"})
 
@@ -1146,16 +1168,18 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             if not sep or not dataset_id or not suite_id:
                 raise InvalidInput("evalPlan", f"{entry!r} must be DATASET_ID:SUITE_ID")
             dataset = _lookup("evalPlan", lambda d=dataset_id: platform.latest_dataset(d))
-            _refuse_hidden(principal, dataset, "evalPlan")
+            _refuse_hidden(principal, dataset, "evalPlan", dataset_id)
             access.require(platform, principal, dataset, AGGREGATE_READ)
             plan.append((dataset_id, suite_id))
         if not name or "@" in name or "/" in name:
             raise InvalidInput("name", "must be a non-empty name without '@' or '/'")
+        # another team's name is refused before the upload is written (register_model checks again, with the plan)
+        access.require_owner(platform, principal, access.MODEL, name, "register a version of it or change its eval plan", "name")
         path, created_file = _store_model_file(file)
         try:
             with fields_named({"model_file": "file", "eval_plan": "evalPlan", "kind": "kind", "name": "name"}):
                 result = platform.register_model(name, path, kind=kind, trusted_types=[t for t in trusted_types if t],
-                                                 eval_plan=plan, description=description)
+                                                 eval_plan=plan, description=description, principal=principal)
         except BaseException:
             if created_file:
                 path.unlink(missing_ok=True)
@@ -1166,21 +1190,45 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
 
     @app.get("/v1/models", tags=["models"], response_model=list[ModelOut])
     def list_models(principal: Team, name: Annotated[str | None, Query(max_length=200)] = None):
-        return respond([_model_json(platform, m) for m in platform.models() if not name or m.name == name])
+        """Model versions, but not one evaluated only on datasets the team may not know of (unless its own)."""
+        hidden = _hidden_models(principal)
+        return respond([_model_json(platform, m) for m in platform.models()
+                        if (not name or m.name == name) and (m.name, m.version) not in hidden])
 
-    def _model(key: str) -> Model:
+    def _hidden_models(principal: Principal) -> set[tuple[str, int]]:
+        """Versions of other teams' models all of whose eval runs are on datasets the team may not know of."""
+        policies = _policies()
+        with platform.registry.session() as session:
+            rows = session.execute(select(EvalRun.model_name, EvalRun.model_version, EvalRun.dataset_id, EvalRun.dataset_version,
+                                          Model.owner_team).join(Model, and_(Model.name == EvalRun.model_name,
+                                                                              Model.version == EvalRun.model_version))).all()
+        seen: dict[tuple[str, int], bool] = {}
+        for row in rows:
+            key = (row.model_name, row.model_version)
+            known = row.owner_team == principal.team or access.may_know(policies.get(f"{row.dataset_id}@{row.dataset_version}"),
+                                                                         principal.team)
+            seen[key] = seen.get(key, False) or known
+        return {key for key, known in seen.items() if not known}
+
+    def _model(key: str, principal: Principal | None = None) -> Model:
+        """The model version a path names; one the team may not know of (:func:`_hidden_models`) answers as absent."""
         try:
             split_key(key, "modelKey")
         except InvalidInput as error:
             raise InvalidInput("modelKey", error.problem) from error
-        return platform.model(key)
+        model = platform.model(key)
+        if principal is not None and (model.name, model.version) in _hidden_models(principal):
+            raise NotFound("model", key)
+        return model
+
+    app.state.visible_model = _model
 
     @app.get("/v1/models/{modelKey}/gate", tags=["gates"], response_model=GateOut, responses=problem_responses(404, 422))
     def get_gate(model_key: ModelKey, principal: Team):
         """The model version's effective gate decision and its reasons per release-blocking run."""
         from eval_platform.releases import effective_decision
 
-        model = _model(model_key)
+        model = _model(model_key, principal)
         state, decision, override = effective_decision(platform, model.key)
         reasons = decision.reasons if decision else []
         policies, runs = _policies(), {r.run_id: r for r in platform.runs(model.key)}
@@ -1191,9 +1239,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 shown.append(group)
                 continue
             seen = access.visibility(policies.get(run.dataset_key), principal.team)
-            if seen == access.NOTHING:  # not even which dataset: the label names it
-                shown.append({"run": f"{run.run_id} (a restricted dataset, {run.suite_key})", "outcome": group.get("outcome"),
-                              "redacted": True})
+            if seen == access.NOTHING:  # not the run, its dataset nor its suite: only that a withheld run decided so
+                access.record_access(platform, principal, AGGREGATE_READ, run.dataset_key, access.DENIED, run_id=run.run_id,
+                                     detail=f"gate reasons of {model.key}")
+                shown.append({"run": "(withheld)", "outcome": group.get("outcome"), "redacted": True})
             else:
                 dataset = platform.dataset(run.dataset_key)
                 shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id)[0])
@@ -1216,9 +1265,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def _override(model_key: str, body: ReasonBody, principal: Principal, scope: str):
         from eval_platform.releases import override_gate
 
-        model = _model(model_key)
+        model = _model(model_key, principal)
         with fields_named({"approver": "Authorization"}):
-            record = override_gate(platform, model.key, approver=principal.team, reason=body.reason, scope=scope)
+            record = override_gate(platform, model.key, approver=principal.label, reason=body.reason, scope=scope, principal=principal)
         return respond({"id": record.id, "modelVersion": f"{record.model_name}@{record.model_version}",
                         "overriddenDecision": record.overridden_decision, "suites": record.suites, "approver": record.approver,
                         "reason": record.reason, "createdAt": iso(record.created_at)}, 201)
@@ -1235,8 +1284,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         """Ask for a release: the promotion sensor runs the release job, whose gate check guards it."""
         from eval_platform.releases import request_promotion
 
-        model = _model(model_key)
-        record = request_promotion(platform, model.key, requested_by=principal.team, reason=(body.reason if body else ""))
+        model = _model(model_key, principal)
+        record = request_promotion(platform, model.key, requested_by=principal.label, reason=(body.reason if body else ""),
+                                   principal=principal)
         return respond(_request_json(record), 202)
 
     # metrics and incidents -------------------------------------------------------------------------
@@ -1262,8 +1312,12 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
 
         if metric_key not in {m.key for m in all_metrics()}:
             raise NotFound("metric", metric_key)
-        impact = mark_metric_buggy(platform, metric_key, reason=body.reason, reported_by=principal.team)
-        return respond(_impact_json(impact))
+        access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization")
+        impact = mark_metric_buggy(platform, metric_key, reason=body.reason, reported_by=principal.label, principal=principal)
+        # even an admin is not told of runs (nor models) of datasets it may not know of
+        policies = _policies()
+        runs = [r for r in impact.runs if access.may_know(policies.get(r.dataset_key), principal.team)]
+        return respond(_impact_json(type(impact)(impact.incident, runs, sorted({r.model_key for r in runs}))))
 
     @app.post("/v1/recompute", tags=["metrics"], status_code=202, response_model=RecomputeOut,
               responses=problem_responses(409, 422))
@@ -1272,7 +1326,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         from eval_platform.incidents import request_recompute
 
         with fields_named({"affected_by": "affectedBy"}):
-            queued, request = request_recompute(platform, body.affected_by, requested_by=principal.team, reason=body.reason)
+            queued, request = request_recompute(platform, body.affected_by, requested_by=principal.label, reason=body.reason,
+                                                principal=principal)
         return respond({"queuedRuns": [r.run_id for r in queued], "backfillRequestId": request.id if request else None,
                         "partitions": request.partitions if request else []}, 202)
 

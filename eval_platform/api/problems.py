@@ -1,8 +1,8 @@
 """RFC 9457 problem details for every error the API returns (``application/problem+json``).
 
 ``InvalidInput`` -> 422 naming the field, request validation -> 422 listing each field, ``NotFound`` ->
-404, ``Conflict`` (and a reused ``Idempotency-Key``) -> 409, a missing or bad token -> 401, a request
-outside a dataset's access policy -> 403, anything unexpected -> 500 without internals. Every check runs
+404, ``Conflict`` (and a reused ``Idempotency-Key``) -> 409, a missing, bad or expired token -> 401, a request
+outside the caller's roles, its team's names or a dataset's access policy -> 403, anything unexpected -> 500 without internals. Every check runs
 before the first write, so an error response means nothing was written.
 """
 
@@ -167,7 +167,7 @@ def _content() -> dict:
 
 #: OpenAPI ``responses`` entries for the problems a route may answer with.
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
-    descriptions = {400: "Bad request", 401: "Missing or invalid token", 403: "Outside the dataset's access policy",
+    descriptions = {400: "Bad request", 401: "Missing or invalid token", 403: "Outside the caller's roles, its team's names or a dataset's access policy",
                     404: "Not found", 409: "Conflicts with the registry's state", 413: "Upload too large",
                     422: "Invalid input (the problem names the field)"}
     return {status: {"model": Problem, "description": descriptions.get(status, "Error"), "content": _content()} for status in statuses}
