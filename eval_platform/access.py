@@ -323,10 +323,18 @@ def require(platform, principal: Principal, dataset: EvalDataset, action: str, r
 
 
 # roles and ownership -----------------------------------------------------------------------------------
-def require_role(principal: Principal | None, role: str, what: str, field: str | None = None) -> None:
-    """Refuse (403) unless the principal has ``role`` (an admin has every role); ``None`` is the local operator."""
+#: the access log's ``action`` of a refused change (a role or a name it lacks); its ``dataset_key`` is ``KIND:NAME``
+CHANGE = "change"
+
+
+def require_role(principal: Principal | None, role: str, what: str, field: str | None = None, platform=None,
+                 target: str = "platform") -> None:
+    """Refuse (403, logged when ``platform`` is given) unless the principal has ``role`` (an admin has every
+    role); ``None`` is the local operator."""
     if principal is None or principal.is_admin or principal.has(role):
         return
+    if platform is not None:
+        record_access(platform, principal, CHANGE, target, DENIED, detail=f"{what}: needs the {role} role")
     raise Forbidden(f"{what} needs the {role} role; principal {principal.label!r} has {', '.join(principal.roles) or 'none'}",
                     field=field)
 
@@ -365,23 +373,27 @@ def may_act_on(principal: Principal | None, owner: str | None) -> bool:
 
 
 def check_owner(principal: Principal | None, kind: str, name: str, registered: bool, owner: str | None, what: str,
-                field: str) -> None:
-    """Refuse (403 naming ``field``) unless the principal may ``what`` on the name: a member of its owner team,
-    or an admin. A name not registered yet is free (the caller's team will own it)."""
+                field: str, platform=None, role: str = MEMBER) -> None:
+    """Refuse (403 naming ``field``; logged when ``platform`` is given) unless the principal may ``what`` on the
+    name: a principal of its owner team with ``role`` (a member; an approver for overrides), or an admin. A
+    name not registered yet is free (the caller's team will own it)."""
     if principal is None or principal.is_admin:
         return
-    require_role(principal, MEMBER, what, field)
+    require_role(principal, role, what, field, platform, target=f"{kind}:{name}")
     if not registered or owner == principal.team:
         return
+    if platform is not None:
+        record_access(platform, principal, CHANGE, f"{kind}:{name}"[:200], DENIED, detail=f"{what}: owned by {owner or 'no team'}")
     whose = "another team" if owner is not None else "no team (registered before ownership; only an admin may change it)"
     raise Forbidden(f"{kind} {name!r} belongs to {whose}: team {principal.team!r} may not {what}", field=field)
 
 
-def require_owner(platform, principal: Principal | None, kind: str, name: str, what: str, field: str) -> str | None:
+def require_owner(platform, principal: Principal | None, kind: str, name: str, what: str, field: str,
+                  role: str = MEMBER) -> str | None:
     """:func:`check_owner` reading the owner from the registry; returns the team that owns (or will own) the name."""
     with platform.registry.session() as session:
         registered, owner = owner_of(session, kind, name)
-    check_owner(principal, kind, name, registered, owner, what, field)
+    check_owner(principal, kind, name, registered, owner, what, field, platform, role)
     return owner if registered else new_owner(principal)
 
 
@@ -401,7 +413,7 @@ def access_log(platform, team: str | None = None, dataset_key: str | None = None
 
 
 __all__ = [
-    "ADMIN", "AGGREGATES", "AGGREGATE_READ", "APPROVER", "DATASET", "DENIED", "EXAMPLES", "EXPERIMENT", "Forbidden", "GRANTED",
+    "ADMIN", "AGGREGATES", "AGGREGATE_READ", "APPROVER", "CHANGE", "DATASET", "DENIED", "EXAMPLES", "EXPERIMENT", "Forbidden", "GRANTED",
     "LOCAL_OPERATOR", "MEMBER", "MODEL", "NOTHING", "PERSON", "PREDICTIONS", "Principal", "REGRESSIONS", "ROLES", "ROWS", "SERVICE",
     "SUITE", "TOKEN_COLUMNS", "Unauthenticated", "access_log", "authenticate", "can_read_aggregates", "can_read_rows",
     "check_owner", "create_token", "hash_token", "is_restricted", "list_tokens", "may_act_on", "may_know", "new_owner", "owner_of",

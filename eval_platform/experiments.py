@@ -220,7 +220,7 @@ def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, inge
         raise InvalidInput("ingested_by", "an ingest must name who made it")
     record = experiment(platform, experiment_id)
     # online data decides a model's online gate: only the experiment's team (or an admin) sends it
-    access.check_owner(principal, access.EXPERIMENT, experiment_id, True, record.owner_team, "ingest data into it", "experimentId")
+    access.check_owner(principal, access.EXPERIMENT, experiment_id, True, record.owner_team, "ingest data into it", "experimentId", platform)
     if record.status != "running":
         raise Conflict(f"experiment {experiment_id} is {record.status}: it takes no more data")
     if not isinstance(frame, pd.DataFrame) or len(frame) == 0:

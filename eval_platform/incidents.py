@@ -80,7 +80,8 @@ def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, repo
                       principal: Principal | None = None) -> Impact:
     """Freeze every gate that used the metric version: every team's, so an admin's operation (``principal``
     None: the local operator); an API caller is recorded as the reporter."""
-    access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization")
+    access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization", platform,
+                        f"metric:{metric_key}")
     if principal is not None:
         reported_by = principal.label
     definition = get_metric(metric_key)
@@ -151,7 +152,8 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
     the metric (content-addressed, so every affected run shares it); for a contaminated dataset, the
     runs are queued on the newest usable version of the dataset.
     """
-    access.require_role(principal, access.ADMIN, "a recompute (it queues every affected team's runs)", "Authorization")
+    access.require_role(principal, access.ADMIN, "a recompute (it queues every affected team's runs)", "Authorization", platform,
+                        f"recompute:{affected_by}")
     if principal is not None:
         requested_by = principal.label
     if not requested_by.strip():

@@ -86,8 +86,9 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
     checked against the suites' approvers as written."""
     if principal is not None:
         name = split_key(model_key, "model")[0]
-        access.require_owner(platform, principal, access.MODEL, name, "override its gate", "Authorization")
-        access.require_role(principal, access.APPROVER, "overriding a gate", "Authorization")
+        # an approver of the owner team (or an admin: named in the suites below, like anyone)
+        access.require_owner(platform, principal, access.MODEL, name, "override its gate", "Authorization", role=access.APPROVER)
+        access.require_role(principal, access.APPROVER, "overriding a gate", "Authorization", platform, f"model:{name}")
         approver = principal.label
     if not reason or not reason.strip():
         raise InvalidInput("reason", "an override needs a written reason")
@@ -108,6 +109,8 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
     for suite in suites:
         approvers = suite.metric_defs["gate"]["approvers"]
         if principal is not None and not principal.named_in(approvers):
+            access.record_access(platform, principal, access.CHANGE, f"model:{model_key}", access.DENIED,
+                                 detail=f"override: not an approver of suite {suite.key}")
             raise access.Forbidden(f"principal {principal.label!r} is not an approver of suite {suite.key}", field="Authorization")
         if principal is None and approver not in approvers:
             raise InvalidInput("approver", f"{approver!r} is not an approver of suite {suite.key} (approvers: {approvers or 'none'})")

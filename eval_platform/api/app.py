@@ -819,7 +819,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 _refuse_hidden(principal, dataset, "datasetId", body.dataset_id)
                 if not access.may_act_on(principal, model.owner_team):  # read again: the cached record may predate `evalp owners set`
                     access.check_owner(principal, access.MODEL, model.name, *access.owner_of(session, access.MODEL, model.name),
-                                       "request evaluations of it", "modelVersion")
+                                       "request evaluations of it", "modelVersion", platform)
                 suite = _versioned(session, MetricSuite, body.metric_suite_id, "metricSuiteId")
                 if dataset.task_type != suite.task_type:
                     raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
@@ -1312,7 +1312,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
 
         if metric_key not in {m.key for m in all_metrics()}:
             raise NotFound("metric", metric_key)
-        access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization")
+        access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization",
+                            platform, f"metric:{metric_key}")
         impact = mark_metric_buggy(platform, metric_key, reason=body.reason, reported_by=principal.label, principal=principal)
         # even an admin is not told of runs (nor models) of datasets it may not know of
         policies = _policies()
