@@ -334,7 +334,7 @@ def require_role(principal: Principal | None, role: str, what: str, field: str |
     if principal is None or principal.is_admin or principal.has(role):
         return
     if platform is not None:
-        record_access(platform, principal, CHANGE, target, DENIED, detail=f"{what}: needs the {role} role")
+        record_access(platform, principal, CHANGE, target[:200], DENIED, detail=f"{what}: needs the {role} role")
     raise Forbidden(f"{what} needs the {role} role; principal {principal.label!r} has {', '.join(principal.roles) or 'none'}",
                     field=field)
 
@@ -397,6 +397,25 @@ def require_owner(platform, principal: Principal | None, kind: str, name: str, w
     return owner if registered else new_owner(principal)
 
 
+def set_owner(platform, kind: str, name: str, team: str) -> None:
+    """Give an unowned name (registered before ownership, or first by the local operator) to a team: an
+    operator's act (``evalp owners set``), never the API's. A name another team owns is not taken from it."""
+    from sqlalchemy import update
+
+    from eval_platform.errors import Conflict
+
+    team = _check_team(team)
+    table, column, _ = _name_column(kind)
+    with platform.registry.session() as session:
+        registered, owner = owner_of(session, kind, name)
+        if not registered:
+            raise NotFound(kind, name)
+        if owner is not None and owner != team:
+            # taking a name from a team is not bookkeeping: it hands over its gates and its data
+            raise Conflict(f"{kind} {name!r} belongs to team {owner!r}; only an unowned name can be given to a team")
+        session.execute(update(table).where(column == name).values(owner_team=team))
+
+
 def new_owner(principal: Principal | None) -> str | None:
     """The owner of a name the principal registers first: its team (the local operator's names have none)."""
     return None if principal is None or principal.operator else principal.team
@@ -418,5 +437,5 @@ __all__ = [
     "SUITE", "TOKEN_COLUMNS", "Unauthenticated", "access_log", "authenticate", "can_read_aggregates", "can_read_rows",
     "check_owner", "create_token", "hash_token", "is_restricted", "list_tokens", "may_act_on", "may_know", "new_owner", "owner_of",
     "parse_duration", "principal_of", "record_access", "record_read", "require", "require_owner", "require_role", "revoke_token",
-    "token_digest", "visibility",
+    "set_owner", "token_digest", "visibility",
 ]

@@ -101,23 +101,10 @@ def cmd_tokens_revoke(args) -> None:
 
 def cmd_owners_set(args) -> None:
     """Hand an unowned name (registered before ownership, or by the command line) to a team."""
-    from sqlalchemy import update
+    from eval_platform.access import set_owner
 
-    from eval_platform.access import _check_team, _name_column, owner_of
-    from eval_platform.errors import Conflict, NotFound
-
-    team = _check_team(args.team)
-    platform = _platform(args)
-    table, column, _ = _name_column(args.kind)
-    with platform.registry.session() as session:
-        registered, owner = owner_of(session, args.kind, args.name)
-        if not registered:
-            raise NotFound(args.kind, args.name)
-        if owner is not None and owner != team:
-            # taking a name from a team is not a bookkeeping fix: it hands over its gates and its data
-            raise Conflict(f"{args.kind} {args.name!r} belongs to team {owner!r}; only an unowned name can be given to a team")
-        session.execute(update(table).where(column == args.name).values(owner_team=team))
-    print(f"{args.kind} {args.name} now belongs to team {team}")
+    set_owner(_platform(args), args.kind, args.name, args.team)
+    print(f"{args.kind} {args.name} now belongs to team {args.team}")
 
 
 def cmd_status(args) -> None:

@@ -64,11 +64,15 @@ API_DESCRIPTION = """Repeatable evaluations, lineage and release gates for ML mo
 * **Evaluations are queued, not run here.** `POST /v1/eval-runs` records the request and returns at once; the
   orchestrator (a Dagster sensor) starts it. Send an `Idempotency-Key` header to retry safely: the same key and
   body return the same run (`Idempotent-Replayed: true`), the same key with another body is a 409.
-* **Authentication.** Every route except `/healthz` and this document needs a team token:
-  `Authorization: Bearer <token>` (`evalp tokens create --team TEAM`).
+* **Authentication.** Every route except `/healthz` and this document needs a principal's token:
+  `Authorization: Bearer <token>` (`evalp tokens create --team TEAM [--principal NAME --role ROLE]`); an unknown,
+  revoked or expired token is a 401.
+* **Roles and ownership.** Names (dataset ids, suite ids, model names, experiment ids) belong to the team that
+  registered them first: only its members (or an admin) change them, only its approvers named in a suite override;
+  marking a metric buggy and recomputing need the admin role. Anything else is a 403 naming the field.
 * **Access control.** A dataset's access policy decides who reads its rows (examples, predictions, per-example
-  results) and its aggregates; anything outside it is a 403 that says nothing about the rows, and every read of
-  restricted rows is logged.
+  results) and its aggregates; outside it is a 403 that says nothing about the rows, a dataset the team may know
+  nothing of answers as an absent one (404/422), and every read of restricted rows is logged.
 * **Errors** are RFC 9457 problem details (`application/problem+json`) whose `field` names the offending input;
   a rejected request writes nothing.
 * JSON is camelCase; model, dataset and suite versions are written `NAME@VERSION`.
