@@ -78,7 +78,7 @@ def prepare(home: Path, db_url: str, models: int, suites: int) -> tuple[str, lis
     from sklearn.linear_model import LogisticRegression
 
     from demo.run_demo import breast_cancer_split
-    from eval_platform.access import create_token
+    from eval_platform.access import create_token, set_owner
     from eval_platform.platform import EvalPlatform
 
     platform = EvalPlatform.open(home, db_url=db_url)
@@ -95,6 +95,8 @@ def prepare(home: Path, db_url: str, models: int, suites: int) -> tuple[str, lis
         platform.register_suite({"suite_id": f"bench-suite-{i}", "purpose": "exploratory", "task_type": "binary_classification",
                                  "metrics": [{"metric": "roc_auc@1"}], "gate": {"require_baseline": False, "rules": []}})
     token = create_token(platform, "bench")
+    for name in (MODEL, WARMUP_MODEL):  # registered by the operator (unowned): the bench team evaluates them
+        set_owner(platform, "model", name, "bench")
     platform.close()
     bodies = [{"modelVersion": f"{MODEL}@{m + 1}", "datasetId": "bc", "metricSuiteId": f"bench-suite-{s}"}
               for m in range(models) for s in range(suites)]

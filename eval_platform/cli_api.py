@@ -1,5 +1,5 @@
-"""``evalp serve``, ``evalp tokens``, ``evalp status`` and ``evalp retention``: the commands of the HTTP API,
-access control, observability and retention.
+"""``evalp serve``, ``evalp tokens``, ``evalp owners``, ``evalp status`` and ``evalp retention``: the commands of
+the HTTP API, access control, observability and retention.
 
 ``eval_platform.cli.build_parser`` adds them with ``add_commands(groups, common)``; :func:`main` runs them
 on their own (``python -m eval_platform.cli_api``). Errors of the platform exit with status 2 like the
@@ -54,21 +54,28 @@ def cmd_serve(args) -> None:
 
 
 def cmd_tokens_create(args) -> None:
-    from eval_platform.access import create_token
+    from eval_platform.access import MEMBER, create_token
 
-    token = create_token(_platform(args), args.team, name=args.name)
+    roles = args.role or [MEMBER]
+    principal = args.principal or args.team
+    token = create_token(_platform(args), args.team, name=args.name, principal=principal, kind=args.kind, roles=roles,
+                         expires_in=args.expires_in)
     if getattr(args, "json", False):
-        _print_json({"team": args.team, "name": args.name, "token": token})
+        _print_json({"team": args.team, "principal": principal, "kind": args.kind, "roles": sorted(set(roles)),
+                     "expiresIn": args.expires_in, "name": args.name, "token": token})
         return
     print(token)
-    print(f"(token for team {args.team!r}: shown once, only its hash is stored; send it as 'Authorization: Bearer <token>')",
-          file=sys.stderr)
+    expiry = f", expires in {args.expires_in}" if args.expires_in else ""
+    print(f"(token of {args.kind} {principal!r} of team {args.team!r}, roles {', '.join(sorted(set(roles)))}{expiry}: shown once, "
+          "only its hash is stored; send it as 'Authorization: Bearer <token>')", file=sys.stderr)
 
 
 def cmd_tokens_list(args) -> None:
     from eval_platform.access import list_tokens
 
-    rows = [{"id": t.id, "team": t.team, "name": t.name, "prefix": t.prefix + "...", "created_at": t.created_at.isoformat(),
+    rows = [{"id": t.id, "team": t.team, "principal": t.principal, "kind": t.principal_kind, "roles": list(t.roles or []),
+             "name": t.name, "prefix": t.prefix + "...", "created_at": t.created_at.isoformat(),
+             "expires_at": t.expires_at.isoformat() if t.expires_at else None,
              "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None} for t in list_tokens(_platform(args), args.team)]
     if getattr(args, "json", False):
         _print_json(rows)
@@ -76,8 +83,10 @@ def cmd_tokens_list(args) -> None:
     if not rows:
         print("(none)")
     for row in rows:
-        print(f"{row['id']:>4}  {row['team']:<20} {row['prefix']:<16} {row['name']:<20} "
-              f"{'revoked ' + row['revoked_at'] if row['revoked_at'] else 'active'}")
+        state = ("revoked " + row["revoked_at"] if row["revoked_at"] else
+                 "expires " + row["expires_at"] if row["expires_at"] else "active")
+        print(f"{row['id']:>4}  {row['team']:<16} {row['principal']:<16} {','.join(row['roles']):<22} {row['prefix']:<16} "
+              f"{row['name']:<20} {state}")
 
 
 def cmd_tokens_revoke(args) -> None:
@@ -88,6 +97,14 @@ def cmd_tokens_revoke(args) -> None:
         _print_json({"id": record.id, "team": record.team, "revoked_at": record.revoked_at})
     else:
         print(f"token {record.id} of team {record.team} revoked")
+
+
+def cmd_owners_set(args) -> None:
+    """Hand an unowned name (registered before ownership, or by the command line) to a team."""
+    from eval_platform.access import set_owner
+
+    set_owner(_platform(args), args.kind, args.name, args.team)
+    print(f"{args.kind} {args.name} now belongs to team {args.team}")
 
 
 def cmd_status(args) -> None:
@@ -129,8 +146,13 @@ def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
     sub.set_defaults(func=cmd_serve)
 
     tokens = subparsers.add_parser("tokens", help="API tokens of teams").add_subparsers(dest="command", required=True)
-    sub = tokens.add_parser("create", parents=[common], help="create a team token (printed once)")
+    sub = tokens.add_parser("create", parents=[common], help="create a token of a team's principal (printed once)")
     sub.add_argument("--team", required=True)
+    sub.add_argument("--principal", help="the person or service the token stands for (default: the team itself)")
+    sub.add_argument("--kind", choices=["person", "service"], default="service")
+    sub.add_argument("--role", action="append", choices=["member", "approver", "admin"],
+                     help="repeat for several (default: member); admin is platform-wide")
+    sub.add_argument("--expires-in", help="refused after this long: 90m, 12h, 30d, 2w (default: never)")
     sub.add_argument("--name", default="", help="what the token is for (for example the CI pipeline)")
     sub.set_defaults(func=cmd_tokens_create)
     sub = tokens.add_parser("list", parents=[common])
@@ -139,6 +161,13 @@ def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
     sub = tokens.add_parser("revoke", parents=[common])
     sub.add_argument("token_id", type=int)
     sub.set_defaults(func=cmd_tokens_revoke)
+
+    owners = subparsers.add_parser("owners", help="owner teams of names").add_subparsers(dest="command", required=True)
+    sub = owners.add_parser("set", parents=[common], help="give an unowned dataset id, suite id, model name or experiment id to a team")
+    sub.add_argument("kind", choices=["dataset", "suite", "model", "experiment"])
+    sub.add_argument("name")
+    sub.add_argument("--team", required=True)
+    sub.set_defaults(func=cmd_owners_set)
 
     sub = subparsers.add_parser("status", parents=[common], help="the platform's figures: queue time, failure rate, overrides...")
     sub.add_argument("--window-days", type=float, default=7.0)

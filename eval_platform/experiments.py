@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from eval_platform.access import Principal
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash
 from eval_platform.keys import ID_MAX_LENGTH, validate_id
@@ -140,13 +141,26 @@ def _validated(platform: EvalPlatform, spec: Mapping[str, Any]) -> dict[str, Any
             "access_policy": check_access_policy(spec.get("access_policy")), "source_columns": source_columns}
 
 
-def register_experiment(platform: EvalPlatform, spec: Mapping[str, Any], created_by: str) -> Registered:
+def register_experiment(platform: EvalPlatform, spec: Mapping[str, Any], created_by: str,
+                        principal: Principal | None = None) -> Registered:
     """Record an experiment. The same spec again returns the existing record; a different spec under an
-    existing id is a conflict (an experiment is immutable: start a new one)."""
+    existing id is a conflict (an experiment is immutable: start a new one).
+
+    With a ``principal`` (an API caller; None: the local operator): the experiment id must be free or its
+    team's, and every arm's model name its team's (an experiment is evidence for a model's online gate),
+    unless it is an admin; the team owns the experiment and is recorded as its creator."""
+    from eval_platform import access
+
+    if principal is not None:
+        created_by = principal.label
     if not isinstance(created_by, str) or not created_by.strip():
         raise InvalidInput("created_by", "an experiment must name who registered it")
     values = _validated(platform, spec)
     values.pop("source_columns")
+    owner = access.require_owner(platform, principal, access.EXPERIMENT, values["experiment_id"], "register it", "experiment_id")
+    for model_key in (*values["candidate_models"], values["control_model"]):
+        access.require_owner(platform, principal, access.MODEL, split_key(model_key, "model")[0],
+                             "run an online experiment on it", "arms" if values["mode"] == AB else "candidate")
     digest = json_hash({k: values[k] for k in ("mode", "config", "offline_metric", "access_policy")})
     with platform.registry.session() as session:
         existing = session.get(Experiment, values["experiment_id"])
@@ -159,7 +173,7 @@ def register_experiment(platform: EvalPlatform, spec: Mapping[str, Any], created
         for model_key in values["candidate_models"]:
             decision = platform.gate_decision(model_key)
             offline_gate[model_key] = {"gate_decision_id": decision.id, "decision": decision.decision} if decision else None
-        record = Experiment(**values, config_hash=digest, offline_gate=offline_gate, created_by=created_by.strip())
+        record = Experiment(**values, config_hash=digest, offline_gate=offline_gate, created_by=created_by.strip(), owner_team=owner)
         session.add(record)
     return Registered(record, True)
 
@@ -192,7 +206,7 @@ def _source_columns(record: Experiment) -> dict[str, str]:
 
 
 def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, ingested_by: str,
-           description: str = "") -> tuple[ExperimentIngest, bool]:
+           description: str = "", principal: Principal | None = None) -> tuple[ExperimentIngest, bool]:
     """Validate a batch of online data, register it as a dataset version and queue an analysis.
 
     A/B batches have the unit, arm and timestamp columns and the metric columns (validated as the
@@ -200,9 +214,15 @@ def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, inge
     ``source`` (candidate/production) and ``output``. Returns the ingest and whether it is new: the same
     batch again is the same ingest and queues nothing.
     """
+    from eval_platform import access
+
+    if principal is not None:
+        ingested_by = principal.label
     if not isinstance(ingested_by, str) or not ingested_by.strip():
         raise InvalidInput("ingested_by", "an ingest must name who made it")
     record = experiment(platform, experiment_id)
+    # online data decides a model's online gate: only the experiment's team (or an admin) sends it
+    access.check_owner(principal, access.EXPERIMENT, experiment_id, True, record.owner_team, "ingest data into it", "experimentId", platform)
     if record.status != "running":
         raise Conflict(f"experiment {experiment_id} is {record.status}: it takes no more data")
     if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
@@ -225,6 +245,11 @@ def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, inge
                                            description=description or f"online data of experiment {experiment_id}")
     dataset = registered.record
     with platform.registry.session() as session:
+        if record.owner_team is not None:  # the batches belong to the experiment's team (it may invalidate them)
+            from eval_platform.registry import EvalDataset
+
+            session.execute(update(EvalDataset).where(EvalDataset.dataset_id == dataset.dataset_id, EvalDataset.owner_team.is_(None))
+                            .values(owner_team=record.owner_team))
         existing = session.scalar(select(ExperimentIngest).where(ExperimentIngest.experiment_id == experiment_id,
                                                                  ExperimentIngest.dataset_key == dataset.key))
         if existing is not None:

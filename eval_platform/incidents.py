@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from eval_platform import access
+from eval_platform.access import Principal
 from eval_platform.errors import Conflict, InvalidInput
 from eval_platform.metrics.catalog import all_metrics, get_metric
 from eval_platform.platform import INVALID, SUCCEEDED, SUPERSEDED, EvalPlatform
@@ -76,7 +78,14 @@ def _redecide(platform: EvalPlatform, model_keys: list[str]) -> None:
         decide_model_version(platform, model_key)
 
 
-def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, reported_by: str) -> Impact:
+def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, reported_by: str,
+                      principal: Principal | None = None) -> Impact:
+    """Freeze every gate that used the metric version: every team's, so an admin's operation (``principal``
+    None: the local operator); an API caller is recorded as the reporter."""
+    access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization", platform,
+                        f"metric:{metric_key}")
+    if principal is not None:
+        reported_by = principal.label
     definition = get_metric(metric_key)
     if not reason.strip():
         raise InvalidInput("reason", "say what is wrong with the metric")
@@ -94,8 +103,14 @@ def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, repo
     return Impact(incident, runs, models)
 
 
-def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, reported_by: str) -> Impact:
+def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, reported_by: str,
+                       principal: Principal | None = None) -> Impact:
+    """Mark a dataset version contaminated: a member of the dataset id's owner team or an admin (``principal``
+    None: the local operator); an API caller is recorded as the reporter."""
     dataset = platform.dataset(dataset_key)
+    if principal is not None:
+        access.require_owner(platform, principal, access.DATASET, dataset.dataset_id, "invalidate it", "datasetKey")
+        reported_by = principal.label
     if not reason.strip():
         raise InvalidInput("reason", "say how the dataset is contaminated")
     if not reported_by.strip():
@@ -143,13 +158,18 @@ def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, sui
         return platform.request_eval(model_key, dataset_key, suite_key, trigger="recompute", launch_key=launch_key)
 
 
-def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "") -> tuple[list[EvalRun], DagsterRequest | None]:
+def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
+                      principal: Principal | None = None) -> tuple[list[EvalRun], DagsterRequest | None]:
     """Queue again exactly the runs an incident touched, and ask Dagster for a backfill of their partitions.
 
     For a buggy metric, each affected suite gets a new version naming the newest unflagged version of
     the metric (content-addressed, so every affected run shares it); for a contaminated dataset, the
     runs are queued on the newest usable version of the dataset.
     """
+    access.require_role(principal, access.ADMIN, "a recompute (it queues every affected team's runs)", "Authorization", platform,
+                        f"recompute:{affected_by}")
+    if principal is not None:
+        requested_by = principal.label
     if not requested_by.strip():
         raise InvalidInput("requested_by", "name who asks for the recompute")
     buggy = buggy_metrics(platform)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import bindparam, func, select
 
+from eval_platform import access as acl  # not `access`: register_dataset has a local of that name
+from eval_platform.access import Principal
 from eval_platform.config import PlatformConfig
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash, table_hash
@@ -99,9 +101,16 @@ class EvalPlatform:
         slice_columns: Sequence[str] = (),
         feature_columns: Sequence[str] | None = None,
         description: str = "",
+        principal: Principal | None = None,
     ) -> Registered:
-        """Validate and store a dataset; identical content and metadata return the existing version."""
+        """Validate and store a dataset; identical content and metadata return the existing version.
+
+        ``principal`` is who acts (None: the local operator, an admin): a new version of a dataset id
+        another team owns is refused before anything is read or written (:func:`eval_platform.access.check_owner`)."""
         validate_id(dataset_id, "dataset_id")
+        if principal is not None and not principal.operator and dataset_id.startswith("experiment-"):
+            raise InvalidInput("dataset_id", "ids starting with 'experiment-' hold experiments' online data: ingest it instead")
+        owner = acl.require_owner(self, principal, acl.DATASET, dataset_id, "register a version of it", "dataset_id")
         task = get_task_type(task_type)
         check_label_policy(label_policy)
         access = check_access_policy(access_policy)
@@ -129,7 +138,7 @@ class EvalPlatform:
                 record = EvalDataset(
                     dataset_id=dataset_id, version=version, task_type=task.name, label_policy=label_policy,
                     access_policy=access, content_hash=content_hash, version_hash=version_hash, row_count=len(frame),
-                    schema=schema, description=description, status="active",
+                    schema=schema, description=description, status="active", owner_team=owner,
                 )
                 session.add(record)
             return Registered(record, True)
@@ -200,9 +209,12 @@ class EvalPlatform:
         return cached.copy()
 
     # suites -------------------------------------------------------------------------------------------
-    def register_suite(self, raw: dict) -> Registered:
+    def register_suite(self, raw: dict, principal: Principal | None = None) -> Registered:
+        """A suite version (identical definitions return the existing one). A new version of a suite id
+        another team owns is refused (``principal`` None: the local operator, an admin)."""
         suite = parse_suite(raw)
         self._check_judge_endpoints(suite)
+        owner = acl.require_owner(self, principal, acl.SUITE, suite.suite_id, "register a version of it", "suite_id")
         normalised = suite.as_json()
         digest = json_hash(normalised)
         with self.registry.session() as session:
@@ -212,7 +224,7 @@ class EvalPlatform:
                 return Registered(existing, False)
             version = (session.scalar(select(func.max(MetricSuite.version)).where(MetricSuite.suite_id == suite.suite_id)) or 0) + 1
             record = MetricSuite(suite_id=suite.suite_id, version=version, purpose=suite.purpose, task_type=suite.task_type,
-                                 metric_defs=normalised, definition_hash=digest)
+                                 metric_defs=normalised, definition_hash=digest, owner_team=owner)
             session.add(record)
         return Registered(record, True)
 
@@ -258,23 +270,31 @@ class EvalPlatform:
         trusted_types: Iterable[str] = (),
         eval_plan: Sequence[tuple[str, str]] = (),
         description: str = "",
+        principal: Principal | None = None,
     ) -> Registered:
         """Register a model file as the next version of ``name`` and queue the evals of its plan.
 
         ``eval_plan`` adds (dataset_id, suite_id) pairs to the name's plan before the version is queued.
         The same file registered again returns the existing version and queues nothing.
+
+        ``principal`` is who acts (None: the local operator, an admin). Before the file is even read: the
+        name must be free or its team's, and every dataset of the plan, the entries it inherits included,
+        must be one the team may use (an LLM candidate is sent the rows, so it needs row access).
         """
         validate_id(name, "name")
+        owner = acl.require_owner(self, principal, acl.MODEL, name, "register a version of it or change its eval plan", "name")
+        existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
+        eval_plan = [tuple(entry) for entry in eval_plan]
+        for entry in (*eval_plan, *sorted(existing_plan)):
+            self._check_plan_access(principal, kind, entry[0], inherited=entry in existing_plan)
         # the caller's trusted types within the operator's list, before the file is opened
-        trusted_types = list(self.installation.check_trusted_types(trusted_types))
+        trusted_types = sorted(set(self.installation.check_trusted_types(trusted_types)))
         path = Path(model_file).expanduser().resolve()
-        trusted_types = sorted(set(trusted_types))
         digest, _ = check_model_file(path, kind, trusted_types, self.installation)
         loaded = load_model(path, digest, trusted_types, kind, self.installation)
         smoke_test(loaded, kind)
-        existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
         # entries already in the plan stay, even when their dataset has no usable version any more
-        plan = [entry if entry in existing_plan else self._check_plan_entry(name, *entry) for entry in map(tuple, eval_plan)]
+        plan = [entry if entry in existing_plan else self._check_plan_entry(name, *entry) for entry in eval_plan]
         if kind == "predictions":
             self._check_predictions_file(name, digest, loaded, plan)
         with self.registry.session() as session:
@@ -287,7 +307,7 @@ class EvalPlatform:
                 return Registered(existing, False)
             version = (session.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0) + 1
             record = Model(name=name, version=version, kind=kind, uri=str(path), file_hash=digest,
-                           trusted_types=trusted_types, description=description)
+                           trusted_types=trusted_types, description=description, owner_team=owner)
             session.add(record)
             session.flush()
             self._queue_plan(session, record, trigger="registration")
@@ -321,6 +341,31 @@ class EvalPlatform:
         from eval_platform.models import check_predictions_for_dataset
 
         check_predictions_for_dataset(self.load_model(model), self.load_dataset(dataset), dataset.schema, dataset.task_type, dataset.key)
+
+    def _check_plan_access(self, principal: Principal | None, kind: str, dataset_id: str, inherited: bool) -> None:
+        """Refuse a plan entry on a dataset the principal's team may not use; a dataset it may not know of
+        answers as an absent one would (new entries) or without its name (inherited ones). Refusals are logged."""
+        if principal is None or principal.operator:
+            return
+        with self.registry.session() as session:
+            dataset = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == dataset_id)
+                                     .order_by(EvalDataset.version.desc()).limit(1))
+        if dataset is None:
+            return  # absent: _check_plan_entry says so
+        # an LLM candidate is sent every prompt and reference: that is reading the rows
+        action = acl.EXAMPLES if kind == "openai_chat" else acl.AGGREGATE_READ
+        seen = acl.visibility(dataset.access_policy, principal.team)
+        if seen == acl.ROWS or (seen == acl.AGGREGATES and action == acl.AGGREGATE_READ):
+            return
+        acl.record_access(self, principal, action, dataset.key, acl.DENIED,
+                             detail="inherited eval plan" if inherited else "eval plan")
+        if inherited:
+            raise acl.Forbidden(f"the eval plan of this model name includes a dataset team {principal.team!r} may not "
+                                   f"{'send to a model' if seen == acl.AGGREGATES else 'use'}", field="eval_plan")
+        if seen == acl.NOTHING:
+            raise NotFound("usable dataset", dataset_id)  # word for word what an absent dataset gets
+        raise acl.Forbidden(f"team {principal.team!r} may read only the aggregates of dataset {dataset_id}: an "
+                               f"{kind} model would be sent its rows", field="eval_plan")
 
     def _check_plan_entry(self, model_name: str, dataset_id: str, suite_id: str) -> tuple[str, str]:
         dataset = self.latest_dataset(dataset_id)

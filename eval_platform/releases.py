@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from eval_platform import access
+from eval_platform.access import Principal
 from eval_platform.errors import Conflict, InvalidInput
 from eval_platform.gates import FAIL, NO_DECISION, PASS
 from eval_platform.platform import SUPERSEDED, EvalPlatform, split_key
@@ -73,8 +75,21 @@ def release_state(platform: EvalPlatform, model_key: str) -> ReleaseState:
     return ReleaseState(state, offline, online, offline_record, online_record)
 
 
-def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str, scope: str = "model_version") -> GateOverride:
-    """Let a failed or undecided gate through: the offline gate (``model_version``) or the ``online`` one."""
+def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str, scope: str = "model_version",
+                  principal: Principal | None = None) -> GateOverride:
+    """Let a failed or undecided gate through: the offline gate (``model_version``) or the ``online`` one.
+
+    With a ``principal`` (an API caller) the approver is the principal, never a name it sends: it must be
+    a member of the model name's owner team (or an admin), hold the approver role and be named in every
+    release-blocking suite (:meth:`Principal.named_in`); ``approver`` is then ignored and the record
+    names the principal (``TEAM`` or ``TEAM:NAME``). Without one (the local operator), ``approver`` is
+    checked against the suites' approvers as written."""
+    if principal is not None:
+        name = split_key(model_key, "model")[0]
+        # an approver of the owner team (or an admin: named in the suites below, like anyone)
+        access.require_owner(platform, principal, access.MODEL, name, "override its gate", "Authorization", role=access.APPROVER)
+        access.require_role(principal, access.APPROVER, "overriding a gate", "Authorization", platform, f"model:{name}")
+        approver = principal.label
     if not reason or not reason.strip():
         raise InvalidInput("reason", "an override needs a written reason")
     if scope not in ("model_version", "online"):
@@ -93,7 +108,11 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
         raise Conflict(f"{model_key} has no release-blocking suite whose approvers could override")
     for suite in suites:
         approvers = suite.metric_defs["gate"]["approvers"]
-        if approver not in approvers:
+        if principal is not None and not principal.named_in(approvers):
+            access.record_access(platform, principal, access.CHANGE, f"model:{model_key}", access.DENIED,
+                                 detail=f"override: not an approver of suite {suite.key}")
+            raise access.Forbidden(f"principal {principal.label!r} is not an approver of suite {suite.key}", field="Authorization")
+        if principal is None and approver not in approvers:
             raise InvalidInput("approver", f"{approver!r} is not an approver of suite {suite.key} (approvers: {approvers or 'none'})")
     name, version = split_key(model_key, "model")
     with platform.registry.session() as session:
@@ -111,7 +130,13 @@ def override_counts(platform: EvalPlatform) -> dict[str, int]:
     return dict(Counter(suite for o in overrides for suite in o.suites))
 
 
-def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str, reason: str = "") -> DagsterRequest:
+def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str, reason: str = "",
+                      principal: Principal | None = None) -> DagsterRequest:
+    """Ask for a release. With a ``principal`` (an API caller): a member of the model name's owner team or an
+    admin, recorded as the requester (``requested_by`` is ignored)."""
+    if principal is not None:
+        access.require_owner(platform, principal, access.MODEL, split_key(model_key, "model")[0], "promote it", "modelKey")
+        requested_by = principal.label
     if not requested_by or not requested_by.strip():
         raise InvalidInput("requested_by", "a promotion must name who asks for it")
     platform.model(model_key)

@@ -136,7 +136,10 @@ def register_world(world: World, frame) -> None:
 @pytest.fixture
 def world(tmp_path, db_url, model_files, breast_cancer):
     platform = EvalPlatform.open(tmp_path / "home", db_url=db_url)
-    tokens = {team: create_token(platform, team) for team in ("alpha", "beta", "gamma")}
+    # alpha's default principal may also override gates (the suite names team alpha); an admin of team ops
+    tokens = {team: create_token(platform, team, roles=("member", "approver") if team == "alpha" else ("member",))
+              for team in ("alpha", "beta", "gamma")}
+    tokens["admin"] = create_token(platform, "ops", principal="root", roles=("admin",))
     with Server(create_app(platform)) as server:
         world = World(platform, server.url, tokens, model_files)
         register_world(world, breast_cancer[2])
@@ -202,9 +205,9 @@ def test_idempotent_post_returns_the_same_run(world):
     other = alpha.post("/v1/eval-runs", json=body | {"baseline": "det@1"}, headers={"Idempotency-Key": "ci-1234"})
     assert other.status_code == 409 and other.json()["field"] == "Idempotency-Key"
     assert world.counts() == after  # nothing new
-    # keys are per team: another team's identical key is its own request
-    gamma = world.as_("gamma")
-    assert gamma.post("/v1/eval-runs", json=body, headers={"Idempotency-Key": "ci-1234"}).json()["runId"] == first.json()["runId"]
+    # keys are per team: another team's identical key is its own request (an admin's: alpha's model is not ops's)
+    admin = world.as_("admin")
+    assert admin.post("/v1/eval-runs", json=body, headers={"Idempotency-Key": "ci-1234"}).json()["runId"] == first.json()["runId"]
     assert world.counts()["idempotency_keys"] == after["idempotency_keys"] + 1
 
     # concurrent retries of one request, and concurrent requests for the same evaluation: one run
@@ -365,11 +368,19 @@ def test_restricted_rows_are_403_for_other_teams(world):
     ]
     for team in (beta, gamma):
         for dataset_key, path in row_endpoints:
+            if dataset_key == "bc@1":  # a dataset the team may not know of: its runs answer as absent runs
+                absent = path.replace(run.run_id, "run-0123456789abcdef")
+                for params in ({}, {"offset": 0, "limit": 1000}):
+                    got, expected = team.get(path, params=params), team.get(absent, params=params)
+                    assert got.status_code == expected.status_code == 404 and SECRET not in got.text
+                    assert _problem(got) == {**_problem(expected), "detail": expected.json()["detail"].replace("run-0123456789abcdef", run.run_id)}
+                continue
             _assert_leaks_nothing(team.get(path), world, dataset_key)
             _assert_leaks_nothing(team.get(path, params={"offset": 0, "limit": 1000}), world, dataset_key)
-        _assert_leaks_nothing(team.get("/v1/datasets/bc@1/examples"), world, "bc@1")
+        got, expected = team.get("/v1/datasets/bc@1/examples"), team.get("/v1/datasets/bc@9/examples")
+        assert got.status_code == expected.status_code == 404 and SECRET not in got.text
         response = team.post("/v1/eval-runs", json={"modelVersion": "det@3", "datasetId": "bc", "metricSuiteId": "bc-release"})
-        assert response.status_code == 403 and response.json()["field"] == "datasetId" and SECRET not in response.text
+        assert response.status_code == 422 and response.json()["field"] == "datasetId" and SECRET not in response.text
     # the allowed team reads the rows
     examples = alpha.get("/v1/datasets/bc@1/examples", params={"limit": 5}).json()
     assert examples["total"] == 228 and len(examples["rows"]) == 5 and examples["rows"][0]["note"].startswith(SECRET)
@@ -389,10 +400,10 @@ def test_restricted_rows_are_403_for_other_teams(world):
     assert items[agg_run.run_id]["redacted"] is False and items[agg_run.run_id]["results"] is not None
     assert items[world.run_of("det@2", "bc-int@1").run_id]["results"] is not None
     gate = beta.get("/v1/models/det@2/gate").json()
-    by_dataset = {g["run"].split("(")[1].split(",")[0]: g for g in gate["reasons"]}
-    hidden = by_dataset["a restricted dataset"]  # bc@1, which beta may not know of, is not named
-    assert hidden == {"run": f"{run.run_id} (a restricted dataset, bc-release@1)", "outcome": "pass", "redacted": True}
-    assert "bc@1" not in json.dumps(gate)
+    hidden = [g for g in gate["reasons"] if g.get("redacted")]
+    assert hidden == [{"run": "(withheld)", "outcome": "pass", "redacted": True}]  # not bc@1, nor the run, nor its suite
+    assert "bc@1" not in json.dumps(gate) and run.run_id not in json.dumps(gate)
+    by_dataset = {g["run"].split("(")[1].split(",")[0]: g for g in gate["reasons"] if not g.get("redacted")}
     assert "reasons" in by_dataset["bc-int@1"]
     # every restricted read and every refusal is in the access log
     log = access.access_log(world.platform)
@@ -545,7 +556,7 @@ def test_gate_override_and_promotion_name_the_team(world):
     alpha, beta = world.as_("alpha"), world.as_("beta")
     world.platform.record_gate("model_version", "det@3", "fail", [{"rule": "x", "outcome": "fail"}])
     response = beta.post("/v1/models/det@3/gate/override", json={"reason": "please"})
-    assert response.status_code == 422 and response.json()["field"] == "Authorization"  # beta approves no suite
+    assert response.status_code == 403 and response.json()["field"] == "Authorization"  # det is alpha's
     assert alpha.post("/v1/models/det@3/gate/override", json={"reason": ""}).json()["field"] == "reason"
     response = alpha.post("/v1/models/det@3/gate/override", json={"reason": "accepted risk"})
     assert response.status_code == 201 and response.json()["approver"] == "alpha"
@@ -557,10 +568,13 @@ def test_gate_override_and_promotion_name_the_team(world):
     metrics = {m["metric"]: m for m in alpha.get("/v1/metrics").json()}
     assert "roc_auc@1" in metrics and metrics["roc_auc@1"]["buggy"] is False
     assert alpha.post("/v1/metrics/nope@1/mark-buggy", json={"reason": "x"}).status_code == 404
-    impact = alpha.post("/v1/metrics/accuracy@1/mark-buggy", json={"reason": "off by one"}).json()
-    assert impact["reportedBy"] == "alpha" and impact["affectedRuns"]
+    assert alpha.post("/v1/metrics/accuracy@1/mark-buggy", json={"reason": "off by one"}).status_code == 403  # admins only
+    admin = world.as_("admin")
+    impact = admin.post("/v1/metrics/accuracy@1/mark-buggy", json={"reason": "off by one"}).json()
+    assert impact["reportedBy"] == "ops:root" and impact["affectedRuns"]
     assert alpha.get("/v1/metrics").json() and {m["metric"]: m for m in alpha.get("/v1/metrics").json()}["accuracy@1"]["buggy"]
-    recompute = alpha.post("/v1/recompute", json={"affectedBy": "accuracy@1"})
+    assert alpha.post("/v1/recompute", json={"affectedBy": "accuracy@1"}).status_code == 403  # admins only
+    recompute = admin.post("/v1/recompute", json={"affectedBy": "accuracy@1"})
     assert recompute.status_code == 409  # no fixed version of accuracy exists yet
     impact = alpha.post("/v1/datasets/bc-int@1/invalidate", json={"reason": "leaked into training"}).json()
     assert impact["kind"] == "dataset_contamination" and len(impact["affectedRuns"]) == 3
@@ -588,7 +602,7 @@ def test_logs_are_json_and_hold_no_tokens_or_rows(world):
         run = world.run_of("det@2", "bc@1")
         assert alpha.get("/v1/datasets/bc@1/examples", params={"limit": 1000}).status_code == 200
         assert alpha.get(f"/v1/eval-runs/{run.run_id}/predictions").status_code == 200
-        assert beta.get("/v1/datasets/bc@1/examples").status_code == 403
+        assert beta.get("/v1/datasets/bc@1/examples").status_code == 404  # hidden: answers as absent
         world.client.get("/v1/models", headers={"Authorization": f"Bearer {world.tokens['alpha']}x"})
         logging.getLogger("eval_platform.test").info(f"a careless line with {world.tokens['beta']} and Bearer abc.def")
     finally:
@@ -666,7 +680,7 @@ def _problem(response: httpx.Response) -> dict:
 @ON_SQLITE
 def test_datasets_a_team_may_not_know_are_hidden(world):
     """A restricted dataset outside a team's policy (no aggregates either) is not listed to it, and every
-    request that names it is a 403 that shows nothing of it; every attempt is logged."""
+    request that names it answers exactly as if it did not exist; every attempt is logged."""
     alpha, beta, gamma = world.as_("alpha"), world.as_("beta"), world.as_("gamma")
     listed = {team: {d["key"] for d in client.get("/v1/datasets").json()} for team, client in
               (("alpha", alpha), ("beta", beta), ("gamma", gamma))}
@@ -678,18 +692,24 @@ def test_datasets_a_team_may_not_know_are_hidden(world):
     assert beta.get("/v1/datasets/bc-agg@1").status_code == 200
     assert beta.get("/v1/datasets/bc-agg@1/examples").status_code == 403
 
+    def as_absent(got: httpx.Response, expected: httpx.Response, hidden: str, absent: str) -> None:
+        assert got.status_code == expected.status_code and got.status_code in (404, 422), got.text
+        assert got.headers["content-type"] == expected.headers["content-type"]
+        assert json.dumps(_problem(got)) == json.dumps(_problem(expected)).replace(absent, hidden)
+        assert SECRET not in got.text and "228" not in got.text
+
     for team in (beta, gamma):
-        for path in ("/v1/datasets/bc@1", "/v1/datasets/bc@1/examples"):
-            got = team.get(path)
-            assert got.status_code == 403
-            assert SECRET not in got.text and "228" not in got.text and "bc@1" not in got.json()["detail"]
-        assert team.post("/v1/datasets/bc@1/invalidate", json={"reason": "x"}).status_code == 403
-        for named in ("bc", "bc@1"):
-            got = team.post("/v1/eval-runs", json={"modelVersion": "det@3", "datasetId": named, "metricSuiteId": "bc-release"})
-            assert got.status_code == 403 and got.json()["field"] == "datasetId" and "bc" not in got.json()["detail"]
-        response = team.post("/v1/models", data={"name": "det", "evalPlan": ["bc:bc-release"]},
-                             files={"file": ("m.skops", world.model_files["decision_stump"].read_bytes())})
-        assert response.status_code == 403 and response.json()["field"] == "evalPlan"
+        for path in ("/v1/datasets/{}", "/v1/datasets/{}/examples"):
+            as_absent(team.get(path.format("bc@1")), team.get(path.format("nx@1")), "bc@1", "nx@1")
+        as_absent(team.post("/v1/datasets/bc@1/invalidate", json={"reason": "x"}),
+                  team.post("/v1/datasets/nx@1/invalidate", json={"reason": "x"}), "bc@1", "nx@1")
+        for named, absent in (("bc", "nx"), ("bc@1", "nx@1")):
+            body = {"modelVersion": "det@3", "metricSuiteId": "bc-release"}
+            as_absent(team.post("/v1/eval-runs", json=body | {"datasetId": named}),
+                      team.post("/v1/eval-runs", json=body | {"datasetId": absent}), named, absent)
+        files = {"file": ("m.skops", world.model_files["decision_stump"].read_bytes())}
+        as_absent(team.post("/v1/models", data={"name": "mine", "evalPlan": ["bc:bc-release"]}, files=files),
+                  team.post("/v1/models", data={"name": "mine", "evalPlan": ["nx:bc-release"]}, files=files), "'bc'", "'nx'")
     assert world.platform.dataset("bc@1").status == "active"  # nothing was invalidated
     assert len(world.platform.models()) == 3  # nothing was registered
     # nor are its runs listed to them (the allowed team sees them)
@@ -697,10 +717,9 @@ def test_datasets_a_team_may_not_know_are_hidden(world):
         page = client.get("/v1/eval-runs", params={"limit": 1000}).json()
         datasets = {item["datasetId"] for item in page["items"]}
         assert ("bc@1" in datasets) == (team == "alpha") and page["total"] == len(page["items"])
-    # the 403 on a run of such a dataset does not name the dataset either
+    # a run of such a dataset answers as an absent run
     run = world.run_of("det@2", "bc@1")
-    refused = beta.get(f"/v1/eval-runs/{run.run_id}")
-    assert refused.status_code == 403 and "bc" not in refused.json()["detail"]
+    as_absent(beta.get(f"/v1/eval-runs/{run.run_id}"), beta.get("/v1/eval-runs/run-0123456789abcdef"), run.run_id, "run-0123456789abcdef")
     denied = [(e.team, e.action, e.dataset_key) for e in access.access_log(world.platform) if e.outcome == "denied"]
     for team in ("beta", "gamma"):
         assert (team, "metadata", "bc@1") in denied and (team, "examples", "bc@1") in denied

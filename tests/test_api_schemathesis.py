@@ -8,7 +8,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 
-from eval_platform.access import create_token
+from eval_platform.access import create_token, set_owner
 from eval_platform.api import create_app, openapi_document
 from eval_platform.platform import EvalPlatform
 from tests.test_api import SUITE, Server
@@ -27,6 +27,8 @@ def served(tmp_path_factory, model_files, breast_cancer):
     platform.register_suite(SUITE)
     platform.register_model("det", model_files["logistic_regression"], eval_plan=[("bc", "bc-release")])
     evaluate(platform, "det@1")
+    for kind, name in (("dataset", "bc"), ("suite", "bc-release"), ("model", "det")):  # the operator's names: give them to fuzz
+        set_owner(platform, kind, name, "fuzz")
     with Server(create_app(platform)) as server:
         yield server.url, token
     platform.close()

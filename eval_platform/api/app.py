@@ -54,7 +54,7 @@ from eval_platform.failures import database_unreachable
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.hashing import json_hash
 from eval_platform.installation import NotAllowed
-from eval_platform.keys import ID_OR_KEY_PATTERN, ID_PATTERN, KEY_PATTERN
+from eval_platform.keys import ID_OR_KEY_PATTERN, ID_PATTERN, KEY_PATTERN, validate_id
 from eval_platform.observability import HttpStats, collect, render_prometheus
 from eval_platform.platform import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.platform import DATASETS as DATASETS_KIND
@@ -76,11 +76,15 @@ API_DESCRIPTION = """Repeatable evaluations, lineage and release gates for ML mo
 * **Evaluations are queued, not run here.** `POST /v1/eval-runs` records the request and returns at once; the
   orchestrator (a Dagster sensor) starts it. Send an `Idempotency-Key` header to retry safely: the same key and
   body return the same run (`Idempotent-Replayed: true`), the same key with another body is a 409.
-* **Authentication.** Every route except `/healthz` and this document needs a team token:
-  `Authorization: Bearer <token>` (`evalp tokens create --team TEAM`).
+* **Authentication.** Every route except `/healthz` and this document needs a principal's token:
+  `Authorization: Bearer <token>` (`evalp tokens create --team TEAM [--principal NAME --role ROLE]`); an unknown,
+  revoked or expired token is a 401.
+* **Roles and ownership.** Names (dataset ids, suite ids, model names, experiment ids) belong to the team that
+  registered them first: only its members (or an admin) change them, only its approvers named in a suite override;
+  marking a metric buggy and recomputing need the admin role. Anything else is a 403 naming the field.
 * **Access control.** A dataset's access policy decides who reads its rows (examples, predictions, per-example
-  results) and its aggregates; anything outside it is a 403 that says nothing about the rows, and every read of
-  restricted rows is logged.
+  results) and its aggregates; outside it is a 403 that says nothing about the rows, a dataset the team may know
+  nothing of answers as an absent one (404/422), and every read of restricted rows is logged.
 * **Errors** are RFC 9457 problem details (`application/problem+json`) whose `field` names the offending input;
   a rejected request writes nothing.
 * JSON is camelCase; model, dataset and suite versions are written `NAME@VERSION`.
@@ -110,6 +114,10 @@ def fields_named(names: dict[str, str]):
     """Report the platform's field names as the API's (``dataset_id`` -> ``datasetId``)."""
     try:
         yield
+    except access.Forbidden as error:
+        if error.field in names:
+            error.field = names[error.field]
+        raise
     except InvalidInput as error:
         head, dot, rest = error.field.partition(".")
         kind = NotAllowed if isinstance(error, NotAllowed) else InvalidInput  # an operator's refusal stays one
@@ -819,11 +827,12 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             immutable[(kind.__name__, key)] = record
         return record
 
-    def _refuse_hidden(principal: Principal, dataset: EvalDataset, field: str) -> None:
-        """A request names a dataset the team may know nothing of: 403, without naming it; the attempt is logged."""
+    def _refuse_hidden(principal: Principal, dataset: EvalDataset, field: str, named: str) -> None:
+        """A request names a dataset the team may know nothing of: the very answer an absent dataset gets (so its
+        existence does not leak); the attempt is logged."""
         if not access.may_know(dataset.access_policy, principal.team):
             access.record_access(platform, principal, AGGREGATE_READ, dataset.key, access.DENIED, detail=f"named in {field}")
-            raise access.Forbidden(f"team {principal.team!r} may not use this dataset (restricted by its access policy)", field=field)
+            raise InvalidInput(field, f"{named!r}: no such {'dataset' if '@' in named else 'usable dataset'}")
 
     def _dataset_in(session, dataset_id: str) -> EvalDataset:
         """The dataset version a request names (its newest active version without ``@``): the columns the checks read."""
@@ -874,7 +883,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                         return (existing, session.get(EvalRun, existing.run_id)), None
                 model = _versioned(session, Model, body.model_version, "modelVersion")
                 dataset = _dataset_in(session, body.dataset_id)
-                _refuse_hidden(principal, dataset, "datasetId")
+                _refuse_hidden(principal, dataset, "datasetId", body.dataset_id)
+                if not access.may_act_on(principal, model.owner_team):  # read again: the cached record may predate `evalp owners set`
+                    access.check_owner(principal, access.MODEL, model.name, *access.owner_of(session, access.MODEL, model.name),
+                                       "request evaluations of it", "modelVersion", platform)
                 suite = _versioned(session, MetricSuite, body.metric_suite_id, "metricSuiteId")
                 if dataset.task_type != suite.task_type:
                     raise InvalidInput("metricSuiteId", f"suite {suite.key} is for {suite.task_type}, dataset {dataset.key} is {dataset.task_type}")
@@ -992,11 +1004,19 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             access.record_access(platform, principal, REGRESSIONS, dataset.key, GRANTED, run_id=run_id, detail="gate reasons")
         return reasons
 
+    def _dataset_of_run(principal: Principal, run: EvalRun, action: str) -> EvalDataset:
+        """The run's dataset; a run of a dataset the team may know nothing of answers as an absent run (logged)."""
+        dataset = platform.dataset(run.dataset_key)
+        if not access.may_know(dataset.access_policy, principal.team):
+            access.record_access(platform, principal, action, dataset.key, access.DENIED, run_id=run.run_id)
+            raise NotFound("eval run", run.run_id)
+        return dataset
+
     @app.get("/v1/eval-runs/{runId}", tags=["eval runs"], response_model=EvalRunOut, responses=problem_responses(403, 404, 422))
     def get_eval_run(run_id: RunId, principal: Team):
         """Status, results (aggregate metrics and slices), the run's gate decision, and its lineage."""
         run = platform.run(run_id)
-        dataset = platform.dataset(run.dataset_key)
+        dataset = _dataset_of_run(principal, run, AGGREGATE_READ)
         seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
         record = _run_gate(run)
         gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id)) if record else None
@@ -1012,8 +1032,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                                                              description="NAME@VERSION or a run id; default: the run's recorded baseline")] = None):
         """Candidate minus baseline per metric (paired-bootstrap intervals), per slice, and the gate's reasons."""
         run = platform.run(run_id)
-        dataset = platform.dataset(run.dataset_key)
+        dataset = _dataset_of_run(principal, run, AGGREGATE_READ)
         seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
+        if baseline is not None and baseline.startswith("run-"):  # a run of a hidden dataset is no run
+            other = _lookup("baseline", lambda: platform.run(baseline))
+            if not access.may_know(platform.dataset(other.dataset_key).access_policy, principal.team):
+                access.record_access(platform, principal, AGGREGATE_READ, other.dataset_key, access.DENIED, run_id=other.run_id,
+                                     detail="named as a comparison baseline")
+                raise InvalidInput("baseline", f"{baseline!r}: no such eval run")
         if run.status not in (SUCCEEDED,) and not run.comparison:
             raise Conflict(f"run {run.run_id} is {run.status}: it has no comparison yet")
         payload = _comparison(platform, run, dataset, baseline)
@@ -1038,7 +1064,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def get_predictions(run_id: RunId, principal: Team, offset: Offset = 0, limit: Limit = 100):
         """The run's per-example predictions (rows: readable only by teams the dataset's policy allows)."""
         run = platform.run(run_id)
-        dataset = platform.dataset(run.dataset_key)
+        dataset = _dataset_of_run(principal, run, PREDICTIONS)
         access.require(platform, principal, dataset, PREDICTIONS, run_id=run.run_id)
         if run.predictions_hash is None:
             with platform.registry.session() as session:
@@ -1102,7 +1128,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         with fields_named(dataset_fields):
             result = platform.register_dataset(dataset_id, frame, task_type=task_type, label_policy=label_policy, access_policy=policy,
                                                slice_columns=[c for c in slice_columns if c], feature_columns=feature_columns or None,
-                                               description=description)
+                                               description=description, principal=principal)
         log.info("dataset registered", extra={"fields": {"dataset": result.record.key, "created": result.created, "team": principal.team}})
         return respond(_dataset_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/datasets/{result.record.key}"})
@@ -1126,8 +1152,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return respond([_dataset_json(d) for d in records], headers=_page_headers(offset, limit, len(known)))
 
     def _dataset(key: str, principal: Principal | None = None, action: str = "metadata") -> EvalDataset:
-        """The dataset version a path names. A team that may know nothing of it (a restricted dataset outside
-        its policy, aggregates not allowed) gets 403 without its metadata; the attempt is logged as denied."""
+        """The dataset version a path names. To a team that may know nothing of it (a restricted dataset outside
+        its policy, aggregates not allowed) it answers exactly as an absent version (404); the attempt is logged."""
         try:
             split_key(key, "datasetKey")
         except InvalidInput as error:
@@ -1135,12 +1161,12 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         dataset = platform.dataset(key)
         if principal is not None and not access.may_know(dataset.access_policy, principal.team):
             access.record_access(platform, principal, action, dataset.key, access.DENIED)
-            raise access.Forbidden(f"team {principal.team!r} may not read this dataset (restricted by its access policy)")
+            raise NotFound("dataset", key)  # word for word what platform.dataset says of an absent version
         return dataset
 
     @app.get("/v1/datasets/{datasetKey}", tags=["datasets"], response_model=DatasetOut, responses=problem_responses(403, 404, 422))
     def get_dataset(dataset_key: DatasetKey, principal: Team):
-        """A dataset version's metadata (403 for a restricted dataset the team may know nothing of)."""
+        """A dataset version's metadata (a restricted dataset the team may know nothing of answers as absent: 404)."""
         return respond(_dataset_json(_dataset(dataset_key, principal)))
 
     @app.get("/v1/datasets/{datasetKey}/examples", tags=["datasets"], response_model=RowsPage,
@@ -1161,14 +1187,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
 
         dataset = _dataset(dataset_key, principal, "invalidate")
         access.require(platform, principal, dataset, AGGREGATE_READ)
-        impact = invalidate_dataset(platform, dataset.key, reason=body.reason, reported_by=principal.team)
+        impact = invalidate_dataset(platform, dataset.key, reason=body.reason, reported_by=principal.label, principal=principal)
         return respond(_impact_json(impact))
 
     # metric suites ---------------------------------------------------------------------------------
     @app.post("/v1/metric-suites", tags=["metric suites"], status_code=201, response_model=SuiteOut,
               responses={200: {"model": SuiteOut, "description": "Identical definition: the existing version"}, **problem_responses(422)})
     def register_suite(principal: Team, body: Annotated[dict[str, Any], Body(description="The suite definition (as in the YAML files)")]):
-        result = platform.register_suite(body)
+        result = platform.register_suite(body, principal=principal)
         return respond(_suite_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/metric-suites/{result.record.key}"})
 
@@ -1236,7 +1262,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             if not sep or not dataset_id or not suite_id:
                 raise InvalidInput("evalPlan", f"{entry!r} must be DATASET_ID:SUITE_ID")
             dataset = _lookup("evalPlan", lambda d=dataset_id: platform.latest_dataset(d))
-            _refuse_hidden(principal, dataset, "evalPlan")
+            _refuse_hidden(principal, dataset, "evalPlan", dataset_id)
             access.require(platform, principal, dataset, AGGREGATE_READ)
             plan.append((dataset_id, suite_id))
         try:
@@ -1245,12 +1271,15 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         except NotAllowed as refusal:
             access.record_access(platform, principal, "model_file", "", access.DENIED, detail=str(refusal))
             raise
+        validate_id(name, "name")
+        # another team's name is refused before the upload is written (register_model checks again, with the plan)
+        access.require_owner(platform, principal, access.MODEL, name, "register a version of it or change its eval plan", "name")
         path, created_file = _store_model_file(file)
         try:
             with fields_named({"model_file": "file", "eval_plan": "evalPlan", "kind": "kind", "name": "name",
                                "trusted_types": "trustedTypes"}):
                 result = platform.register_model(name, path, kind=kind, trusted_types=[t for t in trusted_types if t],
-                                                 eval_plan=plan, description=description)
+                                                 eval_plan=plan, description=description, principal=principal)
         except NotAllowed as refusal:  # an endpoint or a variable of an openai_chat file the operator does not allow
             if created_file:
                 path.unlink(missing_ok=True)
@@ -1268,10 +1297,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def list_models(principal: Team, name: Annotated[str | None, Query(max_length=200)] = None,
                     offset: Offset = 0, limit: Limit = 100):
         """Model versions with their gate decision and whether promoted, one page in key order (name, then
-        version); ``X-Total-Count`` says how many there are."""
+        version); ``X-Total-Count`` says how many there are. A model evaluated only on datasets the team may
+        not know of (unless its own) is not listed."""
         query = select(Model)
         if name:
             query = query.where(Model.name == name)
+        hidden = _hidden_models(principal)
+        if hidden:
+            query = query.where(~tuple_(Model.name, Model.version).in_(sorted(hidden)))
         with platform.registry.session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
             models = list(session.scalars(query.order_by(Model.name, Model.version).offset(offset).limit(limit)))
@@ -1279,19 +1312,47 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return respond([_model_json(platform, m, state=states[(m.name, m.version)]) for m in models],
                        headers=_page_headers(offset, limit, total))
 
-    def _model(key: str) -> Model:
+    def _hidden_models(principal: Principal) -> set[tuple[str, int]]:
+        """Versions of other teams' models all of whose eval runs are on datasets the team may not know of.
+
+        Only models with a run on such a dataset are looked at (indexed lookups), so a listing costs nothing
+        more when the team may know of every dataset, whatever the number of runs."""
+        hidden_datasets = [tuple(key.rsplit("@", 1)) for key, policy in _policies().items()
+                           if not access.may_know(policy, principal.team)]
+        if not hidden_datasets:
+            return set()
+        on_hidden = tuple_(EvalRun.dataset_id, EvalRun.dataset_version).in_([(d, int(v)) for d, v in hidden_datasets])
+        with platform.registry.session() as session:
+            candidates = set(session.execute(
+                select(EvalRun.model_name, EvalRun.model_version).distinct()
+                .join(Model, and_(Model.name == EvalRun.model_name, Model.version == EvalRun.model_version))
+                .where(on_hidden, or_(Model.owner_team.is_(None), Model.owner_team != principal.team))).tuples())
+            if not candidates:
+                return set()
+            known = set(session.execute(
+                select(EvalRun.model_name, EvalRun.model_version).distinct()
+                .where(tuple_(EvalRun.model_name, EvalRun.model_version).in_(sorted(candidates)), ~on_hidden)).tuples())
+        return candidates - known
+
+    def _model(key: str, principal: Principal | None = None) -> Model:
+        """The model version a path names; one the team may not know of (:func:`_hidden_models`) answers as absent."""
         try:
             split_key(key, "modelKey")
         except InvalidInput as error:
             raise InvalidInput("modelKey", error.problem) from error
-        return platform.model(key)
+        model = platform.model(key)
+        if principal is not None and (model.name, model.version) in _hidden_models(principal):
+            raise NotFound("model", key)
+        return model
+
+    app.state.visible_model = _model
 
     @app.get("/v1/models/{modelKey}/gate", tags=["gates"], response_model=GateOut, responses=problem_responses(404, 422))
     def get_gate(model_key: ModelKey, principal: Team):
         """The model version's effective gate decision and its reasons per release-blocking run."""
         from eval_platform.releases import effective_decision
 
-        model = _model(model_key)
+        model = _model(model_key, principal)
         state, decision, override = effective_decision(platform, model.key)
         reasons = decision.reasons if decision else []
         policies, runs = _policies(), {r.run_id: r for r in platform.runs(model.key)}
@@ -1302,9 +1363,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 shown.append(group)
                 continue
             seen = access.visibility(policies.get(run.dataset_key), principal.team)
-            if seen == access.NOTHING:  # not even which dataset: the label names it
-                shown.append({"run": f"{run.run_id} (a restricted dataset, {run.suite_key})", "outcome": group.get("outcome"),
-                              "redacted": True})
+            if seen == access.NOTHING:  # not the run, its dataset nor its suite: only that a withheld run decided so
+                access.record_access(platform, principal, AGGREGATE_READ, run.dataset_key, access.DENIED, run_id=run.run_id,
+                                     detail=f"gate reasons of {model.key}")
+                shown.append({"run": "(withheld)", "outcome": group.get("outcome"), "redacted": True})
             else:
                 dataset = platform.dataset(run.dataset_key)
                 shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id)[0])
@@ -1327,9 +1389,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def _override(model_key: str, body: ReasonBody, principal: Principal, scope: str):
         from eval_platform.releases import override_gate
 
-        model = _model(model_key)
+        model = _model(model_key, principal)
         with fields_named({"approver": "Authorization"}):
-            record = override_gate(platform, model.key, approver=principal.team, reason=body.reason, scope=scope)
+            record = override_gate(platform, model.key, approver=principal.label, reason=body.reason, scope=scope, principal=principal)
         return respond({"id": record.id, "modelVersion": f"{record.model_name}@{record.model_version}",
                         "overriddenDecision": record.overridden_decision, "suites": record.suites, "approver": record.approver,
                         "reason": record.reason, "createdAt": iso(record.created_at)}, 201)
@@ -1346,8 +1408,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         """Ask for a release: the promotion sensor runs the release job, whose gate check guards it."""
         from eval_platform.releases import request_promotion
 
-        model = _model(model_key)
-        record = request_promotion(platform, model.key, requested_by=principal.team, reason=(body.reason if body else ""))
+        model = _model(model_key, principal)
+        record = request_promotion(platform, model.key, requested_by=principal.label, reason=(body.reason if body else ""),
+                                   principal=principal)
         return respond(_request_json(record), 202)
 
     # metrics and incidents -------------------------------------------------------------------------
@@ -1373,8 +1436,13 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
 
         if metric_key not in {m.key for m in all_metrics()}:
             raise NotFound("metric", metric_key)
-        impact = mark_metric_buggy(platform, metric_key, reason=body.reason, reported_by=principal.team)
-        return respond(_impact_json(impact))
+        access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization",
+                            platform, f"metric:{metric_key}")
+        impact = mark_metric_buggy(platform, metric_key, reason=body.reason, reported_by=principal.label, principal=principal)
+        # even an admin is not told of runs (nor models) of datasets it may not know of
+        policies = _policies()
+        runs = [r for r in impact.runs if access.may_know(policies.get(r.dataset_key), principal.team)]
+        return respond(_impact_json(type(impact)(impact.incident, runs, sorted({r.model_key for r in runs}))))
 
     @app.post("/v1/recompute", tags=["metrics"], status_code=202, response_model=RecomputeOut,
               responses=problem_responses(409, 422))
@@ -1383,7 +1451,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         from eval_platform.incidents import request_recompute
 
         with fields_named({"affected_by": "affectedBy"}):
-            queued, request = request_recompute(platform, body.affected_by, requested_by=principal.team, reason=body.reason)
+            queued, request = request_recompute(platform, body.affected_by, requested_by=principal.label, reason=body.reason,
+                                                principal=principal)
         return respond({"queuedRuns": [r.run_id for r in queued], "backfillRequestId": request.id if request else None,
                         "partitions": request.partitions if request else []}, 202)
 

@@ -22,7 +22,7 @@ from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, Principal
 from eval_platform.api.app import respond
 from eval_platform.api.auth import current_principal
 from eval_platform.api.problems import problem_responses
-from eval_platform.errors import InvalidInput
+from eval_platform.errors import InvalidInput, NotFound
 from eval_platform.keys import ID_PATTERN, KEY_PATTERN
 from eval_platform.platform import EvalPlatform
 
@@ -125,11 +125,22 @@ def _read_batch(upload: UploadFile):
         raise InvalidInput("file", f"could not be read as Parquet or CSV ({type(error).__name__}: {str(error)[:300]})") from error
 
 
+def _names(reason: dict, experiment_id: str) -> bool:
+    """Whether a gate reason is drawn from (or names) the experiment."""
+    import json
+
+    return reason.get("experiment") == experiment_id or experiment_id in json.dumps(reason, default=str)
+
+
 def add_experiment_routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one closure per route
     def _experiment(experiment_id: str, principal: Principal, action: str):
-        """The experiment, if the team may do ``action`` on its data (403 otherwise, logged)."""
+        """The experiment, if the team may do ``action`` on its data (403 otherwise, logged); one the team may
+        know nothing of answers as an absent one (404)."""
         record = ex.experiment(platform, experiment_id)
         visible = access.visibility(record.access_policy, principal.team)
+        if visible == access.NOTHING:
+            access.record_access(platform, principal, action, f"experiment:{experiment_id}", access.DENIED)
+            raise NotFound("experiment", experiment_id)
         if not (visible == access.ROWS or (action == AGGREGATE_READ and visible == access.AGGREGATES)):
             access.record_access(platform, principal, action, f"experiment:{experiment_id}", access.DENIED)
             what = "aggregate results" if action == AGGREGATE_READ else "data"
@@ -143,7 +154,7 @@ def add_experiment_routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa
             description="The experiment: experimentId... as in `evalp experiments register` (snake_case keys)")]):
         """Record an A/B or shadow experiment (arms name registered model versions; control = baseline)."""
         spec = {("experiment_id" if k == "experimentId" else k): v for k, v in body.items()}
-        result = ex.register_experiment(platform, spec, created_by=principal.team)
+        result = ex.register_experiment(platform, spec, created_by=principal.label, principal=principal)
         return respond(_experiment_json(platform, result.record, result.created, analysis=False),
                        201 if result.created else 200, headers={"Location": f"/v1/experiments/{result.record.experiment_id}"})
 
@@ -168,7 +179,7 @@ def add_experiment_routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa
     def ingest(experiment_id: ExperimentId, principal: Team, file: Annotated[UploadFile, File(description="Parquet or CSV")]):
         """Validate a batch of online data, register it as a dataset version and queue the analysis."""
         _experiment(experiment_id, principal, EXAMPLES)
-        row, created = ex.ingest(platform, experiment_id, _read_batch(file), ingested_by=principal.team)
+        row, created = ex.ingest(platform, experiment_id, _read_batch(file), ingested_by=principal.label, principal=principal)
         out = IngestOut(id=row.id, experiment_id=row.experiment_id, dataset_key=row.dataset_key, content_hash=row.content_hash,
                         row_count=row.row_count, ingested_by=row.ingested_by, ingested_at=row.ingested_at.isoformat(),
                         created=created)
@@ -186,13 +197,27 @@ def add_experiment_routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa
     @app.get("/v1/models/{modelKey}/online-gate", tags=["online experiments"], response_model=OnlineGateOut,
              responses=problem_responses(404, 422))
     def online_gate(model_key: ModelKey, principal: Team):
-        """The model version's online gate, decided now from the latest analyses."""
+        """The model version's online gate, decided now from the latest analyses. Reasons drawn from an experiment
+        the team may not read the aggregates of are withheld (and the refusal logged); granted reads of a
+        restricted experiment's estimates are logged."""
+        app.state.visible_model(model_key, principal)  # a model the team may not know of answers as absent
         try:
             state, record, _ = ex.online_state(platform, model_key)
         except InvalidInput as error:
             raise InvalidInput("modelKey", error.problem) from error
+        reasons = list(record.reasons)
+        for experiment in ex.experiments(platform):
+            if model_key not in experiment.candidate_models or not access.is_restricted(experiment.access_policy):
+                continue
+            which = f"experiment:{experiment.experiment_id}"
+            if access.can_read_aggregates(experiment.access_policy, principal.team):
+                access.record_access(platform, principal, AGGREGATE_READ, which, GRANTED, detail=f"online gate of {model_key}")
+                continue
+            access.record_access(platform, principal, AGGREGATE_READ, which, access.DENIED, detail=f"online gate of {model_key}")
+            reasons = [{"rule": r.get("rule"), "outcome": r.get("outcome"), "message": "(withheld)", "redacted": True}
+                       if _names(r, experiment.experiment_id) else r for r in reasons]
         return respond(OnlineGateOut(model_version=model_key, decision=record.decision, effective_decision=state,
-                                     gate_decision_id=record.id, reasons=record.reasons).model_dump(by_alias=True))
+                                     gate_decision_id=record.id, reasons=reasons).model_dump(by_alias=True))
 
     @app.get("/v1/online/agreement", tags=["online experiments"], response_model=AgreementOut)
     def agreement(principal: Team):

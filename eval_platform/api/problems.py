@@ -1,11 +1,11 @@
 """RFC 9457 problem details for every error the API returns (``application/problem+json``).
 
 ``InvalidInput`` -> 422 naming the field, request validation -> 422 listing each field, ``NotFound`` ->
-404, ``Conflict`` (and a reused ``Idempotency-Key``) -> 409, a missing or bad token -> 401, a request
-outside a dataset's access policy -> 403, the registry database unreachable -> 503 with ``Retry-After``
-(connection refused, the server gone, the pool exhausted: :func:`eval_platform.failures.database_unreachable`),
-anything else unexpected -> 500 without internals. Every check runs before the first write, so an error
-response means nothing was written.
+404, ``Conflict`` (and a reused ``Idempotency-Key``) -> 409, a missing, bad or expired token -> 401, a request
+outside the caller's roles, its team's names or a dataset's access policy -> 403, the registry database
+unreachable -> 503 with ``Retry-After`` (connection refused, the server gone, the pool exhausted:
+:func:`eval_platform.failures.database_unreachable`), anything else unexpected -> 500 without internals. Every
+check runs before the first write, so an error response means nothing was written.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def _content() -> dict:
 
 #: OpenAPI ``responses`` entries for the problems a route may answer with.
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
-    descriptions = {400: "Bad request", 401: "Missing or invalid token", 403: "Outside the dataset's access policy",
+    descriptions = {400: "Bad request", 401: "Missing or invalid token", 403: "Outside the caller's roles, its team's names or a dataset's access policy",
                     404: "Not found", 409: "Conflicts with the registry's state", 413: "Upload too large",
                     422: "Invalid input (the problem names the field)",
                     503: "The registry database is unreachable: retry after the Retry-After header's seconds"}

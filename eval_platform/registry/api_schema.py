@@ -3,8 +3,8 @@
 They share ``Base.metadata`` with :mod:`eval_platform.registry.schema`, so Alembic autogenerate sees them
 as long as this module is imported (``eval_platform/migrations/env.py`` should import it).
 
-* ``api_tokens``: one row per team token; only the SHA-256 of the token is stored, the token itself is
-  shown once when created.
+* ``api_tokens``: one row per token of a team's principal (person or service) with its roles and expiry
+  (migration 0007); only the SHA-256 of the token is stored, the token itself is shown once when created.
 * ``access_log``: who read which restricted rows (examples, predictions, per-example results) when, and
   every refused request for rows or aggregates.
 * ``idempotency_keys``: ``POST /v1/eval-runs`` requests by ``Idempotency-Key`` (per team), so a retried
@@ -36,6 +36,14 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: the person or service of the team the token stands for (migration 0007: ``<team>`` for older tokens)
+    principal: Mapped[str] = mapped_column(String(200), default="")
+    #: ``person`` or ``service``
+    principal_kind: Mapped[str] = mapped_column(String(16), default="service")
+    #: ``member``, ``approver``, ``admin`` (migration 0007: ``["member"]`` for older tokens)
+    roles: Mapped[list] = mapped_column(JSON, default=lambda: ["member"])
+    #: refused from this moment on (None: never expires)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AccessLogEntry(Base):

@@ -43,6 +43,8 @@ class Experiment(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | stopped
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the team that registered the experiment id (migration 0007: its ``created_by``); NULL: unowned (admins only)
+    owner_team: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ExperimentIngest(Base):

@@ -44,6 +44,8 @@ class EvalDataset(Base):
     status: Mapped[str] = mapped_column(String(32), default="active")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the team that registered the name first (every version carries it); NULL: unowned (admins only)
+    owner_team: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     @property
     def key(self) -> str:
@@ -65,6 +67,8 @@ class MetricSuite(Base):
     metric_defs: Mapped[dict] = mapped_column(JSON)
     definition_hash: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the team that registered the name first (every version carries it); NULL: unowned (admins only)
+    owner_team: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     @property
     def key(self) -> str:
@@ -87,6 +91,8 @@ class Model(Base):
     trusted_types: Mapped[list] = mapped_column(JSON, default=list)
     description: Mapped[str] = mapped_column(Text, default="")
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the team that registered the name first (every version carries it); NULL: unowned (admins only)
+    owner_team: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     @property
     def key(self) -> str:
