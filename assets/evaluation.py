@@ -13,7 +13,7 @@ import dagster as dg
 
 from assets.datasets import eval_dataset
 from assets.partitions import PROMOTION_REQUEST_TAG, REQUESTED_TAG, model_versions
-from eval_platform import releases, runner
+from eval_platform import incidents, releases, runner
 from eval_platform.evaluation import ALL
 from eval_platform.failures import describe_failure
 from eval_platform.gates import GATE_CODE_VERSION, PASS
@@ -46,8 +46,14 @@ def _earlier_runs(context: dg.AssetExecutionContext) -> list[str]:
 
 
 def _runs(context: dg.AssetExecutionContext, service: EvalPlatform) -> list[EvalRun]:
-    return service.claim_runs(context.partition_key, context.run.run_id, requested=context.run.tags.get(REQUESTED_TAG) == "true",
-                              previous_run_ids=_earlier_runs(context))
+    """The eval runs this Dagster run works on. A run started by hand (a rematerialization or a backfill from
+    the UI) first queues the model version's current runs again, each remedied of the incident that touched
+    it (a fixed metric version, a clean dataset version), exactly as ``evalp recompute`` would."""
+    earlier = _earlier_runs(context)
+    if context.run.tags.get(REQUESTED_TAG) != "true" and not service.runs_of_dagster_run(
+            context.run.run_id, context.partition_key, earlier):
+        incidents.rematerialize(service, context.partition_key)
+    return service.claim_runs(context.partition_key, context.run.run_id, requested=True, previous_run_ids=earlier)
 
 
 @contextmanager

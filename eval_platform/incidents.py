@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from eval_platform import access
 from eval_platform.access import Principal
-from eval_platform.errors import Conflict, InvalidInput
+from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.metrics.catalog import all_metrics, get_metric
 from eval_platform.platform import INVALID, SUCCEEDED, SUPERSEDED, EvalPlatform
 from eval_platform.registry import DagsterRequest, EvalRun, Incident, MetricSuite
@@ -147,7 +147,7 @@ def _fixed_version(metric_key: str, buggy: set[str]) -> str:
 
 
 def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, suite_key: str, baseline: str | None,
-                   launch_key: str) -> EvalRun:
+                   launch_key: str | None) -> EvalRun:
     """The affected run's replacement, compared with the baseline the affected run asked for; when the new
     versions already have a live run compared with another baseline (a run nobody here asked for), that run is
     the replacement: a recompute must not stop half-way over a baseline preference."""
@@ -156,6 +156,39 @@ def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, sui
                                      launch_key=launch_key)
     except Conflict:
         return platform.request_eval(model_key, dataset_key, suite_key, trigger="recompute", launch_key=launch_key)
+
+
+def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "rematerialization") -> None:
+    """What a rematerialization or a backfill started by hand in the Dagster UI recomputes: the model
+    version's current runs, each with the remedy of the incident that touched it, as ``evalp recompute
+    --affected-by`` would queue it: a run that used a metric version marked buggy on a suite version with
+    the newest fixed version, a run on a contaminated dataset version on the dataset's newest usable
+    version; the others on the same versions. Without a fix (no newer metric version, no clean dataset
+    version) the run is recomputed as it was and its gate stays ``no_decision``."""
+    buggy = set(buggy_metrics(platform))
+    for run in platform.runs(model_key):
+        if run.status not in (SUCCEEDED, "failed", INVALID):
+            continue
+        suite = platform.suite(run.suite_key)
+        suite_key, dataset_key = run.suite_key, run.dataset_key
+        try:
+            bad = sorted(suite_metric_keys(suite) & buggy)
+            if bad:
+                fixes = {metric: _fixed_version(metric, buggy) for metric in bad}
+                definition = dict(suite.metric_defs)
+                definition["metrics"] = [dict(m, metric=fixes.get(m["metric"], m["metric"])) for m in definition["metrics"]]
+                suite_key = platform.register_suite(definition).record.key
+            if platform.dataset(run.dataset_key).status != "active":
+                dataset_key = platform.latest_dataset(run.dataset_id).key
+        except (Conflict, NotFound):
+            continue  # nothing to remedy it with: recomputed as it is below, the gate stays frozen
+        if (suite_key, dataset_key) == (run.suite_key, run.dataset_key):
+            continue
+        replacement = _recompute_one(platform, run.model_key, dataset_key, suite_key, run.requested_baseline, launch_key=None)
+        platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
+            f"recomputed ({trigger}) on {dataset_key} with {suite_key} as {replacement.run_id}; it was {run.status}: "
+            f"{run.status_reason or ''}")[:2000])
+    platform.requeue_model_version(model_key, trigger=trigger)
 
 
 def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",

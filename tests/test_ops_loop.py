@@ -5,6 +5,7 @@ recorded failure."""
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 from dagster import DagsterRunStatus
 
@@ -162,3 +163,73 @@ def test_a_failed_attempt_is_superseded_by_the_rerun_that_succeeds(service, mode
         assert service.run(rerun.run_id).status == "succeeded"
         assert service.run(failed.run_id).status == "superseded"
         assert service.gate_decision("detector@1").decision == "pass"  # decided from the live runs
+
+
+def test_promotion_and_incident_sensors_through_the_daemon(service, model_files):
+    """The release job launched by the promotion sensor promotes a passing version; an incident turns the
+    dataset's and the metric table's checks red; the retention schedule's tick asks for its job."""
+    from dagster import AssetKey, build_schedule_context
+
+    from eval_platform import releases
+    from jobs.retention import retention_schedule
+
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    with daemon() as harness:
+        harness.tick()
+        assert service.gate_decision("detector@1").decision == "pass"
+        request = releases.request_promotion(service, "detector@1", requested_by="rita", reason="release 1")
+        harness.tick()
+        assert service.promoted_version("detector") == 1 and releases.request(service, request.id).status == "done"
+        [release] = harness.run_records(job_name="release_model_version")
+        assert release.dagster_run.status == DagsterRunStatus.SUCCESS
+
+        incidents.invalidate_dataset(service, "bc@1", reason="labels leaked", reported_by="ops")
+        harness.tick()
+        checks = {key.name: harness.instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+                  for key in (dg.AssetCheckKey(AssetKey("eval_dataset"), "not_contaminated"),
+                              dg.AssetCheckKey(AssetKey("metric_table"), "inputs_valid"))}
+        assert {name: record.status.value for name, record in checks.items()} == {
+            "not_contaminated": "FAILED", "inputs_valid": "FAILED"}
+
+    with build_schedule_context(scheduled_execution_time=None) as context:
+        assert [request.job_name or retention_schedule.job_name for request in
+                retention_schedule.evaluate_tick(context).run_requests] == ["retention_job"]
+
+
+def test_a_backfill_started_in_the_ui_recomputes_the_affected_run_on_the_clean_version(service, model_files, breast_cancer):
+    """The other door: an operator selects the affected partition in the Dagster UI and launches a backfill
+    of the evaluation assets (no platform tags). The contaminated run is recomputed on the dataset's clean
+    version, as `evalp recompute --affected-by` would, and the gate is decided again."""
+    import time
+
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+    from dagster._core.execution.backfill import PartitionBackfill
+
+    import definitions
+    from sensors.incidents import RECOMPUTED_ASSETS
+
+    _, _, frame = breast_cancer
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    with daemon() as harness:
+        harness.tick()
+        [contaminated] = service.runs("detector@1")
+        incidents.invalidate_dataset(service, "bc@1", reason="labels leaked into the training set", reported_by="ops")
+        service.register_dataset("bc", frame.iloc[1:], task_type="binary_classification", label_policy="human_reviewed",
+                                 slice_columns=["tumour_size"])
+        with dg.partition_loading_context(dynamic_partitions_store=harness.instance):
+            subset = AssetGraphSubset.from_asset_partition_set(
+                {AssetKeyPartitionKey(dg.AssetKey(asset), "detector@1") for asset in RECOMPUTED_ASSETS},
+                definitions.defs.resolve_asset_graph())
+            harness.instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
+                backfill_id="fromtheui", backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=harness.instance,
+                asset_graph_subset=subset, title=None, description=None, run_config=None))
+        for _ in range(12):
+            harness.backfills()
+            if harness.instance.get_backfill("fromtheui").status.value != "REQUESTED":
+                break
+        assert harness.instance.get_backfill("fromtheui").status.value == "COMPLETED_SUCCESS"
+        [live] = [run for run in service.runs("detector@1") if run.status != "superseded"]
+        assert live.dataset_key == "bc@2" and live.status == "succeeded"
+        assert service.run(contaminated.run_id).status == "superseded"
+        assert service.gate_decision("detector@1").decision == "pass"
