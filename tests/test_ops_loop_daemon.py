@@ -5,6 +5,7 @@ slot is freed, Dagster retries the run and the retry finishes the eval runs the 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,23 +39,18 @@ def wait_for(condition, what: str, daemon: subprocess.Popen, log: Path):
     raise AssertionError(f"no {what} after {SAFETY_SECONDS} s:\n{log.read_text()[-3000:]}")
 
 
-def worker_pids(run_id: str) -> list[int]:
-    """Processes whose command line names the run: its run worker (``dagster api execute_run``)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if run_id in cmdline and "execute_run" in cmdline:
-                pids.append(int(entry.name))
-    return pids
+def worker_pid(instance, run_id: str) -> int | None:
+    """The run worker's pid, as the run's own event log reports it ("Started process for run (pid: N).")."""
+    for entry in instance.all_logs(run_id):
+        found = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
+        if found:
+            return int(found.group(1))
+    return None
 
 
 @pytest.fixture
 def slow_server():
-    local = LocalLLMServer(latency=0.5)  # 20 answers one at a time: about 10 s of candidate calls
+    local = LocalLLMServer(latency=1.5)  # 20 answers one at a time: about 30 s of candidate calls
     base_url = local.start()
     yield local, base_url
     local.stop()
@@ -82,11 +78,12 @@ def test_a_killed_run_worker_is_detected_its_slot_freed_and_the_eval_finished_by
                 return run.dagster_run_id if run.status == "running" and local.stats()["completions"] >= 2 else None
 
             first_run_id = wait_for(claimed, "eval run claimed by a Dagster run with calls made", daemon, log)
-            pids = wait_for(lambda: worker_pids(first_run_id), "run worker process", daemon, log)
+            pid = wait_for(lambda: worker_pid(instance, first_run_id), "run worker's pid in the run's events", daemon, log)
             # the predictions step holds a slot of the model_inference pool while it calls the model
             assert first_run_id in instance.event_log_storage.get_concurrency_info("model_inference").active_run_ids
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)  # what the out-of-memory killer does
+            [run] = service.runs("qa-bot@1")
+            assert run.status == "running", "the eval finished before the worker could be killed"
+            os.kill(pid, signal.SIGKILL)  # what the out-of-memory killer does
 
             def finished():
                 [run] = service.runs("qa-bot@1")
