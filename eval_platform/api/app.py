@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 import eval_platform
-from eval_platform import access
+from eval_platform import access, aggregates
 from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
 from eval_platform.api.auth import bearer, current_principal
 from eval_platform.api.problems import (
@@ -290,6 +290,8 @@ class AccessPolicy(Camel):
     level: str
     teams: list[str] = []
     allow_aggregates: bool = False
+    #: the smallest slice shown to a team with aggregates-only access (eval_platform.aggregates)
+    min_slice_size: int
 
 
 class DatasetOut(Camel):
@@ -421,7 +423,8 @@ def _dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
     out = {
         "datasetId": record.dataset_id, "version": record.version, "key": record.key, "taskType": record.task_type,
         "labelPolicy": record.label_policy,
-        "accessPolicy": {"level": policy.get("level"), "teams": policy.get("teams", []), "allowAggregates": bool(policy.get("allow_aggregates"))},
+        "accessPolicy": {"level": policy.get("level"), "teams": policy.get("teams", []), "allowAggregates": bool(policy.get("allow_aggregates")),
+                         "minSliceSize": aggregates.min_slice_size(policy)},
         "rowCount": record.row_count, "contentHash": record.content_hash, "status": record.status,
         "statusReason": record.status_reason, "description": record.description or "", "createdAt": iso(record.created_at),
         "schema": {"idColumns": schema.get("id_columns", []), "labelColumn": schema.get("label_column"),
@@ -493,7 +496,10 @@ def _has_regressions(reasons: list) -> bool:
 
 
 def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = None, visible: str = ROWS,
-              with_lineage: bool = True) -> dict:
+              with_lineage: bool = True, view: aggregates.AggregateView | None = None) -> dict:
+    """``view`` filters the results of a team with aggregates-only access (none given: every slice withheld)."""
+    if visible == access.AGGREGATES and view is None:
+        view = aggregates.AggregateView(visible)
     out = {
         "runId": run.run_id, "status": run.status, "statusReason": run.status_reason, "modelVersion": run.model_key,
         "datasetId": run.dataset_key, "metricSuiteId": run.suite_key, "attempt": run.attempt, "trigger": run.trigger,
@@ -502,7 +508,7 @@ def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = N
         "queueSeconds": (run.started_at - run.requested_at).total_seconds() if run.started_at and run.requested_at else None,
         "metricSeconds": run.metric_seconds, "cost": run.cost, "predictionsHash": run.predictions_hash, "metricsHash": run.metrics_hash,
         "predictionsPurgedAt": iso(purge.purged_at) if purge is not None and run.predictions_hash is None else None,
-        "results": _results_json(run.results) if visible != access.NOTHING else None,
+        "results": _results_json(view.results(run.results) if view is not None else run.results) if visible != access.NOTHING else None,
         "redacted": visible == access.NOTHING,
     }
     if with_lineage:
@@ -894,7 +900,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                     _versioned(session, Model, body.baseline, "baseline")
                 if dataset.status != "active":
                     raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
-                access.require(platform, principal, dataset, AGGREGATE_READ)
+                if access.require(platform, principal, dataset, AGGREGATE_READ) == access.AGGREGATES:
+                    # aggregates only: no LLM may be sent the rows, no slice on a column the owner did not declare
+                    aggregates.check_aggregate_use(platform, principal, platform.dataset(dataset.key),
+                                                   platform.suite_definition(platform.suite(suite.key)), model.kind)
                 if model.kind == "predictions":  # its file must cover this dataset (a file read: only for this kind)
                     with fields_named({"model_file": "modelVersion"}):
                         platform.check_predictions_cover(model, platform.dataset(dataset.key))
@@ -997,9 +1006,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 GateDecisionRecord.scope == "run", GateDecisionRecord.eval_run_id == run.run_id,
                 GateDecisionRecord.superseded.is_(False)).order_by(GateDecisionRecord.id.desc()).limit(1))
 
-    def _visible_reasons(principal: Principal, dataset: EvalDataset, reasons: list, seen: str, run_id: str | None) -> list:
-        if seen != ROWS:
-            return _strip_regressions(reasons)
+    def _visible_reasons(principal: Principal, dataset: EvalDataset, reasons: list, seen: str, run_id: str | None,
+                         view: aggregates.AggregateView) -> list:
+        if seen != ROWS:  # aggregates only: no example ids, no per-slice reason on a slice it may not see
+            return _strip_regressions(view.reasons(reasons))
         if access.is_restricted(dataset.access_policy) and _has_regressions(reasons):
             access.record_access(platform, principal, REGRESSIONS, dataset.key, GRANTED, run_id=run_id, detail="gate reasons")
         return reasons
@@ -1018,12 +1028,14 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         run = platform.run(run_id)
         dataset = _dataset_of_run(principal, run, AGGREGATE_READ)
         seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
+        view = aggregates.view_of_run(platform, run, dataset, seen)
         record = _run_gate(run)
-        gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id)) if record else None
+        gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id, view)) if record else None
         with platform.registry.session() as session:
             purge = session.get(RunPurge, run.run_id)
-        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id, detail="run results")
-        return respond(_run_json(run, purge, gate, seen))
+        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
+                           detail="run results" + (" (aggregates only: small and undeclared slices suppressed)" if view.filtered else ""))
+        return respond(_run_json(run, purge, gate, seen, view=view))
 
     @app.get("/v1/eval-runs/{runId}/comparison", tags=["eval runs"], response_model=Comparison,
              responses=problem_responses(403, 404, 409, 422))
@@ -1043,6 +1055,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         if run.status not in (SUCCEEDED,) and not run.comparison:
             raise Conflict(f"run {run.run_id} is {run.status}: it has no comparison yet")
         payload = _comparison(platform, run, dataset, baseline)
+        view = aggregates.view_of_run(platform, run, dataset, seen)
+        payload["slices"] = {metric: view.slice_map(by_slice) for metric, by_slice in payload["slices"].items()}
         regressions = payload.pop("regressions")
         payload["regressionCounts"] = {k: len(v) for k, v in regressions.items()}
         if seen == ROWS:
@@ -1054,7 +1068,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             payload["regressions"] = None
             payload["redacted"] = True
         record = _run_gate(run)
-        payload["gate"] = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, None)) if record else None
+        payload["gate"] = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, None, view)) if record else None
         access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
                            detail=f"comparison ({payload['source']}, baseline {payload['baseline'].get('runId')})")
         return respond(payload)
@@ -1082,7 +1096,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     # datasets --------------------------------------------------------------------------------------
     dataset_fields = {"dataset_id": "datasetId", "task_type": "taskType", "label_policy": "labelPolicy",
                       "access_policy.level": "accessLevel", "access_policy.teams": "teams", "access_policy": "accessLevel",
-                      "slice_columns": "sliceColumns", "feature_columns": "featureColumns", "data": "file", "description": "description"}
+                      "slice_columns": "sliceColumns", "access_policy.min_slice_size": "minSliceSize", "feature_columns": "featureColumns", "data": "file", "description": "description"}
 
     def _read_upload(upload: UploadFile):
         import pandas as pd
@@ -1117,6 +1131,9 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         access_level: Annotated[Literal["public", "internal", "restricted"], Form(alias="accessLevel")] = "internal",
         teams: Annotated[list[str], Form(description="teams allowed to read a restricted dataset's rows")] = [],  # noqa: B006
         allow_aggregates: Annotated[bool, Form(alias="allowAggregates")] = False,
+        min_slice_size: Annotated[int | None, Form(alias="minSliceSize", ge=1, le=1_000_000,
+                                                   description="the smallest slice a team with aggregates-only access is "
+                                                   f"shown (default {aggregates.DEFAULT_MIN_SLICE_SIZE})")] = None,
         slice_columns: Annotated[list[str], Form(alias="sliceColumns")] = [],  # noqa: B006
         feature_columns: Annotated[list[str] | None, Form(alias="featureColumns")] = None,
         description: Annotated[str, Form(max_length=4000)] = "",
@@ -1125,6 +1142,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         frame = _read_upload(file)
         teams = [t for team in teams for t in team.split(",") if t.strip()]
         policy = {"level": access_level, "teams": [t.strip() for t in teams], "allow_aggregates": allow_aggregates}
+        if min_slice_size is not None:
+            policy["min_slice_size"] = min_slice_size
         with fields_named(dataset_fields):
             result = platform.register_dataset(dataset_id, frame, task_type=task_type, label_policy=label_policy, access_policy=policy,
                                                slice_columns=[c for c in slice_columns if c], feature_columns=feature_columns or None,
@@ -1369,7 +1388,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 shown.append({"run": "(withheld)", "outcome": group.get("outcome"), "redacted": True})
             else:
                 dataset = platform.dataset(run.dataset_key)
-                shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id)[0])
+                view = aggregates.view_of_run(platform, run, dataset, seen)
+                shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id, view)[0])
                 access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id, detail=f"gate reasons of {model.key}")
         return respond({
             "modelVersion": model.key, "decision": state, "recordedDecision": decision.decision if decision else None,
