@@ -112,6 +112,9 @@ def test_aggregates_only_team_gets_no_row_level_results(tmp_path, db_url, model_
         # alpha (rows) sees every slice: one per example and one per note, i.e. every label
         assert sum(s["slice"].startswith("example_id=") for s in mine["results"]["slices"]) == len(frame)
         assert any("example_id=" in json.dumps(r) for r in mine["gate"]["reasons"])
+        # ... and that read was one of rows, and is logged as such (not as an aggregate read)
+        alpha_log = access.access_log(platform, team="alpha", dataset_key="bc-agg@1")
+        assert [(e.action, e.outcome, e.rows) for e in alpha_log if e.run_id == run.run_id] == [("examples", "granted", 2 * len(frame) + 2)]
 
         theirs = beta.get(f"/v1/eval-runs/{run.run_id}")
         assert theirs.status_code == 200, theirs.text

@@ -63,6 +63,8 @@ from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, Met
 from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord, RunPurge
 from eval_platform.records import iso, json_safe
 from eval_platform.registry.schema import utcnow
+from eval_platform.models import MODEL_KINDS
+from eval_platform.tasks import LABEL_POLICIES, PURPOSES, TASK_TYPES
 
 log = logging.getLogger("eval_platform.api")
 API_VERSION = "1"
@@ -417,6 +419,27 @@ class Health(Camel):
 
 
 # record -> JSON ----------------------------------------------------------------------------------------
+#: what the document says of a suite definition: its required fields, their types and enums, and no other
+#: top-level field (what parse_suite checks first), so a generated "valid" suite is not refused for its shape
+SUITE_BODY_SCHEMA = {
+    "required": ["suite_id", "purpose", "task_type", "metrics"],
+    "additionalProperties": False,
+    "properties": {
+        "suite_id": {"type": "string", "pattern": ID_PATTERN, "maxLength": 128},
+        "purpose": {"enum": list(PURPOSES)},
+        "task_type": {"enum": list(TASK_TYPES)},
+        "metrics": {"type": "array", "minItems": 1, "items": {"anyOf": [
+            {"type": "string", "description": "NAME@VERSION of a catalog metric"},
+            {"type": "object", "required": ["metric"], "properties": {"metric": {"type": "string"}, "name": {"type": "string"},
+                                                                     "params": {"type": "object"}}}]}},
+        "slices": {"type": "array", "items": {"type": "string"}},
+        "min_slice_size": {"type": "integer", "minimum": 1},
+        "comparison": {"type": "object"}, "gate": {"type": "object"}, "description": {"type": "string"},
+        "llm": {"type": "object"}, "online": {"type": "object"},
+    },
+}
+
+
 def _dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
     policy = record.access_policy or {"level": "internal"}
     schema = record.schema or {}
@@ -1014,6 +1037,19 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             access.record_access(platform, principal, REGRESSIONS, dataset.key, GRANTED, run_id=run_id, detail="gate reasons")
         return reasons
 
+    def _log_results_read(principal: Principal, dataset: EvalDataset, run: EvalRun, view: aggregates.AggregateView, what: str) -> None:
+        """Log a read of a run's results as what it was: an aggregate read, unless the team (with row access) was
+        shown slices an aggregates-only team would not be (per example, below the minimum size): a read of rows."""
+        if not view.filtered and access.is_restricted(dataset.access_policy):
+            strict = aggregates.view_of_run(platform, run, dataset, access.AGGREGATES)
+            rows = {s.get("slice") for s in (run.results or {}).get("slices") or [] if not strict.slice_ok(s.get("slice"))}
+            if rows:
+                access.record_read(platform, principal, EXAMPLES, dataset, rows=len(rows), run_id=run.run_id,
+                                   detail=f"{what}: slices on undeclared columns or below the minimum size")
+                return
+        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
+                           detail=what + (" (aggregates only: small and undeclared slices suppressed)" if view.filtered else ""))
+
     def _dataset_of_run(principal: Principal, run: EvalRun, action: str) -> EvalDataset:
         """The run's dataset; a run of a dataset the team may know nothing of answers as an absent run (logged)."""
         dataset = platform.dataset(run.dataset_key)
@@ -1033,8 +1069,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id, view)) if record else None
         with platform.registry.session() as session:
             purge = session.get(RunPurge, run.run_id)
-        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
-                           detail="run results" + (" (aggregates only: small and undeclared slices suppressed)" if view.filtered else ""))
+        _log_results_read(principal, dataset, run, view, "run results")
         return respond(_run_json(run, purge, gate, seen, view=view))
 
     @app.get("/v1/eval-runs/{runId}/comparison", tags=["eval runs"], response_model=Comparison,
@@ -1069,8 +1104,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             payload["redacted"] = True
         record = _run_gate(run)
         payload["gate"] = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, None, view)) if record else None
-        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
-                           detail=f"comparison ({payload['source']}, baseline {payload['baseline'].get('runId')})")
+        _log_results_read(principal, dataset, run, view, f"comparison ({payload['source']}, baseline {payload['baseline'].get('runId')})")
         return respond(payload)
 
     @app.get("/v1/eval-runs/{runId}/predictions", tags=["eval runs"], response_model=RowsPage,
@@ -1126,14 +1160,15 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         principal: Team,
         file: Annotated[UploadFile, File(description="Parquet or CSV")],
         dataset_id: Annotated[str, Form(alias="datasetId", min_length=1, max_length=128, pattern=ID_PATTERN)],
-        task_type: Annotated[str, Form(alias="taskType", max_length=64)],
-        label_policy: Annotated[str, Form(alias="labelPolicy", max_length=64)],
+        task_type: Annotated[Literal[tuple(TASK_TYPES)], Form(alias="taskType")],  # the enums, in the document too
+        label_policy: Annotated[Literal[LABEL_POLICIES], Form(alias="labelPolicy")],
         access_level: Annotated[Literal["public", "internal", "restricted"], Form(alias="accessLevel")] = "internal",
         teams: Annotated[list[str], Form(description="teams allowed to read a restricted dataset's rows")] = [],  # noqa: B006
         allow_aggregates: Annotated[bool, Form(alias="allowAggregates")] = False,
-        min_slice_size: Annotated[int | None, Form(alias="minSliceSize", ge=1, le=1_000_000,
+        # an int (not int | None): a multipart form has no null, and the document should not offer one
+        min_slice_size: Annotated[int, Form(alias="minSliceSize", ge=1, le=1_000_000,
                                                    description="the smallest slice a team with aggregates-only access is "
-                                                   f"shown (default {aggregates.DEFAULT_MIN_SLICE_SIZE})")] = None,
+                                                   f"shown (default {aggregates.DEFAULT_MIN_SLICE_SIZE})")] = None,  # type: ignore[assignment]
         slice_columns: Annotated[list[str], Form(alias="sliceColumns")] = [],  # noqa: B006
         feature_columns: Annotated[list[str] | None, Form(alias="featureColumns")] = None,
         description: Annotated[str, Form(max_length=4000)] = "",
@@ -1212,7 +1247,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     # metric suites ---------------------------------------------------------------------------------
     @app.post("/v1/metric-suites", tags=["metric suites"], status_code=201, response_model=SuiteOut,
               responses={200: {"model": SuiteOut, "description": "Identical definition: the existing version"}, **problem_responses(422)})
-    def register_suite(principal: Team, body: Annotated[dict[str, Any], Body(description="The suite definition (as in the YAML files)")]):
+    def register_suite(principal: Team, body: Annotated[dict[str, Any], Body(description="The suite definition (as in the YAML files)",
+                                                                              json_schema_extra=SUITE_BODY_SCHEMA)]):
         result = platform.register_suite(body, principal=principal)
         return respond(_suite_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/metric-suites/{result.record.key}"})
@@ -1268,7 +1304,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         principal: Team,
         file: Annotated[UploadFile, File(description="A skops file (pickles are refused)")],
         name: Annotated[str, Form(min_length=1, max_length=128, pattern=ID_PATTERN)],
-        kind: Annotated[str, Form(max_length=64)] = "sklearn",
+        kind: Annotated[Literal[MODEL_KINDS], Form()] = "sklearn",
         trusted_types: Annotated[list[str], Form(alias="trustedTypes", description="types the skops file may be loaded "
                                                  "with, within the installation's skops.trusted_types")] = [],  # noqa: B006
         eval_plan: Annotated[list[str], Form(alias="evalPlan", description="DATASET_ID:SUITE_ID entries added to the name's eval plan")] = [],  # noqa: B006
