@@ -170,3 +170,16 @@ def test_llm_judges_and_candidates_are_refused_on_aggregates_only_data(tmp_path,
         assert len(denied) == 2 and all(e.dataset_key == "bc-agg@1" for e in denied)
     finally:
         platform.close()
+
+
+def test_min_slice_size_is_a_positive_whole_number_and_optional():
+    from eval_platform.errors import InvalidInput
+    from eval_platform.tasks import check_access_policy
+
+    base = {"level": "restricted", "teams": ["alpha"], "allow_aggregates": True}
+    assert "min_slice_size" not in check_access_policy(base)  # absent: the version hash of older datasets is kept
+    assert check_access_policy(base | {"min_slice_size": 50})["min_slice_size"] == 50
+    for bad in (0, -1, 2.5, True, "10"):
+        with pytest.raises(InvalidInput) as refusal:
+            check_access_policy(base | {"min_slice_size": bad})
+        assert refusal.value.field == "access_policy.min_slice_size"

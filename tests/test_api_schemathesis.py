@@ -11,6 +11,8 @@ count every random name and every random upload as a failure."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
@@ -24,7 +26,8 @@ from eval_platform.platform import EvalPlatform
 from tests.test_api import SUITE, Server
 from tests.test_runner import evaluate
 
-MAX_EXAMPLES = 15
+#: generated examples per operation; EVALP_FUZZ_EXAMPLES=200 for a longer hunt
+MAX_EXAMPLES = int(os.environ.get("EVALP_FUZZ_EXAMPLES") or 15)
 
 
 @pytest.fixture(scope="module")
