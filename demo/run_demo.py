@@ -209,6 +209,27 @@ def report_llm(platform, model_key: str, label: str) -> None:
               f"{summary.get('n_judge_errors', 0)} judge errors")
 
 
+def show_two_teams(platform, model_file: Path) -> None:
+    """Two teams' principals, one refusal: the operator gives the demo's model name to team alpha (what
+    ``evalp owners set`` does), and team beta's attempt to register a version of it through the API (in
+    this process, no port) is refused. Tokens are made each run, and expire within the hour."""
+    from fastapi.testclient import TestClient
+
+    from eval_platform import access
+    from eval_platform.api import create_app
+
+    access.set_owner(platform, access.MODEL, MODEL_NAME, "alpha")  # a no-op when alpha already owns it
+    tokens = {team: access.create_token(platform, team, name="demo", principal=person, kind=access.PERSON,
+                                        roles=(access.MEMBER, access.APPROVER), expires_in="1h")
+              for team, person in (("alpha", "ada"), ("beta", "bob"))}
+    print(f"\n=== two teams: {MODEL_NAME} belongs to team alpha (principal alpha:ada); team beta (beta:bob) tries it ===")
+    with TestClient(create_app(platform)) as client:
+        response = client.post("/v1/models", headers={"Authorization": f"Bearer {tokens['beta']}"},
+                               files={"file": ("candidate.skops", model_file.read_bytes())}, data={"name": MODEL_NAME})
+    problem = response.json()
+    print(f"beta registers a new version of {MODEL_NAME}: HTTP {response.status_code} ({problem.get('field')}): {problem.get('detail')}")
+
+
 def report(platform, model_key: str, title: str) -> None:
     from eval_platform.cli import format_gate, format_run
     from eval_platform.records import run_to_dict
@@ -324,6 +345,7 @@ def main() -> None:
         run_dagster(platform, daemon, args.timeout)
         for candidate in candidates:
             report(platform, candidate.key, "candidate")
+        show_two_teams(platform, model_files["decision_stump"])
         run_experiment(platform, daemon, args.timeout, control=baseline.key, candidate=candidates[0].key)
 
         print("\n=== generation eval: an OpenAI-compatible chat model and a pinned judge (local server) ===")

@@ -45,6 +45,10 @@ restricted    the policy's ``teams`` only            the policy's ``teams``, or 
                                                      ``allow_aggregates`` is true
 ============  =====================================  ==========================================
 
+What a team with aggregates only is shown of them (slices on the owner's declared slice columns only, none
+below the dataset's ``min_slice_size``, no per-example results, no LLM sent the rows) is
+:mod:`eval_platform.aggregates`.
+
 A request outside the policy is refused with :class:`Forbidden` (HTTP 403) before anything is read, so
 the refusal says nothing about the rows. Every granted read of a restricted dataset's rows *and* of its
 aggregates (a run's results, a comparison, gate reasons), and every refusal, is recorded in ``access_log``

@@ -286,7 +286,7 @@ class EvalPlatform:
         existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
         eval_plan = [tuple(entry) for entry in eval_plan]
         for entry in (*eval_plan, *sorted(existing_plan)):
-            self._check_plan_access(principal, kind, entry[0], inherited=entry in existing_plan)
+            self._check_plan_access(principal, kind, entry[0], inherited=entry in existing_plan, suite_id=entry[1])
         # the caller's trusted types within the operator's list, before the file is opened
         trusted_types = sorted(set(self.installation.check_trusted_types(trusted_types)))
         path = Path(model_file).expanduser().resolve()
@@ -342,7 +342,8 @@ class EvalPlatform:
 
         check_predictions_for_dataset(self.load_model(model), self.load_dataset(dataset), dataset.schema, dataset.task_type, dataset.key)
 
-    def _check_plan_access(self, principal: Principal | None, kind: str, dataset_id: str, inherited: bool) -> None:
+    def _check_plan_access(self, principal: Principal | None, kind: str, dataset_id: str, inherited: bool,
+                           suite_id: str | None = None) -> None:
         """Refuse a plan entry on a dataset the principal's team may not use; a dataset it may not know of
         answers as an absent one would (new entries) or without its name (inherited ones). Refusals are logged."""
         if principal is None or principal.operator:
@@ -355,7 +356,17 @@ class EvalPlatform:
         # an LLM candidate is sent every prompt and reference: that is reading the rows
         action = acl.EXAMPLES if kind == "openai_chat" else acl.AGGREGATE_READ
         seen = acl.visibility(dataset.access_policy, principal.team)
-        if seen == acl.ROWS or (seen == acl.AGGREGATES and action == acl.AGGREGATE_READ):
+        if seen == acl.ROWS:
+            return
+        if seen == acl.AGGREGATES and action == acl.AGGREGATE_READ:
+            # aggregates only: the suite may not send the rows to a judge nor slice on undeclared columns
+            from eval_platform.aggregates import check_aggregate_use
+
+            try:
+                suite = self.suite_definition(self.latest_suite(suite_id)) if suite_id else None
+            except NotFound:
+                suite = None  # absent: _check_plan_entry says so
+            check_aggregate_use(self, principal, dataset, suite, kind, field="eval_plan")
             return
         acl.record_access(self, principal, action, dataset.key, acl.DENIED,
                              detail="inherited eval plan" if inherited else "eval plan")

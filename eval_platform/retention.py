@@ -16,7 +16,11 @@ in ``purge_log``, marks the runs that used them in ``eval_run_purges`` and clear
 run's results still name it: results are not rewritten. The LLM calls deleted with an artifact are the
 ones its rows were answered from (their keys are in its log entry); LLM calls of a dataset older than its
 retention that no artifact names any more (e.g. of a run stopped midway) are deleted too, logged as kind
-``llm_calls``. Results, metric tables, comparisons, gate decisions and lineage are left as they
+``llm_calls``. A ``predictions``-kind model file uploaded through the API (outputs computed elsewhere,
+copied under ``<home>/models/`` at registration) is a model output too: it is kept for the strictest
+retention of the datasets in its model's eval plan and runs, counted from its registration, then deleted
+and logged (kind :data:`MODEL_FILES`, with the model's runs); the model version stays registered, and
+uploading the same file again restores it. Results, metric tables, comparisons, gate decisions and lineage are left as they
 are. A purged run is recomputed from its lineage by requesting it again with ``recompute=True`` (same
 model file, dataset content and suite: the same numbers; an LLM's calls are made again); a later
 comparison against a purged baseline reproduces the baseline's predictions and verdicts by itself.
@@ -35,13 +39,14 @@ import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from eval_platform.errors import InvalidInput
 from eval_platform.hashing import json_hash
 from eval_platform.platform import JUDGE_VERDICTS, PREDICTIONS, QUEUED, RUNNING, EvalPlatform
-from eval_platform.registry import EvalDataset, EvalRun, PredictionSet
+from eval_platform.registry import EvalDataset, EvalPlanEntry, EvalRun, Model, PredictionSet
 from eval_platform.registry.api_schema import IdempotencyRecord, PurgeLogEntry, RunPurge
 from eval_platform.registry.llm_schema import LLMCallRecord
 from eval_platform.registry.schema import utcnow
@@ -53,6 +58,8 @@ RETENTION_ENV = "EVAL_PLATFORM_RETENTION_DAYS"
 IDEMPOTENCY_HOURS = 24.0
 #: Purge-log kind of LLM calls deleted because their dataset's retention passed (no artifact names them).
 LLM_CALLS = "llm_calls"
+#: Purge-log kind of a ``predictions``-kind model file copied under the home (its ``artifact_hash`` is the file's hash).
+MODEL_FILES = "model_files"
 _STRICTNESS = ("restricted", "internal", "public")  # strictest first
 log = logging.getLogger("eval_platform.retention")
 
@@ -144,6 +151,28 @@ def delete_artifact(platform: EvalPlatform, kind: str, digest: str) -> bool:
     return True
 
 
+def _copied_model_files(platform: EvalPlatform) -> dict[str, list[Path]]:
+    """``predictions``-kind model files the API copied under ``<home>/models/`` and still there, by file hash
+    (a file given to the library by path is the caller's, not the platform's to delete)."""
+    home_models = (platform.config.home / "models").resolve()
+    with platform.registry.session() as session:
+        rows = list(session.execute(select(Model.file_hash, Model.uri).where(Model.kind == "predictions")))
+    files: dict[str, list[Path]] = defaultdict(list)
+    for row in rows:
+        path = Path(row.uri).resolve()
+        if path.parent == home_models and path.is_file() and path not in files[row.file_hash]:
+            files[row.file_hash].append(path)
+    return files
+
+
+def _delete_model_file(platform: EvalPlatform, digest: str) -> bool:
+    deleted = False
+    for path in _copied_model_files(platform).get(digest, []):
+        path.unlink(missing_ok=True)
+        deleted = True
+    return deleted
+
+
 def _still_referenced(session, digest: str) -> bool:
     return (session.scalar(select(EvalRun.run_id).where(EvalRun.predictions_hash == digest).limit(1)) is not None
             or session.scalar(select(PredictionSet.cache_key).where(PredictionSet.artifact_hash == digest).limit(1)) is not None)
@@ -208,8 +237,32 @@ def _expired_artifacts(platform: EvalPlatform, now: datetime, policy: RetentionP
             entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
             entry["busy"] |= row.status in (QUEUED, RUNNING)
 
+    model_files: dict[str, dict] = defaultdict(lambda: {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False})
+    copied = _copied_model_files(platform)
+    if copied:
+        with platform.registry.session() as session:
+            models = list(session.execute(select(Model.name, Model.version, Model.file_hash, Model.registered_at)
+                                          .where(Model.kind == "predictions", Model.file_hash.in_(list(copied)))))
+            plans = defaultdict(set)
+            for entry in session.execute(select(EvalPlanEntry.model_name, EvalPlanEntry.dataset_id)
+                                         .where(EvalPlanEntry.model_name.in_({m.name for m in models}))):
+                plans[entry.model_name].add(entry.dataset_id)
+            model_runs = list(session.execute(select(EvalRun.run_id, EvalRun.model_name, EvalRun.model_version, EvalRun.dataset_id,
+                                                     EvalRun.dataset_version, EvalRun.status)
+                                              .where(EvalRun.model_name.in_({m.name for m in models}))))
+        for model in models:
+            entry = model_files[model.file_hash]
+            entry["times"].append(_aware(model.registered_at))
+            for dataset_id in plans[model.name]:  # every version of a plan dataset: its rows are what the file answers
+                entry["datasets"].update({f"{d}@{v}": level for (d, v), level in level_of.items() if d == dataset_id})
+            for row in model_runs:
+                if (row.model_name, row.model_version) == (model.name, model.version):
+                    entry["runs"].append(row.run_id)
+                    entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
+                    entry["busy"] |= row.status in (QUEUED, RUNNING)
+
     expired, deferred, kept = [], [], 0
-    for kind, found in ((PREDICTIONS, artifacts), (JUDGE_VERDICTS, verdicts)):
+    for kind, found in ((PREDICTIONS, artifacts), (JUDGE_VERDICTS, verdicts), (MODEL_FILES, model_files)):
         more = _expire(kind, found, now, policy)
         expired += more[0]
         deferred += more[1]
@@ -267,7 +320,7 @@ def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: R
     report = PurgeReport(purge_id=f"purge-{uuid.uuid4().hex[:12]}", now=now.isoformat(), dry_run=dry_run,
                          purged=expired, deferred=deferred, kept=kept)
     # the LLM calls behind each expired artifact, read while its bytes are still there
-    llm_keys = {a.artifact_hash: _llm_call_keys(platform, a.kind, a.artifact_hash) for a in expired}
+    llm_keys = {a.artifact_hash: _llm_call_keys(platform, a.kind, a.artifact_hash) if a.kind != MODEL_FILES else [] for a in expired}
     for artifact in expired:
         artifact.cache_keys = sorted(set(artifact.cache_keys) | set(llm_keys[artifact.artifact_hash]))
     named = {k for keys in llm_keys.values() for k in keys}
@@ -291,7 +344,7 @@ def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: R
             session.add(entry)
             session.flush()
             log_ids[artifact.artifact_hash] = entry.id
-            for run_id in artifact.run_ids:
+            for run_id in artifact.run_ids if artifact.kind == PREDICTIONS else ():
                 run = session.get(EvalRun, run_id)
                 if run is None or run.predictions_hash != artifact.artifact_hash:
                     continue
@@ -320,13 +373,19 @@ def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: R
         pending = list(session.scalars(select(PurgeLogEntry).where(PurgeLogEntry.store_deleted.is_(False))))
         verdict_users = _verdict_users(session) if any(e.kind == JUDGE_VERDICTS for e in pending) else {}
         for entry in pending:
-            reproduced = (set(verdict_users.get(entry.artifact_hash, ())) - set(entry.run_ids or ()) if entry.kind == JUDGE_VERDICTS
-                          else _still_referenced(session, entry.artifact_hash))
+            if entry.kind == MODEL_FILES:
+                reproduced = False  # a file uploaded again after its purge is found expired (and logged) again
+            else:
+                reproduced = (set(verdict_users.get(entry.artifact_hash, ())) - set(entry.run_ids or ()) if entry.kind == JUDGE_VERDICTS
+                              else _still_referenced(session, entry.artifact_hash))
             if reproduced:
                 entry.store_deleted = True  # reproduced by a later run: the bytes belong to it now
                 continue
             try:
-                delete_artifact(platform, entry.kind, entry.artifact_hash)
+                if entry.kind == MODEL_FILES:
+                    _delete_model_file(platform, entry.artifact_hash)
+                else:
+                    delete_artifact(platform, entry.kind, entry.artifact_hash)
             except OSError as error:  # left for the next purge
                 log.warning("retention: could not delete %s artifact", entry.kind,
                             extra={"fields": {"artifact": entry.artifact_hash, "error": type(error).__name__}})
@@ -372,5 +431,5 @@ def run_purges(platform: EvalPlatform, run_ids: list[str]) -> dict[str, RunPurge
         return {m.run_id: m for m in session.scalars(select(RunPurge).where(RunPurge.run_id.in_(run_ids)))}
 
 
-__all__ = ["DEFAULT_RETENTION_DAYS", "LLM_CALLS", "PurgeReport", "PurgedArtifact", "RetentionPolicy", "delete_artifact",
+__all__ = ["DEFAULT_RETENTION_DAYS", "LLM_CALLS", "MODEL_FILES", "PurgeReport", "PurgedArtifact", "RetentionPolicy", "delete_artifact",
            "purge_expired", "purge_log", "run_purges", "verdict_hashes"]

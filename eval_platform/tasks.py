@@ -81,7 +81,7 @@ def check_access_policy(policy: dict | str | None) -> dict:
         policy = {"level": policy}
     if not isinstance(policy, dict):
         raise InvalidInput("access_policy", "must be a mapping with a 'level'")
-    unknown = set(policy) - {"level", "teams", "allow_aggregates"}
+    unknown = set(policy) - {"level", "teams", "allow_aggregates", "min_slice_size"}
     if unknown:
         raise InvalidInput("access_policy", f"unknown key(s) {sorted(unknown)}")
     level = policy.get("level")
@@ -92,4 +92,12 @@ def check_access_policy(policy: dict | str | None) -> dict:
         raise InvalidInput("access_policy.teams", "must be a list of team names")
     if level == "restricted" and not teams:
         raise InvalidInput("access_policy.teams", "a restricted dataset must name the teams allowed to read it")
-    return {"level": level, "teams": sorted(set(teams)), "allow_aggregates": bool(policy.get("allow_aggregates", False))}
+    out = {"level": level, "teams": sorted(set(teams)), "allow_aggregates": bool(policy.get("allow_aggregates", False))}
+    if policy.get("min_slice_size") is not None:
+        # the smallest slice a team with aggregates-only access is shown (eval_platform.aggregates); kept
+        # out of the policy when not given, so datasets registered before it keep their version hash
+        size = policy["min_slice_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1_000_000:
+            raise InvalidInput("access_policy.min_slice_size", f"must be a whole number from 1 to 1000000, got {size!r}")
+        out["min_slice_size"] = size
+    return out

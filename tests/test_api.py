@@ -585,7 +585,7 @@ def test_gate_override_and_promotion_name_the_team(world):
     assert response.status_code == 409
     listed = {d["key"]: d for d in alpha.get("/v1/datasets").json()}
     assert listed["bc-int@1"]["status"] == "contaminated" and listed["bc@1"]["accessPolicy"] == {
-        "level": "restricted", "teams": ["alpha"], "allowAggregates": False}
+        "level": "restricted", "teams": ["alpha"], "allowAggregates": False, "minSliceSize": 10}
     assert [s["key"] for s in alpha.get("/v1/metric-suites").json()] == ["bc-release@1"]
 
 

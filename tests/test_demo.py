@@ -26,6 +26,8 @@ def test_demo_runs_and_is_idempotent(tmp_path):
     assert "SRM: chi2" in out and "(ok)" in out and "primary click (treatment): treatment_better" in out
     assert "online gate of breast-cancer-detector@2: pass" in out
     assert "promoted version of breast-cancer-detector: 2" in out
+    # two teams, one refusal: beta may not register a version of alpha's model name
+    assert "beta registers a new version of breast-cancer-detector: HTTP 403 (name): model 'breast-cancer-detector' belongs to another team" in out
     assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)
     assert re.search(r"recomputed now\s*: candidate 0 calls, 84 cache hits, 0 tokens, \$0.0000; judge 0 calls, 252 cache hits", out)
 
@@ -43,4 +45,5 @@ def test_demo_runs_and_is_idempotent(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "will evaluate it" not in again.stdout  # every registration is found as it was
     assert "recomputed now   : candidate 0 calls" in again.stdout
+    assert "beta registers a new version of breast-cancer-detector: HTTP 403" in again.stdout
     assert "(already ingested)" in again.stdout and "before any experiment" not in again.stdout

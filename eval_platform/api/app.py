@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 import eval_platform
-from eval_platform import access
+from eval_platform import access, aggregates
 from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
 from eval_platform.api.auth import bearer, current_principal
 from eval_platform.api.problems import (
@@ -63,6 +63,8 @@ from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, Met
 from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord, RunPurge
 from eval_platform.records import iso, json_safe
 from eval_platform.registry.schema import utcnow
+from eval_platform.models import MODEL_KINDS
+from eval_platform.tasks import LABEL_POLICIES, PURPOSES, TASK_TYPES
 
 log = logging.getLogger("eval_platform.api")
 API_VERSION = "1"
@@ -290,6 +292,8 @@ class AccessPolicy(Camel):
     level: str
     teams: list[str] = []
     allow_aggregates: bool = False
+    #: the smallest slice shown to a team with aggregates-only access (eval_platform.aggregates)
+    min_slice_size: int
 
 
 class DatasetOut(Camel):
@@ -415,13 +419,35 @@ class Health(Camel):
 
 
 # record -> JSON ----------------------------------------------------------------------------------------
+#: what the document says of a suite definition: its required fields, their types and enums, and no other
+#: top-level field (what parse_suite checks first), so a generated "valid" suite is not refused for its shape
+SUITE_BODY_SCHEMA = {
+    "required": ["suite_id", "purpose", "task_type", "metrics"],
+    "additionalProperties": False,
+    "properties": {
+        "suite_id": {"type": "string", "pattern": ID_PATTERN, "maxLength": 128},
+        "purpose": {"enum": list(PURPOSES)},
+        "task_type": {"enum": list(TASK_TYPES)},
+        "metrics": {"type": "array", "minItems": 1, "items": {"anyOf": [
+            {"type": "string", "description": "NAME@VERSION of a catalog metric"},
+            {"type": "object", "required": ["metric"], "properties": {"metric": {"type": "string"}, "name": {"type": "string"},
+                                                                     "params": {"type": "object"}}}]}},
+        "slices": {"type": "array", "items": {"type": "string"}},
+        "min_slice_size": {"type": "integer", "minimum": 1},
+        "comparison": {"type": "object"}, "gate": {"type": "object"}, "description": {"type": "string"},
+        "llm": {"type": "object"}, "online": {"type": "object"},
+    },
+}
+
+
 def _dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
     policy = record.access_policy or {"level": "internal"}
     schema = record.schema or {}
     out = {
         "datasetId": record.dataset_id, "version": record.version, "key": record.key, "taskType": record.task_type,
         "labelPolicy": record.label_policy,
-        "accessPolicy": {"level": policy.get("level"), "teams": policy.get("teams", []), "allowAggregates": bool(policy.get("allow_aggregates"))},
+        "accessPolicy": {"level": policy.get("level"), "teams": policy.get("teams", []), "allowAggregates": bool(policy.get("allow_aggregates")),
+                         "minSliceSize": aggregates.min_slice_size(policy)},
         "rowCount": record.row_count, "contentHash": record.content_hash, "status": record.status,
         "statusReason": record.status_reason, "description": record.description or "", "createdAt": iso(record.created_at),
         "schema": {"idColumns": schema.get("id_columns", []), "labelColumn": schema.get("label_column"),
@@ -493,7 +519,10 @@ def _has_regressions(reasons: list) -> bool:
 
 
 def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = None, visible: str = ROWS,
-              with_lineage: bool = True) -> dict:
+              with_lineage: bool = True, view: aggregates.AggregateView | None = None) -> dict:
+    """``view`` filters the results of a team with aggregates-only access (none given: every slice withheld)."""
+    if visible == access.AGGREGATES and view is None:
+        view = aggregates.AggregateView(visible)
     out = {
         "runId": run.run_id, "status": run.status, "statusReason": run.status_reason, "modelVersion": run.model_key,
         "datasetId": run.dataset_key, "metricSuiteId": run.suite_key, "attempt": run.attempt, "trigger": run.trigger,
@@ -502,7 +531,7 @@ def _run_json(run: EvalRun, purge: RunPurge | None = None, gate: dict | None = N
         "queueSeconds": (run.started_at - run.requested_at).total_seconds() if run.started_at and run.requested_at else None,
         "metricSeconds": run.metric_seconds, "cost": run.cost, "predictionsHash": run.predictions_hash, "metricsHash": run.metrics_hash,
         "predictionsPurgedAt": iso(purge.purged_at) if purge is not None and run.predictions_hash is None else None,
-        "results": _results_json(run.results) if visible != access.NOTHING else None,
+        "results": _results_json(view.results(run.results) if view is not None else run.results) if visible != access.NOTHING else None,
         "redacted": visible == access.NOTHING,
     }
     if with_lineage:
@@ -894,7 +923,10 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                     _versioned(session, Model, body.baseline, "baseline")
                 if dataset.status != "active":
                     raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
-                access.require(platform, principal, dataset, AGGREGATE_READ)
+                if access.require(platform, principal, dataset, AGGREGATE_READ) == access.AGGREGATES:
+                    # aggregates only: no LLM may be sent the rows, no slice on a column the owner did not declare
+                    aggregates.check_aggregate_use(platform, principal, platform.dataset(dataset.key),
+                                                   platform.suite_definition(platform.suite(suite.key)), model.kind)
                 if model.kind == "predictions":  # its file must cover this dataset (a file read: only for this kind)
                     with fields_named({"model_file": "modelVersion"}):
                         platform.check_predictions_cover(model, platform.dataset(dataset.key))
@@ -997,12 +1029,26 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 GateDecisionRecord.scope == "run", GateDecisionRecord.eval_run_id == run.run_id,
                 GateDecisionRecord.superseded.is_(False)).order_by(GateDecisionRecord.id.desc()).limit(1))
 
-    def _visible_reasons(principal: Principal, dataset: EvalDataset, reasons: list, seen: str, run_id: str | None) -> list:
-        if seen != ROWS:
-            return _strip_regressions(reasons)
+    def _visible_reasons(principal: Principal, dataset: EvalDataset, reasons: list, seen: str, run_id: str | None,
+                         view: aggregates.AggregateView) -> list:
+        if seen != ROWS:  # aggregates only: no example ids, no per-slice reason on a slice it may not see
+            return _strip_regressions(view.reasons(reasons))
         if access.is_restricted(dataset.access_policy) and _has_regressions(reasons):
             access.record_access(platform, principal, REGRESSIONS, dataset.key, GRANTED, run_id=run_id, detail="gate reasons")
         return reasons
+
+    def _log_results_read(principal: Principal, dataset: EvalDataset, run: EvalRun, view: aggregates.AggregateView, what: str) -> None:
+        """Log a read of a run's results as what it was: an aggregate read, unless the team (with row access) was
+        shown slices an aggregates-only team would not be (per example, below the minimum size): a read of rows."""
+        if not view.filtered and access.is_restricted(dataset.access_policy):
+            strict = aggregates.view_of_run(platform, run, dataset, access.AGGREGATES)
+            rows = {s.get("slice") for s in (run.results or {}).get("slices") or [] if not strict.slice_ok(s.get("slice"))}
+            if rows:
+                access.record_read(platform, principal, EXAMPLES, dataset, rows=len(rows), run_id=run.run_id,
+                                   detail=f"{what}: slices on undeclared columns or below the minimum size")
+                return
+        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
+                           detail=what + (" (aggregates only: small and undeclared slices suppressed)" if view.filtered else ""))
 
     def _dataset_of_run(principal: Principal, run: EvalRun, action: str) -> EvalDataset:
         """The run's dataset; a run of a dataset the team may know nothing of answers as an absent run (logged)."""
@@ -1018,12 +1064,13 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         run = platform.run(run_id)
         dataset = _dataset_of_run(principal, run, AGGREGATE_READ)
         seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
+        view = aggregates.view_of_run(platform, run, dataset, seen)
         record = _run_gate(run)
-        gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id)) if record else None
+        gate = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, run.run_id, view)) if record else None
         with platform.registry.session() as session:
             purge = session.get(RunPurge, run.run_id)
-        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id, detail="run results")
-        return respond(_run_json(run, purge, gate, seen))
+        _log_results_read(principal, dataset, run, view, "run results")
+        return respond(_run_json(run, purge, gate, seen, view=view))
 
     @app.get("/v1/eval-runs/{runId}/comparison", tags=["eval runs"], response_model=Comparison,
              responses=problem_responses(403, 404, 409, 422))
@@ -1043,6 +1090,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         if run.status not in (SUCCEEDED,) and not run.comparison:
             raise Conflict(f"run {run.run_id} is {run.status}: it has no comparison yet")
         payload = _comparison(platform, run, dataset, baseline)
+        view = aggregates.view_of_run(platform, run, dataset, seen)
+        payload["slices"] = {metric: view.slice_map(by_slice) for metric, by_slice in payload["slices"].items()}
         regressions = payload.pop("regressions")
         payload["regressionCounts"] = {k: len(v) for k, v in regressions.items()}
         if seen == ROWS:
@@ -1054,9 +1103,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
             payload["regressions"] = None
             payload["redacted"] = True
         record = _run_gate(run)
-        payload["gate"] = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, None)) if record else None
-        access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id,
-                           detail=f"comparison ({payload['source']}, baseline {payload['baseline'].get('runId')})")
+        payload["gate"] = _gate_json(record, _visible_reasons(principal, dataset, record.reasons, seen, None, view)) if record else None
+        _log_results_read(principal, dataset, run, view, f"comparison ({payload['source']}, baseline {payload['baseline'].get('runId')})")
         return respond(payload)
 
     @app.get("/v1/eval-runs/{runId}/predictions", tags=["eval runs"], response_model=RowsPage,
@@ -1082,7 +1130,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     # datasets --------------------------------------------------------------------------------------
     dataset_fields = {"dataset_id": "datasetId", "task_type": "taskType", "label_policy": "labelPolicy",
                       "access_policy.level": "accessLevel", "access_policy.teams": "teams", "access_policy": "accessLevel",
-                      "slice_columns": "sliceColumns", "feature_columns": "featureColumns", "data": "file", "description": "description"}
+                      "slice_columns": "sliceColumns", "access_policy.min_slice_size": "minSliceSize", "feature_columns": "featureColumns", "data": "file", "description": "description"}
 
     def _read_upload(upload: UploadFile):
         import pandas as pd
@@ -1112,11 +1160,15 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         principal: Team,
         file: Annotated[UploadFile, File(description="Parquet or CSV")],
         dataset_id: Annotated[str, Form(alias="datasetId", min_length=1, max_length=128, pattern=ID_PATTERN)],
-        task_type: Annotated[str, Form(alias="taskType", max_length=64)],
-        label_policy: Annotated[str, Form(alias="labelPolicy", max_length=64)],
+        task_type: Annotated[Literal[tuple(TASK_TYPES)], Form(alias="taskType")],  # the enums, in the document too
+        label_policy: Annotated[Literal[LABEL_POLICIES], Form(alias="labelPolicy")],
         access_level: Annotated[Literal["public", "internal", "restricted"], Form(alias="accessLevel")] = "internal",
         teams: Annotated[list[str], Form(description="teams allowed to read a restricted dataset's rows")] = [],  # noqa: B006
         allow_aggregates: Annotated[bool, Form(alias="allowAggregates")] = False,
+        # an int (not int | None): a multipart form has no null, and the document should not offer one
+        min_slice_size: Annotated[int, Form(alias="minSliceSize", ge=1, le=1_000_000,
+                                                   description="the smallest slice a team with aggregates-only access is "
+                                                   f"shown (default {aggregates.DEFAULT_MIN_SLICE_SIZE})")] = None,  # type: ignore[assignment]
         slice_columns: Annotated[list[str], Form(alias="sliceColumns")] = [],  # noqa: B006
         feature_columns: Annotated[list[str] | None, Form(alias="featureColumns")] = None,
         description: Annotated[str, Form(max_length=4000)] = "",
@@ -1125,6 +1177,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         frame = _read_upload(file)
         teams = [t for team in teams for t in team.split(",") if t.strip()]
         policy = {"level": access_level, "teams": [t.strip() for t in teams], "allow_aggregates": allow_aggregates}
+        if min_slice_size is not None:
+            policy["min_slice_size"] = min_slice_size
         with fields_named(dataset_fields):
             result = platform.register_dataset(dataset_id, frame, task_type=task_type, label_policy=label_policy, access_policy=policy,
                                                slice_columns=[c for c in slice_columns if c], feature_columns=feature_columns or None,
@@ -1193,7 +1247,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     # metric suites ---------------------------------------------------------------------------------
     @app.post("/v1/metric-suites", tags=["metric suites"], status_code=201, response_model=SuiteOut,
               responses={200: {"model": SuiteOut, "description": "Identical definition: the existing version"}, **problem_responses(422)})
-    def register_suite(principal: Team, body: Annotated[dict[str, Any], Body(description="The suite definition (as in the YAML files)")]):
+    def register_suite(principal: Team, body: Annotated[dict[str, Any], Body(description="The suite definition (as in the YAML files)",
+                                                                              json_schema_extra=SUITE_BODY_SCHEMA)]):
         result = platform.register_suite(body, principal=principal)
         return respond(_suite_json(result.record, result.created), 201 if result.created else 200,
                        headers={"Location": f"/v1/metric-suites/{result.record.key}"})
@@ -1249,7 +1304,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         principal: Team,
         file: Annotated[UploadFile, File(description="A skops file (pickles are refused)")],
         name: Annotated[str, Form(min_length=1, max_length=128, pattern=ID_PATTERN)],
-        kind: Annotated[str, Form(max_length=64)] = "sklearn",
+        kind: Annotated[Literal[MODEL_KINDS], Form()] = "sklearn",
         trusted_types: Annotated[list[str], Form(alias="trustedTypes", description="types the skops file may be loaded "
                                                  "with, within the installation's skops.trusted_types")] = [],  # noqa: B006
         eval_plan: Annotated[list[str], Form(alias="evalPlan", description="DATASET_ID:SUITE_ID entries added to the name's eval plan")] = [],  # noqa: B006
@@ -1369,7 +1424,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
                 shown.append({"run": "(withheld)", "outcome": group.get("outcome"), "redacted": True})
             else:
                 dataset = platform.dataset(run.dataset_key)
-                shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id)[0])
+                view = aggregates.view_of_run(platform, run, dataset, seen)
+                shown.append(_visible_reasons(principal, dataset, [group], seen, run.run_id, view)[0])
                 access.record_read(platform, principal, AGGREGATE_READ, dataset, run_id=run.run_id, detail=f"gate reasons of {model.key}")
         return respond({
             "modelVersion": model.key, "decision": state, "recordedDecision": decision.decision if decision else None,

@@ -88,6 +88,21 @@ class AgreementOut(_Out):
     excluded: list[dict[str, Any]] = Field(default_factory=list)
 
 
+#: what the document says of an experiment: its id (required, the id grammar) and its mode; the rest is checked
+#: by eval_platform.experiments, each problem naming its field
+EXPERIMENT_BODY_SCHEMA = {
+    "required": ["experimentId"],
+    "properties": {
+        "experimentId": {"type": "string", "pattern": ID_PATTERN, "maxLength": 117,
+                         "description": "the experiment's id (its events are registered as dataset experiment-ID)"},
+        "experiment_id": {"type": "string", "pattern": ID_PATTERN, "maxLength": 117, "description": "the same, snake_case"},
+        "mode": {"enum": ["ab", "shadow"]},
+        "description": {"type": "string"},
+        "access_policy": {"type": "object"},
+    },
+}
+
+
 def _analysis_json(record) -> dict[str, Any] | None:
     if record is None:
         return None
@@ -151,7 +166,8 @@ def add_experiment_routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa
               responses={200: {"model": ExperimentOut, "description": "The same spec again: the existing experiment"},
                          **problem_responses(409, 422)})
     def register_experiment(principal: Team, body: Annotated[dict[str, Any], Body(
-            description="The experiment: experimentId... as in `evalp experiments register` (snake_case keys)")]):
+            description="The experiment: experimentId... as in `evalp experiments register` (snake_case keys)",
+            json_schema_extra=EXPERIMENT_BODY_SCHEMA)]):
         """Record an A/B or shadow experiment (arms name registered model versions; control = baseline)."""
         spec = {("experiment_id" if k == "experimentId" else k): v for k, v in body.items()}
         result = ex.register_experiment(platform, spec, created_by=principal.label, principal=principal)
