@@ -68,7 +68,7 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
     trusted = allowed_trust(trusted_types, installation)
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput("model_file", f"{path} does not exist or is not a file")
+        raise InvalidInput("model_file", f"{path.name} does not exist or is not a file")
     if kind == "predictions":
         read_predictions_file(path)
         return file_hash(path), []
@@ -82,12 +82,12 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
 
     if not zipfile.is_zipfile(path):
         raise UnsafeModelFile(
-            "model_file", f"{path} is not a skops file (pickles are refused: loading one would run arbitrary code)"
+            "model_file", f"{path.name} is not a skops file (pickles are refused: loading one would run arbitrary code)"
         )
     try:
         needed = skops.io.get_untrusted_types(file=path)
     except Exception as error:  # a corrupt archive, or not a skops schema
-        raise InvalidInput("model_file", f"{path} is not a readable skops file: {error}") from error
+        raise InvalidInput("model_file", f"{path.name} is not a readable skops file: {_without_dir(error, path)}") from error
     untrusted = sorted(set(needed) - trusted)
     if untrusted:
         allowed = [t for t in untrusted if t in installation.trusted_types]
@@ -96,6 +96,12 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
                 f"(skops.trusted_types in {installation.source})")
         raise UnsafeModelFile("model_file", f"{path.name} needs untrusted type(s) {untrusted}; {hint}")
     return file_hash(path), sorted(set(needed))
+
+
+def _without_dir(error: BaseException, path: Path) -> str:
+    """An error's text with the file's directory left out: callers of the API must not learn where the
+    server keeps its files."""
+    return str(error).replace(str(path.parent) + "/", "").replace(str(path.parent), "")
 
 
 def read_predictions_file(path: Path) -> pd.DataFrame:
@@ -108,8 +114,8 @@ def read_predictions_file(path: Path) -> pd.DataFrame:
         if suffix in (".jsonl", ".ndjson"):
             return pd.read_json(path, lines=True)
     except Exception as error:
-        raise InvalidInput("model_file", f"{path} is not a readable predictions table: {error}") from error
-    raise InvalidInput("model_file", f"{path}: a predictions file is .parquet, .csv or .jsonl")
+        raise InvalidInput("model_file", f"{path.name} is not a readable predictions table: {_without_dir(error, path)}") from error
+    raise InvalidInput("model_file", f"{path.name}: a predictions file is .parquet, .csv or .jsonl")
 
 
 def read_candidate_spec(path: Path):
@@ -122,8 +128,8 @@ def read_candidate_spec(path: Path):
     try:
         text = path.read_bytes()
     except OSError as error:
-        raise InvalidInput("model_file", f"{path} is not a JSON candidate spec: {error}") from error
-    document = load_json(text, field="model_file", source=str(path))  # bounded size and nesting
+        raise InvalidInput("model_file", f"{path.name} is not a JSON candidate spec: {_without_dir(error, path)}") from error
+    document = load_json(text, field="model_file", source=path.name)  # bounded size and nesting
     return CandidateSpec.from_dict(document)
 
 
@@ -133,11 +139,11 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
     the installation's operator does not allow (any more: the list is checked at every load)."""
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput("model_file", f"{path} no longer exists")
+        raise InvalidInput("model_file", f"{path.name} no longer exists")
     actual = file_hash(path)
     if actual != expected_hash:
         raise UnsafeModelFile(
-            "model_file", f"{path} changed after registration (hash {actual} != registered {expected_hash}); refusing to load"
+            "model_file", f"{path.name} changed after registration (hash {actual} != registered {expected_hash}); refusing to load"
         )
     if kind == "predictions":
         return read_predictions_file(path)
@@ -152,7 +158,7 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
     try:
         return skops.io.load(path, trusted=sorted(trusted))
     except Exception as error:
-        raise InvalidInput("model_file", f"{path} does not load: {error}") from error
+        raise InvalidInput("model_file", f"{path.name} does not load: {_without_dir(error, path)}") from error
 
 
 def smoke_test(model, kind: str) -> None:

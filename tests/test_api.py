@@ -268,6 +268,11 @@ def test_post_eval_run_errors_name_the_field_and_write_nothing(world):
     __import__("pickle").dump({"a": 1}, pickled)
     response = alpha.post("/v1/models", data={"name": "evil"}, files={"file": ("evil.skops", pickled.getvalue())})
     assert response.status_code == 422 and response.json()["field"] == "file"
+    home = str(world.platform.config.home)
+    assert home not in response.text  # an error never shows where the server keeps its files
+    response = alpha.post("/v1/models", data={"name": "evil", "kind": "predictions"},
+                          files={"file": ("scores.parquet", b"PAR1 not really parquet PAR1")})
+    assert response.status_code == 422 and response.json()["field"] == "file" and home not in response.text, response.text
     response = alpha.post("/v1/models", data={"name": "det", "evalPlan": ["bc"]},
                           files={"file": ("m.skops", world.model_files["decision_stump"].read_bytes())})
     assert response.status_code == 422 and response.json()["field"] == "evalPlan"
