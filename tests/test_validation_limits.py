@@ -19,6 +19,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+
+from eval_platform import access
 import yaml
 from sqlalchemy import func, select
 
@@ -187,6 +189,8 @@ def test_a_run_asked_for_on_a_dataset_the_file_does_not_cover_is_refused(install
     monkeypatch.setenv("EVAL_PLATFORM_DB_URL", installed.config.db_url)
     assert main(["--home", str(installed.config.home), "runs", "request", "--model", "ext@1", "--dataset", "bc2", "--suite", "s"]) == 2
     assert "example_id=101" in capsys.readouterr().err
+    for kind, name in ((access.MODEL, "ext"), (access.DATASET, "bc"), (access.DATASET, "bc2"), (access.SUITE, "s")):
+        access.set_owner(installed, kind, name, "alpha")  # the operator gives the names it registered to team alpha
     token = create_token(installed, "alpha")
     with Server(create_app(installed)) as server:
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
@@ -430,6 +434,8 @@ def test_cli_and_api_honour_or_refuse_a_baseline(three_versions, capsys, monkeyp
     err = capsys.readouterr().err
     assert code == 2 and "baseline ext@1, not ext@2" in err and "--recompute" in err
 
+    for kind, name in ((access.MODEL, "ext"), (access.DATASET, "bc"), (access.SUITE, "s")):
+        access.set_owner(platform, kind, name, "alpha")  # the operator gives the names it registered to team alpha
     token = create_token(platform, "alpha")
     with Server(create_app(platform)) as server:
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
