@@ -179,29 +179,45 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
     features = frame[schema["feature_columns"]]
     if features.shape[1] == 0:
         raise InvalidInput("feature_columns", "the dataset has no feature columns to predict from")
-    values = features.to_numpy()
     try:
         if task_type == "binary_classification":
             if hasattr(model, "predict_proba"):
-                proba = np.asarray(model.predict_proba(values))
                 classes = list(getattr(model, "classes_", [0, 1]))
-                score = proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
+
+                def score_of(values):
+                    proba = np.asarray(model.predict_proba(values))
+                    return proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
             elif hasattr(model, "decision_function"):
-                score = np.asarray(model.decision_function(values), dtype=np.float64)
+                def score_of(values):
+                    return np.asarray(model.decision_function(values), dtype=np.float64)
             else:
-                score = np.asarray(model.predict(values), dtype=np.float64)
-            return ids.assign(score=np.asarray(score, dtype=np.float64))
+                def score_of(values):
+                    return np.asarray(model.predict(values), dtype=np.float64)
+            return ids.assign(score=np.asarray(_in_batches(score_of, features), dtype=np.float64))
         if task_type == "multiclass_classification":
-            proba = np.asarray(model.predict_proba(values))
+            proba = _in_batches(lambda values: np.asarray(model.predict_proba(values)), features)
             out = ids.assign(prediction=np.asarray(model.classes_)[proba.argmax(axis=1)])
             for index, cls in enumerate(model.classes_):
                 out[f"proba_{cls}"] = proba[:, index]
             return out
         if task_type in ("ranking", "search"):
-            return ids.assign(score=np.asarray(model.predict(values), dtype=np.float64))
+            return ids.assign(score=_in_batches(lambda values: np.asarray(model.predict(values), dtype=np.float64), features))
     except ValueError as error:
         raise InvalidInput("model_file", f"the model cannot predict on this dataset's features: {error}") from error
     raise InvalidInput("task_type", f"models of kind sklearn cannot predict for task type {task_type!r}")
+
+
+#: Rows per model call. The feature matrix of a 10M-row dataset is hundreds of MB as one array, and an estimator's
+#: own intermediates (e.g. a forest's per-tree probabilities) scale with it; in batches of this many rows
+#: both stay tens of MB. Row-wise estimators give the same numbers in batches as in one call.
+PREDICT_BATCH_ROWS = 1 << 18
+
+
+def _in_batches(predict_rows, features: pd.DataFrame) -> np.ndarray:
+    """``predict_rows`` over ``features`` a batch of rows at a time, the results stacked in row order."""
+    parts = [predict_rows(features.iloc[start:start + PREDICT_BATCH_ROWS].to_numpy())
+             for start in range(0, max(len(features), 1), PREDICT_BATCH_ROWS)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _from_predictions_file(table: pd.DataFrame, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.DataFrame:
