@@ -17,6 +17,7 @@ import pandas as pd
 
 from eval_platform.errors import InvalidInput
 from eval_platform.suites import SuiteDefinition
+from eval_platform.validation import all_distinct
 
 ALL = ""
 
@@ -53,7 +54,7 @@ def _aligned_join(dataset: pd.DataFrame, predictions: pd.DataFrame, ids: list[st
     if len(dataset) != len(predictions) or not all(dataset[c].reset_index(drop=True).equals(predictions[c].reset_index(drop=True))
                                                     for c in ids):
         return None
-    if dataset[ids].duplicated().any():
+    if not all_distinct(dataset, ids):
         return None  # the merge's one_to_one validation names the duplicates
     extra = predictions.drop(columns=ids).reset_index(drop=True)
     extra.columns = [f"{c}_pred" if c in dataset.columns else c for c in extra.columns]
@@ -159,10 +160,18 @@ def _slice_columns(suite: SuiteDefinition, frame: pd.DataFrame, schema: dict, ta
             rows = pd.Series(np.arange(len(frame)))
             for value, positions in rows.groupby(frame[column].reset_index(drop=True), sort=True, dropna=False):
                 index = positions.to_numpy()
-                yield column, str(value), len(index), {name: array[index] for name, array in whole.items()}
+                yield column, str(value), len(index), {name: _rows(array, index) for name, array in whole.items()}
         else:
             for value, part in frame.groupby(column, sort=True, dropna=False):
                 yield column, str(value), len(part), metric_columns(part, schema, task_type)
+
+
+def _rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]``, except that a row broadcast to every example (multi-class ``classes``) stays a
+    broadcast view rather than becoming an n x k copy."""
+    if array.ndim and array.strides[0] == 0 and len(array):
+        return np.broadcast_to(array[0], (len(index), *array.shape[1:]))
+    return array[index]
 
 
 def compute_metric_table(suite: SuiteDefinition, frame: pd.DataFrame, schema: dict, task_type: str) -> MetricTable:

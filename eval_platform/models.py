@@ -22,6 +22,7 @@ import pandas as pd
 
 from eval_platform.errors import InvalidInput, UnsafeModelFile
 from eval_platform.hashing import file_hash
+from eval_platform.validation import all_distinct
 
 MODEL_KINDS = ("sklearn", "predictions", "openai_chat")
 #: Output columns a ``predictions`` file must have for each task type (besides the id columns).
@@ -233,12 +234,15 @@ def _from_predictions_file(table: pd.DataFrame, frame: pd.DataFrame, schema: dic
         missing.append("proba_<class>")
     if missing:
         raise InvalidInput("model_file", f"the predictions file lacks column(s) {missing} for task type {task_type}")
-    if table.duplicated(ids).any():
+    if not all_distinct(table, ids):
         first = table.loc[table.duplicated(ids), ids].iloc[0].to_dict()
         raise InvalidInput("model_file", f"the predictions file has duplicate rows for {first}")
     if task_type in ("ranking", "search"):
         queries = set(frame["query_id"])
         return table[table["query_id"].isin(queries)].reset_index(drop=True)
+    if len(table) == len(frame) and all(table[c].reset_index(drop=True).equals(frame[c].reset_index(drop=True)) for c in ids):
+        # the file lists the dataset's examples in its order (as written from it): the left join is the file
+        return table[[*ids, *(c for c in table.columns if c not in ids)]].reset_index(drop=True)
     return frame[ids].merge(table, on=ids, how="left")
 
 
@@ -267,8 +271,8 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
         raise InvalidInput(field, f"the predictions file lacks column(s) {missing} {where}; it has {[str(c) for c in table.columns]}")
     for column in ids:
         _check_id_column(table, frame, column, where)
-    duplicated = table.duplicated(ids, keep=False)
-    if duplicated.any():
+    duplicated = None if all_distinct(table, ids) else table.duplicated(ids, keep=False)
+    if duplicated is not None and duplicated.any():
         rows = np.flatnonzero(duplicated.to_numpy())
         first = _ids_at(table, ids, rows[0])
         same = np.logical_and.reduce([(table[c] == v).to_numpy() for c, v in first.items()])
@@ -295,11 +299,26 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
             raise InvalidInput(field, f"the predictions file ranks nothing for {len(unranked)} quer(ies) {where}, "
                                       f"e.g. query_id={_plain(unranked[0])!r} (dataset row {row + 1})")
         return
-    covered = frame[ids].merge(table[ids], on=ids, how="left", indicator=True)["_merge"].to_numpy() == "both"
+    if len(ids) == 1:  # a hash lookup of one column: no joined frame of every dataset row
+        covered = _isin(frame[ids[0]], table[ids[0]])
+    else:
+        covered = frame[ids].merge(table[ids], on=ids, how="left", indicator=True)["_merge"].to_numpy() == "both"
     if not covered.all():
         row = int(np.flatnonzero(~covered)[0])
         raise InvalidInput(field, f"the predictions file has no row for {int((~covered).sum())} example(s) {where}, "
                                   f"e.g. {_plain_ids(_ids_at(frame, ids, row))} (dataset row {row + 1})")
+
+
+def _isin(values: pd.Series, candidates: pd.Series) -> np.ndarray:
+    """``values.isin(candidates)`` as a bool array, by Arrow's hash lookup where the types allow: pandas'
+    ``isin`` on Arrow-backed text goes through Python objects (10M ids: minutes and gigabytes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.is_in(pa.array(values), value_set=pa.array(candidates)).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return values.isin(candidates).to_numpy()
 
 
 def _plain(value):

@@ -21,7 +21,7 @@ from eval_platform.hashing import HASH_PREFIX, canonical_table, canonical_table_
 
 
 #: Rows per Parquet row group of a stored table: a reader can stream a 10M-row table a group at a time
-#: (:meth:`ArtifactStore.iter_batches`), and a group's pages stay a few tens of MB.
+#: (``pyarrow.parquet.ParquetFile.read_row_group``), and a group's pages stay a few tens of MB.
 ROW_GROUP_ROWS = 1 << 20
 
 
@@ -91,15 +91,6 @@ class ArtifactStore:
         # split_blocks and self_destruct: each column becomes its own block and its Arrow buffers are freed
         # as it is converted, so a 10M-row table is not held twice (Arrow + one consolidated numpy block)
         return self.get_arrow_table(kind, digest, verify).to_pandas(split_blocks=True, self_destruct=True)
-
-    def iter_batches(self, kind: str, digest: str, columns: list[str] | None = None, batch_rows: int = ROW_GROUP_ROWS):
-        """The stored table's record batches, read a row group at a time (not verified: the whole table is
-        never in memory to hash; callers that need the verified content use :meth:`get_table`)."""
-        path = self._path(kind, digest, ".parquet")
-        if not self.fs.exists(path):
-            raise NotFound(f"{kind} artifact", digest)
-        with self.fs.open(path, "rb") as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=columns)
 
     # blobs (plots, model files) -----------------------------------------------------------------------
     def put_blob(self, kind: str, payload: bytes, suffix: str = "") -> str:
