@@ -12,7 +12,8 @@ so each process's peak RSS (``VmHWM``) is its own:
 * ``register``: ``EvalPlatform.register_dataset`` of the Parquet file, as ``evalp datasets register --file``
   passes it, plus the suite;
 * ``model``: ``register_model`` of a ``predictions``-kind model (a Parquet of scores keyed by id), which
-  checks the file against the dataset;
+  checks the file against the dataset; or, with ``--model sklearn``, a logistic regression (skops file)
+  trained on 10k rows, which the eval then runs on every row;
 * ``eval``: the runner steps the Dagster assets call (predictions, metric table with a slice, comparison,
   gate decision), as ``tests/test_runner.py``'s ``evaluate`` helper runs them.
 
@@ -110,8 +111,19 @@ def step_model(args) -> dict:
     from eval_platform.platform import EvalPlatform
 
     platform = EvalPlatform.open(args.home)
-    started = time.perf_counter()
-    platform.register_model("scores", Path(args.predictions), kind="predictions", eval_plan=[("scale", "scale")])
+    if args.model == "sklearn":
+        import pyarrow.parquet as pq
+        import skops.io
+        from sklearn.linear_model import LogisticRegression
+
+        head = pq.ParquetFile(args.file).read_row_group(0).slice(0, 10_000).to_pandas()
+        path = Path(args.home) / "model.skops"
+        skops.io.dump(LogisticRegression(max_iter=1000).fit(head[FEATURES].to_numpy(), head["label"].to_numpy()), path)
+        started = time.perf_counter()
+        platform.register_model("scores", path, kind="sklearn", eval_plan=[("scale", "scale")])
+    else:
+        started = time.perf_counter()
+        platform.register_model("scores", Path(args.predictions), kind="predictions", eval_plan=[("scale", "scale")])
     return {"seconds": time.perf_counter() - started}
 
 
@@ -151,6 +163,8 @@ def child(step: str, **paths) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--model", choices=["predictions", "sklearn"], default="predictions",
+                        help="the evaluated model: a predictions file (default) or a scikit-learn logistic regression")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
@@ -161,7 +175,7 @@ def main() -> None:
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
-    print(f"rows={args.rows:,} cores={os.cpu_count()} load={' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"rows={args.rows:,} model={args.model} cores={os.cpu_count()} load={' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         directory = Path(scratch)
         started = time.perf_counter()
@@ -171,7 +185,7 @@ def main() -> None:
         home.mkdir()
         reference = child("reference", home=home, file=data)
         results = {"register": child("register", home=home, file=data),
-                   "model": child("model", home=home, predictions=predictions),
+                   "model": child("model", home=home, file=data, predictions=predictions, model=args.model),
                    "eval": child("eval", home=home)}
     print(f"reference (pyarrow read_table + write_table): {reference['seconds']:.1f} s, peak RSS {reference['peak_rss_mb']:.0f} MB")
     for name, result in results.items():

@@ -4,6 +4,8 @@ The expectations depend on the task type: the required columns exist, example id
 non-null, labels are non-null and inside the task's label domain. The same expectation suite runs when a
 dataset is registered (a failure rejects it before anything is stored) and as Dagster asset checks on the
 dataset asset. Results are plain data (:class:`ExpectationOutcome`) so either caller can report them.
+Above :data:`GE_SAMPLE_ROWS` rows Great Expectations sees a fixed sample and exact vectorised checks of
+every row decide each outcome (see there why).
 """
 
 from __future__ import annotations
