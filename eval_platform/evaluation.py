@@ -17,6 +17,7 @@ import pandas as pd
 
 from eval_platform.errors import InvalidInput
 from eval_platform.suites import SuiteDefinition
+from eval_platform.validation import all_distinct
 
 ALL = ""
 
@@ -34,7 +35,9 @@ def evaluation_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: d
         missing = [c for c in ids if c not in predictions.columns]
         if missing:
             raise InvalidInput("predictions", f"missing id column(s) {missing}")
-        joined = dataset.merge(predictions, on=ids, how="left", validate="one_to_one", suffixes=("", "_pred"))
+        joined = _aligned_join(dataset, predictions, ids)
+        if joined is None:
+            joined = dataset.merge(predictions, on=ids, how="left", validate="one_to_one", suffixes=("", "_pred"))
         value_column = "prediction" if task_type == "generation" else "score" if "score" in predictions.columns else "prediction"
         unpredicted = joined[value_column].isna()
         if unpredicted.any():
@@ -42,6 +45,20 @@ def evaluation_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: d
             raise InvalidInput("predictions", f"{int(unpredicted.sum())} example(s) have no prediction, e.g. {first}")
         return joined
     raise InvalidInput("task_type", f"no evaluation frame for task type {task_type!r} yet")
+
+
+def _aligned_join(dataset: pd.DataFrame, predictions: pd.DataFrame, ids: list[str]) -> pd.DataFrame | None:
+    """The left join of predictions made row by row from the dataset (same ids in the same order, the
+    common case), without the hash join: the merge of 10M string ids builds hash tables and copies every
+    column. None when the rows are not aligned (a predictions file in its own order): the caller merges."""
+    if len(dataset) != len(predictions) or not all(dataset[c].reset_index(drop=True).equals(predictions[c].reset_index(drop=True))
+                                                    for c in ids):
+        return None
+    if not all_distinct(dataset, ids):
+        return None  # the merge's one_to_one validation names the duplicates
+    extra = predictions.drop(columns=ids).reset_index(drop=True)
+    extra.columns = [f"{c}_pred" if c in dataset.columns else c for c in extra.columns]
+    return pd.concat([dataset.reset_index(drop=True), extra], axis=1)
 
 
 def _ranking_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: dict) -> pd.DataFrame:
@@ -125,20 +142,46 @@ def _json_number(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+#: Task types whose metric columns are one value per row: a slice's columns are the whole frame's arrays
+#: indexed by the slice's rows (ranking builds its columns from query-level joins, generation from texts).
+ROW_ALIGNED_TASKS = ("binary_classification", "multiclass_classification")
+
+
+def _slice_columns(suite: SuiteDefinition, frame: pd.DataFrame, schema: dict, task_type: str):
+    """``(slice_column, slice_value, n_examples, metric columns)`` for the whole frame, then each slice value.
+
+    Row-aligned tasks take each slice's rows out of the arrays the whole frame's metrics read (a 10M-row
+    frame with a 4-value slice is not copied, every column of it, into 4 sub-frames); the others group the
+    frame as before."""
+    whole = metric_columns(frame, schema, task_type)
+    yield ALL, ALL, len(frame), whole
+    for column in suite.slices:
+        if task_type in ROW_ALIGNED_TASKS:
+            rows = pd.Series(np.arange(len(frame)))
+            for value, positions in rows.groupby(frame[column].reset_index(drop=True), sort=True, dropna=False):
+                index = positions.to_numpy()
+                yield column, str(value), len(index), {name: _rows(array, index) for name, array in whole.items()}
+        else:
+            for value, part in frame.groupby(column, sort=True, dropna=False):
+                yield column, str(value), len(part), metric_columns(part, schema, task_type)
+
+
+def _rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]``, except that a row broadcast to every example (multi-class ``classes``) stays a
+    broadcast view rather than becoming an n x k copy."""
+    if array.ndim and array.strides[0] == 0 and len(array):
+        return np.broadcast_to(array[0], (len(index), *array.shape[1:]))
+    return array[index]
+
+
 def compute_metric_table(suite: SuiteDefinition, frame: pd.DataFrame, schema: dict, task_type: str) -> MetricTable:
     """Every metric of the suite on the whole frame and on each slice value."""
     started = time.perf_counter()
     missing = [c for c in suite.slices if c not in frame.columns]
     if missing:
         raise InvalidInput("slices", f"slice column(s) {missing} are not in the dataset")
-    groups: list[tuple[str, str, pd.DataFrame]] = [(ALL, ALL, frame)]
-    for column in suite.slices:
-        for value, part in frame.groupby(column, sort=True, dropna=False):
-            groups.append((column, str(value), part))
     rows = []
-    for slice_column, slice_value, part in groups:
-        columns = metric_columns(part, schema, task_type)
-        n = len(part)
+    for slice_column, slice_value, n, columns in _slice_columns(suite, frame, schema, task_type):
         for metric in suite.metrics:
             if metric.definition.comparison_only:
                 continue  # defined only against a baseline: computed by the comparison

@@ -33,13 +33,42 @@ def canonical_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
     return table.take(pa.array(np.arange(table.num_rows, dtype=np.int64))).combine_chunks()
 
 
+class _DigestSink:
+    """A write-only file object feeding a SHA-256 digest: the IPC writer streams each buffer of the table
+    into it, so hashing holds no serialized copy of the table (the stream of a 10M-row dataset is as large
+    as the dataset; before, it was built in memory and then copied once more into Python bytes)."""
+
+    def __init__(self):
+        self.digest = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def table_hash(frame: pd.DataFrame | pa.Table) -> str:
     """SHA-256 of the Arrow IPC stream of the canonical table (a documented, stable columnar format)."""
-    table = canonical_table(frame)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    return canonical_table_hash(canonical_table(frame))
+
+
+def canonical_table_hash(table: pa.Table) -> str:
+    """:func:`table_hash` of a table :func:`canonical_table` already returned (no second compacting copy).
+
+    The stream is one record batch of the whole table, as it always was, so every hash stored before
+    stays valid; the batch's buffers go to the digest one by one instead of through an in-memory stream.
+    (A stream of fixed-size batches would also bound the compacted copy, but would change the hash of
+    every table above the batch size: stored artifacts would no longer verify.)"""
+    sink = _DigestSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
         writer.write_table(table)
-    return HASH_PREFIX + hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    return HASH_PREFIX + sink.digest.hexdigest()
 
 
 def file_hash(path: str | Path) -> str:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from eval_platform.errors import InvalidInput, UnsafeModelFile
 from eval_platform.hashing import file_hash
+from eval_platform.validation import all_distinct
 
 MODEL_KINDS = ("sklearn", "predictions", "openai_chat")
 #: Output columns a ``predictions`` file must have for each task type (besides the id columns).
@@ -185,29 +186,45 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
     features = frame[schema["feature_columns"]]
     if features.shape[1] == 0:
         raise InvalidInput("feature_columns", "the dataset has no feature columns to predict from")
-    values = features.to_numpy()
     try:
         if task_type == "binary_classification":
             if hasattr(model, "predict_proba"):
-                proba = np.asarray(model.predict_proba(values))
                 classes = list(getattr(model, "classes_", [0, 1]))
-                score = proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
+
+                def score_of(values):
+                    proba = np.asarray(model.predict_proba(values))
+                    return proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
             elif hasattr(model, "decision_function"):
-                score = np.asarray(model.decision_function(values), dtype=np.float64)
+                def score_of(values):
+                    return np.asarray(model.decision_function(values), dtype=np.float64)
             else:
-                score = np.asarray(model.predict(values), dtype=np.float64)
-            return ids.assign(score=np.asarray(score, dtype=np.float64))
+                def score_of(values):
+                    return np.asarray(model.predict(values), dtype=np.float64)
+            return ids.assign(score=np.asarray(_in_batches(score_of, features), dtype=np.float64))
         if task_type == "multiclass_classification":
-            proba = np.asarray(model.predict_proba(values))
+            proba = _in_batches(lambda values: np.asarray(model.predict_proba(values)), features)
             out = ids.assign(prediction=np.asarray(model.classes_)[proba.argmax(axis=1)])
             for index, cls in enumerate(model.classes_):
                 out[f"proba_{cls}"] = proba[:, index]
             return out
         if task_type in ("ranking", "search"):
-            return ids.assign(score=np.asarray(model.predict(values), dtype=np.float64))
+            return ids.assign(score=_in_batches(lambda values: np.asarray(model.predict(values), dtype=np.float64), features))
     except ValueError as error:
         raise InvalidInput("model_file", f"the model cannot predict on this dataset's features: {error}") from error
     raise InvalidInput("task_type", f"models of kind sklearn cannot predict for task type {task_type!r}")
+
+
+#: Rows per model call. The feature matrix of a 10M-row dataset is hundreds of MB as one array, and an estimator's
+#: own intermediates (e.g. a forest's per-tree probabilities) scale with it; in batches of this many rows
+#: both stay tens of MB. Row-wise estimators give the same numbers in batches as in one call.
+PREDICT_BATCH_ROWS = 1 << 18
+
+
+def _in_batches(predict_rows, features: pd.DataFrame) -> np.ndarray:
+    """``predict_rows`` over ``features`` a batch of rows at a time, the results stacked in row order."""
+    parts = [predict_rows(features.iloc[start:start + PREDICT_BATCH_ROWS].to_numpy())
+             for start in range(0, max(len(features), 1), PREDICT_BATCH_ROWS)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _from_predictions_file(table: pd.DataFrame, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.DataFrame:
@@ -223,12 +240,15 @@ def _from_predictions_file(table: pd.DataFrame, frame: pd.DataFrame, schema: dic
         missing.append("proba_<class>")
     if missing:
         raise InvalidInput("model_file", f"the predictions file lacks column(s) {missing} for task type {task_type}")
-    if table.duplicated(ids).any():
+    if not all_distinct(table, ids):
         first = table.loc[table.duplicated(ids), ids].iloc[0].to_dict()
         raise InvalidInput("model_file", f"the predictions file has duplicate rows for {first}")
     if task_type in ("ranking", "search"):
         queries = set(frame["query_id"])
         return table[table["query_id"].isin(queries)].reset_index(drop=True)
+    if len(table) == len(frame) and all(table[c].reset_index(drop=True).equals(frame[c].reset_index(drop=True)) for c in ids):
+        # the file lists the dataset's examples in its order (as written from it): the left join is the file
+        return table[[*ids, *(c for c in table.columns if c not in ids)]].reset_index(drop=True)
     return frame[ids].merge(table, on=ids, how="left")
 
 
@@ -257,8 +277,8 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
         raise InvalidInput(field, f"the predictions file lacks column(s) {missing} {where}; it has {[str(c) for c in table.columns]}")
     for column in ids:
         _check_id_column(table, frame, column, where)
-    duplicated = table.duplicated(ids, keep=False)
-    if duplicated.any():
+    duplicated = None if all_distinct(table, ids) else table.duplicated(ids, keep=False)
+    if duplicated is not None and duplicated.any():
         rows = np.flatnonzero(duplicated.to_numpy())
         first = _ids_at(table, ids, rows[0])
         same = np.logical_and.reduce([(table[c] == v).to_numpy() for c, v in first.items()])
@@ -285,11 +305,26 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
             raise InvalidInput(field, f"the predictions file ranks nothing for {len(unranked)} quer(ies) {where}, "
                                       f"e.g. query_id={_plain(unranked[0])!r} (dataset row {row + 1})")
         return
-    covered = frame[ids].merge(table[ids], on=ids, how="left", indicator=True)["_merge"].to_numpy() == "both"
+    if len(ids) == 1:  # a hash lookup of one column: no joined frame of every dataset row
+        covered = _isin(frame[ids[0]], table[ids[0]])
+    else:
+        covered = frame[ids].merge(table[ids], on=ids, how="left", indicator=True)["_merge"].to_numpy() == "both"
     if not covered.all():
         row = int(np.flatnonzero(~covered)[0])
         raise InvalidInput(field, f"the predictions file has no row for {int((~covered).sum())} example(s) {where}, "
                                   f"e.g. {_plain_ids(_ids_at(frame, ids, row))} (dataset row {row + 1})")
+
+
+def _isin(values: pd.Series, candidates: pd.Series) -> np.ndarray:
+    """``values.isin(candidates)`` as a bool array, by Arrow's hash lookup where the types allow: pandas'
+    ``isin`` on Arrow-backed text goes through Python objects (10M ids: minutes and gigabytes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.is_in(pa.array(values), value_set=pa.array(candidates)).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return values.isin(candidates).to_numpy()
 
 
 def _plain(value):

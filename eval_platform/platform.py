@@ -19,7 +19,7 @@ from eval_platform import access as acl  # not `access`: register_dataset has a 
 from eval_platform.access import Principal
 from eval_platform.config import PlatformConfig
 from eval_platform.errors import Conflict, InvalidInput, NotFound
-from eval_platform.hashing import json_hash, table_hash
+from eval_platform.hashing import canonical_table, canonical_table_hash, json_hash
 from eval_platform.installation import InstallationConfig, installation_config
 from eval_platform.keys import validate_id
 from eval_platform.models import check_model_file, load_model, smoke_test
@@ -121,8 +121,9 @@ class EvalPlatform:
         check_finite_values(frame, schema["feature_columns"])
         report = validate_frame(frame, task, feature_columns=schema["feature_columns"])
         report.raise_for_failures()
-        frame = frame.reset_index(drop=True)
-        content_hash = table_hash(frame)
+        # one Arrow copy of the rows, hashed and then written as is (not converted and compacted twice)
+        table = canonical_table(frame)
+        content_hash = canonical_table_hash(table)
         version_hash = json_hash({"content": content_hash, "task_type": task.name, "label_policy": label_policy,
                                   "access_policy": access, "schema": schema})
         with self.registry.session() as session:
@@ -131,7 +132,7 @@ class EvalPlatform:
             if existing is not None:
                 return Registered(existing, False)
         stored_before = self.store.has_table(DATASETS, content_hash)
-        self.store.put_table(DATASETS, frame)
+        self.store.put_canonical_table(DATASETS, table, content_hash)
         try:
             with self.registry.session() as session:
                 version = (session.scalar(select(func.max(EvalDataset.version)).where(EvalDataset.dataset_id == dataset_id)) or 0) + 1
@@ -206,7 +207,9 @@ class EvalPlatform:
                 self._datasets[record.content_hash] = cached
                 while len(self._datasets) > 2:
                     self._datasets.pop(next(iter(self._datasets)))
-        return cached.copy()
+        # a shallow copy: pandas copies on write, so a caller's new or changed column never reaches the
+        # cached frame, and a 10M-row dataset is not duplicated on every read
+        return cached.copy(deep=False)
 
     # suites -------------------------------------------------------------------------------------------
     def register_suite(self, raw: dict, principal: Principal | None = None) -> Registered:
