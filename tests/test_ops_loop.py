@@ -17,6 +17,18 @@ from tests.daemon_harness import daemon
 PLAN = [("bc", "breast-cancer-release")]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """Both databases by default; the tests of one more failure path run on SQLite only (``SQLITE_ONLY``):
+    the reconciliation's queries are the same on both, and each test costs a full evaluation."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def service(tmp_path, breast_cancer, release_suite, db_url, monkeypatch):
     home = tmp_path / "home"
@@ -116,6 +128,7 @@ def test_a_canceled_launch_is_relaunched_under_a_new_key_then_failed_with_its_ca
         assert len(_launched(harness)) == 2  # attempts spent: nothing launched again, nothing left queued
 
 
+@SQLITE_ONLY
 def test_backoff_is_waited_for_before_the_next_launch(service, model_files, monkeypatch):
     monkeypatch.setenv("EVAL_PLATFORM_RETRY_BACKOFF_SECONDS", "3600")
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
@@ -131,6 +144,7 @@ def test_backoff_is_waited_for_before_the_next_launch(service, model_files, monk
         assert "backing off" in ticks["eval_request_sensor"].skip_reason
 
 
+@SQLITE_ONLY
 def test_a_run_failed_before_it_started_is_retried_and_the_eval_completes(service, model_files):
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
     with daemon() as harness:
@@ -148,6 +162,7 @@ def test_a_run_failed_before_it_started_is_retried_and_the_eval_completes(servic
         assert service.gate_decision("detector@1").decision == "pass"
 
 
+@SQLITE_ONLY
 def test_a_failed_attempt_is_superseded_by_the_rerun_that_succeeds(service, model_files):
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
     with daemon() as harness:
@@ -165,6 +180,7 @@ def test_a_failed_attempt_is_superseded_by_the_rerun_that_succeeds(service, mode
         assert service.gate_decision("detector@1").decision == "pass"  # decided from the live runs
 
 
+@SQLITE_ONLY
 def test_promotion_and_incident_sensors_through_the_daemon(service, model_files):
     """The release job launched by the promotion sensor promotes a passing version; an incident turns the
     dataset's and the metric table's checks red; the retention schedule's tick asks for its job."""
@@ -196,6 +212,7 @@ def test_promotion_and_incident_sensors_through_the_daemon(service, model_files)
                 retention_schedule.evaluate_tick(context).run_requests] == ["retention_job"]
 
 
+@SQLITE_ONLY
 def test_a_backfill_started_in_the_ui_recomputes_the_affected_run_on_the_clean_version(service, model_files, breast_cancer):
     """The other door: an operator selects the affected partition in the Dagster UI and launches a backfill
     of the evaluation assets (no platform tags). The contaminated run is recomputed on the dataset's clean
