@@ -8,6 +8,7 @@ from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments
 from eval_platform import experiments as online
 from jobs.experiments import analyze_experiment_job
 from resources import EvalPlatformResource
+from sensors.instance import sensor_instance
 from sensors.requests import SENSOR_INTERVAL_SECONDS
 
 
@@ -20,7 +21,7 @@ def experiment_request_sensor(context: dg.SensorEvaluationContext, platform: Eva
     all (its tag lists their ids; the asset marks each done). The cursor, committed with the tick, is the
     last request launched."""
     service = platform.get()
-    known = set(context.instance.get_dynamic_partitions(experiments.name))
+    known = set(sensor_instance(context).get_dynamic_partitions(experiments.name))
     cursor = int(context.cursor or 0)
     by_experiment: dict[str, list[int]] = {}
     for request in online.pending_analysis_requests(service, after_id=cursor):

@@ -11,6 +11,7 @@ from assets.evaluation import INPUTS_VALID
 from eval_platform import incidents, releases
 from jobs import release_model_version
 from resources import EvalPlatformResource
+from sensors.instance import sensor_instance
 from sensors.launch_state import LAUNCH_TAG
 
 SENSOR_INTERVAL_SECONDS = 5
@@ -44,7 +45,7 @@ def recompute_request_sensor(context: dg.SensorEvaluationContext, platform: Eval
     (the cursor, committed with the tick, is the last request launched)."""
     service = platform.get()
     asset_graph = context.repository_def.asset_graph
-    known = set(context.instance.get_dynamic_partitions(model_versions.name))
+    known = set(sensor_instance(context).get_dynamic_partitions(model_versions.name))
     cursor = int(context.cursor or 0)
     requests, new_partitions = [], []
     for request in releases.pending_requests(service, incidents.BACKFILL, after_id=cursor):
@@ -71,8 +72,9 @@ def incident_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformR
     service = platform.get()
     cursor = int(context.cursor or 0)
     events = []
-    known_models = set(context.instance.get_dynamic_partitions(model_versions.name))
-    known_datasets = set(context.instance.get_dynamic_partitions(dataset_versions.name))
+    instance = sensor_instance(context)
+    known_models = set(instance.get_dynamic_partitions(model_versions.name))
+    known_datasets = set(instance.get_dynamic_partitions(dataset_versions.name))
     for incident in incidents.incidents(service):
         if incident.id <= cursor:
             continue

@@ -20,6 +20,7 @@ from assets import REQUESTED_TAG, dataset_versions, model_versions
 from eval_platform import launches, runner
 from jobs import evaluate_model_version, validate_dataset_version
 from resources import EvalPlatformResource
+from sensors.instance import sensor_instance
 from sensors.launch_state import LAUNCH_TAG, failure_cause, observe_dagster_run, observe_launch, retry_chain
 
 SENSOR_INTERVAL_SECONDS = 5
@@ -34,7 +35,7 @@ def eval_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatf
     launches that ended without evaluating them."""
     service = platform.get()
     policy = launches.RetryPolicy.from_env()
-    instance = context.instance
+    instance = sensor_instance(context)
     known = set(instance.get_dynamic_partitions(model_versions.name))
     new_partitions = [model.key for model in service.models() if model.key not in known]
     outcome = launches.reconcile(service, lambda key: observe_launch(instance, key, policy),
@@ -70,7 +71,7 @@ def dataset_version_sensor(context: dg.SensorEvaluationContext, platform: EvalPl
 
     The cursor is the update time of the last ended validation run looked at, so a tick reads only the
     validation runs that ended since."""
-    instance = context.instance
+    instance = sensor_instance(context)
     policy = launches.RetryPolicy.from_env()
     known = set(instance.get_dynamic_partitions(dataset_versions.name))
     new = [record.key for record in platform.get().datasets() if record.key not in known]

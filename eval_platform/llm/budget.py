@@ -32,9 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
-
 from eval_platform.errors import InvalidInput
+from eval_platform.lazy_imports import scipy_stats  # deferred: keeps `import definitions` fast for sensor ticks and run start
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -487,7 +486,7 @@ def stratified_estimate(values: Sequence[float] | np.ndarray, strata: Sequence[A
         rows.append({"stratum": name, "population": size, "judged": n, "mean": float(np.mean(stratum)), "weight": weight,
                      "variance": s2 if math.isfinite(s2) else None})
     se = math.sqrt(max(variance, 0.0)) if math.isfinite(variance) else float("nan")
-    z = float(student_t.ppf(0.5 + confidence / 2, df=max(sampled - len(population), 1)))
+    z = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=max(sampled - len(population), 1)))
     return StratifiedEstimate(mean=mean, standard_error=se, ci_low=mean - z * se, ci_high=mean + z * se,
                               confidence=confidence, n_sampled=sampled, n_population=total, strata=rows)
 

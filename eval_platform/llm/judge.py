@@ -31,8 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
-
 from eval_platform.errors import InvalidInput
 from eval_platform.hashing import json_hash
 from eval_platform.llm.budget import (
@@ -588,6 +586,8 @@ def _summary(verdicts: pd.DataFrame, config: JudgeConfig, n: int, plan, strata_p
         summary["estimate"] = estimate.to_dict()
     elif len(values) > 1:
         se = float(values.std(ddof=1) / math.sqrt(len(values)))
+        from scipy.stats import norm  # deferred: keeps `import definitions` fast for sensor ticks and run start
+
         z = float(norm.ppf(0.5 + confidence / 2))
         summary["estimate"] = {"mean": float(values.mean()), "standard_error": se, "ci_low": float(values.mean()) - z * se,
                                "ci_high": float(values.mean()) + z * se, "confidence": confidence,

@@ -58,9 +58,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _st
 
 from eval_platform.errors import InvalidInput
+from eval_platform.lazy_imports import scipy_stats as _st  # deferred: keeps `import definitions` fast for sensor ticks and run start
 from eval_platform.online import stats
 from eval_platform.records import json_safe
 

@@ -34,9 +34,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from scipy import stats as _st
 
 from eval_platform.errors import InvalidInput
+from eval_platform.lazy_imports import scipy_stats as _st  # deferred: keeps `import definitions` fast for sensor ticks and run start
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 #: Default mixing standard deviation of the mSPRT, in units of one unit's standard deviation (Cohen's d).

@@ -1,0 +1,35 @@
+"""The Dagster instance a sensor tick reads, kept for the life of the code-server process.
+
+Dagster gives each sensor evaluation a fresh ``DagsterInstance.from_ref`` the first time ``context.instance``
+is read (about 35 ms of CPU on the SQLite default); with six sensors ticking every 5 s that alone cost the
+idle code server about 2 CPU-seconds a minute. An instance only reads and writes storage (nothing in it goes
+stale), and one instance serves many threads (the webserver shares one), so ticks share one per instance ref.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import dagster as dg
+from dagster._serdes import serialize_value
+
+_MAX_INSTANCES = 4  # one per Dagster home in practice; tests open several
+_instances: OrderedDict[str, dg.DagsterInstance] = OrderedDict()
+_lock = threading.Lock()
+
+
+def sensor_instance(context: dg.SensorEvaluationContext) -> dg.DagsterInstance:
+    """``context.instance``, without building a new instance on every tick."""
+    ref = context.instance_ref
+    if ref is None:  # a context built around an instance (tests): that instance
+        return context.instance
+    key = serialize_value(ref)
+    with _lock:
+        instance = _instances.get(key)
+        if instance is None:
+            instance = _instances[key] = dg.DagsterInstance.from_ref(ref)
+            while len(_instances) > _MAX_INSTANCES:
+                _instances.popitem(last=False)[1].dispose()
+        _instances.move_to_end(key)
+    return instance
