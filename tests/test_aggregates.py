@@ -44,7 +44,6 @@ LEAKY_SUITE = {
 
 def _frame(breast_cancer) -> pd.DataFrame:
     frame = breast_cancer[2].copy().reset_index(drop=True)
-    n = len(frame)
     # tiny (3 examples) is below the minimum of 10: suppressed; small (40) goes with it so that tiny is not
     # the overall figure minus the rest; large is shown; region splits the rows in two big halves
     frame["size_bucket"] = np.where(frame.index < 3, "tiny", np.where(frame.index < 43, "small", "large"))

@@ -791,28 +791,9 @@ def test_every_granted_read_of_a_restricted_dataset_is_logged(world):
 
 
 def _serve_in_a_process(home: Path, db_url: str) -> tuple:
-    import os
-    import subprocess
-    import sys
+    from tests.servers import serve_process
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "EVAL_PLATFORM_DB_URL": db_url, "EVAL_PLATFORM_HOME": str(home)}
-    process = subprocess.Popen([sys.executable, "-m", "eval_platform.cli_api", "serve", "--home", str(home), "--port", str(port),
-                                "--log-level", "warning"], env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("evalp serve did not start")
-        time.sleep(0.1)
+    return serve_process(home, {"EVAL_PLATFORM_DB_URL": db_url})
 
 
 def test_a_revoked_token_is_refused_at_once_by_every_server_process(tmp_path, db_url, monkeypatch):

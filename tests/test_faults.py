@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
 from eval_platform.failures import database_unreachable, describe_failure, describe_run_failure, redact_url
@@ -216,23 +215,9 @@ class TcpProxy:
 
 
 def _serve(home: Path, db_url: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "EVAL_PLATFORM_DB_URL": db_url, "EVAL_PLATFORM_HOME": str(home), "PYTHONPATH": str(ROOT),
-           "EVAL_PLATFORM_RETRY_AFTER_SECONDS": "7"}
-    process = subprocess.Popen([sys.executable, "-m", "eval_platform.cli", "serve", "--home", str(home), "--port", str(port),
-                                "--log-level", "warning"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:  # poll for readiness
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError(f"evalp serve did not start: {process.stderr.read().decode()[-2000:]}")
-        time.sleep(0.1)
+    from tests.servers import serve_process
+
+    return serve_process(home, {"EVAL_PLATFORM_DB_URL": db_url, "EVAL_PLATFORM_RETRY_AFTER_SECONDS": "7"})
 
 
 @pytest.mark.postgres
@@ -281,7 +266,7 @@ def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_pat
         except subprocess.TimeoutExpired:
             process.kill()
         proxy.close()
-    stderr = process.stderr.read().decode()
+    stderr = process.stderr.read()
     assert "Traceback" not in stderr  # the outage is logged as a warning naming the cause, not as a crash
     warnings = [line for line in stderr.splitlines() if "registry database unreachable" in line]
     assert warnings and f'port {proxy.port} failed: Connection refused' in warnings[0], stderr[-2000:]

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import zipfile
 from importlib import resources as package_files
 from pathlib import Path
@@ -21,6 +20,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+
+from tests.servers import serve_process
 import skops.io
 from sqlalchemy import func, select
 
@@ -54,24 +55,7 @@ def _fresh_installation_config(monkeypatch):
 
 def serve(home: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     """``evalp serve`` in a process of its own on a free loopback port; waits for /healthz."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "eval_platform.cli_api", "serve", "--home", str(home), "--port", str(port),
-                                "--log-level", "warning"], env={**os.environ, "EVAL_PLATFORM_HOME": str(home), **(env or {})},
-                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError(f"evalp serve did not start: {process.stderr.read()}")
-        time.sleep(0.1)
+    return serve_process(home, env)
 
 
 def stop(process: subprocess.Popen) -> str:

@@ -17,7 +17,6 @@ import dagster as dg
 import pytest
 
 from eval_platform.llm.server import LocalLLMServer
-from eval_platform.platform import EvalPlatform
 from tests.conftest import ROOT
 from tests.test_llm_runs import _service, candidate_file, suite
 

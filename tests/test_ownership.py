@@ -8,7 +8,6 @@ Evaluations run without Dagster (``tests.test_runner.evaluate``), standing in fo
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import threading
