@@ -345,6 +345,9 @@ def test_comparison_endpoint(world):
     assert detail["status"] == "succeeded" and detail["results"]["metrics"]["roc_auc"] == run2.results["metrics"]["roc_auc"]
     assert detail["lineage"]["dataset"]["contentHash"] == world.platform.dataset("bc@1").content_hash
     assert detail["lineage"]["metrics"] == {"roc_auc": "roc_auc@1", "accuracy": "accuracy@1"}
+    # the model file by its name and hash; where the server keeps it is not shown
+    assert detail["lineage"]["model"]["uri"] == Path(run2.lineage["model"]["uri"]).name
+    assert str(world.platform.config.home) not in json.dumps(detail)
     assert detail["gate"]["decision"] == "pass" and detail["queueSeconds"] >= 0
 
 

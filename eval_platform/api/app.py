@@ -484,6 +484,9 @@ def _lineage_json(lineage: dict | None) -> dict | None:
     for key, value in lineage.items():
         if key == "metrics":
             out["metrics"] = value  # metric names are the suite's, not ours to rename
+        elif key == "model" and isinstance(value, dict) and value.get("uri"):
+            # the file's name: where the server keeps it is not the caller's to know (its hash identifies it)
+            out["model"] = _camel_keys({**value, "uri": Path(str(value["uri"])).name}, deep=True)
         elif isinstance(value, dict):
             out[to_camel(key)] = _camel_keys(value, deep=True)
         else:
