@@ -18,7 +18,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -105,8 +105,7 @@ def new_launch_key() -> str:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    from datetime import timezone
-
+    """SQLite gives naive datetimes back (they are stored in UTC)."""
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
@@ -128,8 +127,7 @@ def _requeue_or_fail(run: EvalRun, cause: str, policy: RetryPolicy, now: datetim
     run.status_reason = (f"launch attempt {attempts} of {policy.max_attempts} ended: {cause}; "
                          f"next attempt after {run.next_launch_at:%Y-%m-%d %H:%M:%S} UTC")[:2000]
     outcome.retrying.append(run.run_id)
-    if run.model_key not in outcome.models_to_decide:
-        outcome.models_to_decide.add(run.model_key)
+    outcome.models_to_decide.add(run.model_key)
 
 
 def settle_dagster_run(platform: EvalPlatform, dagster_run_ids: Iterable[str], launch_key: str | None, cause: str,

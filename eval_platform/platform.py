@@ -585,7 +585,8 @@ class EvalPlatform:
                 .order_by(EvalRun.requested_at).with_for_update()))
             for run in claimed:
                 run.status, run.dagster_run_id, run.started_at = RUNNING, dagster_run_id, _now()
-                run.next_launch_at = None
+                # a retried row's "attempt N ended ..." is history now (``launch_attempts`` keeps the count)
+                run.next_launch_at, run.status_reason = None, None
         return claimed
 
     def runs_of_dagster_run(self, dagster_run_id: str, model_key: str, previous_run_ids: Sequence[str] = ()) -> list[EvalRun]:

@@ -158,7 +158,7 @@ def test_a_run_failed_before_it_started_is_retried_and_the_eval_completes(servic
         assert len(pending) == 1 and pending[0].dagster_run.tags[LAUNCH_TAG] != first.dagster_run.tags[LAUNCH_TAG]
         harness.run_queue()
         [run] = service.runs("detector@1")
-        assert run.status == "succeeded" and run.launch_attempts == 2
+        assert run.status == "succeeded" and run.launch_attempts == 2 and run.status_reason is None
         assert service.gate_decision("detector@1").decision == "pass"
 
 
