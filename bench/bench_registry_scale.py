@@ -38,14 +38,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN_URL = os.environ.get("EVAL_PLATFORM_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+from bench.bench_api import create_pg_database, drop_pg_database  # noqa: E402 - one throwaway-database helper for the benchmarks
 GOAL_SCRAPE_MS = 200.0
 GOAL_LIST_MS = 100.0
 TEAM = "bench"
@@ -205,26 +204,6 @@ def once(function) -> float:
     started = time.perf_counter()
     function()
     return (time.perf_counter() - started) * 1000
-
-
-def create_pg_database() -> tuple[str, str]:
-    import sqlalchemy
-
-    name = f"evalp_bench_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", name
-
-
-def drop_pg_database(name: str) -> None:
-    import sqlalchemy
-
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def settle(engine) -> None:
