@@ -22,6 +22,7 @@ import pandas as pd
 
 from eval_platform.errors import InvalidInput, UnsafeModelFile
 from eval_platform.hashing import file_hash
+from eval_platform.skops_import import skops_io as import_skops_io
 from eval_platform.validation import all_distinct
 
 MODEL_KINDS = ("sklearn", "predictions", "openai_chat")
@@ -79,14 +80,14 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
         # (and again when calls are made: eval_platform.llm.client.LLMClient)
         installation.check_endpoint(spec.endpoint, "endpoint")
         return file_hash(path), []
-    import skops.io
+    skops_io = import_skops_io()
 
     if not zipfile.is_zipfile(path):
         raise UnsafeModelFile(
             "model_file", f"{path.name} is not a skops file (pickles are refused: loading one would run arbitrary code)"
         )
     try:
-        needed = skops.io.get_untrusted_types(file=path)
+        needed = skops_io.get_untrusted_types(file=path)
     except Exception as error:  # a corrupt archive, or not a skops schema
         raise InvalidInput("model_file", f"{path.name} is not a readable skops file: {_without_dir(error, path)}") from error
     untrusted = sorted(set(needed) - trusted)
@@ -150,14 +151,14 @@ def load_model(path: str | Path, expected_hash: str, trusted_types: Iterable[str
         return read_predictions_file(path)
     if kind == "openai_chat":
         return read_candidate_spec(path)
-    import skops.io
+    skops_io = import_skops_io()
 
     trusted = allowed_trust(trusted_types, installation)
-    needed = set(skops.io.get_untrusted_types(file=path))
+    needed = set(skops_io.get_untrusted_types(file=path))
     if needed - trusted:  # skops.io.load refuses too; checked here so nothing of the file is constructed
         raise UnsafeModelFile("model_file", f"{path.name} needs untrusted type(s) {sorted(needed - trusted)}")
     try:
-        return skops.io.load(path, trusted=sorted(trusted))
+        return skops_io.load(path, trusted=sorted(trusted))
     except Exception as error:
         raise InvalidInput("model_file", f"{path.name} does not load: {_without_dir(error, path)}") from error
 

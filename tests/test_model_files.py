@@ -60,3 +60,44 @@ def test_a_file_changed_after_registration_is_refused(model_files, tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InvalidInput, match="does not exist"):
         check_model_file(tmp_path / "nope.skops", "sklearn")
+
+
+# skops.io without the walk of all of scikit-learn (eval_platform/skops_import.py) ---------------------------------
+_PRINT_TRUSTED = ("import json, sys; {setup}; from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
+                  "print(json.dumps({{'names': sorted(names), 'walked': 'sklearn.feature_extraction.text' in sys.modules}}))")
+
+
+def _trusted_in_fresh_process(setup: str, cache_dir) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EVAL_PLATFORM_CACHE_DIR": str(cache_dir)}
+    out = subprocess.run([sys.executable, "-c", _PRINT_TRUSTED.format(setup=setup)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def test_cached_skops_import_trusts_exactly_what_skops_trusts(tmp_path):
+    plain = _trusted_in_fresh_process("import skops.io", tmp_path / "unused")
+    assert plain["walked"] and len(plain["names"]) > 100  # skops' own import imports all of scikit-learn
+    ours = "from eval_platform.skops_import import skops_io; skops_io()"
+    first = _trusted_in_fresh_process(ours, tmp_path / "cache")  # computes the cache file in a child process
+    second = _trusted_in_fresh_process(ours, tmp_path / "cache")  # reads it
+    assert first["names"] == second["names"] == plain["names"]
+    assert not second["walked"]
+    assert len(list((tmp_path / "cache").glob("skops-default-trusted-*.json"))) == 1
+
+
+def test_a_tampered_skops_cache_is_ignored(tmp_path):
+    import json
+
+    ours = "from eval_platform.skops_import import skops_io; skops_io()"
+    names = _trusted_in_fresh_process(ours, tmp_path)["names"]
+    (cache,) = tmp_path.glob("skops-default-trusted-*.json")
+    cache.write_text(json.dumps([*names, "builtins.eval"]))  # a name outside scikit-learn: not what the walk writes
+    tampered = _trusted_in_fresh_process(ours, tmp_path)
+    assert tampered["names"] == names and "builtins.eval" not in tampered["names"]
+    cache.write_text("{not json")
+    assert _trusted_in_fresh_process(ours, tmp_path)["names"] == names
