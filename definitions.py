@@ -7,7 +7,7 @@ from assets.experiments import experiment_analysis, online_gate, online_gate_pas
 from jobs import evaluate_model_version, release_model_version, validate_dataset_version
 from jobs.experiments import analyze_experiment_job
 from jobs.retention import retention_job, retention_schedule
-from resources import EvalPlatformResource
+from resources import PLATFORM_RESOURCE
 from sensors import (
     dataset_version_sensor,
     eval_request_sensor,
@@ -26,5 +26,5 @@ defs = dg.Definitions(
     schedules=[retention_schedule],
     sensors=[eval_request_sensor, dataset_version_sensor, eval_run_failure_sensor, promotion_request_sensor,
              recompute_request_sensor, incident_sensor, experiment_request_sensor],
-    resources={"platform": EvalPlatformResource()},
+    resources={"platform": PLATFORM_RESOURCE},
 )

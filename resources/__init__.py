@@ -2,4 +2,7 @@
 
 from resources.platform import EvalPlatformResource
 
-__all__ = ["EvalPlatformResource"]
+#: The resource the code location binds as ``platform`` (unset fields resolve from the environment).
+PLATFORM_RESOURCE = EvalPlatformResource()
+
+__all__ = ["PLATFORM_RESOURCE", "EvalPlatformResource"]

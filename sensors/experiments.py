@@ -7,20 +7,19 @@ import dagster as dg
 from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments
 from eval_platform import experiments as online
 from jobs.experiments import analyze_experiment_job
-from resources import EvalPlatformResource
-from sensors.instance import sensor_instance
-from sensors.requests import SENSOR_INTERVAL_SECONDS
+from sensors.instance import sensor_instance, sensor_platform
+from sensors.requests import BACKGROUND_SENSOR_INTERVAL_SECONDS
 
 
-@dg.sensor(job=analyze_experiment_job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+@dg.sensor(job=analyze_experiment_job, minimum_interval_seconds=BACKGROUND_SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def experiment_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+def experiment_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Launch one analysis run per pending request, adding the experiment's partition when it is new.
 
     Several requests of one experiment queued between two ticks need one analysis: one run carries them
     all (its tag lists their ids; the asset marks each done). The cursor, committed with the tick, is the
     last request launched."""
-    service = platform.get()
+    service = sensor_platform(context)
     known = set(sensor_instance(context).get_dynamic_partitions(experiments.name))
     cursor = int(context.cursor or 0)
     by_experiment: dict[str, list[int]] = {}

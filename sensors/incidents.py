@@ -10,23 +10,22 @@ from assets.datasets import NOT_CONTAMINATED
 from assets.evaluation import INPUTS_VALID
 from eval_platform import incidents, releases
 from jobs import release_model_version
-from resources import EvalPlatformResource
-from sensors.instance import sensor_instance
+from sensors.instance import sensor_instance, sensor_platform
 from sensors.launch_state import LAUNCH_TAG
+from sensors.requests import BACKGROUND_SENSOR_INTERVAL_SECONDS, SENSOR_INTERVAL_SECONDS
 
-SENSOR_INTERVAL_SECONDS = 5
 #: Assets a recompute rematerializes: the whole evaluation of each affected model version.
 RECOMPUTED_ASSETS = ("predictions", "judgments", "metric_table", "comparison", "gate_decision")
 
 
 @dg.sensor(job=release_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def promotion_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+def promotion_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Run the release job (gate decision, then the promotion it guards) for each promotion request.
 
     The cursor (the last request launched) is committed with the tick, so a tick that fails launches
     nothing and forgets nothing; the promotion asset marks its request done."""
-    service = platform.get()
+    service = sensor_platform(context)
     cursor = int(context.cursor or 0)
     requests = []
     for request in releases.pending_requests(service, releases.PROMOTION, after_id=cursor):
@@ -38,12 +37,12 @@ def promotion_request_sensor(context: dg.SensorEvaluationContext, platform: Eval
 
 # ``asset_selection``, not ``target``: a sensor that yields backfills (RunRequests with an asset graph subset)
 # must declare the assets it may backfill, or the daemon rejects every tick.
-@dg.sensor(minimum_interval_seconds=SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(minimum_interval_seconds=BACKGROUND_SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            asset_selection=list(RECOMPUTED_ASSETS))
-def recompute_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+def recompute_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Launch one Dagster backfill per recompute request, over exactly the affected model-version partitions
     (the cursor, committed with the tick, is the last request launched)."""
-    service = platform.get()
+    service = sensor_platform(context)
     asset_graph = context.repository_def.asset_graph
     known = set(sensor_instance(context).get_dynamic_partitions(model_versions.name))
     cursor = int(context.cursor or 0)
@@ -64,12 +63,12 @@ def recompute_request_sensor(context: dg.SensorEvaluationContext, platform: Eval
         skip_reason=None if requests else "no recompute requests")
 
 
-@dg.sensor(minimum_interval_seconds=SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING)
-def incident_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+@dg.sensor(minimum_interval_seconds=BACKGROUND_SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING)
+def incident_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Show each new incident on the lineage: failing checks on the dataset asset and on the metric table,
     one evaluation per affected partition (named in its metadata; the checks are not partitioned because
     partitioned asset checks are still a Dagster preview feature)."""
-    service = platform.get()
+    service = sensor_platform(context)
     cursor = int(context.cursor or 0)
     events = []
     instance = sensor_instance(context)

@@ -20,20 +20,24 @@ from assets import REQUESTED_TAG, dataset_versions, model_versions
 from eval_platform import launches, runner
 from jobs import evaluate_model_version, validate_dataset_version
 from resources import EvalPlatformResource
-from sensors.instance import sensor_instance
+from sensors.instance import sensor_instance, sensor_platform
 from sensors.launch_state import LAUNCH_TAG, failure_cause, observe_dagster_run, observe_launch, retry_chain
 
+#: Sensors of requests somebody waits on (an eval, a dataset validation, a promotion). Each tick of each sensor
+#: costs the idle daemon and code server about 0.4 CPU-s a minute at this interval (bench/bench_cycle.py).
 SENSOR_INTERVAL_SECONDS = 5
+#: Sensors of background work (incidents shown on the lineage, recomputes, experiment analyses).
+BACKGROUND_SENSOR_INTERVAL_SECONDS = 15
 #: Tag of a dataset validation run: the dataset version it validates (on Dagster's retries too).
 DATASET_TAG = "eval_platform/dataset_version"
 
 
 @dg.sensor(job=evaluate_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def eval_request_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+def eval_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Launch the evaluation of every model version with due queued eval runs; retry or fail the rows of
     launches that ended without evaluating them."""
-    service = platform.get()
+    service = sensor_platform(context)
     policy = launches.RetryPolicy.from_env()
     instance = sensor_instance(context)
     known = set(instance.get_dynamic_partitions(model_versions.name))
@@ -65,7 +69,7 @@ def _validation_runs(instance: dg.DagsterInstance, dataset_key: str) -> list[dg.
 
 @dg.sensor(job=validate_dataset_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def dataset_version_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
+def dataset_version_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Add a partition for each new dataset version and materialize it (running its checks); relaunch a
     validation whose runs all ended failed or canceled, up to the retry policy's attempts.
 
@@ -74,7 +78,7 @@ def dataset_version_sensor(context: dg.SensorEvaluationContext, platform: EvalPl
     instance = sensor_instance(context)
     policy = launches.RetryPolicy.from_env()
     known = set(instance.get_dynamic_partitions(dataset_versions.name))
-    new = [record.key for record in platform.get().datasets() if record.key not in known]
+    new = [record.key for record in sensor_platform(context).datasets() if record.key not in known]
     requests = [dg.RunRequest(run_key=f"dataset:{key}", partition_key=key, tags={DATASET_TAG: key}) for key in new]
     cursor = float(context.cursor or 0)
     ended = instance.get_run_records(dg.RunsFilter(
