@@ -86,7 +86,7 @@ def test_metric_bug_freezes_gates_and_recompute_backfills_only_affected_partitio
             (asset, "detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision")}
         assert tick(recompute_request_sensor, instance, service, cursor=ticked.cursor).run_requests == []  # launched once
         # the backfill's run for the partition, with the backfill's tags
-        assert execute("evaluate_model_version", instance, service, "detector@1", backfill[0].tags).success
+        assert execute("evaluate_eval_cell", instance, service, "detector@1", backfill[0].tags).success
 
         runs = service.runs("detector@1")
         assert [(r.suite_key, r.status) for r in runs] == [("toy-release@1", "superseded"), ("toy-release@2", "succeeded")]
