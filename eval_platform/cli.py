@@ -209,7 +209,8 @@ def cmd_recompute(args) -> None:
     if request is None:
         print("nothing to recompute")
         return
-    print(f"queued {len(queued)} run(s); the recompute sensor launches a Dagster backfill of {', '.join(request.partitions)}")
+    print(f"queued {len(queued)} run(s); the recompute sensor launches a Dagster backfill of the eval cells "
+          f"(dataset|model) {', '.join(request.partitions)}")
     _print_table([run_to_dict(r) for r in queued], ["run_id", "model", "dataset", "suite", "status"])
 
 

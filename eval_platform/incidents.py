@@ -25,7 +25,7 @@ from eval_platform.access import Principal
 from eval_platform.errors import Conflict, InvalidInput, NotFound
 from eval_platform.keys import cell_name
 from eval_platform.metrics.catalog import all_metrics, get_metric
-from eval_platform.platform import INVALID, SUCCEEDED, SUPERSEDED, EvalPlatform
+from eval_platform.platform import INVALID, QUEUED, SUCCEEDED, SUPERSEDED, EvalPlatform
 from eval_platform.registry import DagsterRequest, EvalRun, Incident, MetricSuite
 
 METRIC_BUG = "metric_bug"
@@ -246,7 +246,8 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
             if run.status == INVALID:  # the gate is decided from the recomputation; the invalid run stays in the history
                 platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
                     f"recomputed on {replacement.key} as {recomputed.run_id}; it was invalid: {run.status_reason or ''}")[:2000])
-    partitions = sorted({cell_name(run.model_key, run.dataset_key) for run in queued})  # the eval cells recomputed
+    # the eval cells recomputed: where a replacement waits (a live run found in its place is already evaluated)
+    partitions = sorted({cell_name(run.model_key, run.dataset_key) for run in queued if run.status == QUEUED})
     if not partitions:
         return queued, None
     with platform.registry.session() as session:

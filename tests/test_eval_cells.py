@@ -1,0 +1,121 @@
+"""Eval cells on a real instance, through Dagster's own daemon iterations: each cell (model version x dataset
+version) depends on exactly its dataset version in Dagster's asset graph; an incident turns exactly the
+checks of the cells it touched red; ``evalp recompute --affected-by`` is one backfill of exactly the cells it
+recomputes, after which the gates are decided (and materialized) again."""
+
+from __future__ import annotations
+
+import re
+
+import dagster as dg
+import pytest
+from dagster._core.definitions.events import AssetKeyPartitionKey
+
+import definitions
+from assets.partitions import RESERVED_KEY_CHARACTERS, cell_key, split_cell
+from eval_platform import incidents
+from eval_platform.cli import main
+from eval_platform.keys import KEY_PATTERN
+from eval_platform.platform import EvalPlatform
+from tests.daemon_harness import daemon
+
+PLAN = [("bc", "breast-cancer-release")]
+EVAL_ASSETS = ("predictions", "judgments", "metric_table", "comparison")
+
+
+@pytest.fixture
+def service(tmp_path, breast_cancer, release_suite, monkeypatch):
+    home, db_url = tmp_path / "home", f"sqlite:///{tmp_path / 'registry.db'}"
+    monkeypatch.setenv("EVAL_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("EVAL_PLATFORM_DB_URL", db_url)
+    platform = EvalPlatform.open(home, db_url=db_url)
+    _, _, frame = breast_cancer
+    platform.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed",
+                              slice_columns=["tumour_size"])
+    platform.register_suite(release_suite)
+    yield platform
+    platform.close()
+
+
+def _check_status(instance, asset: str, check: str) -> dict[str, str]:
+    infos = instance.event_log_storage.get_asset_check_partition_info([dg.AssetCheckKey(dg.AssetKey(asset), check)])
+    return {info.partition_key: info.latest_execution_status.value for info in infos}
+
+
+def test_key_grammar_stays_inside_dagster_multi_partition_keys():
+    for character in RESERVED_KEY_CHARACTERS:  # no '|', ',', '[' or ']' in a key: refused at every entry
+        assert re.fullmatch(KEY_PATTERN, f"a{character}b@1") is None and re.fullmatch(KEY_PATTERN, "a-b.c_d@1")
+    cell = cell_key("detector@1", "bc@2")
+    assert str(cell) == "bc@2|detector@1" and split_cell(cell) == split_cell(str(cell)) == ("detector@1", "bc@2")
+
+
+def test_cells_lineage_incident_checks_and_recompute_backfill(service, model_files, breast_cancer, capsys):
+    _, _, frame = breast_cancer
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)  # on bc@1
+    service.register_model("other", model_files["gradient_boosting"], eval_plan=PLAN)  # on bc@1
+    with daemon() as harness:
+        harness.tick()
+        service.register_dataset("bc", frame.iloc[1:], task_type="binary_classification", label_policy="human_reviewed",
+                                 slice_columns=["tumour_size"])  # bc@2
+        service.register_model("detector", model_files["decision_stump"])  # detector@2, on bc@2 (the plan's newest)
+        harness.tick()
+        harness.tick()  # the gate sensor: each model version's cells are done
+        instance = harness.instance
+        assert sorted(instance.get_dynamic_partitions("dataset_versions")) == ["bc@1", "bc@2"]
+        assert sorted(instance.get_dynamic_partitions("model_versions")) == ["detector@1", "detector@2", "other@1"]
+        evaluated = {"bc@1|detector@1", "bc@1|other@1", "bc@2|detector@2"}
+        for asset in EVAL_ASSETS:
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == evaluated  # only the cells asked for
+        assert instance.get_materialized_partitions(dg.AssetKey("gate_decision")) == {"detector@1", "detector@2", "other@1"}
+
+        # Dagster's own asset graph: each cell's upstream is exactly its dataset version, evaluated or not
+        graph = definitions.defs.resolve_asset_graph()
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            cells = {str(key) for key in graph.get(dg.AssetKey("predictions")).partitions_def.get_partition_keys()}
+            assert cells == {f"{d}|{m}" for d in ("bc@1", "bc@2") for m in ("detector@1", "detector@2", "other@1")}
+            for cell in cells:
+                parents = graph.get_parents_partitions(dg.AssetKey("predictions"), cell)
+                assert parents.parent_partitions == {AssetKeyPartitionKey(dg.AssetKey("eval_dataset"), cell.split("|")[0])}
+                assert not parents.required_but_nonexistent_parents_partitions
+            # the gate of a model version depends on its cells, on every dataset version
+            gate_parents = graph.get_parents_partitions(dg.AssetKey("gate_decision"), "other@1").parent_partitions
+            assert gate_parents == {AssetKeyPartitionKey(dg.AssetKey("comparison"), f"{d}|other@1") for d in ("bc@1", "bc@2")}
+
+        assert _check_status(instance, "metric_table", "inputs_valid") == {cell: "SUCCEEDED" for cell in evaluated}
+        # contaminating bc@1 turns red exactly its dataset partition, its cells and their model versions' gates
+        incidents.invalidate_dataset(service, "bc@1", reason="labels leaked into the training set", reported_by="ops")
+        harness.tick()
+        assert _check_status(instance, "eval_dataset", "not_contaminated") == {"bc@1": "FAILED", "bc@2": "SUCCEEDED"}
+        assert _check_status(instance, "metric_table", "inputs_valid") == {
+            "bc@1|detector@1": "FAILED", "bc@1|other@1": "FAILED", "bc@2|detector@2": "SUCCEEDED"}
+        harness.tick()
+        gates = _check_status(instance, "gate_decision", "gate_status")
+        assert gates["detector@1"] == gates["other@1"] == "FAILED"  # no_decision now
+        decided_before = {m: service.gate_decision(m).id for m in ("detector@1", "other@1")}
+
+        # evalp recompute --affected-by: one backfill of exactly the clean version's cells of the affected models
+        assert main(["recompute", "--affected-by", "bc@1", "--by", "ops"]) == 0
+        assert "bc@2|detector@1, bc@2|other@1" in capsys.readouterr().out
+        harness.tick()
+        [backfill] = instance.get_backfills()
+        assert {(key.asset_key.to_user_string(), key.partition_key)
+                for key in backfill.asset_backfill_data.target_subset.iterate_asset_partitions()} == {
+            (asset, cell) for asset in EVAL_ASSETS for cell in ("bc@2|detector@1", "bc@2|other@1")}
+        for _ in range(12):
+            harness.backfills()
+            if instance.get_backfill(backfill.backfill_id).status.value != "REQUESTED":
+                break
+        assert instance.get_backfill(backfill.backfill_id).status.value == "COMPLETED_SUCCESS"
+        harness.tick()  # the gate sensor decides the recomputed model versions' gates
+        for model_key in ("detector@1", "other@1"):
+            decision = service.gate_decision(model_key)
+            assert decision.id != decided_before[model_key] and decision.decision in ("pass", "fail")
+            [event] = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("gate_decision"), asset_partitions=[model_key]), limit=1).records
+            assert event.asset_materialization.metadata["gate_decision_id"].value == decision.id
+        assert _check_status(instance, "metric_table", "inputs_valid") == {
+            "bc@1|detector@1": "FAILED", "bc@1|other@1": "FAILED", "bc@2|detector@2": "SUCCEEDED",
+            "bc@2|detector@1": "SUCCEEDED", "bc@2|other@1": "SUCCEEDED"}
+        runs = {run.run_id: run for run in service.runs() if run.status != "superseded"}
+        assert {(run.model_key, run.dataset_key) for run in runs.values()} == {
+            ("detector@1", "bc@2"), ("other@1", "bc@2"), ("detector@2", "bc@2")}
