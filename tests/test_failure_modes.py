@@ -10,7 +10,7 @@ from eval_platform.metrics import classification as clf
 from eval_platform.metrics.base import MetricDefinition, Param
 from eval_platform.metrics.catalog import all_metrics, register_metric
 from eval_platform.platform import EvalPlatform
-from sensors import eval_request_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
+from sensors import eval_request_sensor, gate_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
 from tests.dagster_helpers import execute, run_requests, tick
 
 BINARY = frozenset({"binary_classification"})
@@ -73,20 +73,21 @@ def test_metric_bug_freezes_gates_and_recompute_backfills_only_affected_partitio
         assert service.gate_decision("other@1").decision == "pass"  # untouched
 
         shown = tick(incident_sensor, instance, service).asset_events
-        assert [(e.check_name, e.passed, e.metadata["partition"].value) for e in shown] == [("inputs_valid", False, "detector@1")]
+        # the check of exactly the cell whose run used the buggy metric
+        assert [(e.check_name, e.passed, e.partition) for e in shown] == [("inputs_valid", False, "bc@1|detector@1")]
 
         queued, request = incidents.request_recompute(service, "toy_auc@1", requested_by="ops")
-        assert request.partitions == ["detector@1"]
+        assert request.partitions == ["bc@1|detector@1"]
         assert [r.suite_key for r in queued] == ["toy-release@2"]
         ticked = tick(recompute_request_sensor, instance, service)
         backfill = ticked.run_requests
         assert len(backfill) == 1
         subset = backfill[0].asset_graph_subset
         assert {(k.asset_key.to_user_string(), k.partition_key) for k in subset.iterate_asset_partitions()} == {
-            (asset, "detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision")}
+            (asset, "bc@1|detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison")}
         assert tick(recompute_request_sensor, instance, service, cursor=ticked.cursor).run_requests == []  # launched once
         # the backfill's run for the partition, with the backfill's tags
-        assert execute("evaluate_eval_cell", instance, service, "detector@1", backfill[0].tags).success
+        assert execute("evaluate_eval_cell", instance, service, "bc@1|detector@1", backfill[0].tags).success
 
         runs = service.runs("detector@1")
         assert [(r.suite_key, r.status) for r in runs] == [("toy-release@1", "superseded"), ("toy-release@2", "succeeded")]
@@ -120,8 +121,8 @@ def test_contamination_invalidates_exactly_its_dependent_runs(service, model_fil
         with pytest.raises(Conflict, match="contaminated"):
             service.request_eval("detector@1", "bc@1", "breast-cancer-release", recompute=True)
         shown = tick(incident_sensor, instance, service).asset_events
-        assert sorted((e.check_name, e.metadata["partition"].value) for e in shown) == [
-            ("inputs_valid", "detector@1"), ("not_contaminated", "bc@1")]
+        assert sorted((e.check_name, e.partition) for e in shown) == [
+            ("inputs_valid", "bc@1|detector@1"), ("not_contaminated", "bc@1")]
         assert tick(incident_sensor, instance, service, cursor="2").asset_events == []
         with pytest.raises(Conflict, match="already marked contaminated"):
             incidents.invalidate_dataset(service, "bc@1", reason="again", reported_by="ops")
@@ -165,7 +166,17 @@ def test_overrides_and_promotion_through_the_blocking_check(service, model_files
             releases.override_gate(service, "detector@1", approver="mallory", reason="ship it")
         with pytest.raises(InvalidInput, match="written reason"):
             releases.override_gate(service, "detector@1", approver="rita", reason=" ")
+        before = tick(gate_sensor, instance, service)
+        assert [r.partition_key for r in before.run_requests] == ["detector@1"]  # the gate's partition: fail, a result
+        assert before.run_requests[0].tags["eval_platform/decision"] == "fail"
+        gate = execute("decide_gate", instance, service, "detector@1", before.run_requests[0].tags)
+        assert gate.success and [(c.check_name, c.passed) for c in gate.get_asset_check_evaluations()] == [("gate_status", False)]
         override = releases.override_gate(service, "detector@1", approver="rita", reason="AUC bug, see INC-42")
+        # the override is shown at once: the gate's status check turns green, without a run
+        after = tick(gate_sensor, instance, service, cursor=before.cursor)
+        assert after.run_requests == []
+        assert [(e.check_name, e.partition, e.passed, e.metadata["effective_decision"].value) for e in after.asset_events] == [
+            ("gate_status", "detector@1", True, "overridden")]
         original = service.gate_decision("detector@1")
         assert original.decision == "fail" and override.overridden_decision == "fail"  # the decision stays as it was
         assert releases.override_counts(service) == {"toy-release@1": 1}
