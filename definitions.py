@@ -5,6 +5,7 @@ import dagster as dg
 from assets import comparison, eval_dataset, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
 from assets.experiments import experiment_analysis, online_gate, online_gate_passed
 from jobs import decide_gate, evaluate_eval_cell, release_model_version, validate_dataset_version
+from jobs.checks import report_check_results
 from jobs.experiments import analyze_experiment_job
 from jobs.retention import retention_job, retention_schedule
 from resources import EvalPlatformResource
@@ -14,6 +15,7 @@ from sensors import (
     eval_run_failure_sensor,
     gate_sensor,
     incident_sensor,
+    partition_migration_sensor,
     promotion_request_sensor,
     recompute_request_sensor,
 )
@@ -24,9 +26,10 @@ defs = dg.Definitions(
             experiment_analysis, online_gate],
     asset_checks=[gate_passed, online_gate_passed],
     jobs=[evaluate_eval_cell, decide_gate, validate_dataset_version, release_model_version, analyze_experiment_job,
-          retention_job],
+          retention_job, report_check_results],
     schedules=[retention_schedule],
     sensors=[eval_request_sensor, dataset_version_sensor, eval_run_failure_sensor, promotion_request_sensor,
-             recompute_request_sensor, incident_sensor, gate_sensor, experiment_request_sensor],
+             recompute_request_sensor, incident_sensor, gate_sensor, experiment_request_sensor,
+             partition_migration_sensor],
     resources={"platform": EvalPlatformResource()},
 )

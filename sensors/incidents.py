@@ -1,7 +1,6 @@
 """Recovery paths on the asset graph: promotions, recompute backfills, and incidents shown in the UI."""
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.definitions.events import AssetKeyPartitionKey
 
@@ -14,6 +13,7 @@ from eval_platform.errors import NotFound
 from eval_platform.keys import CELL_SEPARATOR, split_cell_name
 from eval_platform.platform import QUEUED, EvalPlatform
 from jobs import release_model_version
+from jobs.checks import CheckReport, report_check_results, report_request
 from resources import EvalPlatformResource
 from sensors.instance import sensor_instance
 from sensors.launch_state import LAUNCH_TAG
@@ -101,14 +101,34 @@ def _cells_of(service: EvalPlatform, run_ids: list[str]) -> list[tuple[str, str]
     return list(cells)
 
 
-@dg.sensor(minimum_interval_seconds=SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING)
+def incident_check_reports(service: EvalPlatform, incident, known_models: set[str], known_datasets: set[str]) -> list[CheckReport]:
+    """The failing partitioned checks an incident shows: ``not_contaminated`` of the contaminated dataset
+    version, ``inputs_valid`` of each eval cell whose runs it touched (partitions Dagster knows of)."""
+    metadata = {"incident": incident.kind, "target": incident.target, "reason": incident.reason,
+                "reported_by": incident.reported_by, "incident_id": incident.id}
+    reports = []
+    if incident.kind == incidents.DATASET_CONTAMINATION and incident.target in known_datasets:
+        reports.append(CheckReport("eval_dataset", NOT_CONTAMINATED, incident.target, False,
+                                   {**metadata, "affected_runs": ", ".join(incident.affected_runs) or "none"}))
+    affected = set(incident.affected_runs)
+    for model_key, dataset_key in _cells_of(service, incident.affected_runs):
+        if model_key in known_models and dataset_key in known_datasets:
+            runs = [run.run_id for run in service.runs(model_key) if run.dataset_key == dataset_key and run.run_id in affected]
+            reports.append(CheckReport("metric_table", INPUTS_VALID, str(cell_key(model_key, dataset_key)), False,
+                                       {**metadata, "affected_runs": ", ".join(runs) or "none"}))
+    return reports
+
+
+@dg.sensor(job=report_check_results, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING)
 def incident_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformResource) -> dg.SensorResult:
     """Show each new incident on the lineage, partition by partition: a failing ``not_contaminated`` on the
-    contaminated dataset version, a failing ``inputs_valid`` on exactly the eval cells whose runs it touched.
-    The gates it changed are re-evaluated by the gate sensor (the incident recorded new decisions)."""
+    contaminated dataset version, a failing ``inputs_valid`` on exactly the eval cells whose runs it touched
+    (one run of ``report_check_results`` per tick: see jobs/checks.py for why not runless). The gates it
+    changed are re-evaluated by the gate sensor (the incident recorded new decisions)."""
     service = platform.get()
-    cursor = int(context.cursor or 0)
-    events = []
+    previous = cursor = int(context.cursor or 0)
+    reports: list[CheckReport] = []
     instance = sensor_instance(context)
     known_models = set(instance.get_dynamic_partitions(model_versions.name))
     known_datasets = set(instance.get_dynamic_partitions(dataset_versions.name))
@@ -116,18 +136,8 @@ def incident_sensor(context: dg.SensorEvaluationContext, platform: EvalPlatformR
         if incident.id <= cursor:
             continue
         cursor = incident.id
-        metadata = {"incident": incident.kind, "target": incident.target, "reason": incident.reason,
-                    "reported_by": incident.reported_by, "incident_id": incident.id}
-        if incident.kind == incidents.DATASET_CONTAMINATION and incident.target in known_datasets:
-            events.append(AssetCheckEvaluation(asset_key=dg.AssetKey("eval_dataset"), check_name=NOT_CONTAMINATED,
-                                               passed=False, partition=incident.target,
-                                               metadata={**metadata, "affected_runs": ", ".join(incident.affected_runs) or "none"}))
-        for model_key, dataset_key in _cells_of(service, incident.affected_runs):
-            if model_key in known_models and dataset_key in known_datasets:
-                runs = [r for r in incident.affected_runs if r in {run.run_id for run in service.runs(model_key)
-                                                                    if run.dataset_key == dataset_key}]
-                events.append(AssetCheckEvaluation(asset_key=dg.AssetKey("metric_table"), check_name=INPUTS_VALID,
-                                                   passed=False, partition=str(cell_key(model_key, dataset_key)),
-                                                   metadata={**metadata, "affected_runs": ", ".join(runs) or "none"}))
+        reports += incident_check_reports(service, incident, known_models, known_datasets)
     incidents.mark_reported(service, cursor)
-    return dg.SensorResult(asset_events=events, cursor=str(cursor), skip_reason=None if events else "no new incidents")
+    requests = [report_request(reports, run_key=f"incidents:{previous + 1}-{cursor}",
+                               tags={"eval_platform/incidents": f"{previous + 1}-{cursor}"})] if reports else []
+    return dg.SensorResult(run_requests=requests, cursor=str(cursor), skip_reason=None if requests else "no new incidents")

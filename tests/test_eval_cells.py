@@ -119,3 +119,62 @@ def test_cells_lineage_incident_checks_and_recompute_backfill(service, model_fil
         runs = {run.run_id: run for run in service.runs() if run.status != "superseded"}
         assert {(run.model_key, run.dataset_key) for run in runs.values()} == {
             ("detector@1", "bc@2"), ("other@1", "bc@2"), ("detector@2", "bc@2")}
+
+
+def test_an_installation_from_before_eval_cells_is_carried_over_once(service, model_files):
+    """An instance whose evaluation assets were partitioned by model version, with an incident recorded then:
+    the migration sensor records the old partitions in their eval cells (no recompute) and shows the incident
+    on the partitioned checks; the gate sensor shows each gate's status; the old keys stay in the history."""
+    from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+    from assets.partitions import eval_cells
+    from tests.test_runner import evaluate
+
+    service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
+    evaluate(service, "detector@1", dagster_run_id="before-eval-cells")
+    incidents.invalidate_dataset(service, "bc@1", reason="labels leaked", reported_by="ops")
+    with daemon() as harness:
+        instance = harness.instance
+        instance.add_dynamic_partitions("model_versions", ["detector@1"])
+        instance.add_dynamic_partitions("dataset_versions", ["bc@1"])
+        for asset in (*EVAL_ASSETS, "gate_decision"):  # what the old scheme materialized
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition="detector@1"))
+        harness.tick()
+        for asset in EVAL_ASSETS:
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"detector@1", "bc@1|detector@1"}
+            # the partition grid shows the cell; the old key stays in the history, outside the grid
+            status = get_and_update_asset_status_cache_value(instance, dg.AssetKey(asset), eval_cells)
+            assert set(status.deserialize_materialized_partition_subsets(eval_cells).get_partition_keys()) == {"bc@1|detector@1"}
+        [event] = instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("metric_table"), asset_partitions=["bc@1|detector@1"]), limit=5).records
+        assert event.asset_materialization.metadata["migrated_from"].value == "detector@1"
+        assert _check_status(instance, "metric_table", "inputs_valid") == {"bc@1|detector@1": "FAILED"}
+        assert _check_status(instance, "eval_dataset", "not_contaminated") == {"bc@1": "FAILED"}
+        assert _check_status(instance, "gate_decision", "gate_status") == {"detector@1": "FAILED"}  # no_decision
+        assert not harness.run_records(job_name="decide_gate")  # shown as it stands, not re-decided wholesale
+        harness.tick()  # once
+        assert len(instance.fetch_materializations(dg.AssetKey("metric_table"), limit=10).records) == 2
+
+
+def test_a_partition_check_is_reported_again_by_a_run_not_runless(service):
+    """Why the sensors report check results through runs (jobs/checks.py): Dagster refuses a second runless
+    result of the same partition of a partitioned check (unique per run id and partition), while each run
+    may report it again."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+
+    from jobs.checks import CheckReport, report_request
+    from tests.dagster_helpers import resources
+
+    with dg.instance_for_test() as instance:
+        def runless(passed):
+            instance.report_runless_asset_event(AssetCheckEvaluation(
+                asset_key=dg.AssetKey("metric_table"), check_name="inputs_valid", passed=passed, partition="bc@1|m@1"))
+
+        runless(False)
+        with pytest.raises(Exception, match="(?i)unique"):
+            runless(True)
+        job = definitions.defs.resolve_job_def("report_check_results")
+        for passed in (True, False, True):
+            request = report_request([CheckReport("metric_table", "inputs_valid", "bc@1|m@1", passed, {"why": "test"})], "k")
+            assert job.execute_in_process(instance=instance, run_config=request.run_config, resources=resources(service)).success
+        assert _check_status(instance, "metric_table", "inputs_valid") == {"bc@1|m@1": "SUCCEEDED"}
