@@ -51,7 +51,8 @@ def report_check_results_op(context: dg.OpExecutionContext, config: CheckReports
                                                metadata=json.loads(result.metadata_json)))
 
 
-@dg.job(description="Show check results of asset partitions that changed outside a materialization: an incident, "
+@dg.job(executor_def=dg.in_process_executor,
+        description="Show check results of asset partitions that changed outside a materialization: an incident, "
                     "an override, an installation carried over to eval cells.")
 def report_check_results():
     report_check_results_op()

@@ -5,6 +5,7 @@ recomputes, after which the gates are decided (and materialized) again."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import dagster as dg
@@ -119,6 +120,14 @@ def test_cells_lineage_incident_checks_and_recompute_backfill(service, model_fil
         runs = {run.run_id: run for run in service.runs() if run.status != "superseded"}
         assert {(run.model_key, run.dataset_key) for run in runs.values()} == {
             ("detector@1", "bc@2"), ("other@1", "bc@2"), ("detector@2", "bc@2")}
+        # `evalp runs lineage` links the recomputed run to its cell, its Dagster run (of the backfill) and the request
+        [recomputed] = [run for run in runs.values() if run.model_key == "detector@1"]
+        capsys.readouterr()
+        assert main(["runs", "lineage", recomputed.run_id, "--json"]) == 0
+        links = json.loads(capsys.readouterr().out)["dagster"]
+        assert links["eval_cell"] == "bc@2|detector@1" and links["cell_url"].endswith("partition=bc%402%7Cdetector%401")
+        assert instance.get_run_by_id(links["run_url"].rpartition("/")[2]).tags["dagster/backfill"] == backfill.backfill_id
+        assert links["recompute_request"]["reason"] == "recompute runs affected by bc@1"
 
 
 def test_an_installation_from_before_eval_cells_is_carried_over_once(service, model_files):
