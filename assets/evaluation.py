@@ -11,6 +11,7 @@ store; each materialization carries the lineage as a table and as JSON.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -29,13 +30,12 @@ from eval_platform import incidents, releases, runner
 from eval_platform.evaluation import ALL
 from eval_platform.failures import describe_failure
 from eval_platform.gates import GATE_CODE_VERSION, PASS
-from eval_platform.platform import SUPERSEDED
 from eval_platform.hashing import json_hash, short
 from eval_platform.llm.judge import JUDGE_CODE_VERSION
 from eval_platform.metrics.catalog import all_metrics
 from eval_platform.metrics.curves import png_markdown
 from eval_platform.models import PREDICTION_CODE_VERSION
-from eval_platform.platform import PLOTS, EvalPlatform
+from eval_platform.platform import PLOTS, SUPERSEDED, EvalPlatform
 from eval_platform.registry import EvalRun
 from eval_platform.releases import effective_decision
 from resources import EvalPlatformResource
@@ -106,7 +106,10 @@ def _lineage_table(lineages: dict[str, dict]) -> str:
         judge = lin.get("judge")
         judge_text = (" ".join(str(judge.get(k, "")) for k in ("judge_model", "judge_prompt_version")).strip()
                       if isinstance(judge, dict) else (judge or "-"))
-        lines.append(f"| {run_id} | {dataset['id']}@{dataset['version']} | `{short(dataset['content_hash'])}` | "
+        dataset_key = f"{dataset['id']}@{dataset['version']}"
+        # a link to the upstream partition in the UI (relative: the page of the UI showing this table)
+        upstream = f"[{dataset_key}](/assets/eval_dataset?view=partitions&partition={quote(dataset_key, safe='')})"
+        lines.append(f"| {run_id} | {upstream} | `{short(dataset['content_hash'])}` | "
                      f"{dataset['label_policy']} | {model['name']}@{model['version']} | `{short(model['file_hash'] or '')}` | "
                      f"{suite['id']}@{suite['version']} | {', '.join(sorted(set(lin['metrics'].values())))} | {judge_text} | "
                      f"{lin['code']['platform']} |")
