@@ -9,7 +9,6 @@ from assets.experiments import online_gate, online_gate_passed
 from assets import comparison, eval_dataset, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
 from assets.evaluation import GATE_STATUS
 
-
 evaluate_eval_cell = dg.define_asset_job(
     "evaluate_eval_cell",
     selection=dg.AssetSelection.assets(predictions, judgments, metric_table, comparison).without_checks()
@@ -22,7 +21,8 @@ evaluate_eval_cell = dg.define_asset_job(
 decide_gate = dg.define_asset_job(
     "decide_gate",
     # the gate's blocking check guards promotions; here a failing gate is a result (gate_status), not a failed run
-    selection=dg.AssetSelection.assets(gate_decision).without_checks() | dg.AssetSelection.checks(dg.AssetCheckKey(gate_decision.key, GATE_STATUS)),
+    selection=dg.AssetSelection.assets(gate_decision).without_checks()
+    | dg.AssetSelection.checks(dg.AssetCheckKey(gate_decision.key, GATE_STATUS)),
     description="The gate decision of one model version over its eval cells, with its at-a-glance status check.",
     executor_def=dg.in_process_executor,
 )
