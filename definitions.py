@@ -4,7 +4,8 @@ import dagster as dg
 
 from assets import comparison, eval_dataset, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
 from assets.experiments import experiment_analysis, online_gate, online_gate_passed
-from jobs import evaluate_model_version, release_model_version, validate_dataset_version
+from jobs import decide_gate, evaluate_eval_cell, release_model_version, validate_dataset_version
+from jobs.checks import report_check_results
 from jobs.experiments import analyze_experiment_job
 from jobs.retention import retention_job, retention_schedule
 from resources import PLATFORM_RESOURCE
@@ -12,7 +13,9 @@ from sensors import (
     dataset_version_sensor,
     eval_request_sensor,
     eval_run_failure_sensor,
+    gate_sensor,
     incident_sensor,
+    partition_migration_sensor,
     promotion_request_sensor,
     recompute_request_sensor,
 )
@@ -22,9 +25,11 @@ defs = dg.Definitions(
     assets=[eval_dataset, predictions, judgments, metric_table, comparison, gate_decision, promotion,
             experiment_analysis, online_gate],
     asset_checks=[gate_passed, online_gate_passed],
-    jobs=[evaluate_model_version, validate_dataset_version, release_model_version, analyze_experiment_job, retention_job],
+    jobs=[evaluate_eval_cell, decide_gate, validate_dataset_version, release_model_version, analyze_experiment_job,
+          retention_job, report_check_results],
     schedules=[retention_schedule],
     sensors=[eval_request_sensor, dataset_version_sensor, eval_run_failure_sensor, promotion_request_sensor,
-             recompute_request_sensor, incident_sensor, experiment_request_sensor],
+             recompute_request_sensor, incident_sensor, gate_sensor, experiment_request_sensor,
+             partition_migration_sensor],
     resources={"platform": PLATFORM_RESOURCE},
 )

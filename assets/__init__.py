@@ -2,7 +2,7 @@
 
 from assets.datasets import eval_dataset
 from assets.evaluation import comparison, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
-from assets.partitions import PROMOTION_REQUEST_TAG, REQUESTED_TAG, dataset_versions, model_versions
+from assets.partitions import PROMOTION_REQUEST_TAG, REQUESTED_TAG, dataset_versions, eval_cells, model_versions
 
-__all__ = ["PROMOTION_REQUEST_TAG", "REQUESTED_TAG", "comparison", "dataset_versions", "eval_dataset", "gate_decision", "gate_passed",
-           "judgments", "metric_table", "model_versions", "predictions", "promotion"]
+__all__ = ["PROMOTION_REQUEST_TAG", "REQUESTED_TAG", "comparison", "dataset_versions", "eval_cells", "eval_dataset", "gate_decision",
+           "gate_passed", "judgments", "metric_table", "model_versions", "predictions", "promotion"]

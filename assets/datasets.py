@@ -25,10 +25,12 @@ NOT_CONTAMINATED = "not_contaminated"
     code_version=VALIDATION_VERSION,
     kinds={"parquet", "great_expectations"},
     check_specs=[
-        dg.AssetCheckSpec(name, asset="eval_dataset", description=_CHECK_DESCRIPTIONS[name], blocking=True)
+        dg.AssetCheckSpec(name, asset="eval_dataset", description=_CHECK_DESCRIPTIONS[name], blocking=True,
+                          partitions_def=dataset_versions)
         for name in CHECKS
-    ] + [dg.AssetCheckSpec(NOT_CONTAMINATED, asset="eval_dataset",
-                           description="The dataset version has not been marked contaminated.")],
+    ] + [dg.AssetCheckSpec(NOT_CONTAMINATED, asset="eval_dataset", partitions_def=dataset_versions,
+                           description="The dataset version has not been marked contaminated (re-evaluated by the "
+                                       "incident sensor when it is).")],
 )
 def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
     """A versioned, content-hashed eval dataset, checked with the same Great Expectations suite that

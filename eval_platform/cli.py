@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -209,7 +210,8 @@ def cmd_recompute(args) -> None:
     if request is None:
         print("nothing to recompute")
         return
-    print(f"queued {len(queued)} run(s); the recompute sensor launches a Dagster backfill of {', '.join(request.partitions)}")
+    print(f"queued {len(queued)} run(s); the recompute sensor launches a Dagster backfill of the eval cells "
+          f"(dataset|model) {', '.join(request.partitions)}")
     _print_table([run_to_dict(r) for r in queued], ["run_id", "model", "dataset", "suite", "status"])
 
 
@@ -221,17 +223,52 @@ def cmd_gate_override(args) -> None:
     _emit(args, to_dict(record), columns=["id", "model_name", "model_version", "overridden_decision", "approver", "reason"])
 
 
+def _dagster_links(platform, run) -> dict:
+    """Where the run is in the Dagster UI (``EVAL_PLATFORM_DAGSTER_URL``, default ``make dev``'s address): its
+    eval cell's partition, the gate's partition, its Dagster run, and the backfill page when a recompute
+    request launched it."""
+    from urllib.parse import quote
+
+    from eval_platform.incidents import BACKFILL
+    from eval_platform.keys import cell_name
+    from sqlalchemy import select
+
+    from eval_platform.registry import DagsterRequest
+
+    base = os.environ.get("EVAL_PLATFORM_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/")
+    cell = cell_name(run.model_key, run.dataset_key)
+    links = {"eval_cell": cell,
+             "cell_url": f"{base}/assets/metric_table?view=partitions&partition={quote(cell, safe='')}",
+             "gate_url": f"{base}/assets/gate_decision?view=partitions&partition={quote(run.model_key, safe='')}",
+             "run_url": f"{base}/runs/{run.dagster_run_id}" if run.dagster_run_id else None, "recompute_request": None}
+    if run.launch_key:
+        with platform.registry.session() as session:
+            request = session.scalar(select(DagsterRequest).where(DagsterRequest.kind == BACKFILL,
+                                                                   DagsterRequest.launch_key == run.launch_key))
+        if request is not None:
+            links["recompute_request"] = {"id": request.id, "reason": request.reason, "backfills_url": f"{base}/overview/backfills"}
+    return links
+
+
 def cmd_runs_lineage(args) -> None:
     platform = _platform(args)
     run = platform.run(args.run_id)
+    links = _dagster_links(platform, run)
     payload = {"run_id": run.run_id, "status": run.status, "dagster_run_id": run.dagster_run_id,
                "predictions": run.predictions_hash, "metric_table": run.metrics_hash,
-               "baseline_run_id": run.baseline_run_id, **(run.lineage or {})}
+               "baseline_run_id": run.baseline_run_id, **(run.lineage or {}), "dagster": links}
     if args.json:
         _emit(args, payload)
         return
     lineage = run.lineage or {}
     print(f"eval run {run.run_id} ({run.status}), Dagster run {run.dagster_run_id or '-'}")
+    print(f"  eval cell  {links['eval_cell']}  {links['cell_url']}")
+    print(f"  gate       {links['gate_url']}")
+    if links["run_url"]:
+        print(f"  Dagster    {links['run_url']}")
+    if links["recompute_request"]:
+        print(f"  recompute  request {links['recompute_request']['id']} ({links['recompute_request']['reason']}): "
+              f"its backfill at {links['recompute_request']['backfills_url']}")
     if not lineage:
         print("  no lineage recorded yet (the run has not produced predictions)")
         return

@@ -2,8 +2,8 @@
 
 * Metric code bug: :func:`mark_metric_buggy` freezes every gate that used the metric version
   (``no_decision``, frozen) and lists the affected runs; :func:`request_recompute` queues those runs
-  again with the fixed metric version and asks the orchestrator for a backfill of exactly the affected
-  model-version partitions, after which the gates decide again.
+  again with the fixed metric version and asks the orchestrator for a backfill of exactly the eval cells
+  (model version x dataset version) they are recomputed in, after which the gates decide again.
 * Dataset contamination: :func:`invalidate_dataset` marks the version contaminated (deprecated: no new
   run may use it), marks every run that used it invalid and turns their gates into ``no_decision``; an
   online experiment's analyses that read it become invalid and a re-analysis without it is queued.
@@ -23,8 +23,9 @@ from sqlalchemy import select
 from eval_platform import access
 from eval_platform.access import Principal
 from eval_platform.errors import Conflict, InvalidInput, NotFound
+from eval_platform.keys import cell_name
 from eval_platform.metrics.catalog import all_metrics, get_metric
-from eval_platform.platform import INVALID, SUCCEEDED, SUPERSEDED, EvalPlatform
+from eval_platform.platform import INVALID, QUEUED, SUCCEEDED, SUPERSEDED, EvalPlatform
 from eval_platform.registry import DagsterRequest, EvalRun, Incident, MetricSuite
 
 METRIC_BUG = "metric_bug"
@@ -158,19 +159,25 @@ def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, sui
         return platform.request_eval(model_key, dataset_key, suite_key, trigger="recompute", launch_key=launch_key)
 
 
-def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "rematerialization") -> None:
-    """What a rematerialization or a backfill started by hand in the Dagster UI recomputes: the model
-    version's current runs, each with the remedy of the incident that touched it, as ``evalp recompute
-    --affected-by`` would queue it: a run that used a metric version marked buggy on a suite version with
-    the newest fixed version, a run on a contaminated dataset version on the dataset's newest usable
-    version; the others on the same versions. Without a fix (no newer metric version, no clean dataset
-    version) the run is recomputed as it was and its gate stays ``no_decision``."""
+def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "rematerialization",
+                  dataset_key: str | None = None) -> None:
+    """What a rematerialization or a backfill started by hand in the Dagster UI recomputes: the current runs
+    of the model version's eval cell on ``dataset_key`` (all its runs without one), each with the remedy of
+    the incident that touched it, as ``evalp recompute --affected-by`` would queue it: a run that used a
+    metric version marked buggy on a suite version with the newest fixed version, a run on a contaminated
+    dataset version on the dataset's newest usable version; the others on the same versions. A remedy lands
+    in the cell of the versions it runs on: the clean dataset version's cell recomputes the runs its
+    contaminated predecessor invalidated, and the contaminated cell itself has nothing left to recompute.
+    Without a fix (no newer metric version, no clean dataset version) the run is recomputed as it was and
+    its gate stays ``no_decision``."""
     buggy = set(buggy_metrics(platform))
     for run in platform.runs(model_key):
         if run.status not in (SUCCEEDED, "failed", INVALID):
             continue
+        if dataset_key is not None and run.dataset_id != dataset_key.rpartition("@")[0]:
+            continue  # another dataset's cell
         suite = platform.suite(run.suite_key)
-        suite_key, dataset_key = run.suite_key, run.dataset_key
+        suite_key, remedy_dataset = run.suite_key, run.dataset_key
         try:
             bad = sorted(suite_metric_keys(suite) & buggy)
             if bad:
@@ -179,16 +186,18 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
                 definition["metrics"] = [dict(m, metric=fixes.get(m["metric"], m["metric"])) for m in definition["metrics"]]
                 suite_key = platform.register_suite(definition).record.key
             if platform.dataset(run.dataset_key).status != "active":
-                dataset_key = platform.latest_dataset(run.dataset_id).key
+                remedy_dataset = platform.latest_dataset(run.dataset_id).key
         except (Conflict, NotFound):
             continue  # nothing to remedy it with: recomputed as it is below, the gate stays frozen
-        if (suite_key, dataset_key) == (run.suite_key, run.dataset_key):
+        if (suite_key, remedy_dataset) == (run.suite_key, run.dataset_key):
             continue
-        replacement = _recompute_one(platform, run.model_key, dataset_key, suite_key, run.requested_baseline, launch_key=None)
+        if dataset_key is not None and remedy_dataset != dataset_key:
+            continue  # its remedy is another cell's (the clean version's) to recompute
+        replacement = _recompute_one(platform, run.model_key, remedy_dataset, suite_key, run.requested_baseline, launch_key=None)
         platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
-            f"recomputed ({trigger}) on {dataset_key} with {suite_key} as {replacement.run_id}; it was {run.status}: "
+            f"recomputed ({trigger}) on {remedy_dataset} with {suite_key} as {replacement.run_id}; it was {run.status}: "
             f"{run.status_reason or ''}")[:2000])
-    platform.requeue_model_version(model_key, trigger=trigger)
+    platform.requeue_model_version(model_key, trigger=trigger, dataset_key=dataset_key)
 
 
 def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
@@ -237,7 +246,8 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
             if run.status == INVALID:  # the gate is decided from the recomputation; the invalid run stays in the history
                 platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
                     f"recomputed on {replacement.key} as {recomputed.run_id}; it was invalid: {run.status_reason or ''}")[:2000])
-    partitions = sorted({run.model_key for run in queued})
+    # the eval cells recomputed: where a replacement waits (a live run found in its place is already evaluated)
+    partitions = sorted({cell_name(run.model_key, run.dataset_key) for run in queued if run.status == QUEUED})
     if not partitions:
         return queued, None
     with platform.registry.session() as session:

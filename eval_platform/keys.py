@@ -43,3 +43,22 @@ def validate_id(value: Any, field: str) -> str:
 
 
 __all__ = ["GRAMMAR", "ID_MAX_LENGTH", "ID_OR_KEY_PATTERN", "ID_PATTERN", "KEY_PATTERN", "is_valid_id", "validate_id"]
+
+
+#: Joins the two keys of an eval cell (one model version on one dataset version). Never part of an id or a
+#: key, so a cell's name splits back unambiguously; it is also the orchestrator's separator of a
+#: two-dimensional partition key (Dagster's ``MultiPartitionKey``: dimensions in name order, dataset first).
+CELL_SEPARATOR = "|"
+
+
+def cell_name(model_key: str, dataset_key: str) -> str:
+    """The eval cell of ``model_key`` on ``dataset_key``: ``DATASET@V|MODEL@V``."""
+    return f"{dataset_key}{CELL_SEPARATOR}{model_key}"
+
+
+def split_cell_name(cell: str) -> tuple[str, str]:
+    """``(model_key, dataset_key)`` of a cell's name."""
+    dataset_key, sep, model_key = cell.partition(CELL_SEPARATOR)
+    if not sep:
+        raise InvalidInput("cell", f"{cell!r} is not an eval cell (DATASET@V{CELL_SEPARATOR}MODEL@V)")
+    return model_key, dataset_key

@@ -83,10 +83,11 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Launch:
-    """One orchestrator launch to make: the queued rows of one model version."""
+    """One orchestrator launch to make: the queued rows of one eval cell (a model version on a dataset version)."""
 
     key: str  # unique per attempt: the run key and a tag on the launched run (and on its retries)
     model_key: str
+    dataset_key: str
     run_ids: tuple[str, ...]
     attempt: int  # the highest launch attempt among its rows
 
@@ -154,7 +155,7 @@ def reconcile(platform: EvalPlatform, observe_launch: Callable[[str], LaunchObse
     * running rows whose orchestrator run has ended without finishing them are requeued or failed;
     * queued rows whose launch ended (or never reached the orchestrator within the grace period) are
       requeued after a backoff, or failed when their attempts are spent;
-    * queued rows that are due (never launched, or past their backoff) get one new launch per model version.
+    * queued rows that are due (never launched, or past their backoff) get one new launch per eval cell.
     """
     policy, now = policy or RetryPolicy.from_env(), now or utcnow()
     outcome = Reconciliation()
@@ -163,7 +164,7 @@ def reconcile(platform: EvalPlatform, observe_launch: Callable[[str], LaunchObse
     with platform.registry.session() as session:
         unfinished = list(session.scalars(select(EvalRun).where(EvalRun.status.in_((QUEUED, RUNNING)))
                                           .order_by(EvalRun.requested_at, EvalRun.run_id).with_for_update()))
-        due: dict[str, list[EvalRun]] = {}
+        due: dict[tuple[str, str], list[EvalRun]] = {}
         for run in unfinished:
             if run.status == RUNNING:
                 if not run.dagster_run_id:
@@ -197,13 +198,13 @@ def reconcile(platform: EvalPlatform, observe_launch: Callable[[str], LaunchObse
             if next_at is not None and next_at > now:
                 outcome.waiting.append(run.run_id)
                 continue
-            due.setdefault(run.model_key, []).append(run)
-        for model_key, runs in sorted(due.items()):
+            due.setdefault((run.model_key, run.dataset_key), []).append(run)
+        for (model_key, dataset_key), runs in sorted(due.items()):
             key = new_launch_key()
             for run in runs:
                 run.launch_attempts = (run.launch_attempts or 0) + 1
                 run.launch_key, run.launched_at, run.next_launch_at = key, now, None
-            outcome.launches.append(Launch(key=key, model_key=model_key, run_ids=tuple(r.run_id for r in runs),
+            outcome.launches.append(Launch(key=key, model_key=model_key, dataset_key=dataset_key, run_ids=tuple(r.run_id for r in runs),
                                            attempt=max(r.launch_attempts for r in runs)))
     return outcome
 

@@ -514,13 +514,14 @@ class EvalPlatform:
             EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
             EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1)), False
 
-    def requeue_model_version(self, model_key: str, trigger: str) -> list[EvalRun]:
-        """Recompute every current run of a model version (a rematerialization from the Dagster UI)."""
+    def requeue_model_version(self, model_key: str, trigger: str, dataset_key: str | None = None) -> list[EvalRun]:
+        """Recompute every current run of a model version, or of its eval cell on ``dataset_key`` (a
+        rematerialization from the Dagster UI)."""
         model = self.model(model_key)
         with self.registry.session() as session:
             current = list(session.scalars(select(EvalRun).where(
                 EvalRun.model_name == model.name, EvalRun.model_version == model.version,
-                EvalRun.status.in_((SUCCEEDED, FAILED)))))
+                *_on_dataset(dataset_key), EvalRun.status.in_((SUCCEEDED, FAILED)))))
             runs = []
             for run in current:
                 dataset = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == run.dataset_id,
@@ -534,7 +535,7 @@ class EvalPlatform:
                 new = self._queue_run(session, model, dataset, suite, trigger, baseline=run.requested_baseline)
                 if new is not None:
                     runs.append(new)
-            if not current:
+            if not current and dataset_key is None:
                 runs = self._queue_plan(session, model, trigger)
         return runs
 
@@ -563,8 +564,9 @@ class EvalPlatform:
         return grouped
 
     def claim_runs(self, model_key: str, dagster_run_id: str, requested: bool,
-                   previous_run_ids: Sequence[str] = ()) -> list[EvalRun]:
-        """The eval runs a Dagster run works on for one model version.
+                   previous_run_ids: Sequence[str] = (), dataset_key: str | None = None) -> list[EvalRun]:
+        """The eval runs a Dagster run works on for one model version, or for one eval cell of it (its runs
+        on ``dataset_key``).
 
         Runs already claimed by this Dagster run, or by an earlier run of its retry chain
         (``previous_run_ids``: the orchestrator re-executed a run whose worker died), are returned as they
@@ -574,14 +576,15 @@ class EvalPlatform:
         """
         name, version = split_key(model_key, "model")
         self.model(model_key)
-        mine = self.runs_of_dagster_run(dagster_run_id, model_key, previous_run_ids)
+        mine = self.runs_of_dagster_run(dagster_run_id, model_key, previous_run_ids, dataset_key=dataset_key)
         if mine:
             return mine
         if not requested:
-            self.requeue_model_version(model_key, trigger="rematerialization")
+            self.requeue_model_version(model_key, trigger="rematerialization", dataset_key=dataset_key)
         with self.registry.session() as session:
             claimed = list(session.scalars(
-                select(EvalRun).where(EvalRun.model_name == name, EvalRun.model_version == version, EvalRun.status == QUEUED)
+                select(EvalRun).where(EvalRun.model_name == name, EvalRun.model_version == version,
+                                      *_on_dataset(dataset_key), EvalRun.status == QUEUED)
                 .order_by(EvalRun.requested_at).with_for_update()))
             for run in claimed:
                 run.status, run.dagster_run_id, run.started_at = RUNNING, dagster_run_id, _now()
@@ -589,12 +592,13 @@ class EvalPlatform:
                 run.next_launch_at, run.status_reason = None, None
         return claimed
 
-    def runs_of_dagster_run(self, dagster_run_id: str, model_key: str, previous_run_ids: Sequence[str] = ()) -> list[EvalRun]:
-        """The eval runs of one model version a Dagster run works on; running rows of an earlier run of its
-        retry chain are taken over by it."""
+    def runs_of_dagster_run(self, dagster_run_id: str, model_key: str, previous_run_ids: Sequence[str] = (),
+                            dataset_key: str | None = None) -> list[EvalRun]:
+        """The eval runs of one model version (or of its eval cell on ``dataset_key``) a Dagster run works on;
+        running rows of an earlier run of its retry chain are taken over by it."""
         name, version = split_key(model_key, "model")
         with self.registry.session() as session:
-            of_model = (EvalRun.model_name == name, EvalRun.model_version == version)
+            of_model = (EvalRun.model_name == name, EvalRun.model_version == version, *_on_dataset(dataset_key))
             earlier = [run_id for run_id in previous_run_ids if run_id and run_id != dagster_run_id]
             if earlier:
                 for run in session.scalars(select(EvalRun).where(*of_model, EvalRun.status == RUNNING,
@@ -673,6 +677,14 @@ class EvalPlatform:
                                promoted_by=promoted_by, reason=reason)
             session.add(record)
         return record
+
+
+def _on_dataset(dataset_key: str | None) -> tuple:
+    """The where-clauses of an eval cell's dataset version (none without one: the whole model version)."""
+    if dataset_key is None:
+        return ()
+    dataset_id, version = split_key(dataset_key, "dataset")
+    return (EvalRun.dataset_id == dataset_id, EvalRun.dataset_version == version)
 
 
 def _now():

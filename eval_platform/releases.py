@@ -168,3 +168,30 @@ def mark_done(platform: EvalPlatform, request_id: int, dagster_run_id: str) -> N
 def request(platform: EvalPlatform, request_id: int) -> DagsterRequest | None:
     with platform.registry.session() as session:
         return session.get(DagsterRequest, request_id)
+
+
+@dataclass(frozen=True)
+class GateChanges:
+    """Model versions whose effective offline decision may have changed since the last look."""
+
+    decided: tuple[str, ...]  # a new decision record (an eval finished, an incident, a failure)
+    overridden: tuple[str, ...]  # an approver's override of the current decision
+    last_decision_id: int
+    last_override_id: int
+
+
+def gate_changes(platform: EvalPlatform, after_decision_id: int, after_override_id: int) -> GateChanges:
+    """What changed after the given record ids: one indexed range read on each table (ids only grow)."""
+    with platform.registry.session() as session:
+        decided = list(session.execute(select(GateDecisionRecord.id, GateDecisionRecord.model_name, GateDecisionRecord.model_version)
+                                       .where(GateDecisionRecord.id > after_decision_id, GateDecisionRecord.scope == "model_version")
+                                       .order_by(GateDecisionRecord.id)))
+        last_decision = session.scalar(select(GateDecisionRecord.id).order_by(GateDecisionRecord.id.desc()).limit(1)) or 0
+        overridden = list(session.execute(select(GateOverride.id, GateOverride.model_name, GateOverride.model_version)
+                                          .join(GateDecisionRecord, GateDecisionRecord.id == GateOverride.gate_decision_id)
+                                          .where(GateOverride.id > after_override_id, GateDecisionRecord.scope == "model_version")
+                                          .order_by(GateOverride.id)))
+        last_override = session.scalar(select(GateOverride.id).order_by(GateOverride.id.desc()).limit(1)) or 0
+    return GateChanges(tuple(dict.fromkeys(f"{name}@{version}" for _, name, version in decided)),
+                       tuple(dict.fromkeys(f"{name}@{version}" for _, name, version in overridden)),
+                       max(after_decision_id, last_decision), max(after_override_id, last_override))

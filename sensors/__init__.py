@@ -1,7 +1,9 @@
 """Sensors: the bridge from registry requests to Dagster runs, backfills and asset-check results."""
 
+from sensors.gates import gate_sensor
 from sensors.incidents import incident_sensor, promotion_request_sensor, recompute_request_sensor
+from sensors.migrations import partition_migration_sensor
 from sensors.requests import dataset_version_sensor, eval_request_sensor, eval_run_failure_sensor
 
-__all__ = ["dataset_version_sensor", "eval_request_sensor", "eval_run_failure_sensor", "incident_sensor",
-           "promotion_request_sensor", "recompute_request_sensor"]
+__all__ = ["dataset_version_sensor", "eval_request_sensor", "eval_run_failure_sensor", "gate_sensor", "incident_sensor",
+           "partition_migration_sensor", "promotion_request_sensor", "recompute_request_sensor"]

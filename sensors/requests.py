@@ -11,14 +11,16 @@ validation whose run died.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from assets import REQUESTED_TAG, dataset_versions, model_versions
+from assets.partitions import cell_key
 from eval_platform import launches, runner
-from jobs import evaluate_model_version, validate_dataset_version
+from jobs import evaluate_eval_cell, validate_dataset_version
 from resources import EvalPlatformResource
 from sensors.instance import sensor_instance, sensor_platform
 from sensors.launch_state import LAUNCH_TAG, failure_cause, observe_dagster_run, observe_launch, retry_chain
@@ -32,32 +34,38 @@ BACKGROUND_SENSOR_INTERVAL_SECONDS = 15
 DATASET_TAG = "eval_platform/dataset_version"
 
 
-@dg.sensor(job=evaluate_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+@dg.sensor(job=evaluate_eval_cell, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def eval_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Launch the evaluation of every model version with due queued eval runs; retry or fail the rows of
-    launches that ended without evaluating them."""
+    """Launch the evaluation of every eval cell (model version x dataset version) with due queued eval runs;
+    retry or fail the rows of launches that ended without evaluating them."""
     service = sensor_platform(context)
     policy = launches.RetryPolicy.from_env()
     instance = sensor_instance(context)
     known = set(instance.get_dynamic_partitions(model_versions.name))
     new_partitions = [model.key for model in service.models() if model.key not in known]
+    known_datasets = set(instance.get_dynamic_partitions(dataset_versions.name))
     outcome = launches.reconcile(service, lambda key: observe_launch(instance, key, policy),
                                  lambda run_id: observe_dagster_run(instance, run_id, policy), policy)
     for model_key in sorted(outcome.models_to_decide):
         runner.decide_model_version(service, model_key)  # no_decision while retrying, or with the failure's cause
     requests = [
-        dg.RunRequest(run_key=f"eval:{launch.model_key}:{launch.key}", partition_key=launch.model_key,
-                      tags={REQUESTED_TAG: "true", "eval_platform/model": launch.model_key, LAUNCH_TAG: launch.key,
+        dg.RunRequest(run_key=f"eval:{launch.model_key}:{launch.dataset_key}:{launch.key}",
+                      partition_key=cell_key(launch.model_key, launch.dataset_key),
+                      tags={REQUESTED_TAG: "true", "eval_platform/model": launch.model_key,
+                            "eval_platform/dataset": launch.dataset_key, LAUNCH_TAG: launch.key,
                             "eval_platform/launch_attempt": str(launch.attempt)})
         for launch in outcome.launches
     ]
+    # a cell's dataset version is normally added by the dataset sensor; a launch may come first
+    new_datasets = sorted({launch.dataset_key for launch in outcome.launches} - known_datasets)
     if outcome.retrying or outcome.failed:
         context.log.info(f"requeued {len(outcome.retrying)} eval run(s) after a failed launch, failed "
                          f"{len(outcome.failed)} whose attempts were spent: {outcome.failed}")
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[model_versions.build_add_request(new_partitions)] if new_partitions else [],
+        dynamic_partitions_requests=([model_versions.build_add_request(new_partitions)] if new_partitions else [])
+        + ([dataset_versions.build_add_request(new_datasets)] if new_datasets else []),
         skip_reason=None if requests or new_partitions else (
             f"{len(outcome.waiting)} eval run(s) in progress or backing off" if outcome.waiting else "no queued eval runs"),
     )
@@ -73,14 +81,24 @@ def dataset_version_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     """Add a partition for each new dataset version and materialize it (running its checks); relaunch a
     validation whose runs all ended failed or canceled, up to the retry policy's attempts.
 
-    The cursor is the update time of the last ended validation run looked at, so a tick reads only the
-    validation runs that ended since."""
+    The cursor is the last dataset record validated and the update time of the last ended validation run
+    looked at, so a tick reads only the versions registered and the validation runs that ended since."""
     instance = sensor_instance(context)
     policy = launches.RetryPolicy.from_env()
     known = set(instance.get_dynamic_partitions(dataset_versions.name))
-    new = [record.key for record in sensor_platform(context).datasets() if record.key not in known]
+    # cursor: the last registry id validated, and the update time of the last ended validation run looked at.
+    # (A partition may exist before its validation: the eval-request sensor adds a cell's dataset version too.)
+    if not context.cursor:
+        state = {"ended": 0.0, "validated": 0}
+    elif context.cursor.startswith("{"):
+        state = json.loads(context.cursor)
+    else:  # a cursor of before eval cells, the time alone: the versions without a partition are the new ones, once
+        state = {"ended": float(context.cursor), "validated": None}
+    records = sensor_platform(context).datasets()
+    validated = state["validated"]
+    new = [record.key for record in records if (record.key not in known if validated is None else record.id > validated)]
     requests = [dg.RunRequest(run_key=f"dataset:{key}", partition_key=key, tags={DATASET_TAG: key}) for key in new]
-    cursor = float(context.cursor or 0)
+    cursor = float(state["ended"] or 0)
     ended = instance.get_run_records(dg.RunsFilter(
         job_name=validate_dataset_version.name, statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
         updated_after=datetime.fromtimestamp(cursor, tz=timezone.utc) if cursor else None))
@@ -100,9 +118,11 @@ def dataset_version_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
                                 f"{failure_cause(instance, run)}")
             continue
         requests.append(dg.RunRequest(run_key=f"dataset:{key}:{len(attempts) + 1}", partition_key=key, tags={DATASET_TAG: key}))
+    to_add = [key for key in new if key not in known]
     return dg.SensorResult(
-        run_requests=requests, cursor=str(newest),
-        dynamic_partitions_requests=[dataset_versions.build_add_request(new)] if new else [],
+        run_requests=requests,
+        cursor=json.dumps({"ended": newest, "validated": max([record.id for record in records], default=validated or 0)}),
+        dynamic_partitions_requests=[dataset_versions.build_add_request(to_add)] if to_add else [],
         skip_reason=None if requests else "no new dataset versions",
     )
 

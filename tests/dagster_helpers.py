@@ -35,7 +35,7 @@ def execute(job_name: str, instance, service, partition_key: str, tags=None, rai
                                   resources=resources(service), raise_on_error=raise_on_error)
 
 
-def run_requests(sensor, instance, service, job_name="evaluate_model_version"):
+def run_requests(sensor, instance, service, job_name="evaluate_eval_cell"):
     """Tick the sensor and execute every run it requests; returns the requests."""
     requests = tick(sensor, instance, service).run_requests
     for request in requests:

@@ -9,7 +9,7 @@ import definitions
 from assets import REQUESTED_TAG, dataset_versions, model_versions
 from eval_platform.platform import EvalPlatform
 from eval_platform.validation import CHECKS
-from jobs import evaluate_model_version, validate_dataset_version
+from jobs import decide_gate, evaluate_eval_cell, validate_dataset_version
 from sensors import dataset_version_sensor, eval_request_sensor
 from tests.conftest import ROOT
 from tests.dagster_helpers import execute, resources, tick
@@ -58,16 +58,17 @@ def test_sensor_turns_registrations_into_runs(installation, model_files):
         assert _tick(eval_request_sensor, instance, installation).run_requests == []
         installation.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
         first = _tick(eval_request_sensor, instance, installation)
-        assert [r.partition_key for r in first.run_requests] == ["detector@1"]
+        assert [r.partition_key for r in first.run_requests] == ["bc@1|detector@1"]  # the eval cell: dataset|model
         assert first.run_requests[0].tags[REQUESTED_TAG] == "true"
         assert instance.get_dynamic_partitions(model_versions.name) == ["detector@1"]
         again = _tick(eval_request_sensor, instance, installation)
         assert again.run_requests == []  # the launch is recorded on the queued rows: no second run while it is pending
 
+        # the eval cell's dataset version got its partition with the launch; it is validated all the same
+        assert instance.get_dynamic_partitions(dataset_versions.name) == ["bc@1"]
         datasets = _tick(dataset_version_sensor, instance, installation)
         assert [r.partition_key for r in datasets.run_requests] == ["bc@1"]
-        assert instance.get_dynamic_partitions(dataset_versions.name) == ["bc@1"]
-        assert _tick(dataset_version_sensor, instance, installation).run_requests == []
+        assert tick(dataset_version_sensor, instance, installation, cursor=datasets.cursor).run_requests == []
 
 
 def test_end_to_end_from_registration_to_gate(installation, model_files):
@@ -78,7 +79,7 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
             checks = result.get_asset_check_evaluations()
             assert len(checks) == len(CHECKS) + 1 and all(c.passed for c in checks)  # + not_contaminated
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
-        assert _execute(evaluate_model_version, instance, installation, request).success
+        assert _execute(evaluate_eval_cell, instance, installation, request).success
 
         run = installation.runs("detector@1")[0]
         assert run.status == "succeeded" and run.dagster_run_id
@@ -87,10 +88,18 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
         assert run.lineage["model"]["file_hash"] == installation.model("detector@1").file_hash
         assert run.lineage["metrics"]["roc_auc"] == "roc_auc@1"
         assert installation.gate_decision("detector@1").decision == "pass"
-        for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision"):
-            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"detector@1"}
+        for asset in ("predictions", "judgments", "metric_table", "comparison"):
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {"bc@1|detector@1"}
+        assert instance.get_run_by_id(run.dagster_run_id).tags["eval_platform/decision"] == "pass"
+        gate = execute(decide_gate.name, instance, installation, "detector@1")
+        assert gate.success and gate.dagster_run.tags["eval_platform/decision"] == "pass"
         event = instance.get_latest_materialization_event(dg.AssetKey("gate_decision"))
         assert event.asset_materialization.metadata["decision"].value == "pass"
+        assert event.asset_materialization.metadata["passes"].value == 1.0
+        # the gate's lineage is the model version's runs, readable as a table
+        assert run.run_id in event.asset_materialization.metadata["inputs"].value
+        table = instance.get_latest_materialization_event(dg.AssetKey("metric_table")).asset_materialization
+        assert isinstance(table.metadata["breast-cancer-release/roc_auc"].value, float)  # plotted across versions
         plot = installation.store.get_blob("plots", run.results["artifacts"]["curves_png"], ".png")
         assert plot.startswith(b"\x89PNG")
         table = instance.get_latest_materialization_event(dg.AssetKey("metric_table")).asset_materialization
@@ -100,8 +109,8 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
         installation.promote("detector@1", promoted_by="tester")
         installation.register_model("detector", model_files["gradient_boosting"])
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
-        assert request.partition_key == "detector@2"
-        assert _execute(evaluate_model_version, instance, installation, request).success
+        assert request.partition_key == "bc@1|detector@2"
+        assert _execute(evaluate_eval_cell, instance, installation, request).success
         candidate = installation.runs("detector@2")[0]
         assert candidate.comparison["baseline_state"] == "ok"
         assert candidate.comparison["baseline_run_id"] == run.run_id
@@ -114,10 +123,10 @@ def test_rematerializing_from_the_ui_recomputes_without_new_inference(installati
     with dg.instance_for_test() as instance:
         installation.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
-        assert _execute(evaluate_model_version, instance, installation, request).success
+        assert _execute(evaluate_eval_cell, instance, installation, request).success
         first = installation.runs("detector@1")[0]
         # a run launched by hand (no sensor tag), as from the Dagster UI or a backfill
-        manual = _execute(evaluate_model_version, instance, installation, dg.RunRequest(partition_key="detector@1", tags={}))
+        manual = _execute(evaluate_eval_cell, instance, installation, dg.RunRequest(partition_key="bc@1|detector@1", tags={}))
         assert manual.success
         runs = installation.runs("detector@1")
         assert [r.status for r in runs] == ["superseded", "succeeded"]
@@ -134,7 +143,7 @@ def test_a_failing_step_fails_its_eval_runs_and_the_gate_does_not_pass(installat
         installation.register_model("detector", model_path, eval_plan=PLAN)
         model_path.write_bytes(model_files["gradient_boosting"].read_bytes())  # swapped after registration
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
-        result = _execute(evaluate_model_version, instance, installation, request, raise_on_error=False)
+        result = _execute(evaluate_eval_cell, instance, installation, request, raise_on_error=False)
         assert not result.success
         run = installation.runs("detector@1")[0]
         assert run.status == "failed" and "changed after registration" in run.status_reason
@@ -155,8 +164,8 @@ def test_dagster_postgres_instance_from_the_shipped_config(installation, model_f
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         installation.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
-        assert _execute(evaluate_model_version, instance, installation, request).success
-        assert instance.get_materialized_partitions(dg.AssetKey("gate_decision")) == {"detector@1"}
+        assert _execute(evaluate_eval_cell, instance, installation, request).success
+        assert instance.get_materialized_partitions(dg.AssetKey("metric_table")) == {"bc@1|detector@1"}
     assert installation.gate_decision("detector@1").decision == "pass"
 
 

@@ -10,7 +10,8 @@ from eval_platform.metrics import classification as clf
 from eval_platform.metrics.base import MetricDefinition, Param
 from eval_platform.metrics.catalog import all_metrics, register_metric
 from eval_platform.platform import EvalPlatform
-from sensors import eval_request_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
+from jobs.checks import reports_of
+from sensors import eval_request_sensor, gate_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
 from tests.dagster_helpers import execute, run_requests, tick
 
 BINARY = frozenset({"binary_classification"})
@@ -34,6 +35,15 @@ def _register_test_metrics():
 
 
 _register_test_metrics()
+
+
+def execute_job(job_name, instance, service, request):
+    """Run an unpartitioned job's request (its run config) on the instance."""
+    import definitions
+    from tests.dagster_helpers import resources
+
+    return definitions.defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance, run_config=request.run_config, tags=request.tags, resources=resources(service))
 
 
 def toy_suite(metric="toy_auc@1", **gate):
@@ -72,21 +82,25 @@ def test_metric_bug_freezes_gates_and_recompute_backfills_only_affected_partitio
         assert "frozen: metric toy_auc@1 is marked buggy" in str(frozen.reasons)
         assert service.gate_decision("other@1").decision == "pass"  # untouched
 
-        shown = tick(incident_sensor, instance, service).asset_events
-        assert [(e.check_name, e.passed, e.metadata["partition"].value) for e in shown] == [("inputs_valid", False, "detector@1")]
+        [shown] = tick(incident_sensor, instance, service).run_requests
+        # the check of exactly the cell whose run used the buggy metric, reported by a run
+        assert [(r.check, r.passed, r.partition) for r in reports_of(shown)] == [("inputs_valid", False, "bc@1|detector@1")]
+        reported = execute_job("report_check_results", instance, service, shown)
+        assert [(e.check_name, e.partition, e.passed) for e in reported.get_asset_check_evaluations()] == [
+            ("inputs_valid", "bc@1|detector@1", False)]
 
         queued, request = incidents.request_recompute(service, "toy_auc@1", requested_by="ops")
-        assert request.partitions == ["detector@1"]
+        assert request.partitions == ["bc@1|detector@1"]
         assert [r.suite_key for r in queued] == ["toy-release@2"]
         ticked = tick(recompute_request_sensor, instance, service)
         backfill = ticked.run_requests
         assert len(backfill) == 1
         subset = backfill[0].asset_graph_subset
         assert {(k.asset_key.to_user_string(), k.partition_key) for k in subset.iterate_asset_partitions()} == {
-            (asset, "detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision")}
+            (asset, "bc@1|detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison")}
         assert tick(recompute_request_sensor, instance, service, cursor=ticked.cursor).run_requests == []  # launched once
         # the backfill's run for the partition, with the backfill's tags
-        assert execute("evaluate_model_version", instance, service, "detector@1", backfill[0].tags).success
+        assert execute("evaluate_eval_cell", instance, service, "bc@1|detector@1", backfill[0].tags).success
 
         runs = service.runs("detector@1")
         assert [(r.suite_key, r.status) for r in runs] == [("toy-release@1", "superseded"), ("toy-release@2", "succeeded")]
@@ -119,10 +133,10 @@ def test_contamination_invalidates_exactly_its_dependent_runs(service, model_fil
         assert service.gate_decision("holdout-model@1").decision == "pass"
         with pytest.raises(Conflict, match="contaminated"):
             service.request_eval("detector@1", "bc@1", "breast-cancer-release", recompute=True)
-        shown = tick(incident_sensor, instance, service).asset_events
-        assert sorted((e.check_name, e.metadata["partition"].value) for e in shown) == [
-            ("inputs_valid", "detector@1"), ("not_contaminated", "bc@1")]
-        assert tick(incident_sensor, instance, service, cursor="2").asset_events == []
+        [shown] = tick(incident_sensor, instance, service).run_requests
+        assert sorted((r.check, r.partition) for r in reports_of(shown)) == [
+            ("inputs_valid", "bc@1|detector@1"), ("not_contaminated", "bc@1")]
+        assert tick(incident_sensor, instance, service, cursor="2").run_requests == []
         with pytest.raises(Conflict, match="already marked contaminated"):
             incidents.invalidate_dataset(service, "bc@1", reason="again", reported_by="ops")
 
@@ -152,6 +166,8 @@ def test_overrides_and_promotion_through_the_blocking_check(service, model_files
     service.register_suite(toy_suite())  # the buggy metric makes this model fail
     service.register_model("detector", model_files["logistic_regression"], eval_plan=[("bc", "toy-release")])
     with dg.instance_for_test() as instance:
+        first = tick(gate_sensor, instance, service)  # the gate sensor's first tick: nothing decided yet
+        assert first.asset_events == [] and first.run_requests == []
         run_requests(eval_request_sensor, instance, service)
         assert service.gate_decision("detector@1").decision == "fail"
         with pytest.raises(Conflict, match=r"release fail \(offline gate fail, online gate not_required\)"):
@@ -165,7 +181,17 @@ def test_overrides_and_promotion_through_the_blocking_check(service, model_files
             releases.override_gate(service, "detector@1", approver="mallory", reason="ship it")
         with pytest.raises(InvalidInput, match="written reason"):
             releases.override_gate(service, "detector@1", approver="rita", reason=" ")
+        before = tick(gate_sensor, instance, service, cursor=first.cursor)
+        assert [r.partition_key for r in before.run_requests] == ["detector@1"]  # the gate's partition: fail, a result
+        assert before.run_requests[0].tags["eval_platform/decision"] == "fail"
+        gate = execute("decide_gate", instance, service, "detector@1", before.run_requests[0].tags)
+        assert gate.success and [(c.check_name, c.passed) for c in gate.get_asset_check_evaluations()] == [("gate_status", False)]
         override = releases.override_gate(service, "detector@1", approver="rita", reason="AUC bug, see INC-42")
+        # the override is shown at once: the gate's status check turns green, without a run
+        [after] = tick(gate_sensor, instance, service, cursor=before.cursor).run_requests
+        assert after.job_name == "report_check_results"  # no gate run: the decision did not change
+        assert [(r.check, r.partition, r.passed, r.metadata["effective_decision"]) for r in reports_of(after)] == [
+            ("gate_status", "detector@1", True, "overridden")]
         original = service.gate_decision("detector@1")
         assert original.decision == "fail" and override.overridden_decision == "fail"  # the decision stays as it was
         assert releases.override_counts(service) == {"toy-release@1": 1}

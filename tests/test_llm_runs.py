@@ -92,7 +92,7 @@ def test_over_budget_the_run_fails_and_the_gate_has_no_decision(service, server,
     service.register_model("qa-bot", candidate_file(tmp_path, model="kb-qa-v2"), kind="openai_chat", eval_plan=[("qa", "qa")])
     with dg.instance_for_test() as instance:
         request = tick(eval_request_sensor, instance, service).run_requests[0]
-        result = execute("evaluate_model_version", instance, service, request.partition_key, request.tags, raise_on_error=False)
+        result = execute("evaluate_eval_cell", instance, service, request.partition_key, request.tags, raise_on_error=False)
     assert not result.success
     run = service.runs("qa-bot@1")[0]
     assert run.status == "failed" and "budget" in run.status_reason
@@ -383,7 +383,7 @@ def test_the_judgments_asset_runs_judge_calls_in_its_own_step(service, server, t
     with dg.instance_for_test() as instance:
         request = tick(eval_request_sensor, instance, service).run_requests[0]
         local.reset_stats()
-        result = execute("evaluate_model_version", instance, service, request.partition_key, request.tags)
+        result = execute("evaluate_eval_cell", instance, service, request.partition_key, request.tags)
         assert result.success
         step = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("judgments")][0]
         metadata = step.materialization.metadata
@@ -396,7 +396,7 @@ def test_the_judgments_asset_runs_judge_calls_in_its_own_step(service, server, t
 
         service.request_eval("qa-bot@1", "qa", "qa", recompute=True)
         request = tick(eval_request_sensor, instance, service).run_requests[0]
-        again = execute("evaluate_model_version", instance, service, request.partition_key, request.tags)
+        again = execute("evaluate_eval_cell", instance, service, request.partition_key, request.tags)
         step = [e for e in again.get_asset_materialization_events() if e.asset_key == dg.AssetKey("judgments")][0]
         assert step.materialization.metadata["judge_calls"].value == 0
         assert step.materialization.metadata["judge_cache_hits"].value == 60
@@ -520,7 +520,7 @@ def test_a_run_whose_every_judge_or_candidate_call_failed_is_a_failed_run_with_t
     service.register_model("qa-bot", path, kind="openai_chat", eval_plan=[("qa", "qa")])
     with dg.instance_for_test() as instance:
         request = tick(eval_request_sensor, instance, service).run_requests[0]
-        result = execute("evaluate_model_version", instance, service, request.partition_key, request.tags, raise_on_error=False)
+        result = execute("evaluate_eval_cell", instance, service, request.partition_key, request.tags, raise_on_error=False)
     assert not result.success
     run = service.runs("qa-bot@1")[0]
     calls = 20 * 3 if down == "judge" else 20

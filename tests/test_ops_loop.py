@@ -46,7 +46,7 @@ def service(tmp_path, breast_cancer, release_suite, db_url, monkeypatch):
 
 
 def _launched(harness, status=None):
-    records = harness.run_records(job_name="evaluate_model_version", **({"statuses": [status]} if status else {}))
+    records = harness.run_records(job_name="evaluate_eval_cell", **({"statuses": [status]} if status else {}))
     return sorted(records, key=lambda record: record.create_timestamp)
 
 
@@ -63,8 +63,15 @@ def test_registration_to_gate_through_the_sensor_daemon(service, model_files):
         assert record.dagster_run.tags[LAUNCH_TAG] == run.launch_key
         assert service.gate_decision("detector@1").decision == "pass"
         assert harness.run_records(job_name="validate_dataset_version")[0].dagster_run.status == DagsterRunStatus.SUCCESS
-        harness.tick()
+        assert record.dagster_run.tags["dagster/partition"] == "bc@1|detector@1"
+        assert harness.instance.get_run_by_id(record.dagster_run.run_id).tags["eval_platform/decision"] == "pass"
+        harness.tick()  # the gate sensor: the model version's cells are done, its gate is materialized
         assert len(_launched(harness)) == 1  # nothing left to launch: no second run
+        [gate] = harness.run_records(job_name="decide_gate")
+        assert gate.dagster_run.status == DagsterRunStatus.SUCCESS and gate.dagster_run.tags["eval_platform/decision"] == "pass"
+        assert harness.instance.get_materialized_partitions(dg.AssetKey("gate_decision")) == {"detector@1"}
+        harness.tick()
+        assert len(harness.run_records(job_name="decide_gate")) == 1  # decided once
 
 
 def test_recompute_is_one_backfill_of_exactly_the_affected_partitions(service, model_files, breast_cancer):
@@ -82,13 +89,14 @@ def test_recompute_is_one_backfill_of_exactly_the_affected_partitions(service, m
         service.register_dataset("bc", frame.iloc[1:], task_type="binary_classification", label_policy="human_reviewed",
                                  slice_columns=["tumour_size"])  # the clean version, bc@2
         queued, request = incidents.request_recompute(service, "bc@1", requested_by="ops")
-        assert [run.dataset_key for run in queued] == ["bc@2"] and request.partitions == ["detector@1"]
+        # the clean version's cell of each affected model version
+        assert [run.dataset_key for run in queued] == ["bc@2"] and request.partitions == ["bc@2|detector@1"]
         ticks = harness.tick()  # the recompute sensor's backfill passes Dagster's validation
         assert ticks["recompute_request_sensor"].status.value == "SUCCESS"
         [backfill] = harness.instance.get_backfills()
         subset = backfill.asset_backfill_data.target_subset
         assert {(key.asset_key.to_user_string(), key.partition_key) for key in subset.iterate_asset_partitions()} == {
-            (asset, "detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison", "gate_decision")}
+            (asset, "bc@2|detector@1") for asset in ("predictions", "judgments", "metric_table", "comparison")}
         assert len(_launched(harness)) == evaluations  # the eval-request sensor left the backfill's rows to it
 
         for _ in range(12):
@@ -100,6 +108,9 @@ def test_recompute_is_one_backfill_of_exactly_the_affected_partitions(service, m
         assert recomputed.run_id == queued[0].run_id and recomputed.status == "succeeded"
         assert recomputed.lineage["dataset"]["version"] == 2
         assert service.gate_decision("detector@1").decision == "pass"  # decided again, on the clean version
+        harness.tick()  # and its partition says so
+        gate = harness.instance.get_latest_materialization_event(dg.AssetKey("gate_decision")).asset_materialization
+        assert gate.partition == "detector@1" and gate.metadata["effective_decision"].value == "pass"
         assert [run.status for run in service.runs("other@1")] == ["succeeded"]  # untouched
 
 
@@ -199,13 +210,23 @@ def test_promotion_and_incident_sensors_through_the_daemon(service, model_files)
         [release] = harness.run_records(job_name="release_model_version")
         assert release.dagster_run.status == DagsterRunStatus.SUCCESS
 
+        # the release job checks the gate without rematerializing it: the evaluation's lineage stays
+        assert harness.instance.get_latest_materialization_event(AssetKey("gate_decision")).run_id != release.dagster_run.run_id
+
         incidents.invalidate_dataset(service, "bc@1", reason="labels leaked", reported_by="ops")
         harness.tick()
-        checks = {key.name: harness.instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
-                  for key in (dg.AssetCheckKey(AssetKey("eval_dataset"), "not_contaminated"),
-                              dg.AssetCheckKey(AssetKey("metric_table"), "inputs_valid"))}
-        assert {name: record.status.value for name, record in checks.items()} == {
-            "not_contaminated": "FAILED", "inputs_valid": "FAILED"}
+        storage = harness.instance.event_log_storage
+        checks = {(info.check_key.name, info.partition_key): info.latest_execution_status.value
+                  for info in storage.get_asset_check_partition_info(
+                      [dg.AssetCheckKey(AssetKey("eval_dataset"), "not_contaminated"),
+                       dg.AssetCheckKey(AssetKey("metric_table"), "inputs_valid")])}
+        assert checks == {("not_contaminated", "bc@1"): "FAILED", ("inputs_valid", "bc@1|detector@1"): "FAILED"}
+        # the gate of the promoted version turned no_decision: its partition and its status check say so
+        harness.tick()
+        gate = harness.instance.get_latest_materialization_event(AssetKey("gate_decision")).asset_materialization
+        assert gate.metadata["effective_decision"].value == "no_decision"
+        [status] = storage.get_asset_check_partition_info([dg.AssetCheckKey(AssetKey("gate_decision"), "gate_status")])
+        assert (status.partition_key, status.latest_execution_status.value) == ("detector@1", "FAILED")
 
     with build_schedule_context(scheduled_execution_time=None) as context:
         assert [request.job_name or retention_schedule.job_name for request in
@@ -234,9 +255,10 @@ def test_a_backfill_started_in_the_ui_recomputes_the_affected_run_on_the_clean_v
         incidents.invalidate_dataset(service, "bc@1", reason="labels leaked into the training set", reported_by="ops")
         service.register_dataset("bc", frame.iloc[1:], task_type="binary_classification", label_policy="human_reviewed",
                                  slice_columns=["tumour_size"])
+        harness.tick()  # the clean version gets its partition (and its validation)
         with dg.partition_loading_context(dynamic_partitions_store=harness.instance):
-            subset = AssetGraphSubset.from_asset_partition_set(
-                {AssetKeyPartitionKey(dg.AssetKey(asset), "detector@1") for asset in RECOMPUTED_ASSETS},
+            subset = AssetGraphSubset.from_asset_partition_set(  # the clean version's cell, selected in the grid
+                {AssetKeyPartitionKey(dg.AssetKey(asset), "bc@2|detector@1") for asset in RECOMPUTED_ASSETS},
                 definitions.defs.resolve_asset_graph())
             harness.instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
                 backfill_id="fromtheui", backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=harness.instance,

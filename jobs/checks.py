@@ -1,0 +1,71 @@
+"""Check results the sensors report: one run per batch, so each is an execution Dagster keeps per partition.
+
+Why a run and not a runless report (``SensorResult(asset_events=[AssetCheckEvaluation(...)])``): Dagster
+(1.13) stores a runless check evaluation under the empty run id, and its asset-check executions table is
+unique per (asset, check, run id, partition), so the second runless result of the same partition of a
+partitioned check fails the sensor's tick with a unique-constraint error (an unpartitioned check has a NULL
+partition, which the index lets repeat). An incident touching a cell a former incident touched, or a second
+override of a gate, would then stop the sensor for good. Inside a run every report has a run id of its own.
+"""
+
+
+import json
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """One partitioned check result to show: the asset, the check, the partition, passed or not, and why."""
+
+    asset: str
+    check: str
+    partition: str
+    passed: bool
+    metadata: dict
+
+    def as_config(self) -> dict:
+        return {"asset": self.asset, "check": self.check, "partition": self.partition, "passed": self.passed,
+                "metadata_json": json.dumps(self.metadata, default=str, sort_keys=True)}
+
+
+class CheckResultConfig(dg.Config):
+    asset: str
+    check: str
+    partition: str
+    passed: bool
+    metadata_json: str = "{}"
+
+
+class CheckReportsConfig(dg.Config):
+    results: list[CheckResultConfig]
+
+
+@dg.op(description="Record the given partitioned check results (from the incident, gate and migration sensors).")
+def report_check_results_op(context: dg.OpExecutionContext, config: CheckReportsConfig) -> None:
+    for result in config.results:
+        context.log_event(AssetCheckEvaluation(asset_key=dg.AssetKey(result.asset), check_name=result.check,
+                                               passed=result.passed, partition=result.partition,
+                                               metadata=json.loads(result.metadata_json)))
+
+
+@dg.job(executor_def=dg.in_process_executor,
+        description="Show check results of asset partitions that changed outside a materialization: an incident, "
+                    "an override, an installation carried over to eval cells.")
+def report_check_results():
+    report_check_results_op()
+
+
+def report_request(reports: list[CheckReport], run_key: str, tags: dict | None = None) -> dg.RunRequest:
+    """One run of ``report_check_results`` for the reports (the last one of a partition wins)."""
+    unique = {(r.asset, r.check, r.partition): r for r in reports}
+    return dg.RunRequest(run_key=run_key, job_name=report_check_results.name, tags=tags or {}, run_config={
+        "ops": {report_check_results_op.name: {"config": {"results": [r.as_config() for r in unique.values()]}}}})
+
+
+def reports_of(request: dg.RunRequest) -> list[CheckReport]:
+    """The reports a run request carries."""
+    results = request.run_config["ops"][report_check_results_op.name]["config"]["results"]
+    return [CheckReport(r["asset"], r["check"], r["partition"], r["passed"], json.loads(r["metadata_json"])) for r in results]
