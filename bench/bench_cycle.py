@@ -23,8 +23,8 @@ SQLite storage under a temporary DAGSTER_HOME with the shipped ``dagster.yaml``)
   0.1 s, so a process's last < 0.1 s may be missed) plus the bench process's own (the registration calls);
 * the idle daemon: CPU-seconds it burns per minute with nothing to do, over ``--idle-seconds``, split into the
   daemon process and the code server (the shipped ``workspace.yaml`` makes the daemon start a fresh code
-  server every 60 s; ``--code-server`` runs a persistent ``dagster code-server start`` instead, Dagster's
-  production layout, to show what that saves).
+  server every 60 s; ``--code-server`` runs a persistent ``dagster api grpc`` instead, the production
+  layout, to show what that saves).
 
 MLflow's path side by side (when ``mlflow`` imports; ``pip install mlflow-skinny``, the ``bench`` extra), in a
 child process on the same seeded data and the same two fitted models: SQLite tracking and registry store,
@@ -148,8 +148,8 @@ class SessionCPU:
 
 class Daemon:
     """``dagster-daemon run`` on the shipped workspace.yaml (it starts a fresh code server for the code location
-    every 60 s), or with ``code_server``: a persistent ``dagster code-server start`` on a socket and a workspace
-    pointing the daemon at it (``grpc_server``), the deployment Dagster recommends for production."""
+    every 60 s), or with ``code_server``: a persistent ``dagster api grpc`` on a socket and a workspace pointing
+    the daemon at it (``grpc_server``), the production layout (README, "Running it in production")."""
 
     def __init__(self, home: Path, code_server: bool = False):
         self.home, self.code_server = home, code_server
@@ -170,8 +170,9 @@ class Daemon:
             from dagster._grpc.client import DagsterGrpcClient
 
             socket = self.home / "dagster" / "code.sock"
-            server = self._spawn(["dagster", "code-server", "start", "-m", "definitions", "-d", str(ROOT),
-                                  "--socket", str(socket), "--location-name", "eval_platform"])
+            # ``dagster api grpc``: one process serving the code location, as in Dagster's Helm chart (``dagster
+            # code-server start`` adds a proxy process that reloads code: 0.5 CPU-s a minute more when idle)
+            server = self._spawn(["dagster", "api", "grpc", "-m", "definitions", "-d", str(ROOT), "--socket", str(socket)])
             while True:  # until the server answers
                 if server.poll() is not None:
                     raise SystemExit(f"the code server exited:\n{self.log_path.read_text()[-3000:]}")
@@ -446,7 +447,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="measure the idle daemon's CPU (0: skip)")
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--code-server", action="store_true",
-                        help="a persistent `dagster code-server start` and a grpc_server workspace for the daemon")
+                        help="a persistent `dagster api grpc` and a grpc_server workspace for the daemon")
     parser.add_argument("--mlflow-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mlflow_child:
