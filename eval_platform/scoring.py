@@ -97,3 +97,29 @@ def score_generation(frame: pd.DataFrame, prediction: str, reference: str, metri
 
 def json_ready(results: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in results.items()}
+
+
+def _numeric(frame: pd.DataFrame, name: str, option: str) -> np.ndarray:
+    # non-numbers become NaN, which the estimators refuse naming the field and the row
+    return pd.to_numeric(_column(frame, name, option), errors="coerce").to_numpy(np.float64)
+
+
+def score_counterfactual(frame: pd.DataFrame, reward: str, propensity: str, target_probability: str,
+                         reward_model_logged: str | None = None, reward_model_target: str | None = None,
+                         confidence: float = 0.95) -> dict[str, dict]:
+    """IPS and SNIPS (and DR when both reward-model columns are named) of a logged bandit file."""
+    from dataclasses import asdict
+
+    from eval_platform.metrics import counterfactual as cf
+
+    if (reward_model_logged is None) != (reward_model_target is None):
+        raise InvalidInput("--reward-model-logged", "doubly robust needs both --reward-model-logged and --reward-model-target")
+    args = (_numeric(frame, reward, "--reward"), _numeric(frame, propensity, "--propensity"),
+            _numeric(frame, target_probability, "--target-probability"))
+    results = {"ips": cf.ips_estimate(*args, confidence=confidence),
+               "snips": cf.snips_estimate(*args, confidence=confidence)}
+    if reward_model_logged is not None:
+        results["dr"] = cf.doubly_robust_estimate(
+            *args, _numeric(frame, reward_model_logged, "--reward-model-logged"),
+            _numeric(frame, reward_model_target, "--reward-model-target"), confidence=confidence)
+    return {name: json_ready(asdict(estimate)) for name, estimate in results.items()}
