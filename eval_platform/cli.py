@@ -352,6 +352,11 @@ def cmd_score(args) -> None:
             args.reward_model_logged, args.reward_model_target, args.confidence)
         _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "std_error", "ess", "n", "max_weight"))
         return
+    if args.kind == "interleaving":
+        outcome = scoring.score_interleaving(_read_table(args.data), args.query, args.team, args.clicked, args.confidence)
+        _print_estimates(args, {"A_vs_B": outcome}, ("wins", "losses", "ties", "n_queries", "preference", "win_rate",
+                                                     "win_rate_ci_low", "win_rate_ci_high", "p_value"))
+        return
     if args.kind == "classification":
         results = scoring.score_classification(_read_table(args.data), args.label, args.score, args.metric)
     elif args.kind == "generation":
@@ -500,6 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--target-probability", required=True, help="column of the new policy's probability of that action")
     sub.add_argument("--reward-model-logged", help="column of the reward model's prediction for the logged action (DR)")
     sub.add_argument("--reward-model-target", help="column of the reward model's expectation under the new policy (DR)")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.set_defaults(func=cmd_score)
+
+    sub = score.add_parser("interleaving", parents=[common],
+                           help="team-draft interleaving preference (A over B) from a click log, one row per shown item")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL")
+    sub.add_argument("--query", default="query_id", help="column of the impression (query) id")
+    sub.add_argument("--team", default="team", help="column of the item's team, A or B")
+    sub.add_argument("--clicked", default="clicked", help="column: 1 or true when the item was clicked")
     sub.add_argument("--confidence", type=float, default=0.95)
     sub.set_defaults(func=cmd_score)
 

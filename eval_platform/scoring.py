@@ -123,3 +123,14 @@ def score_counterfactual(frame: pd.DataFrame, reward: str, propensity: str, targ
             *args, _numeric(frame, reward_model_logged, "--reward-model-logged"),
             _numeric(frame, reward_model_target, "--reward-model-target"), confidence=confidence)
     return {name: json_ready(asdict(estimate)) for name, estimate in results.items()}
+
+
+def score_interleaving(frame: pd.DataFrame, query: str, team: str, clicked: str, confidence: float = 0.95) -> dict:
+    """Team-draft interleaving preference of ranker A over B from a click log (one row per shown item)."""
+    from dataclasses import asdict
+
+    from eval_platform.metrics import interleaving
+
+    _, outcomes = interleaving.query_outcomes(_column(frame, query, "--query"), _column(frame, team, "--team"),
+                                              _column(frame, clicked, "--clicked"))
+    return json_ready(asdict(interleaving.interleaving_preference(outcomes, confidence=confidence)))
