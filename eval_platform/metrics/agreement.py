@@ -1,0 +1,378 @@
+"""Inter-rater agreement of human ratings (Likert scores, labels, pairwise preferences), with intervals.
+
+Ratings are a table with **one row per unit** (an example that was rated) and **one column per rater**;
+a cell is the rater's rating of the unit, or missing (``None``/``NaN``) when that rater did not rate it.
+(The ``krippendorff`` package takes the transpose, raters by units.) Ratings may be numbers or, for the
+nominal measures, any hashable labels.
+
+* :func:`cohen_kappa`: two raters, ``kappa = (p_o - p_e) / (1 - p_e)``, ``p_o`` the observed agreement and
+  ``p_e`` the agreement expected from each rater's own label frequencies; weighted (``linear``,
+  ``quadratic``) as ``1 - sum w_ij O_ij / sum w_ij E_ij`` with ``w_ij = |i - j|`` or ``(i - j)^2`` over the
+  sorted labels (scikit-learn's ``cohen_kappa_score``). No missing ratings.
+* :func:`fleiss_kappa`: any number ``m >= 2`` of ratings per unit, every unit rated ``m`` times (raters need
+  not be the same people): ``kappa = (P_bar - P_e) / (1 - P_e)`` with ``P_i = (sum_j n_ij^2 - m) /
+  (m (m - 1))``, ``P_bar`` their mean, ``p_j`` the share of all ratings in category ``j`` and ``P_e = sum_j
+  p_j^2`` (statsmodels' ``fleiss_kappa``). No missing ratings.
+* :func:`krippendorff_alpha`: any number of raters, missing ratings allowed, at the ``nominal``,
+  ``ordinal``, ``interval`` or ``ratio`` level: ``alpha = 1 - D_o / D_e`` from the coincidence matrix
+  ``o_ck = sum_u (number of ordered pairs of ratings (c, k) in unit u) / (m_u - 1)`` over the units with at
+  least two ratings, ``n_c = sum_k o_ck``, ``n = sum_c n_c``, ``D_o = sum o_ck delta_ck / n`` and ``D_e = sum
+  n_c n_k delta_ck / (n (n - 1))``; ``delta`` is ``[c != k]`` (nominal), ``(c - k)^2`` (interval), ``((c -
+  k) / (c + k))^2`` (ratio) or ``(sum_{g between c and k} n_g - (n_c + n_k)/2)^2`` (ordinal).
+* :func:`judge_human_agreement`: a model-as-judge as one more rater. Alpha among the humans, alpha with the
+  judge added, and the difference with a paired interval: a judge that agrees with the humans as well as
+  they agree among themselves leaves alpha unchanged.
+
+Every value comes with a percentile **bootstrap interval over units** (units resampled with replacement,
+``n_resamples`` times, seeded). Edge cases: when the expected disagreement is zero (every rating the same
+value) agreement is undefined and the value is ``nan``; resamples where it is undefined are left out of
+the interval, which is ``nan`` when fewer than half of them are defined. Invalid input raises
+:class:`~eval_platform.errors.InvalidInput` naming the field (and the row, counted from 1).
+
+These are library functions, not catalog metrics: the catalog computes metrics of one model's predictions
+per eval run, and agreement is a property of a ratings dataset (several raters per example), which no
+task type carries yet.
+
+Example::
+
+    >>> from eval_platform.metrics.agreement import krippendorff_alpha
+    >>> ratings = [[1, 1, None], [2, 2, 2], [3, 3, 2], [1, 1, 1]]   # 4 units x 3 raters
+    >>> round(krippendorff_alpha(ratings, level="nominal", n_resamples=200).value, 3)
+    0.737
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from eval_platform.errors import InvalidInput
+
+__all__ = [
+    "AgreementEstimate",
+    "JudgeHumanAgreement",
+    "cohen_kappa",
+    "fleiss_kappa",
+    "krippendorff_alpha",
+    "judge_human_agreement",
+]
+
+Level = Literal["nominal", "ordinal", "interval", "ratio"]
+LEVELS = ("nominal", "ordinal", "interval", "ratio")
+
+
+@dataclass(frozen=True)
+class AgreementEstimate:
+    """An agreement coefficient with its percentile bootstrap ``confidence`` interval over units.
+
+    ``n_units`` counts the units that entered the coefficient (for alpha: units with at least two
+    ratings), ``n_raters`` the columns of the ratings table."""
+
+    measure: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n_units: int
+    n_raters: int
+    n_resamples: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class JudgeHumanAgreement:
+    """Krippendorff's alpha among the human raters, with the judge added as one more rater, and
+    ``difference = with_judge - humans`` with its paired bootstrap interval (same resampled units)."""
+
+    humans: AgreementEstimate
+    with_judge: AgreementEstimate
+    difference: float
+    difference_ci_low: float
+    difference_ci_high: float
+
+
+# ------------------------------------------------------------------------------------------------------
+# validation
+
+
+def _table(ratings: Any, field: str) -> np.ndarray:
+    if isinstance(ratings, pd.DataFrame):
+        table = ratings.to_numpy(dtype=object)
+    else:
+        try:
+            table = np.asarray(ratings, dtype=object)
+        except ValueError:
+            raise InvalidInput(field, "must be a table: one row per unit, one column per rater, rows of equal length") from None
+    if table.ndim != 2:
+        raise InvalidInput(field, f"must be two-dimensional (units x raters), got shape {table.shape}")
+    if table.shape[0] == 0:
+        raise InvalidInput(field, "has no units (rows)")
+    return table
+
+
+def _missing(table: np.ndarray) -> np.ndarray:
+    return pd.isna(pd.DataFrame(table)).to_numpy()
+
+
+def _codes(table: np.ndarray, field: str, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, values)``: ``codes[u, r]`` indexes the sorted distinct ``values`` (``-1`` when missing)."""
+    missing = _missing(table)
+    present = table[~missing]
+    if numeric:
+        as_float = pd.to_numeric(pd.Series(present, dtype=object), errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(as_float)
+        if bad.any():
+            u, r = np.argwhere(~missing)[int(np.flatnonzero(bad)[0])]
+            raise InvalidInput(field, f"row {u + 1}, rater {r + 1}: {table[u, r]!r} is not a finite number "
+                                      "(this level needs numeric ratings)")
+        present = as_float
+    try:
+        values, inverse = np.unique(present, return_inverse=True)
+    except TypeError:  # labels of mixed types have no order: keep first-seen order (nominal only)
+        inverse, values = pd.factorize(pd.Series(present, dtype=object))
+        values = np.asarray(values, dtype=object)
+    codes = np.full(table.shape, -1, dtype=np.int64)
+    codes[~missing] = np.asarray(inverse).ravel()
+    return codes, values
+
+
+def _check_options(confidence: Any, n_resamples: Any, seed: Any) -> tuple[float, int, int]:
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+        raise InvalidInput("confidence", f"must be a number strictly between 0 and 1, got {confidence!r}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 0:
+        raise InvalidInput("n_resamples", f"must be a whole number >= 0, got {n_resamples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInput("seed", f"must be a whole number >= 0, got {seed!r}")
+    return float(confidence), n_resamples, seed
+
+
+def _unit_weights(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Row 0 is the data itself (every unit once); then one row per bootstrap resample: how many times
+    each unit was drawn. Every statistic here is a function of such unit weights."""
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=n_resamples)
+    return np.vstack([np.ones((1, n_units)), draws]).astype(np.float64)
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    point, resampled = float(values[0]), values[1:]
+    defined = resampled[np.isfinite(resampled)]
+    if len(resampled) == 0 or len(defined) < len(resampled) / 2:
+        return point, float("nan"), float("nan")
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(defined, [tail, 100 - tail])
+    return point, float(low), float(high)
+
+
+def _estimate(measure, values, n_units, n_raters, n_resamples, confidence) -> AgreementEstimate:
+    point, low, high = _interval(values, confidence)
+    return AgreementEstimate(measure, point, low, high, n_units, n_raters, n_resamples, confidence)
+
+
+def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Cohen's kappa
+
+
+def cohen_kappa(rater_1, rater_2, *, weights: Literal["linear", "quadratic"] | None = None, confidence: float = 0.95,
+                n_resamples: int = 1000, seed: int = 0) -> AgreementEstimate:
+    """Cohen's kappa of two raters over the same units, optionally weighted (see the module docstring).
+
+    Labels are the sorted union of both raters' labels (a weighted kappa needs them ordered). Edge case:
+    both raters always give one and the same label, so ``p_e = 1``: ``nan``. Missing ratings are refused
+    (use :func:`krippendorff_alpha`, which allows them).
+
+    >>> cohen_kappa(["y", "y", "n", "n"], ["y", "n", "n", "n"], n_resamples=0).value
+    0.5
+    """
+    confidence, n_resamples, seed = _check_options(confidence, n_resamples, seed)
+    if weights not in (None, "linear", "quadratic"):
+        raise InvalidInput("weights", f"must be None, 'linear' or 'quadratic', got {weights!r}")
+    first, second = (np.asarray(list(r) if not isinstance(r, np.ndarray) else r, dtype=object) for r in (rater_1, rater_2))
+    for name, array in (("rater_1", first), ("rater_2", second)):
+        if array.ndim != 1:
+            raise InvalidInput(name, f"must be one-dimensional, got shape {array.shape}")
+    if len(first) != len(second):
+        raise InvalidInput("rater_2", f"has {len(second)} ratings but rater_1 has {len(first)}")
+    table = _table(np.column_stack([first, second]) if len(first) else np.empty((0, 2), dtype=object), "rater_1")
+    missing = _missing(table)
+    if missing.any():
+        u, r = np.argwhere(missing)[0]
+        raise InvalidInput(f"rater_{r + 1}", f"row {u + 1}: rating is missing (Cohen's kappa needs both; "
+                                             "krippendorff_alpha allows missing ratings)")
+    codes, values = _codes(table, "ratings", numeric=False)
+    k = len(values)
+    index = np.arange(k)
+    if weights is None:
+        disagreement = (index[:, None] != index[None, :]).astype(np.float64)
+    elif weights == "linear":
+        disagreement = np.abs(index[:, None] - index[None, :]).astype(np.float64)
+    else:
+        disagreement = ((index[:, None] - index[None, :]) ** 2).astype(np.float64)
+    w = _unit_weights(len(table), n_resamples, seed)                         # (B, U)
+    cell = codes[:, 0] * k + codes[:, 1]                                     # each unit's confusion cell
+    onehot = np.zeros((len(table), k * k))
+    onehot[np.arange(len(table)), cell] = 1.0
+    confusion = (w @ onehot).reshape(-1, k, k)                               # (B, k, k)
+    total = confusion.sum(axis=(1, 2))
+    expected = confusion.sum(axis=2)[:, :, None] * confusion.sum(axis=1)[:, None, :] / total[:, None, None]
+    observed_d = np.einsum("bij,ij->b", confusion, disagreement)
+    expected_d = np.einsum("bij,ij->b", expected, disagreement)
+    values_b = 1 - _safe_ratio(observed_d, expected_d)
+    name = "cohen_kappa" if weights is None else f"cohen_kappa_{weights}"
+    return _estimate(name, values_b, len(table), 2, n_resamples, confidence)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Fleiss' kappa
+
+
+def fleiss_kappa(ratings, *, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> AgreementEstimate:
+    """Fleiss' kappa of a units x ratings table, every unit rated the same number ``m >= 2`` of times.
+
+    Edge case: every rating in one category (``P_e = 1``): ``nan``. A missing rating is refused naming its
+    row (use :func:`krippendorff_alpha`).
+
+    >>> fleiss_kappa([["a", "a", "a"], ["b", "b", "b"], ["a", "b", "b"]], n_resamples=0).value
+    0.55
+    """
+    confidence, n_resamples, seed = _check_options(confidence, n_resamples, seed)
+    table = _table(ratings, "ratings")
+    if table.shape[1] < 2:
+        raise InvalidInput("ratings", f"needs at least 2 ratings per unit, got {table.shape[1]}")
+    missing = _missing(table)
+    if missing.any():
+        u, r = np.argwhere(missing)[0]
+        raise InvalidInput("ratings", f"row {u + 1}, rater {r + 1}: rating is missing (Fleiss' kappa needs every "
+                                      "unit rated the same number of times; krippendorff_alpha allows missing ratings)")
+    codes, values = _codes(table, "ratings", numeric=False)
+    n_units, m = table.shape
+    counts = np.zeros((n_units, len(values)))
+    np.add.at(counts, (np.repeat(np.arange(n_units), m), codes.ravel()), 1.0)  # n_ij
+    p_unit = ((counts**2).sum(axis=1) - m) / (m * (m - 1))                       # P_i
+    w = _unit_weights(n_units, n_resamples, seed)
+    units = w.sum(axis=1)
+    p_bar = w @ p_unit / units
+    p_category = (w @ counts) / (units * m)[:, None]
+    p_e = (p_category**2).sum(axis=1)
+    values_b = _safe_ratio(p_bar - p_e, 1 - p_e)
+    return _estimate("fleiss_kappa", values_b, n_units, m, n_resamples, confidence)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Krippendorff's alpha
+
+
+def _alpha_parts(codes: np.ndarray, values: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit with >= 2 ratings, its coincidence contribution ``(N_u N_u^T - diag N_u) / (m_u - 1)``
+    flattened, and which units those are."""
+    n_units, n_raters = codes.shape
+    k = len(values)
+    counts = np.zeros((n_units, k))
+    present = codes >= 0
+    np.add.at(counts, (np.repeat(np.arange(n_units), n_raters)[present.ravel()], codes[present]), 1.0)
+    m = counts.sum(axis=1)
+    pairable = m >= 2
+    counts, m = counts[pairable], m[pairable]
+    contribution = (counts[:, :, None] * counts[:, None, :] - counts[:, :, None] * np.eye(k)[None]) / (m - 1)[:, None, None]
+    return contribution.reshape(len(counts), k * k), pairable
+
+
+def _alpha_from_coincidences(o: np.ndarray, values: np.ndarray, level: str) -> np.ndarray:
+    """Alpha of each coincidence matrix ``o`` (``(B, k, k)``)."""
+    n_c = o.sum(axis=2)                                                    # (B, k)
+    n = n_c.sum(axis=1)                                                    # (B,)
+    k = len(values)
+    if level == "nominal":
+        delta = np.broadcast_to(1.0 - np.eye(k), o.shape)
+    elif level == "interval":
+        v = values.astype(np.float64)
+        delta = np.broadcast_to((v[:, None] - v[None, :]) ** 2, o.shape)
+    elif level == "ratio":
+        v = values.astype(np.float64)
+        total = v[:, None] + v[None, :]
+        delta = np.broadcast_to(np.where(total == 0, 0.0, (v[:, None] - v[None, :]) / np.where(total == 0, 1, total)) ** 2, o.shape)
+    else:  # ordinal: distance by the number of values between c and k (ranks), from the marginals n_c
+        cumulative = np.cumsum(n_c, axis=1)                                # sum_{g <= c} n_g
+        # for c <= k: sum_{g=c}^{k} n_g - (n_c + n_k)/2 = cum_k - cum_c + n_c - (n_c + n_k)/2
+        between = cumulative[:, None, :] - cumulative[:, :, None] + n_c[:, :, None] - (n_c[:, :, None] + n_c[:, None, :]) / 2
+        delta = between**2                                                 # symmetric in c, k
+    observed = np.einsum("bij,bij->b", o, delta)
+    expected = np.einsum("bi,bj,bij->b", n_c, n_c, delta) / (n - 1)
+    return 1 - _safe_ratio(observed, expected)
+
+
+def krippendorff_alpha(ratings, *, level: Level = "nominal", confidence: float = 0.95, n_resamples: int = 1000,
+                       seed: int = 0) -> AgreementEstimate:
+    """Krippendorff's alpha of a units x raters table with missing ratings allowed (module docstring).
+
+    Units with fewer than two ratings carry no pair and are left out (``n_units`` counts the others).
+    ``ordinal``, ``interval`` and ``ratio`` need numeric ratings (``ratio``: non-negative). Edge cases: no
+    unit with two ratings, or a single distinct value among all ratings: ``nan``.
+
+    >>> krippendorff_alpha([[1, 1], [2, 2], [3, 3]], level="interval", n_resamples=0).value
+    1.0
+    """
+    confidence, n_resamples, seed = _check_options(confidence, n_resamples, seed)
+    if level not in LEVELS:
+        raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}, got {level!r}")
+    table = _table(ratings, "ratings")
+    codes, values = _codes(table, "ratings", numeric=level != "nominal")
+    if level == "ratio" and len(values) and values.astype(np.float64).min() < 0:
+        raise InvalidInput("ratings", f"the ratio level needs non-negative ratings, got {values.min()!r}")
+    values_b = _alpha_bootstrap(codes, values, level, n_resamples, seed)
+    n_units = int(((codes >= 0).sum(axis=1) >= 2).sum())
+    return _estimate(f"krippendorff_alpha_{level}", values_b, n_units, table.shape[1], n_resamples, confidence)
+
+
+def _alpha_bootstrap(codes, values, level, n_resamples, seed, weights=None) -> np.ndarray:
+    parts, pairable = _alpha_parts(codes, values, level)
+    if weights is None:
+        weights = _unit_weights(len(codes), n_resamples, seed)
+    if len(values) == 0 or not pairable.any():
+        return np.full(len(weights), np.nan)
+    k = len(values)
+    o = (weights[:, pairable] @ parts).reshape(-1, k, k)
+    return _alpha_from_coincidences(o, values, level)
+
+
+def judge_human_agreement(human_ratings, judge_ratings, *, level: Level = "nominal", confidence: float = 0.95,
+                          n_resamples: int = 1000, seed: int = 0) -> JudgeHumanAgreement:
+    """Krippendorff's alpha among the humans (units x raters), and with the judge's ratings (one per unit,
+    missing allowed) added as one more rater, on the same bootstrap resamples of the units.
+
+    A ``difference`` whose interval lies below 0 says the judge disagrees with the humans more than they
+    disagree among themselves; an interval around 0 says it is as consistent with them as another human.
+    Judge and human ratings must be on the same scale (the same labels or numbers).
+    """
+    confidence, n_resamples, seed = _check_options(confidence, n_resamples, seed)
+    if level not in LEVELS:
+        raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}, got {level!r}")
+    humans = _table(human_ratings, "human_ratings")
+    judge = np.asarray(list(judge_ratings) if not isinstance(judge_ratings, np.ndarray) else judge_ratings, dtype=object)
+    if judge.ndim != 1 or len(judge) != len(humans):
+        raise InvalidInput("judge_ratings", f"must hold one rating per unit ({len(humans)}), got shape {judge.shape}")
+    combined = np.column_stack([humans, judge])
+    # one coding of the values for both tables, so the two alphas see the same scale
+    codes, values = _codes(combined, "human_ratings", numeric=level != "nominal")
+    if level == "ratio" and len(values) and values.astype(np.float64).min() < 0:
+        raise InvalidInput("human_ratings", f"the ratio level needs non-negative ratings, got {values.min()!r}")
+    weights = _unit_weights(len(humans), n_resamples, seed)
+    human_only = codes[:, :-1]
+    alpha_humans = _alpha_bootstrap(human_only, values, level, n_resamples, seed, weights)
+    alpha_with = _alpha_bootstrap(codes, values, level, n_resamples, seed, weights)
+    name = f"krippendorff_alpha_{level}"
+    n_humans = int(((human_only >= 0).sum(axis=1) >= 2).sum())
+    n_with = int(((codes >= 0).sum(axis=1) >= 2).sum())
+    difference, low, high = _interval(alpha_with - alpha_humans, confidence)
+    return JudgeHumanAgreement(
+        humans=_estimate(name, alpha_humans, n_humans, humans.shape[1], n_resamples, confidence),
+        with_judge=_estimate(name, alpha_with, n_with, humans.shape[1] + 1, n_resamples, confidence),
+        difference=difference, difference_ci_low=low, difference_ci_high=high,
+    )
