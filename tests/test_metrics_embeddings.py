@@ -114,3 +114,61 @@ def test_bad_input_is_refused_naming_the_field(call, field, problem):
     with pytest.raises(InvalidInput) as error:
         call()
     assert error.value.field == field and problem in error.value.problem
+
+
+def test_catalog_metrics_in_a_generation_eval(tmp_path):
+    """fid_embeddings@1 and clip_score_embeddings@1 in a suite: embeddings as <side>_emb_<i> columns of the
+    dataset (reference, prompt) and of the predictions file (prediction), evaluated by the runner."""
+    import pandas as pd
+
+    from eval_platform import runner
+    from eval_platform.platform import EvalPlatform
+
+    rng = np.random.default_rng(10)
+    n, dim = 60, 6
+    reference = rng.normal(size=(n, dim))
+    prompt = rng.normal(size=(n, dim))
+    generated = 0.7 * prompt + rng.normal(0.2, 1.0, size=(n, dim))
+    dataset = pd.DataFrame({"example_id": range(n), "prompt": [f"p{i}" for i in range(n)],
+                            "reference": [f"r{i}.png" for i in range(n)], "style": ["a", "b"] * (n // 2)})
+    for j in range(dim):
+        dataset[f"reference_emb_{j}"] = reference[:, j]
+        dataset[f"prompt_emb_{j}"] = prompt[:, j]
+    predictions = pd.DataFrame({"example_id": range(n), "prediction": [f"g{i}.png" for i in range(n)]})
+    for j in reversed(range(dim)):  # column order must not matter: dimensions are read by their index
+        predictions[f"prediction_emb_{j}"] = generated[:, j]
+    path = tmp_path / "generated.parquet"
+    predictions.to_parquet(path)
+    platform = EvalPlatform.open(tmp_path / "home")
+    try:
+        platform.register_dataset("images", dataset, task_type="generation", label_policy="human_reviewed",
+                                  slice_columns=["style"])
+        platform.register_suite({"suite_id": "images", "purpose": "exploratory", "task_type": "generation",
+                                 "metrics": ["fid_embeddings@1", "clip_score_embeddings@1"], "slices": ["style"],
+                                 "min_slice_size": 1})
+        platform.register_model("painter", path, kind="predictions", eval_plan=[("images", "images")])
+        runs = platform.claim_runs("painter@1", "local", requested=True)
+        for run in runs:
+            runner.produce_predictions(platform, run)
+            runner.compute_metrics(platform, run)
+            runner.compare_with_baseline(platform, run)
+        runner.finish_runs(platform, "painter@1", runs)
+        metrics = platform.runs("painter@1")[0].results["metrics"]
+    finally:
+        platform.close()
+    assert metrics["fid_embeddings"] == pytest.approx(
+        pytorch_fid_reference(*stats_of(reference), *stats_of(generated)), rel=1e-6)
+    t = prompt / np.linalg.norm(prompt, axis=1, keepdims=True)
+    g = generated / np.linalg.norm(generated, axis=1, keepdims=True)
+    assert metrics["clip_score_embeddings"] == pytest.approx(float(np.mean(100 * np.clip((t * g).sum(axis=1), 0, None))))
+
+
+def test_embedding_columns_must_be_numbered_from_zero():
+    import pandas as pd
+
+    from eval_platform.evaluation import embedding_columns
+
+    with pytest.raises(InvalidInput) as error:
+        embedding_columns(pd.DataFrame({"prediction_emb_0": [1.0], "prediction_emb_2": [2.0]}))
+    assert error.value.field == "prediction_emb_*"
+    assert embedding_columns(pd.DataFrame({"prediction": ["x"]})) == {}

@@ -19,8 +19,12 @@ compare FIDs computed on sets of equal size only; with fewer samples than dimens
 singular, which the eigenvalue route handles (the value is defined but noisy). FID is 0 for two identical
 sets. A zero embedding has no direction: refused for the CLIP score, naming its row.
 
-These are library functions, not catalog metrics: the catalog's generation task compares text
-predictions with references, and no dataset type carries embedding arrays yet.
+In the catalog (generation suites): ``fid_embeddings@1`` is the Fréchet distance between the predictions'
+embeddings and the references' (columns ``prediction_emb_0..`` in the predictions file, ``reference_emb_0..``
+in the dataset), ``clip_score_embeddings@1`` the CLIP-style score of the prompts' embeddings
+(``prompt_emb_0..``, dataset) against the predictions' (see :func:`eval_platform.evaluation.embedding_columns`).
+The comparison's paired bootstrap recomputes FID per resample (two symmetric eigendecompositions of
+``dim x dim``): fine for a few hundred dimensions, slow for 2048-dimensional Inception features.
 
 Example::
 
@@ -41,6 +45,7 @@ import numpy as np
 from scipy import stats
 
 from eval_platform.errors import InvalidInput
+from eval_platform.metrics.base import MetricDefinition
 
 __all__ = ["FrechetDistance", "ClipScore", "frechet_distance", "frechet_distance_from_statistics", "clip_score"]
 
@@ -161,3 +166,22 @@ def clip_score(text_embeddings, image_embeddings, *, confidence: float = 0.95) -
     std_error = float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0
     half = float(stats.norm.ppf(0.5 + confidence / 2)) * std_error
     return ClipScore(value, value - half, value + half, std_error, len(scores), float(confidence))
+
+
+def _fid_metric(columns) -> float:
+    return frechet_distance(columns["reference_embedding"], columns["prediction_embedding"]).value
+
+
+def _clip_metric(columns) -> float:
+    return clip_score(columns["prompt_embedding"], columns["prediction_embedding"]).value
+
+
+_GENERATION = frozenset({"generation"})
+METRICS = [
+    MetricDefinition("fid_embeddings", 1, "lower", _GENERATION, ("reference_embedding", "prediction_embedding"),
+                     _fid_metric, description="Fréchet distance between the predictions' and the references' "
+                                              "embeddings (FID on Inception features); columns *_emb_<i>."),
+    MetricDefinition("clip_score_embeddings", 1, "higher", _GENERATION, ("prompt_embedding", "prediction_embedding"),
+                     _clip_metric, description="Mean 100 * max(cos, 0) of the prompts' and the predictions' "
+                                               "embeddings (CLIP score); columns *_emb_<i>."),
+]
