@@ -352,6 +352,11 @@ def cmd_score(args) -> None:
             args.reward_model_logged, args.reward_model_target, args.confidence)
         _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "std_error", "ess", "n", "max_weight"))
         return
+    if args.kind == "agreement":
+        estimates = scoring.score_agreement(_read_table(args.data), args.rater, args.level, args.judge,
+                                            args.confidence, args.resamples, args.seed)
+        _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "n_units", "n_raters"))
+        return
     if args.kind == "interleaving":
         outcome = scoring.score_interleaving(_read_table(args.data), args.query, args.team, args.clicked, args.confidence)
         _print_estimates(args, {"A_vs_B": outcome}, ("wins", "losses", "ties", "n_queries", "preference", "win_rate",
@@ -515,6 +520,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--team", default="team", help="column of the item's team, A or B")
     sub.add_argument("--clicked", default="clicked", help="column: 1 or true when the item was clicked")
     sub.add_argument("--confidence", type=float, default=0.95)
+    sub.set_defaults(func=cmd_score)
+
+    sub = score.add_parser("agreement", parents=[common],
+                           help="inter-rater agreement of a ratings file (one row per unit, one column per rater)")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL; an empty cell is a missing rating")
+    sub.add_argument("--rater", action="append", required=True, help="a rater's column (repeat, at least two)")
+    sub.add_argument("--level", default="nominal", choices=("nominal", "ordinal", "interval", "ratio"))
+    sub.add_argument("--judge", help="a model-as-judge's column: alpha with it as one more rater")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the units")
+    sub.add_argument("--seed", type=int, default=0)
     sub.set_defaults(func=cmd_score)
 
     gate = groups.add_parser("gate", help="gate decisions").add_subparsers(dest="command", required=True)

@@ -140,3 +140,33 @@ def test_bad_input_is_refused_naming_the_field(call, field, problem):
     with pytest.raises(InvalidInput) as error:
         call()
     assert error.value.field == field and problem in error.value.problem
+
+
+def test_evalp_score_agreement(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from eval_platform import cli
+
+    ratings = likert(50, 3, 0.6, np.random.default_rng(30))
+    judge = np.clip(ratings[:, 0] + np.random.default_rng(31).integers(-1, 2, size=50), 1, 5)
+    frame = pd.DataFrame({"ann": ratings[:, 0], "bob": ratings[:, 1], "cy": ratings[:, 2], "gpt": judge})
+    path = tmp_path / "ratings.csv"
+    frame.to_csv(path, index=False)
+    base = ["score", "agreement", "--data", str(path), "--rater", "ann", "--rater", "bob", "--json"]
+    assert cli.main([*base, "--rater", "cy", "--judge", "gpt", "--level", "ordinal", "--resamples", "200"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["krippendorff_alpha"]["value"] == pytest.approx(krippendorff.alpha(ratings.T, level_of_measurement="ordinal"))
+    assert out["with_judge"]["value"] == pytest.approx(
+        krippendorff.alpha(np.column_stack([ratings, judge]).T, level_of_measurement="ordinal"))
+    assert out["judge_minus_humans"]["ci_low"] <= out["judge_minus_humans"]["value"] <= out["judge_minus_humans"]["ci_high"]
+    assert cli.main(base) == 0  # two raters, nominal, nothing missing: Cohen and Fleiss too
+    out = json.loads(capsys.readouterr().out)
+    assert out["cohen_kappa"]["value"] == pytest.approx(cohen_kappa_score(ratings[:, 0], ratings[:, 1]))
+    assert set(out) == {"krippendorff_alpha", "cohen_kappa", "fleiss_kappa"}
+    frame["bob"] = frame["bob"].astype(object)
+    frame.loc[3, "bob"] = "x"  # ("n/a" would be read back as a missing rating, which alpha allows)
+    frame.to_csv(path, index=False)
+    assert cli.main([*base, "--level", "interval"]) == 2
+    assert "row 4, rater 2: 'x' is not a finite number" in capsys.readouterr().err
