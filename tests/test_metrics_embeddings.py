@@ -172,3 +172,23 @@ def test_embedding_columns_must_be_numbered_from_zero():
         embedding_columns(pd.DataFrame({"prediction_emb_0": [1.0], "prediction_emb_2": [2.0]}))
     assert error.value.field == "prediction_emb_*"
     assert embedding_columns(pd.DataFrame({"prediction": ["x"]})) == {}
+
+
+def test_fid_in_the_paired_bootstrap_comparison():
+    """A candidate whose outputs are closer to the references gets a negative FID delta (lower is better)
+    with an interval below 0: the catalog metric works with the comparison's row resampling."""
+    from eval_platform.comparison import paired_bootstrap
+    from eval_platform.metrics.catalog import get_metric
+
+    rng = np.random.default_rng(12)
+    reference = rng.normal(size=(200, 4))
+    prompt = rng.normal(size=(200, 4))
+    close = reference + rng.normal(0, 0.1, size=(200, 4))
+    far = rng.normal(1.0, 2.0, size=(200, 4))
+    definition = get_metric("fid_embeddings@1")
+    assert definition.direction == "lower"
+    candidate = {"reference_embedding": reference, "prompt_embedding": prompt, "prediction_embedding": close}
+    baseline = {**candidate, "prediction_embedding": far}
+    result = paired_bootstrap(definition, {}, candidate, baseline, resamples=200, confidence=0.95, seed=0)
+    assert result["candidate"] == pytest.approx(pytorch_fid_reference(*stats_of(reference), *stats_of(close)), rel=1e-6)
+    assert result["ci_high"] < 0 and result["undefined_resamples"] == 0
