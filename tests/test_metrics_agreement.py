@@ -170,3 +170,38 @@ def test_evalp_score_agreement(tmp_path, capsys):
     frame.to_csv(path, index=False)
     assert cli.main([*base, "--level", "interval"]) == 2
     assert "row 4, rater 2: 'x' is not a finite number" in capsys.readouterr().err
+
+
+def test_alpha_with_continuous_ratings_and_many_sparse_raters():
+    """Thousands of distinct values (judge scores in [0, 1]) and 200 raters of whom 3 rate each unit: no
+    per-unit coincidence matrix is built (that would be units x values^2), and the values still match."""
+    import time
+
+    rng = np.random.default_rng(40)
+    latent = rng.random((3000, 1))
+    dense = np.clip(latent + rng.normal(0, 0.15, size=(3000, 3)), 0, 1)    # ~9000 distinct values
+    sparse_table = np.full((3000, 200), np.nan)
+    for u in range(3000):
+        sparse_table[u, rng.choice(200, size=3, replace=False)] = dense[u]
+    started = time.perf_counter()
+    ours = krippendorff_alpha(sparse_table, level="interval", n_resamples=200)
+    assert time.perf_counter() - started < 5
+    # the krippendorff package builds a units x values x values array here (1.4 TiB): the textbook interval
+    # form instead, alpha = 1 - (n - 1) sum_u sum_{i != j} (x_ui - x_uj)^2 / (m_u - 1) / sum_{a != b} (x_a - x_b)^2
+    within = sum(((row[:, None] - row[None, :]) ** 2).sum() / 2 for row in dense)  # m_u - 1 = 2
+    values = dense.ravel()
+    between = 2 * len(values) * (values**2).sum() - 2 * values.sum() ** 2
+    assert ours.value == pytest.approx(1 - (len(values) - 1) * within / between, abs=1e-10)
+    assert ours.ci_low < ours.value < ours.ci_high and ours.n_units == 3000
+    judged = judge_human_agreement(dense[:, :2], dense[:, 2], level="interval", n_resamples=200)
+    assert judged.with_judge.value == pytest.approx(ours.value, abs=1e-10)
+    # every level on a continuous table small enough for the package (100 units, ~300 distinct values)
+    small = dense[:100]
+    for level in LEVELS:
+        assert krippendorff_alpha(small, level=level, n_resamples=20).value == pytest.approx(
+            krippendorff.alpha(small.T, level_of_measurement=level), abs=1e-10)
+
+
+def test_alpha_single_non_integer_value_is_undefined():
+    assert np.isnan(krippendorff_alpha([[0.1, 0.1], [0.1, 0.1], [0.1, None]], level="interval", n_resamples=5).value)
+    assert np.isnan(krippendorff_alpha([[0.3, 0.3], [0.3, 0.3]], level="ordinal", n_resamples=5).value)

@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from eval_platform.errors import InvalidInput
 
@@ -217,9 +218,9 @@ def cohen_kappa(rater_1, rater_2, *, weights: Literal["linear", "quadratic"] | N
         disagreement = ((index[:, None] - index[None, :]) ** 2).astype(np.float64)
     w = _unit_weights(len(table), n_resamples, seed)                         # (B, U)
     cell = codes[:, 0] * k + codes[:, 1]                                     # each unit's confusion cell
-    onehot = np.zeros((len(table), k * k))
-    onehot[np.arange(len(table)), cell] = 1.0
-    confusion = (w @ onehot).reshape(-1, k, k)                               # (B, k, k)
+    # sparse: one non-zero per unit, so memory grows with units + k^2 per resample, not units x k^2
+    onehot = sparse.csr_matrix((np.ones(len(table)), (np.arange(len(table)), cell)), shape=(len(table), k * k))
+    confusion = np.asarray((onehot.T @ w.T).T).reshape(-1, k, k)             # (B, k, k)
     total = confusion.sum(axis=(1, 2))
     expected = confusion.sum(axis=2)[:, :, None] * confusion.sum(axis=1)[:, None, :] / total[:, None, None]
     observed_d = np.einsum("bij,ij->b", confusion, disagreement)
@@ -269,43 +270,83 @@ def fleiss_kappa(ratings, *, confidence: float = 0.95, n_resamples: int = 1000, 
 # Krippendorff's alpha
 
 
-def _alpha_parts(codes: np.ndarray, values: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per unit with >= 2 ratings, its coincidence contribution ``(N_u N_u^T - diag N_u) / (m_u - 1)``
-    flattened, and which units those are."""
-    n_units, n_raters = codes.shape
-    k = len(values)
-    counts = np.zeros((n_units, k))
-    present = codes >= 0
-    np.add.at(counts, (np.repeat(np.arange(n_units), n_raters)[present.ravel()], codes[present]), 1.0)
-    m = counts.sum(axis=1)
-    pairable = m >= 2
-    counts, m = counts[pairable], m[pairable]
-    contribution = (counts[:, :, None] * counts[:, None, :] - counts[:, :, None] * np.eye(k)[None]) / (m - 1)[:, None, None]
-    return contribution.reshape(len(counts), k * k), pairable
+def _pairs(codes: np.ndarray, pairable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every ordered pair of ratings within a pairable unit: ``(unit, code_1, code_2, 1 / (m_u - 1))``,
+    ``unit`` indexing the pairable units. Memory is ``sum_u m_u^2``, whatever the number of distinct values."""
+    units = codes[pairable]
+    m = (units >= 0).sum(axis=1)
+    # the present ratings of each row first (stable: rater order kept), so a row's first m_u cells are its ratings
+    compact = np.take_along_axis(units, np.argsort(units < 0, axis=1, kind="stable"), axis=1)
+    unit_ids, first, second, weight = [], [], [], []
+    for size in np.unique(m):
+        rows = np.flatnonzero(m == size)
+        i, j = np.nonzero(~np.eye(size, dtype=bool))
+        block = compact[rows, :size]
+        unit_ids.append(np.repeat(rows, len(i)))
+        first.append(block[:, i].ravel())
+        second.append(block[:, j].ravel())
+        weight.append(np.full(len(rows) * len(i), 1.0 / (size - 1)))
+    return np.concatenate(unit_ids), np.concatenate(first), np.concatenate(second), np.concatenate(weight)
 
 
-def _alpha_from_coincidences(o: np.ndarray, values: np.ndarray, level: str) -> np.ndarray:
-    """Alpha of each coincidence matrix ``o`` (``(B, k, k)``)."""
-    n_c = o.sum(axis=2)                                                    # (B, k)
-    n = n_c.sum(axis=1)                                                    # (B,)
+def _spread(n: np.ndarray, n_c: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``sum_ck n_c n_k (x_c - x_k)^2 = 2 (n sum n_c x_c^2 - (sum n_c x_c)^2)``; a difference of two large
+    terms, so a result within rounding of 0 (a single value observed: no expected disagreement) is 0."""
+    first = n * (n_c * x**2).sum(axis=1)
+    spread = 2 * (first - (n_c * x).sum(axis=1) ** 2)
+    return np.where(spread <= 1e-12 * 2 * np.abs(first), 0.0, spread)
+
+
+def _alpha_bootstrap(codes, values, level, n_resamples, seed, weights=None) -> np.ndarray:
+    """Alpha for the data (row 0 of ``weights``) and each bootstrap resample of the units.
+
+    ``alpha = 1 - (n - 1) sum_ck o_ck delta_ck / sum_ck n_c n_k delta_ck``, computed without building a
+    coincidence matrix per unit: the observed part sums ``delta`` over the pairs of ratings within units, the
+    expected part uses closed forms in the marginals ``n_c`` (``n^2 - sum n_c^2`` for nominal, ``2 (n sum n_c
+    v_c^2 - (sum n_c v_c)^2)`` for interval, and the same over mid-ranks ``M_c = sum_{g<=c} n_g - n_c / 2`` for
+    ordinal, whose ``delta_ck`` is ``(M_c - M_k)^2``); ratio sums ``n_c n_k delta_ck`` over the value pairs."""
+    if weights is None:
+        weights = _unit_weights(len(codes), n_resamples, seed)
+    pairable = (codes >= 0).sum(axis=1) >= 2
+    if len(values) == 0 or not pairable.any():
+        return np.full(len(weights), np.nan)
+    w = weights[:, pairable]                                                   # (B, U')
+    unit, c1, c2, pair_weight = _pairs(codes, pairable)
     k = len(values)
-    if level == "nominal":
-        delta = np.broadcast_to(1.0 - np.eye(k), o.shape)
-    elif level == "interval":
-        v = values.astype(np.float64)
-        delta = np.broadcast_to((v[:, None] - v[None, :]) ** 2, o.shape)
-    elif level == "ratio":
-        v = values.astype(np.float64)
-        total = v[:, None] + v[None, :]
-        delta = np.broadcast_to(np.where(total == 0, 0.0, (v[:, None] - v[None, :]) / np.where(total == 0, 1, total)) ** 2, o.shape)
-    else:  # ordinal: distance by the number of values between c and k (ranks), from the marginals n_c
-        cumulative = np.cumsum(n_c, axis=1)                                # sum_{g <= c} n_g
-        # for c <= k: sum_{g=c}^{k} n_g - (n_c + n_k)/2 = cum_k - cum_c + n_c - (n_c + n_k)/2
-        between = cumulative[:, None, :] - cumulative[:, :, None] + n_c[:, :, None] - (n_c[:, :, None] + n_c[:, None, :]) / 2
-        delta = between**2                                                 # symmetric in c, k
-    observed = np.einsum("bij,bij->b", o, delta)
-    expected = np.einsum("bi,bj,bij->b", n_c, n_c, delta) / (n - 1)
-    return 1 - _safe_ratio(observed, expected)
+    present = codes[pairable] >= 0
+    rows, cols = np.nonzero(present)
+    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, codes[pairable][present])), shape=(len(w[0]), k))
+    n_c = np.asarray((counts.T @ w.T).T)                                      # (B, k) marginals
+    n = n_c.sum(axis=1)
+    if level == "ordinal":
+        midrank = np.cumsum(n_c, axis=1) - n_c / 2                             # (B, k)
+        observed = np.empty(len(w))
+        for start in range(0, len(w), 64):                                     # 64 resamples at a time
+            block = slice(start, start + 64)
+            gap = midrank[block][:, c1] - midrank[block][:, c2]
+            observed[block] = (w[block][:, unit] * pair_weight * gap**2).sum(axis=1)
+        expected = _spread(n, n_c, midrank)
+    else:
+        if level == "nominal":
+            pair_delta = (c1 != c2).astype(np.float64)
+        else:
+            v = values.astype(np.float64)
+            if level == "interval":
+                pair_delta = (v[c1] - v[c2]) ** 2
+            else:
+                total = v[c1] + v[c2]
+                pair_delta = np.where(total == 0, 0.0, (v[c1] - v[c2]) / np.where(total == 0, 1, total)) ** 2
+        per_unit = np.bincount(unit, weights=pair_weight * pair_delta, minlength=w.shape[1])
+        observed = w @ per_unit
+        if level == "nominal":
+            expected = n**2 - (n_c**2).sum(axis=1)
+        elif level == "interval":
+            expected = _spread(n, n_c, v)
+        else:
+            total = v[:, None] + v[None, :]
+            delta = np.where(total == 0, 0.0, (v[:, None] - v[None, :]) / np.where(total == 0, 1, total)) ** 2
+            expected = ((n_c @ delta) * n_c).sum(axis=1)
+    return 1 - _safe_ratio((n - 1) * observed, expected)
 
 
 def krippendorff_alpha(ratings, *, level: Level = "nominal", confidence: float = 0.95, n_resamples: int = 1000,
@@ -329,17 +370,6 @@ def krippendorff_alpha(ratings, *, level: Level = "nominal", confidence: float =
     values_b = _alpha_bootstrap(codes, values, level, n_resamples, seed)
     n_units = int(((codes >= 0).sum(axis=1) >= 2).sum())
     return _estimate(f"krippendorff_alpha_{level}", values_b, n_units, table.shape[1], n_resamples, confidence)
-
-
-def _alpha_bootstrap(codes, values, level, n_resamples, seed, weights=None) -> np.ndarray:
-    parts, pairable = _alpha_parts(codes, values, level)
-    if weights is None:
-        weights = _unit_weights(len(codes), n_resamples, seed)
-    if len(values) == 0 or not pairable.any():
-        return np.full(len(weights), np.nan)
-    k = len(values)
-    o = (weights[:, pairable] @ parts).reshape(-1, k, k)
-    return _alpha_from_coincidences(o, values, level)
 
 
 def judge_human_agreement(human_ratings, judge_ratings, *, level: Level = "nominal", confidence: float = 0.95,
