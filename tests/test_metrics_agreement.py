@@ -205,3 +205,14 @@ def test_alpha_with_continuous_ratings_and_many_sparse_raters():
 def test_alpha_single_non_integer_value_is_undefined():
     assert np.isnan(krippendorff_alpha([[0.1, 0.1], [0.1, 0.1], [0.1, None]], level="interval", n_resamples=5).value)
     assert np.isnan(krippendorff_alpha([[0.3, 0.3], [0.3, 0.3]], level="ordinal", n_resamples=5).value)
+
+
+def test_resamples_drawn_in_blocks_give_the_same_interval(monkeypatch):
+    """Memory is bounded by drawing resamples in blocks; the block size changes nothing (one stream)."""
+    from eval_platform.metrics import agreement
+
+    ratings = likert(300, 3, 0.7, np.random.default_rng(50), missing=0.1)
+    whole = krippendorff_alpha(ratings, level="ordinal", n_resamples=300, seed=4)
+    monkeypatch.setattr(agreement, "_BLOCK_CELLS", 300 * 7)  # 7 resamples per block
+    blocked = krippendorff_alpha(ratings, level="ordinal", n_resamples=300, seed=4)
+    assert (blocked.ci_low, blocked.ci_high) == pytest.approx((whole.ci_low, whole.ci_high), abs=1e-12)

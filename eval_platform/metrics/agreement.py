@@ -149,12 +149,24 @@ def _check_options(confidence: Any, n_resamples: Any, seed: Any) -> tuple[float,
     return float(confidence), n_resamples, seed
 
 
-def _unit_weights(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
-    """Row 0 is the data itself (every unit once); then one row per bootstrap resample: how many times
-    each unit was drawn. Every statistic here is a function of such unit weights."""
+#: Unit-weight cells held at once (8 bytes each): resamples are drawn and evaluated in blocks of rows so
+#: that memory stays near 32 MB whatever the number of units.
+_BLOCK_CELLS = 1 << 22
+
+
+def _resampled(n_units: int, n_resamples: int, seed: int, *statistics) -> list[np.ndarray]:
+    """Each statistic (a function of unit weights ``(rows, n_units) -> (rows,)``) on the data itself (row 0:
+    every unit once) and on ``n_resamples`` bootstrap resamples (how many times each unit was drawn).
+    Every statistic here is a function of such weights, so one drawing serves all of them (paired)."""
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=n_resamples)
-    return np.vstack([np.ones((1, n_units)), draws]).astype(np.float64)
+    block = max(1, _BLOCK_CELLS // max(n_units, 1))
+    chunks: list[list[np.ndarray]] = [[f(np.ones((1, n_units)))] for f in statistics]
+    for start in range(0, n_resamples, block):
+        size = min(block, n_resamples - start)
+        draws = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=size).astype(np.float64)
+        for out, f in zip(chunks, statistics):
+            out.append(f(draws))
+    return [np.concatenate(out) for out in chunks]
 
 
 def _interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
@@ -216,16 +228,19 @@ def cohen_kappa(rater_1, rater_2, *, weights: Literal["linear", "quadratic"] | N
         disagreement = np.abs(index[:, None] - index[None, :]).astype(np.float64)
     else:
         disagreement = ((index[:, None] - index[None, :]) ** 2).astype(np.float64)
-    w = _unit_weights(len(table), n_resamples, seed)                         # (B, U)
     cell = codes[:, 0] * k + codes[:, 1]                                     # each unit's confusion cell
     # sparse: one non-zero per unit, so memory grows with units + k^2 per resample, not units x k^2
     onehot = sparse.csr_matrix((np.ones(len(table)), (np.arange(len(table)), cell)), shape=(len(table), k * k))
-    confusion = np.asarray((onehot.T @ w.T).T).reshape(-1, k, k)             # (B, k, k)
-    total = confusion.sum(axis=(1, 2))
-    expected = confusion.sum(axis=2)[:, :, None] * confusion.sum(axis=1)[:, None, :] / total[:, None, None]
-    observed_d = np.einsum("bij,ij->b", confusion, disagreement)
-    expected_d = np.einsum("bij,ij->b", expected, disagreement)
-    values_b = 1 - _safe_ratio(observed_d, expected_d)
+
+    def kappa(w: np.ndarray) -> np.ndarray:
+        confusion = np.asarray((onehot.T @ w.T).T).reshape(-1, k, k)          # (B, k, k)
+        total = confusion.sum(axis=(1, 2))
+        expected = confusion.sum(axis=2)[:, :, None] * confusion.sum(axis=1)[:, None, :] / total[:, None, None]
+        observed_d = np.einsum("bij,ij->b", confusion, disagreement)
+        expected_d = np.einsum("bij,ij->b", expected, disagreement)
+        return 1 - _safe_ratio(observed_d, expected_d)
+
+    (values_b,) = _resampled(len(table), n_resamples, seed, kappa)
     name = "cohen_kappa" if weights is None else f"cohen_kappa_{weights}"
     return _estimate(name, values_b, len(table), 2, n_resamples, confidence)
 
@@ -257,12 +272,15 @@ def fleiss_kappa(ratings, *, confidence: float = 0.95, n_resamples: int = 1000, 
     counts = np.zeros((n_units, len(values)))
     np.add.at(counts, (np.repeat(np.arange(n_units), m), codes.ravel()), 1.0)  # n_ij
     p_unit = ((counts**2).sum(axis=1) - m) / (m * (m - 1))                       # P_i
-    w = _unit_weights(n_units, n_resamples, seed)
-    units = w.sum(axis=1)
-    p_bar = w @ p_unit / units
-    p_category = (w @ counts) / (units * m)[:, None]
-    p_e = (p_category**2).sum(axis=1)
-    values_b = _safe_ratio(p_bar - p_e, 1 - p_e)
+
+    def kappa(w: np.ndarray) -> np.ndarray:
+        units = w.sum(axis=1)
+        p_bar = w @ p_unit / units
+        p_category = (w @ counts) / (units * m)[:, None]
+        p_e = (p_category**2).sum(axis=1)
+        return _safe_ratio(p_bar - p_e, 1 - p_e)
+
+    (values_b,) = _resampled(n_units, n_resamples, seed, kappa)
     return _estimate("fleiss_kappa", values_b, n_units, m, n_resamples, confidence)
 
 
@@ -297,56 +315,62 @@ def _spread(n: np.ndarray, n_c: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(spread <= 1e-12 * 2 * np.abs(first), 0.0, spread)
 
 
-def _alpha_bootstrap(codes, values, level, n_resamples, seed, weights=None) -> np.ndarray:
-    """Alpha for the data (row 0 of ``weights``) and each bootstrap resample of the units.
+def _alpha_statistic(codes: np.ndarray, values: np.ndarray, level: str):
+    """Alpha as a function of unit weights (see :func:`_resampled`).
 
     ``alpha = 1 - (n - 1) sum_ck o_ck delta_ck / sum_ck n_c n_k delta_ck``, computed without building a
     coincidence matrix per unit: the observed part sums ``delta`` over the pairs of ratings within units, the
     expected part uses closed forms in the marginals ``n_c`` (``n^2 - sum n_c^2`` for nominal, ``2 (n sum n_c
     v_c^2 - (sum n_c v_c)^2)`` for interval, and the same over mid-ranks ``M_c = sum_{g<=c} n_g - n_c / 2`` for
     ordinal, whose ``delta_ck`` is ``(M_c - M_k)^2``); ratio sums ``n_c n_k delta_ck`` over the value pairs."""
-    if weights is None:
-        weights = _unit_weights(len(codes), n_resamples, seed)
     pairable = (codes >= 0).sum(axis=1) >= 2
     if len(values) == 0 or not pairable.any():
-        return np.full(len(weights), np.nan)
-    w = weights[:, pairable]                                                   # (B, U')
+        return lambda weights: np.full(len(weights), np.nan)
     unit, c1, c2, pair_weight = _pairs(codes, pairable)
     k = len(values)
     present = codes[pairable] >= 0
-    rows, cols = np.nonzero(present)
-    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, codes[pairable][present])), shape=(len(w[0]), k))
-    n_c = np.asarray((counts.T @ w.T).T)                                      # (B, k) marginals
-    n = n_c.sum(axis=1)
-    if level == "ordinal":
-        midrank = np.cumsum(n_c, axis=1) - n_c / 2                             # (B, k)
-        observed = np.empty(len(w))
-        for start in range(0, len(w), 64):                                     # 64 resamples at a time
-            block = slice(start, start + 64)
-            gap = midrank[block][:, c1] - midrank[block][:, c2]
-            observed[block] = (w[block][:, unit] * pair_weight * gap**2).sum(axis=1)
-        expected = _spread(n, n_c, midrank)
-    else:
-        if level == "nominal":
-            pair_delta = (c1 != c2).astype(np.float64)
+    rows, _ = np.nonzero(present)
+    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, codes[pairable][present])), shape=(int(pairable.sum()), k))
+    if level == "nominal":
+        pair_delta = (c1 != c2).astype(np.float64)
+    elif level in ("interval", "ratio"):
+        v = values.astype(np.float64)
+        if level == "interval":
+            pair_delta = (v[c1] - v[c2]) ** 2
         else:
-            v = values.astype(np.float64)
-            if level == "interval":
-                pair_delta = (v[c1] - v[c2]) ** 2
+            total = v[c1] + v[c2]
+            pair_delta = np.where(total == 0, 0.0, (v[c1] - v[c2]) / np.where(total == 0, 1, total)) ** 2
+            both = v[:, None] + v[None, :]
+            delta = np.where(both == 0, 0.0, (v[:, None] - v[None, :]) / np.where(both == 0, 1, both)) ** 2
+    if level != "ordinal":
+        per_unit = np.bincount(unit, weights=pair_weight * pair_delta, minlength=int(pairable.sum()))
+
+    def alpha(weights: np.ndarray) -> np.ndarray:
+        return _alpha_of(weights[:, pairable])
+
+    def _alpha_of(w: np.ndarray) -> np.ndarray:
+        n_c = np.asarray((counts.T @ w.T).T)                                  # (B, k) marginals
+        n = n_c.sum(axis=1)
+        if level == "ordinal":
+            midrank = np.cumsum(n_c, axis=1) - n_c / 2                         # (B, k)
+            observed = np.empty(len(w))
+            rows_at_once = max(1, _BLOCK_CELLS // max(len(unit), 1))          # bounded (resamples x pairs)
+            for begin in range(0, len(w), rows_at_once):
+                block = slice(begin, begin + rows_at_once)
+                gap = midrank[block][:, c1] - midrank[block][:, c2]
+                observed[block] = (w[block][:, unit] * pair_weight * gap**2).sum(axis=1)
+            expected = _spread(n, n_c, midrank)
+        else:
+            observed = w @ per_unit
+            if level == "nominal":
+                expected = n**2 - (n_c**2).sum(axis=1)
+            elif level == "interval":
+                expected = _spread(n, n_c, v)
             else:
-                total = v[c1] + v[c2]
-                pair_delta = np.where(total == 0, 0.0, (v[c1] - v[c2]) / np.where(total == 0, 1, total)) ** 2
-        per_unit = np.bincount(unit, weights=pair_weight * pair_delta, minlength=w.shape[1])
-        observed = w @ per_unit
-        if level == "nominal":
-            expected = n**2 - (n_c**2).sum(axis=1)
-        elif level == "interval":
-            expected = _spread(n, n_c, v)
-        else:
-            total = v[:, None] + v[None, :]
-            delta = np.where(total == 0, 0.0, (v[:, None] - v[None, :]) / np.where(total == 0, 1, total)) ** 2
-            expected = ((n_c @ delta) * n_c).sum(axis=1)
-    return 1 - _safe_ratio((n - 1) * observed, expected)
+                expected = ((n_c @ delta) * n_c).sum(axis=1)
+        return 1 - _safe_ratio((n - 1) * observed, expected)
+
+    return alpha
 
 
 def krippendorff_alpha(ratings, *, level: Level = "nominal", confidence: float = 0.95, n_resamples: int = 1000,
@@ -367,7 +391,7 @@ def krippendorff_alpha(ratings, *, level: Level = "nominal", confidence: float =
     codes, values = _codes(table, "ratings", numeric=level != "nominal")
     if level == "ratio" and len(values) and values.astype(np.float64).min() < 0:
         raise InvalidInput("ratings", f"the ratio level needs non-negative ratings, got {values.min()!r}")
-    values_b = _alpha_bootstrap(codes, values, level, n_resamples, seed)
+    (values_b,) = _resampled(len(codes), n_resamples, seed, _alpha_statistic(codes, values, level))
     n_units = int(((codes >= 0).sum(axis=1) >= 2).sum())
     return _estimate(f"krippendorff_alpha_{level}", values_b, n_units, table.shape[1], n_resamples, confidence)
 
@@ -393,10 +417,9 @@ def judge_human_agreement(human_ratings, judge_ratings, *, level: Level = "nomin
     codes, values = _codes(combined, "human_ratings", numeric=level != "nominal")
     if level == "ratio" and len(values) and values.astype(np.float64).min() < 0:
         raise InvalidInput("human_ratings", f"the ratio level needs non-negative ratings, got {values.min()!r}")
-    weights = _unit_weights(len(humans), n_resamples, seed)
     human_only = codes[:, :-1]
-    alpha_humans = _alpha_bootstrap(human_only, values, level, n_resamples, seed, weights)
-    alpha_with = _alpha_bootstrap(codes, values, level, n_resamples, seed, weights)
+    alpha_humans, alpha_with = _resampled(len(codes), n_resamples, seed, _alpha_statistic(human_only, values, level),
+                                          _alpha_statistic(codes, values, level))
     name = f"krippendorff_alpha_{level}"
     n_humans = int(((human_only >= 0).sum(axis=1) >= 2).sum())
     n_with = int(((codes >= 0).sum(axis=1) >= 2).sum())
