@@ -346,6 +346,22 @@ def format_gate(model_key: str, decision: str, reasons: list) -> str:
 def cmd_score(args) -> None:
     from eval_platform import scoring
 
+    if args.kind == "counterfactual":
+        estimates = scoring.score_counterfactual(
+            _read_table(args.data), args.reward, args.propensity, args.target_probability,
+            args.reward_model_logged, args.reward_model_target, args.confidence)
+        _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "std_error", "ess", "n", "max_weight"))
+        return
+    if args.kind == "agreement":
+        estimates = scoring.score_agreement(_read_table(args.data), args.rater, args.level, args.judge,
+                                            args.confidence, args.resamples, args.seed)
+        _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "n_units", "n_raters"))
+        return
+    if args.kind == "interleaving":
+        outcome = scoring.score_interleaving(_read_table(args.data), args.query, args.team, args.clicked, args.confidence)
+        _print_estimates(args, {"A_vs_B": outcome}, ("wins", "losses", "ties", "n_queries", "preference", "win_rate",
+                                                     "win_rate_ci_low", "win_rate_ci_high", "p_value"))
+        return
     if args.kind == "classification":
         results = scoring.score_classification(_read_table(args.data), args.label, args.score, args.metric)
     elif args.kind == "generation":
@@ -371,6 +387,14 @@ def cmd_score(args) -> None:
         return
     for name, value in results.items():
         print(f"{name:<24}{'all':<12}{'undefined' if value is None or math.isnan(value) else f'{value:.4f}'}")
+
+
+def _print_estimates(args, estimates: dict[str, dict], columns: Sequence[str]) -> None:
+    """One row per estimator (JSON: one object per estimator)."""
+    if args.json:
+        print(json.dumps(json_safe(estimates), indent=2))
+        return
+    _print_table([{"estimator": name, **row} for name, row in estimates.items()], ("estimator", *columns))
 
 
 def _user() -> str:
@@ -476,6 +500,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--run", required=True)
     sub.add_argument("--metric", action="append", required=True, help="map, recip_rank, ndcg_cut_10, P_10, recall_100...")
     sub.add_argument("--per-query", action="store_true")
+    sub.set_defaults(func=cmd_score)
+
+    sub = score.add_parser("counterfactual", parents=[common],
+                           help="off-policy value (IPS, SNIPS, DR) of a new policy from a logged bandit file")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL, one logged round per row")
+    sub.add_argument("--reward", required=True, help="column of logged rewards")
+    sub.add_argument("--propensity", required=True, help="column of the logging policy's probability of the logged action")
+    sub.add_argument("--target-probability", required=True, help="column of the new policy's probability of that action")
+    sub.add_argument("--reward-model-logged", help="column of the reward model's prediction for the logged action (DR)")
+    sub.add_argument("--reward-model-target", help="column of the reward model's expectation under the new policy (DR)")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.set_defaults(func=cmd_score)
+
+    sub = score.add_parser("interleaving", parents=[common],
+                           help="team-draft interleaving preference (A over B) from a click log, one row per shown item")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL")
+    sub.add_argument("--query", default="query_id", help="column of the impression (query) id")
+    sub.add_argument("--team", default="team", help="column of the item's team, A or B")
+    sub.add_argument("--clicked", default="clicked", help="column: 1 or true when the item was clicked")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.set_defaults(func=cmd_score)
+
+    sub = score.add_parser("agreement", parents=[common],
+                           help="inter-rater agreement of a ratings file (one row per unit, one column per rater)")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL; an empty cell is a missing rating")
+    sub.add_argument("--rater", action="append", required=True, help="a rater's column (repeat, at least two)")
+    sub.add_argument("--level", default="nominal", choices=("nominal", "ordinal", "interval", "ratio"))
+    sub.add_argument("--judge", help="a model-as-judge's column: alpha with it as one more rater")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the units")
+    sub.add_argument("--seed", type=int, default=0)
     sub.set_defaults(func=cmd_score)
 
     gate = groups.add_parser("gate", help="gate decisions").add_subparsers(dest="command", required=True)

@@ -103,6 +103,7 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
             columns["judge_sampled"] = frame["judge_sampled"].to_numpy(dtype=bool)
         if "judge_preference" in frame.columns:
             columns["judge_preference"] = frame["judge_preference"].to_numpy(np.float64)
+        columns.update(embedding_columns(frame))
         return columns
     if task_type == "binary_classification":
         return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64)}
@@ -116,6 +117,28 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
         # one row of classes per example, so resampling rows keeps them intact (a view, no copy)
         return {"label": labels, "proba": proba, "classes": np.broadcast_to(classes, proba.shape)}
     raise InvalidInput("task_type", f"no metric columns for task type {task_type!r} yet")
+
+
+#: Embeddings of a generation eval, one numeric column per dimension (``<side>_emb_0``, ``<side>_emb_1``...):
+#: the generated output's in the predictions (``prediction_emb_``), the reference's and the prompt's in the
+#: dataset (``reference_emb_``, ``prompt_emb_``); read by the FID and CLIP-score metrics
+#: (:mod:`eval_platform.metrics.embeddings`) as 2-D arrays ``prediction_embedding`` etc.
+EMBEDDING_SIDES = ("prediction", "reference", "prompt")
+
+
+def embedding_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    out = {}
+    for side in EMBEDDING_SIDES:
+        prefix = f"{side}_emb_"
+        found = [c for c in frame.columns if isinstance(c, str) and c.startswith(prefix)]
+        if not found:
+            continue
+        suffixes = [c.removeprefix(prefix) for c in found]
+        if not all(x.isdigit() for x in suffixes) or sorted(int(x) for x in suffixes) != list(range(len(found))):
+            raise InvalidInput(f"{prefix}*", f"embedding columns must be {prefix}0 to {prefix}{len(found) - 1}, got {sorted(found)}")
+        ordered = sorted(found, key=lambda c: int(c.removeprefix(prefix)))
+        out[f"{side}_embedding"] = frame[ordered].to_numpy(np.float64)
+    return out
 
 
 def _class_values(names: list[str], labels: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from eval_platform.errors import InvalidInput
-from eval_platform.metrics import classification_defs, generation, judge_defs, ranking
+from eval_platform.metrics import classification_defs, embeddings, generation, judge_defs, ranking
 from eval_platform.metrics.base import MetricDefinition
 
 _CATALOG: dict[str, MetricDefinition] = {}
@@ -23,7 +23,8 @@ def register_metric(definition: MetricDefinition) -> MetricDefinition:
     return definition
 
 
-for _family in (classification_defs.METRICS, ranking.METRICS, generation.METRICS, judge_defs.METRICS):
+for _family in (classification_defs.METRICS, ranking.METRICS, generation.METRICS, judge_defs.METRICS,
+                embeddings.METRICS):
     for _definition in _family:
         register_metric(_definition)
 
