@@ -7,6 +7,7 @@ alpha is computed by the ``krippendorff`` package on a large sample, not by the 
 
 from __future__ import annotations
 
+import krippendorff  # the dev extra's reference implementation
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
@@ -16,7 +17,6 @@ from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 from eval_platform.errors import InvalidInput
 from eval_platform.metrics.agreement import cohen_kappa, fleiss_kappa, judge_human_agreement, krippendorff_alpha
 
-krippendorff = pytest.importorskip("krippendorff")
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 

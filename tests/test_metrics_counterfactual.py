@@ -19,6 +19,7 @@ from eval_platform.metrics.counterfactual import (
     ips_estimate,
     snips_estimate,
 )
+from tests.optional import reference
 
 N_CONTEXTS, N_ACTIONS = 20, 5
 
@@ -100,7 +101,7 @@ def test_dr_has_less_variance_than_ips_with_a_good_model():
 
 def test_matches_obp_estimators():
     """Values equal those of obp (Open Bandit Pipeline) 0.4.x, the reference implementation."""
-    ope = pytest.importorskip("obp.ope")
+    ope = reference("obp.ope")
     q, logging, target, _ = bandit(seed=5)
     d = log(q, logging, target, 3000, np.random.default_rng(6))
     # obp takes action distributions (n, n_actions, len_list) and reward-model outputs of the same shape

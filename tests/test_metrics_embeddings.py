@@ -14,6 +14,7 @@ from scipy import linalg
 
 from eval_platform.errors import InvalidInput
 from eval_platform.metrics.embeddings import clip_score, frechet_distance, frechet_distance_from_statistics
+from tests.optional import reference
 
 
 def pytorch_fid_reference(mu1, sigma1, mu2, sigma2, eps=1e-6):
@@ -42,8 +43,8 @@ def stats_of(a):
 
 @pytest.mark.parametrize(("n", "dim", "seed"), [(400, 8, 0), (1000, 64, 1), (300, 128, 2), (2048, 256, 3)])
 def test_fid_matches_torchmetrics(n, dim, seed):
-    torch = pytest.importorskip("torch")
-    fid_module = pytest.importorskip("torchmetrics.image.fid")
+    torch = reference("torch")
+    fid_module = reference("torchmetrics.image.fid")
     x, y = random_sets(n, dim, seed)
     ours = frechet_distance(x, y)
     expected = fid_module._compute_fid(*(torch.tensor(a) for a in (*stats_of(x), *stats_of(y)))).item()
@@ -80,7 +81,7 @@ def test_fid_edge_cases():
 
 
 def test_clip_score_matches_torch_cosine():
-    torch = pytest.importorskip("torch")
+    torch = reference("torch")
     rng = np.random.default_rng(9)
     text = rng.normal(size=(200, 32))
     image = 0.5 * text + rng.normal(size=(200, 32))
