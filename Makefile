@@ -31,4 +31,4 @@ dev: $(STAMP)
 	EVAL_PLATFORM_HOME=$(DEMO_HOME) DAGSTER_HOME=$(DEMO_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) .demo .pytest_cache test-artifacts

@@ -116,12 +116,14 @@ class Daemon:
 
 def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     """Until the registry has no queued or running eval run nor pending orchestrator request, and Dagster
-    has no unfinished run.
+    has no unfinished run nor unfinished backfill (a backfill is marked completed by the daemon's next
+    iteration after its last run: stopping before that would leave it "in progress" on the Backfills page).
 
     There is no overall deadline: a busy machine makes every step slower, and that is not a failure. The
     wait gives up only when nothing moves (no registry row changes state, no Dagster run or event appears)
     for ``stall_timeout`` seconds, and says what it is waiting for whenever that changes."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster._core.execution.backfill import BulkActionStatus
 
     from eval_platform import experiments, incidents, releases
 
@@ -134,7 +136,9 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
             requests = releases.pending_requests(platform, releases.PROMOTION) + experiments.pending_analysis_requests(platform)
             unreported = [i for i in incidents.incidents(platform) if not i.reported]
             dagster_runs = instance.get_run_records(RunsFilter(statuses=unfinished))
-            if not pending and not requests and not unreported and not dagster_runs:
+            backfills = [b for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING)
+                         for b in instance.get_backfills(status=status)]
+            if not pending and not requests and not unreported and not dagster_runs and not backfills:
                 return
             if daemon.process is not None and daemon.process.poll() is not None:
                 raise SystemExit(f"the Dagster daemon exited:\n{daemon.tail()}")
@@ -142,13 +146,15 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
             latest_event = instance.event_log_storage.get_maximum_record_id() if hasattr(
                 instance.event_log_storage, "get_maximum_record_id") else None
             state = (tuple(sorted((r.run_id, r.status, r.launch_attempts) for r in pending)), len(requests), len(unreported),
-                     tuple(sorted((r.dagster_run.run_id, r.dagster_run.status.value) for r in dagster_runs)), latest_event)
+                     tuple(sorted((r.dagster_run.run_id, r.dagster_run.status.value) for r in dagster_runs)),
+                     tuple(sorted(b.backfill_id for b in backfills)), latest_event)
             if state != last_state:
                 last_state, last_progress = state, time.monotonic()
             waiting = (f"{sum(r.status == 'queued' for r in pending)} eval run(s) queued, {sum(r.status == 'running' for r in pending)} "
                        f"running; {len(dagster_runs)} Dagster run(s) unfinished "
                        f"({', '.join(sorted({r.dagster_run.status.value.lower() for r in dagster_runs})) or '-'}); "
-                       f"{len(requests)} request(s), {len(unreported)} incident(s) to show")
+                       f"{len(requests)} request(s), {len(unreported)} incident(s) to show"
+                       + (f"; {len(backfills)} backfill(s) unfinished" if backfills else ""))
             if waiting != said:
                 print(f"  waiting for Dagster: {waiting}", flush=True)
                 said = waiting
@@ -293,6 +299,38 @@ def run_experiment(platform, daemon, timeout: float, control: str, candidate: st
     print(f"promoted version of {MODEL_NAME}: {platform.promoted_version(MODEL_NAME)}")
 
 
+def recompute_contaminated(platform, daemon, timeout: float, contaminated_key: str, clean: pd.DataFrame) -> None:
+    """What an ops engineer does next: rebuild the canary without the leaked examples (a new dataset version)
+    and ``evalp recompute --affected-by`` the contaminated version. The recompute sensor turns the request into
+    one Dagster backfill of the clean version's eval cells of the affected model versions (Backfills page)."""
+    from dagster import DagsterInstance
+
+    from eval_platform.incidents import request_recompute
+
+    print(f"\n=== recompute: the canary rebuilt from other hold-out examples, the runs on {contaminated_key} recomputed ===")
+    rebuilt = platform.register_dataset(CANARY_ID, clean, task_type="binary_classification", label_policy="human_reviewed",
+                                        slice_columns=["tumour_size"], description="the canary rebuilt without the leaked examples")
+    print(f"dataset {rebuilt.record.key} ({rebuilt.record.row_count} rows){'' if rebuilt.created else ' already registered'}")
+    queued, request = request_recompute(platform, contaminated_key, requested_by="demo",
+                                        reason=f"recompute runs affected by {contaminated_key}")
+    print(f"evalp recompute --affected-by {contaminated_key}: ", end="")
+    if request is None:
+        print("nothing left to recompute (done before)")
+    else:
+        print(f"{len(queued)} run(s) queued; Dagster backfill of the eval cells (dataset|model) {', '.join(request.partitions)}")
+        run_dagster(platform, daemon, timeout)  # the recompute sensor submits the backfill, the daemon runs its cells
+    with DagsterInstance.get() as instance:
+        recomputes = [b for b in instance.get_backfills() if "eval_platform/recompute_request" in b.tags]
+    if recomputes:
+        latest = recomputes[0]  # newest first
+        print(f"backfill {latest.backfill_id}: {latest.status.value.lower()}, "
+              f"{len(list(latest.asset_backfill_data.target_subset.iterate_asset_partitions()))} asset partitions "
+              f"(make dev: Runs > Backfills)")
+    for run in platform.runs():
+        if run.dataset_key == rebuilt.record.key:
+            print(f"  {run.run_id}  {run.model_key}  {run.suite_key}  {run.status}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=str(ROOT / ".demo"))
@@ -381,6 +419,7 @@ def main() -> None:
               f"{explore.record.key} is exploratory:")
         for model in platform.models():
             print(f"  {model.key}: {releases.effective_decision(platform, model.key)[0]}")
+        recompute_contaminated(platform, daemon, args.timeout, canary_key, dataset.iloc[1::3])
     finally:
         daemon.stop()
         llm_server.stop()

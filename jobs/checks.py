@@ -13,7 +13,10 @@ import json
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluation,
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,30 @@ class CheckReportsConfig(dg.Config):
     results: list[CheckResultConfig]
 
 
+def latest_materialization(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
+                           partition: str) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The partition's latest materialization, as the target of a check result about it.
+
+    Why: Dagster's check status of a materialized partition (the check's Partitions tab, the partition
+    grids) counts only a result that targets the partition's latest materialization; any other result is
+    resolved as "missing" (``AssetCheckPartitionInfo.is_current``). Without a target, a contaminated
+    cell's failed ``inputs_valid`` showed as a grey "missing" cell, red only in the execution history."""
+    [*records] = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]),
+                                                 limit=1).records
+    if not records:
+        return None  # never materialized (a gate not decided yet): the result is current as it is
+    return AssetCheckEvaluationTargetMaterializationData(storage_id=records[0].storage_id, run_id=records[0].run_id,
+                                                         timestamp=records[0].timestamp)
+
+
 @dg.op(description="Record the given partitioned check results (from the incident, gate and migration sensors).")
 def report_check_results_op(context: dg.OpExecutionContext, config: CheckReportsConfig) -> None:
     for result in config.results:
-        context.log_event(AssetCheckEvaluation(asset_key=dg.AssetKey(result.asset), check_name=result.check,
-                                               passed=result.passed, partition=result.partition,
-                                               metadata=json.loads(result.metadata_json)))
+        asset_key = dg.AssetKey(result.asset)
+        context.log_event(AssetCheckEvaluation(
+            asset_key=asset_key, check_name=result.check, passed=result.passed, partition=result.partition,
+            metadata=json.loads(result.metadata_json),
+            target_materialization_data=latest_materialization(context.instance, asset_key, result.partition)))
 
 
 @dg.job(executor_def=dg.in_process_executor,

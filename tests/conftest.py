@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -97,7 +99,32 @@ def release_suite() -> dict:
     return yaml.safe_load((ROOT / "demo" / "breast_cancer_release.yaml").read_text())
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    home: Path
+    output: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """The demo, run once on a fresh home with a real dagster-daemon (minutes), for every slow test that looks at
+    what it leaves: tests/test_demo.py reads its output and runs it again, tests/test_ui.py opens the Dagster UI
+    on its instance."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    run = subprocess.run([sys.executable, str(ROOT / "demo" / "run_demo.py"), "--home", str(home)],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return DemoRun(home, run.stdout)
+
+
+#: What the slow tests leave for a person to look at (CI keeps the directory): the UI test's screenshots.
+ARTIFACTS = ROOT / "test-artifacts"
+_summary_lines: list[str] = []
+
+
 def pytest_terminal_summary(terminalreporter):
+    for line in _summary_lines:
+        terminalreporter.write_line(line)
     if _pg_skips:
         terminalreporter.write_line(
             f"NOTE: PostgreSQL tests were SKIPPED ({_pg_skips[0]}); set EVAL_PLATFORM_REQUIRE_POSTGRES=1 to make them "

@@ -38,9 +38,13 @@ def service(tmp_path, breast_cancer, release_suite, monkeypatch):
     platform.close()
 
 
-def _check_status(instance, asset: str, check: str) -> dict[str, str]:
+def _check_status(instance, asset: str, check: str, resolved: bool = True) -> dict[str, str]:
+    """Each partition's latest check status; ``resolved``: as the UI shows it, where a result that does not
+    target the partition's latest materialization is "missing" (so every result the sensors report must be
+    current to be seen red or green)."""
     infos = instance.event_log_storage.get_asset_check_partition_info([dg.AssetCheckKey(dg.AssetKey(asset), check)])
-    return {info.partition_key: info.latest_execution_status.value for info in infos}
+    return {info.partition_key: info.latest_execution_status.value if info.is_current or not resolved else "NOT CURRENT"
+            for info in infos}
 
 
 def test_key_grammar_stays_inside_dagster_multi_partition_keys():
@@ -158,7 +162,11 @@ def test_an_installation_from_before_eval_cells_is_carried_over_once(service, mo
             asset_key=dg.AssetKey("metric_table"), asset_partitions=["bc@1|detector@1"]), limit=5).records
         assert event.asset_materialization.metadata["migrated_from"].value == "detector@1"
         assert _check_status(instance, "metric_table", "inputs_valid") == {"bc@1|detector@1": "FAILED"}
-        assert _check_status(instance, "eval_dataset", "not_contaminated") == {"bc@1": "FAILED"}
+        # Not as the UI resolves it: in this one tick the dataset's validation run materializes bc@1 while the
+        # migration reports the incident, and when the report runs first (no materialization to target yet) it
+        # still counts as the latest result (Dagster orders results by the row the validation run planned
+        # earlier), so the UI shows bc@1 "missing" until the next report: a known race, left open.
+        assert _check_status(instance, "eval_dataset", "not_contaminated", resolved=False) == {"bc@1": "FAILED"}
         assert _check_status(instance, "gate_decision", "gate_status") == {"detector@1": "FAILED"}  # no_decision
         assert not harness.run_records(job_name="decide_gate")  # shown as it stands, not re-decided wholesale
         harness.tick()  # once
