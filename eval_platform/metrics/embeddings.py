@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from eval_platform.errors import InvalidInput
+from eval_platform.lazy_imports import scipy_stats as stats  # deferred: keeps `import definitions` fast for sensor ticks and run start
 from eval_platform.metrics.base import MetricDefinition
 
 __all__ = ["FrechetDistance", "ClipScore", "frechet_distance", "frechet_distance_from_statistics", "clip_score"]
