@@ -69,6 +69,30 @@ class DaemonHarness:
             list(execute_backfill_iteration(self.workspace_context, LOGGER))
         self.run_queue()
 
+    def ui_backfill(self, backfill_id: str, partitions: set[tuple[str, str]], iterations: int = 12) -> str:
+        """Launch a backfill of ``(asset, partition)`` pairs as the UI's partition selection does (no tags),
+        run the backfill daemon until it ends, and return its final status."""
+        import time
+
+        from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+        from dagster._core.definitions.events import AssetKeyPartitionKey
+        from dagster._core.execution.backfill import PartitionBackfill
+
+        import definitions
+
+        with dg.partition_loading_context(dynamic_partitions_store=self.instance):
+            subset = AssetGraphSubset.from_asset_partition_set(
+                {AssetKeyPartitionKey(dg.AssetKey(asset), partition) for asset, partition in partitions},
+                definitions.defs.resolve_asset_graph())
+            self.instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
+                backfill_id=backfill_id, backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=self.instance,
+                asset_graph_subset=subset, title=None, description=None, run_config=None))
+        for _ in range(iterations):
+            self.backfills()
+            if self.instance.get_backfill(backfill_id).status.value != "REQUESTED":
+                break
+        return self.instance.get_backfill(backfill_id).status.value
+
     def run_records(self, **filters) -> list:
         return list(self.instance.get_run_records(dg.RunsFilter(**filters)))
 

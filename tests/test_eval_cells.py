@@ -200,27 +200,13 @@ def test_a_partition_check_is_reported_again_by_a_run_not_runless(service):
 def test_a_ui_backfill_of_the_evaluation_group_with_a_failing_gate_succeeds(service, model_files):
     """A gate that does not pass is a result: the operator's backfill of the evaluation group (cells and gate,
     with their checks) succeeds, every run succeeds, and the gate's status check is red."""
-    import time
-
-    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-    from dagster._core.execution.backfill import PartitionBackfill
-
     service.register_model("stump", model_files["decision_stump"], eval_plan=PLAN)
     with daemon() as harness:
         harness.tick()
         assert service.gate_decision("stump@1").decision == "fail"
-        with dg.partition_loading_context(dynamic_partitions_store=harness.instance):
-            subset = AssetGraphSubset.from_asset_partition_set(
-                {AssetKeyPartitionKey(dg.AssetKey(asset), "bc@1|stump@1") for asset in EVAL_ASSETS}
-                | {AssetKeyPartitionKey(dg.AssetKey("gate_decision"), "stump@1")}, definitions.defs.resolve_asset_graph())
-            harness.instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
-                backfill_id="evaluationgroup", backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=harness.instance,
-                asset_graph_subset=subset, title=None, description=None, run_config=None))
-        for _ in range(12):
-            harness.backfills()
-            if harness.instance.get_backfill("evaluationgroup").status.value != "REQUESTED":
-                break
-        assert harness.instance.get_backfill("evaluationgroup").status.value == "COMPLETED_SUCCESS"
+        status = harness.ui_backfill("evaluationgroup", {(asset, "bc@1|stump@1") for asset in EVAL_ASSETS}
+                                     | {("gate_decision", "stump@1")})
+        assert status == "COMPLETED_SUCCESS"
         runs = harness.run_records(tags={"dagster/backfill": "evaluationgroup"})
         assert len(runs) == 2 and {r.dagster_run.status.value for r in runs} == {"SUCCESS"}  # the cell, then the gate
         assert {r.dagster_run.tags["eval_platform/decision"] for r in runs} == {"fail"}

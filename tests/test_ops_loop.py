@@ -238,13 +238,6 @@ def test_a_backfill_started_in_the_ui_recomputes_the_affected_run_on_the_clean_v
     """The other door: an operator selects the affected partition in the Dagster UI and launches a backfill
     of the evaluation assets (no platform tags). The contaminated run is recomputed on the dataset's clean
     version, as `evalp recompute --affected-by` would, and the gate is decided again."""
-    import time
-
-    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-    from dagster._core.definitions.events import AssetKeyPartitionKey
-    from dagster._core.execution.backfill import PartitionBackfill
-
-    import definitions
     from sensors.incidents import RECOMPUTED_ASSETS
 
     _, _, frame = breast_cancer
@@ -256,18 +249,9 @@ def test_a_backfill_started_in_the_ui_recomputes_the_affected_run_on_the_clean_v
         service.register_dataset("bc", frame.iloc[1:], task_type="binary_classification", label_policy="human_reviewed",
                                  slice_columns=["tumour_size"])
         harness.tick()  # the clean version gets its partition (and its validation)
-        with dg.partition_loading_context(dynamic_partitions_store=harness.instance):
-            subset = AssetGraphSubset.from_asset_partition_set(  # the clean version's cell, selected in the grid
-                {AssetKeyPartitionKey(dg.AssetKey(asset), "bc@2|detector@1") for asset in RECOMPUTED_ASSETS},
-                definitions.defs.resolve_asset_graph())
-            harness.instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
-                backfill_id="fromtheui", backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=harness.instance,
-                asset_graph_subset=subset, title=None, description=None, run_config=None))
-        for _ in range(12):
-            harness.backfills()
-            if harness.instance.get_backfill("fromtheui").status.value != "REQUESTED":
-                break
-        assert harness.instance.get_backfill("fromtheui").status.value == "COMPLETED_SUCCESS"
+        # the clean version's cell, selected in the grid
+        status = harness.ui_backfill("fromtheui", {(asset, "bc@2|detector@1") for asset in RECOMPUTED_ASSETS})
+        assert status == "COMPLETED_SUCCESS"
         [live] = [run for run in service.runs("detector@1") if run.status != "superseded"]
         assert live.dataset_key == "bc@2" and live.status == "succeeded"
         assert service.run(contaminated.run_id).status == "superseded"
