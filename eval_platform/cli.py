@@ -18,14 +18,14 @@ from eval_platform.errors import EvalPlatformError
 from eval_platform.records import json_safe, run_to_dict, to_dict
 
 
-def _read_table(path: str):
+def _read_table(path: str, field: str = "--file"):
     import pandas as pd
 
     from eval_platform.errors import InvalidInput
 
     file = Path(path)
     if not file.is_file():
-        raise InvalidInput("--file", f"{path} does not exist")
+        raise InvalidInput(field, f"{path} does not exist")
     try:
         if file.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(file)
@@ -34,8 +34,8 @@ def _read_table(path: str):
         if file.suffix.lower() in (".jsonl", ".ndjson"):
             return pd.read_json(file, lines=True)
     except Exception as error:  # parser errors name the line; keep their words
-        raise InvalidInput("--file", f"{path} could not be read: {error}") from error
-    raise InvalidInput("--file", f"{path}: unsupported format (use .parquet, .csv, .tsv or .jsonl)")
+        raise InvalidInput(field, f"{path} could not be read: {error}") from error
+    raise InvalidInput(field, f"{path}: unsupported format (use .parquet, .csv, .tsv or .jsonl)")
 
 
 def _read_document(path: str) -> dict:
@@ -348,24 +348,24 @@ def cmd_score(args) -> None:
 
     if args.kind == "counterfactual":
         estimates = scoring.score_counterfactual(
-            _read_table(args.data), args.reward, args.propensity, args.target_probability,
+            _read_table(args.data, "--data"), args.reward, args.propensity, args.target_probability,
             args.reward_model_logged, args.reward_model_target, args.confidence)
         _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "std_error", "ess", "n", "max_weight"))
         return
     if args.kind == "agreement":
-        estimates = scoring.score_agreement(_read_table(args.data), args.rater, args.level, args.judge,
+        estimates = scoring.score_agreement(_read_table(args.data, "--data"), args.rater, args.level, args.judge,
                                             args.confidence, args.resamples, args.seed)
         _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "n_units", "n_raters"))
         return
     if args.kind == "interleaving":
-        outcome = scoring.score_interleaving(_read_table(args.data), args.query, args.team, args.clicked, args.confidence)
+        outcome = scoring.score_interleaving(_read_table(args.data, "--data"), args.query, args.team, args.clicked, args.confidence)
         _print_estimates(args, {"A_vs_B": outcome}, ("wins", "losses", "ties", "n_queries", "preference", "win_rate",
                                                      "win_rate_ci_low", "win_rate_ci_high", "p_value"))
         return
     if args.kind == "classification":
-        results = scoring.score_classification(_read_table(args.data), args.label, args.score, args.metric)
+        results = scoring.score_classification(_read_table(args.data, "--data"), args.label, args.score, args.metric)
     elif args.kind == "generation":
-        results = scoring.score_generation(_read_table(args.data), args.prediction, args.reference, args.metric)
+        results = scoring.score_generation(_read_table(args.data, "--data"), args.prediction, args.reference, args.metric)
     else:
         from eval_platform import trec
 

@@ -107,3 +107,26 @@ def test_failure_mode_commands(capsys, tmp_path, breast_cancer, model_files, rel
     flags = {m["metric"]: m["buggy"] for m in json.loads(out)}
     assert flags["average_precision@1"] is True and flags["roc_auc@1"] is False
     service.close()
+
+
+@pytest.mark.parametrize("command", [
+    ["counterfactual", "--reward", "r", "--propensity", "p", "--target-probability", "t"],
+    ["interleaving", "--query", "q", "--team", "team", "--clicked", "c"],
+    ["agreement", "--rater", "a", "--rater", "b"],
+])
+def test_score_commands_name_their_data_flag_and_never_unpickle(capsys, tmp_path, command):
+    import pickle
+
+    marker = tmp_path / "executed"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    code, _, err = evalp(capsys, "score", command[0], "--data", str(tmp_path / "absent.csv"), *command[1:])
+    assert code != 0 and "--data" in err and "absent.csv does not exist" in err
+    payload = tmp_path / "rounds.pkl"
+    payload.write_bytes(pickle.dumps(Exploit()))
+    code, _, err = evalp(capsys, "score", command[0], "--data", str(payload), *command[1:])
+    assert code != 0 and "--data" in err and "unsupported format" in err
+    assert not marker.exists()
