@@ -4,8 +4,8 @@
 import dagster as dg
 
 from assets.partitions import dataset_versions
-from eval_platform.tasks import get_task_type
-from eval_platform.validation import CHECKS, VALIDATION_VERSION, validate_frame
+from eval_platform.core.tasks import get_task_type
+from eval_platform.datasets.validation import CHECKS, VALIDATION_VERSION, validate_frame
 from resources import EvalPlatformResource
 
 _CHECK_DESCRIPTIONS = {

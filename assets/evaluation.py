@@ -26,18 +26,20 @@ from assets.partitions import (
     model_versions,
     split_cell,
 )
-from eval_platform import incidents, releases, runner
-from eval_platform.evaluation import ALL
-from eval_platform.failures import describe_failure
-from eval_platform.gates import GATE_CODE_VERSION, PASS
-from eval_platform.hashing import json_hash, short
+from eval_platform.governance import incidents
+from eval_platform.gates import releases
+from eval_platform.evaluation import runner
+from eval_platform.evaluation.metric_table import ALL
+from eval_platform.core.failures import describe_failure
+from eval_platform.gates.rules import GATE_CODE_VERSION, PASS
+from eval_platform.core.hashing import json_hash, short
 from eval_platform.llm.judge import JUDGE_CODE_VERSION
 from eval_platform.metrics.catalog import all_metrics
 from eval_platform.metrics.curves import png_markdown
-from eval_platform.models import PREDICTION_CODE_VERSION
-from eval_platform.platform import PLOTS, SUPERSEDED, EvalPlatform
+from eval_platform.models.files import PREDICTION_CODE_VERSION
+from eval_platform.platform.service import PLOTS, SUPERSEDED, EvalPlatform
 from eval_platform.registry import EvalRun
-from eval_platform.releases import effective_decision
+from eval_platform.gates.releases import effective_decision
 from resources import EvalPlatformResource
 
 #: Changes whenever a metric version is added or the metric-table code changes, so the Dagster UI marks

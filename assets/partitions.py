@@ -10,7 +10,7 @@ reserves in multi-partition keys and in backfill partition ranges.
 
 import dagster as dg
 
-from eval_platform.keys import split_cell_name
+from eval_platform.core.keys import split_cell_name
 
 #: Keys are ``model_name@version``; the eval-request sensor adds one when a model version is registered.
 model_versions = dg.DynamicPartitionsDefinition(name="model_versions")

@@ -78,8 +78,8 @@ def prepare(home: Path, db_url: str, models: int, suites: int) -> tuple[str, lis
     from sklearn.linear_model import LogisticRegression
 
     from demo.run_demo import breast_cancer_split
-    from eval_platform.access import create_token, set_owner
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.registry.access import create_token, set_owner
+    from eval_platform.platform.service import EvalPlatform
 
     platform = EvalPlatform.open(home, db_url=db_url)
     x_train, y_train, frame = breast_cancer_split()
@@ -242,7 +242,7 @@ def main() -> int:
             before = count_runs(db_url)
             port = free_port()
             env = {**os.environ, "EVAL_PLATFORM_DB_URL": db_url, "EVAL_PLATFORM_HOME": str(home)}
-            server = subprocess.Popen([sys.executable, "-m", "eval_platform.cli_api", "serve", "--home", str(home), "--host", "127.0.0.1",
+            server = subprocess.Popen([sys.executable, "-m", "eval_platform.cli.api", "serve", "--home", str(home), "--host", "127.0.0.1",
                                        "--port", str(port), "--log-level", "warning",
                                        "--workers", str(args.workers)], env=env, cwd=ROOT)
             url = f"http://127.0.0.1:{port}"

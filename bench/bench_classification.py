@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eval_platform.metrics.classification import binary_suite  # noqa: E402
+from eval_platform.metrics.classification import binary_suite
 
 THRESHOLD, MIN_PRECISION, N_BINS = 0.5, 0.95, 10
 

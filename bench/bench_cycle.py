@@ -270,7 +270,7 @@ def run_ours(rows: int, frame: pd.DataFrame, models, idle_seconds: float, code_s
     shutil.copy(ROOT / "dagster.yaml", home / "dagster" / "dagster.yaml")
     from dagster import DagsterInstance
 
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.platform.service import EvalPlatform
 
     instance = DagsterInstance.get()
     platform = EvalPlatform.open(home)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from eval_platform.llm import (  # noqa: E402
+from eval_platform.llm import (
     CandidateSpec,
     Decoding,
     Endpoint,
@@ -45,8 +45,8 @@ from eval_platform.llm import (  # noqa: E402
     generate_predictions,
     judge_predictions,
 )
-from eval_platform.llm.server import qa_dataset  # noqa: E402
-from eval_platform.registry import Registry  # noqa: E402
+from eval_platform.llm.server import qa_dataset
+from eval_platform.registry import Registry
 
 
 def server_stats(base_url: str) -> dict:

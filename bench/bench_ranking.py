@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from eval_platform.metrics import ranking  # noqa: E402
+from eval_platform.metrics import ranking
 
 MEASURES = {  # our name -> (pytrec_eval measure, ranx metric)
     "NDCG@10": ("ndcg_cut_10", "ndcg@10"),

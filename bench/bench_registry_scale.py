@@ -136,7 +136,13 @@ def fill(engine, runs: int, names: int = 100, versions: int = 100, days: float =
 def _fill_catalog(connection, rng, now, days, datasets, suites, schema, models, names, versions, chunks) -> None:
     from sqlalchemy import insert
 
-    from eval_platform.registry.schema import EvalDataset, GateDecisionRecord, MetricSuite, Model, Promotion
+    from eval_platform.registry.schema import (
+        EvalDataset,
+        GateDecisionRecord,
+        MetricSuite,
+        Model,
+        Promotion,
+    )
 
     connection.execute(insert(EvalDataset), [
         {"dataset_id": d, "version": v, "task_type": "binary_classification", "label_policy": "human_reviewed",
@@ -223,10 +229,11 @@ def measure(db: str, runs: int, args) -> dict:
     from fastapi.testclient import TestClient
     from sqlalchemy import func, select, update
 
-    from eval_platform import access, cli_api
+    from eval_platform.registry import access
+    from eval_platform.cli import api as cli_api
     from eval_platform.api import create_app
-    from eval_platform.observability import collect, render_prometheus
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.governance.observability import collect, render_prometheus
+    from eval_platform.platform.service import EvalPlatform
     from eval_platform.registry import EvalRun
 
     pg_name = None

@@ -89,8 +89,8 @@ def step_reference(args) -> dict:
 
 
 def step_register(args) -> dict:
-    from eval_platform import cli
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.cli import main as cli
+    from eval_platform.platform.service import EvalPlatform
 
     platform = EvalPlatform.open(args.home)
     started = time.perf_counter()
@@ -108,7 +108,7 @@ def step_register(args) -> dict:
 
 
 def step_model(args) -> dict:
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.platform.service import EvalPlatform
 
     platform = EvalPlatform.open(args.home)
     if args.model == "sklearn":
@@ -128,8 +128,8 @@ def step_model(args) -> dict:
 
 
 def step_eval(args) -> dict:
-    from eval_platform import runner
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.evaluation import runner
+    from eval_platform.platform.service import EvalPlatform
 
     platform = EvalPlatform.open(args.home)
     started, split = time.perf_counter(), {}

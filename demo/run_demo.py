@@ -125,7 +125,9 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
     from dagster._core.execution.backfill import BulkActionStatus
 
-    from eval_platform import experiments, incidents, releases
+    from eval_platform.online import experiments
+    from eval_platform.governance import incidents
+    from eval_platform.gates import releases
 
     unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                   DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -221,7 +223,7 @@ def show_two_teams(platform, model_file: Path) -> None:
     this process, no port) is refused. Tokens are made each run, and expire within the hour."""
     from fastapi.testclient import TestClient
 
-    from eval_platform import access
+    from eval_platform.registry import access
     from eval_platform.api import create_app
 
     access.set_owner(platform, access.MODEL, MODEL_NAME, "alpha")  # a no-op when alpha already owns it
@@ -237,8 +239,8 @@ def show_two_teams(platform, model_file: Path) -> None:
 
 
 def report(platform, model_key: str, title: str) -> None:
-    from eval_platform.cli import format_gate, format_run
-    from eval_platform.records import run_to_dict
+    from eval_platform.cli.main import format_gate, format_run
+    from eval_platform.core.records import run_to_dict
 
     print(f"\n=== {title}: {model_key} ===")
     for run in platform.runs(model_key):
@@ -268,7 +270,8 @@ def run_experiment(platform, daemon, timeout: float, control: str, candidate: st
     """An A/B test of the candidate against the promoted baseline on simulated traffic with a known effect:
     two daily batches are ingested as dataset versions, the experiment sensor analyses them, and the
     candidate's release needs the online gate as well as the offline one."""
-    from eval_platform import experiments, releases
+    from eval_platform.online import experiments
+    from eval_platform.gates import releases
     from eval_platform.online.reporting import format_online_gate, format_stored_analysis
     from eval_platform.online.simulate import simulate_experiment
 
@@ -305,7 +308,7 @@ def recompute_contaminated(platform, daemon, timeout: float, contaminated_key: s
     one Dagster backfill of the clean version's eval cells of the affected model versions (Backfills page)."""
     from dagster import DagsterInstance
 
-    from eval_platform.incidents import request_recompute
+    from eval_platform.governance.incidents import request_recompute
 
     print(f"\n=== recompute: the canary rebuilt from other hold-out examples, the runs on {contaminated_key} recomputed ===")
     rebuilt = platform.register_dataset(CANARY_ID, clean, task_type="binary_classification", label_policy="human_reviewed",
@@ -340,7 +343,7 @@ def main() -> None:
     home = Path(args.home).resolve()
     prepare_home(home)
 
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.platform.service import EvalPlatform
 
     started = time.monotonic()
     platform = EvalPlatform.open(home)
@@ -362,7 +365,8 @@ def main() -> None:
     print(f"exploratory suite {explore.record.key} on canary dataset {canary.record.key} ({canary.record.row_count} rows)")
     plan = [(DATASET_ID, suite.record.suite_id), (CANARY_ID, explore.record.suite_id)]
 
-    from eval_platform import incidents, releases
+    from eval_platform.governance import incidents
+    from eval_platform.gates import releases
 
     from eval_platform.llm.server import LocalLLMServer
 

@@ -1,8 +1,8 @@
-"""Retention: a daily job that purges model outputs past their dataset's retention (see eval_platform.retention)."""
+"""Retention: a daily job that purges model outputs past their dataset's retention (see eval_platform.governance.retention)."""
 
 import dagster as dg
 
-from eval_platform.retention import purge_expired
+from eval_platform.governance.retention import purge_expired
 from resources import EvalPlatformResource
 
 

@@ -4,8 +4,8 @@ from functools import lru_cache
 
 import dagster as dg
 
-from eval_platform.config import PlatformConfig
-from eval_platform.platform import EvalPlatform
+from eval_platform.core.config import PlatformConfig
+from eval_platform.platform.service import EvalPlatform
 
 
 @lru_cache(maxsize=8)
@@ -16,7 +16,7 @@ def _open(config: PlatformConfig) -> EvalPlatform:
 
 class EvalPlatformResource(dg.ConfigurableResource):
     """The installation to work on. Unset fields fall back to ``EVAL_PLATFORM_HOME``,
-    ``EVAL_PLATFORM_DB_URL`` and ``EVAL_PLATFORM_STORE`` (see :class:`eval_platform.config.PlatformConfig`)."""
+    ``EVAL_PLATFORM_DB_URL`` and ``EVAL_PLATFORM_STORE`` (see :class:`eval_platform.core.config.PlatformConfig`)."""
 
     home: str | None = None
     db_url: str | None = None

@@ -5,7 +5,7 @@ contaminated ingest) becomes a run of the experiment's analysis partition."""
 import dagster as dg
 
 from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments
-from eval_platform import experiments as online
+from eval_platform.online import experiments as online
 from jobs.experiments import analyze_experiment_job
 from sensors.instance import sensor_instance, sensor_platform
 from sensors.requests import BACKGROUND_SENSOR_INTERVAL_SECONDS

@@ -19,8 +19,8 @@ import dagster as dg
 
 from assets.evaluation import GATE_STATUS, gate_status
 from assets.partitions import DECISION_TAG, model_versions
-from eval_platform import releases
-from eval_platform.platform import QUEUED, RUNNING
+from eval_platform.gates import releases
+from eval_platform.platform.service import QUEUED, RUNNING
 from jobs import decide_gate
 from jobs.checks import CheckReport, report_check_results, report_request
 from sensors.instance import sensor_instance, sensor_platform

@@ -18,7 +18,7 @@ from collections import OrderedDict
 import dagster as dg
 from dagster._serdes import serialize_value
 
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from resources import PLATFORM_RESOURCE, EvalPlatformResource
 
 _MAX_INSTANCES = 4  # one per Dagster home in practice; tests open several

@@ -1,4 +1,4 @@
-"""What Dagster says of a launch: the sensor layer's side of :mod:`eval_platform.launches`.
+"""What Dagster says of a launch: the sensor layer's side of :mod:`eval_platform.evaluation.launches`.
 
 A launch is found by its tag (``eval_platform/launch``), which Dagster copies onto every retry of the run;
 a claimed row names the Dagster run that claimed it, whose retry chain (Dagster's run group) is looked at
@@ -14,8 +14,8 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from eval_platform.failures import describe_run_failure
-from eval_platform.launches import LaunchObservation, LaunchState, RetryPolicy
+from eval_platform.core.failures import describe_run_failure
+from eval_platform.evaluation.launches import LaunchObservation, LaunchState, RetryPolicy
 
 #: Tag of every run a sensor launches for queued eval runs (and of the runs of a recompute backfill).
 LAUNCH_TAG = "eval_platform/launch"

@@ -1,7 +1,7 @@
 """Turn registry rows into Dagster runs, and make sure each of them ends.
 
 Registering a model version queues its eval runs in the registry; ``eval_request_sensor`` reconciles the
-queue with what Dagster did (:mod:`eval_platform.launches`): rows of a launch that failed, was canceled or
+queue with what Dagster did (:mod:`eval_platform.evaluation.launches`): rows of a launch that failed, was canceled or
 never started go back to the queue after a backoff or fail with the cause once their attempts are spent,
 and due rows get one new launch per model version, under a run key of their own (a relaunch is never
 skipped as "already requested"). ``eval_run_failure_sensor`` settles the rows of any failed run at once,
@@ -19,7 +19,8 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from assets import REQUESTED_TAG, dataset_versions, model_versions
 from assets.partitions import cell_key
-from eval_platform import launches, runner
+from eval_platform.evaluation import launches
+from eval_platform.evaluation import runner
 from jobs import evaluate_eval_cell, validate_dataset_version
 from resources import EvalPlatformResource
 from sensors.instance import sensor_instance, sensor_platform

@@ -69,7 +69,7 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def platform(tmp_path, db_url):
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.platform.service import EvalPlatform
 
     service = EvalPlatform.open(tmp_path / "home", db_url=db_url)
     yield service

@@ -3,7 +3,7 @@
 import dagster as dg
 
 import definitions
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from resources import EvalPlatformResource
 
 

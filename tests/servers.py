@@ -29,7 +29,7 @@ def serve_process(home: Path, env: dict | None = None) -> tuple[subprocess.Popen
     until ``/healthz`` answers 200; returns the process and its base URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "eval_platform.cli_api", "serve", "--home", str(home), "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "eval_platform.cli.api", "serve", "--home", str(home), "--port", str(port), "--log-level", "warning"],
         env={**os.environ, "EVAL_PLATFORM_HOME": str(home), "PYTHONPATH": str(ROOT), **(env or {})},
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"

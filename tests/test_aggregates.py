@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_platform import access
-from eval_platform.access import create_token
-from eval_platform.aggregates import AggregateView, check_aggregate_use, shown_slices
+from eval_platform.registry import access
+from eval_platform.registry.access import create_token
+from eval_platform.platform.aggregates import AggregateView, check_aggregate_use, shown_slices
 from eval_platform.api import create_app
-from eval_platform.platform import EvalPlatform
-from eval_platform.suites import parse_suite
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.suites.definition import parse_suite
 from tests.test_api import Server, parquet_bytes
 from tests.test_runner import evaluate
 
@@ -183,8 +183,8 @@ def test_llm_judges_and_candidates_are_refused_on_aggregates_only_data(tmp_path,
 
 
 def test_min_slice_size_is_a_positive_whole_number_and_optional():
-    from eval_platform.errors import InvalidInput
-    from eval_platform.tasks import check_access_policy
+    from eval_platform.core.errors import InvalidInput
+    from eval_platform.core.tasks import check_access_policy
 
     base = {"level": "restricted", "teams": ["alpha"], "allow_aggregates": True}
     assert "min_slice_size" not in check_access_policy(base)  # absent: the version hash of older datasets is kept

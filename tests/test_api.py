@@ -23,11 +23,17 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from eval_platform import access, retention
-from eval_platform.access import create_token
+from eval_platform.registry import access
+from eval_platform.governance import retention
+from eval_platform.registry.access import create_token
 from eval_platform.api import create_app, openapi_json
-from eval_platform.platform import EvalPlatform
-from eval_platform.registry import EvalDataset, EvalRun, Model, PredictionSet
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import (
+    EvalDataset,
+    EvalRun,
+    Model,
+    PredictionSet,
+)
 from eval_platform.registry.api_schema import IdempotencyRecord, PurgeLogEntry, RunPurge
 from eval_platform.registry.schema import utcnow
 from tests.conftest import ROOT
@@ -518,7 +524,7 @@ def prometheus(text: str) -> dict[str, float]:
 
 @ON_POSTGRES
 def test_metrics_endpoint_follows_the_runs(world):
-    from eval_platform.releases import override_gate
+    from eval_platform.gates.releases import override_gate
 
     alpha = world.as_("alpha")
     response = alpha.get("/metrics")
@@ -599,7 +605,7 @@ def test_gate_override_and_promotion_name_the_team(world):
 
 @ON_SQLITE
 def test_logs_are_json_and_hold_no_tokens_or_rows(world):
-    from eval_platform.observability import JsonFormatter
+    from eval_platform.governance.observability import JsonFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -629,7 +635,7 @@ def test_logs_are_json_and_hold_no_tokens_or_rows(world):
 
 
 def test_cli_tokens_status_and_purge(tmp_path, capsys, model_files, breast_cancer):
-    from eval_platform import cli_api
+    from eval_platform.cli import api as cli_api
 
     home = str(tmp_path / "home")
     assert cli_api.main(["tokens", "create", "--team", "ml-eval", "--home", home]) == 0
@@ -802,7 +808,7 @@ def _serve_in_a_process(home: Path, db_url: str) -> tuple:
 def test_a_revoked_token_is_refused_at_once_by_every_server_process(tmp_path, db_url, monkeypatch):
     """Two servers on one registry (one in this process, one an `evalp serve` process), the token revoked by a
     third (the CLI): the very next request to either server is a 401, on the hot POST path too."""
-    from eval_platform import cli_api
+    from eval_platform.cli import api as cli_api
 
     home = tmp_path / "home"
     platform = EvalPlatform.open(home, db_url=db_url)

@@ -1,4 +1,4 @@
-"""The fast paired bootstrap of the binary suite (``eval_platform.bootstrap``).
+"""The fast paired bootstrap of the binary suite (``eval_platform.stats.bootstrap``).
 
 * point values are the catalog's, exactly;
 * on given multiplicity vectors every resampled value of both models equals the catalog function on the
@@ -17,9 +17,9 @@ import math
 import numpy as np
 import pytest
 
-from eval_platform import bootstrap
-from eval_platform.comparison import paired_bootstrap
-from eval_platform.errors import InvalidInput
+from eval_platform.stats import bootstrap
+from eval_platform.stats.comparison import paired_bootstrap
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.catalog import get_metric
 
 TOL = 1e-9

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from eval_platform.comparison import mcnemar_exact, paired_bootstrap
+from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
 from eval_platform.metrics.catalog import get_metric
 
 

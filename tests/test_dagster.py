@@ -7,8 +7,8 @@ import pytest
 
 import definitions
 from assets import REQUESTED_TAG, dataset_versions, model_versions
-from eval_platform.platform import EvalPlatform
-from eval_platform.validation import CHECKS
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.datasets.validation import CHECKS
 from jobs import decide_gate, evaluate_eval_cell, validate_dataset_version
 from sensors import dataset_version_sensor, eval_request_sensor
 from tests.conftest import ROOT

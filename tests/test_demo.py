@@ -32,7 +32,7 @@ def test_demo_runs_and_is_idempotent(demo_run):
     assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)
     assert re.search(r"recomputed now\s*: candidate 0 calls, 84 cache hits, 0 tokens, \$0.0000; judge 0 calls, 252 cache hits", out)
 
-    listed = subprocess.run([sys.executable, "-m", "eval_platform.cli", "--home", str(home), "runs", "list", "--json"],
+    listed = subprocess.run([sys.executable, "-m", "eval_platform.cli.main", "--home", str(home), "runs", "list", "--json"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     runs = json.loads(listed.stdout)
     release = [(r["model"], r["status"]) for r in runs if r["suite"] == "breast-cancer-release@1"]

@@ -14,10 +14,10 @@ from dagster._core.definitions.events import AssetKeyPartitionKey
 
 import definitions
 from assets.partitions import RESERVED_KEY_CHARACTERS, cell_key, split_cell
-from eval_platform import incidents
-from eval_platform.cli import main
-from eval_platform.keys import KEY_PATTERN
-from eval_platform.platform import EvalPlatform
+from eval_platform.governance import incidents
+from eval_platform.cli.main import main
+from eval_platform.core.keys import KEY_PATTERN
+from eval_platform.platform.service import EvalPlatform
 from tests.daemon_harness import daemon
 
 PLAN = [("bc", "breast-cancer-release")]

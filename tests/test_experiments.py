@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from eval_platform import experiments as ex
-from eval_platform import incidents, releases
-from eval_platform.errors import Conflict, InvalidInput
+from eval_platform.online import experiments as ex
+from eval_platform.governance import incidents
+from eval_platform.gates import releases
+from eval_platform.core.errors import Conflict, InvalidInput
 from eval_platform.online.analysis import analyze_experiment
 from eval_platform.online.simulate import simulate_experiment
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest, EvalDataset
 from eval_platform.registry.online_schema import Experiment, ExperimentIngest
 from tests.test_runner import evaluate
@@ -273,7 +274,7 @@ def test_shadow_mode_metrics_gate_like_any_other(service, model_files):
 
 
 def test_the_online_section_of_a_suite_is_validated():
-    from eval_platform.suites import parse_suite
+    from eval_platform.suites.definition import parse_suite
 
     for online, field in (({}, "online"), ({"guardrails": [{"metric": "x", "direction": "up", "tolerance": 0.1}]},
                                             "online.guardrails[0].direction"),
@@ -333,7 +334,7 @@ def test_the_api_registers_ingests_and_reads_experiments_with_access_control(ser
 
     import httpx
 
-    from eval_platform import access
+    from eval_platform.registry import access
     from eval_platform.api import create_app
     from tests.test_api import Server
 
@@ -388,7 +389,7 @@ def test_the_cli_registers_ingests_and_shows_experiments(service, tmp_path, caps
 
     import yaml
 
-    from eval_platform.cli import main
+    from eval_platform.cli.main import main
 
     monkeypatch.setenv("EVAL_PLATFORM_DB_URL", service.config.db_url)
     home = ["--home", str(service.config.home)]

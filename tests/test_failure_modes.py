@@ -4,12 +4,13 @@ drift, overrides and promotion through the gate's blocking check."""
 import dagster as dg
 import pytest
 
-from eval_platform import incidents, releases
-from eval_platform.errors import Conflict, InvalidInput
+from eval_platform.governance import incidents
+from eval_platform.gates import releases
+from eval_platform.core.errors import Conflict, InvalidInput
 from eval_platform.metrics import classification as clf
 from eval_platform.metrics.base import MetricDefinition, Param
 from eval_platform.metrics.catalog import all_metrics, register_metric
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from jobs.checks import reports_of
 from sensors import eval_request_sensor, gate_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
 from tests.dagster_helpers import execute, run_requests, tick

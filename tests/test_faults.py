@@ -17,7 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from eval_platform.failures import database_unreachable, describe_failure, describe_run_failure, redact_url
+from eval_platform.core.failures import (
+    database_unreachable,
+    describe_failure,
+    describe_run_failure,
+    redact_url,
+)
 from eval_platform.llm import (
     CircuitBreaker,
     Decoding,
@@ -123,7 +128,7 @@ def test_a_programming_error_on_postgres_is_not_an_outage(postgres_url):
 
 def _evalp(args: list[str], db_url: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "EVAL_PLATFORM_DB_URL": db_url, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "eval_platform.cli", "--home", str(home), *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "eval_platform.cli.main", "--home", str(home), *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -222,8 +227,8 @@ def _serve(home: Path, db_url: str) -> tuple[subprocess.Popen, str]:
 
 @pytest.mark.postgres
 def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_path, postgres_url):
-    from eval_platform.access import create_token
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.registry.access import create_token
+    from eval_platform.platform.service import EvalPlatform
 
     host_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.rsplit(":", 1)

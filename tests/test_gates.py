@@ -4,8 +4,17 @@ import math
 
 import pytest
 
-from eval_platform.errors import InvalidInput
-from eval_platform.gates import FAIL, NO_DECISION, PASS, MetricComparison, combine, decide, overall, parse_rules
+from eval_platform.core.errors import InvalidInput
+from eval_platform.gates.rules import (
+    FAIL,
+    NO_DECISION,
+    PASS,
+    MetricComparison,
+    combine,
+    decide,
+    overall,
+    parse_rules,
+)
 from eval_platform.metrics.catalog import get_metric
 
 DEFS = {"roc_auc": get_metric("roc_auc@1"), "log_loss": get_metric("log_loss@1")}

@@ -17,12 +17,22 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from eval_platform.access import create_token
+from eval_platform.registry.access import create_token
 from eval_platform.api import openapi_document
-from eval_platform.errors import InvalidInput
-from eval_platform.keys import ID_OR_KEY_PATTERN, ID_PATTERN, KEY_PATTERN, validate_id
-from eval_platform.platform import EvalPlatform
-from eval_platform.registry import EvalDataset, EvalRun, MetricSuite, Model
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.keys import (
+    ID_OR_KEY_PATTERN,
+    ID_PATTERN,
+    KEY_PATTERN,
+    validate_id,
+)
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import (
+    EvalDataset,
+    EvalRun,
+    MetricSuite,
+    Model,
+)
 from eval_platform.registry.online_schema import Experiment
 from tests.test_api import SUITE, parquet_bytes
 from tests.test_operator_config import ROOT, serve, stop
@@ -102,7 +112,7 @@ def test_bad_ids_through_the_api_are_422_and_nothing_is_written(tmp_path, db_url
 
 
 def test_bad_ids_through_the_cli_and_files_are_refused_and_nothing_is_written(tmp_path, breast_cancer, model_files, capsys):
-    from eval_platform.cli import main
+    from eval_platform.cli.main import main
 
     home = tmp_path / "home"
     platform = EvalPlatform.open(home)
@@ -131,7 +141,7 @@ def test_bad_ids_through_the_cli_and_files_are_refused_and_nothing_is_written(tm
 
 
 def test_an_experiment_id_leaves_room_for_its_events_dataset(platform):
-    from eval_platform.experiments import register_experiment
+    from eval_platform.online.experiments import register_experiment
 
     with pytest.raises(InvalidInput, match="at most 117") as refused:
         register_experiment(platform, {"experiment_id": "e" * 118, "arms": {"control": "a@1", "treatment": "b@1"}}, "t")
@@ -142,7 +152,7 @@ BOOM_SERVER = textwrap.dedent("""
     import sys
     import uvicorn
     from eval_platform.api import create_app
-    from eval_platform.observability import configure_logging
+    from eval_platform.governance.observability import configure_logging
 
     configure_logging("WARNING")  # below INFO: the level at which the observer used to swallow the exception
     app = create_app(home=sys.argv[1])

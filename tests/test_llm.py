@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_platform.errors import Conflict, InvalidInput
+from eval_platform.core.errors import Conflict, InvalidInput
 from eval_platform.llm import (
     BudgetExceeded,
     CandidateSpec,
@@ -38,7 +38,13 @@ from eval_platform.llm import (
     strata_from_metric,
 )
 from eval_platform.llm.judge import JudgeParseError, judge_pairwise
-from eval_platform.llm.server import DEFAULT_CANDIDATES, FaultPlan, JudgeModel, LocalLLMServer, qa_dataset
+from eval_platform.llm.server import (
+    DEFAULT_CANDIDATES,
+    FaultPlan,
+    JudgeModel,
+    LocalLLMServer,
+    qa_dataset,
+)
 from eval_platform.registry import Registry
 
 PROMPT = PromptTemplate("qa-short", "1", "Answer with only the answer.\nQuestion: {prompt}\nAnswer:")
@@ -472,8 +478,8 @@ def test_server_runs_as_a_script(tmp_path):
 
 
 def test_qa_dataset_is_a_valid_generation_dataset(qa):
-    from eval_platform.tasks import get_task_type
-    from eval_platform.validation import validate_frame
+    from eval_platform.core.tasks import get_task_type
+    from eval_platform.datasets.validation import validate_frame
 
     assert 50 <= len(qa) <= 100 and qa["example_id"].is_unique and qa["prompt"].is_unique
     validate_frame(qa, get_task_type("generation")).raise_for_failures()
@@ -483,7 +489,7 @@ def test_migration_creates_exactly_the_llm_tables(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    import eval_platform.registry.llm_schema  # noqa: F401 - registers the tables on Base.metadata
+    import eval_platform.registry.llm_schema
     from eval_platform.registry.schema import Base
 
     registry = Registry.open(f"sqlite:///{tmp_path / 'registry.db'}")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from eval_platform.llm.server import LocalLLMServer
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from sensors import eval_request_sensor
 from tests.dagster_helpers import execute, tick
 from tests.test_runner import evaluate
@@ -135,7 +135,7 @@ def test_a_pinned_judge_scores_each_example_and_is_recorded(service, server, tmp
 
 
 def test_judge_pins_must_match_and_an_unpinned_judge_blocks(service, tmp_path):
-    from eval_platform.errors import InvalidInput
+    from eval_platform.core.errors import InvalidInput
 
     wrong = judged_suite()
     wrong["metrics"][1]["params"]["judge_model"] = "someone-else@9"
@@ -185,8 +185,8 @@ def pairwise_suite(model="rule-judge-1", rule=None):
 
 
 def test_judge_sampling_and_pairwise_config_errors_name_the_field(service):
-    from eval_platform.errors import InvalidInput
-    from eval_platform.suites import parse_suite
+    from eval_platform.core.errors import InvalidInput
+    from eval_platform.suites.definition import parse_suite
 
     def refused(raw, field):
         with pytest.raises(InvalidInput) as error:
@@ -336,7 +336,7 @@ def test_pairwise_judging_against_the_baseline_gates_on_the_preference(service_o
     assert len(verdicts) == 20 and set(verdicts["judge_model"]) == {"local-kb/rule-judge-1@1"}
     # the judgments step (Dagster's pool "judge") judges pairwise when the baseline's run is known, and
     # the comparison uses its record; a rerun is served from the cache
-    from eval_platform import runner
+    from eval_platform.evaluation import runner
 
     again = service.request_eval("cand-bot@1", "qa", "qa", baseline="base-bot@1", recompute=True)
     before = local.stats()["completions"]
@@ -408,7 +408,7 @@ def test_retention_purges_judge_verdicts_and_llm_calls_and_the_run_can_be_recomp
 
     from sqlalchemy import func, select
 
-    from eval_platform import retention
+    from eval_platform.governance import retention
     from eval_platform.registry.api_schema import PurgeLogEntry
     from eval_platform.registry.llm_schema import LLMCallRecord
     from eval_platform.registry.schema import utcnow
@@ -462,7 +462,7 @@ def test_orphan_llm_calls_past_retention_are_purged(service, server, tmp_path):
     """Calls of a run that stopped before writing anything that names them still expire with their dataset."""
     from datetime import timedelta
 
-    from eval_platform import retention
+    from eval_platform.governance import retention
     from eval_platform.llm.cache import LLMCache
     from eval_platform.registry.schema import utcnow
 
@@ -501,7 +501,7 @@ def test_a_run_whose_every_judge_or_candidate_call_failed_is_a_failed_run_with_t
     dead = f"http://127.0.0.1:{port}/v1"
     monkeypatch.setenv("EVAL_DEAD_URL", dead)
     # the operator lets model and judge files name the dead endpoint's variable (installation.yaml in the home)
-    from eval_platform.installation import installation_config, reset_installation_config
+    from eval_platform.core.installation import installation_config, reset_installation_config
 
     (service.config.home / "installation.yaml").write_text("llm:\n  expandable_env: [EVAL_LLM_BASE_URL, EVAL_DEAD_URL]\n")
     reset_installation_config()

@@ -14,8 +14,13 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 
-from eval_platform.errors import InvalidInput
-from eval_platform.metrics.agreement import cohen_kappa, fleiss_kappa, judge_human_agreement, krippendorff_alpha
+from eval_platform.core.errors import InvalidInput
+from eval_platform.metrics.agreement import (
+    cohen_kappa,
+    fleiss_kappa,
+    judge_human_agreement,
+    krippendorff_alpha,
+)
 
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -147,7 +152,7 @@ def test_evalp_score_agreement(tmp_path, capsys):
 
     import pandas as pd
 
-    from eval_platform import cli
+    from eval_platform.cli import main as cli
 
     ratings = likert(50, 3, 0.6, np.random.default_rng(30))
     judge = np.clip(ratings[:, 0] + np.random.default_rng(31).integers(-1, 2, size=50), 1, 5)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import classification as clf
 from eval_platform.metrics import curves
 from eval_platform.metrics.catalog import get_metric

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.counterfactual import (
     doubly_robust_estimate,
     effective_sample_size,
@@ -193,7 +193,7 @@ def test_evalp_score_counterfactual(tmp_path, capsys):
 
     import pandas as pd
 
-    from eval_platform import cli
+    from eval_platform.cli import main as cli
 
     frame = pd.DataFrame({"r": [1, 0, 1, 0], "p": [0.5, 0.5, 0.25, 0.5], "t": [1.0, 0.0, 0.5, 1.0],
                           "ql": [0.5] * 4, "qt": [0.6] * 4})

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.embeddings import clip_score, frechet_distance, frechet_distance_from_statistics
 from tests.optional import reference
 
@@ -122,8 +122,8 @@ def test_catalog_metrics_in_a_generation_eval(tmp_path):
     dataset (reference, prompt) and of the predictions file (prediction), evaluated by the runner."""
     import pandas as pd
 
-    from eval_platform import runner
-    from eval_platform.platform import EvalPlatform
+    from eval_platform.evaluation import runner
+    from eval_platform.platform.service import EvalPlatform
 
     rng = np.random.default_rng(10)
     n, dim = 60, 6
@@ -167,7 +167,7 @@ def test_catalog_metrics_in_a_generation_eval(tmp_path):
 def test_embedding_columns_must_be_numbered_from_zero():
     import pandas as pd
 
-    from eval_platform.evaluation import embedding_columns
+    from eval_platform.evaluation.metric_table import embedding_columns
 
     with pytest.raises(InvalidInput) as error:
         embedding_columns(pd.DataFrame({"prediction_emb_0": [1.0], "prediction_emb_2": [2.0]}))
@@ -178,7 +178,7 @@ def test_embedding_columns_must_be_numbered_from_zero():
 def test_fid_in_the_paired_bootstrap_comparison():
     """A candidate whose outputs are closer to the references gets a negative FID delta (lower is better)
     with an interval below 0: the catalog metric works with the comparison's row resampling."""
-    from eval_platform.comparison import paired_bootstrap
+    from eval_platform.stats.comparison import paired_bootstrap
     from eval_platform.metrics.catalog import get_metric
 
     rng = np.random.default_rng(12)

@@ -17,7 +17,7 @@ import sacrebleu
 from rouge_score.rouge_scorer import RougeScorer
 from sacrebleu.metrics import CHRF
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import generation as gen
 from eval_platform.metrics.base import MetricDefinition
 
@@ -436,7 +436,7 @@ def test_semantic_similarity_with_all_minilm_l6_v2_equals_sentence_transformers(
 @NEEDS_EMBEDDINGS
 def test_semantic_similarity_catalog_entry_and_evalp_score(tmp_path):
     from eval_platform.metrics.catalog import get_metric
-    from eval_platform.scoring import score_generation
+    from eval_platform.metrics.scoring import score_generation
 
     preds = [p for p, _, _ in PARAPHRASES]
     refs = [q for _, q, _ in PARAPHRASES]

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.interleaving import (
     interleave_queries,
     interleaving_preference,
@@ -166,7 +166,7 @@ def test_bad_input_is_refused_naming_the_field(call, field, problem):
 
 
 def test_evalp_score_interleaving(tmp_path, capsys):
-    from eval_platform import cli
+    from eval_platform.cli import main as cli
 
     path = tmp_path / "clicks.parquet"
     rows = [("q%d" % i, team, 1 if team == "A" else 0) for i in range(7) for team in ("A", "B")]

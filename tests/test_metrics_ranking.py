@@ -15,9 +15,9 @@ import pytest
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
-from eval_platform import trec  # noqa: E402
-from eval_platform.errors import InvalidInput  # noqa: E402
-from eval_platform.metrics import ranking  # noqa: E402
+from eval_platform.metrics import trec
+from eval_platform.core.errors import InvalidInput
+from eval_platform.metrics import ranking
 
 CUTS = (1, 3, 10, 1000)
 PYTREC_MEASURES = {

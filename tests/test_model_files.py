@@ -6,9 +6,9 @@ import pytest
 import skops.io
 from sklearn.preprocessing import FunctionTransformer
 
-from eval_platform.errors import InvalidInput, UnsafeModelFile
-from eval_platform.installation import InstallationConfig, NotAllowed
-from eval_platform.models import check_model_file, load_model
+from eval_platform.core.errors import InvalidInput, UnsafeModelFile
+from eval_platform.core.installation import InstallationConfig, NotAllowed
+from eval_platform.models.files import check_model_file, load_model
 
 
 def test_registered_models_load_and_predict(model_files):
@@ -82,7 +82,7 @@ def _trusted_in_fresh_process(setup: str, cache_dir) -> dict:
 def test_cached_skops_import_trusts_exactly_what_skops_trusts(tmp_path):
     plain = _trusted_in_fresh_process("import skops.io", tmp_path / "unused")
     assert plain["walked"] and len(plain["names"]) > 100  # skops' own import imports all of scikit-learn
-    ours = "from eval_platform.skops_import import skops_io; skops_io()"
+    ours = "from eval_platform.models.skops_import import skops_io; skops_io()"
     first = _trusted_in_fresh_process(ours, tmp_path / "cache")  # computes the cache file in a child process
     second = _trusted_in_fresh_process(ours, tmp_path / "cache")  # reads it
     assert first["names"] == second["names"] == plain["names"]
@@ -93,7 +93,7 @@ def test_cached_skops_import_trusts_exactly_what_skops_trusts(tmp_path):
 def test_a_tampered_skops_cache_is_ignored(tmp_path):
     import json
 
-    ours = "from eval_platform.skops_import import skops_io; skops_io()"
+    ours = "from eval_platform.models.skops_import import skops_io; skops_io()"
     names = _trusted_in_fresh_process(ours, tmp_path)["names"]
     (cache,) = tmp_path.glob("skops-default-trusted-*.json")
     cache.write_text(json.dumps([*names, "builtins.eval"]))  # a name outside scikit-learn: not what the walk writes

@@ -17,10 +17,15 @@ import pytest
 from scipy import integrate
 from scipy import stats as st
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.online import stats
-from eval_platform.online.analysis import (ExperimentConfig, analyze_experiment, format_analysis, offline_online_agreement,
-                                          shadow_comparison)
+from eval_platform.online.analysis import (
+    ExperimentConfig,
+    analyze_experiment,
+    format_analysis,
+    offline_online_agreement,
+    shadow_comparison,
+)
 from eval_platform.online.simulate import simulate_experiment
 
 TOL = 1e-9

@@ -25,10 +25,10 @@ from tests.servers import serve_process
 import skops.io
 from sqlalchemy import func, select
 
-from eval_platform import access
-from eval_platform.access import create_token
-from eval_platform.errors import InvalidInput
-from eval_platform.installation import (
+from eval_platform.registry import access
+from eval_platform.registry.access import create_token
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.installation import (
     INSTALL_CONFIG_ENV,
     InstallationConfig,
     NotAllowed,
@@ -36,7 +36,7 @@ from eval_platform.installation import (
     reset_installation_config,
 )
 from eval_platform.llm.client import Endpoint
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import MetricSuite, Model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,7 +220,7 @@ def test_a_skops_file_calling_posix_system_is_refused_through_the_api_and_never_
 
 
 def test_the_cli_refuses_the_same_file_and_runs_nothing(tmp_path, capsys):
-    from eval_platform.cli import main
+    from eval_platform.cli.main import main
 
     home = tmp_path / "home"
     marker = tmp_path / "executed"
@@ -277,7 +277,7 @@ QA_SUITE = {"suite_id": "qa", "purpose": "release_blocking", "task_type": "gener
 
 RUN_ONE = """
 import sys
-from eval_platform.platform import EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from tests.test_runner import evaluate
 platform = EvalPlatform.open(sys.argv[1])
 print(evaluate(platform, sys.argv[2]).decision)

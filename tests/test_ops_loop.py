@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 from dagster import DagsterRunStatus
 
-from eval_platform import incidents
-from eval_platform.platform import EvalPlatform
+from eval_platform.governance import incidents
+from eval_platform.platform.service import EvalPlatform
 from sensors.launch_state import LAUNCH_TAG
 from tests.daemon_harness import daemon
 
@@ -197,7 +197,7 @@ def test_promotion_and_incident_sensors_through_the_daemon(service, model_files)
     dataset's and the metric table's checks red; the retention schedule's tick asks for its job."""
     from dagster import AssetKey, build_schedule_context
 
-    from eval_platform import releases
+    from eval_platform.gates import releases
     from jobs.retention import retention_schedule
 
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)

@@ -18,11 +18,20 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from eval_platform import access
-from eval_platform.access import create_token
+from eval_platform.registry import access
+from eval_platform.registry.access import create_token
 from eval_platform.api import create_app
-from eval_platform.platform import EvalPlatform
-from eval_platform.registry import DagsterRequest, EvalDataset, EvalPlanEntry, EvalRun, GateOverride, Incident, MetricSuite, Model
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import (
+    DagsterRequest,
+    EvalDataset,
+    EvalPlanEntry,
+    EvalRun,
+    GateOverride,
+    Incident,
+    MetricSuite,
+    Model,
+)
 from tests.test_api import Server, _serve_in_a_process, parquet_bytes
 from tests.test_runner import evaluate
 
@@ -314,7 +323,7 @@ def test_an_expired_token_is_refused_with_401(tmp_path, db_url):
 
 
 def test_cli_creates_principals_with_roles_and_expiry(tmp_path, capsys):
-    from eval_platform import cli_api
+    from eval_platform.cli import api as cli_api
 
     home = str(tmp_path / "home")
     assert cli_api.main(["tokens", "create", "--team", "alpha", "--principal", "alice", "--kind", "person", "--role", "member",
@@ -380,7 +389,7 @@ def test_migration_keeps_old_tokens_as_the_teams_member_principal(tmp_path, db_u
     assert refused.value.field == "dataset_id" and "no team" in str(refused.value)
     admin = access.Principal("ops", name="root", roles=(access.ADMIN,))
     assert access.require_owner(platform, admin, access.DATASET, "old", "register a version of it", "dataset_id") is None
-    from eval_platform import cli_api
+    from eval_platform.cli import api as cli_api
 
     monkeypatch.setenv("EVAL_PLATFORM_DB_URL", db_url)
     assert cli_api.main(["owners", "set", "dataset", "old", "--team", "alpha", "--home", str(tmp_path / "home")]) == 0

@@ -5,8 +5,18 @@ import pickle
 import pytest
 from sqlalchemy import func, select
 
-from eval_platform.errors import Conflict, InvalidInput, NotFound, UnsafeModelFile
-from eval_platform.registry import EvalDataset, EvalRun, MetricSuite, Model
+from eval_platform.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnsafeModelFile,
+)
+from eval_platform.registry import (
+    EvalDataset,
+    EvalRun,
+    MetricSuite,
+    Model,
+)
 
 DATASET = "bc"
 

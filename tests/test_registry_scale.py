@@ -15,10 +15,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from bench.bench_registry_scale import fill
-from eval_platform import access, observability
-from eval_platform.observability import collect, render_prometheus, status_text
-from eval_platform.platform import EvalPlatform
-from eval_platform.registry import EvalRun, GateDecisionRecord, Model, Promotion
+from eval_platform.registry import access
+from eval_platform.governance import observability
+from eval_platform.governance.observability import collect, render_prometheus, status_text
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import (
+    EvalRun,
+    GateDecisionRecord,
+    Model,
+    Promotion,
+)
 
 
 @contextmanager
@@ -190,7 +196,7 @@ def call_costs(platform: EvalPlatform) -> dict[str, float]:
 
 
 def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
-    from eval_platform import runner
+    from eval_platform.evaluation import runner
     from tests.test_llm_runs import candidate_file, judged_suite
     from tests.test_runner import evaluate
 

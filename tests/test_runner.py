@@ -9,8 +9,8 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from eval_platform import runner
-from eval_platform.platform import EvalPlatform
+from eval_platform.evaluation import runner
+from eval_platform.platform.service import EvalPlatform
 
 
 def evaluate(service: EvalPlatform, model_key: str, dagster_run_id: str = "local"):
@@ -164,7 +164,7 @@ def test_a_predictions_file_missing_examples_is_refused_at_registration(service,
     service.register_suite({"suite_id": "qa", "purpose": "exploratory", "task_type": "generation", "metrics": ["exact_match@1"]})
     path = tmp_path / "answers.csv"
     pd.DataFrame({"example_id": [1], "prediction": ["x"]}).to_csv(path, index=False)
-    from eval_platform.errors import InvalidInput
+    from eval_platform.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match=r"no row for 1 example\(s\) for dataset qa@1 .*example_id=2 \(dataset row 2\)"):
         service.register_model("qa-bot", path, kind="predictions", eval_plan=[("qa", "qa")])

@@ -8,7 +8,7 @@ import pytest
 import sacrebleu
 from sklearn import metrics as sk
 
-from eval_platform.cli import main
+from eval_platform.cli.main import main
 
 
 @pytest.fixture

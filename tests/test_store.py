@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from eval_platform.errors import NotFound
-from eval_platform.hashing import table_hash
-from eval_platform.store import ArtifactStore, CorruptArtifact
+from eval_platform.core.errors import NotFound
+from eval_platform.core.hashing import table_hash
+from eval_platform.core.store import ArtifactStore, CorruptArtifact
 
 
 def frame():

@@ -19,17 +19,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_platform import access
+from eval_platform.registry import access
 import yaml
 from sqlalchemy import func, select
 
-from eval_platform.access import create_token
+from eval_platform.registry.access import create_token
 from eval_platform.api import create_app
-from eval_platform.cli import main
-from eval_platform.errors import Conflict, InvalidInput
-from eval_platform.platform import EvalPlatform
+from eval_platform.cli.main import main
+from eval_platform.core.errors import Conflict, InvalidInput
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalPlanEntry, EvalRun, Model
-from eval_platform.yamlsafe import Limits, check_structure, load_json, load_yaml
+from eval_platform.core.yamlsafe import (
+    Limits,
+    check_structure,
+    load_json,
+    load_yaml,
+)
 from tests.conftest import ROOT
 from tests.test_api import Server
 from tests.test_runner import evaluate
@@ -217,8 +222,8 @@ def test_an_infinite_feature_is_refused_at_dataset_registration(platform):
 
 
 def test_an_infinite_relevance_is_refused_and_the_asset_check_reports_infinite_features():
-    from eval_platform.tasks import get_task_type
-    from eval_platform.validation import CHECK_FINITE, validate_frame
+    from eval_platform.core.tasks import get_task_type
+    from eval_platform.datasets.validation import CHECK_FINITE, validate_frame
 
     judged = pd.DataFrame({"query_id": ["q1", "q1", "q2"], "doc_id": ["d1", "d2", "d1"], "relevance": [1, np.inf, 0]})
     report = validate_frame(judged, get_task_type("ranking"))
@@ -284,7 +289,7 @@ def test_an_alias_bomb_is_refused_in_well_under_a_second_and_little_memory():
 def test_a_parsed_bomb_handed_to_the_library_is_refused_too():
     """A caller that loaded the bomb with its own ``yaml.safe_load`` (shared references, small) hands it to
     ``register_suite``: the definition is refused before anything walks every expanded node."""
-    from eval_platform.suites import parse_suite
+    from eval_platform.suites.definition import parse_suite
 
     shared = yaml.safe_load(alias_bomb())
     started = time.perf_counter()
@@ -454,7 +459,7 @@ def test_cli_and_api_honour_or_refuse_a_baseline(three_versions, capsys, monkeyp
 def test_a_recompute_onto_a_dataset_the_file_does_not_cover_queues_nothing(installed, tmp_path):
     """A contaminated dataset's replacement is checked against every affected predictions file before the first
     replacement run is queued: all or nothing."""
-    from eval_platform.incidents import invalidate_dataset, request_recompute
+    from eval_platform.governance.incidents import invalidate_dataset, request_recompute
 
     path = tmp_path / "v1.csv"
     scores().to_csv(path, index=False)

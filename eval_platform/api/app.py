@@ -8,7 +8,7 @@ milliseconds whatever Dagster is doing and the queue time is measurable.
 JSON is camelCase. Errors are RFC 9457 problem details (:mod:`eval_platform.api.problems`) naming the
 field, and every check runs before the first write. Every route but ``/healthz`` and the OpenAPI document
 needs a team token (:mod:`eval_platform.api.auth`); what a team may read of a restricted dataset follows
-its access policy (:mod:`eval_platform.access`).
+its access policy (:mod:`eval_platform.registry.access`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 import eval_platform
-from eval_platform import access, aggregates
-from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
+from eval_platform.registry import access
+from eval_platform.platform import aggregates
+from eval_platform.registry.access import (
+    AGGREGATE_READ,
+    EXAMPLES,
+    GRANTED,
+    PREDICTIONS,
+    REGRESSIONS,
+    ROWS,
+    Principal,
+)
 from eval_platform.api.auth import bearer, current_principal
 from eval_platform.api.problems import (
     PROBLEM_JSON,
@@ -50,21 +59,38 @@ from eval_platform.api.problems import (
     problem_responses,
     retry_after_seconds,
 )
-from eval_platform.failures import database_unreachable
-from eval_platform.errors import Conflict, InvalidInput, NotFound
-from eval_platform.hashing import json_hash
-from eval_platform.installation import NotAllowed
-from eval_platform.keys import ID_OR_KEY_PATTERN, ID_PATTERN, KEY_PATTERN, validate_id
-from eval_platform.observability import HttpStats, collect, render_prometheus
-from eval_platform.platform import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
-from eval_platform.platform import DATASETS as DATASETS_KIND
-from eval_platform.platform import QUEUED, SUCCEEDED, EvalPlatform, split_key
-from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, MetricSuite, Model, Promotion
+from eval_platform.core.failures import database_unreachable
+from eval_platform.core.errors import Conflict, InvalidInput, NotFound
+from eval_platform.core.hashing import json_hash
+from eval_platform.core.installation import NotAllowed
+from eval_platform.core.keys import (
+    ID_OR_KEY_PATTERN,
+    ID_PATTERN,
+    KEY_PATTERN,
+    validate_id,
+)
+from eval_platform.governance.observability import HttpStats, collect, render_prometheus
+from eval_platform.platform.service import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
+from eval_platform.platform.service import DATASETS as DATASETS_KIND
+from eval_platform.platform.service import (
+    QUEUED,
+    SUCCEEDED,
+    EvalPlatform,
+    split_key,
+)
+from eval_platform.registry import (
+    EvalDataset,
+    EvalRun,
+    GateDecisionRecord,
+    MetricSuite,
+    Model,
+    Promotion,
+)
 from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord, RunPurge
-from eval_platform.records import iso, json_safe
+from eval_platform.core.records import iso, json_safe
 from eval_platform.registry.schema import utcnow
-from eval_platform.models import MODEL_KINDS
-from eval_platform.tasks import LABEL_POLICIES, PURPOSES, TASK_TYPES
+from eval_platform.models.files import MODEL_KINDS
+from eval_platform.core.tasks import LABEL_POLICIES, PURPOSES, TASK_TYPES
 
 log = logging.getLogger("eval_platform.api")
 API_VERSION = "1"
@@ -292,7 +318,7 @@ class AccessPolicy(Camel):
     level: str
     teams: list[str] = []
     allow_aggregates: bool = False
-    #: the smallest slice shown to a team with aggregates-only access (eval_platform.aggregates)
+    #: the smallest slice shown to a team with aggregates-only access (eval_platform.platform.aggregates)
     min_slice_size: int
 
 
@@ -1240,7 +1266,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
               responses=problem_responses(403, 404, 409, 422))
     def invalidate(dataset_key: DatasetKey, body: ReasonBody, principal: Team):
         """Mark a dataset version contaminated: no new runs, its runs invalid, their gates undecided."""
-        from eval_platform.incidents import invalidate_dataset
+        from eval_platform.governance.incidents import invalidate_dataset
 
         dataset = _dataset(dataset_key, principal, "invalidate")
         access.require(platform, principal, dataset, AGGREGATE_READ)
@@ -1408,7 +1434,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     @app.get("/v1/models/{modelKey}/gate", tags=["gates"], response_model=GateOut, responses=problem_responses(404, 422))
     def get_gate(model_key: ModelKey, principal: Team):
         """The model version's effective gate decision and its reasons per release-blocking run."""
-        from eval_platform.releases import effective_decision
+        from eval_platform.gates.releases import effective_decision
 
         model = _model(model_key, principal)
         state, decision, override = effective_decision(platform, model.key)
@@ -1446,7 +1472,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return _override(model_key, body, principal, "model_version")
 
     def _override(model_key: str, body: ReasonBody, principal: Principal, scope: str):
-        from eval_platform.releases import override_gate
+        from eval_platform.gates.releases import override_gate
 
         model = _model(model_key, principal)
         with fields_named({"approver": "Authorization"}):
@@ -1465,7 +1491,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
               responses=problem_responses(404, 409, 422))
     def promote(model_key: ModelKey, principal: Team, body: PromoteBody | None = None):
         """Ask for a release: the promotion sensor runs the release job, whose gate check guards it."""
-        from eval_platform.releases import request_promotion
+        from eval_platform.gates.releases import request_promotion
 
         model = _model(model_key, principal)
         record = request_promotion(platform, model.key, requested_by=principal.label, reason=(body.reason if body else ""),
@@ -1476,7 +1502,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     @app.get("/v1/metrics", tags=["metrics"], response_model=list[MetricOut])
     def list_metrics(principal: Team):
         """The metric catalog, with the versions marked buggy."""
-        from eval_platform.incidents import buggy_metrics
+        from eval_platform.governance.incidents import buggy_metrics
         from eval_platform.metrics.catalog import all_metrics
 
         buggy = buggy_metrics(platform)
@@ -1490,7 +1516,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def mark_buggy(metric_key: Annotated[str, PathParam(alias="metricKey", min_length=1, max_length=200, description="NAME@VERSION")],
                    body: ReasonBody, principal: Team):
         """Freeze every gate that used this metric version (they become no_decision until recomputed)."""
-        from eval_platform.incidents import mark_metric_buggy
+        from eval_platform.governance.incidents import mark_metric_buggy
         from eval_platform.metrics.catalog import all_metrics
 
         if metric_key not in {m.key for m in all_metrics()}:
@@ -1507,7 +1533,7 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
               responses=problem_responses(409, 422))
     def recompute(body: RecomputeBody, principal: Team):
         """Queue again the runs a buggy metric or a contaminated dataset touched; a sensor backfills them."""
-        from eval_platform.incidents import request_recompute
+        from eval_platform.governance.incidents import request_recompute
 
         with fields_named({"affected_by": "affectedBy"}):
             queued, request = request_recompute(platform, body.affected_by, requested_by=principal.label, reason=body.reason,
@@ -1583,8 +1609,8 @@ def _comparison(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, base
 
 def _compute_comparison(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, baseline: EvalRun) -> dict:
     """Candidate vs an arbitrary baseline run on the same dataset and suite versions (read-only)."""
-    from eval_platform.comparison import paired_bootstrap
-    from eval_platform.evaluation import evaluation_frame, metric_columns
+    from eval_platform.stats.comparison import paired_bootstrap
+    from eval_platform.evaluation.metric_table import evaluation_frame, metric_columns
 
     if (baseline.dataset_id, baseline.dataset_version, baseline.suite_id, baseline.suite_version) != (
             run.dataset_id, run.dataset_version, run.suite_id, run.suite_version):

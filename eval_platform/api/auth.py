@@ -1,10 +1,10 @@
 """Authentication of API requests: every ``/v1`` route and ``/metrics`` needs a principal's bearer token.
 
-The token is checked against the registry's hashes (:func:`eval_platform.access.authenticate`): unknown,
+The token is checked against the registry's hashes (:func:`eval_platform.registry.access.authenticate`): unknown,
 revoked and expired tokens are a 401. The principal (a named person or service of a team, with its roles)
 is what the API records as the author of overrides, promotions, incident reports and restricted reads
 (``TEAM`` or ``TEAM:NAME``), never a name from the request body, so a request cannot claim to come from
-someone else. What it may change follows its roles and its team's names (:mod:`eval_platform.access`).
+someone else. What it may change follows its roles and its team's names (:mod:`eval_platform.registry.access`).
 ``/healthz`` and the OpenAPI document are open.
 """
 
@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from eval_platform.access import Principal, authenticate
+from eval_platform.registry.access import Principal, authenticate
 
 bearer = HTTPBearer(auto_error=False, scheme_name="teamToken",
                     description="A token of a team's principal created with `evalp tokens create --team TEAM [--principal NAME --role ROLE]`, "

@@ -16,15 +16,20 @@ from fastapi import Body, Depends, FastAPI, File, Path as PathParam, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from eval_platform import access
-from eval_platform import experiments as ex
-from eval_platform.access import AGGREGATE_READ, EXAMPLES, GRANTED, Principal
+from eval_platform.registry import access
+from eval_platform.online import experiments as ex
+from eval_platform.registry.access import (
+    AGGREGATE_READ,
+    EXAMPLES,
+    GRANTED,
+    Principal,
+)
 from eval_platform.api.app import respond
 from eval_platform.api.auth import current_principal
 from eval_platform.api.problems import problem_responses
-from eval_platform.errors import InvalidInput, NotFound
-from eval_platform.keys import ID_PATTERN, KEY_PATTERN
-from eval_platform.platform import EvalPlatform
+from eval_platform.core.errors import InvalidInput, NotFound
+from eval_platform.core.keys import ID_PATTERN, KEY_PATTERN
+from eval_platform.platform.service import EvalPlatform
 
 Team = Annotated[Principal, Depends(current_principal)]
 ExperimentId = Annotated[str, PathParam(alias="experimentId", min_length=1, max_length=128, pattern=ID_PATTERN)]
@@ -89,7 +94,7 @@ class AgreementOut(_Out):
 
 
 #: what the document says of an experiment: its id (required, the id grammar) and its mode; the rest is checked
-#: by eval_platform.experiments, each problem naming its field
+#: by eval_platform.online.experiments, each problem naming its field
 EXPERIMENT_BODY_SCHEMA = {
     "required": ["experimentId"],
     "properties": {

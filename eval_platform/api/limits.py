@@ -3,7 +3,7 @@
 FastAPI decodes a JSON body with ``json.loads``, which recurses once per nesting level: a body nested
 20,000 deep raises ``RecursionError`` inside the decoder (answered as an anonymous 400), and a body within
 the recursion limit but hundreds deep reaches the suite and experiment parsers. Every route of the app uses
-:class:`LimitedJSONRoute`, whose request decodes the body with :func:`eval_platform.yamlsafe.load_json`:
+:class:`LimitedJSONRoute`, whose request decodes the body with :func:`eval_platform.core.yamlsafe.load_json`:
 a body over the limits is a 422 problem naming ``body`` and the limit (a body that is not JSON at all is
 answered as before, by FastAPI's decoding error).
 """
@@ -17,8 +17,8 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException  # what FastAPI raises for a body it could not parse
 
-from eval_platform.errors import InvalidInput
-from eval_platform.yamlsafe import check_json_text, check_structure
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.yamlsafe import check_json_text, check_structure
 
 
 class LimitedJSONRequest(Request):

@@ -4,7 +4,7 @@
 404, ``Conflict`` (and a reused ``Idempotency-Key``) -> 409, a missing, bad or expired token -> 401, a request
 outside the caller's roles, its team's names or a dataset's access policy -> 403, the registry database
 unreachable -> 503 with ``Retry-After`` (connection refused, the server gone, the pool exhausted:
-:func:`eval_platform.failures.database_unreachable`), anything else unexpected -> 500 without internals. Every
+:func:`eval_platform.core.failures.database_unreachable`), anything else unexpected -> 500 without internals. Every
 check runs before the first write, so an error response means nothing was written.
 """
 
@@ -20,9 +20,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eval_platform.access import Forbidden, Unauthenticated
-from eval_platform.errors import Conflict, EvalPlatformError, InvalidInput, NotFound
-from eval_platform.failures import database_unreachable, describe_failure
+from eval_platform.registry.access import Forbidden, Unauthenticated
+from eval_platform.core.errors import (
+    Conflict,
+    EvalPlatformError,
+    InvalidInput,
+    NotFound,
+)
+from eval_platform.core.failures import database_unreachable, describe_failure
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:evalp:problem:"

@@ -31,7 +31,12 @@ from eval_platform.llm.budget import (
     stratified_sample,
     strata_from_metric,
 )
-from eval_platform.llm.cache import CachedCall, LLMCache, MemoryCache, call_key
+from eval_platform.llm.cache import (
+    CachedCall,
+    LLMCache,
+    MemoryCache,
+    call_key,
+)
 from eval_platform.llm.client import (
     LLM_CALL_CODE_VERSION,
     CallResult,

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from eval_platform.errors import InvalidInput
-from eval_platform.lazy_imports import scipy_stats  # deferred: keeps `import definitions` fast for sensor ticks and run start
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.lazy_imports import scipy_stats
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 

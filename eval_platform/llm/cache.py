@@ -32,8 +32,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
-from eval_platform.errors import Conflict
-from eval_platform.hashing import json_hash
+from eval_platform.core.errors import Conflict
+from eval_platform.core.hashing import json_hash
 from eval_platform.llm.client import LLM_CALL_CODE_VERSION, PromptTemplate
 
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.llm.budget import PriceTable, count_message_tokens
 
 #: Version of how requests are built and replies read here: part of every cache key, so a change of this
@@ -69,15 +69,15 @@ class Endpoint:
         need not hold a host or a port that changes between runs, like the local server's free port).
 
         Only variables the installation's operator lists (``llm.expandable_env``) expand, and the result must
-        be within ``llm.allowed_base_urls`` (:mod:`eval_platform.installation`): a model or judge file must not
+        be within ``llm.allowed_base_urls`` (:mod:`eval_platform.core.installation`): a model or judge file must not
         be able to send the process's secrets, or the rows, anywhere its author likes."""
-        from eval_platform.installation import installation_config
+        from eval_platform.core.installation import installation_config
 
         return (installation or installation_config()).endpoint_url(self.base_url, "endpoint.base_url")
 
     def api_key(self, installation=None) -> str:
         if self.api_key_env:
-            from eval_platform.installation import installation_config
+            from eval_platform.core.installation import installation_config
 
             (installation or installation_config()).check_variable(self.api_key_env, "endpoint.api_key_env")
             value = os.environ.get(self.api_key_env)
@@ -473,7 +473,7 @@ class LLMClient:
         import httpx
         import openai
 
-        from eval_platform.installation import installation_config
+        from eval_platform.core.installation import installation_config
 
         # the operator's allow-lists are checked here, in the process that makes the calls, right before any:
         # the file may have changed since the endpoint was registered

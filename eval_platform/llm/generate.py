@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval_platform.errors import EvalPlatformError, InvalidInput
+from eval_platform.core.errors import EvalPlatformError, InvalidInput
 from eval_platform.llm.budget import (
     BudgetTracker,
     CallCost,
@@ -50,7 +50,14 @@ from eval_platform.llm.budget import (
     estimate_cost,
 )
 from eval_platform.llm.cache import CachedCall, CallCache, call_key
-from eval_platform.llm.client import CIRCUIT_OPEN, CandidateSpec, Decoding, Endpoint, LLMClient, RetryPolicy
+from eval_platform.llm.client import (
+    CIRCUIT_OPEN,
+    CandidateSpec,
+    Decoding,
+    Endpoint,
+    LLMClient,
+    RetryPolicy,
+)
 
 #: Prediction statuses: ``ok`` (an answer, fresh or cached), ``error`` (the call failed after its retries),
 #: ``skipped_budget`` (not sent: the budget stopped the run), ``cancelled`` (not sent: the run was stopped).

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from eval_platform.errors import InvalidInput
-from eval_platform.hashing import json_hash
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.hashing import json_hash
 from eval_platform.llm.budget import (
     BudgetTracker,
     Limits,
@@ -45,7 +45,13 @@ from eval_platform.llm.budget import (
     stratified_sample,
 )
 from eval_platform.llm.cache import CallCache, MemoryCache
-from eval_platform.llm.client import Decoding, Endpoint, LLMClient, PromptTemplate, RetryPolicy
+from eval_platform.llm.client import (
+    Decoding,
+    Endpoint,
+    LLMClient,
+    PromptTemplate,
+    RetryPolicy,
+)
 from eval_platform.llm.generate import (
     CANCELLED,
     ERROR,

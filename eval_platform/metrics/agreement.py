@@ -27,7 +27,7 @@ Every value comes with a percentile **bootstrap interval over units** (units res
 ``n_resamples`` times, seeded). Edge cases: when the expected disagreement is zero (every rating the same
 value) agreement is undefined and the value is ``nan``; resamples where it is undefined are left out of
 the interval, which is ``nan`` when fewer than half of them are defined. Invalid input raises
-:class:`~eval_platform.errors.InvalidInput` naming the field (and the row, counted from 1).
+:class:`~eval_platform.core.errors.InvalidInput` naming the field (and the row, counted from 1).
 
 These are library functions, not catalog metrics: the catalog computes metrics of one model's predictions
 per eval run, and agreement is a property of a ratings dataset (several raters per example), which no
@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 
 __all__ = [
     "AgreementEstimate",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 
 Direction = Literal["higher", "lower"]
 

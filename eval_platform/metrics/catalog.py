@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from eval_platform.errors import InvalidInput
-from eval_platform.metrics import classification_defs, embeddings, generation, judge_defs, ranking
+from eval_platform.core.errors import InvalidInput
+from eval_platform.metrics import (
+    classification_defs,
+    embeddings,
+    generation,
+    judge_defs,
+    ranking,
+)
 from eval_platform.metrics.base import MetricDefinition
 
 _CATALOG: dict[str, MetricDefinition] = {}

@@ -5,7 +5,7 @@ Binary conventions (``y_true``/``y_score``):
 * ``y_true`` holds 0/1 labels, ``y_score`` the model's score for class 1 (higher means more positive).
 * A prediction is positive when ``y_score >= threshold`` (scikit-learn's ``precision_recall_curve``
   convention, so an operating point found on the curve reproduces exactly with these functions).
-* Empty input raises :class:`~eval_platform.errors.InvalidInput`; NaN scores are rejected at the boundary
+* Empty input raises :class:`~eval_platform.core.errors.InvalidInput`; NaN scores are rejected at the boundary
   (the message names the first offending row). Infinite scores are allowed for the ranking metrics (a
   decision function may saturate); the probability metrics need scores in [0, 1].
 * A metric that is undefined for the data returns ``nan`` instead of raising: ROC-AUC without both
@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 
 AVERAGES = ("macro", "micro", "weighted")
 

@@ -22,7 +22,7 @@ not to be trusted (the normal interval assumes a mean of many comparable terms);
 Inputs are validated before anything is computed: propensities must lie in ``(0, 1]``, target
 probabilities in ``[0, 1]``, rewards and reward-model outputs must be finite, every array 1-D and of the
 same length, at least two rows (one row has no standard error). A violation raises
-:class:`~eval_platform.errors.InvalidInput` naming the field and the first offending row (counted from 1).
+:class:`~eval_platform.core.errors.InvalidInput` naming the field and the first offending row (counted from 1).
 
 These are library functions, not catalog metrics: the catalog's metrics are computed per eval run from a
 dataset joined with a model's predictions, and a bandit log (one logged action, its propensity and reward
@@ -47,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 
 __all__ = [
     "PolicyValueEstimate",

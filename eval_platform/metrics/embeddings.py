@@ -22,7 +22,7 @@ sets. A zero embedding has no direction: refused for the CLIP score, naming its 
 In the catalog (generation suites): ``fid_embeddings@1`` is the Fréchet distance between the predictions'
 embeddings and the references' (columns ``prediction_emb_0..`` in the predictions file, ``reference_emb_0..``
 in the dataset), ``clip_score_embeddings@1`` the CLIP-style score of the prompts' embeddings
-(``prompt_emb_0..``, dataset) against the predictions' (see :func:`eval_platform.evaluation.embedding_columns`).
+(``prompt_emb_0..``, dataset) against the predictions' (see :func:`eval_platform.evaluation.metric_table.embedding_columns`).
 The comparison's paired bootstrap recomputes FID per resample (two symmetric eigendecompositions of
 ``dim x dim``): fine for a few hundred dimensions, slow for 2048-dimensional Inception features.
 
@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from eval_platform.errors import InvalidInput
-from eval_platform.lazy_imports import scipy_stats as stats  # deferred: keeps `import definitions` fast for sensor ticks and run start
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.lazy_imports import scipy_stats as stats
 from eval_platform.metrics.base import MetricDefinition
 
 __all__ = ["FrechetDistance", "ClipScore", "frechet_distance", "frechet_distance_from_statistics", "clip_score"]

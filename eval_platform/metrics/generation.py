@@ -10,7 +10,7 @@ Conventions shared by every function here:
   several references combine is part of each metric's definition and said in its docstring: the *best*
   reference counts for exact match, token F1, ROUGE and semantic similarity, sacrebleu's own multi-reference
   rules for BLEU and chrF, the mean reference length for the length ratio.
-* Validation happens at the boundary and raises :class:`~eval_platform.errors.InvalidInput`: empty input,
+* Validation happens at the boundary and raises :class:`~eval_platform.core.errors.InvalidInput`: empty input,
   different lengths, ``None``/NaN (missing) or non-string values, and an example with an empty list of
   references are all rejected. An empty *string* is a valid prediction or reference.
 * A metric that is undefined for the data returns ``nan`` instead of raising (distinct-n without any
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.base import MetricDefinition, Param
 
 __all__ = [

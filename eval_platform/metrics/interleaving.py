@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 
 __all__ = [
     "InterleavedList",

@@ -22,7 +22,7 @@ pytrec_eval-terrier) exactly:
   option is not reproduced). A query judged but with no relevant document *is* averaged, with value 0 for
   every metric. With no query in common, the mean is ``nan`` (the gate treats ``nan`` as missing).
 * **Duplicates.** A (query, document) pair appearing twice in the run, or twice in the qrels, is rejected
-  with :class:`~eval_platform.errors.InvalidInput` naming the pair (trec_eval also refuses duplicate
+  with :class:`~eval_platform.core.errors.InvalidInput` naming the pair (trec_eval also refuses duplicate
   documents; a dictionary, as pytrec_eval takes, cannot hold them).
 * **Cut-offs.** ``k`` is an integer ``>= 1``. A query with fewer than ``k`` retrieved documents is not padded
   except that P@k still divides by ``k`` (trec_eval's ``P_k``); ``k`` larger than every list is allowed.
@@ -66,7 +66,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import classification as _clf
 from eval_platform.metrics.base import MetricDefinition, Param
 

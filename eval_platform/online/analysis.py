@@ -59,10 +59,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval_platform.errors import InvalidInput
-from eval_platform.lazy_imports import scipy_stats as _st  # deferred: keeps `import definitions` fast for sensor ticks and run start
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.lazy_imports import scipy_stats as _st
 from eval_platform.online import stats
-from eval_platform.records import json_safe
+from eval_platform.core.records import json_safe
 
 PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
 #: Version of the analysis logic (and of ``stats``); the experiment-analysis asset's code version.
@@ -321,7 +321,7 @@ def _timestamp(value, field: str) -> pd.Timestamp | None:
 
 def check_events(events: pd.DataFrame, config: ExperimentConfig | Mapping[str, Any]) -> dict[str, Any]:
     """Validate a batch of events against an experiment's configuration without analysing it: raises
-    :class:`~eval_platform.errors.InvalidInput` naming the column and row of the first malformed value
+    :class:`~eval_platform.core.errors.InvalidInput` naming the column and row of the first malformed value
     (as :func:`analyze_experiment` would), else returns the batch's data-quality record."""
     return _prepare(events, _coerce_config(config))[4]
 
@@ -650,7 +650,7 @@ def analyze_experiment(events: pd.DataFrame, config: ExperimentConfig | Mapping[
     ``events`` has ``unit_column``, ``arm_column``, ``timestamp_column`` and the metric columns (numeric;
     booleans count as 0/1). Malformed input (a missing id column, a null unit id or arm, an unreadable
     timestamp, a non-numeric or infinite metric value, a covariate varying within a unit, a bad config)
-    raises :class:`~eval_platform.errors.InvalidInput`. Missing *data* (a metric column absent, an arm
+    raises :class:`~eval_platform.core.errors.InvalidInput`. Missing *data* (a metric column absent, an arm
     without units, too few units) does not raise: it turns the affected verdicts into ``no_decision``.
     """
     cfg = _coerce_config(config)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 from eval_platform.online.analysis import ExperimentConfig, GuardrailConfig, guardrail_verdict
 
 PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from eval_platform.errors import InvalidInput
+from eval_platform.core.errors import InvalidInput
 
 DAY_NS = 86_400 * 10**9
 #: Largest per-unit propensity: keeps every event probability below 1 (see the module doc).

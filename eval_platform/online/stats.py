@@ -14,7 +14,7 @@ Conventions shared by every function here:
   proportions (the Bernoulli variance the z-test uses).
 * **Intervals** are two-sided at ``confidence`` (default 0.95) whatever the ``alternative`` of the test.
 * **Validation.** Values must be one-dimensional, finite and numeric; the error
-  (:class:`~eval_platform.errors.InvalidInput`) names the field and the first offending row. Confidence and
+  (:class:`~eval_platform.core.errors.InvalidInput`) names the field and the first offending row. Confidence and
   alpha must lie strictly between 0 and 1.
 * **Undefined results are ``nan``**, never an exception: an arm with fewer than two units, zero variance in
   both arms, a control mean of zero for a lift. The guardrail verdicts treat ``nan`` as missing
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from eval_platform.errors import InvalidInput
-from eval_platform.lazy_imports import scipy_stats as _st  # deferred: keeps `import definitions` fast for sensor ticks and run start
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.lazy_imports import scipy_stats as _st
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 #: Default mixing standard deviation of the mSPRT, in units of one unit's standard deviation (Cohen's d).

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x65766170  # "evap": one migrator at a time across processes
 #: Our own Alembic version table, so the registry can share a database with Dagster's storage (which
 #: keeps its own ``alembic_version``).

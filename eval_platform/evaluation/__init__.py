@@ -1,0 +1,5 @@
+"""An eval run's steps: predictions, metric table, comparison with the baseline and the gate decision.
+
+``runner`` holds the steps the Dagster assets call; ``metric_table`` computes a metric table from a dataset
+and a prediction set; ``launches`` decides what happens to queued runs whose launch failed.
+"""

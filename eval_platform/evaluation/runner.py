@@ -1,0 +1,762 @@
+"""The eval runner: the steps of one eval run, each a function of the registry and the store.
+
+The Dagster assets call these in order (predictions, metric table, comparison, gate decision); each step
+reads what the previous one recorded on the eval run, so any step can be rematerialized on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+import eval_platform
+from eval_platform.stats import bootstrap
+from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
+from eval_platform.core.errors import InvalidInput
+from eval_platform.evaluation.metric_table import compute_metric_table, evaluation_frame, metric_columns
+from eval_platform.gates.rules import (
+    CORRECTNESS_METRICS,
+    GATE_CODE_VERSION,
+    NO_DECISION,
+    OVERALL,
+    GateDecision,
+    MetricComparison,
+    Observation,
+    combine,
+    decide,
+)
+from eval_platform.core.hashing import json_hash
+from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
+from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
+from eval_platform.platform.service import (
+    CURVES,
+    JUDGE_VERDICTS,
+    METRIC_TABLES,
+    PLOTS,
+    PREDICTIONS,
+    RUNNING,
+    SUCCEEDED,
+    SUPERSEDED,
+    EvalPlatform,
+    split_key,
+)
+from eval_platform.core.records import json_safe
+from eval_platform.registry import EvalRun, PredictionSet
+from eval_platform.registry.schema import utcnow
+
+
+@lru_cache(maxsize=1)
+def platform_code_version() -> str:
+    """The platform's version, with the git commit when running from a checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(eval_platform.__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{eval_platform.__version__}+{commit}" if commit else eval_platform.__version__
+
+
+def lineage(platform: EvalPlatform, run: EvalRun) -> dict:
+    """Every input of a run's results: walk back from any number to what produced it."""
+    dataset = platform.dataset(run.dataset_key)
+    suite = platform.suite(run.suite_key)
+    model = platform.model(run.model_key)
+    return {
+        "dataset": {"id": dataset.dataset_id, "version": dataset.version, "content_hash": dataset.content_hash,
+                    "label_policy": dataset.label_policy, "task_type": dataset.task_type, "rows": dataset.row_count},
+        "model": {"name": model.name, "version": model.version, "kind": model.kind, "file_hash": model.file_hash, "uri": model.uri},
+        "suite": {"id": suite.suite_id, "version": suite.version, "purpose": suite.purpose, "definition_hash": suite.definition_hash},
+        "metrics": {m["name"]: m["metric"] for m in suite.metric_defs["metrics"]},
+        "prompt_version": None,
+        "judge": None,
+        "code": {"platform": platform_code_version(), "predictions": PREDICTION_CODE_VERSION, "gate": GATE_CODE_VERSION},
+    }
+
+
+# step 1: predictions ------------------------------------------------------------------------------------
+def prediction_cache_key(model_file_hash: str, dataset_content_hash: str) -> str:
+    return json_hash({"model": model_file_hash, "dataset": dataset_content_hash, "code": PREDICTION_CODE_VERSION})
+
+
+def produce_predictions(platform: EvalPlatform, run: EvalRun) -> dict:
+    """Predictions of the run's model on its dataset, from the cache when this model file already
+    predicted this dataset content (a rerun pays for no inference already done)."""
+    dataset = platform.dataset(run.dataset_key)
+    model = platform.model(run.model_key)
+    if model.kind == "openai_chat":
+        return _generate_with_llm(platform, run, dataset, model)
+    key = prediction_cache_key(model.file_hash, dataset.content_hash)
+    with platform.registry.session() as session:
+        cached = session.get(PredictionSet, key)
+    if cached is not None and platform.store.has_table(PREDICTIONS, cached.artifact_hash):
+        platform.update_run(run.run_id, predictions_hash=cached.artifact_hash, lineage=lineage(platform, run))
+        return {"run_id": run.run_id, "predictions_hash": cached.artifact_hash, "cache_hit": True, "rows": cached.row_count,
+                "seconds": 0.0}
+    started = time.perf_counter()
+    frame = platform.load_dataset(dataset)
+    estimator = platform.load_model(model)
+    predictions = predict(estimator, frame, dataset.schema, dataset.task_type)
+    seconds = time.perf_counter() - started
+    digest = platform.store.put_table(PREDICTIONS, predictions)
+    with platform.registry.session() as session:
+        if session.get(PredictionSet, key) is None:
+            session.add(PredictionSet(cache_key=key, model_name=model.name, model_version=model.version,
+                                      model_file_hash=model.file_hash, dataset_content_hash=dataset.content_hash,
+                                      artifact_hash=digest, row_count=len(predictions), compute_seconds=seconds))
+    platform.update_run(run.run_id, predictions_hash=digest, lineage=lineage(platform, run))
+    return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": False, "rows": len(predictions), "seconds": seconds}
+
+
+class LLMRunStopped(InvalidInput):
+    """An LLM candidate's run stopped: over budget, or calls that failed after their retries."""
+
+
+def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> dict:
+    """A chat model's answers through the LLM call cache: every call already paid for is served from it,
+    so a rerun, or a run resumed after a stop, pays only for what is missing."""
+    from eval_platform.llm.budget import PriceTable, SuiteBudget
+    from eval_platform.llm.cache import LLMCache
+    from eval_platform.llm.generate import generate_predictions
+
+    spec = platform.load_model(model)
+    llm = platform.suite_definition(platform.suite(run.suite_key)).llm or {}
+    with _llm_client(platform, spec.endpoint, PriceTable.from_dict(llm.get("prices"))) as client:
+        predictions, report = generate_predictions(
+            spec, platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
+            client=client, concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
+    digest = platform.store.put_table(PREDICTIONS, predictions)
+    calls = report.to_dict()
+    record = lineage(platform, run) | {"prompt_version": spec.prompt.key, "candidate": spec.record(), "candidate_calls": calls}
+    platform.update_run(run.run_id, predictions_hash=digest, lineage=record)
+    if report.budget_exceeded:
+        raise LLMRunStopped(report.budget_field or "budget", f"budget_exceeded: the run stopped at its budget after "
+                            f"{report.calls} call(s); {report.skipped} example(s) were not answered")
+    if report.errors:
+        from eval_platform.llm.generate import raise_if_calls_failed
+
+        raise_if_calls_failed(report)  # every call failed, or the endpoint's breaker opened: that is the cause
+        raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
+    return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": report.calls == 0, "rows": len(predictions),
+            "seconds": report.wall_seconds, "calls": report.calls, "cache_hits": report.cache_hits,
+            "tokens": report.prompt_tokens + report.completion_tokens, "cost": report.cost}
+
+
+def _columns_for(platform: EvalPlatform, run: EvalRun) -> tuple[pd.DataFrame, dict]:
+    dataset = platform.dataset(run.dataset_key)
+    if not run.predictions_hash:
+        produce_predictions(platform, run)
+        run = platform.run(run.run_id)
+    frame = evaluation_frame(platform.load_dataset(dataset), platform.store.get_table(PREDICTIONS, run.predictions_hash),
+                             dataset.schema, dataset.task_type)
+    return frame, dataset.schema
+
+
+# step 2a: judgments -------------------------------------------------------------------------------------
+def _needs_judge(suite) -> bool:
+    return any("judge_score" in m.definition.required_columns for m in suite.metrics)
+
+
+def _pairwise_metrics(suite) -> list:
+    return [m for m in suite.metrics if "judge_preference" in m.definition.required_columns]
+
+
+def judge_outputs(platform: EvalPlatform, run: EvalRun) -> dict:
+    """The suite's judges on the run's predictions, before the metric table (the Dagster ``judgments``
+    asset, in pool ``judge``, so judge calls are limited across runs).
+
+    * ``llm.judge``: verdicts on every example (or on the stratified sample of ``llm.judge_sample``),
+      recorded as ``results["judge"]`` (verdict artifact, summary, calls, sampling);
+    * ``llm.pairwise_judge``: when the baseline's run is already known (``find_baseline`` says ``ok``), the
+      candidate's answers against the baseline's, both orders, recorded as ``results["judge_pairwise"]``.
+      Otherwise the comparison judges after resolving the baseline (a stale baseline re-evaluated), or
+      the pairwise metric stays missing and the gate has no decision.
+
+    Every call goes through the LLM call cache, so a rerun costs nothing. Returns what was done, per judge.
+    """
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    out: dict = {"run_id": run.run_id, "judge": None, "pairwise": None, "pairwise_state": None}
+    if not _needs_judge(suite) and not _pairwise_metrics(suite):
+        return out
+    frame, schema = _columns_for(platform, run)
+    run = platform.run(run.run_id)  # the predictions may just have been produced
+    if _needs_judge(suite):
+        record, _ = _run_judge(platform, run, suite, frame, schema)
+        platform.update_run(run.run_id, results={**(platform.run(run.run_id).results or {}), "judge": record})
+        run = platform.run(run.run_id)
+        out["judge"] = record
+    if _pairwise_metrics(suite):
+        state, baseline, _ = find_baseline(platform, run)
+        out["pairwise_state"] = state
+        if state == "ok":
+            record = _run_pairwise(platform, run, suite, frame, schema, baseline)
+            platform.update_run(run.run_id, results={**(platform.run(run.run_id).results or {}), "judge_pairwise": record})
+            out["pairwise"] = record
+    return out
+
+
+def _judge_strata(suite, frame: pd.DataFrame, schema: dict, dataset_key: str) -> np.ndarray | None:
+    """The stratum of every example under ``llm.judge_sample.strata`` (None: one stratum)."""
+    from eval_platform.llm.budget import strata_from_metric
+
+    strata = ((suite.llm or {}).get("judge_sample") or {}).get("strata")
+    if strata is None:
+        return None
+    if "column" in strata:
+        if strata["column"] not in frame.columns:
+            raise InvalidInput("llm.judge_sample.strata.column", f"{strata['column']!r} is not a column of dataset {dataset_key}")
+        return frame[strata["column"]].astype(str).to_numpy(dtype=object)
+    metric = suite.metric(strata["metric"])
+    _, values = metric.definition.per_unit(metric_columns(frame, schema, "generation"), **metric.params)
+    bins = strata["bins"]
+    return strata_from_metric(values, bins if isinstance(bins, int) else tuple(bins))
+
+
+def _sampling_plan(suite, labels: np.ndarray | None):
+    from eval_platform.llm.judge import SamplingPlan
+
+    config = (suite.llm or {}).get("judge_sample")
+    if config is None:
+        return None
+    return SamplingPlan(size=config["size"], strata=None if labels is None else list(labels), seed=config["seed"],
+                        min_per_stratum=config["min_per_stratum"], confidence=config["confidence"])
+
+
+def _llm_client(platform: EvalPlatform, endpoint, prices):
+    """A client for ``endpoint``, checked against this installation's allow-lists right before its calls
+    (the operator may have changed them since the model or suite was registered)."""
+    from eval_platform.llm.client import LLMClient
+
+    return LLMClient(endpoint, prices=prices, installation=platform.installation)
+
+
+def _llm_settings(platform: EvalPlatform, suite):
+    from eval_platform.llm.budget import PriceTable, SuiteBudget
+    from eval_platform.llm.cache import LLMCache
+
+    llm = suite.llm or {}
+    return llm, LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")), PriceTable.from_dict(llm.get("prices"))
+
+
+def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict,
+               record_lineage: bool = True) -> tuple[dict, pd.DataFrame]:
+    """Ask the suite's pinned judge about every example, or about the stratified sample of
+    ``llm.judge_sample`` (through the LLM call cache); the verdicts are kept as an artifact and the record
+    holds the judge's summary (agreement, disagreements, errors, calls, tokens, cost) and the sampling."""
+    from eval_platform.llm.generate import judge_predictions
+    from eval_platform.llm.judge import JudgeConfig
+
+    llm, cache, budget, prices = _llm_settings(platform, suite)
+    config = JudgeConfig.from_dict(llm["judge"])
+    plan = _sampling_plan(suite, _judge_strata(suite, frame, schema, run.dataset_key))
+    with _llm_client(platform, config.endpoint, prices) as client:
+        result = judge_predictions(frame, config, cache, budget, n=llm.get("judge_samples", 1), sample=plan, client=client,
+                                   concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
+                                   reference_column=schema["label_column"])
+    if result.report.budget_exceeded:
+        raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
+    _raise_if_judge_calls_failed(result.report)
+    verdicts = result.verdicts.astype({"score": np.float64})
+    digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
+    record = {"verdicts": digest, "predictions_hash": run.predictions_hash, **json_safe(result.to_dict())}
+    if plan is not None:
+        record["sampling"] = _sampling_record(suite, verdicts, record["summary"])
+    if record_lineage:
+        current = platform.run(run.run_id).lineage or {}
+        platform.update_run(run.run_id, lineage={**current, "judge": record["summary"]["judge"],
+                                                 "judge_config_hash": record["summary"]["judge_config_hash"]})
+    return record, verdicts
+
+
+def _raise_if_judge_calls_failed(report) -> None:
+    """A judge whose every call failed (or whose endpoint's breaker opened) judged nothing: the run fails with
+    that cause instead of succeeding with every verdict a judge error."""
+    from eval_platform.llm.generate import raise_if_calls_failed
+
+    raise_if_calls_failed(report)
+
+
+def _sampling_record(suite, verdicts: pd.DataFrame, summary: dict) -> dict:
+    """What the suite sampled and what it bought: strata source, seed, sizes, the estimate and its interval
+    (judge errors left out; the metric itself is undefined when there are any), and the label efficiency."""
+    from eval_platform.llm.budget import label_efficiency, stratified_estimate
+    from eval_platform.llm.judge import JUDGED
+
+    config = suite.llm["judge_sample"]
+    population = summary["sample"]["population"]
+    values = verdicts["score"].where(verdicts["status"] == JUDGED).to_numpy(dtype=np.float64)
+    estimate = stratified_estimate(values, verdicts["stratum"].to_numpy(), population, config["confidence"])
+    return json_safe({"strata": config["strata"], "seed": config["seed"], "size": config["size"],
+                       "min_per_stratum": config["min_per_stratum"], "confidence": config["confidence"],
+                       "n_sampled": int(len(verdicts)), "n_population": int(sum(population.values())),
+                       "population": population, "sampled": summary["sample"]["sampled"],
+                       "estimate": estimate.to_dict(), "label_efficiency": label_efficiency(estimate)})
+
+
+def _judgments_of(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict,
+                  record_lineage: bool = True) -> tuple[dict, pd.DataFrame] | tuple[None, None]:
+    """The run's judge record and verdicts: those of the judge step when they are for these predictions
+    and this judge and still stored, else judged now (from the cache: a purged or skipped step costs only
+    what is no longer cached)."""
+    if not _needs_judge(suite):
+        return None, None
+    from eval_platform.llm.judge import JudgeConfig
+
+    record = (run.results or {}).get("judge")
+    config_hash = JudgeConfig.from_dict(suite.llm["judge"]).config_hash
+    if (record and record.get("predictions_hash") == run.predictions_hash
+            and record.get("summary", {}).get("judge_config_hash") == config_hash
+            and platform.store.has_table(JUDGE_VERDICTS, record["verdicts"])):
+        return record, platform.store.get_table(JUDGE_VERDICTS, record["verdicts"])
+    return _run_judge(platform, run, suite, frame, schema, record_lineage=record_lineage)
+
+
+def _attach_judge_columns(suite, frame: pd.DataFrame, schema: dict, verdicts: pd.DataFrame, dataset_key: str) -> None:
+    """``judge_score`` per example (NaN unless judged without error); on a stratified sample also the
+    stratum of every example and whether it was judged, which the judge metric's estimate needs."""
+    from eval_platform.llm.judge import JUDGED
+
+    by_example = verdicts.set_index("example_id")
+    frame["judge_score"] = frame["example_id"].map(by_example["score"].where(by_example["status"] == JUDGED)).astype(np.float64)
+    if (suite.llm or {}).get("judge_sample") is not None:
+        labels = _judge_strata(suite, frame, schema, dataset_key)
+        frame["judge_stratum"] = labels if labels is not None else "all"
+        frame["judge_sampled"] = frame["example_id"].isin(by_example.index).to_numpy()
+
+
+def _sampled_judge_metrics(suite) -> list:
+    if (suite.llm or {}).get("judge_sample") is None:
+        return []
+    return [m for m in suite.metrics if "judge_score" in m.definition.required_columns]
+
+
+def _sampled_estimates(suite, frame: pd.DataFrame, table: pd.DataFrame, sampling: dict) -> tuple[pd.DataFrame, dict]:
+    """For each judge metric on a stratified sample: the metric table's example counts become the judged
+    counts (what the estimate rests on), and ``results["estimates"]`` holds the estimate with its interval
+    overall and per slice (post-stratified within the slice), the sample size, strata, seed and efficiency."""
+    from eval_platform.llm.budget import stratified_estimate
+
+    confidence = sampling["confidence"]
+
+    def estimate(part: pd.DataFrame) -> dict:
+        population = part["judge_stratum"].astype(str).value_counts().to_dict()
+        judged = part[part["judge_sampled"]]
+        values = judged["judge_score"].to_numpy(dtype=np.float64)
+        if np.isnan(values).any():  # a judge error leaves the metric undefined: so is its interval
+            return {"ci_low": None, "ci_high": None, "n_sampled": int(len(judged)), "n_population": int(len(part))}
+        result = stratified_estimate(values, judged["judge_stratum"].to_numpy(), population, confidence).to_dict()
+        return json_safe({k: result[k] for k in ("mean", "standard_error", "ci_low", "ci_high", "n_sampled", "n_population")})
+
+    table = table.copy()
+    estimates = {}
+    for metric in _sampled_judge_metrics(suite):
+        overall = estimate(frame)
+        slices = {}
+        for column in suite.slices:
+            for value, part in frame.groupby(column, sort=True, dropna=False):
+                slices[f"{column}={value}"] = estimate(part)
+                rows = (table["metric"] == metric.name) & (table["slice_column"] == column) & (table["slice_value"] == str(value))
+                table.loc[rows, "n_examples"] = int(part["judge_sampled"].sum())
+        table.loc[(table["metric"] == metric.name) & (table["slice_column"] == ""), "n_examples"] = int(frame["judge_sampled"].sum())
+        estimates[metric.name] = {**overall, "confidence": confidence, "strata": sampling["strata"], "seed": sampling["seed"],
+                                  "size": sampling["size"], "label_efficiency": sampling["label_efficiency"]["label_efficiency"],
+                                  "slices": slices}
+    return table, estimates
+
+
+def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict, baseline: EvalRun) -> dict:
+    """The suite's pinned pairwise judge on the candidate's answer (A) against the baseline run's answer (B)
+    to each example, each sample in both orders (position bias cancels in the mean).
+
+    Per example the preference for the candidate is 1 (wins), 0 (loses) or 0.5 (tie), averaged over both
+    orders and the samples. ``preference`` is its mean over the examples, with a normal interval
+    ``mean +- z * sd / sqrt(n)``; it is undefined (None) when any example lacks a verdict in either order (a
+    reply that does not parse is a recorded judge error, never a score) or fewer than 2 examples were judged.
+    ``win_rate``/``loss_rate``/``tie_rate`` count examples by their overall winner; ``first_position_rate``
+    is the share of decisive verdicts that chose whichever answer was shown first (0.5 = no position bias);
+    ``order_disagreements`` lists the examples whose winner changed with the order."""
+    from scipy.stats import norm
+
+    from eval_platform.llm.generate import judge_predictions
+    from eval_platform.llm.judge import JUDGED, JudgeConfig
+
+    llm, cache, budget, prices = _llm_settings(platform, suite)
+    config = JudgeConfig.from_dict(llm["pairwise_judge"])
+    ids = schema["id_columns"]
+    base_frame, _ = _columns_for(platform, baseline)
+    joined = frame.merge(base_frame[[*ids, "prediction"]].rename(columns={"prediction": "baseline_prediction"}), on=ids,
+                         how="left", validate="one_to_one")
+    with _llm_client(platform, config.endpoint, prices) as client:
+        result = judge_predictions(joined, config, cache, budget, n=llm.get("pairwise_samples", 1), pairwise=True,
+                                   client=client, concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
+                                   reference_column=schema["label_column"])
+    if result.report.budget_exceeded:
+        raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the pairwise judge stopped at its budget")
+    _raise_if_judge_calls_failed(result.report)
+    verdicts = result.verdicts
+    digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
+    complete = (verdicts["status"] == JUDGED) & (verdicts["n_errors"] == 0)
+    preference = verdicts["preference_a"].where(complete).to_numpy(dtype=np.float64)
+    n = len(preference)
+    value = ci_low = ci_high = None
+    if n and not np.isnan(preference).any():
+        value = float(preference.mean())
+        if n > 1:
+            half = float(norm.ppf(0.5 + suite.confidence / 2)) * float(preference.std(ddof=1)) / np.sqrt(n)
+            ci_low, ci_high = value - half, value + half
+    summary = result.summary
+    labels = verdicts.loc[verdicts["status"] == JUDGED, "label"]
+    scored = max(len(labels), 1)
+    errors = verdicts[verdicts["n_errors"] > 0]
+    return json_safe({
+        "baseline_run_id": baseline.run_id, "baseline_model": baseline.model_key, "predictions_hash": run.predictions_hash,
+        "verdicts": digest, "preference": value, "ci_low": ci_low, "ci_high": ci_high, "confidence": suite.confidence,
+        "n_examples": int(n), "n_scored": int(len(labels)),
+        "wins": int((labels == "A").sum()), "losses": int((labels == "B").sum()), "ties": int((labels == "tie").sum()),
+        "win_rate": float((labels == "A").sum() / scored), "loss_rate": float((labels == "B").sum() / scored),
+        "tie_rate": float((labels == "tie").sum() / scored),
+        "first_position_rate": summary.get("first_position_rate"),
+        "order_disagreements": [e for e in verdicts.loc[~verdicts["position_consistent"] & (verdicts["status"] == JUDGED), "example_id"].tolist()],
+        "n_judge_errors": int(len(errors)),
+        "judge_errors": [{"example_id": e, "errors": json.loads(t)} for e, t in zip(errors["example_id"], errors["errors"])][:100],
+        "n_no_answer": int(summary.get("n_no_answer", 0)),
+        "judge": {k: summary[k] for k in ("judge_model", "judge_prompt_version", "judge_config_hash")}, "samples": summary["n"],
+        "report": result.report.to_dict(),
+    })
+
+
+def _pairwise_for(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict, baseline: EvalRun) -> dict:
+    """The judge step's pairwise record when it judged against this very baseline run, else judged now."""
+    from eval_platform.llm.judge import JudgeConfig
+
+    record = (run.results or {}).get("judge_pairwise")
+    config_hash = JudgeConfig.from_dict(suite.llm["pairwise_judge"]).config_hash
+    if (record and record.get("baseline_run_id") == baseline.run_id and record.get("predictions_hash") == run.predictions_hash
+            and record.get("judge", {}).get("judge_config_hash") == config_hash):
+        return record
+    # e.g. the baseline was re-evaluated by this comparison: the judge calls run here, outside pool "judge"
+    return _run_pairwise(platform, run, suite, frame, schema, baseline)
+
+
+# step 2: metric table -----------------------------------------------------------------------------------
+def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    dataset = platform.dataset(run.dataset_key)
+    frame, schema = _columns_for(platform, run)
+    run = platform.run(run.run_id)
+    judged, verdicts = _judgments_of(platform, run, suite, frame, schema)
+    if judged is not None:
+        _attach_judge_columns(suite, frame, schema, verdicts, run.dataset_key)
+    table = compute_metric_table(suite, frame, schema, dataset.task_type)
+    metric_table, estimates = table.table, {}
+    if judged is not None and judged.get("sampling"):
+        metric_table, estimates = _sampled_estimates(suite, frame, metric_table, judged["sampling"])
+        table.table = metric_table
+    digest = platform.store.put_table(METRIC_TABLES, metric_table)
+    results = {"metrics": table.overall(), "n_examples": table.counts(),
+               "slices": _slice_summary(metric_table), "artifacts": _curve_artifacts(platform, frame, schema, dataset.task_type)}
+    if judged:
+        results["judge"] = judged
+    if estimates:
+        results["estimates"] = estimates
+    pairwise = (run.results or {}).get("judge_pairwise")
+    if pairwise:
+        results["judge_pairwise"] = pairwise
+    platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
+    return {"run_id": run.run_id, "metrics_hash": digest, "results": results, "seconds": table.seconds, "table": metric_table}
+
+
+def _curve_artifacts(platform: EvalPlatform, frame: pd.DataFrame, schema: dict, task_type: str) -> dict:
+    """ROC and PR curves of a binary classifier, kept as tables and drawn as one PNG."""
+    if task_type != "binary_classification":
+        return {}
+    columns = metric_columns(frame, schema, task_type)
+    if len(np.unique(columns["label"])) < 2:
+        return {}  # curves are undefined without both classes
+    roc = roc_curve_table(columns["label"], columns["score"])
+    pr = pr_curve_table(columns["label"], columns["score"])
+    return {"roc_curve": platform.store.put_table(CURVES, roc), "pr_curve": platform.store.put_table(CURVES, pr),
+            "curves_png": platform.store.put_blob(PLOTS, curves_png(roc=roc, pr=pr), ".png")}
+
+
+def _slice_summary(table: pd.DataFrame) -> list[dict]:
+    rows = table[table["slice_column"] != ""]
+    return [{"metric": r.metric, "slice": f"{r.slice_column}={r.slice_value}", "value": r.value if pd.notna(r.value) else None,
+             "n_examples": int(r.n_examples), "flagged": bool(r.flagged)} for r in rows.itertuples()]
+
+
+# step 3: comparison with the baseline -------------------------------------------------------------------
+def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[str, EvalRun | None, str | None]:
+    """``(state, baseline_run, baseline_model_key)``; state is ``ok``, ``none`` (no baseline model),
+    ``missing`` (the baseline has no finished run on this dataset and suite) or ``stale`` (its run used
+    another dataset, suite or metric version than the candidate's)."""
+    if run.requested_baseline:
+        baseline_key = run.requested_baseline
+    else:
+        promoted = platform.promoted_version(run.model_name)
+        if promoted is None or promoted == run.model_version:
+            return "none", None, None
+        baseline_key = f"{run.model_name}@{promoted}"
+    name, version = split_key(baseline_key, "baseline")
+    with platform.registry.session() as session:
+        candidates = list(session.scalars(select(EvalRun).where(
+            EvalRun.model_name == name, EvalRun.model_version == version, EvalRun.dataset_id == run.dataset_id,
+            EvalRun.suite_id == run.suite_id, EvalRun.status == SUCCEEDED).order_by(EvalRun.finished_at.desc())))
+    exact = [c for c in candidates if c.dataset_version == run.dataset_version and c.suite_version == run.suite_version]
+    if exact:
+        return "ok", exact[0], baseline_key
+    if candidates:
+        return "stale", candidates[0], baseline_key
+    return "missing", None, baseline_key
+
+
+def _reevaluate_baseline(platform: EvalPlatform, run: EvalRun, baseline_key: str) -> EvalRun:
+    """Evaluate the baseline model on the candidate's dataset and suite versions, inside this run
+    (its predictions come from the cache when the baseline already predicted this dataset content)."""
+    baseline = platform.request_eval(baseline_key, run.dataset_key, run.suite_key, trigger="baseline_reevaluation")
+    if baseline.status == "queued":
+        platform.update_run(baseline.run_id, status=RUNNING, dagster_run_id=run.dagster_run_id, started_at=utcnow())
+    if baseline.status != SUCCEEDED:
+        produce_predictions(platform, baseline)
+        compute_metrics(platform, baseline)
+        platform.update_run(baseline.run_id, status=SUCCEEDED, finished_at=utcnow())
+    return platform.run(baseline.run_id)
+
+
+def _slice_values(platform: EvalPlatform, run: EvalRun) -> dict[tuple[str, str, str], tuple[float, int]]:
+    table = platform.store.get_table(METRIC_TABLES, run.metrics_hash)
+    return {(r.metric, r.slice_column, r.slice_value): (float(r.value), int(r.n_examples)) for r in table.itertuples()}
+
+
+def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
+    """Candidate minus baseline for every metric (paired bootstrap), per slice, and the examples that
+    regressed for the suite's regression-suite rules."""
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    state, baseline, baseline_key = find_baseline(platform, run)
+    comparison: dict = {"baseline_model": baseline_key, "metrics": {}, "slices": {}, "regressions": {}}
+    if state == "stale":
+        comparison["stale_baseline_run_id"] = baseline.run_id
+        if suite.stale_baseline == "reevaluate":
+            baseline = _reevaluate_baseline(platform, run, baseline_key)
+            state = "ok"
+            comparison["baseline_reevaluated"] = True
+    comparison["baseline_state"] = state
+    comparison["baseline_run_id"] = baseline.run_id if baseline is not None else None
+    if state == "ok":
+        dataset = platform.dataset(run.dataset_key)
+        cand_frame, schema = _columns_for(platform, run)
+        base_frame, _ = _columns_for(platform, baseline)
+        baseline = platform.run(baseline.run_id)  # its predictions may just have been reproduced
+        ids = schema["id_columns"]
+        if _needs_judge(suite):  # judge scores of both runs, for the judge metrics' paired comparison
+            _, cand_verdicts = _judgments_of(platform, run, suite, cand_frame, schema)
+            _attach_judge_columns(suite, cand_frame, schema, cand_verdicts, run.dataset_key)
+            _, base_verdicts = _judgments_of(platform, baseline, suite, base_frame, schema, record_lineage=False)
+            _attach_judge_columns(suite, base_frame, schema, base_verdicts, baseline.dataset_key)
+        base_frame = cand_frame[ids].merge(base_frame, on=ids, how="left", validate="one_to_one")
+        cand = metric_columns(cand_frame, schema, dataset.task_type)
+        base = metric_columns(base_frame, schema, dataset.task_type)
+        fast = {}
+        if dataset.task_type == "binary_classification":
+            # one sort per model and weighted running sums: every binary metric of the suite at once
+            supported = [(m.name, m.definition.key, m.params) for m in suite.metrics if bootstrap.supports(m.definition.key)]
+            fast = bootstrap.paired_bootstrap_binary(supported, cand["label"], cand["score"], base["score"],
+                                                     suite.bootstrap_resamples, suite.confidence, suite.seed)
+        sampled = {m.name for m in _sampled_judge_metrics(suite)}
+        for metric in suite.metrics:
+            if metric.definition.comparison_only:
+                continue  # the pairwise judge's preference: below
+            if metric.name in sampled:
+                comparison["metrics"][metric.name] = _estimate_difference(run, baseline, metric.name, suite.confidence)
+                continue
+            comparison["metrics"][metric.name] = fast.get(metric.name) or paired_bootstrap(
+                metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
+            if metric.definition.name in CORRECTNESS_METRICS and dataset.task_type == "binary_classification":
+                threshold = metric.params.get("threshold", 0.5)
+                comparison["metrics"][metric.name]["mcnemar"] = mcnemar_exact(
+                    (cand["score"] >= threshold) == (cand["label"] == 1), (base["score"] >= threshold) == (base["label"] == 1))
+        if _pairwise_metrics(suite):
+            record = _pairwise_for(platform, run, suite, cand_frame, schema, baseline)
+            for metric in _pairwise_metrics(suite):
+                comparison.setdefault("pairwise", {})[metric.name] = record
+                comparison["metrics"][metric.name] = _preference_comparison(record)
+        _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, dataset.task_type, comparison)
+        for rule in suite.rules:
+            if rule.kind == "max_regressions":
+                metric = suite.metric(rule.metric)
+                threshold = metric.params.get("threshold", 0.5)
+                cand_right = (cand["score"] >= threshold) == (cand["label"] == 1)
+                base_right = (base["score"] >= threshold) == (base["label"] == 1)
+                regressed = cand_frame.loc[base_right & ~cand_right, ids]
+                comparison["regressions"][rule.metric] = [
+                    row[0] if len(ids) == 1 else "/".join(map(str, row)) for row in regressed.itertuples(index=False)]
+    platform.update_run(run.run_id, comparison=comparison, baseline_run_id=baseline.run_id if baseline else None)
+    return {"run_id": run.run_id, **comparison}
+
+
+def _estimate_difference(run: EvalRun, baseline: EvalRun, name: str, confidence: float) -> dict:
+    """Candidate minus baseline of a judge metric estimated on stratified samples: ``delta = m_c - m_b``
+    with ``se = sqrt(se_c^2 + se_b^2)`` (the two samples taken as independent, which is conservative when
+    they share examples) and the normal interval ``delta +- z * se``. Undefined (None) parts when either
+    estimate or its interval is."""
+    from scipy.stats import norm
+
+    cand = ((run.results or {}).get("estimates") or {}).get(name) or {}
+    base = ((baseline.results or {}).get("estimates") or {}).get(name) or {}
+    values = [cand.get("mean"), base.get("mean"), cand.get("standard_error"), base.get("standard_error")]
+    entry = {"candidate": cand.get("mean"), "baseline": base.get("mean"), "delta": None, "ci_low": None, "ci_high": None,
+             "confidence": confidence, "method": "difference of stratified estimates", "unit": "example",
+             "n_units": cand.get("n_sampled")}
+    if any(v is None for v in values):
+        return entry
+    delta = values[0] - values[1]
+    half = float(norm.ppf(0.5 + confidence / 2)) * float(np.hypot(values[2], values[3]))
+    entry.update(delta=delta, ci_low=delta - half, ci_high=delta + half)
+    return entry
+
+
+def _preference_comparison(record: dict) -> dict:
+    """The pairwise preference as a comparison: the baseline against itself is 0.5 by symmetry, so
+    ``delta = preference - 0.5`` and its interval is the preference's shifted by 0.5."""
+    value, low, high = record.get("preference"), record.get("ci_low"), record.get("ci_high")
+    shift = (lambda v: None if v is None else v - 0.5)
+    return {"candidate": value, "baseline": 0.5, "delta": shift(value), "ci_low": shift(low), "ci_high": shift(high),
+            "confidence": record.get("confidence"), "method": "pairwise judge, both orders", "unit": "example",
+            "n_units": record.get("n_examples")}
+
+
+def _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, task_type, comparison) -> None:
+    """Per-slice deltas for the metrics the suite's guardrails check on slices; bootstrap intervals
+    where a non-inferiority guardrail needs them (resampling inside each slice)."""
+    guarded = {(r.metric, r.slice) for r in suite.rules if r.slice}
+    if not guarded:
+        return
+    cand_values, base_values = _slice_values(platform, run), _slice_values(platform, baseline)
+    needs_interval = {(r.metric, r.slice) for r in suite.rules if r.slice and r.kind == "non_inferiority"}
+    for key, (value, _) in sorted(cand_values.items()):
+        name, column, slice_value = key
+        if (name, column) not in guarded:
+            continue
+        base_value = base_values.get(key, (float("nan"), 0))[0]
+        entry = {"candidate": value, "baseline": base_value, "delta": value - base_value,
+                 "ci_low": float("nan"), "ci_high": float("nan")}
+        if (name, column) in needs_interval:
+            mask = (cand_frame[column].astype(str) == slice_value).to_numpy()
+            metric = suite.metric(name)
+            cand = metric_columns(cand_frame[mask], schema, task_type)
+            base = metric_columns(base_frame[mask], schema, task_type)
+            entry = paired_bootstrap(metric.definition, metric.params, cand, base, suite.bootstrap_resamples,
+                                     suite.confidence, suite.seed)
+        comparison["slices"].setdefault(name, {})[f"{column}={slice_value}"] = entry
+
+
+def stale_baseline_count(platform: EvalPlatform) -> int:
+    """Comparisons that found a stale baseline (re-evaluated or not): the brief's stale-baseline count
+    (an indexed count of the column the comparison's ``stale_baseline_run_id`` is mirrored into)."""
+    from sqlalchemy import func
+
+    with platform.registry.session() as session:
+        return session.scalar(select(func.count()).where(EvalRun.stale_baseline_run_id.is_not(None))) or 0
+
+
+# step 4: gate decision ----------------------------------------------------------------------------------
+def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
+    results, comparison = run.results or {}, run.comparison or {}
+
+    def as_comparison(c):
+        return MetricComparison(c["candidate"], c["baseline"], c["delta"], c["ci_low"], c["ci_high"]) if c else None
+
+    def number(value):
+        return float("nan") if value is None else value
+
+    def interval(entry):  # an estimate's interval; None where the value is not an estimate
+        return None if entry is None else (number(entry.get("ci_low")), number(entry.get("ci_high")))
+
+    estimates = results.get("estimates") or {}
+    observations = {}
+    for name, value in (results.get("metrics") or {}).items():
+        regressions = (comparison.get("regressions") or {}).get(name)
+        observations[(name, *OVERALL)] = Observation(
+            number(value), (results.get("n_examples") or {}).get(name), as_comparison((comparison.get("metrics") or {}).get(name)),
+            tuple(regressions) if regressions is not None else None, interval(estimates.get(name)))
+    for name, record in (comparison.get("pairwise") or {}).items():
+        observations[(name, *OVERALL)] = Observation(number(record.get("preference")), record.get("n_examples"),
+                                                     as_comparison(comparison["metrics"].get(name)), None, interval(record))
+    for entry in results.get("slices") or []:
+        column, _, value = entry["slice"].partition("=")
+        slice_comparison = (comparison.get("slices") or {}).get(entry["metric"], {}).get(entry["slice"])
+        slice_interval = None
+        if entry["metric"] in estimates:  # a sampled judge metric: no interval for the slice is an undefined one
+            found = estimates[entry["metric"]].get("slices", {}).get(entry["slice"])
+            slice_interval = interval(found) if found else (float("nan"), float("nan"))
+        observations[(entry["metric"], column, value)] = Observation(number(entry["value"]), entry["n_examples"],
+                                                                     as_comparison(slice_comparison), None, slice_interval)
+    return observations
+
+
+def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[str]:
+    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge."""
+    from eval_platform.governance.incidents import buggy_metrics
+
+    suite = platform.suite(run.suite_key)
+    definition = platform.suite_definition(suite)
+    dataset = platform.dataset(run.dataset_key)
+    blockers = []
+    if dataset.status != "active":
+        blockers.append(f"dataset {dataset.key} is {dataset.status}: {dataset.status_reason or 'no reason given'}")
+    if run.status not in (RUNNING, SUCCEEDED):
+        blockers.append(f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}".rstrip(": "))
+    if not (run.results or {}).get("metrics"):
+        blockers.append("the run has no metric results")
+    for key, incident in sorted(buggy_metrics(platform).items()):
+        if any(m.definition.key == key for m in definition.metrics):
+            blockers.append(f"frozen: metric {key} is marked buggy ({incident.reason}); recompute with the fixed version")
+    for metric in definition.metrics:
+        if metric.definition.requires_judge and not (metric.params.get("judge_model") and metric.params.get("judge_prompt_version")):
+            blockers.append(f"judge of {metric.name} is not pinned (judge_model and judge_prompt_version are required)")
+    return blockers
+
+
+def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
+    run = platform.run(run.run_id)
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    comparison = run.comparison or {}
+    decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, _observations(run),
+                      comparison.get("baseline_state", "none"), suite.require_baseline, gate_blockers(platform, run))
+    platform.record_gate("run", run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
+    return decision
+
+
+def finish_runs(platform: EvalPlatform, model_key: str, runs: list[EvalRun]) -> GateDecision:
+    """Mark the runs finished, then decide each run's gate and the model version's gate."""
+    for run in runs:
+        if platform.run(run.run_id).status == RUNNING:
+            platform.update_run(run.run_id, status=SUCCEEDED, finished_at=utcnow())
+    return decide_model_version(platform, model_key)
+
+
+def decide_model_version(platform: EvalPlatform, model_key: str) -> GateDecision:
+    """Pass only when every current release-blocking run of the model version passed."""
+    decisions = []
+    for run in platform.runs(model_key):
+        if run.status == SUPERSEDED or platform.suite(run.suite_key).purpose != "release_blocking":
+            continue
+        if run.status in (SUCCEEDED, RUNNING):
+            decision = decide_run(platform, run)
+        else:
+            decision = GateDecision(NO_DECISION, [{"rule": "precondition", "outcome": NO_DECISION,
+                                                   "message": f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}"}])
+        decisions.append((f"{run.run_id} ({run.dataset_key}, {run.suite_key})", decision))
+    combined = combine(decisions)
+    platform.record_gate("model_version", model_key, combined.decision, combined.reasons)
+    return combined
+

@@ -1,0 +1,1 @@
+"""Release gates: rules and decisions (``rules``, pure), overrides and promotions (``releases``)."""

@@ -1,0 +1,197 @@
+"""Overrides and promotions: the human end of a gate.
+
+Only an approver named in the config of every release-blocking suite behind a decision may override a
+``fail`` or ``no_decision``, with a written reason. An override is a new record (who, when, why, which
+decision); the original decision stays as it was. The online gate (:mod:`eval_platform.online.experiments`) is
+overridden the same way (``scope="online"``). A promotion releases a model version whose offline gate and
+online gate (when a suite requires one) passed or were overridden (:func:`release_state`), through the
+orchestrator: it is a request row that a sensor turns into a run of the
+promotion asset, which the gate's blocking asset check guards.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from eval_platform.registry import access
+from eval_platform.registry.access import Principal
+from eval_platform.core.errors import Conflict, InvalidInput
+from eval_platform.gates.rules import FAIL, NO_DECISION, PASS
+from eval_platform.platform.service import SUPERSEDED, EvalPlatform, split_key
+from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride
+
+PROMOTION = "promotion"
+
+
+def _release_blocking_suites(platform: EvalPlatform, model_key: str) -> list:
+    keys = {run.suite_key for run in platform.runs(model_key) if run.status != SUPERSEDED}
+    return [s for s in (platform.suite(k) for k in sorted(keys)) if s.purpose == "release_blocking"]
+
+
+def override_for(platform: EvalPlatform, decision: GateDecisionRecord | None) -> GateOverride | None:
+    if decision is None:
+        return None
+    with platform.registry.session() as session:
+        return session.scalar(select(GateOverride).where(GateOverride.gate_decision_id == decision.id)
+                              .order_by(GateOverride.id.desc()).limit(1))
+
+
+def effective_decision(platform: EvalPlatform, model_key: str) -> tuple[str, GateDecisionRecord | None, GateOverride | None]:
+    """``pass``, ``fail``, ``no_decision`` or ``overridden`` (a failed or undecided gate an approver let through)."""
+    decision = platform.gate_decision(model_key)
+    if decision is None:
+        return NO_DECISION, None, None
+    override = override_for(platform, decision)
+    return ("overridden" if override else decision.decision), decision, override
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """Whether a model version may ship: its offline gate and its online gate together."""
+
+    state: str  # pass | fail | no_decision
+    offline: str  # pass | fail | no_decision | overridden
+    online: str  # pass | fail | no_decision | overridden | not_required | not_applicable
+    offline_record: GateDecisionRecord | None
+    online_record: GateDecisionRecord | None
+
+    def describe(self) -> str:
+        return f"release {self.state} (offline gate {self.offline}, online gate {self.online})"
+
+
+def release_state(platform: EvalPlatform, model_key: str) -> ReleaseState:
+    """``pass`` only when the offline gate passed (or was overridden) and the online gate passed, was
+    overridden, or is not required; ``fail`` when either failed; otherwise ``no_decision``."""
+    from eval_platform.online.experiments import online_state
+
+    offline, offline_record, _ = effective_decision(platform, model_key)
+    online, online_record, _ = online_state(platform, model_key)
+    ok_offline = offline in (PASS, "overridden")
+    ok_online = online in (PASS, "overridden", "not_required", "not_applicable")
+    state = PASS if ok_offline and ok_online else FAIL if FAIL in (offline, online) else NO_DECISION
+    return ReleaseState(state, offline, online, offline_record, online_record)
+
+
+def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str, scope: str = "model_version",
+                  principal: Principal | None = None) -> GateOverride:
+    """Let a failed or undecided gate through: the offline gate (``model_version``) or the ``online`` one.
+
+    With a ``principal`` (an API caller) the approver is the principal, never a name it sends: it must be
+    a member of the model name's owner team (or an admin), hold the approver role and be named in every
+    release-blocking suite (:meth:`Principal.named_in`); ``approver`` is then ignored and the record
+    names the principal (``TEAM`` or ``TEAM:NAME``). Without one (the local operator), ``approver`` is
+    checked against the suites' approvers as written."""
+    if principal is not None:
+        name = split_key(model_key, "model")[0]
+        # an approver of the owner team (or an admin: named in the suites below, like anyone)
+        access.require_owner(platform, principal, access.MODEL, name, "override its gate", "Authorization", role=access.APPROVER)
+        access.require_role(principal, access.APPROVER, "overriding a gate", "Authorization", platform, f"model:{name}")
+        approver = principal.label
+    if not reason or not reason.strip():
+        raise InvalidInput("reason", "an override needs a written reason")
+    if scope not in ("model_version", "online"):
+        raise InvalidInput("scope", f"must be model_version or online, got {scope!r}")
+    if scope == "online":
+        from eval_platform.online.experiments import decide_online_gate
+
+        decide_online_gate(platform, model_key)
+    decision = platform.gate_decision(model_key, scope)
+    if decision is None:
+        raise Conflict(f"{model_key} has no {'online ' if scope == 'online' else ''}gate decision to override")
+    if decision.decision not in (FAIL, NO_DECISION):
+        raise Conflict(f"{model_key}'s gate decided {decision.decision}: only fail or no_decision can be overridden")
+    suites = _release_blocking_suites(platform, model_key)
+    if not suites:
+        raise Conflict(f"{model_key} has no release-blocking suite whose approvers could override")
+    for suite in suites:
+        approvers = suite.metric_defs["gate"]["approvers"]
+        if principal is not None and not principal.named_in(approvers):
+            access.record_access(platform, principal, access.CHANGE, f"model:{model_key}", access.DENIED,
+                                 detail=f"override: not an approver of suite {suite.key}")
+            raise access.Forbidden(f"principal {principal.label!r} is not an approver of suite {suite.key}", field="Authorization")
+        if principal is None and approver not in approvers:
+            raise InvalidInput("approver", f"{approver!r} is not an approver of suite {suite.key} (approvers: {approvers or 'none'})")
+    name, version = split_key(model_key, "model")
+    with platform.registry.session() as session:
+        record = GateOverride(gate_decision_id=decision.id, model_name=name, model_version=version,
+                              overridden_decision=decision.decision, suites=[s.key for s in suites],
+                              approver=approver, reason=reason.strip())
+        session.add(record)
+    return record
+
+
+def override_counts(platform: EvalPlatform) -> dict[str, int]:
+    """Overrides per suite (the brief's "gate override count")."""
+    with platform.registry.session() as session:
+        overrides = list(session.scalars(select(GateOverride)))
+    return dict(Counter(suite for o in overrides for suite in o.suites))
+
+
+def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str, reason: str = "",
+                      principal: Principal | None = None) -> DagsterRequest:
+    """Ask for a release. With a ``principal`` (an API caller): a member of the model name's owner team or an
+    admin, recorded as the requester (``requested_by`` is ignored)."""
+    if principal is not None:
+        access.require_owner(platform, principal, access.MODEL, split_key(model_key, "model")[0], "promote it", "modelKey")
+        requested_by = principal.label
+    if not requested_by or not requested_by.strip():
+        raise InvalidInput("requested_by", "a promotion must name who asks for it")
+    platform.model(model_key)
+    release = release_state(platform, model_key)
+    if release.state != PASS:
+        raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
+    with platform.registry.session() as session:
+        request = DagsterRequest(kind=PROMOTION, partitions=[model_key], requested_by=requested_by, reason=reason)
+        session.add(request)
+    return request
+
+
+def pending_requests(platform: EvalPlatform, kind: str, after_id: int = 0) -> list[DagsterRequest]:
+    """Requests of a kind not yet carried out, oldest first; ``after_id`` skips those a sensor already launched."""
+    with platform.registry.session() as session:
+        return list(session.scalars(select(DagsterRequest).where(DagsterRequest.kind == kind, DagsterRequest.status == "pending",
+                                                                 DagsterRequest.id > after_id).order_by(DagsterRequest.id)))
+
+
+def mark_done(platform: EvalPlatform, request_id: int, dagster_run_id: str) -> None:
+    """The Dagster run that carried the request out (a promotion records itself when it has happened)."""
+    from eval_platform.registry.schema import utcnow
+
+    with platform.registry.session() as session:
+        request = session.get(DagsterRequest, request_id)
+        request.status, request.launched_id, request.launched_at = "done", dagster_run_id, utcnow()
+
+
+def request(platform: EvalPlatform, request_id: int) -> DagsterRequest | None:
+    with platform.registry.session() as session:
+        return session.get(DagsterRequest, request_id)
+
+
+@dataclass(frozen=True)
+class GateChanges:
+    """Model versions whose effective offline decision may have changed since the last look."""
+
+    decided: tuple[str, ...]  # a new decision record (an eval finished, an incident, a failure)
+    overridden: tuple[str, ...]  # an approver's override of the current decision
+    last_decision_id: int
+    last_override_id: int
+
+
+def gate_changes(platform: EvalPlatform, after_decision_id: int, after_override_id: int) -> GateChanges:
+    """What changed after the given record ids: one indexed range read on each table (ids only grow)."""
+    with platform.registry.session() as session:
+        decided = list(session.execute(select(GateDecisionRecord.id, GateDecisionRecord.model_name, GateDecisionRecord.model_version)
+                                       .where(GateDecisionRecord.id > after_decision_id, GateDecisionRecord.scope == "model_version")
+                                       .order_by(GateDecisionRecord.id)))
+        last_decision = session.scalar(select(GateDecisionRecord.id).order_by(GateDecisionRecord.id.desc()).limit(1)) or 0
+        overridden = list(session.execute(select(GateOverride.id, GateOverride.model_name, GateOverride.model_version)
+                                          .join(GateDecisionRecord, GateDecisionRecord.id == GateOverride.gate_decision_id)
+                                          .where(GateOverride.id > after_override_id, GateDecisionRecord.scope == "model_version")
+                                          .order_by(GateOverride.id)))
+        last_override = session.scalar(select(GateOverride.id).order_by(GateOverride.id.desc()).limit(1)) or 0
+    return GateChanges(tuple(dict.fromkeys(f"{name}@{version}" for _, name, version in decided)),
+                       tuple(dict.fromkeys(f"{name}@{version}" for _, name, version in overridden)),
+                       max(after_decision_id, last_decision), max(after_override_id, last_override))

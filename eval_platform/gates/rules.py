@@ -1,0 +1,304 @@
+"""Release-gate rules and decisions.
+
+A gate decides ``pass``, ``fail`` or ``no_decision`` and gives one machine-readable reason per rule. It
+fails closed: a missing or undefined metric, too few examples, a missing or stale baseline where one is
+needed, or any blocker (invalid dataset, failed run, frozen metric, unpinned judge) is ``no_decision``,
+never ``pass``.
+
+Rules (each names one of the suite's metrics; direction comes from the metric's definition):
+
+* ``{metric: roc_auc, min: 0.9}`` / ``{metric: log_loss, max: 0.3}``: absolute thresholds.
+* ``{metric: roc_auc, min_delta: -0.01}``: candidate minus baseline, signed so that positive is better,
+  must be at least ``min_delta`` (a negative value is the largest regression tolerated);
+  ``min_relative_delta`` does the same relative to the baseline's value.
+* ``{metric: roc_auc, non_inferiority: 0.01, mode: strict}``: uses the paired-bootstrap interval of the
+  delta. ``strict``: pass requires the whole interval above ``-tolerance``; ``lenient``: fail only when
+  the whole interval lies below ``-tolerance``. An interval straddling the margin is ``fail`` in strict
+  mode and ``pass`` in lenient mode, and the reason says which mode decided.
+* ``min_examples: N`` on any rule: fewer evaluated examples is ``no_decision``.
+* ``slice: COLUMN`` on any rule makes it a guardrail: it is checked on every value of that slice column
+  (for example ``{metric: fpr, slice: segment, min_delta: -0.01}``: FPR must not regress on any segment).
+* ``{metric: accuracy, max_regressions: 0}``: on a regression suite of known failures, at most N examples
+  the baseline got right may be wrong for the candidate; the reason lists the ones that regressed.
+
+Judge metrics: a rule on a judge metric computed on a stratified sample decides on the estimate, and is
+``no_decision`` when its confidence interval is undefined. A metric defined only against a baseline (the
+pairwise ``judge_preference``: candidate vs baseline, 0.5 = no preference, compared as ``preference - 0.5``
+with its interval) is ``no_decision`` whenever there is no usable baseline, even where other baseline rules
+are not applicable to a first version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eval_platform.core.errors import InvalidInput
+from eval_platform.metrics.base import MetricDefinition
+
+PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
+#: Version of the decision logic; the gate asset's code version.
+GATE_CODE_VERSION = "1"
+
+_KINDS = ("min", "max", "min_delta", "min_relative_delta", "non_inferiority", "max_regressions")
+#: Metrics whose per-example correctness defines an example regression.
+CORRECTNESS_METRICS = ("accuracy",)
+OVERALL = ("", "")
+
+
+@dataclass(frozen=True)
+class GateRule:
+    metric: str
+    kind: str
+    threshold: float
+    mode: str = "strict"
+    min_examples: int = 0
+    slice: str = ""
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.kind in ("min_delta", "min_relative_delta", "non_inferiority", "max_regressions")
+
+    def describe(self) -> str:
+        text = self._describe()
+        return f"{text} on every {self.slice}" if self.slice else text
+
+    def _describe(self) -> str:
+        if self.kind == "max_regressions":
+            return f"{self.metric}: at most {int(self.threshold)} example(s) regress vs baseline"
+        if self.kind == "min":
+            return f"{self.metric} >= {self.threshold:g}"
+        if self.kind == "max":
+            return f"{self.metric} <= {self.threshold:g}"
+        if self.kind == "min_delta":
+            return f"{self.metric} change vs baseline >= {self.threshold:+g}"
+        if self.kind == "min_relative_delta":
+            return f"{self.metric} relative change vs baseline >= {self.threshold:+.2%}"
+        return f"{self.metric} non-inferior to baseline within {self.threshold:g} ({self.mode})"
+
+    def as_json(self) -> dict:
+        out: dict[str, Any] = {"metric": self.metric, self.kind: self.threshold}
+        if self.kind == "non_inferiority":
+            out["mode"] = self.mode
+        if self.min_examples:
+            out["min_examples"] = self.min_examples
+        if self.slice:
+            out["slice"] = self.slice
+        return out
+
+
+def parse_rules(raw: Any, metrics: Mapping[str, MetricDefinition]) -> tuple[GateRule, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("gate.rules", "must be a list")
+    rules = []
+    for index, entry in enumerate(raw):
+        field_name = f"gate.rules[{index}]"
+        if not isinstance(entry, Mapping):
+            raise InvalidInput(field_name, "must be a mapping")
+        metric = entry.get("metric")
+        if metric not in metrics:
+            raise InvalidInput(f"{field_name}.metric", f"{metric!r} is not a metric of this suite; suite metrics: {sorted(metrics)}")
+        kinds = [k for k in _KINDS if k in entry]
+        if len(kinds) != 1:
+            raise InvalidInput(field_name, f"needs exactly one of {', '.join(_KINDS)}")
+        extra = sorted(set(entry) - {"metric", "mode", "min_examples", "slice", *kinds})
+        if extra:
+            raise InvalidInput(field_name, f"unknown field(s) {extra}")
+        kind = kinds[0]
+        threshold = entry[kind]
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+            raise InvalidInput(f"{field_name}.{kind}", f"must be a finite number, got {threshold!r}")
+        if kind == "non_inferiority" and threshold < 0:
+            raise InvalidInput(f"{field_name}.non_inferiority", "the tolerance must be >= 0")
+        mode = entry.get("mode", "strict")
+        if mode not in ("strict", "lenient") or (mode != "strict" and kind != "non_inferiority"):
+            raise InvalidInput(f"{field_name}.mode", "is 'strict' or 'lenient', and only for non_inferiority rules")
+        min_examples = entry.get("min_examples", 0)
+        if isinstance(min_examples, bool) or not isinstance(min_examples, int) or min_examples < 0:
+            raise InvalidInput(f"{field_name}.min_examples", "must be a non-negative integer")
+        if kind == "max_regressions":
+            if threshold < 0 or int(threshold) != threshold:
+                raise InvalidInput(f"{field_name}.max_regressions", "must be a whole number >= 0")
+            if metrics[metric].name not in CORRECTNESS_METRICS:
+                raise InvalidInput(f"{field_name}.metric", f"max_regressions needs a per-example correctness metric ({', '.join(CORRECTNESS_METRICS)})")
+        slice_column = entry.get("slice", "")
+        if not isinstance(slice_column, str):
+            raise InvalidInput(f"{field_name}.slice", "must be a column name")
+        rules.append(GateRule(metric, kind, float(threshold), mode, min_examples, slice_column))
+    return tuple(rules)
+
+
+@dataclass
+class GateDecision:
+    decision: str
+    reasons: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """Candidate vs baseline for one metric; ``delta = candidate - baseline`` in the metric's own units."""
+
+    candidate: float
+    baseline: float
+    delta: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a run measured for one metric on one slice (``OVERALL`` for the whole dataset)."""
+
+    value: float | None
+    n_examples: int | None
+    comparison: MetricComparison | None = None
+    #: ids of examples the baseline got right and the candidate gets wrong (regression suites)
+    regressions: tuple | None = None
+    #: ``(low, high)`` when ``value`` is an estimate (a judge metric on a stratified sample, a pairwise
+    #: preference): rules decide on the estimate, and only while its interval is defined
+    interval: tuple[float, float] | None = None
+
+
+def overall(values: Mapping[str, float], counts: Mapping[str, int],
+            comparisons: Mapping[str, MetricComparison] | None = None) -> dict[tuple[str, str, str], Observation]:
+    """Observations of the whole dataset only, from plain mappings by metric name."""
+    return {(name, *OVERALL): Observation(value, counts.get(name), (comparisons or {}).get(name))
+            for name, value in values.items()}
+
+
+def _finite(value) -> bool:
+    return value is not None and isinstance(value, int | float) and math.isfinite(value)
+
+
+def evaluate_rule(rule: GateRule, definition: MetricDefinition, observation: Observation | None, baseline_state: str,
+                  slice_name: str = "") -> dict:
+    """One rule's outcome as a reason record: rule, observed value, threshold, baseline, interval."""
+    observation = observation or Observation(None, None)
+    value, n_examples, comparison = observation.value, observation.n_examples, observation.comparison
+    reason: dict[str, Any] = {
+        "rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "threshold": rule.threshold,
+        "observed": value if _finite(value) else None, "n_examples": n_examples,
+        "baseline": comparison.baseline if comparison else None,
+        "delta": comparison.delta if comparison else None,
+        "interval": [comparison.ci_low, comparison.ci_high] if comparison else None,
+    }
+    if slice_name:
+        reason["slice"] = slice_name
+    if observation.interval is not None:
+        reason["estimate_interval"] = [v if _finite(v) else None for v in observation.interval]
+
+    def outcome(result: str, message: str) -> dict:
+        reason.update(outcome=result, message=message)
+        return reason
+
+    if definition.comparison_only and baseline_state != "ok":
+        return outcome(NO_DECISION, f"metric {rule.metric} is only defined against a baseline; baseline is {baseline_state}")
+    if not _finite(value):
+        return outcome(NO_DECISION, f"metric {rule.metric} is missing or undefined for this run")
+    if observation.interval is not None and not all(_finite(v) for v in observation.interval):
+        # an estimate whose uncertainty is unknown (e.g. a stratum judged once) cannot pass a release
+        return outcome(NO_DECISION, f"metric {rule.metric} is an estimate without a defined confidence interval")
+    if rule.min_examples and (n_examples or 0) < rule.min_examples:
+        return outcome(NO_DECISION, f"{n_examples} examples < required {rule.min_examples}")
+    if rule.kind == "min":
+        ok = value >= rule.threshold
+        return outcome(PASS if ok else FAIL, f"{value:.6g} {'>=' if ok else '<'} {rule.threshold:g}")
+    if rule.kind == "max":
+        ok = value <= rule.threshold
+        return outcome(PASS if ok else FAIL, f"{value:.6g} {'<=' if ok else '>'} {rule.threshold:g}")
+
+    if baseline_state != "ok":
+        return outcome(NO_DECISION, f"needs a baseline; baseline is {baseline_state}")
+    if rule.kind == "max_regressions":
+        if observation.regressions is None:
+            return outcome(NO_DECISION, "no per-example comparison with the baseline")
+        regressed = list(observation.regressions)
+        reason["regressions"] = regressed[:100]
+        ok = len(regressed) <= rule.threshold
+        return outcome(PASS if ok else FAIL, f"{len(regressed)} example(s) regressed"
+                       + (f": {', '.join(map(str, regressed[:20]))}{' ...' if len(regressed) > 20 else ''}" if regressed else ""))
+    if comparison is None:
+        return outcome(NO_DECISION, "no comparison with the baseline for this metric")
+    if not (_finite(comparison.baseline) and _finite(comparison.delta)):
+        return outcome(NO_DECISION, f"metric {rule.metric} is undefined for the baseline")
+    better = definition.better(comparison.delta)
+    if rule.kind == "min_delta":
+        ok = better >= rule.threshold
+        return outcome(PASS if ok else FAIL, f"improvement {better:+.6g} {'>=' if ok else '<'} {rule.threshold:+g}")
+    if rule.kind == "min_relative_delta":
+        if comparison.baseline == 0:
+            return outcome(NO_DECISION, "baseline value is 0: relative change undefined")
+        relative = better / abs(comparison.baseline)
+        ok = relative >= rule.threshold
+        return outcome(PASS if ok else FAIL, f"relative improvement {relative:+.4%} {'>=' if ok else '<'} {rule.threshold:+.2%}")
+    # non-inferiority on the bootstrap interval, turned so that higher is better
+    if not (_finite(comparison.ci_low) and _finite(comparison.ci_high)):
+        return outcome(NO_DECISION, "no confidence interval for the delta")
+    low, high = sorted((definition.better(comparison.ci_low), definition.better(comparison.ci_high)))
+    margin = -rule.threshold
+    if low >= margin:
+        return outcome(PASS, f"whole interval [{low:+.4g}, {high:+.4g}] is above {margin:+g}")
+    if high < margin:
+        return outcome(FAIL, f"whole interval [{low:+.4g}, {high:+.4g}] is below {margin:+g}")
+    if rule.mode == "strict":
+        return outcome(FAIL, f"interval [{low:+.4g}, {high:+.4g}] crosses {margin:+g}; strict mode requires it above")
+    return outcome(PASS, f"interval [{low:+.4g}, {high:+.4g}] crosses {margin:+g}; lenient mode fails only below")
+
+
+def decide(
+    rules: Sequence[GateRule],
+    definitions: Mapping[str, MetricDefinition],
+    observations: Mapping[tuple[str, str, str], Observation],
+    baseline_state: str,
+    require_baseline: bool,
+    blockers: Sequence[str] = (),
+) -> GateDecision:
+    """Combine rule outcomes. Blockers and missing information give ``no_decision``; otherwise any failed
+    rule gives ``fail``; ``pass`` needs every rule to pass (and at least one rule).
+
+    ``observations`` maps ``(metric, slice_column, slice_value)`` to what was measured; a rule with a
+    ``slice`` is checked on every value of its slice column (none at all is ``no_decision``).
+    """
+    reasons = [{"rule": "precondition", "outcome": NO_DECISION, "message": b} for b in blockers]
+    if require_baseline and baseline_state != "ok":
+        reasons.append({"rule": "baseline required", "outcome": NO_DECISION, "message": f"baseline is {baseline_state}"})
+    for rule in rules:
+        if (rule.needs_baseline and baseline_state == "none" and not require_baseline
+                and not definitions[rule.metric].comparison_only):  # a pairwise metric never exists without one
+            reasons.append({"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": "not_applicable",
+                            "message": "no baseline exists yet for this model name (first version)"})
+            continue
+        if not rule.slice:
+            reasons.append(evaluate_rule(rule, definitions[rule.metric], observations.get((rule.metric, *OVERALL)), baseline_state))
+            continue
+        slices = sorted(key for key in observations if key[0] == rule.metric and key[1] == rule.slice)
+        if not slices:
+            reasons.append({"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": NO_DECISION,
+                            "message": f"no slice values of {rule.slice!r} were measured"})
+        for key in slices:
+            reasons.append(evaluate_rule(rule, definitions[rule.metric], observations[key], baseline_state, f"{key[1]}={key[2]}"))
+    outcomes = [r["outcome"] for r in reasons]
+    if blockers or (require_baseline and baseline_state != "ok"):
+        decision = NO_DECISION
+    elif FAIL in outcomes:
+        decision = FAIL
+    elif NO_DECISION in outcomes or PASS not in outcomes:
+        decision = NO_DECISION
+        if PASS not in outcomes and NO_DECISION not in outcomes:
+            reasons.append({"rule": "at least one rule", "outcome": NO_DECISION, "message": "no rule could be evaluated"})
+    else:
+        decision = PASS
+    return GateDecision(decision, reasons)
+
+
+def combine(decisions: Sequence[tuple[str, GateDecision]]) -> GateDecision:
+    """A model version's decision over its release-blocking runs: pass only if every one passed."""
+    if not decisions:
+        return GateDecision(NO_DECISION, [{"rule": "release-blocking runs", "outcome": NO_DECISION,
+                                           "message": "no release-blocking eval run decided for this model version"}])
+    reasons = [{"run": label, "outcome": d.decision, "reasons": d.reasons} for label, d in decisions]
+    kinds = {d.decision for _, d in decisions}
+    decision = NO_DECISION if NO_DECISION in kinds else FAIL if FAIL in kinds else PASS
+    return GateDecision(decision, reasons)

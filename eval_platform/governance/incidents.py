@@ -1,0 +1,268 @@
+"""The brief's failure modes and their recovery, as registry operations.
+
+* Metric code bug: :func:`mark_metric_buggy` freezes every gate that used the metric version
+  (``no_decision``, frozen) and lists the affected runs; :func:`request_recompute` queues those runs
+  again with the fixed metric version and asks the orchestrator for a backfill of exactly the eval cells
+  (model version x dataset version) they are recomputed in, after which the gates decide again.
+* Dataset contamination: :func:`invalidate_dataset` marks the version contaminated (deprecated: no new
+  run may use it), marks every run that used it invalid and turns their gates into ``no_decision``; an
+  online experiment's analyses that read it become invalid and a re-analysis without it is queued.
+
+Each incident is recorded once with what it touched, and reported to Dagster by a sensor (failing asset
+checks on the affected partitions, so the lineage shows red in the UI).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from eval_platform.registry import access
+from eval_platform.registry.access import Principal
+from eval_platform.core.errors import Conflict, InvalidInput, NotFound
+from eval_platform.core.keys import cell_name
+from eval_platform.metrics.catalog import all_metrics, get_metric
+from eval_platform.platform.service import (
+    INVALID,
+    QUEUED,
+    SUCCEEDED,
+    SUPERSEDED,
+    EvalPlatform,
+)
+from eval_platform.registry import (
+    DagsterRequest,
+    EvalRun,
+    Incident,
+    MetricSuite,
+)
+
+METRIC_BUG = "metric_bug"
+DATASET_CONTAMINATION = "dataset_contamination"
+BACKFILL = "backfill"
+
+
+@dataclass(frozen=True)
+class Impact:
+    incident: Incident
+    runs: list[EvalRun]
+    models: list[str]
+    #: experiments whose analysis read the contaminated dataset (now invalid, re-analysis queued)
+    experiments: tuple[str, ...] = ()
+
+
+def suite_metric_keys(suite: MetricSuite) -> set[str]:
+    return {entry["metric"] for entry in suite.metric_defs["metrics"]}
+
+
+def buggy_metrics(platform: EvalPlatform) -> dict[str, Incident]:
+    with platform.registry.session() as session:
+        return {i.target: i for i in session.scalars(select(Incident).where(Incident.kind == METRIC_BUG))}
+
+
+def incidents(platform: EvalPlatform) -> list[Incident]:
+    with platform.registry.session() as session:
+        return list(session.scalars(select(Incident).order_by(Incident.id)))
+
+
+def mark_reported(platform: EvalPlatform, up_to_id: int) -> None:
+    """Incidents up to ``up_to_id`` are shown on the asset graph (the sensor's cursor is the source of truth)."""
+    with platform.registry.session() as session:
+        for incident in session.scalars(select(Incident).where(Incident.id <= up_to_id, Incident.reported.is_(False))):
+            incident.reported = True
+
+
+def _current_runs(platform: EvalPlatform) -> list[EvalRun]:
+    return [run for run in platform.runs() if run.status != SUPERSEDED]
+
+
+def runs_using_metric(platform: EvalPlatform, metric_key: str) -> list[EvalRun]:
+    uses = {suite.key for suite in platform.suites() if metric_key in suite_metric_keys(suite)}
+    return [run for run in _current_runs(platform) if run.suite_key in uses]
+
+
+def _redecide(platform: EvalPlatform, model_keys: list[str]) -> None:
+    from eval_platform.evaluation.runner import decide_model_version
+
+    for model_key in model_keys:
+        decide_model_version(platform, model_key)
+
+
+def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, reported_by: str,
+                      principal: Principal | None = None) -> Impact:
+    """Freeze every gate that used the metric version: every team's, so an admin's operation (``principal``
+    None: the local operator); an API caller is recorded as the reporter."""
+    access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization", platform,
+                        f"metric:{metric_key}")
+    if principal is not None:
+        reported_by = principal.label
+    definition = get_metric(metric_key)
+    if not reason.strip():
+        raise InvalidInput("reason", "say what is wrong with the metric")
+    if not reported_by.strip():
+        raise InvalidInput("reported_by", "name who reports the bug")
+    if definition.key in buggy_metrics(platform):
+        raise Conflict(f"metric {definition.key} is already marked buggy")
+    runs = runs_using_metric(platform, definition.key)
+    models = sorted({run.model_key for run in runs})
+    with platform.registry.session() as session:
+        incident = Incident(kind=METRIC_BUG, target=definition.key, reason=reason, reported_by=reported_by,
+                            affected_runs=[run.run_id for run in runs], affected_models=models)
+        session.add(incident)
+    _redecide(platform, models)
+    return Impact(incident, runs, models)
+
+
+def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, reported_by: str,
+                       principal: Principal | None = None) -> Impact:
+    """Mark a dataset version contaminated: a member of the dataset id's owner team or an admin (``principal``
+    None: the local operator); an API caller is recorded as the reporter."""
+    dataset = platform.dataset(dataset_key)
+    if principal is not None:
+        access.require_owner(platform, principal, access.DATASET, dataset.dataset_id, "invalidate it", "datasetKey")
+        reported_by = principal.label
+    if not reason.strip():
+        raise InvalidInput("reason", "say how the dataset is contaminated")
+    if not reported_by.strip():
+        raise InvalidInput("reported_by", "name who reports the contamination")
+    if dataset.status == "contaminated":
+        raise Conflict(f"dataset {dataset.key} is already marked contaminated")
+    from eval_platform.registry import EvalDataset
+
+    with platform.registry.session() as session:
+        record = session.get(EvalDataset, dataset.id)
+        record.status, record.status_reason = "contaminated", reason
+        runs = list(session.scalars(select(EvalRun).where(EvalRun.dataset_id == dataset.dataset_id,
+                                                          EvalRun.dataset_version == dataset.version,
+                                                          EvalRun.status != SUPERSEDED)))
+        for run in runs:
+            run.status, run.status_reason = INVALID, f"dataset {dataset.key} contaminated: {reason}"
+        models = sorted({run.model_key for run in runs})
+        incident = Incident(kind=DATASET_CONTAMINATION, target=dataset.key, reason=reason, reported_by=reported_by,
+                            affected_runs=[run.run_id for run in runs], affected_models=models)
+        session.add(incident)
+    _redecide(platform, models)
+    from eval_platform.online.experiments import invalidate_analyses_using
+
+    experiments = invalidate_analyses_using(platform, dataset.key, reason, reported_by)
+    return Impact(incident, runs, models, tuple(experiments))
+
+
+def _fixed_version(metric_key: str, buggy: set[str]) -> str:
+    name = metric_key.partition("@")[0]
+    fixes = sorted((m for m in all_metrics() if m.name == name and m.key not in buggy), key=lambda m: m.version)
+    if not fixes or fixes[-1].version <= int(metric_key.partition("@")[2]):
+        raise Conflict(f"no fixed version of {name} newer than {metric_key} is registered: ship the fix first")
+    return fixes[-1].key
+
+
+def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, suite_key: str, baseline: str | None,
+                   launch_key: str | None) -> EvalRun:
+    """The affected run's replacement, compared with the baseline the affected run asked for; when the new
+    versions already have a live run compared with another baseline (a run nobody here asked for), that run is
+    the replacement: a recompute must not stop half-way over a baseline preference."""
+    try:
+        return platform.request_eval(model_key, dataset_key, suite_key, baseline=baseline, trigger="recompute",
+                                     launch_key=launch_key)
+    except Conflict:
+        return platform.request_eval(model_key, dataset_key, suite_key, trigger="recompute", launch_key=launch_key)
+
+
+def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "rematerialization",
+                  dataset_key: str | None = None) -> None:
+    """What a rematerialization or a backfill started by hand in the Dagster UI recomputes: the current runs
+    of the model version's eval cell on ``dataset_key`` (all its runs without one), each with the remedy of
+    the incident that touched it, as ``evalp recompute --affected-by`` would queue it: a run that used a
+    metric version marked buggy on a suite version with the newest fixed version, a run on a contaminated
+    dataset version on the dataset's newest usable version; the others on the same versions. A remedy lands
+    in the cell of the versions it runs on: the clean dataset version's cell recomputes the runs its
+    contaminated predecessor invalidated, and the contaminated cell itself has nothing left to recompute.
+    Without a fix (no newer metric version, no clean dataset version) the run is recomputed as it was and
+    its gate stays ``no_decision``."""
+    buggy = set(buggy_metrics(platform))
+    for run in platform.runs(model_key):
+        if run.status not in (SUCCEEDED, "failed", INVALID):
+            continue
+        if dataset_key is not None and run.dataset_id != dataset_key.rpartition("@")[0]:
+            continue  # another dataset's cell
+        suite = platform.suite(run.suite_key)
+        suite_key, remedy_dataset = run.suite_key, run.dataset_key
+        try:
+            bad = sorted(suite_metric_keys(suite) & buggy)
+            if bad:
+                fixes = {metric: _fixed_version(metric, buggy) for metric in bad}
+                definition = dict(suite.metric_defs)
+                definition["metrics"] = [dict(m, metric=fixes.get(m["metric"], m["metric"])) for m in definition["metrics"]]
+                suite_key = platform.register_suite(definition).record.key
+            if platform.dataset(run.dataset_key).status != "active":
+                remedy_dataset = platform.latest_dataset(run.dataset_id).key
+        except (Conflict, NotFound):
+            continue  # nothing to remedy it with: recomputed as it is below, the gate stays frozen
+        if (suite_key, remedy_dataset) == (run.suite_key, run.dataset_key):
+            continue
+        if dataset_key is not None and remedy_dataset != dataset_key:
+            continue  # its remedy is another cell's (the clean version's) to recompute
+        replacement = _recompute_one(platform, run.model_key, remedy_dataset, suite_key, run.requested_baseline, launch_key=None)
+        platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
+            f"recomputed ({trigger}) on {remedy_dataset} with {suite_key} as {replacement.run_id}; it was {run.status}: "
+            f"{run.status_reason or ''}")[:2000])
+    platform.requeue_model_version(model_key, trigger=trigger, dataset_key=dataset_key)
+
+
+def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
+                      principal: Principal | None = None) -> tuple[list[EvalRun], DagsterRequest | None]:
+    """Queue again exactly the runs an incident touched, and ask Dagster for a backfill of their partitions.
+
+    For a buggy metric, each affected suite gets a new version naming the newest unflagged version of
+    the metric (content-addressed, so every affected run shares it); for a contaminated dataset, the
+    runs are queued on the newest usable version of the dataset.
+    """
+    access.require_role(principal, access.ADMIN, "a recompute (it queues every affected team's runs)", "Authorization", platform,
+                        f"recompute:{affected_by}")
+    if principal is not None:
+        requested_by = principal.label
+    if not requested_by.strip():
+        raise InvalidInput("requested_by", "name who asks for the recompute")
+    buggy = buggy_metrics(platform)
+    queued: list[EvalRun] = []
+    # The backfill's launch: its queued runs carry the key from the transaction that queues them, so the
+    # eval-request sensor leaves them to the backfill (and relaunches them only if the backfill never runs).
+    launch_key = f"recompute-{uuid.uuid4().hex[:16]}"
+    if affected_by in buggy:
+        fixed = _fixed_version(affected_by, set(buggy))
+        for run in runs_using_metric(platform, affected_by):
+            suite = platform.suite(run.suite_key)
+            definition = dict(suite.metric_defs)
+            definition["metrics"] = [dict(m, metric=fixed if m["metric"] == affected_by else m["metric"])
+                                     for m in definition["metrics"]]
+            fixed_suite = platform.register_suite(definition).record
+            queued.append(_recompute_one(platform, run.model_key, run.dataset_key, fixed_suite.key, run.requested_baseline,
+                                         launch_key))
+            if run.status in (SUCCEEDED, "failed"):
+                platform.update_run(run.run_id, status=SUPERSEDED, status_reason=f"recomputed with {fixed} ({fixed_suite.key})")
+    else:
+        incident = next((i for i in incidents(platform) if i.kind == DATASET_CONTAMINATION and i.target == affected_by), None)
+        if incident is None:
+            raise InvalidInput("affected_by", f"{affected_by!r} is neither a metric marked buggy nor a contaminated dataset")
+        dataset_id = affected_by.rpartition("@")[0]
+        replacement = platform.latest_dataset(dataset_id)
+        affected = [platform.run(run_id) for run_id in incident.affected_runs]
+        for model_key in dict.fromkeys(run.model_key for run in affected):  # all checked before the first is queued
+            platform.check_predictions_cover(platform.model(model_key), replacement)
+        for run in affected:
+            recomputed = _recompute_one(platform, run.model_key, replacement.key, run.suite_key, run.requested_baseline, launch_key)
+            queued.append(recomputed)
+            if run.status == INVALID:  # the gate is decided from the recomputation; the invalid run stays in the history
+                platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
+                    f"recomputed on {replacement.key} as {recomputed.run_id}; it was invalid: {run.status_reason or ''}")[:2000])
+    # the eval cells recomputed: where a replacement waits (a live run found in its place is already evaluated)
+    partitions = sorted({cell_name(run.model_key, run.dataset_key) for run in queued if run.status == QUEUED})
+    if not partitions:
+        return queued, None
+    with platform.registry.session() as session:
+        request = DagsterRequest(kind=BACKFILL, partitions=partitions, requested_by=requested_by, launch_key=launch_key,
+                                 reason=reason or f"recompute runs affected by {affected_by}")
+        session.add(request)
+    return queued, request

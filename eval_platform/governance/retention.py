@@ -1,0 +1,447 @@
+"""Retention of model outputs, tied to the classification of the dataset they were computed on.
+
+Model outputs are the prediction artifacts in the store (what ``eval_runs.predictions_hash`` and the
+``prediction_sets`` cache rows point at), the judge verdict artifacts (``results["judge"]["verdicts"]``,
+the pairwise judge's ``results["judge_pairwise"]`` and ``comparison["pairwise"][...]["verdicts"]``) and
+the cached LLM calls behind them (``llm_call_cache`` rows: candidate answers and judge verdict samples,
+which hold the model's text). Each artifact is kept for the retention of its dataset's access level
+(restricted 30 days, internal 365, public forever, by default; :class:`RetentionPolicy`), counted from
+when it was produced. An artifact shared by datasets of different levels (the same content registered
+twice) follows the strictest of them.
+
+:func:`purge_expired` (run daily by the Dagster schedule in ``jobs/retention.py``, or ``evalp retention
+purge``) deletes expired artifacts from the store and their cache rows from the registry, records each
+in ``purge_log``, marks the runs that used them in ``eval_run_purges`` and clears their
+``predictions_hash``. A purged verdict artifact is logged (kind ``judge_verdicts``, with its runs) but the
+run's results still name it: results are not rewritten. The LLM calls deleted with an artifact are the
+ones its rows were answered from (their keys are in its log entry); LLM calls of a dataset older than its
+retention that no artifact names any more (e.g. of a run stopped midway) are deleted too, logged as kind
+``llm_calls``. A ``predictions``-kind model file uploaded through the API (outputs computed elsewhere,
+copied under ``<home>/models/`` at registration) is a model output too: it is kept for the strictest
+retention of the datasets in its model's eval plan and runs, counted from its registration, then deleted
+and logged (kind :data:`MODEL_FILES`, with the model's runs); the model version stays registered, and
+uploading the same file again restores it. Results, metric tables, comparisons, gate decisions and lineage are left as they
+are. A purged run is recomputed from its lineage by requesting it again with ``recompute=True`` (same
+model file, dataset content and suite: the same numbers; an LLM's calls are made again); a later
+comparison against a purged baseline reproduces the baseline's predictions and verdicts by itself.
+
+The registry is changed first and the bytes deleted after the commit: a crash in between leaves
+unreferenced bytes that the next purge deletes (``purge_log.store_deleted`` is false until then), never
+a run pointing at missing bytes. Artifacts of queued or running runs are left for the next purge.
+Idempotency keys of the API older than a day are deleted too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.hashing import json_hash
+from eval_platform.platform.service import (
+    JUDGE_VERDICTS,
+    PREDICTIONS,
+    QUEUED,
+    RUNNING,
+    EvalPlatform,
+)
+from eval_platform.registry import (
+    EvalDataset,
+    EvalPlanEntry,
+    EvalRun,
+    Model,
+    PredictionSet,
+)
+from eval_platform.registry.api_schema import IdempotencyRecord, PurgeLogEntry, RunPurge
+from eval_platform.registry.llm_schema import LLMCallRecord
+from eval_platform.registry.schema import utcnow
+
+#: Days model outputs are kept per dataset access level (None: forever).
+DEFAULT_RETENTION_DAYS: dict[str, int | None] = {"restricted": 30, "internal": 365, "public": None}
+#: ``restricted=30,internal=365,public=forever`` overrides the defaults.
+RETENTION_ENV = "EVAL_PLATFORM_RETENTION_DAYS"
+IDEMPOTENCY_HOURS = 24.0
+#: Purge-log kind of LLM calls deleted because their dataset's retention passed (no artifact names them).
+LLM_CALLS = "llm_calls"
+#: Purge-log kind of a ``predictions``-kind model file copied under the home (its ``artifact_hash`` is the file's hash).
+MODEL_FILES = "model_files"
+_STRICTNESS = ("restricted", "internal", "public")  # strictest first
+log = logging.getLogger("eval_platform.governance.retention")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    days: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_RETENTION_DAYS))
+    idempotency_hours: float = IDEMPOTENCY_HOURS
+
+    @classmethod
+    def parse(cls, text: str) -> "RetentionPolicy":
+        days = dict(DEFAULT_RETENTION_DAYS)
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            level, sep, value = part.partition("=")
+            level, value = level.strip(), value.strip().lower()
+            if not sep or level not in DEFAULT_RETENTION_DAYS:
+                raise InvalidInput(RETENTION_ENV, f"{part!r}: write LEVEL=DAYS with LEVEL one of {', '.join(DEFAULT_RETENTION_DAYS)}")
+            if value in ("forever", "none", "inf"):
+                days[level] = None
+            elif value.isdigit():
+                days[level] = int(value)
+            else:
+                raise InvalidInput(RETENTION_ENV, f"{part!r}: DAYS must be a whole number or 'forever'")
+        return cls(days)
+
+    @classmethod
+    def from_env(cls) -> "RetentionPolicy":
+        return cls.parse(os.environ.get(RETENTION_ENV, ""))
+
+    def for_level(self, level: str) -> int | None:
+        return self.days.get(level, self.days["internal"])
+
+
+@dataclass
+class PurgedArtifact:
+    kind: str
+    artifact_hash: str
+    classification: str
+    retention_days: int
+    produced_at: str
+    run_ids: list[str]
+    #: registry cache rows deleted with it: ``prediction_sets`` keys, and the ``llm_call_cache`` keys its
+    #: rows were answered from (candidate answers, judge verdict samples)
+    cache_keys: list[str]
+    datasets: list[str]
+    store_deleted: bool = False
+
+
+@dataclass
+class PurgeReport:
+    purge_id: str
+    now: str
+    dry_run: bool
+    purged: list[PurgedArtifact] = field(default_factory=list)
+    #: expired artifacts left for the next purge because a queued or running run uses them
+    deferred: list[str] = field(default_factory=list)
+    kept: int = 0
+    runs_marked: list[str] = field(default_factory=list)
+    #: runs whose judge verdicts (pointwise or pairwise) were purged
+    judgments_purged: list[str] = field(default_factory=list)
+    cache_rows_deleted: int = 0
+    #: ``llm_call_cache`` rows deleted (those of purged artifacts and those past their dataset's retention)
+    llm_calls_deleted: int = 0
+    #: bytes deleted now for purges whose store delete had failed before
+    retried_deletes: int = 0
+    idempotency_keys_deleted: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: the registry writes UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _artifact_path(platform: EvalPlatform, kind: str, digest: str) -> str:
+    return platform.store._path(kind, digest, ".parquet")
+
+
+def delete_artifact(platform: EvalPlatform, kind: str, digest: str) -> bool:
+    """Delete one table artifact from the store; False when it was not there."""
+    path = _artifact_path(platform, kind, digest)
+    if not platform.store.fs.exists(path):
+        return False
+    platform.store.fs.rm(path)
+    return True
+
+
+def _copied_model_files(platform: EvalPlatform) -> dict[str, list[Path]]:
+    """``predictions``-kind model files the API copied under ``<home>/models/`` and still there, by file hash
+    (a file given to the library by path is the caller's, not the platform's to delete)."""
+    home_models = (platform.config.home / "models").resolve()
+    with platform.registry.session() as session:
+        rows = list(session.execute(select(Model.file_hash, Model.uri).where(Model.kind == "predictions")))
+    files: dict[str, list[Path]] = defaultdict(list)
+    for row in rows:
+        path = Path(row.uri).resolve()
+        if path.parent == home_models and path.is_file() and path not in files[row.file_hash]:
+            files[row.file_hash].append(path)
+    return files
+
+
+def _delete_model_file(platform: EvalPlatform, digest: str) -> bool:
+    deleted = False
+    for path in _copied_model_files(platform).get(digest, []):
+        path.unlink(missing_ok=True)
+        deleted = True
+    return deleted
+
+
+def _still_referenced(session, digest: str) -> bool:
+    return (session.scalar(select(EvalRun.run_id).where(EvalRun.predictions_hash == digest).limit(1)) is not None
+            or session.scalar(select(PredictionSet.cache_key).where(PredictionSet.artifact_hash == digest).limit(1)) is not None)
+
+
+def verdict_hashes(results: dict | None, comparison: dict | None) -> set[str]:
+    """The judge verdict artifacts a run's records name: pointwise, and pairwise (judge step and comparison)."""
+    found = {((results or {}).get(key) or {}).get("verdicts") for key in ("judge", "judge_pairwise")}
+    found |= {(record or {}).get("verdicts") for record in ((comparison or {}).get("pairwise") or {}).values()}
+    return {digest for digest in found if digest}
+
+
+def _llm_call_keys(platform: EvalPlatform, kind: str, digest: str) -> list[str]:
+    """Keys of the LLM calls an artifact's rows were answered from (read before its bytes go)."""
+    import json
+
+    if not platform.store.has_table(kind, digest):
+        return []
+    table = platform.store.get_table(kind, digest)
+    if kind == PREDICTIONS and "cache_key" in table.columns:  # an LLM candidate's answers
+        return sorted({k for k in table["cache_key"].dropna()})
+    if kind == JUDGE_VERDICTS and "samples" in table.columns:
+        return sorted({s["cache_key"] for samples in table["samples"].dropna() for s in json.loads(samples) if s.get("cache_key")})
+    return []
+
+
+def _expired_artifacts(platform: EvalPlatform, now: datetime, policy: RetentionPolicy):
+    with platform.registry.session() as session:
+        datasets = list(session.execute(select(EvalDataset.dataset_id, EvalDataset.version, EvalDataset.content_hash,
+                                               EvalDataset.access_policy)))
+        cache_rows = list(session.execute(select(PredictionSet.cache_key, PredictionSet.artifact_hash,
+                                                 PredictionSet.dataset_content_hash, PredictionSet.created_at)))
+        runs = list(session.execute(select(EvalRun.run_id, EvalRun.predictions_hash, EvalRun.dataset_id, EvalRun.dataset_version,
+                                           EvalRun.status, EvalRun.started_at, EvalRun.requested_at)
+                                    .where(EvalRun.predictions_hash.is_not(None))))
+        judged_runs = list(session.execute(select(EvalRun.run_id, EvalRun.results, EvalRun.comparison, EvalRun.dataset_id,
+                                                  EvalRun.dataset_version, EvalRun.status, EvalRun.started_at,
+                                                  EvalRun.requested_at)))
+    level_of = {(d.dataset_id, d.version): (d.access_policy or {}).get("level", "internal") for d in datasets}
+    by_content: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for d in datasets:
+        by_content[d.content_hash].append((f"{d.dataset_id}@{d.version}", level_of[(d.dataset_id, d.version)]))
+
+    artifacts: dict[str, dict] = defaultdict(lambda: {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False})
+    for row in cache_rows:
+        entry = artifacts[row.artifact_hash]
+        entry["cache"].append(row.cache_key)
+        entry["times"].append(_aware(row.created_at))
+        entry["datasets"].update(dict(by_content.get(row.dataset_content_hash, [])))
+    for row in runs:
+        entry = artifacts[row.predictions_hash]
+        entry["runs"].append(row.run_id)
+        entry["times"].append(_aware(row.started_at or row.requested_at))
+        entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
+        entry["busy"] |= row.status in (QUEUED, RUNNING)
+    verdicts: dict[str, dict] = defaultdict(lambda: {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False})
+    for row in judged_runs:
+        for digest in verdict_hashes(row.results, row.comparison):
+            entry = verdicts[digest]
+            entry["runs"].append(row.run_id)
+            entry["times"].append(_aware(row.started_at or row.requested_at))
+            entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
+            entry["busy"] |= row.status in (QUEUED, RUNNING)
+
+    model_files: dict[str, dict] = defaultdict(lambda: {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False})
+    copied = _copied_model_files(platform)
+    if copied:
+        with platform.registry.session() as session:
+            models = list(session.execute(select(Model.name, Model.version, Model.file_hash, Model.registered_at)
+                                          .where(Model.kind == "predictions", Model.file_hash.in_(list(copied)))))
+            plans = defaultdict(set)
+            for entry in session.execute(select(EvalPlanEntry.model_name, EvalPlanEntry.dataset_id)
+                                         .where(EvalPlanEntry.model_name.in_({m.name for m in models}))):
+                plans[entry.model_name].add(entry.dataset_id)
+            model_runs = list(session.execute(select(EvalRun.run_id, EvalRun.model_name, EvalRun.model_version, EvalRun.dataset_id,
+                                                     EvalRun.dataset_version, EvalRun.status)
+                                              .where(EvalRun.model_name.in_({m.name for m in models}))))
+        for model in models:
+            entry = model_files[model.file_hash]
+            entry["times"].append(_aware(model.registered_at))
+            for dataset_id in plans[model.name]:  # every version of a plan dataset: its rows are what the file answers
+                entry["datasets"].update({f"{d}@{v}": level for (d, v), level in level_of.items() if d == dataset_id})
+            for row in model_runs:
+                if (row.model_name, row.model_version) == (model.name, model.version):
+                    entry["runs"].append(row.run_id)
+                    entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
+                    entry["busy"] |= row.status in (QUEUED, RUNNING)
+
+    expired, deferred, kept = [], [], 0
+    for kind, found in ((PREDICTIONS, artifacts), (JUDGE_VERDICTS, verdicts), (MODEL_FILES, model_files)):
+        more = _expire(kind, found, now, policy)
+        expired += more[0]
+        deferred += more[1]
+        kept += more[2]
+    return expired, deferred, kept, level_of
+
+
+def _expire(kind: str, artifacts: dict[str, dict], now: datetime, policy: RetentionPolicy):
+    """``(expired, deferred, kept)`` of one kind of artifact: expired when its earliest production is
+    older than the strictest retention of the datasets it was computed on; deferred while a run using it
+    is queued or running."""
+    expired, deferred, kept = [], [], 0
+    for digest, entry in sorted(artifacts.items()):
+        levels = set(entry["datasets"].values()) or {"internal"}
+        classification = next(level for level in (*_STRICTNESS, *sorted(levels)) if level in levels)
+        retentions = [policy.for_level(level) for level in levels]
+        finite = [days for days in retentions if days is not None]
+        if not finite:
+            kept += 1
+            continue
+        days = min(finite)
+        produced = min(t for t in entry["times"] if t is not None)
+        if now < produced + timedelta(days=days):
+            kept += 1
+            continue
+        if entry["busy"]:
+            deferred.append(digest)
+            continue
+        expired.append(PurgedArtifact(kind, digest, classification, days, produced.isoformat(), sorted(set(entry["runs"])),
+                                      sorted(entry["cache"]), sorted(entry["datasets"])))
+    return expired, deferred, kept
+
+
+def _expired_llm_calls(platform: EvalPlatform, now: datetime, policy: RetentionPolicy, level_of: dict) -> list[str]:
+    """``llm_call_cache`` rows whose dataset's retention has passed since they were made."""
+    with platform.registry.session() as session:
+        rows = list(session.execute(select(LLMCallRecord.cache_key, LLMCallRecord.dataset, LLMCallRecord.created_at)
+                                    .where(LLMCallRecord.dataset.is_not(None))))
+    expired = []
+    for row in rows:
+        dataset_id, _, version = row.dataset.rpartition("@")
+        level = level_of.get((dataset_id, int(version))) if version.isdigit() else None
+        days = policy.for_level(level or "internal")
+        if days is not None and now >= _aware(row.created_at) + timedelta(days=days):
+            expired.append(row.cache_key)
+    return sorted(expired)
+
+
+def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: RetentionPolicy | None = None,
+                  dry_run: bool = False) -> PurgeReport:
+    """Delete the model outputs whose retention has passed; see the module docstring."""
+    now = _aware(now) or utcnow()
+    policy = policy or RetentionPolicy.from_env()
+    expired, deferred, kept, level_of = _expired_artifacts(platform, now, policy)
+    report = PurgeReport(purge_id=f"purge-{uuid.uuid4().hex[:12]}", now=now.isoformat(), dry_run=dry_run,
+                         purged=expired, deferred=deferred, kept=kept)
+    # the LLM calls behind each expired artifact, read while its bytes are still there
+    llm_keys = {a.artifact_hash: _llm_call_keys(platform, a.kind, a.artifact_hash) if a.kind != MODEL_FILES else [] for a in expired}
+    for artifact in expired:
+        artifact.cache_keys = sorted(set(artifact.cache_keys) | set(llm_keys[artifact.artifact_hash]))
+    named = {k for keys in llm_keys.values() for k in keys}
+    # calls no expired artifact names but past their dataset's retention; calls of a busy run wait
+    busy_keys = {k for digest in deferred for k in _llm_call_keys(platform, PREDICTIONS, digest) + _llm_call_keys(platform, JUDGE_VERDICTS, digest)}
+    orphans = [k for k in _expired_llm_calls(platform, now, policy, level_of) if k not in named and k not in busy_keys]
+    report.judgments_purged = sorted({r for a in expired if a.kind == JUDGE_VERDICTS for r in a.run_ids})
+    if dry_run:
+        report.runs_marked = sorted(r for a in expired if a.kind == PREDICTIONS for r in a.run_ids)
+        report.cache_rows_deleted = sum(len(a.cache_keys) for a in expired if a.kind == PREDICTIONS)
+        report.llm_calls_deleted = len(named | set(orphans))
+        return report
+
+    log_ids: dict[str, int] = {}
+    with platform.registry.session() as session:
+        for artifact in expired:
+            entry = PurgeLogEntry(purge_id=report.purge_id, kind=artifact.kind, artifact_hash=artifact.artifact_hash,
+                                  classification=artifact.classification, retention_days=artifact.retention_days,
+                                  produced_at=datetime.fromisoformat(artifact.produced_at), run_ids=artifact.run_ids,
+                                  cache_keys=artifact.cache_keys, datasets=artifact.datasets, store_deleted=False, purged_at=now)
+            session.add(entry)
+            session.flush()
+            log_ids[artifact.artifact_hash] = entry.id
+            for run_id in artifact.run_ids if artifact.kind == PREDICTIONS else ():
+                run = session.get(EvalRun, run_id)
+                if run is None or run.predictions_hash != artifact.artifact_hash:
+                    continue
+                run.predictions_hash = None
+                marker = session.get(RunPurge, run_id)
+                if marker is None:
+                    session.add(RunPurge(run_id=run_id, predictions_hash=artifact.artifact_hash, purge_log_id=entry.id, purged_at=now))
+                else:
+                    marker.predictions_hash, marker.purge_log_id, marker.purged_at = artifact.artifact_hash, entry.id, now
+                report.runs_marked.append(run_id)
+            if artifact.cache_keys:
+                report.cache_rows_deleted += session.execute(
+                    delete(PredictionSet).where(PredictionSet.cache_key.in_(artifact.cache_keys))).rowcount or 0
+                report.llm_calls_deleted += _delete_llm_calls(session, artifact.cache_keys)
+        if orphans:
+            session.add(PurgeLogEntry(purge_id=report.purge_id, kind=LLM_CALLS, artifact_hash=json_hash(orphans),
+                                      classification="", retention_days=0, produced_at=now, run_ids=[], cache_keys=orphans,
+                                      datasets=[], store_deleted=True, purged_at=now))  # rows only: no bytes to delete
+            report.llm_calls_deleted += _delete_llm_calls(session, orphans)
+        cutoff = now - timedelta(hours=policy.idempotency_hours)
+        report.idempotency_keys_deleted = session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount or 0
+
+    # bytes last, and only those nothing refers to any more (a run may have reproduced them meanwhile)
+    with platform.registry.session() as session:
+        pending = list(session.scalars(select(PurgeLogEntry).where(PurgeLogEntry.store_deleted.is_(False))))
+        verdict_users = _verdict_users(session) if any(e.kind == JUDGE_VERDICTS for e in pending) else {}
+        for entry in pending:
+            if entry.kind == MODEL_FILES:
+                reproduced = False  # a file uploaded again after its purge is found expired (and logged) again
+            else:
+                reproduced = (set(verdict_users.get(entry.artifact_hash, ())) - set(entry.run_ids or ()) if entry.kind == JUDGE_VERDICTS
+                              else _still_referenced(session, entry.artifact_hash))
+            if reproduced:
+                entry.store_deleted = True  # reproduced by a later run: the bytes belong to it now
+                continue
+            try:
+                if entry.kind == MODEL_FILES:
+                    _delete_model_file(platform, entry.artifact_hash)
+                else:
+                    delete_artifact(platform, entry.kind, entry.artifact_hash)
+            except OSError as error:  # left for the next purge
+                log.warning("retention: could not delete %s artifact", entry.kind,
+                            extra={"fields": {"artifact": entry.artifact_hash, "error": type(error).__name__}})
+                continue
+            entry.store_deleted = True
+            if entry.purge_id != report.purge_id:
+                report.retried_deletes += 1
+    deleted = {e.artifact_hash for e in pending if e.store_deleted}
+    for artifact in expired:
+        artifact.store_deleted = artifact.artifact_hash in deleted
+    report.runs_marked.sort()
+    log.info("retention purge", extra={"fields": {"purge_id": report.purge_id, "purged": len(expired), "deferred": len(deferred),
+                                                  "runs_marked": len(report.runs_marked)}})
+    return report
+
+
+def _delete_llm_calls(session, keys: list[str]) -> int:
+    deleted = 0
+    for start in range(0, len(keys), 500):  # bounded IN lists
+        deleted += session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(keys[start:start + 500]))).rowcount or 0
+    return deleted
+
+
+def _verdict_users(session) -> dict[str, list[str]]:
+    """Verdict artifact -> the runs whose records name it."""
+    users: dict[str, list[str]] = defaultdict(list)
+    for row in session.execute(select(EvalRun.run_id, EvalRun.results, EvalRun.comparison)):
+        for digest in verdict_hashes(row.results, row.comparison):
+            users[digest].append(row.run_id)
+    return users
+
+
+def purge_log(platform: EvalPlatform, limit: int = 1000) -> list[PurgeLogEntry]:
+    with platform.registry.session() as session:
+        return list(session.scalars(select(PurgeLogEntry).order_by(PurgeLogEntry.id.desc()).limit(limit)))
+
+
+def run_purges(platform: EvalPlatform, run_ids: list[str]) -> dict[str, RunPurge]:
+    """The purge markers of these runs (only runs whose predictions are currently purged)."""
+    if not run_ids:
+        return {}
+    with platform.registry.session() as session:
+        return {m.run_id: m for m in session.scalars(select(RunPurge).where(RunPurge.run_id.in_(run_ids)))}
+
+
+__all__ = ["DEFAULT_RETENTION_DAYS", "LLM_CALLS", "MODEL_FILES", "PurgeReport", "PurgedArtifact", "RetentionPolicy", "delete_artifact",
+           "purge_expired", "purge_log", "run_purges", "verdict_hashes"]

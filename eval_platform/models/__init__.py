@@ -1,0 +1,1 @@
+"""Model versions: loading model files safely (skops with trusted types, prediction tables) and predicting."""

@@ -1,0 +1,1 @@
+"""Comparison statistics: paired bootstrap intervals and exact tests, candidate against baseline."""

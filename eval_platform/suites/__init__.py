@@ -1,0 +1,1 @@
+"""Metric suites: the versioned definition of metrics, slices, comparison settings and gate rules."""
