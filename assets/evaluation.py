@@ -26,20 +26,21 @@ from assets.partitions import (
     model_versions,
     split_cell,
 )
-from eval_platform.governance import incidents
-from eval_platform.gates import releases
+from eval_platform.core.failures import describe_failure
+from eval_platform.core.hashing import json_hash, short
+from eval_platform.core.store import PLOTS
 from eval_platform.evaluation import runner
 from eval_platform.evaluation.metric_table import ALL
-from eval_platform.core.failures import describe_failure
+from eval_platform.gates import releases
+from eval_platform.gates.releases import effective_decision
 from eval_platform.gates.rules import GATE_CODE_VERSION, PASS
-from eval_platform.core.hashing import json_hash, short
+from eval_platform.governance import incidents
 from eval_platform.llm.judge import JUDGE_CODE_VERSION
 from eval_platform.metrics.catalog import all_metrics
 from eval_platform.metrics.curves import png_markdown
 from eval_platform.models.files import PREDICTION_CODE_VERSION
-from eval_platform.platform.service import PLOTS, SUPERSEDED, EvalPlatform
+from eval_platform.platform.service import SUPERSEDED, EvalPlatform
 from eval_platform.registry import EvalRun
-from eval_platform.gates.releases import effective_decision
 from resources import EvalPlatformResource
 
 #: Changes whenever a metric version is added or the metric-table code changes, so the Dagster UI marks
@@ -422,7 +423,7 @@ def promotion(context: dg.AssetExecutionContext, platform: EvalPlatformResource)
     request_id = context.run.tags.get(PROMOTION_REQUEST_TAG)
     request = releases.request(service, int(request_id)) if request_id else None
     promoted_by = request.requested_by if request else f"dagster-run:{context.run.run_id}"
-    record = service.promote(context.partition_key, promoted_by=promoted_by, reason=request.reason if request else "")
+    record = releases.promote(service, context.partition_key, promoted_by=promoted_by, reason=request.reason if request else "")
     if request is not None:
         releases.mark_done(service, request.id, context.run.run_id)
     return dg.MaterializeResult(metadata={"promoted_by": record.promoted_by, "gate_decision_id": record.gate_decision_id,

@@ -8,8 +8,8 @@ import dagster as dg
 from assets.datasets import eval_dataset
 from assets.evaluation import gate_decision
 from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments, model_versions
-from eval_platform.online import experiments as online
 from eval_platform.gates import releases
+from eval_platform.online import experiments as online
 from eval_platform.online.analysis import ANALYSIS_CODE_VERSION
 from eval_platform.online.reporting import analysis_markdown, format_stored_analysis, online_gate_markdown
 from eval_platform.online.requirements import NOT_APPLICABLE, NOT_REQUIRED, PASS

@@ -78,8 +78,8 @@ def prepare(home: Path, db_url: str, models: int, suites: int) -> tuple[str, lis
     from sklearn.linear_model import LogisticRegression
 
     from demo.run_demo import breast_cancer_split
-    from eval_platform.registry.access import create_token, set_owner
     from eval_platform.platform.service import EvalPlatform
+    from eval_platform.registry.access import create_token, set_owner
 
     platform = EvalPlatform.open(home, db_url=db_url)
     x_train, y_train, frame = breast_cancer_split()

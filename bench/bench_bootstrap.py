@@ -36,10 +36,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eval_platform.stats import bootstrap
-from eval_platform.stats.comparison import paired_bootstrap
 from eval_platform.metrics.catalog import get_metric
 from eval_platform.metrics.classification import BINARY_SUITE_KEYS
+from eval_platform.stats import bootstrap
+from eval_platform.stats.comparison import paired_bootstrap
 
 
 def make_data(rows: int, seed: int, prevalence: float, decimals: int | None):

@@ -270,6 +270,7 @@ def run_ours(rows: int, frame: pd.DataFrame, models, idle_seconds: float, code_s
     shutil.copy(ROOT / "dagster.yaml", home / "dagster" / "dagster.yaml")
     from dagster import DagsterInstance
 
+    from eval_platform.gates import releases
     from eval_platform.platform.service import EvalPlatform
 
     instance = DagsterInstance.get()
@@ -322,7 +323,7 @@ def run_ours(rows: int, frame: pd.DataFrame, models, idle_seconds: float, code_s
 
         first = cycle("first run (no baseline)", register("baseline"))
         t0, cpu0 = time.perf_counter(), time.process_time()
-        platform.promote(first["model"], promoted_by="bench", reason="benchmark baseline")
+        releases.promote(platform, first["model"], promoted_by="bench", reason="benchmark baseline")
         promote_s, promote_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         second = cycle("first run (with baseline, bootstrap)", register("candidate"))
 

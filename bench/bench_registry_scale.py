@@ -38,13 +38,14 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_api import create_pg_database, drop_pg_database  # noqa: E402 - one throwaway-database helper for the benchmarks
+
 GOAL_SCRAPE_MS = 200.0
 GOAL_LIST_MS = 100.0
 TEAM = "bench"
@@ -63,7 +64,7 @@ def fill(engine, runs: int, names: int = 100, versions: int = 100, days: float =
     from eval_platform.registry.schema import EvalRun, GateDecisionRecord
 
     rng = random.Random(seed)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     datasets = [("bench-data", v, {"level": "internal"}) for v in (1, 2, 3, 4)]
     datasets.append(("bench-secret", 1, {"level": "restricted", "teams": ["someone-else"]}))
     suites = [("bench-suite", 1), ("bench-suite", 2)]
@@ -178,7 +179,7 @@ def collect_before_0006(platform, window_days: float = 7.0) -> dict:
 
     from eval_platform.registry import EvalRun, GateOverride
 
-    since = datetime.now(timezone.utc) - timedelta(days=window_days)
+    since = datetime.now(UTC) - timedelta(days=window_days)
     with platform.registry.session() as session:
         by_status = dict(session.execute(select(EvalRun.status, func.count()).group_by(EvalRun.status)).all())
         rows = list(session.execute(select(EvalRun.status, EvalRun.requested_at, EvalRun.started_at, EvalRun.finished_at,
@@ -229,12 +230,11 @@ def measure(db: str, runs: int, args) -> dict:
     from fastapi.testclient import TestClient
     from sqlalchemy import func, select, update
 
-    from eval_platform.registry import access
-    from eval_platform.cli import api as cli_api
     from eval_platform.api import create_app
+    from eval_platform.cli import api as cli_api
     from eval_platform.governance.observability import collect, render_prometheus
     from eval_platform.platform.service import EvalPlatform
-    from eval_platform.registry import EvalRun
+    from eval_platform.registry import EvalRun, access
 
     pg_name = None
     with tempfile.TemporaryDirectory(prefix="evalp-bench-scale-") as tmp:
@@ -294,7 +294,7 @@ def measure(db: str, runs: int, args) -> dict:
                     out["ref_models_ms"] = once(lambda: list_models_before_0006(platform))
             # the worst case: every run requested in the 7-day window
             with platform.registry.engine.begin() as connection:
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 ids = [r for (r,) in connection.execute(select(EvalRun.run_id))]
                 random.Random(1).shuffle(ids)
                 for start in range(0, len(ids), 5000):

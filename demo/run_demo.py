@@ -125,9 +125,9 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
     from dagster._core.execution.backfill import BulkActionStatus
 
-    from eval_platform.online import experiments
-    from eval_platform.governance import incidents
     from eval_platform.gates import releases
+    from eval_platform.governance import incidents
+    from eval_platform.online import experiments
 
     unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                   DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -223,8 +223,8 @@ def show_two_teams(platform, model_file: Path) -> None:
     this process, no port) is refused. Tokens are made each run, and expire within the hour."""
     from fastapi.testclient import TestClient
 
-    from eval_platform.registry import access
     from eval_platform.api import create_app
+    from eval_platform.registry import access
 
     access.set_owner(platform, access.MODEL, MODEL_NAME, "alpha")  # a no-op when alpha already owns it
     tokens = {team: access.create_token(platform, team, name="demo", principal=person, kind=access.PERSON,
@@ -270,8 +270,8 @@ def run_experiment(platform, daemon, timeout: float, control: str, candidate: st
     """An A/B test of the candidate against the promoted baseline on simulated traffic with a known effect:
     two daily batches are ingested as dataset versions, the experiment sensor analyses them, and the
     candidate's release needs the online gate as well as the offline one."""
-    from eval_platform.online import experiments
     from eval_platform.gates import releases
+    from eval_platform.online import experiments
     from eval_platform.online.reporting import format_online_gate, format_stored_analysis
     from eval_platform.online.simulate import simulate_experiment
 
@@ -365,9 +365,8 @@ def main() -> None:
     print(f"exploratory suite {explore.record.key} on canary dataset {canary.record.key} ({canary.record.row_count} rows)")
     plan = [(DATASET_ID, suite.record.suite_id), (CANARY_ID, explore.record.suite_id)]
 
-    from eval_platform.governance import incidents
     from eval_platform.gates import releases
-
+    from eval_platform.governance import incidents
     from eval_platform.llm.server import LocalLLMServer
 
     llm_server = LocalLLMServer(latency=0.02)

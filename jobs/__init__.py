@@ -4,10 +4,9 @@ the per-model-version gate are two jobs; a backfill may span both.)"""
 
 import dagster as dg
 
-from assets.experiments import online_gate, online_gate_passed
-
 from assets import comparison, eval_dataset, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
 from assets.evaluation import GATE_STATUS
+from assets.experiments import online_gate, online_gate_passed
 
 evaluate_eval_cell = dg.define_asset_job(
     "evaluate_eval_cell",

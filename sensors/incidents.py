@@ -5,13 +5,13 @@ from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraph
 from dagster._core.definitions.events import AssetKeyPartitionKey
 
 from assets import PROMOTION_REQUEST_TAG, REQUESTED_TAG, dataset_versions, model_versions
-from assets.partitions import cell_key
 from assets.datasets import NOT_CONTAMINATED
 from assets.evaluation import INPUTS_VALID
-from eval_platform.governance import incidents
-from eval_platform.gates import releases
+from assets.partitions import cell_key
 from eval_platform.core.errors import NotFound
 from eval_platform.core.keys import CELL_SEPARATOR, split_cell_name
+from eval_platform.gates import releases
+from eval_platform.governance import incidents
 from eval_platform.platform.service import QUEUED, EvalPlatform
 from jobs import release_model_version
 from jobs.checks import CheckReport, report_check_results, report_request

@@ -14,8 +14,8 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.partitions import cell_key, dataset_versions, model_versions
-from eval_platform.governance import incidents
 from eval_platform.core.keys import CELL_SEPARATOR
+from eval_platform.governance import incidents
 from eval_platform.platform.service import INVALID, SUCCEEDED
 from jobs.checks import CheckReport, report_check_results, report_request
 from sensors.incidents import RECOMPUTED_ASSETS, incident_check_reports

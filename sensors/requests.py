@@ -12,15 +12,14 @@ validation whose run died.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from assets import REQUESTED_TAG, dataset_versions, model_versions
 from assets.partitions import cell_key
-from eval_platform.evaluation import launches
-from eval_platform.evaluation import runner
+from eval_platform.evaluation import launches, runner
 from jobs import evaluate_eval_cell, validate_dataset_version
 from resources import EvalPlatformResource
 from sensors.instance import sensor_instance, sensor_platform
@@ -105,7 +104,7 @@ def dataset_version_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     cursor = float(state["ended"] or 0)
     ended = instance.get_run_records(dg.RunsFilter(
         job_name=validate_dataset_version.name, statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
-        updated_after=datetime.fromtimestamp(cursor, tz=timezone.utc) if cursor else None))
+        updated_after=datetime.fromtimestamp(cursor, tz=UTC) if cursor else None))
     newest = cursor
     for record in ended:
         stamp = record.update_timestamp.timestamp()

@@ -39,7 +39,7 @@ class DaemonHarness:
     def __init__(self, instance: dg.DagsterInstance, workspace_context):
         self.instance = instance
         self.workspace_context = workspace_context
-        self.now = datetime.datetime.now(datetime.timezone.utc)
+        self.now = datetime.datetime.now(datetime.UTC)
 
     def tick(self, run_queue: bool = True) -> dict[str, object]:
         """One sensor-daemon iteration over every sensor, then (``run_queue``) one iteration of the run queue,

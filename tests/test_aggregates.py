@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from eval_platform.api import create_app
+from eval_platform.platform.aggregates import AggregateView, check_aggregate_use, shown_slices
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import access
 from eval_platform.registry.access import create_token
-from eval_platform.platform.aggregates import AggregateView, check_aggregate_use, shown_slices
-from eval_platform.api import create_app
-from eval_platform.platform.service import EvalPlatform
 from eval_platform.suites.definition import parse_suite
 from tests.test_api import Server, parquet_bytes
 from tests.test_runner import evaluate

@@ -23,17 +23,18 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from eval_platform.registry import access
-from eval_platform.governance import retention
-from eval_platform.registry.access import create_token
 from eval_platform.api import create_app, openapi_json
+from eval_platform.gates import releases
+from eval_platform.governance import retention
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import (
     EvalDataset,
     EvalRun,
     Model,
     PredictionSet,
+    access,
 )
+from eval_platform.registry.access import create_token
 from eval_platform.registry.api_schema import IdempotencyRecord, PurgeLogEntry, RunPurge
 from eval_platform.registry.schema import utcnow
 from tests.conftest import ROOT
@@ -69,7 +70,7 @@ class Server:
         self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -136,7 +137,7 @@ def register_world(world: World, frame) -> None:
         key = response.json()["key"]
         evaluate(world.platform, key)
         if key == "det@1":
-            world.platform.promote("det@1", promoted_by="alpha")  # what the release job does
+            releases.promote(world.platform, "det@1", promoted_by="alpha")  # what the release job does
 
 
 @pytest.fixture

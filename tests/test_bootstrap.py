@@ -17,10 +17,10 @@ import math
 import numpy as np
 import pytest
 
-from eval_platform.stats import bootstrap
-from eval_platform.stats.comparison import paired_bootstrap
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.catalog import get_metric
+from eval_platform.stats import bootstrap
+from eval_platform.stats.comparison import paired_bootstrap
 
 TOL = 1e-9
 

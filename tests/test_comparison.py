@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
 from eval_platform.metrics.catalog import get_metric
+from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
 
 
 def columns(rng, n, noise):

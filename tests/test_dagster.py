@@ -7,8 +7,9 @@ import pytest
 
 import definitions
 from assets import REQUESTED_TAG, dataset_versions, model_versions
-from eval_platform.platform.service import EvalPlatform
 from eval_platform.datasets.validation import CHECKS
+from eval_platform.gates import releases
+from eval_platform.platform.service import EvalPlatform
 from jobs import decide_gate, evaluate_eval_cell, validate_dataset_version
 from sensors import dataset_version_sensor, eval_request_sensor
 from tests.conftest import ROOT
@@ -106,7 +107,7 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
         assert "data:image/png;base64," in table.metadata["metrics"].value  # the curves, shown in the UI
 
         # the candidate is compared with the promoted baseline; its predictions of v1 are not recomputed
-        installation.promote("detector@1", promoted_by="tester")
+        releases.promote(installation, "detector@1", promoted_by="tester")
         installation.register_model("detector", model_files["gradient_boosting"])
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
         assert request.partition_key == "bc@1|detector@2"

@@ -14,9 +14,9 @@ from dagster._core.definitions.events import AssetKeyPartitionKey
 
 import definitions
 from assets.partitions import RESERVED_KEY_CHARACTERS, cell_key, split_cell
-from eval_platform.governance import incidents
 from eval_platform.cli.main import main
 from eval_platform.core.keys import KEY_PATTERN
+from eval_platform.governance import incidents
 from eval_platform.platform.service import EvalPlatform
 from tests.daemon_harness import daemon
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from eval_platform.online import experiments as ex
-from eval_platform.governance import incidents
-from eval_platform.gates import releases
 from eval_platform.core.errors import Conflict, InvalidInput
+from eval_platform.gates import releases
+from eval_platform.governance import incidents
+from eval_platform.online import experiments as ex
 from eval_platform.online.analysis import analyze_experiment
 from eval_platform.online.simulate import simulate_experiment
 from eval_platform.platform.service import EvalPlatform
@@ -55,7 +55,7 @@ def service(tmp_path, db_url, breast_cancer, model_files):
     platform.register_suite(suite(online={"guardrails": GUARDRAILS}))
     platform.register_model("detector", model_files["logistic_regression"], eval_plan=[("bc", "bc-release")])
     assert evaluate(platform, "detector@1").decision == "pass"
-    platform.promote("detector@1", promoted_by="test")
+    releases.promote(platform, "detector@1", promoted_by="test")
     platform.register_model("detector", model_files["gradient_boosting"])
     assert evaluate(platform, "detector@2").decision == "pass"
     yield platform
@@ -77,7 +77,7 @@ def test_the_first_version_needs_no_online_evidence_but_a_candidate_does(service
     with pytest.raises(Conflict, match="online gate no_decision"):
         releases.request_promotion(service, "detector@2", requested_by="ml-eng")
     with pytest.raises(Conflict, match="online gate no_decision"):
-        service.promote("detector@2", promoted_by="ml-eng")
+        releases.promote(service, "detector@2", promoted_by="ml-eng")
 
 
 def test_bad_experiments_and_batches_are_refused_and_leave_nothing_behind(service):
@@ -147,7 +147,7 @@ def test_a_candidate_without_regression_passes_and_ships(service):
     assert {r["rule"] for r in decision.reasons} == {"latency_ms must not increase by more than 5.00%",
                                                      "click must not decrease by more than 10.00%"}
     assert releases.release_state(service, "detector@2").state == "pass"
-    assert service.promote("detector@2", promoted_by="ml-eng").model_version == 2
+    assert releases.promote(service, "detector@2", promoted_by="ml-eng").model_version == 2
 
 
 def test_a_latency_regression_fails_the_release_until_an_approver_overrides(service):
@@ -242,7 +242,7 @@ def test_shadow_mode_metrics_gate_like_any_other(service, model_files):
     service.register_suite(shadow_suite)
     service.register_model("shadowed", model_files["logistic_regression"], eval_plan=[("bc", "bc-shadow")])
     evaluate(service, "shadowed@1")
-    service.promote("shadowed@1", promoted_by="test")
+    releases.promote(service, "shadowed@1", promoted_by="test")
     service.register_model("shadowed", model_files["gradient_boosting"])
     evaluate(service, "shadowed@2")
     assert releases.release_state(service, "shadowed@2").online == "no_decision"
@@ -334,8 +334,8 @@ def test_the_api_registers_ingests_and_reads_experiments_with_access_control(ser
 
     import httpx
 
-    from eval_platform.registry import access
     from eval_platform.api import create_app
+    from eval_platform.registry import access
     from tests.test_api import Server
 
     tokens = {team: access.create_token(service, team, roles=("member", "approver")) for team in ("growth", "search")}

@@ -4,9 +4,9 @@ drift, overrides and promotion through the gate's blocking check."""
 import dagster as dg
 import pytest
 
-from eval_platform.governance import incidents
-from eval_platform.gates import releases
 from eval_platform.core.errors import Conflict, InvalidInput
+from eval_platform.gates import releases
+from eval_platform.governance import incidents
 from eval_platform.metrics import classification as clf
 from eval_platform.metrics.base import MetricDefinition, Param
 from eval_platform.metrics.catalog import all_metrics, register_metric

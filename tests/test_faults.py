@@ -227,8 +227,8 @@ def _serve(home: Path, db_url: str) -> tuple[subprocess.Popen, str]:
 
 @pytest.mark.postgres
 def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_path, postgres_url):
-    from eval_platform.registry.access import create_token
     from eval_platform.platform.service import EvalPlatform
+    from eval_platform.registry.access import create_token
 
     host_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.rsplit(":", 1)
@@ -278,8 +278,9 @@ def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_pat
 
 
 def test_the_openapi_document_lists_the_503_of_every_route():
-    from eval_platform.api import openapi_json
     import json
+
+    from eval_platform.api import openapi_json
 
     document = json.loads(openapi_json())
     for path, methods in document["paths"].items():

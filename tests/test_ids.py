@@ -17,7 +17,6 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from eval_platform.registry.access import create_token
 from eval_platform.api import openapi_document
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.keys import (
@@ -33,6 +32,7 @@ from eval_platform.registry import (
     MetricSuite,
     Model,
 )
+from eval_platform.registry.access import create_token
 from eval_platform.registry.online_schema import Experiment
 from tests.test_api import SUITE, parquet_bytes
 from tests.test_operator_config import ROOT, serve, stop

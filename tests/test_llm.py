@@ -18,9 +18,9 @@ from eval_platform.llm import (
     CandidateSpec,
     Decoding,
     Endpoint,
+    Limits,
     LLMCache,
     LLMClient,
-    Limits,
     MemoryCache,
     Price,
     PriceTable,
@@ -34,8 +34,8 @@ from eval_platform.llm import (
     generate_predictions,
     judge_predictions,
     parse_verdict,
-    stratified_sample,
     strata_from_metric,
+    stratified_sample,
 )
 from eval_platform.llm.judge import JudgeParseError, judge_pairwise
 from eval_platform.llm.server import (
@@ -489,7 +489,6 @@ def test_migration_creates_exactly_the_llm_tables(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    import eval_platform.registry.llm_schema
     from eval_platform.registry.schema import Base
 
     registry = Registry.open(f"sqlite:///{tmp_path / 'registry.db'}")

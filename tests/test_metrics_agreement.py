@@ -22,7 +22,6 @@ from eval_platform.metrics.agreement import (
     krippendorff_alpha,
 )
 
-
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 
 

@@ -178,8 +178,8 @@ def test_embedding_columns_must_be_numbered_from_zero():
 def test_fid_in_the_paired_bootstrap_comparison():
     """A candidate whose outputs are closer to the references gets a negative FID delta (lower is better)
     with an interval below 0: the catalog metric works with the comparison's row resampling."""
-    from eval_platform.stats.comparison import paired_bootstrap
     from eval_platform.metrics.catalog import get_metric
+    from eval_platform.stats.comparison import paired_bootstrap
 
     rng = np.random.default_rng(12)
     reference = rng.normal(size=(200, 4))

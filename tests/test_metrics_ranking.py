@@ -15,9 +15,8 @@ import pytest
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
-from eval_platform.metrics import trec
 from eval_platform.core.errors import InvalidInput
-from eval_platform.metrics import ranking
+from eval_platform.metrics import ranking, trec
 
 CUTS = (1, 3, 10, 1000)
 PYTREC_MEASURES = {

@@ -20,13 +20,9 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-
-from tests.servers import serve_process
 import skops.io
 from sqlalchemy import func, select
 
-from eval_platform.registry import access
-from eval_platform.registry.access import create_token
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.installation import (
     INSTALL_CONFIG_ENV,
@@ -37,7 +33,9 @@ from eval_platform.core.installation import (
 )
 from eval_platform.llm.client import Endpoint
 from eval_platform.platform.service import EvalPlatform
-from eval_platform.registry import MetricSuite, Model
+from eval_platform.registry import MetricSuite, Model, access
+from eval_platform.registry.access import create_token
+from tests.servers import serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_PASSWORD = "hunter2-db-password"

@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from eval_platform.registry import access
-from eval_platform.registry.access import create_token
 from eval_platform.api import create_app
+from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import (
     DagsterRequest,
@@ -31,7 +30,9 @@ from eval_platform.registry import (
     Incident,
     MetricSuite,
     Model,
+    access,
 )
+from eval_platform.registry.access import create_token
 from tests.test_api import Server, _serve_in_a_process, parquet_bytes
 from tests.test_runner import evaluate
 
@@ -76,7 +77,7 @@ def _alpha_world(platform: EvalPlatform, alpha: httpx.Client, frame: pd.DataFram
         assert response.status_code == 201, response.text
         assert response.json()["queuedRuns"], response.text
         evaluate(platform, response.json()["key"])
-    platform.promote("det@1", promoted_by="alpha")  # what the release job does
+    releases.promote(platform, "det@1", promoted_by="alpha")  # what the release job does
     platform.record_gate("model_version", "det@2", "fail", [{"rule": "x", "outcome": "fail"}])
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import statistics
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from bench.bench_registry_scale import fill
-from eval_platform.registry import access
 from eval_platform.governance import observability
 from eval_platform.governance.observability import collect, render_prometheus, status_text
 from eval_platform.platform.service import EvalPlatform
@@ -24,6 +23,7 @@ from eval_platform.registry import (
     GateDecisionRecord,
     Model,
     Promotion,
+    access,
 )
 
 
@@ -49,7 +49,7 @@ def expected_figures(platform: EvalPlatform, now: datetime, window_days: float =
                                       EvalRun.metric_seconds, EvalRun.cost, EvalRun.comparison)).all()
 
     def aware(value):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
     since = now - timedelta(days=window_days)
     window = sorted((r for r in rows if aware(r.requested_at) >= since), key=lambda r: aware(r.requested_at), reverse=True)
@@ -72,7 +72,7 @@ def expected_figures(platform: EvalPlatform, now: datetime, window_days: float =
 def test_figures_take_the_same_statements_at_any_size(tmp_path, db_url, monkeypatch):
     platform = EvalPlatform.open(tmp_path / "home", db_url=db_url)
     engine = platform.registry.engine
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     fill(engine, 300, names=10, versions=30, days=30, now=now)
     with statements(engine) as small:
         collect(platform, now=now)
@@ -250,7 +250,7 @@ def test_migration_0006_derives_the_new_columns_of_existing_runs(db_url):
         "run_id", "model_name", "model_version", "dataset_id", "dataset_version", "suite_id", "suite_version", "attempt",
         "status", "trigger", "requested_at", "started_at", "finished_at")),
         sa.column("results", sa.JSON), sa.column("comparison", sa.JSON), sa.column("lineage", sa.JSON))
-    requested = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    requested = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
     common = {"model_name": "m", "model_version": 1, "dataset_id": "d", "dataset_version": 1, "suite_id": "s", "suite_version": 1,
               "trigger": "registration", "requested_at": requested}
     llm_results = {"metrics": {}, "judge": {"report": {"cost": 0.25}}, "judge_pairwise": {"verdicts": "sha256:v", "report": {"cost": 0.5}}}

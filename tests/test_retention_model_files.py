@@ -13,10 +13,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from eval_platform.governance import retention
-from eval_platform.registry.access import create_token
 from eval_platform.api import create_app
+from eval_platform.governance import retention
 from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry.access import create_token
 from eval_platform.registry.schema import utcnow
 from tests.test_api import Server, parquet_bytes
 from tests.test_runner import evaluate

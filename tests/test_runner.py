@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from eval_platform.evaluation import runner
+from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
 
 
@@ -80,7 +81,7 @@ def test_slice_guardrail_and_regression_suite(service, tmp_path, breast_cancer):
     models = _binary_models(tmp_path, breast_cancer)
     service.register_model("detector", models["good"], eval_plan=[("bc", "guarded")])
     assert evaluate(service, "detector@1").decision == "pass"  # first version: baseline rules not applicable
-    service.promote("detector@1", promoted_by="tester")
+    releases.promote(service, "detector@1", promoted_by="tester")
     service.register_model("detector", models["weak"])
     decision = evaluate(service, "detector@2")
     assert decision.decision == "fail"
@@ -111,7 +112,7 @@ def test_stale_baseline_blocks_or_is_reevaluated(service, tmp_path, breast_cance
     models = _binary_models(tmp_path, breast_cancer)
     service.register_model("detector", models["good"], eval_plan=[("bc", "s")])
     evaluate(service, "detector@1")
-    service.promote("detector@1", promoted_by="tester")
+    releases.promote(service, "detector@1", promoted_by="tester")
     # the suite changes (new version): the promoted baseline's run is now stale
     service.register_suite(suite)
     service.register_model("detector", models["weak"])
@@ -211,7 +212,7 @@ def test_ranking_eval_matches_trec_eval_and_compares_by_query(service, tmp_path)
     head = [s for s in run.results["slices"] if s["metric"] == "map" and s["slice"] == "query_type=head"][0]
     assert head["value"] == pytest.approx(np.mean([reference[q]["map"] for q in queries[:20]]), abs=1e-9)
 
-    service.promote("ranker@1", promoted_by="tester")
+    releases.promote(service, "ranker@1", promoted_by="tester")
     service.register_model("ranker", weak_path, kind="predictions")
     evaluate(service, "ranker@2")
     compared = service.runs("ranker@2")[0].comparison["metrics"]

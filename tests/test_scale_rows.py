@@ -13,13 +13,14 @@ import skops.io
 from sklearn import metrics as sk
 from sklearn.linear_model import LogisticRegression
 
-from eval_platform.models import files as models
-from eval_platform.evaluation import runner
 from eval_platform.core import store
-from eval_platform.datasets import validation
 from eval_platform.core.errors import InvalidInput
-from eval_platform.platform.service import DATASETS, EvalPlatform
+from eval_platform.core.store import DATASETS
 from eval_platform.core.tasks import get_task_type
+from eval_platform.datasets import validation
+from eval_platform.evaluation import runner
+from eval_platform.models import files as models
+from eval_platform.platform.service import EvalPlatform
 
 ROWS = 200_000
 FEATURES = ["f0", "f1", "f2", "f3"]

@@ -18,23 +18,21 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-
-from eval_platform.registry import access
 import yaml
 from sqlalchemy import func, select
 
-from eval_platform.registry.access import create_token
 from eval_platform.api import create_app
 from eval_platform.cli.main import main
 from eval_platform.core.errors import Conflict, InvalidInput
-from eval_platform.platform.service import EvalPlatform
-from eval_platform.registry import EvalPlanEntry, EvalRun, Model
 from eval_platform.core.yamlsafe import (
     Limits,
     check_structure,
     load_json,
     load_yaml,
 )
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import EvalPlanEntry, EvalRun, Model, access
+from eval_platform.registry.access import create_token
 from tests.conftest import ROOT
 from tests.test_api import Server
 from tests.test_runner import evaluate

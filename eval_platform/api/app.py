@@ -25,30 +25,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, File, Form, Header, Path as PathParam, Query, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Form, Header, Query, UploadFile
+from fastapi import Path as PathParam
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import and_, bindparam, func, or_, select, true, tuple_
+from sqlalchemy import exc as sa_exc
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 import eval_platform
-from eval_platform.registry import access
-from eval_platform.platform import aggregates
-from eval_platform.registry.access import (
-    AGGREGATE_READ,
-    EXAMPLES,
-    GRANTED,
-    PREDICTIONS,
-    REGRESSIONS,
-    ROWS,
-    Principal,
-)
 from eval_platform.api.auth import bearer, current_principal
+from eval_platform.api.experiments import add_experiment_routes
+from eval_platform.api.limits import LimitedJSONRoute
 from eval_platform.api.problems import (
     PROBLEM_JSON,
     Problem,
@@ -57,10 +49,11 @@ from eval_platform.api.problems import (
     install,
     problem_response,
     problem_responses,
+    respond,
     retry_after_seconds,
 )
-from eval_platform.core.failures import database_unreachable
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
+from eval_platform.core.failures import database_unreachable
 from eval_platform.core.hashing import json_hash
 from eval_platform.core.installation import NotAllowed
 from eval_platform.core.keys import (
@@ -69,9 +62,18 @@ from eval_platform.core.keys import (
     KEY_PATTERN,
     validate_id,
 )
+from eval_platform.core.records import iso
+from eval_platform.core.store import DATASETS as DATASETS_KIND
+from eval_platform.core.store import METRIC_TABLES
+from eval_platform.core.store import PREDICTIONS as PREDICTIONS_KIND
+from eval_platform.core.tasks import LABEL_POLICIES, PURPOSES, TASK_TYPES
+from eval_platform.evaluation.metric_table import evaluation_frame, metric_columns
+from eval_platform.gates.releases import effective_decision, override_gate, request_promotion
+from eval_platform.governance.incidents import invalidate_dataset, mark_metric_buggy, request_recompute
 from eval_platform.governance.observability import HttpStats, collect, render_prometheus
-from eval_platform.platform.service import METRIC_TABLES, PREDICTIONS as PREDICTIONS_KIND
-from eval_platform.platform.service import DATASETS as DATASETS_KIND
+from eval_platform.metrics.catalog import all_metrics
+from eval_platform.models.files import MODEL_KINDS
+from eval_platform.platform import aggregates
 from eval_platform.platform.service import (
     QUEUED,
     SUCCEEDED,
@@ -85,12 +87,20 @@ from eval_platform.registry import (
     MetricSuite,
     Model,
     Promotion,
+    access,
+)
+from eval_platform.registry.access import (
+    AGGREGATE_READ,
+    EXAMPLES,
+    GRANTED,
+    PREDICTIONS,
+    REGRESSIONS,
+    ROWS,
+    Principal,
 )
 from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord, RunPurge
-from eval_platform.core.records import iso, json_safe
 from eval_platform.registry.schema import utcnow
-from eval_platform.models.files import MODEL_KINDS
-from eval_platform.core.tasks import LABEL_POLICIES, PURPOSES, TASK_TYPES
+from eval_platform.stats.comparison import paired_bootstrap
 
 log = logging.getLogger("eval_platform.api")
 API_VERSION = "1"
@@ -120,10 +130,6 @@ API_DESCRIPTION = """Repeatable evaluations, lineage and release gates for ML mo
 
 
 # helpers ---------------------------------------------------------------------------------------------
-def respond(payload: Any, status: int = 200, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(json_safe(payload), status_code=status, headers=headers)
-
-
 def _camel_keys(mapping: dict | None, deep: bool = False) -> dict | None:
     if mapping is None:
         return None
@@ -778,7 +784,6 @@ def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_by
         description=API_DESCRIPTION,
         responses=problem_responses(400, 401, 503),  # 503: the registry database is unreachable
     )
-    from eval_platform.api.limits import LimitedJSONRoute
 
     app.router.route_class = LimitedJSONRoute  # JSON bodies with bounded size and nesting (routes added below)
     app.state.platform = platform
@@ -788,7 +793,6 @@ def create_app(platform: EvalPlatform | None = None, home=None, *, max_upload_by
     app.add_middleware(_LimitBody, limit=max_upload_bytes + (1 << 20))  # the file plus the form's other fields
     app.add_middleware(_Observe, stats=app.state.http_stats)
     _routes(app, platform)
-    from eval_platform.api.experiments import add_experiment_routes
 
     add_experiment_routes(app, platform)
     app.openapi = lambda: _openapi(app)
@@ -1266,7 +1270,6 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
               responses=problem_responses(403, 404, 409, 422))
     def invalidate(dataset_key: DatasetKey, body: ReasonBody, principal: Team):
         """Mark a dataset version contaminated: no new runs, its runs invalid, their gates undecided."""
-        from eval_platform.governance.incidents import invalidate_dataset
 
         dataset = _dataset(dataset_key, principal, "invalidate")
         access.require(platform, principal, dataset, AGGREGATE_READ)
@@ -1434,7 +1437,6 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     @app.get("/v1/models/{modelKey}/gate", tags=["gates"], response_model=GateOut, responses=problem_responses(404, 422))
     def get_gate(model_key: ModelKey, principal: Team):
         """The model version's effective gate decision and its reasons per release-blocking run."""
-        from eval_platform.gates.releases import effective_decision
 
         model = _model(model_key, principal)
         state, decision, override = effective_decision(platform, model.key)
@@ -1472,7 +1474,6 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
         return _override(model_key, body, principal, "model_version")
 
     def _override(model_key: str, body: ReasonBody, principal: Principal, scope: str):
-        from eval_platform.gates.releases import override_gate
 
         model = _model(model_key, principal)
         with fields_named({"approver": "Authorization"}):
@@ -1491,7 +1492,6 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
               responses=problem_responses(404, 409, 422))
     def promote(model_key: ModelKey, principal: Team, body: PromoteBody | None = None):
         """Ask for a release: the promotion sensor runs the release job, whose gate check guards it."""
-        from eval_platform.gates.releases import request_promotion
 
         model = _model(model_key, principal)
         record = request_promotion(platform, model.key, requested_by=principal.label, reason=(body.reason if body else ""),
@@ -1502,10 +1502,8 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     @app.get("/v1/metrics", tags=["metrics"], response_model=list[MetricOut])
     def list_metrics(principal: Team):
         """The metric catalog, with the versions marked buggy."""
-        from eval_platform.governance.incidents import buggy_metrics
-        from eval_platform.metrics.catalog import all_metrics
 
-        buggy = buggy_metrics(platform)
+        buggy = platform.buggy_metrics()
         return respond([{"metric": m.key, "name": m.name, "version": m.version, "direction": str(m.direction),
                          "taskTypes": sorted(m.task_types), "params": list(m.params), "unit": m.unit,
                          "requiresJudge": m.requires_judge, "buggy": m.key in buggy, "description": m.description}
@@ -1516,8 +1514,6 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
     def mark_buggy(metric_key: Annotated[str, PathParam(alias="metricKey", min_length=1, max_length=200, description="NAME@VERSION")],
                    body: ReasonBody, principal: Team):
         """Freeze every gate that used this metric version (they become no_decision until recomputed)."""
-        from eval_platform.governance.incidents import mark_metric_buggy
-        from eval_platform.metrics.catalog import all_metrics
 
         if metric_key not in {m.key for m in all_metrics()}:
             raise NotFound("metric", metric_key)
@@ -1533,7 +1529,6 @@ def _routes(app: FastAPI, platform: EvalPlatform) -> None:  # noqa: C901 - one c
               responses=problem_responses(409, 422))
     def recompute(body: RecomputeBody, principal: Team):
         """Queue again the runs a buggy metric or a contaminated dataset touched; a sensor backfills them."""
-        from eval_platform.governance.incidents import request_recompute
 
         with fields_named({"affected_by": "affectedBy"}):
             queued, request = request_recompute(platform, body.affected_by, requested_by=principal.label, reason=body.reason,
@@ -1609,8 +1604,6 @@ def _comparison(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, base
 
 def _compute_comparison(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, baseline: EvalRun) -> dict:
     """Candidate vs an arbitrary baseline run on the same dataset and suite versions (read-only)."""
-    from eval_platform.stats.comparison import paired_bootstrap
-    from eval_platform.evaluation.metric_table import evaluation_frame, metric_columns
 
     if (baseline.dataset_id, baseline.dataset_version, baseline.suite_id, baseline.suite_version) != (
             run.dataset_id, run.dataset_version, run.suite_id, run.suite_version):

@@ -12,24 +12,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, File, Path as PathParam, UploadFile
+from fastapi import Body, Depends, FastAPI, File, UploadFile
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from eval_platform.registry import access
+from eval_platform.api.auth import current_principal
+from eval_platform.api.problems import problem_responses, respond
+from eval_platform.core.errors import InvalidInput, NotFound
+from eval_platform.core.keys import ID_PATTERN, KEY_PATTERN
 from eval_platform.online import experiments as ex
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import access
 from eval_platform.registry.access import (
     AGGREGATE_READ,
     EXAMPLES,
     GRANTED,
     Principal,
 )
-from eval_platform.api.app import respond
-from eval_platform.api.auth import current_principal
-from eval_platform.api.problems import problem_responses
-from eval_platform.core.errors import InvalidInput, NotFound
-from eval_platform.core.keys import ID_PATTERN, KEY_PATTERN
-from eval_platform.platform.service import EvalPlatform
 
 Team = Annotated[Principal, Depends(current_principal)]
 ExperimentId = Annotated[str, PathParam(alias="experimentId", min_length=1, max_length=128, pattern=ID_PATTERN)]

@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eval_platform.registry.access import Forbidden, Unauthenticated
 from eval_platform.core.errors import (
     Conflict,
     EvalPlatformError,
@@ -28,6 +27,8 @@ from eval_platform.core.errors import (
     NotFound,
 )
 from eval_platform.core.failures import database_unreachable, describe_failure
+from eval_platform.core.records import json_safe
+from eval_platform.registry.access import Forbidden, Unauthenticated
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:evalp:problem:"
@@ -215,3 +216,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict]:
                     422: "Invalid input (the problem names the field)",
                     503: "The registry database is unreachable: retry after the Retry-After header's seconds"}
     return {status: {"model": Problem, "description": descriptions.get(status, "Error"), "content": _content()} for status in statuses}
+
+
+def respond(payload: Any, status: int = 200, headers: dict | None = None) -> JSONResponse:
+    """A JSON response of any payload the registry returns (datetimes, numpy numbers and NaN made JSON-safe)."""
+    return JSONResponse(json_safe(payload), status_code=status, headers=headers)

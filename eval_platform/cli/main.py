@@ -180,10 +180,9 @@ def cmd_metrics_mark_buggy(args) -> None:
 
 
 def cmd_metrics_list(args) -> None:
-    from eval_platform.governance.incidents import buggy_metrics
     from eval_platform.metrics.catalog import all_metrics
 
-    buggy = buggy_metrics(_platform(args))
+    buggy = _platform(args).buggy_metrics()
     rows = [{"metric": m.key, "direction": m.direction, "task_types": ",".join(sorted(m.task_types)),
              "params": ",".join(m.params), "buggy": m.key in buggy, "description": m.description} for m in all_metrics()]
     _emit(args, rows, rows, ["metric", "direction", "task_types", "params", "buggy", "description"])
@@ -229,10 +228,10 @@ def _dagster_links(platform, run) -> dict:
     request launched it."""
     from urllib.parse import quote
 
-    from eval_platform.governance.incidents import BACKFILL
-    from eval_platform.core.keys import cell_name
     from sqlalchemy import select
 
+    from eval_platform.core.keys import cell_name
+    from eval_platform.governance.incidents import BACKFILL
     from eval_platform.registry import DagsterRequest
 
     base = os.environ.get("EVAL_PLATFORM_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/")

@@ -26,7 +26,7 @@ class PlatformConfig:
         return self.home / "dagster"
 
     @classmethod
-    def resolve(cls, home: str | os.PathLike | None = None, db_url: str | None = None, store_url: str | None = None) -> "PlatformConfig":
+    def resolve(cls, home: str | os.PathLike | None = None, db_url: str | None = None, store_url: str | None = None) -> PlatformConfig:
         home_path = Path(home or os.environ.get("EVAL_PLATFORM_HOME") or DEFAULT_HOME).expanduser().resolve()
         db_url = db_url or os.environ.get("EVAL_PLATFORM_DB_URL") or f"sqlite:///{home_path / 'registry.db'}"
         store_url = store_url or os.environ.get("EVAL_PLATFORM_STORE") or str(home_path / "store")

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from eval_platform.core.config import DEFAULT_HOME
 from eval_platform.core.errors import InvalidInput
 
 INSTALL_CONFIG_ENV = "EVAL_PLATFORM_INSTALL_CONFIG"
@@ -123,7 +124,7 @@ class InstallationConfig:
         object.__setattr__(self, "_origins", tuple(_parse_allowed(e) for e in self.allowed_base_urls))
 
     @classmethod
-    def from_dict(cls, document: Mapping[str, Any] | None, source: str = "defaults") -> "InstallationConfig":
+    def from_dict(cls, document: Mapping[str, Any] | None, source: str = "defaults") -> InstallationConfig:
         document = document or {}
         if not isinstance(document, Mapping):
             raise InvalidInput("installation", f"{source} must be a mapping")
@@ -147,7 +148,7 @@ class InstallationConfig:
         return cls(**values)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "InstallationConfig":
+    def load(cls, path: str | os.PathLike) -> InstallationConfig:
         import yaml
 
         path = Path(path)
@@ -233,7 +234,6 @@ def installation_config(home: str | os.PathLike | None = None) -> InstallationCo
         if not path.is_file():
             raise InvalidInput(INSTALL_CONFIG_ENV, f"{path} does not exist")
         return _load(str(path))
-    from eval_platform.core.config import DEFAULT_HOME
 
     home_path = Path(home or os.environ.get("EVAL_PLATFORM_HOME") or DEFAULT_HOME).expanduser().resolve()
     candidate = home_path / INSTALL_CONFIG_FILE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ def iso(value: datetime | None) -> str | None:
     """ISO 8601 with the offset (SQLite hands back naive datetimes; the registry writes UTC)."""
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def json_safe(value: Any) -> Any:

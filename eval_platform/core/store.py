@@ -24,9 +24,16 @@ from eval_platform.core.hashing import (
     table_hash,
 )
 
-
 #: Rows per Parquet row group of a stored table: a reader can stream a 10M-row table a group at a time
 #: (``pyarrow.parquet.ParquetFile.read_row_group``), and a group's pages stay a few tens of MB.
+#: Artifact kinds: the store's top-level folders.
+DATASETS = "datasets"
+PREDICTIONS = "predictions"
+METRIC_TABLES = "metric_tables"
+PLOTS = "plots"
+CURVES = "curves"
+JUDGE_VERDICTS = "judge_verdicts"
+
 ROW_GROUP_ROWS = 1 << 20
 
 

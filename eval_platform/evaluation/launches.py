@@ -18,7 +18,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -112,7 +112,7 @@ def new_launch_key() -> str:
 
 def _aware(value: datetime | None) -> datetime | None:
     """SQLite gives naive datetimes back (they are stored in UTC)."""
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _requeue_or_fail(run: EvalRun, cause: str, policy: RetryPolicy, now: datetime, outcome: Reconciliation) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.suites.definition import SuiteDefinition
 from eval_platform.datasets.validation import all_distinct
+from eval_platform.suites.definition import SuiteDefinition
 
 ALL = ""
 

@@ -17,9 +17,10 @@ import pandas as pd
 from sqlalchemy import select
 
 import eval_platform
-from eval_platform.stats import bootstrap
-from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.hashing import json_hash
+from eval_platform.core.records import json_safe
+from eval_platform.core.store import CURVES, JUDGE_VERDICTS, METRIC_TABLES, PLOTS, PREDICTIONS
 from eval_platform.evaluation.metric_table import compute_metric_table, evaluation_frame, metric_columns
 from eval_platform.gates.rules import (
     CORRECTNESS_METRICS,
@@ -32,24 +33,18 @@ from eval_platform.gates.rules import (
     combine,
     decide,
 )
-from eval_platform.core.hashing import json_hash
+from eval_platform.llm.budget import PriceTable, SuiteBudget, label_efficiency, strata_from_metric, stratified_estimate
+from eval_platform.llm.cache import LLMCache
+from eval_platform.llm.client import LLMClient
+from eval_platform.llm.generate import generate_predictions, raise_if_calls_failed
+from eval_platform.llm.judge import JUDGED, JudgeConfig, SamplingPlan, judge_predictions
 from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
 from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
-from eval_platform.platform.service import (
-    CURVES,
-    JUDGE_VERDICTS,
-    METRIC_TABLES,
-    PLOTS,
-    PREDICTIONS,
-    RUNNING,
-    SUCCEEDED,
-    SUPERSEDED,
-    EvalPlatform,
-    split_key,
-)
-from eval_platform.core.records import json_safe
+from eval_platform.platform.service import RUNNING, SUCCEEDED, SUPERSEDED, EvalPlatform, split_key
 from eval_platform.registry import EvalRun, PredictionSet
 from eval_platform.registry.schema import utcnow
+from eval_platform.stats import bootstrap
+from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
 
 
 @lru_cache(maxsize=1)
@@ -121,9 +116,6 @@ class LLMRunStopped(InvalidInput):
 def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> dict:
     """A chat model's answers through the LLM call cache: every call already paid for is served from it,
     so a rerun, or a run resumed after a stop, pays only for what is missing."""
-    from eval_platform.llm.budget import PriceTable, SuiteBudget
-    from eval_platform.llm.cache import LLMCache
-    from eval_platform.llm.generate import generate_predictions
 
     spec = platform.load_model(model)
     llm = platform.suite_definition(platform.suite(run.suite_key)).llm or {}
@@ -139,7 +131,6 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> 
         raise LLMRunStopped(report.budget_field or "budget", f"budget_exceeded: the run stopped at its budget after "
                             f"{report.calls} call(s); {report.skipped} example(s) were not answered")
     if report.errors:
-        from eval_platform.llm.generate import raise_if_calls_failed
 
         raise_if_calls_failed(report)  # every call failed, or the endpoint's breaker opened: that is the cause
         raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
@@ -204,7 +195,6 @@ def judge_outputs(platform: EvalPlatform, run: EvalRun) -> dict:
 
 def _judge_strata(suite, frame: pd.DataFrame, schema: dict, dataset_key: str) -> np.ndarray | None:
     """The stratum of every example under ``llm.judge_sample.strata`` (None: one stratum)."""
-    from eval_platform.llm.budget import strata_from_metric
 
     strata = ((suite.llm or {}).get("judge_sample") or {}).get("strata")
     if strata is None:
@@ -220,7 +210,6 @@ def _judge_strata(suite, frame: pd.DataFrame, schema: dict, dataset_key: str) ->
 
 
 def _sampling_plan(suite, labels: np.ndarray | None):
-    from eval_platform.llm.judge import SamplingPlan
 
     config = (suite.llm or {}).get("judge_sample")
     if config is None:
@@ -232,14 +221,11 @@ def _sampling_plan(suite, labels: np.ndarray | None):
 def _llm_client(platform: EvalPlatform, endpoint, prices):
     """A client for ``endpoint``, checked against this installation's allow-lists right before its calls
     (the operator may have changed them since the model or suite was registered)."""
-    from eval_platform.llm.client import LLMClient
 
     return LLMClient(endpoint, prices=prices, installation=platform.installation)
 
 
 def _llm_settings(platform: EvalPlatform, suite):
-    from eval_platform.llm.budget import PriceTable, SuiteBudget
-    from eval_platform.llm.cache import LLMCache
 
     llm = suite.llm or {}
     return llm, LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")), PriceTable.from_dict(llm.get("prices"))
@@ -250,8 +236,6 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
     """Ask the suite's pinned judge about every example, or about the stratified sample of
     ``llm.judge_sample`` (through the LLM call cache); the verdicts are kept as an artifact and the record
     holds the judge's summary (agreement, disagreements, errors, calls, tokens, cost) and the sampling."""
-    from eval_platform.llm.generate import judge_predictions
-    from eval_platform.llm.judge import JudgeConfig
 
     llm, cache, budget, prices = _llm_settings(platform, suite)
     config = JudgeConfig.from_dict(llm["judge"])
@@ -278,7 +262,6 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
 def _raise_if_judge_calls_failed(report) -> None:
     """A judge whose every call failed (or whose endpoint's breaker opened) judged nothing: the run fails with
     that cause instead of succeeding with every verdict a judge error."""
-    from eval_platform.llm.generate import raise_if_calls_failed
 
     raise_if_calls_failed(report)
 
@@ -286,8 +269,6 @@ def _raise_if_judge_calls_failed(report) -> None:
 def _sampling_record(suite, verdicts: pd.DataFrame, summary: dict) -> dict:
     """What the suite sampled and what it bought: strata source, seed, sizes, the estimate and its interval
     (judge errors left out; the metric itself is undefined when there are any), and the label efficiency."""
-    from eval_platform.llm.budget import label_efficiency, stratified_estimate
-    from eval_platform.llm.judge import JUDGED
 
     config = suite.llm["judge_sample"]
     population = summary["sample"]["population"]
@@ -307,7 +288,6 @@ def _judgments_of(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
     what is no longer cached)."""
     if not _needs_judge(suite):
         return None, None
-    from eval_platform.llm.judge import JudgeConfig
 
     record = (run.results or {}).get("judge")
     config_hash = JudgeConfig.from_dict(suite.llm["judge"]).config_hash
@@ -321,7 +301,6 @@ def _judgments_of(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
 def _attach_judge_columns(suite, frame: pd.DataFrame, schema: dict, verdicts: pd.DataFrame, dataset_key: str) -> None:
     """``judge_score`` per example (NaN unless judged without error); on a stratified sample also the
     stratum of every example and whether it was judged, which the judge metric's estimate needs."""
-    from eval_platform.llm.judge import JUDGED
 
     by_example = verdicts.set_index("example_id")
     frame["judge_score"] = frame["example_id"].map(by_example["score"].where(by_example["status"] == JUDGED)).astype(np.float64)
@@ -341,7 +320,6 @@ def _sampled_estimates(suite, frame: pd.DataFrame, table: pd.DataFrame, sampling
     """For each judge metric on a stratified sample: the metric table's example counts become the judged
     counts (what the estimate rests on), and ``results["estimates"]`` holds the estimate with its interval
     overall and per slice (post-stratified within the slice), the sample size, strata, seed and efficiency."""
-    from eval_platform.llm.budget import stratified_estimate
 
     confidence = sampling["confidence"]
 
@@ -384,8 +362,6 @@ def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
     ``order_disagreements`` lists the examples whose winner changed with the order."""
     from scipy.stats import norm
 
-    from eval_platform.llm.generate import judge_predictions
-    from eval_platform.llm.judge import JUDGED, JudgeConfig
 
     llm, cache, budget, prices = _llm_settings(platform, suite)
     config = JudgeConfig.from_dict(llm["pairwise_judge"])
@@ -434,7 +410,6 @@ def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
 
 def _pairwise_for(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict, baseline: EvalRun) -> dict:
     """The judge step's pairwise record when it judged against this very baseline run, else judged now."""
-    from eval_platform.llm.judge import JudgeConfig
 
     record = (run.results or {}).get("judge_pairwise")
     config_hash = JudgeConfig.from_dict(suite.llm["pairwise_judge"]).config_hash
@@ -705,7 +680,6 @@ def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
 
 def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[str]:
     """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge."""
-    from eval_platform.governance.incidents import buggy_metrics
 
     suite = platform.suite(run.suite_key)
     definition = platform.suite_definition(suite)
@@ -717,7 +691,7 @@ def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[str]:
         blockers.append(f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}".rstrip(": "))
     if not (run.results or {}).get("metrics"):
         blockers.append("the run has no metric results")
-    for key, incident in sorted(buggy_metrics(platform).items()):
+    for key, incident in sorted(platform.buggy_metrics().items()):
         if any(m.definition.key == key for m in definition.metrics):
             blockers.append(f"frozen: metric {key} is marked buggy ({incident.reason}); recompute with the fixed version")
     for metric in definition.metrics:

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from eval_platform.registry import access
-from eval_platform.registry.access import Principal
 from eval_platform.core.errors import Conflict, InvalidInput
 from eval_platform.gates.rules import FAIL, NO_DECISION, PASS
+from eval_platform.online.experiments import decide_online_gate, online_state
 from eval_platform.platform.service import SUPERSEDED, EvalPlatform, split_key
-from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride
+from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, Promotion, access
+from eval_platform.registry.access import Principal
 
 PROMOTION = "promotion"
 
@@ -31,20 +31,12 @@ def _release_blocking_suites(platform: EvalPlatform, model_key: str) -> list:
     return [s for s in (platform.suite(k) for k in sorted(keys)) if s.purpose == "release_blocking"]
 
 
-def override_for(platform: EvalPlatform, decision: GateDecisionRecord | None) -> GateOverride | None:
-    if decision is None:
-        return None
-    with platform.registry.session() as session:
-        return session.scalar(select(GateOverride).where(GateOverride.gate_decision_id == decision.id)
-                              .order_by(GateOverride.id.desc()).limit(1))
-
-
 def effective_decision(platform: EvalPlatform, model_key: str) -> tuple[str, GateDecisionRecord | None, GateOverride | None]:
     """``pass``, ``fail``, ``no_decision`` or ``overridden`` (a failed or undecided gate an approver let through)."""
     decision = platform.gate_decision(model_key)
     if decision is None:
         return NO_DECISION, None, None
-    override = override_for(platform, decision)
+    override = platform.override_for(decision)
     return ("overridden" if override else decision.decision), decision, override
 
 
@@ -65,7 +57,6 @@ class ReleaseState:
 def release_state(platform: EvalPlatform, model_key: str) -> ReleaseState:
     """``pass`` only when the offline gate passed (or was overridden) and the online gate passed, was
     overridden, or is not required; ``fail`` when either failed; otherwise ``no_decision``."""
-    from eval_platform.online.experiments import online_state
 
     offline, offline_record, _ = effective_decision(platform, model_key)
     online, online_record, _ = online_state(platform, model_key)
@@ -73,6 +64,23 @@ def release_state(platform: EvalPlatform, model_key: str) -> ReleaseState:
     ok_online = online in (PASS, "overridden", "not_required", "not_applicable")
     state = PASS if ok_offline and ok_online else FAIL if FAIL in (offline, online) else NO_DECISION
     return ReleaseState(state, offline, online, offline_record, online_record)
+
+
+def promote(platform: EvalPlatform, model_key: str, promoted_by: str, reason: str = "") -> Promotion:
+    """Release a model version: only when its offline gate passed or was overridden and its online
+    gate (when a suite requires one) passed or was overridden."""
+    if not promoted_by:
+        raise InvalidInput("promoted_by", "a promotion must name who made it")
+    model = platform.model(model_key)
+    release = release_state(platform, model_key)
+    if release.state != "pass":
+        raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
+    decision = release.offline_record
+    with platform.registry.session() as session:
+        record = Promotion(model_name=model.name, model_version=model.version, gate_decision_id=decision.id,
+                           promoted_by=promoted_by, reason=reason)
+        session.add(record)
+    return record
 
 
 def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str, scope: str = "model_version",
@@ -95,7 +103,6 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
     if scope not in ("model_version", "online"):
         raise InvalidInput("scope", f"must be model_version or online, got {scope!r}")
     if scope == "online":
-        from eval_platform.online.experiments import decide_online_gate
 
         decide_online_gate(platform, model_key)
     decision = platform.gate_decision(model_key, scope)
@@ -147,27 +154,6 @@ def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str,
         request = DagsterRequest(kind=PROMOTION, partitions=[model_key], requested_by=requested_by, reason=reason)
         session.add(request)
     return request
-
-
-def pending_requests(platform: EvalPlatform, kind: str, after_id: int = 0) -> list[DagsterRequest]:
-    """Requests of a kind not yet carried out, oldest first; ``after_id`` skips those a sensor already launched."""
-    with platform.registry.session() as session:
-        return list(session.scalars(select(DagsterRequest).where(DagsterRequest.kind == kind, DagsterRequest.status == "pending",
-                                                                 DagsterRequest.id > after_id).order_by(DagsterRequest.id)))
-
-
-def mark_done(platform: EvalPlatform, request_id: int, dagster_run_id: str) -> None:
-    """The Dagster run that carried the request out (a promotion records itself when it has happened)."""
-    from eval_platform.registry.schema import utcnow
-
-    with platform.registry.session() as session:
-        request = session.get(DagsterRequest, request_id)
-        request.status, request.launched_id, request.launched_at = "done", dagster_run_id, utcnow()
-
-
-def request(platform: EvalPlatform, request_id: int) -> DagsterRequest | None:
-    with platform.registry.session() as session:
-        return session.get(DagsterRequest, request_id)
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,16 @@ checks on the affected partitions, so the lineage shows red in the UI).
 from __future__ import annotations
 
 import uuid
-
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from eval_platform.registry import access
-from eval_platform.registry.access import Principal
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.keys import cell_name
+from eval_platform.core.states import IncidentKind, RequestKind
+from eval_platform.evaluation.runner import decide_model_version
 from eval_platform.metrics.catalog import all_metrics, get_metric
+from eval_platform.online.experiments import invalidate_analyses_using
 from eval_platform.platform.service import (
     INVALID,
     QUEUED,
@@ -34,14 +34,17 @@ from eval_platform.platform.service import (
 )
 from eval_platform.registry import (
     DagsterRequest,
+    EvalDataset,
     EvalRun,
     Incident,
     MetricSuite,
+    access,
 )
+from eval_platform.registry.access import Principal
 
-METRIC_BUG = "metric_bug"
-DATASET_CONTAMINATION = "dataset_contamination"
-BACKFILL = "backfill"
+METRIC_BUG = IncidentKind.METRIC_BUG
+DATASET_CONTAMINATION = IncidentKind.DATASET_CONTAMINATION
+BACKFILL = RequestKind.BACKFILL
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,6 @@ class Impact:
 
 def suite_metric_keys(suite: MetricSuite) -> set[str]:
     return {entry["metric"] for entry in suite.metric_defs["metrics"]}
-
-
-def buggy_metrics(platform: EvalPlatform) -> dict[str, Incident]:
-    with platform.registry.session() as session:
-        return {i.target: i for i in session.scalars(select(Incident).where(Incident.kind == METRIC_BUG))}
 
 
 def incidents(platform: EvalPlatform) -> list[Incident]:
@@ -84,7 +82,6 @@ def runs_using_metric(platform: EvalPlatform, metric_key: str) -> list[EvalRun]:
 
 
 def _redecide(platform: EvalPlatform, model_keys: list[str]) -> None:
-    from eval_platform.evaluation.runner import decide_model_version
 
     for model_key in model_keys:
         decide_model_version(platform, model_key)
@@ -103,7 +100,7 @@ def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, repo
         raise InvalidInput("reason", "say what is wrong with the metric")
     if not reported_by.strip():
         raise InvalidInput("reported_by", "name who reports the bug")
-    if definition.key in buggy_metrics(platform):
+    if definition.key in platform.buggy_metrics():
         raise Conflict(f"metric {definition.key} is already marked buggy")
     runs = runs_using_metric(platform, definition.key)
     models = sorted({run.model_key for run in runs})
@@ -129,7 +126,6 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
         raise InvalidInput("reported_by", "name who reports the contamination")
     if dataset.status == "contaminated":
         raise Conflict(f"dataset {dataset.key} is already marked contaminated")
-    from eval_platform.registry import EvalDataset
 
     with platform.registry.session() as session:
         record = session.get(EvalDataset, dataset.id)
@@ -144,7 +140,6 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
                             affected_runs=[run.run_id for run in runs], affected_models=models)
         session.add(incident)
     _redecide(platform, models)
-    from eval_platform.online.experiments import invalidate_analyses_using
 
     experiments = invalidate_analyses_using(platform, dataset.key, reason, reported_by)
     return Impact(incident, runs, models, tuple(experiments))
@@ -181,7 +176,7 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
     contaminated predecessor invalidated, and the contaminated cell itself has nothing left to recompute.
     Without a fix (no newer metric version, no clean dataset version) the run is recomputed as it was and
     its gate stays ``no_decision``."""
-    buggy = set(buggy_metrics(platform))
+    buggy = set(platform.buggy_metrics())
     for run in platform.runs(model_key):
         if run.status not in (SUCCEEDED, "failed", INVALID):
             continue
@@ -225,7 +220,7 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
         requested_by = principal.label
     if not requested_by.strip():
         raise InvalidInput("requested_by", "name who asks for the recompute")
-    buggy = buggy_metrics(platform)
+    buggy = platform.buggy_metrics()
     queued: list[EvalRun] = []
     # The backfill's launch: its queued runs carry the key from the transaction that queues them, so the
     # eval-request sensor leaves them to the backfill (and relaunches them only if the backfill never runs).

@@ -38,20 +38,15 @@ import os
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
-from eval_platform.platform.service import (
-    JUDGE_VERDICTS,
-    PREDICTIONS,
-    QUEUED,
-    RUNNING,
-    EvalPlatform,
-)
+from eval_platform.core.store import JUDGE_VERDICTS, PREDICTIONS
+from eval_platform.platform.service import QUEUED, RUNNING, EvalPlatform
 from eval_platform.registry import (
     EvalDataset,
     EvalPlanEntry,
@@ -82,7 +77,7 @@ class RetentionPolicy:
     idempotency_hours: float = IDEMPOTENCY_HOURS
 
     @classmethod
-    def parse(cls, text: str) -> "RetentionPolicy":
+    def parse(cls, text: str) -> RetentionPolicy:
         days = dict(DEFAULT_RETENTION_DAYS)
         for part in filter(None, (p.strip() for p in text.split(","))):
             level, sep, value = part.partition("=")
@@ -98,7 +93,7 @@ class RetentionPolicy:
         return cls(days)
 
     @classmethod
-    def from_env(cls) -> "RetentionPolicy":
+    def from_env(cls) -> RetentionPolicy:
         return cls.parse(os.environ.get(RETENTION_ENV, ""))
 
     def for_level(self, level: str) -> int | None:
@@ -147,7 +142,7 @@ def _aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes: the registry writes UTC."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _artifact_path(platform: EvalPlatform, kind: str, digest: str) -> str:

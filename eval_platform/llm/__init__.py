@@ -27,9 +27,9 @@ from eval_platform.llm.budget import (
     StratifiedEstimate,
     SuiteBudget,
     count_tokens,
+    strata_from_metric,
     stratified_estimate,
     stratified_sample,
-    strata_from_metric,
 )
 from eval_platform.llm.cache import (
     CachedCall,
@@ -55,10 +55,8 @@ from eval_platform.llm.generate import (
     calls_failure,
     check_run_budget,
     estimate_generation,
-    estimate_run,
     execute_calls,
     generate_predictions,
-    judge_predictions,
     raise_if_calls_failed,
 )
 from eval_platform.llm.judge import (
@@ -69,8 +67,10 @@ from eval_platform.llm.judge import (
     JudgeResult,
     SamplingPlan,
     default_judge,
+    estimate_run,
     judge,
     judge_pairwise,
+    judge_predictions,
     parse_verdict,
 )
 

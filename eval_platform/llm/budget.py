@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.lazy_imports import scipy_stats
 
@@ -95,7 +96,7 @@ class PriceTable:
     currency: str = "USD"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "PriceTable":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> PriceTable:
         """``{"currency": "USD", "default": {...}, "models": {"gpt-x": {"input_per_1k": .., "output_per_1k": ..}}}``."""
         if not data:
             return cls()
@@ -145,7 +146,7 @@ PHASES = ("candidate", "judge")
 class BudgetExceeded(InvalidInput):
     """A run would go (or went) over one of its budget fields; ``field`` names it, e.g. ``budget.judge.max_cost``."""
 
-    def __init__(self, field: str, problem: str, estimate: "CostEstimate | None" = None):
+    def __init__(self, field: str, problem: str, estimate: CostEstimate | None = None):
         super().__init__(field, problem)
         self.estimate = estimate
 
@@ -177,7 +178,7 @@ class SuiteBudget:
     judge: Limits = Limits()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "SuiteBudget":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SuiteBudget:
         """``{"candidate": {"max_tokens": 200000, "max_cost": 1.5}, "judge": {"max_cost": 0.5}}``."""
         if not data:
             return cls()
@@ -209,7 +210,7 @@ class SuiteBudget:
         return {phase: asdict(self.for_phase(phase)) for phase in PHASES}
 
 
-def as_limits(budget: "SuiteBudget | Limits | Mapping | None", phase: str) -> Limits:
+def as_limits(budget: SuiteBudget | Limits | Mapping | None, phase: str) -> Limits:
     if budget is None:
         return Limits()
     if isinstance(budget, Limits):

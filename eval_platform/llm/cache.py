@@ -35,6 +35,8 @@ from typing import Any, Protocol
 from eval_platform.core.errors import Conflict
 from eval_platform.core.hashing import json_hash
 from eval_platform.llm.client import LLM_CALL_CODE_VERSION, PromptTemplate
+from eval_platform.registry.llm_schema import LLMCallRecord, PromptTemplateRecord
+from eval_platform.registry.schema import utcnow
 
 
 def call_key(identity: Mapping[str, Any]) -> str:
@@ -114,14 +116,13 @@ class LLMCache:
     _CHUNK = 500
 
     def __init__(self, registry):
-        from eval_platform.registry.llm_schema import LLMCallRecord, PromptTemplateRecord
 
         self.registry = registry
         self._record = LLMCallRecord
         self._template = PromptTemplateRecord
 
     @classmethod
-    def from_platform(cls, platform) -> "LLMCache":
+    def from_platform(cls, platform) -> LLMCache:
         return cls(platform.registry)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedCall]:
@@ -151,7 +152,6 @@ class LLMCache:
             from sqlalchemy.dialects.postgresql import insert
         else:  # pragma: no cover - other databases: check then insert
             return self._put_portable(rows)
-        from eval_platform.registry.schema import utcnow
 
         now = utcnow()
         for row in rows:

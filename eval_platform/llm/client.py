@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.installation import installation_config
 from eval_platform.llm.budget import PriceTable, count_message_tokens
 
 #: Version of how requests are built and replies read here: part of every cache key, so a change of this
@@ -71,13 +72,11 @@ class Endpoint:
         Only variables the installation's operator lists (``llm.expandable_env``) expand, and the result must
         be within ``llm.allowed_base_urls`` (:mod:`eval_platform.core.installation`): a model or judge file must not
         be able to send the process's secrets, or the rows, anywhere its author likes."""
-        from eval_platform.core.installation import installation_config
 
         return (installation or installation_config()).endpoint_url(self.base_url, "endpoint.base_url")
 
     def api_key(self, installation=None) -> str:
         if self.api_key_env:
-            from eval_platform.core.installation import installation_config
 
             (installation or installation_config()).check_variable(self.api_key_env, "endpoint.api_key_env")
             value = os.environ.get(self.api_key_env)
@@ -124,7 +123,7 @@ class Decoding:
         object.__setattr__(self, "stop", tuple(self.stop))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "Decoding":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Decoding:
         data = dict(data or {})
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
@@ -145,7 +144,7 @@ class Decoding:
             params["stop"] = list(self.stop)
         return params
 
-    def with_seed(self, seed: int | None) -> "Decoding":
+    def with_seed(self, seed: int | None) -> Decoding:
         return replace(self, seed=seed)
 
 
@@ -238,7 +237,7 @@ class CandidateSpec:
             raise InvalidInput("model_version", "must be a non-empty string (what you pin: a date, a weights hash)")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CandidateSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> CandidateSpec:
         """From a model registration file::
 
             {"endpoint": {"name": "local-kb", "base_url": "http://127.0.0.1:8000/v1"},
@@ -473,7 +472,6 @@ class LLMClient:
         import httpx
         import openai
 
-        from eval_platform.core.installation import installation_config
 
         # the operator's allow-lists are checked here, in the process that makes the calls, right before any:
         # the file may have changed since the endpoint was registered
@@ -495,7 +493,7 @@ class LLMClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "LLMClient":
+    def __enter__(self) -> LLMClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,6 @@ nothing to report (every call sent failed, or the endpoint's circuit breaker ope
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -172,7 +171,7 @@ class CallReport:
 class LLMCallsFailed(EvalPlatformError):
     """A phase's calls gave the run nothing to go on (:func:`calls_failure`): the run fails with this cause."""
 
-    def __init__(self, phase: str, message: str, report: "CallReport | None" = None):
+    def __init__(self, phase: str, message: str, report: CallReport | None = None):
         super().__init__(message)
         self.phase, self.report = phase, report
 
@@ -200,7 +199,7 @@ def calls_failure(report: CallReport) -> str | None:
         message = f"{report.errors} of {report.calls} {report.phase} call(s){where} failed: {why}"
     if report.circuit_open:
         threshold = breaker.get("failure_threshold")
-        message += (f"; the endpoint's circuit breaker opened" + (f" after {threshold} consecutive failed attempts" if threshold else "")
+        message += ("; the endpoint's circuit breaker opened" + (f" after {threshold} consecutive failed attempts" if threshold else "")
                     + f" and {report.circuit_open} call(s) failed fast ({report.attempts} attempt(s) sent in all)")
     return message
 
@@ -389,7 +388,7 @@ def execute_calls(requests: Sequence[CallRequest], cache: CallCache, client: LLM
 # candidates -----------------------------------------------------------------------------------------------
 
 
-def _rows(examples: pd.DataFrame, id_column: str) -> list[dict]:
+def example_rows(examples: pd.DataFrame, id_column: str) -> list[dict]:
     if not isinstance(examples, pd.DataFrame):
         raise InvalidInput("examples", "must be a pandas DataFrame")
     if id_column not in examples.columns:
@@ -403,7 +402,7 @@ def _rows(examples: pd.DataFrame, id_column: str) -> list[dict]:
 
 
 def candidate_requests(candidate: CandidateSpec, examples: pd.DataFrame, id_column: str = "example_id") -> list[CallRequest]:
-    return [candidate_request(candidate, row) for row in _rows(examples, id_column)]
+    return [candidate_request(candidate, row) for row in example_rows(examples, id_column)]
 
 
 def estimate_generation(candidate: CandidateSpec, examples: pd.DataFrame, cache: CallCache,
@@ -440,7 +439,7 @@ def generate_predictions(candidate: CandidateSpec, examples: pd.DataFrame, cache
     unchanged rerun returns an identical table (same content hash) with zero calls.
     """
     started = time.perf_counter()
-    rows = _rows(examples, id_column)
+    rows = example_rows(examples, id_column)
     requests = [candidate_request(candidate, row) for row in rows]
     cache.pin_template(candidate.prompt, "candidate")
     client, owned = _client_for(candidate.endpoint, client, prices, retry)
@@ -480,79 +479,6 @@ def _prediction_row(example_id: Any, outcome: CallOutcome) -> dict:
 
 
 # judges and whole runs ------------------------------------------------------------------------------------
-
-
-def judge_predictions(frame: pd.DataFrame, judge, cache: CallCache, budget: SuiteBudget | Limits | Mapping | None = None,
-                      *, n: int = 1, pairwise: bool = False, sample=None, client: LLMClient | None = None,
-                      prices: PriceTable | None = None, retry: RetryPolicy | None = None, concurrency: int = 8,
-                      id_column: str = "example_id", question_column: str = "prompt",
-                      reference_column: str = "reference", answer_column: str = "prediction",
-                      baseline_column: str = "baseline_prediction", dataset: str | None = None,
-                      check_budget: bool = True, cancel: threading.Event | None = None,
-                      progress: Callable[[int, int], None] | None = None):
-    """A pinned judge's verdicts on the evaluation frame (the dataset joined with the predictions).
-
-    With ``pairwise``, the candidate's answer (``answer_column``) is compared with ``baseline_column``
-    in both orders. ``sample`` (a :class:`~eval_platform.llm.judge.SamplingPlan`) judges a stratified
-    sample and reports the estimate with its confidence interval. Returns a
-    :class:`~eval_platform.llm.judge.JudgeResult` (``.verdicts``, ``.summary``, ``.report``).
-    """
-    from eval_platform.llm.judge import judge as judge_single
-    from eval_platform.llm.judge import judge_pairwise
-
-    columns = {"question": question_column, "reference": reference_column}
-    if pairwise:
-        columns.update(answer_a=answer_column, answer_b=baseline_column)
-        run = judge_pairwise
-    else:
-        columns.update(answer=answer_column)
-        run = judge_single
-    return run(frame, judge, n=n, cache=cache, budget=budget, client=client, prices=prices, retry=retry,
-               concurrency=concurrency, sample=sample, columns=columns, id_column=id_column, dataset=dataset,
-               check_budget=check_budget, cancel=cancel, progress=progress)
-
-
-def estimate_run(candidate: CandidateSpec, examples: pd.DataFrame, cache: CallCache, judge=None, *, n: int = 1,
-                 judged_examples: int | None = None, prices: PriceTable | None = None, judge_prices: PriceTable | None = None,
-                 id_column: str = "example_id", question_column: str = "prompt",
-                 reference_column: str = "reference") -> dict[str, CostEstimate]:
-    """Worst case of a whole run before it starts: the candidate's uncached calls, and ``n`` judge samples
-    per judged example (``judged_examples``: a sample size, default all). Where the candidate's answer is
-    already cached the judge prompt is rendered exactly (and looked up in the judge cache); otherwise the
-    answer is counted as ``max_tokens`` tokens long."""
-    estimates = {"candidate": estimate_generation(candidate, examples, cache, prices, id_column)}
-    if judge is None:
-        return estimates
-    from eval_platform.llm.judge import verdict_requests
-
-    rows = _rows(examples, id_column)
-    requests = [candidate_request(candidate, row) for row in rows]
-    answers = cache.get_many({r.key for r in requests})
-    judge_calls: list[CallCost] = []
-    judge_cached = 0
-    exact: list[CallRequest] = []
-    share = 1.0 if judged_examples is None else min(judged_examples / len(rows), 1.0)
-    for row, request in zip(rows, requests):
-        record = answers.get(request.key)
-        values = {"question": row.get(question_column, ""), "reference": row.get(reference_column, ""),
-                  "answer": record.response_text if record else ""}
-        judge_requests = verdict_requests(judge, values, n)
-        if record is not None:
-            exact.extend(judge_requests)
-        else:
-            for r in judge_requests:
-                cost = r.cost()
-                judge_calls.append(CallCost(cost.endpoint, cost.model, cost.prompt_tokens + candidate.decoding.max_tokens,
-                                            cost.max_completion_tokens))
-    if exact:
-        known = cache.get_many({r.key for r in exact})
-        judge_cached = sum(1 for r in exact if r.key in known)
-        judge_calls.extend(r.cost() for r in exact if r.key not in known)
-    if share < 1.0:  # a stratified sample judges about this share of the examples
-        keep = int(math.ceil(len(judge_calls) * share))
-        judge_calls = sorted(judge_calls, key=lambda c: -c.prompt_tokens)[:keep]  # still a worst case
-    estimates["judge"] = estimate_cost("judge", judge_calls, judge_prices or prices, judge_cached)
-    return estimates
 
 
 def check_run_budget(estimates: Mapping[str, CostEstimate], budget: SuiteBudget | Mapping | None) -> None:

@@ -31,10 +31,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
 from eval_platform.llm.budget import (
     BudgetTracker,
+    CallCost,
+    CostEstimate,
     Limits,
     PriceTable,
     SuiteBudget,
@@ -46,6 +49,7 @@ from eval_platform.llm.budget import (
 )
 from eval_platform.llm.cache import CallCache, MemoryCache
 from eval_platform.llm.client import (
+    CandidateSpec,
     Decoding,
     Endpoint,
     LLMClient,
@@ -59,6 +63,9 @@ from eval_platform.llm.generate import (
     CallReport,
     CallRequest,
     _client_for,
+    candidate_request,
+    estimate_generation,
+    example_rows,
     execute_calls,
     make_request,
 )
@@ -152,7 +159,7 @@ class JudgeConfig:
             raise InvalidInput("judge.pass_threshold", "must be in [0, 1]")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "JudgeConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> JudgeConfig:
         if not isinstance(data, Mapping):
             raise InvalidInput("judge", "must be a mapping")
         values = dict(data)
@@ -599,3 +606,77 @@ def _summary(verdicts: pd.DataFrame, config: JudgeConfig, n: int, plan, strata_p
                                "ci_high": float(values.mean()) + z * se, "confidence": confidence,
                                "n_sampled": int(len(values)), "n_population": int(len(verdicts)), "strata": []}
     return summary
+
+
+#: ``judge`` under another name: ``judge_predictions``'s parameter ``judge`` (the judge config) shadows it
+_judge_single = judge
+
+
+def judge_predictions(frame: pd.DataFrame, judge, cache: CallCache, budget: SuiteBudget | Limits | Mapping | None = None,
+                      *, n: int = 1, pairwise: bool = False, sample=None, client: LLMClient | None = None,
+                      prices: PriceTable | None = None, retry: RetryPolicy | None = None, concurrency: int = 8,
+                      id_column: str = "example_id", question_column: str = "prompt",
+                      reference_column: str = "reference", answer_column: str = "prediction",
+                      baseline_column: str = "baseline_prediction", dataset: str | None = None,
+                      check_budget: bool = True, cancel: threading.Event | None = None,
+                      progress: Callable[[int, int], None] | None = None):
+    """A pinned judge's verdicts on the evaluation frame (the dataset joined with the predictions).
+
+    With ``pairwise``, the candidate's answer (``answer_column``) is compared with ``baseline_column``
+    in both orders. ``sample`` (a :class:`~eval_platform.llm.judge.SamplingPlan`) judges a stratified
+    sample and reports the estimate with its confidence interval. Returns a
+    :class:`~eval_platform.llm.judge.JudgeResult` (``.verdicts``, ``.summary``, ``.report``).
+    """
+
+    columns = {"question": question_column, "reference": reference_column}
+    if pairwise:
+        columns.update(answer_a=answer_column, answer_b=baseline_column)
+        run = judge_pairwise
+    else:
+        columns.update(answer=answer_column)
+        run = _judge_single
+    return run(frame, judge, n=n, cache=cache, budget=budget, client=client, prices=prices, retry=retry,
+               concurrency=concurrency, sample=sample, columns=columns, id_column=id_column, dataset=dataset,
+               check_budget=check_budget, cancel=cancel, progress=progress)
+
+
+def estimate_run(candidate: CandidateSpec, examples: pd.DataFrame, cache: CallCache, judge=None, *, n: int = 1,
+                 judged_examples: int | None = None, prices: PriceTable | None = None, judge_prices: PriceTable | None = None,
+                 id_column: str = "example_id", question_column: str = "prompt",
+                 reference_column: str = "reference") -> dict[str, CostEstimate]:
+    """Worst case of a whole run before it starts: the candidate's uncached calls, and ``n`` judge samples
+    per judged example (``judged_examples``: a sample size, default all). Where the candidate's answer is
+    already cached the judge prompt is rendered exactly (and looked up in the judge cache); otherwise the
+    answer is counted as ``max_tokens`` tokens long."""
+    estimates = {"candidate": estimate_generation(candidate, examples, cache, prices, id_column)}
+    if judge is None:
+        return estimates
+
+    rows = example_rows(examples, id_column)
+    requests = [candidate_request(candidate, row) for row in rows]
+    answers = cache.get_many({r.key for r in requests})
+    judge_calls: list[CallCost] = []
+    judge_cached = 0
+    exact: list[CallRequest] = []
+    share = 1.0 if judged_examples is None else min(judged_examples / len(rows), 1.0)
+    for row, request in zip(rows, requests):
+        record = answers.get(request.key)
+        values = {"question": row.get(question_column, ""), "reference": row.get(reference_column, ""),
+                  "answer": record.response_text if record else ""}
+        judge_requests = verdict_requests(judge, values, n)
+        if record is not None:
+            exact.extend(judge_requests)
+        else:
+            for r in judge_requests:
+                cost = r.cost()
+                judge_calls.append(CallCost(cost.endpoint, cost.model, cost.prompt_tokens + candidate.decoding.max_tokens,
+                                            cost.max_completion_tokens))
+    if exact:
+        known = cache.get_many({r.key for r in exact})
+        judge_cached = sum(1 for r in exact if r.key in known)
+        judge_calls.extend(r.cost() for r in exact if r.key not in known)
+    if share < 1.0:  # a stratified sample judges about this share of the examples
+        keep = int(math.ceil(len(judge_calls) * share))
+        judge_calls = sorted(judge_calls, key=lambda c: -c.prompt_tokens)[:keep]  # still a worst case
+    estimates["judge"] = estimate_cost("judge", judge_calls, judge_prices or prices, judge_cached)
+    return estimates

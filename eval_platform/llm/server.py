@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from eval_platform.llm.budget import count_message_tokens, count_tokens, truncate_tokens
+from eval_platform.metrics.generation import normalize_answer, token_f1_per_example
 
 QA_SMALL = Path(__file__).resolve().parent.parent / "data" / "qa_small.jsonl"
 SERVER_VERSION = "local-llm-1"
@@ -85,7 +86,6 @@ def qa_dataset(path: str | Path | None = None):
 
 
 def _normalize(text: str) -> str:
-    from eval_platform.metrics.generation import normalize_answer
 
     return normalize_answer(text, "squad")
 
@@ -251,7 +251,7 @@ class LocalLLMServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "LocalLLMServer":
+    def __enter__(self) -> LocalLLMServer:
         self.start()
         return self
 
@@ -453,7 +453,6 @@ class LocalLLMServer:
         return json.dumps({"score": score, "rationale": why})
 
     def _grade(self, question: str, reference: str, answer: str) -> float:
-        from eval_platform.metrics.generation import token_f1_per_example
 
         accepted = [reference] if reference else []
         record = self.kb.find(question) if question else None

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
+from eval_platform.metrics import agreement, interleaving
+from eval_platform.metrics import counterfactual as cf
 from eval_platform.metrics.catalog import get_metric
 
 #: classification name -> (catalog metric, the parameter that ``@x`` sets)
@@ -110,7 +112,6 @@ def score_counterfactual(frame: pd.DataFrame, reward: str, propensity: str, targ
     """IPS and SNIPS (and DR when both reward-model columns are named) of a logged bandit file."""
     from dataclasses import asdict
 
-    from eval_platform.metrics import counterfactual as cf
 
     if (reward_model_logged is None) != (reward_model_target is None):
         raise InvalidInput("--reward-model-logged", "doubly robust needs both --reward-model-logged and --reward-model-target")
@@ -129,7 +130,6 @@ def score_interleaving(frame: pd.DataFrame, query: str, team: str, clicked: str,
     """Team-draft interleaving preference of ranker A over B from a click log (one row per shown item)."""
     from dataclasses import asdict
 
-    from eval_platform.metrics import interleaving
 
     _, outcomes = interleaving.query_outcomes(_column(frame, query, "--query"), _column(frame, team, "--team"),
                                               _column(frame, clicked, "--clicked"))
@@ -143,7 +143,6 @@ def score_agreement(frame: pd.DataFrame, raters: list[str], level: str = "nomina
     (nominal level), and with ``judge`` the judge-human comparison."""
     from dataclasses import asdict
 
-    from eval_platform.metrics import agreement
 
     if len(raters) < 2:
         raise InvalidInput("--rater", f"name at least two rater columns, got {len(raters)}")

@@ -22,8 +22,11 @@ import pandas as pd
 
 from eval_platform.core.errors import InvalidInput, UnsafeModelFile
 from eval_platform.core.hashing import file_hash
-from eval_platform.models.skops_import import skops_io as import_skops_io
+from eval_platform.core.installation import installation_config
+from eval_platform.core.yamlsafe import load_json
 from eval_platform.datasets.validation import all_distinct
+from eval_platform.llm.client import CandidateSpec
+from eval_platform.models.skops_import import skops_io as import_skops_io
 
 MODEL_KINDS = ("sklearn", "predictions", "openai_chat")
 #: Output columns a ``predictions`` file must have for each task type (besides the id columns).
@@ -44,7 +47,6 @@ DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
 def allowed_trust(trusted_types: Iterable[str], installation=None) -> set[str]:
     """The types a skops file may be loaded with: the caller's, each refused unless the installation's
     operator lists it (a caller may only narrow the operator's list), and the defaults the operator allows."""
-    from eval_platform.core.installation import installation_config
 
     installation = installation or installation_config()
     requested = installation.check_trusted_types(trusted_types)
@@ -63,7 +65,6 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
     :func:`~eval_platform.core.installation.installation_config`)."""
     if kind not in MODEL_KINDS:
         raise InvalidInput("kind", f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
-    from eval_platform.core.installation import installation_config
 
     installation = installation or installation_config()
     # first, before the file is even opened: a type the operator does not allow is refused whatever the file
@@ -124,8 +125,6 @@ def read_candidate_spec(path: Path):
     """An ``openai_chat`` model file: JSON naming the endpoint, model, version, prompt template and decoding
     (see :meth:`eval_platform.llm.client.CandidateSpec.from_dict`); ``${VAR}`` in the base URL keeps
     the file, and so the model version, stable when the server's address changes."""
-    from eval_platform.llm.client import CandidateSpec
-    from eval_platform.core.yamlsafe import load_json
 
     try:
         text = path.read_bytes()

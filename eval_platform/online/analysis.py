@@ -61,8 +61,8 @@ import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.lazy_imports import scipy_stats as _st
-from eval_platform.online import stats
 from eval_platform.core.records import json_safe
+from eval_platform.online import stats
 
 PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
 #: Version of the analysis logic (and of ``stats``); the experiment-analysis asset's code version.

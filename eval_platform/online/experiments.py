@@ -28,10 +28,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select, update
 
-from eval_platform.registry.access import Principal
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import json_hash
 from eval_platform.core.keys import ID_MAX_LENGTH, validate_id
+from eval_platform.core.tasks import check_access_policy
 from eval_platform.online.analysis import (
     ANALYSIS_CODE_VERSION,
     SHADOW_KINDS,
@@ -50,13 +50,15 @@ from eval_platform.online.requirements import (
     decide_online,
     parse_online_section,
 )
+from eval_platform.platform import requests
 from eval_platform.platform.service import (
     SUPERSEDED,
     EvalPlatform,
     Registered,
     split_key,
 )
-from eval_platform.registry import DagsterRequest, GateDecisionRecord
+from eval_platform.registry import DagsterRequest, EvalDataset, GateDecisionRecord, Promotion, access
+from eval_platform.registry.access import Principal
 from eval_platform.registry.online_schema import Experiment, ExperimentAnalysisRecord, ExperimentIngest
 
 AB, SHADOW = "ab", "shadow"
@@ -90,7 +92,6 @@ def events_dataset_id(experiment_id: str) -> str:
 
 def _validated(platform: EvalPlatform, spec: Mapping[str, Any]) -> dict[str, Any]:
     """The experiment row's values from its spec; raises InvalidInput naming the field."""
-    from eval_platform.core.tasks import check_access_policy
 
     if not isinstance(spec, Mapping):
         raise InvalidInput("experiment", "must be a mapping")
@@ -154,7 +155,6 @@ def register_experiment(platform: EvalPlatform, spec: Mapping[str, Any], created
     With a ``principal`` (an API caller; None: the local operator): the experiment id must be free or its
     team's, and every arm's model name its team's (an experiment is evidence for a model's online gate),
     unless it is an admin; the team owns the experiment and is recorded as its creator."""
-    from eval_platform.registry import access
 
     if principal is not None:
         created_by = principal.label
@@ -219,7 +219,6 @@ def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, inge
     ``source`` (candidate/production) and ``output``. Returns the ingest and whether it is new: the same
     batch again is the same ingest and queues nothing.
     """
-    from eval_platform.registry import access
 
     if principal is not None:
         ingested_by = principal.label
@@ -251,7 +250,6 @@ def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, inge
     dataset = registered.record
     with platform.registry.session() as session:
         if record.owner_team is not None:  # the batches belong to the experiment's team (it may invalidate them)
-            from eval_platform.registry import EvalDataset
 
             session.execute(update(EvalDataset).where(EvalDataset.dataset_id == dataset.dataset_id, EvalDataset.owner_team.is_(None))
                             .values(owner_team=record.owner_team))
@@ -436,7 +434,6 @@ def evidence_for(platform: EvalPlatform, model_key: str) -> list[AnalysisEvidenc
 def baseline_of(platform: EvalPlatform, model_key: str) -> str | None:
     """The version an online comparison of ``model_key`` must be against: the model name's most recently
     promoted version other than itself (``None`` for a first version)."""
-    from eval_platform.registry import Promotion
 
     name, version = split_key(model_key, "model")
     platform.model(model_key)
@@ -457,10 +454,8 @@ def decide_online_gate(platform: EvalPlatform, model_key: str) -> tuple[str, lis
 def online_state(platform: EvalPlatform, model_key: str) -> tuple[str, GateDecisionRecord, Any]:
     """The online gate as a release sees it: decided now, then ``overridden`` if an approver let a failed or
     undecided online gate through."""
-    from eval_platform.gates.releases import override_for
-
     decision, _, record = decide_online_gate(platform, model_key)
-    override = override_for(platform, record)
+    override = platform.override_for(record)
     return ("overridden" if override and decision not in (PASS, NOT_REQUIRED, NOT_APPLICABLE) else decision), record, override
 
 
@@ -485,7 +480,5 @@ def stop_experiment(platform: EvalPlatform, experiment_id: str) -> Experiment:
 
 
 def pending_analysis_requests(platform: EvalPlatform, after_id: int = 0) -> list[DagsterRequest]:
-    from eval_platform.gates.releases import pending_requests
-
-    return pending_requests(platform, EXPERIMENT_ANALYSIS, after_id)
+    return requests.pending_requests(platform, EXPERIMENT_ANALYSIS, after_id)
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from eval_platform.core.errors import InvalidInput
@@ -137,7 +137,7 @@ class AnalysisEvidence:
 
 def _age_days(created_at: datetime, now: datetime) -> float:
     if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=timezone.utc)
+        created_at = created_at.replace(tzinfo=UTC)
     return (now - created_at).total_seconds() / 86400
 
 
@@ -149,7 +149,7 @@ def _usable(evidence: Sequence[AnalysisEvidence], mode: str, baseline: str, req:
     if not of_mode:
         return None, f"no {what} has this model version as its candidate"
     problems = []
-    for e in sorted(of_mode, key=lambda e: (e.created_at is not None, e.created_at or datetime.min.replace(tzinfo=timezone.utc)),
+    for e in sorted(of_mode, key=lambda e: (e.created_at is not None, e.created_at or datetime.min.replace(tzinfo=UTC)),
                     reverse=True):
         if e.status == "none" or e.result is None:
             problems.append(f"{e.experiment_id}: not analysed yet")
@@ -208,7 +208,7 @@ def decide_online(requirements: Sequence[tuple[str, OnlineRequirements]], eviden
     ``baseline``: the model name's promoted version (``None`` for a first version). Returns the decision
     and its reasons (see the module docstring).
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if not requirements:
         return NOT_REQUIRED, [_reason("online requirements", NOT_REQUIRED, "no release-blocking suite requires online evidence")]
     if baseline is None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from eval_platform.core.store import METRIC_TABLES
 from eval_platform.registry import access as acl
 
 #: the minimum examples per slice value a team with aggregates-only access is shown, unless the dataset's
@@ -119,8 +120,6 @@ def view_of_run(platform, run, dataset, seen: str) -> AggregateView:
         return AggregateView(seen)
     sizes: dict[tuple[str, str], int] = {}
     if run.metrics_hash:
-        from eval_platform.platform.service import METRIC_TABLES
-
         try:
             table = platform.store.get_table(METRIC_TABLES, run.metrics_hash)
         except Exception:  # noqa: BLE001 - a missing table shows no slices, which is the safe answer

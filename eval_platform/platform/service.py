@@ -15,28 +15,34 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import bindparam, func, select
 
-from eval_platform.registry import access as acl
-from eval_platform.registry.access import Principal
 from eval_platform.core.config import PlatformConfig
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import canonical_table, canonical_table_hash, json_hash
 from eval_platform.core.installation import InstallationConfig, installation_config
 from eval_platform.core.keys import validate_id
-from eval_platform.models.files import check_model_file, load_model, smoke_test
+from eval_platform.core.states import ACTIVE_STATES, IncidentKind, RunStatus
+from eval_platform.core.store import DATASETS, ArtifactStore
+from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
+from eval_platform.datasets.validation import check_finite_values, validate_frame
+from eval_platform.llm.judge import JudgeConfig
+from eval_platform.models.files import check_model_file, check_predictions_for_dataset, load_model, smoke_test
+from eval_platform.platform.aggregates import check_aggregate_use
 from eval_platform.registry import (
     EvalDataset,
     EvalPlanEntry,
     EvalRun,
     GateDecisionRecord,
+    GateOverride,
+    Incident,
     MetricSuite,
     Model,
     Promotion,
     Registry,
 )
-from eval_platform.core.store import ArtifactStore
+from eval_platform.registry import access as acl
+from eval_platform.registry.access import Principal
+from eval_platform.registry.schema import utcnow
 from eval_platform.suites.definition import SuiteDefinition, parse_suite
-from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
-from eval_platform.datasets.validation import check_finite_values, validate_frame
 
 #: every attempt of one (model, dataset, suite) evaluation, newest first; built once, as building it costs more
 #: than running it (``POST /v1/eval-runs`` runs it on every new request)
@@ -45,16 +51,9 @@ _ATTEMPTS = select(EvalRun).where(
     EvalRun.dataset_id == bindparam("dataset_id"), EvalRun.dataset_version == bindparam("dataset_version"),
     EvalRun.suite_id == bindparam("suite_id"), EvalRun.suite_version == bindparam("suite_version")).order_by(EvalRun.attempt.desc())
 
-DATASETS = "datasets"
-PREDICTIONS = "predictions"
-METRIC_TABLES = "metric_tables"
-PLOTS = "plots"
-CURVES = "curves"
-JUDGE_VERDICTS = "judge_verdicts"
-
-#: Eval-run states. ``queued`` rows are the requests the Dagster sensor turns into runs.
-QUEUED, RUNNING, SUCCEEDED, FAILED, INVALID, SUPERSEDED = "queued", "running", "succeeded", "failed", "invalid", "superseded"
-ACTIVE_STATES = (QUEUED, RUNNING, SUCCEEDED)
+#: Eval-run states (see :class:`~eval_platform.core.states.RunStatus`), named here as the modules using them do.
+QUEUED, RUNNING, SUCCEEDED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED
+FAILED, INVALID, SUPERSEDED = RunStatus.FAILED, RunStatus.INVALID, RunStatus.SUPERSEDED
 
 
 def split_key(key: str, field: str) -> tuple[str, int]:
@@ -84,7 +83,7 @@ class EvalPlatform:
         self._datasets_lock = threading.Lock()  # the API serves requests on several threads
 
     @classmethod
-    def open(cls, home=None, db_url=None, store_url=None) -> "EvalPlatform":
+    def open(cls, home=None, db_url=None, store_url=None) -> EvalPlatform:
         return cls(PlatformConfig.resolve(home, db_url, store_url))
 
     def close(self) -> None:
@@ -234,8 +233,6 @@ class EvalPlatform:
     def _check_judge_endpoints(self, suite: SuiteDefinition) -> None:
         """A suite's judges call endpoints its author names: the operator's allow-lists decide (here, and again
         when the calls are made)."""
-        from eval_platform.llm.judge import JudgeConfig
-
         for section in ("judge", "pairwise_judge"):
             if (suite.llm or {}).get(section):
                 self.installation.check_endpoint(JudgeConfig.from_dict(suite.llm[section]).endpoint, f"llm.{section}.endpoint")
@@ -320,8 +317,6 @@ class EvalPlatform:
         """A predictions file is checked against every dataset its registration would queue an eval on (the
         name's plan with ``plan`` added, each entry's newest usable dataset version, as ``_queue_plan`` picks),
         so a file evaluation would refuse is refused before the model, its plan and its runs are written."""
-        from eval_platform.models.files import check_predictions_for_dataset
-
         with self.registry.session() as session:
             if session.scalar(select(Model.id).where(Model.name == name, Model.file_hash == digest)) is not None:
                 return  # the same file again: the existing version, nothing queued
@@ -341,8 +336,6 @@ class EvalPlatform:
         is checked against it before the run is queued (other kinds: nothing to check)."""
         if model.kind != "predictions":
             return
-        from eval_platform.models.files import check_predictions_for_dataset
-
         check_predictions_for_dataset(self.load_model(model), self.load_dataset(dataset), dataset.schema, dataset.task_type, dataset.key)
 
     def _check_plan_access(self, principal: Principal | None, kind: str, dataset_id: str, inherited: bool,
@@ -363,8 +356,6 @@ class EvalPlatform:
             return
         if seen == acl.AGGREGATES and action == acl.AGGREGATE_READ:
             # aggregates only: the suite may not send the rows to a judge nor slice on undeclared columns
-            from eval_platform.platform.aggregates import check_aggregate_use
-
             try:
                 suite = self.suite_definition(self.latest_suite(suite_id)) if suite_id else None
             except NotFound:
@@ -660,23 +651,18 @@ class EvalPlatform:
                 GateDecisionRecord.model_version == version, GateDecisionRecord.superseded.is_(False))
                 .order_by(GateDecisionRecord.id.desc()).limit(1))
 
-    def promote(self, model_key: str, promoted_by: str, reason: str = "") -> Promotion:
-        """Release a model version: only when its offline gate passed or was overridden and its online
-        gate (when a suite requires one) passed or was overridden."""
-        from eval_platform.gates.releases import release_state
-
-        if not promoted_by:
-            raise InvalidInput("promoted_by", "a promotion must name who made it")
-        model = self.model(model_key)
-        release = release_state(self, model_key)
-        if release.state != "pass":
-            raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
-        decision = release.offline_record
+    def override_for(self, decision: GateDecisionRecord | None) -> GateOverride | None:
+        """The latest approver's override of a gate decision, if any."""
+        if decision is None:
+            return None
         with self.registry.session() as session:
-            record = Promotion(model_name=model.name, model_version=model.version, gate_decision_id=decision.id,
-                               promoted_by=promoted_by, reason=reason)
-            session.add(record)
-        return record
+            return session.scalar(select(GateOverride).where(GateOverride.gate_decision_id == decision.id)
+                                  .order_by(GateOverride.id.desc()).limit(1))
+
+    def buggy_metrics(self) -> dict[str, Incident]:
+        """Metric versions marked buggy, by metric key (``name@version``), with their incident."""
+        with self.registry.session() as session:
+            return {i.target: i for i in session.scalars(select(Incident).where(Incident.kind == IncidentKind.METRIC_BUG))}
 
 
 def _on_dataset(dataset_key: str | None) -> tuple:
@@ -688,6 +674,4 @@ def _on_dataset(dataset_key: str | None) -> tuple:
 
 
 def _now():
-    from eval_platform.registry.schema import utcnow
-
     return utcnow()

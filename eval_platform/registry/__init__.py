@@ -3,12 +3,12 @@
 from eval_platform.registry.database import Registry
 from eval_platform.registry.schema import (
     DagsterRequest,
-    GateOverride,
-    Incident,
     EvalDataset,
     EvalPlanEntry,
     EvalRun,
     GateDecisionRecord,
+    GateOverride,
+    Incident,
     MetricSuite,
     Model,
     PredictionSet,

@@ -67,14 +67,16 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field as dataclass_field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select
 
-from eval_platform.core.errors import EvalPlatformError, InvalidInput, NotFound
+from eval_platform.core.errors import Conflict, EvalPlatformError, InvalidInput, NotFound
 from eval_platform.registry.api_schema import AccessLogEntry, ApiToken
-from eval_platform.registry.schema import EvalDataset, utcnow
+from eval_platform.registry.online_schema import Experiment
+from eval_platform.registry.schema import EvalDataset, MetricSuite, Model, utcnow
 
 TOKEN_PREFIX = "evalp_"
 
@@ -234,7 +236,7 @@ _TOKEN_QUERY = select(*TOKEN_COLUMNS).where(ApiToken.token_hash == bindparam("di
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; the registry writes UTC
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def principal_of(row) -> Principal:
@@ -344,7 +346,6 @@ def require_role(principal: Principal | None, role: str, what: str, field: str |
 
 
 def _name_column(kind: str):
-    from eval_platform.registry.schema import MetricSuite, Model
 
     if kind == DATASET:
         return EvalDataset, EvalDataset.dataset_id, EvalDataset.version
@@ -353,7 +354,6 @@ def _name_column(kind: str):
     if kind == MODEL:
         return Model, Model.name, Model.version
     if kind == EXPERIMENT:
-        from eval_platform.registry.online_schema import Experiment
 
         return Experiment, Experiment.experiment_id, None
     raise ValueError(kind)
@@ -406,7 +406,6 @@ def set_owner(platform, kind: str, name: str, team: str) -> None:
     operator's act (``evalp owners set``), never the API's. A name another team owns is not taken from it."""
     from sqlalchemy import update
 
-    from eval_platform.core.errors import Conflict
 
     team = _check_team(team)
     table, column, _ = _name_column(kind)

@@ -66,7 +66,7 @@ class Registry:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str) -> "Registry":
+    def open(cls, url: str) -> Registry:
         registry = cls(url)
         registry.migrate()
         return registry

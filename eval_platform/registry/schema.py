@@ -9,14 +9,14 @@ runs, so the CLI and the API never wait for the orchestrator and queue time is m
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -227,7 +227,7 @@ def recorded_call_cost(results: dict | None, lineage: dict | None, comparison: d
 
 def _as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands timestamps back naive (they are UTC); new ones are aware."""
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _current_or_cleared(state, name: str):

@@ -73,10 +73,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eval_platform.stats.comparison import interval_result
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import classification as clf
 from eval_platform.metrics.catalog import get_metric
+from eval_platform.stats.comparison import interval_result
 
 SUPPORTED = frozenset(clf.BINARY_SUITE_KEYS)
 _THRESHOLD_METRICS = ("precision", "recall", "f1", "accuracy", "false_positive_rate")

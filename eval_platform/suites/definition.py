@@ -42,12 +42,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.gates.rules import GateRule, parse_rules
 from eval_platform.core.keys import validate_id
-from eval_platform.metrics.base import MetricDefinition
-from eval_platform.metrics.catalog import get_metric
 from eval_platform.core.tasks import PURPOSES, get_task_type
 from eval_platform.core.yamlsafe import check_structure
+from eval_platform.gates.rules import GateRule, parse_rules
+from eval_platform.llm.budget import PriceTable, SuiteBudget
+from eval_platform.llm.judge import JudgeConfig
+from eval_platform.metrics.base import MetricDefinition
+from eval_platform.metrics.catalog import get_metric
+from eval_platform.online.requirements import parse_online_section
 
 _TOP_LEVEL = {"suite_id", "purpose", "task_type", "metrics", "slices", "min_slice_size", "comparison", "gate", "description",
               "llm", "online"}
@@ -215,7 +218,6 @@ def parse_suite(raw: Mapping[str, Any]) -> SuiteDefinition:
     _check_judge_pins(metrics, llm)
     online = raw.get("online")
     if online is not None:
-        from eval_platform.online.requirements import parse_online_section
 
         online = parse_online_section(online).as_json()
     description = raw.get("description", "")
@@ -233,7 +235,6 @@ def _check_judge_pins(metrics: list[SuiteMetric], llm: dict | None) -> None:
     """A metric scored by the suite's judge (``judge_score``: ``llm.judge``; ``judge_preference``:
     ``llm.pairwise_judge``) must pin exactly that judge (when it pins one at all: an unpinned judge metric
     is accepted here and blocks the gate)."""
-    from eval_platform.llm.judge import JudgeConfig
 
     for column, section in (("judge_score", "judge"), ("judge_preference", "pairwise_judge")):
         judged = [m for m in metrics if column in m.definition.required_columns]
@@ -254,7 +255,6 @@ _LLM_KEYS = ("budget", "prices", "concurrency", "judge", "judge_samples", "judge
 
 
 def _check_judge(value, section: str, output: str | None = None) -> None:
-    from eval_platform.llm.judge import JudgeConfig
 
     try:
         config = JudgeConfig.from_dict(value)
@@ -330,7 +330,6 @@ def _check_judge_sample(raw, metrics: list[SuiteMetric]) -> dict:
 
 
 def _check_llm_section(llm, metrics: list[SuiteMetric]) -> dict:
-    from eval_platform.llm.budget import PriceTable, SuiteBudget
 
     if not isinstance(llm, Mapping) or set(llm) - set(_LLM_KEYS):
         raise InvalidInput("llm", f"may only set {', '.join(_LLM_KEYS)}")

@@ -4,9 +4,6 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from eval_platform.registry.database import VERSION_TABLE
-import eval_platform.registry.api_schema
-import eval_platform.registry.llm_schema
-import eval_platform.registry.online_schema
 from eval_platform.registry.schema import Base
 
 config = context.config
