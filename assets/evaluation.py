@@ -39,6 +39,7 @@ from eval_platform.llm.judge import JUDGE_CODE_VERSION
 from eval_platform.metrics.catalog import all_metrics
 from eval_platform.metrics.curves import png_markdown
 from eval_platform.models.files import PREDICTION_CODE_VERSION
+from eval_platform.platform.requests import get_request, mark_done
 from eval_platform.platform.service import SUPERSEDED, EvalPlatform
 from eval_platform.registry import EvalRun
 from resources import EvalPlatformResource
@@ -421,10 +422,10 @@ def promotion(context: dg.AssetExecutionContext, platform: EvalPlatformResource)
     of the offline and the online gate, and refused again here unless both let it through."""
     service = platform.get()
     request_id = context.run.tags.get(PROMOTION_REQUEST_TAG)
-    request = releases.request(service, int(request_id)) if request_id else None
+    request = get_request(service, int(request_id)) if request_id else None
     promoted_by = request.requested_by if request else f"dagster-run:{context.run.run_id}"
     record = releases.promote(service, context.partition_key, promoted_by=promoted_by, reason=request.reason if request else "")
     if request is not None:
-        releases.mark_done(service, request.id, context.run.run_id)
+        mark_done(service, request.id, context.run.run_id)
     return dg.MaterializeResult(metadata={"promoted_by": record.promoted_by, "gate_decision_id": record.gate_decision_id,
                                           "reason": record.reason or "-"})

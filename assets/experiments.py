@@ -8,11 +8,11 @@ import dagster as dg
 from assets.datasets import eval_dataset
 from assets.evaluation import gate_decision
 from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments, model_versions
-from eval_platform.gates import releases
 from eval_platform.online import experiments as online
 from eval_platform.online.analysis import ANALYSIS_CODE_VERSION
 from eval_platform.online.reporting import analysis_markdown, format_stored_analysis, online_gate_markdown
 from eval_platform.online.requirements import NOT_APPLICABLE, NOT_REQUIRED, PASS
+from eval_platform.platform.requests import mark_done
 from resources import EvalPlatformResource
 
 ONLINE_GATE_CODE_VERSION = "1"
@@ -34,7 +34,7 @@ def experiment_analysis(context: dg.AssetExecutionContext, platform: EvalPlatfor
     service = platform.get()
     analysis = online.analyze(service, context.partition_key, dagster_run_id=context.run.run_id)
     for request_id in filter(None, context.run.tags.get(EXPERIMENT_REQUEST_TAG, "").split(",")):
-        releases.mark_done(service, int(request_id), context.run.run_id)
+        mark_done(service, int(request_id), context.run.run_id)
     context.log.info(format_stored_analysis(analysis.result))
     return dg.MaterializeResult(metadata={
         "analysis_id": analysis.id,

@@ -12,6 +12,7 @@ from eval_platform.core.errors import NotFound
 from eval_platform.core.keys import CELL_SEPARATOR, split_cell_name
 from eval_platform.gates import releases
 from eval_platform.governance import incidents
+from eval_platform.platform.requests import pending_requests
 from eval_platform.platform.service import QUEUED, EvalPlatform
 from jobs import release_model_version
 from jobs.checks import CheckReport, report_check_results, report_request
@@ -33,7 +34,7 @@ def promotion_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     service = sensor_platform(context)
     cursor = int(context.cursor or 0)
     requests = []
-    for request in releases.pending_requests(service, releases.PROMOTION, after_id=cursor):
+    for request in pending_requests(service, releases.PROMOTION, after_id=cursor):
         requests.append(dg.RunRequest(run_key=f"promotion:{request.id}", partition_key=request.partitions[0],
                                       tags={PROMOTION_REQUEST_TAG: str(request.id)}))
         cursor = request.id
@@ -55,7 +56,7 @@ def recompute_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     known_datasets = set(instance.get_dynamic_partitions(dataset_versions.name))
     cursor = int(context.cursor or 0)
     requests, new_models, new_datasets = [], [], []
-    for request in releases.pending_requests(service, incidents.BACKFILL, after_id=cursor):
+    for request in pending_requests(service, incidents.BACKFILL, after_id=cursor):
         cursor = request.id
         cells = recompute_cells(service, request.partitions)
         if not cells:

@@ -13,6 +13,7 @@ from eval_platform.governance import incidents
 from eval_platform.online import experiments as ex
 from eval_platform.online.analysis import analyze_experiment
 from eval_platform.online.simulate import simulate_experiment
+from eval_platform.platform.requests import get_request
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest, EvalDataset
 from eval_platform.registry.online_schema import Experiment, ExperimentIngest
@@ -325,7 +326,7 @@ def test_the_sensor_analyses_ingests_and_the_release_job_checks_the_online_gate(
         request = releases.request_promotion(service, "detector@2", requested_by="rita")
         launched = tick(promotion_request_sensor, instance, service).run_requests
         assert execute("release_model_version", instance, service, "detector@2", launched[0].tags).success
-        assert service.promoted_version("detector") == 2 and releases.request(service, request.id).status == "done"
+        assert service.promoted_version("detector") == 2 and get_request(service, request.id).status == "done"
 
 
 @pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)

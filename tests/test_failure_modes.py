@@ -10,6 +10,7 @@ from eval_platform.governance import incidents
 from eval_platform.metrics import classification as clf
 from eval_platform.metrics.base import MetricDefinition, Param
 from eval_platform.metrics.catalog import all_metrics, register_metric
+from eval_platform.platform.requests import get_request
 from eval_platform.platform.service import EvalPlatform
 from jobs.checks import reports_of
 from sensors import eval_request_sensor, gate_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
@@ -203,7 +204,7 @@ def test_overrides_and_promotion_through_the_blocking_check(service, model_files
         assert [r.partition_key for r in launched] == ["detector@1"]
         assert execute("release_model_version", instance, service, "detector@1", launched[0].tags).success
         assert service.promoted_version("detector") == 1
-        assert releases.request(service, request.id).status == "done"
+        assert get_request(service, request.id).status == "done"
         assert tick(promotion_request_sensor, instance, service, cursor=ticked.cursor).run_requests == []
         materialization = instance.get_latest_materialization_event(dg.AssetKey("promotion")).asset_materialization
         assert materialization.metadata["promoted_by"].value == "rita"

@@ -10,6 +10,7 @@ import pytest
 from dagster import DagsterRunStatus
 
 from eval_platform.governance import incidents
+from eval_platform.platform.requests import get_request
 from eval_platform.platform.service import EvalPlatform
 from sensors.launch_state import LAUNCH_TAG
 from tests.daemon_harness import daemon
@@ -206,7 +207,7 @@ def test_promotion_and_incident_sensors_through_the_daemon(service, model_files)
         assert service.gate_decision("detector@1").decision == "pass"
         request = releases.request_promotion(service, "detector@1", requested_by="rita", reason="release 1")
         harness.tick()
-        assert service.promoted_version("detector") == 1 and releases.request(service, request.id).status == "done"
+        assert service.promoted_version("detector") == 1 and get_request(service, request.id).status == "done"
         [release] = harness.run_records(job_name="release_model_version")
         assert release.dagster_run.status == DagsterRunStatus.SUCCESS
 

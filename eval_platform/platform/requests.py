@@ -25,6 +25,6 @@ def mark_done(platform: EvalPlatform, request_id: int, dagster_run_id: str) -> N
         request.status, request.launched_id, request.launched_at = "done", dagster_run_id, utcnow()
 
 
-def request(platform: EvalPlatform, request_id: int) -> DagsterRequest | None:
+def get_request(platform: EvalPlatform, request_id: int) -> DagsterRequest | None:
     with platform.registry.session() as session:
         return session.get(DagsterRequest, request_id)
