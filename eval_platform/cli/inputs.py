@@ -10,7 +10,7 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.core.yamlsafe import DEFAULT_LIMITS, load_yaml
 
 if TYPE_CHECKING:
-    from eval_platform.platform.service import EvalPlatform
+    from eval_platform.platform.service import EvalPlatform  # annotations only: importing it takes seconds
 
 #: The table formats ``read_table`` knows, by file suffix.
 PARQUET_SUFFIXES = (".parquet", ".pq")
