@@ -89,13 +89,13 @@ def step_reference(args) -> dict:
 
 
 def step_register(args) -> dict:
-    from eval_platform.cli import main as cli
+    from eval_platform.cli import inputs as cli
     from eval_platform.platform.service import EvalPlatform
 
     platform = EvalPlatform.open(args.home)
     started = time.perf_counter()
     # what `evalp datasets register --file` hands the platform (before this benchmark: a pandas frame)
-    source = getattr(cli, "_dataset_source", cli._read_table)(args.file)
+    source = getattr(cli, "_dataset_source", cli.read_table)(args.file)
     result = platform.register_dataset("scale", source, task_type="binary_classification",
                                        label_policy="human_reviewed", slice_columns=["segment"])
     seconds = time.perf_counter() - started

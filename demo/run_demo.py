@@ -240,7 +240,8 @@ def show_two_teams(platform, model_file: Path) -> None:
 
 
 def report(platform, model_key: str, title: str) -> None:
-    from eval_platform.cli.main import format_gate, format_run
+    from eval_platform.cli.gates import format_gate
+    from eval_platform.cli.runs import format_run
     from eval_platform.core.records import run_to_dict
 
     print(f"\n=== {title}: {model_key} ===")

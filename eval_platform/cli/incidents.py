@@ -1,0 +1,80 @@
+"""``evalp metrics mark-buggy``, ``evalp datasets invalidate`` and ``evalp recompute``: incidents and their repair.
+
+Marking a metric version buggy freezes the gates that used it; invalidating a dataset version makes its runs
+invalid; ``recompute`` queues the runs either touched and asks Dagster for a backfill of their eval cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from eval_platform.cli.arguments import CommandGroups, current_user
+from eval_platform.cli.inputs import open_platform
+from eval_platform.cli.output import print_json, print_table
+
+#: The columns of the affected runs' table.
+RUN_COLUMNS = ["run_id", "model", "dataset", "suite", "status"]
+
+
+def cmd_mark_buggy(args: argparse.Namespace) -> None:
+    from eval_platform.governance.incidents import mark_metric_buggy  # keeps evalp --help fast
+
+    impact = mark_metric_buggy(open_platform(args), args.metric, reason=args.reason, reported_by=args.by)
+    _report_impact(args, impact, f"metric {impact.incident.target} marked buggy: gates that used it are frozen")
+
+
+def cmd_invalidate(args: argparse.Namespace) -> None:
+    from eval_platform.governance.incidents import invalidate_dataset  # keeps evalp --help fast
+
+    impact = invalidate_dataset(open_platform(args), args.dataset, reason=args.reason, reported_by=args.by)
+    _report_impact(args, impact, f"dataset {impact.incident.target} marked contaminated and deprecated; its runs are invalid")
+
+
+def _report_impact(args: argparse.Namespace, impact: Any, what: str) -> None:
+    """The incident and the runs it affected: JSON, or ``what`` happened, the count of runs and models, and the runs."""
+    from eval_platform.core.records import run_to_dict, to_dict  # keeps evalp --help fast
+
+    runs = [run_to_dict(r) for r in impact.runs]
+    if args.json:
+        print_json(to_dict(impact.incident) | {"runs": runs})
+        return
+    print(f"{what}; affected runs: {len(impact.runs)}, model versions: {', '.join(impact.models) or 'none'}")
+    print_table(runs, RUN_COLUMNS)
+
+
+def cmd_recompute(args: argparse.Namespace) -> None:
+    from eval_platform.core.records import run_to_dict, to_dict  # keeps evalp --help fast
+    from eval_platform.governance.incidents import request_recompute  # keeps evalp --help fast
+
+    queued, request = request_recompute(open_platform(args), args.affected_by, requested_by=args.by, reason=args.reason)
+    runs = [run_to_dict(r) for r in queued]
+    if args.json:
+        print_json({"queued_runs": runs, "backfill_request": to_dict(request) if request else None})
+        return
+    if request is None:
+        print("nothing to recompute")
+        return
+    print(f"queued {len(queued)} run(s); the recompute sensor launches a Dagster backfill of the eval cells "
+          f"(dataset|model) {', '.join(request.partitions)}")
+    print_table(runs, RUN_COLUMNS)
+
+
+def add_commands(groups: CommandGroups) -> None:
+    sub = groups.add_to_group("datasets", "invalidate", help="mark a dataset version contaminated")
+    sub.add_argument("dataset", help="DATASET_ID@VERSION")
+    sub.add_argument("--reason", required=True)
+    sub.add_argument("--by", default=current_user(), help="who reports it (default: $USER)")
+    sub.set_defaults(func=cmd_invalidate)
+
+    sub = groups.add_to_group("metrics", "mark-buggy", help="freeze every gate that used a metric version")
+    sub.add_argument("metric", help="NAME@VERSION")
+    sub.add_argument("--reason", required=True)
+    sub.add_argument("--by", default=current_user(), help="who reports it (default: $USER)")
+    sub.set_defaults(func=cmd_mark_buggy)
+
+    sub = groups.add_command("recompute", help="recompute the runs a buggy metric or contaminated dataset touched")
+    sub.add_argument("--affected-by", required=True, help="NAME@VERSION of a buggy metric, or DATASET_ID@VERSION")
+    sub.add_argument("--reason", default="")
+    sub.add_argument("--by", default=current_user(), help="who asks (default: $USER)")
+    sub.set_defaults(func=cmd_recompute)

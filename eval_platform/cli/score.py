@@ -1,0 +1,136 @@
+"""``evalp score``: score files directly, registering nothing (classification, generation, ranking with trec_eval's
+measures, off-policy estimates, interleaving preferences and inter-rater agreement)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from eval_platform.cli.arguments import CommandGroups
+from eval_platform.cli.inputs import read_table
+from eval_platform.cli.output import format_value, print_json, print_table
+
+
+def cmd_classification(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import scoring  # keeps evalp --help fast
+
+    _print_metric_values(args, scoring.score_classification(read_table(args.data, "--data"), args.label, args.score, args.metric))
+
+
+def cmd_generation(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import scoring  # keeps evalp --help fast
+
+    _print_metric_values(args, scoring.score_generation(read_table(args.data, "--data"), args.prediction, args.reference, args.metric))
+
+
+def _print_metric_values(args: argparse.Namespace, results: dict[str, float]) -> None:
+    """One line per metric over the whole file, in trec_eval's layout (measure, ``all``, value)."""
+    if args.json:
+        print_json(results)
+        return
+    for name, value in results.items():
+        print(f"{name:<24}{'all':<12}{format_value(value)}")
+
+
+def cmd_ranking(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import trec  # keeps evalp --help fast
+
+    qrels, run = trec.read_qrels(args.qrels), trec.read_run(args.run)
+    scored = trec.score_ranking(qrels, run, args.metric, per_query=args.per_query)
+    if args.json:
+        print_json(scored)
+        return
+    # trec_eval's layout: measure, query (or "all"), value
+    for name, per_query in (scored.get("per_query") or {}).items():
+        for query, value in per_query.items():
+            print(f"{name:<24}{query:<12}{value:.4f}")
+    print(f"{'num_q':<24}{'all':<12}{scored['num_queries']}")
+    for name, value in scored["mean"].items():
+        print(f"{name:<24}{'all':<12}{format_value(value)}")
+
+
+def cmd_counterfactual(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import scoring  # keeps evalp --help fast
+
+    estimates = scoring.score_counterfactual(
+        read_table(args.data, "--data"), args.reward, args.propensity, args.target_probability,
+        args.reward_model_logged, args.reward_model_target, args.confidence)
+    _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "std_error", "ess", "n", "max_weight"))
+
+
+def cmd_interleaving(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import scoring  # keeps evalp --help fast
+
+    outcome = scoring.score_interleaving(read_table(args.data, "--data"), args.query, args.team, args.clicked, args.confidence)
+    _print_estimates(args, {"A_vs_B": outcome}, ("wins", "losses", "ties", "n_queries", "preference", "win_rate",
+                                                 "win_rate_ci_low", "win_rate_ci_high", "p_value"))
+
+
+def cmd_agreement(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import scoring  # keeps evalp --help fast
+
+    estimates = scoring.score_agreement(read_table(args.data, "--data"), args.rater, args.level, args.judge,
+                                        args.confidence, args.resamples, args.seed)
+    _print_estimates(args, estimates, ("value", "ci_low", "ci_high", "n_units", "n_raters"))
+
+
+def _print_estimates(args: argparse.Namespace, estimates: dict[str, dict], columns: Sequence[str]) -> None:
+    """One row per estimator (JSON: one object per estimator)."""
+    if args.json:
+        print_json(estimates)
+        return
+    print_table([{"estimator": name, **row} for name, row in estimates.items()], ("estimator", *columns))
+
+
+def add_commands(groups: CommandGroups) -> None:
+    groups.add_group("score", help="score files directly, registering nothing", dest="kind")
+    sub = groups.add_to_group("score", "classification", help="CSV or Parquet with label and score columns")
+    sub.add_argument("--data", required=True)
+    sub.add_argument("--label", required=True)
+    sub.add_argument("--score", required=True)
+    sub.add_argument("--metric", action="append", required=True, help="roc_auc, average_precision, f1@0.5, log_loss...")
+    sub.set_defaults(func=cmd_classification)
+
+    sub = groups.add_to_group("score", "generation", help="CSV, Parquet or JSONL with prediction and reference")
+    sub.add_argument("--data", required=True)
+    sub.add_argument("--prediction", required=True)
+    sub.add_argument("--reference", required=True)
+    sub.add_argument("--metric", action="append", required=True, help="bleu, chrf, rouge1, rougeL, exact_match, token_f1...")
+    sub.set_defaults(func=cmd_generation)
+
+    sub = groups.add_to_group("score", "ranking", help="TREC qrels and run files, trec_eval's measure names")
+    sub.add_argument("--qrels", required=True)
+    sub.add_argument("--run", required=True)
+    sub.add_argument("--metric", action="append", required=True, help="map, recip_rank, ndcg_cut_10, P_10, recall_100...")
+    sub.add_argument("--per-query", action="store_true")
+    sub.set_defaults(func=cmd_ranking)
+
+    sub = groups.add_to_group("score", "counterfactual", help="off-policy value (IPS, SNIPS, DR) of a new policy from a logged bandit file")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL, one logged round per row")
+    sub.add_argument("--reward", required=True, help="column of logged rewards")
+    sub.add_argument("--propensity", required=True, help="column of the logging policy's probability of the logged action")
+    sub.add_argument("--target-probability", required=True, help="column of the new policy's probability of that action")
+    sub.add_argument("--reward-model-logged", help="column of the reward model's prediction for the logged action (DR)")
+    sub.add_argument("--reward-model-target", help="column of the reward model's expectation under the new policy (DR)")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.set_defaults(func=cmd_counterfactual)
+
+    sub = groups.add_to_group("score", "interleaving",
+                              help="team-draft interleaving preference (A over B) from a click log, one row per shown item")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL")
+    sub.add_argument("--query", default="query_id", help="column of the impression (query) id")
+    sub.add_argument("--team", default="team", help="column of the item's team, A or B")
+    sub.add_argument("--clicked", default="clicked", help="column: 1 or true when the item was clicked")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.set_defaults(func=cmd_interleaving)
+
+    sub = groups.add_to_group("score", "agreement",
+                              help="inter-rater agreement of a ratings file (one row per unit, one column per rater)")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL; an empty cell is a missing rating")
+    sub.add_argument("--rater", action="append", required=True, help="a rater's column (repeat, at least two)")
+    sub.add_argument("--level", default="nominal", choices=("nominal", "ordinal", "interval", "ratio"))
+    sub.add_argument("--judge", help="a model-as-judge's column: alpha with it as one more rater")
+    sub.add_argument("--confidence", type=float, default=0.95)
+    sub.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the units")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.set_defaults(func=cmd_agreement)
