@@ -2,9 +2,9 @@
 
 :class:`SuiteConfig` accepts and refuses exactly what the platform always did, with the same field paths and
 wording (``metrics[1].metric``, ``gate.rules[0].slice``, ``llm.judge_sample.strata.bins``...):
-:meth:`SuiteConfig.from_raw` reports the first of pydantic's errors as :class:`InvalidInput`. Each section stops
-at its first problem and the sections are declared in the order they are checked, so with several problems
-the one reported is still the first one met, as before.
+:meth:`SuiteConfig.from_raw` reports the first of pydantic's errors as :class:`InvalidInput`. Fields are declared
+(and so validated) in the order the checks were always made, and a field's validator raises its first
+problem only, so with several problems the one reported is still the first one met, as before.
 
 A check that needs an earlier section (a metric applies to the suite's task type, a gate rule names one of
 the suite's metrics, a judge sample is stratified by one of them) reads the fields validated so far, which
