@@ -42,7 +42,7 @@ from eval_platform.registry import (
 from eval_platform.registry import access as acl
 from eval_platform.registry.access import Principal
 from eval_platform.registry.schema import utcnow
-from eval_platform.suites.definition import SuiteDefinition, parse_suite
+from eval_platform.suites.definition import SuiteDefinition, parse_suite, stored_suite_definition
 
 #: every attempt of one (model, dataset, suite) evaluation, newest first; built once, as building it costs more
 #: than running it (``POST /v1/eval-runs`` runs it on every new request)
@@ -259,7 +259,8 @@ class EvalPlatform:
 
     @staticmethod
     def suite_definition(record: MetricSuite) -> SuiteDefinition:
-        return parse_suite(record.metric_defs)
+        """The parsed definition of a suite version, parsed once per version (and content hash) and shared."""
+        return stored_suite_definition(record.key, record.definition_hash, record.metric_defs)
 
     # models -------------------------------------------------------------------------------------------
     def register_model(
