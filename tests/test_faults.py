@@ -34,8 +34,9 @@ from eval_platform.llm import (
     generate_predictions,
 )
 from eval_platform.llm.calls import calls_failure
-from eval_platform.llm.client import CandidateSpec, CircuitBreaker
+from eval_platform.llm.client import CircuitBreaker
 from eval_platform.llm.server import FaultPlan, LocalLLMServer, qa_dataset
+from eval_platform.llm.specs import CandidateSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,8 @@ What the runner calls::
     # judged.report and candidate_report (calls, cache hits, tokens, cost, retries, errors, budget_exceeded)
 
 The package exports what a run needs (above, plus the specifications, prices, caches and the client); the
-rest is in its modules: ``client`` (endpoints, decoding, prompts, the retrying client and its circuit breaker),
+rest is in its modules: ``specs`` (endpoints, decoding, prompts, candidates), ``client`` (the retrying client
+and its circuit breaker),
 ``calls`` (the engine that makes cached, budgeted, concurrent calls), ``generate`` (the entry points above),
 ``judge`` (pinned judges, verdicts, sampling), ``budget`` (token counts, prices, budgets, stratified estimates),
 ``cache`` (the content-addressed call cache). The local OpenAI-compatible server for demos and tests is
@@ -25,9 +26,10 @@ rest is in its modules: ``client`` (endpoints, decoding, prompts, the retrying c
 from eval_platform.llm.budget import BudgetExceeded, Limits, Price, PriceTable, SuiteBudget
 from eval_platform.llm.cache import LLMCache, MemoryCache
 from eval_platform.llm.calls import CallReport, LLMCallsFailed
-from eval_platform.llm.client import CandidateSpec, Decoding, Endpoint, LLMClient, PromptTemplate, RetryPolicy
+from eval_platform.llm.client import LLMClient, RetryPolicy
 from eval_platform.llm.generate import check_run_budget, estimate_run, generate_predictions, judge_predictions
 from eval_platform.llm.judge import JudgeConfig, JudgeResult, SamplingPlan, default_judge
+from eval_platform.llm.specs import CandidateSpec, Decoding, Endpoint, PromptTemplate
 
 __all__ = [
     "BudgetExceeded", "CallReport", "CandidateSpec", "Decoding", "Endpoint", "JudgeConfig", "JudgeResult", "LLMCache",

@@ -32,7 +32,8 @@ import numpy as np
 from eval_platform.core.errors import EvalPlatformError, InvalidInput
 from eval_platform.llm.budget import BudgetTracker, CallCost, Limits, PriceTable, count_message_tokens
 from eval_platform.llm.cache import CachedCall, CallCache, call_key
-from eval_platform.llm.client import CIRCUIT_OPEN, CallResult, Decoding, Endpoint, LLMClient, RetryPolicy
+from eval_platform.llm.client import CIRCUIT_OPEN, CallResult, LLMClient, RetryPolicy
+from eval_platform.llm.specs import Decoding, Endpoint
 
 #: Call statuses: ``ok`` (an answer, fresh or cached), ``error`` (the call failed after its retries),
 #: ``skipped_budget`` (not sent: the budget stopped the run), ``cancelled`` (not sent: the run was stopped).

@@ -41,9 +41,10 @@ from eval_platform.llm.calls import (
     execute_calls,
     make_request,
 )
-from eval_platform.llm.client import CandidateSpec, LLMClient, RetryPolicy
+from eval_platform.llm.client import LLMClient, RetryPolicy
 from eval_platform.llm.judge import JudgeConfig, JudgeResult, SamplingPlan, judge_pairwise, verdict_requests
 from eval_platform.llm.judge import judge as judge_examples  # the parameter ``judge`` (a judge config) shadows the name
+from eval_platform.llm.specs import CandidateSpec
 
 
 def candidate_request(candidate: CandidateSpec, values: Mapping[str, Any]) -> CallRequest:

@@ -56,7 +56,8 @@ from eval_platform.llm.calls import (
     execute_calls,
     make_request,
 )
-from eval_platform.llm.client import Decoding, Endpoint, LLMClient, PromptTemplate, RetryPolicy
+from eval_platform.llm.client import LLMClient, RetryPolicy
+from eval_platform.llm.specs import Decoding, Endpoint, PromptTemplate
 
 OUTPUT_KINDS = ("score", "pass_fail", "pairwise")
 #: Example statuses of a judged result (besides the candidate's ``skipped_budget``/``cancelled``).
