@@ -47,16 +47,17 @@ from eval_platform.llm.judge import judge as judge_examples  # the parameter ``j
 from eval_platform.llm.specs import CandidateSpec
 
 
+# candidates -----------------------------------------------------------------------------------------------
+
+
 def candidate_request(candidate: CandidateSpec, values: Mapping[str, Any]) -> CallRequest:
     """The call that answers one example (``values``: the example's columns)."""
     return make_request("candidate", candidate.endpoint, candidate.model, candidate.model_version, candidate.prompt.id,
                         candidate.prompt.version, candidate.prompt.render(values), candidate.decoding)
 
 
-# candidates -----------------------------------------------------------------------------------------------
-
-
 def example_rows(examples: pd.DataFrame, id_column: str) -> list[dict]:
+    """The examples as row dicts, in order; refuses a non-frame, a missing or duplicated id, or no rows."""
     if not isinstance(examples, pd.DataFrame):
         raise InvalidInput("examples", "must be a pandas DataFrame")
     if id_column not in examples.columns:
