@@ -46,7 +46,6 @@ from eval_platform.llm.judge import JudgeConfig, JudgeResult, SamplingPlan, judg
 from eval_platform.llm.judge import judge as judge_examples  # the parameter ``judge`` (a judge config) shadows the name
 from eval_platform.llm.specs import CandidateSpec
 
-
 # candidates -----------------------------------------------------------------------------------------------
 
 
