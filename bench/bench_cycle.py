@@ -276,7 +276,7 @@ def run_ours(rows: int, frame: pd.DataFrame, models, idle_seconds: float, code_s
     instance = DagsterInstance.get()
     platform = EvalPlatform.open(home)
     files = {}
-    for name, model in zip(("baseline", "candidate"), models):
+    for name, model in zip(("baseline", "candidate"), models, strict=True):
         files[name] = home / "models" / f"{name}.skops"
         files[name].parent.mkdir(parents=True, exist_ok=True)
         skops.io.dump(model, files[name])
@@ -284,8 +284,8 @@ def run_ours(rows: int, frame: pd.DataFrame, models, idle_seconds: float, code_s
     result: dict = {"rows": rows, "code_server": code_server}
     try:
         daemon.start()
-        wall, cpu = time.perf_counter(), time.process_time()
-        dataset = platform.register_dataset(DATASET_ID, frame, task_type="binary_classification", label_policy="human_reviewed",
+        wall = time.perf_counter()
+        platform.register_dataset(DATASET_ID, frame, task_type="binary_classification", label_policy="human_reviewed",
                                             slice_columns=["segment"], feature_columns=[f"f{i}" for i in range(N_FEATURES)])
         suite = platform.register_suite(json.loads(json.dumps(SUITE)))
         result["dataset_register_s"] = time.perf_counter() - wall
@@ -400,7 +400,7 @@ def run_mlflow(rows: int) -> dict | None:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, __file__, "--mlflow-child", str(rows)], capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("MLFLOW_RESULT ")), None)
+    line = next((text for text in done.stdout.splitlines() if text.startswith("MLFLOW_RESULT ")), None)
     if line is None:
         print(f"  MLflow path failed:\n{done.stderr[-2000:]}")
         return None

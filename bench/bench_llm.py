@@ -87,8 +87,8 @@ def main(argv=None) -> int:
             registry = Registry.open(f"sqlite:///{home}/registry.db")
             cache = LLMCache(registry)
             endpoint = Endpoint("bench-local", base_url)
-            candidate = CandidateSpec(endpoint, "kb-qa-v2", "1",
-                                      PromptTemplate("bench-qa", "1", "Answer with only the answer.\nQuestion: {prompt}\nAnswer:"), Decoding(max_tokens=16))
+            prompt = PromptTemplate("bench-qa", "1", "Answer with only the answer.\nQuestion: {prompt}\nAnswer:")
+            candidate = CandidateSpec(endpoint, "kb-qa-v2", "1", prompt, Decoding(max_tokens=16))
             judge = default_judge(endpoint, "rule-judge-1")
             prices = PriceTable({"kb-qa-v2": Price(0.15, 0.6), "rule-judge-1": Price(2.5, 10.0)})
             # one client per endpoint for the process (as a runner holds it): its connection pool serves both phases

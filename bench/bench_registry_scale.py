@@ -86,52 +86,64 @@ def fill(engine, runs: int, names: int = 100, versions: int = 100, days: float =
         n_models = names * versions
         run_rows, run_decisions = [], []
         for i in range(first_run, first_run + runs):
-            model = models[i % n_models]
-            # each model version's runs cycle through the combinations from a different start, so the
-            # datasets (the hidden one too) interleave in request order; unique per (version, combo, attempt)
-            dataset_id, dataset_version, suite_id, suite_version = combos[(i // n_models + i % n_models) % len(combos)]
-            # request times in run order (with jitter), so the last runs are the recent ones
-            requested = now - timedelta(seconds=(1 - (i - first_run + rng.random()) / runs) * days * 86400)
-            recent = i - first_run >= runs - max(1, runs // 200)  # the last 0.5% requested: still queued or running
-            status = (rng.choice(("queued", "running")) if recent else
-                      rng.choices(("succeeded", "failed", "superseded"), (93, 4, 3))[0])
-            started = requested + timedelta(seconds=rng.expovariate(1 / 30)) if status != "queued" else None
-            finished = started + timedelta(seconds=rng.uniform(5, 60)) if status in ("succeeded", "failed", "superseded") else None
-            llm = rng.random() < 0.2
-            stale = f"run-{i - 1:08d}" if status == "succeeded" and rng.random() < 0.01 else None
-            results = None
-            if status in ("succeeded", "superseded"):
-                results = {"metrics": {"roc_auc": rng.random(), "accuracy": rng.random()},
-                           "n_examples": {"roc_auc": 1000, "accuracy": 1000},
-                           "slices": [{"metric": "roc_auc", "slice": f"region={r}", "value": rng.random(), "n_examples": 250,
-                                       "flagged": False} for r in "abcd"],
-                           "artifacts": {"roc_curve": "sha256:" + "0" * 64, "pr_curve": "sha256:" + "1" * 64}}
-            comparison = None
-            if status == "succeeded":
-                comparison = {"baseline_state": "stale" if stale else "ok", "baseline_model": f"{model['name']}@1",
-                              "metrics": {"roc_auc": {"candidate": 0.9, "baseline": 0.89, "delta": 0.01, "ci_low": -0.01, "ci_high": 0.03}},
-                              "slices": {}, "regressions": {}}
-                if stale:
-                    comparison["stale_baseline_run_id"] = stale
-            run_id = f"run-{i:08d}"
-            run_rows.append({
-                "run_id": run_id, "model_name": model["name"], "model_version": model["version"],
-                "dataset_id": dataset_id, "dataset_version": dataset_version, "suite_id": suite_id, "suite_version": suite_version,
-                "attempt": 1 + i // (n_models * len(combos)), "status": status, "trigger": "registration",
-                "results": results, "comparison": comparison, "lineage": {"code": {"platform": "bench"}},
-                "metric_seconds": rng.uniform(0.01, 5) if results else None,
-                "cost": (round(rng.uniform(0.01, 0.1), 6) if llm else 0.0) if status in ("succeeded", "failed") else None,
-                "stale_baseline_run_id": stale, "queue_seconds": (started - requested).total_seconds() if started else None,
-                "requested_at": requested, "started_at": started, "finished_at": finished})
-            if status == "succeeded":
-                run_decisions.append({"scope": "run", "model_name": model["name"], "model_version": model["version"],
-                                      "eval_run_id": run_id, "decision": "pass", "reasons": [{"rule": "roc_auc", "outcome": "pass"}],
-                                      "superseded": False, "decided_at": finished})
+            run_row, decision = _run_rows(rng, i, first_run, runs, now, days, models, combos)
+            run_rows.append(run_row)
+            if decision is not None:
+                run_decisions.append(decision)
         for part in chunks(run_rows):
             connection.execute(insert(EvalRun), part)
         for part in chunks(run_decisions):
             connection.execute(insert(GateDecisionRecord), part)
     return {"models": n_models, "runs": runs, "datasets": len(datasets), "suites": len(suites)}
+
+
+def _run_rows(rng: random.Random, i: int, first_run: int, runs: int, now: datetime, days: float, models: list[dict],
+              combos: list[tuple]) -> tuple[dict, dict | None]:
+    """Run ``i``'s row and, when it succeeded, its gate decision's row (the draws from ``rng`` in a fixed order)."""
+    n_models = len(models)
+    model = models[i % n_models]
+    # each model version's runs cycle through the combinations from a different start, so the
+    # datasets (the hidden one too) interleave in request order; unique per (version, combo, attempt)
+    dataset_id, dataset_version, suite_id, suite_version = combos[(i // n_models + i % n_models) % len(combos)]
+    # request times in run order (with jitter), so the last runs are the recent ones
+    requested = now - timedelta(seconds=(1 - (i - first_run + rng.random()) / runs) * days * 86400)
+    recent = i - first_run >= runs - max(1, runs // 200)  # the last 0.5% requested: still queued or running
+    status = (rng.choice(("queued", "running")) if recent else
+              rng.choices(("succeeded", "failed", "superseded"), (93, 4, 3))[0])
+    started = requested + timedelta(seconds=rng.expovariate(1 / 30)) if status != "queued" else None
+    finished = started + timedelta(seconds=rng.uniform(5, 60)) if status in ("succeeded", "failed", "superseded") else None
+    llm = rng.random() < 0.2
+    stale = f"run-{i - 1:08d}" if status == "succeeded" and rng.random() < 0.01 else None
+    results = None
+    if status in ("succeeded", "superseded"):
+        results = {"metrics": {"roc_auc": rng.random(), "accuracy": rng.random()},
+                   "n_examples": {"roc_auc": 1000, "accuracy": 1000},
+                   "slices": [{"metric": "roc_auc", "slice": f"region={r}", "value": rng.random(), "n_examples": 250,
+                               "flagged": False} for r in "abcd"],
+                   "artifacts": {"roc_curve": "sha256:" + "0" * 64, "pr_curve": "sha256:" + "1" * 64}}
+    comparison = None
+    if status == "succeeded":
+        comparison = {"baseline_state": "stale" if stale else "ok", "baseline_model": f"{model['name']}@1",
+                      "metrics": {"roc_auc": {"candidate": 0.9, "baseline": 0.89, "delta": 0.01, "ci_low": -0.01, "ci_high": 0.03}},
+                      "slices": {}, "regressions": {}}
+        if stale:
+            comparison["stale_baseline_run_id"] = stale
+    run_id = f"run-{i:08d}"
+    run_row = {
+        "run_id": run_id, "model_name": model["name"], "model_version": model["version"],
+        "dataset_id": dataset_id, "dataset_version": dataset_version, "suite_id": suite_id, "suite_version": suite_version,
+        "attempt": 1 + i // (n_models * len(combos)), "status": status, "trigger": "registration",
+        "results": results, "comparison": comparison, "lineage": {"code": {"platform": "bench"}},
+        "metric_seconds": rng.uniform(0.01, 5) if results else None,
+        "cost": (round(rng.uniform(0.01, 0.1), 6) if llm else 0.0) if status in ("succeeded", "failed") else None,
+        "stale_baseline_run_id": stale, "queue_seconds": (started - requested).total_seconds() if started else None,
+        "requested_at": requested, "started_at": started, "finished_at": finished}
+    decision = None
+    if status == "succeeded":
+        decision = {"scope": "run", "model_name": model["name"], "model_version": model["version"],
+                              "eval_run_id": run_id, "decision": "pass", "reasons": [{"rule": "roc_auc", "outcome": "pass"}],
+                              "superseded": False, "decided_at": finished}
+    return run_row, decision
 
 
 def _fill_catalog(connection, rng, now, days, datasets, suites, schema, models, names, versions, chunks) -> None:
@@ -226,9 +238,46 @@ def verdict(ms: float, goal: float) -> str:
     return f"{'meets' if ms < goal else 'MISSES'} the {goal:.0f} ms goal"
 
 
+def _evalp_status(cli_api, home: Path, db_url: str) -> None:
+    """``evalp status`` against ``db_url`` (its output discarded), the environment restored after."""
+    previous = os.environ.get("EVAL_PLATFORM_DB_URL")
+    os.environ["EVAL_PLATFORM_DB_URL"] = db_url
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli_api.main(["status", "--home", str(home)]) == 0
+    finally:
+        if previous is None:
+            os.environ.pop("EVAL_PLATFORM_DB_URL", None)
+        else:
+            os.environ["EVAL_PLATFORM_DB_URL"] = previous
+
+
+def _get_ok(client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+
+
+def _request_every_run_in_the_window(platform) -> None:
+    """Move every run's request time into the last 7 days (shuffled), the worst case of the 7-day scrape."""
+    from sqlalchemy import select, update
+
+    from eval_platform.registry import EvalRun
+
+    with platform.registry.engine.begin() as connection:
+        now = datetime.now(UTC)
+        ids = [r for (r,) in connection.execute(select(EvalRun.run_id))]
+        random.Random(1).shuffle(ids)
+        for start in range(0, len(ids), 5000):
+            part = ids[start:start + 5000]
+            offset = timedelta(seconds=start / max(len(ids), 1) * 6.9 * 86400)
+            connection.execute(update(EvalRun).where(EvalRun.run_id.in_(part)).values(
+                requested_at=now - offset - timedelta(seconds=120), started_at=now - offset - timedelta(seconds=90),
+                finished_at=now - offset - timedelta(seconds=30), queue_seconds=30.0))
+
+
 def measure(db: str, runs: int, args) -> dict:
     from fastapi.testclient import TestClient
-    from sqlalchemy import func, select, update
+    from sqlalchemy import func, select
 
     from eval_platform.api import create_app
     from eval_platform.cli import api as cli_api
@@ -258,22 +307,10 @@ def measure(db: str, runs: int, args) -> dict:
                 return render_prometheus(collect(platform))
 
             def status():
-                previous = os.environ.get("EVAL_PLATFORM_DB_URL")
-                os.environ["EVAL_PLATFORM_DB_URL"] = db_url
-                try:
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        assert cli_api.main(["status", "--home", str(home)]) == 0
-                finally:
-                    if previous is None:
-                        os.environ.pop("EVAL_PLATFORM_DB_URL", None)
-                    else:
-                        os.environ["EVAL_PLATFORM_DB_URL"] = previous
+                _evalp_status(cli_api, home, db_url)
 
             def get(path):
-                def call():
-                    response = client.get(path)
-                    assert response.status_code == 200, (path, response.status_code, response.text[:300])
-                return call
+                return lambda: _get_ok(client, path)
 
             def count_runs():
                 with platform.registry.session() as session:
@@ -292,17 +329,7 @@ def measure(db: str, runs: int, args) -> dict:
                 out["ref_scrape_ms"] = once(lambda: collect_before_0006(platform))
                 if args.reference_models and runs == min(args.runs):  # the model versions are the same at every N
                     out["ref_models_ms"] = once(lambda: list_models_before_0006(platform))
-            # the worst case: every run requested in the 7-day window
-            with platform.registry.engine.begin() as connection:
-                now = datetime.now(UTC)
-                ids = [r for (r,) in connection.execute(select(EvalRun.run_id))]
-                random.Random(1).shuffle(ids)
-                for start in range(0, len(ids), 5000):
-                    part = ids[start:start + 5000]
-                    offset = timedelta(seconds=start / max(len(ids), 1) * 6.9 * 86400)
-                    connection.execute(update(EvalRun).where(EvalRun.run_id.in_(part)).values(
-                        requested_at=now - offset - timedelta(seconds=120), started_at=now - offset - timedelta(seconds=90),
-                        finished_at=now - offset - timedelta(seconds=30), queue_seconds=30.0))
+            _request_every_run_in_the_window(platform)  # the worst case for the scrape
             settle(platform.registry.engine)
             out["scrape_all_in_window_ms"] = timed(scrape, args.repeat)
             client.__exit__(None, None, None)

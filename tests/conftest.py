@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the demo's data helpers and the Dagster modules, from any working directory
+sys.path.insert(0, str(ROOT))  # the Dagster modules and the tests package (shared helpers), from any working directory
 
 PG_ADMIN_URL = os.environ.get("EVAL_PLATFORM_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 PG_REQUIRED = os.environ.get("EVAL_PLATFORM_REQUIRE_POSTGRES") == "1"
@@ -79,14 +79,14 @@ def platform(tmp_path, db_url):
 @pytest.fixture(scope="session")
 def breast_cancer():
     """(x_train, y_train, eval dataset) from the demo's split of scikit-learn's bundled data."""
-    from demo.run_demo import breast_cancer_split
+    from eval_platform.datasets.breast_cancer import breast_cancer_split
 
     return breast_cancer_split()
 
 
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory, breast_cancer):
-    from demo.run_demo import train_models
+    from eval_platform.datasets.breast_cancer import train_models
 
     x_train, y_train, _ = breast_cancer
     return train_models(tmp_path_factory.mktemp("models"), x_train, y_train)

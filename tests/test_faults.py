@@ -24,7 +24,6 @@ from eval_platform.core.failures import (
     redact_url,
 )
 from eval_platform.llm import (
-    CircuitBreaker,
     Decoding,
     Endpoint,
     LLMClient,
@@ -32,11 +31,12 @@ from eval_platform.llm import (
     PriceTable,
     PromptTemplate,
     RetryPolicy,
-    calls_failure,
     generate_predictions,
 )
-from eval_platform.llm.client import CandidateSpec
+from eval_platform.llm.calls import calls_failure
+from eval_platform.llm.client import CircuitBreaker
 from eval_platform.llm.server import FaultPlan, LocalLLMServer, qa_dataset
+from eval_platform.llm.specs import CandidateSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

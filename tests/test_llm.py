@@ -33,11 +33,9 @@ from eval_platform.llm import (
     estimate_run,
     generate_predictions,
     judge_predictions,
-    parse_verdict,
-    strata_from_metric,
-    stratified_sample,
 )
-from eval_platform.llm.judge import JudgeParseError, judge_pairwise
+from eval_platform.llm.budget import strata_from_metric, stratified_sample
+from eval_platform.llm.judge import JudgeParseError, judge_pairwise, parse_verdict
 from eval_platform.llm.server import (
     DEFAULT_CANDIDATES,
     FaultPlan,

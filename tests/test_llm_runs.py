@@ -227,7 +227,8 @@ def test_judge_sampling_and_pairwise_config_errors_name_the_field(service):
 def test_a_suite_judges_a_stratified_sample_and_gates_on_the_estimate(service_on_each_db, server, tmp_path):
     service = service_on_each_db
     from eval_platform.llm.cache import MemoryCache
-    from eval_platform.llm.judge import JudgeConfig, judge_predictions
+    from eval_platform.llm.generate import judge_predictions
+    from eval_platform.llm.judge import JudgeConfig
 
     local, _ = server
     frame = register_full_qa(service)

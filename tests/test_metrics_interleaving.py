@@ -53,7 +53,7 @@ def test_length_limit_and_team_balance():
             assert abs(counts["A"] - counts["B"]) <= 1
         # each team's items appear in its own ranker's order
         for team, ranking in (("A", a), ("B", b)):
-            mine = [i for i, t in zip(shown.items, shown.teams) if t == team]
+            mine = [i for i, t in zip(shown.items, shown.teams, strict=True) if t == team]
             assert mine == sorted(mine, key=ranking.index)
 
 
@@ -109,13 +109,13 @@ def _simulate(n_queries: int, noise_a: float, noise_b: float, rng: np.random.Gen
     """Users who examine position k with probability 1/(k+1) and click an examined item with
     probability 0.1 + 0.8 * relevance; rankers sort by relevance plus Gaussian noise."""
     outcomes = []
-    for q in range(n_queries):
+    for _ in range(n_queries):
         relevance = rng.random(30)
         a = list(np.argsort(-(relevance + rng.normal(scale=noise_a, size=30))))
         b = list(np.argsort(-(relevance + rng.normal(scale=noise_b, size=30))))
         shown = team_draft_interleave(a, b, length=length, seed=rng)
         clicks = {"A": 0, "B": 0}
-        for position, (item, team) in enumerate(zip(shown.items, shown.teams)):
+        for position, (item, team) in enumerate(zip(shown.items, shown.teams, strict=True)):
             if rng.random() < 1 / (position + 1) and rng.random() < 0.1 + 0.8 * relevance[item]:
                 clicks[team] += 1
         outcomes.append(int(np.sign(clicks["A"] - clicks["B"])))
@@ -169,7 +169,7 @@ def test_evalp_score_interleaving(tmp_path, capsys):
     from eval_platform.cli import main as cli
 
     path = tmp_path / "clicks.parquet"
-    rows = [("q%d" % i, team, 1 if team == "A" else 0) for i in range(7) for team in ("A", "B")]
+    rows = [(f"q{i}", team, 1 if team == "A" else 0) for i in range(7) for team in ("A", "B")]
     rows += [("q7", "A", 0), ("q7", "B", 1), ("q8", "A", 0), ("q8", "B", 0), ("q9", "A", 0), ("q9", "B", 0)]
     pd.DataFrame(rows, columns=["qid", "team", "click"]).to_parquet(path)
     argv = ["score", "interleaving", "--data", str(path), "--query", "qid", "--clicked", "click", "--json"]

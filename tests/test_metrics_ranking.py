@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytrec_eval = pytest.importorskip("pytrec_eval")
-
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import ranking, trec
+
+pytrec_eval = pytest.importorskip("pytrec_eval")
 
 CUTS = (1, 3, 10, 1000)
 PYTREC_MEASURES = {
@@ -530,12 +530,14 @@ def test_trec_files_score_like_pytrec_eval(tmp_path):
     run = trec.read_run(write(tmp_path, "x.run", run_text))
     assert list(qrels.columns) == ["query_id", "doc_id", "relevance"] and list(run.columns) == ["query_id", "doc_id", "score"]
     assert len(run) == len(run_rows) and qrels["relevance"].dtype == np.int64
-    measures = ["map", "recip_rank", "mrr", "ndcg_cut_10", "ndcg@3", "P_10", "p@1", "recall_100", "recall@3", "Rprec", "success_1", "success@10", "hit@3"]
+    measures = ["map", "recip_rank", "mrr", "ndcg_cut_10", "ndcg@3", "P_10", "p@1", "recall_100", "recall@3", "Rprec", "success_1",
+                "success@10", "hit@3"]
     result = trec.score_ranking(qrels, run, measures, per_query=True)
     expected = pytrec(run_rows, qrels_rows)
     keys = {"mrr": "recip_rank", "ndcg@3": "ndcg_cut_3", "p@1": "P_1", "recall@3": "recall_3", "success@10": "success_10", "hit@3": "success_3"}
     pytrec3 = pytrec_eval.RelevanceEvaluator(
-        {q: v for q, v in _dicts(qrels_rows).items()}, {"ndcg_cut.3", "P.1", "recall.3", "success.3,10", "ndcg_cut.10", "P.10", "recall.100", "success.1"}
+        {q: v for q, v in _dicts(qrels_rows).items()},
+        {"ndcg_cut.3", "P.1", "recall.3", "success.3,10", "ndcg_cut.10", "P.10", "recall.100", "success.1"}
     ).evaluate(_dicts(run_rows, float))
     assert result["num_queries"] == len(expected)
     for measure in measures:

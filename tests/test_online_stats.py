@@ -18,14 +18,10 @@ from scipy import integrate
 from scipy import stats as st
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.online import stats
-from eval_platform.online.analysis import (
-    ExperimentConfig,
-    analyze_experiment,
-    format_analysis,
-    offline_online_agreement,
-    shadow_comparison,
-)
+from eval_platform.online import shadow, stats
+from eval_platform.online.analysis import analyze_experiment, format_analysis, offline_online_agreement
+from eval_platform.online.config import ExperimentConfig
+from eval_platform.online.shadow import shadow_comparison
 from eval_platform.online.simulate import simulate_experiment
 
 TOL = 1e-9
@@ -160,7 +156,7 @@ def test_lift_interval_covers_the_true_lift_at_its_confidence():
     control = rng.lognormal(0, 1, (sims, n))
     treatment = 1.1 * rng.lognormal(0, 1, (sims, n))
     covered = 0
-    for c, t in zip(control, treatment):
+    for c, t in zip(control, treatment, strict=True):
         estimate = stats.lift_from_summaries(stats.Summary(n, c.mean(), c.var(ddof=1)),
                                              stats.Summary(n, t.mean(), t.var(ddof=1)))
         covered += estimate.ci_low <= 0.1 <= estimate.ci_high
@@ -376,8 +372,8 @@ def test_rank_correlations_match_scipy():
     checked = 0
     for a, b in random_rankings(rng, 300):
         common = [item for item in a if item in b]
-        ours_rho = stats.spearman_rank_correlation(a, b)
-        ours_tau = stats.kendall_rank_correlation(a, b)
+        ours_rho = shadow.spearman_rank_correlation(a, b)
+        ours_tau = shadow.kendall_rank_correlation(a, b)
         if len(common) < 2:
             assert math.isnan(ours_rho) and math.isnan(ours_tau)
             continue
@@ -387,23 +383,23 @@ def test_rank_correlations_match_scipy():
         assert close(ours_tau, st.kendalltau(pa, pb).statistic, 1e-12)
         checked += 1
     assert checked > 200
-    assert stats.spearman_rank_correlation(list("abcd"), list("abcd")) == 1.0
-    assert stats.kendall_rank_correlation(list("abcd"), list("dcba")) == -1.0
+    assert shadow.spearman_rank_correlation(list("abcd"), list("abcd")) == 1.0
+    assert shadow.kendall_rank_correlation(list("abcd"), list("dcba")) == -1.0
 
 
 def test_overlap_at_k_and_label_agreement():
-    assert stats.overlap_at_k(list("abcdef"), list("xbayzf"), 3) == 2 / 3
-    assert stats.overlap_at_k(list("abc"), list("abc"), 10) == 1.0
-    assert stats.overlap_at_k(list("ab"), list("abcd"), 10) == 0.5
-    assert math.isnan(stats.overlap_at_k([], [], 5))
+    assert shadow.overlap_at_k(list("abcdef"), list("xbayzf"), 3) == 2 / 3
+    assert shadow.overlap_at_k(list("abc"), list("abc"), 10) == 1.0
+    assert shadow.overlap_at_k(list("ab"), list("abcd"), 10) == 0.5
+    assert math.isnan(shadow.overlap_at_k([], [], 5))
     with pytest.raises(InvalidInput, match="appears twice"):
-        stats.overlap_at_k(list("aba"), list("abc"), 2)
+        shadow.overlap_at_k(list("aba"), list("abc"), 2)
     with pytest.raises(InvalidInput, match="k"):
-        stats.overlap_at_k(list("ab"), list("ab"), 0)
-    agreement = stats.label_agreement(["spam", "ham", "spam", "ham"], ["spam", "spam", "spam", "ham"])
+        shadow.overlap_at_k(list("ab"), list("ab"), 0)
+    agreement = shadow.label_agreement(["spam", "ham", "spam", "ham"], ["spam", "spam", "spam", "ham"])
     assert agreement.rate == 0.75 and agreement.ci_low < 0.75 < agreement.ci_high
     with pytest.raises(InvalidInput, match="row 1"):
-        stats.label_agreement(["a", None], ["a", "b"])
+        shadow.label_agreement(["a", None], ["a", "b"])
 
 
 def test_shadow_comparison_aligns_requests_and_reports_coverage():
@@ -577,28 +573,35 @@ def test_srm_makes_the_result_untrustworthy_and_guardrails_no_decision():
     assert honest.trustworthy and honest.guardrail_verdict == "pass"
 
 
+def _with_crossover_units(events, n):
+    """``events`` plus a copy of the first ``n`` units' events in the other arm."""
+    units = events.unit_id.unique()[:n]
+    extra = events[events.unit_id.isin(units)].copy()
+    extra["arm"] = np.where(extra.arm == "control", "treatment", "control")
+    return pd.concat([events, extra], ignore_index=True)
+
+
+def _with_unknown_arm(events):
+    events.loc[events.index[:10], "arm"] = "treatment_b"
+    return events
+
+
+#: each case of missing or untrustworthy data: (events, config) -> (events, config)
+FAIL_CLOSED_CASES = {
+    "missing_column": lambda events, cfg: (events.drop(columns="latency_ms"), cfg),
+    "too_few_units": lambda events, cfg: (events, config(min_units_per_arm=5000)),
+    "unknown_arm": lambda events, cfg: (_with_unknown_arm(events), cfg),
+    "crossover": lambda events, cfg: (_with_crossover_units(events, 50), cfg),
+    "no_guardrails": lambda events, cfg: (events, config(guardrails=[])),
+    "empty": lambda events, cfg: (events.iloc[:0], cfg),
+    "treatment_missing": lambda events, cfg: (events[events.arm == "control"], cfg),
+}
+
+
 @pytest.mark.parametrize("case", ["missing_column", "too_few_units", "unknown_arm", "crossover", "no_guardrails",
                                   "empty", "treatment_missing"])
 def test_guardrails_fail_closed(case):
-    events = simulate_experiment(seed=8, n_units=3000, days=5)
-    cfg = config()
-    if case == "missing_column":
-        events = events.drop(columns="latency_ms")
-    elif case == "too_few_units":
-        cfg = config(min_units_per_arm=5000)
-    elif case == "unknown_arm":
-        events.loc[events.index[:10], "arm"] = "treatment_b"
-    elif case == "crossover":
-        units = events.unit_id.unique()[:50]
-        extra = events[events.unit_id.isin(units)].copy()
-        extra["arm"] = np.where(extra.arm == "control", "treatment", "control")
-        events = pd.concat([events, extra], ignore_index=True)
-    elif case == "no_guardrails":
-        cfg = config(guardrails=[])
-    elif case == "empty":
-        events = events.iloc[:0]
-    elif case == "treatment_missing":
-        events = events[events.arm == "control"]
+    events, cfg = FAIL_CLOSED_CASES[case](simulate_experiment(seed=8, n_units=3000, days=5), config())
     result = analyze_experiment(events, cfg)
     assert result.guardrail_verdict == "no_decision", result.guardrail_reasons
     assert all(v["outcome"] == "no_decision" for v in result.guardrails)
@@ -673,7 +676,7 @@ def test_offline_online_agreement_matches_scipy():
     offline = rng.normal(0.01, 0.02, 12)
     online = 0.8 * offline + rng.normal(0, 0.01, 12)
     records = [{"experiment_id": f"e{i}", "offline_delta": float(a), "online_delta": float(b), "online_significant": i % 2 == 0}
-               for i, (a, b) in enumerate(zip(offline, online))]
+               for i, (a, b) in enumerate(zip(offline, online, strict=True))]
     records.append({"experiment_id": "broken", "offline_delta": None, "online_delta": 0.1})
     result = offline_online_agreement(records)
     assert result["n"] == 12 and result["excluded"][0]["experiment_id"] == "broken"

@@ -31,7 +31,7 @@ from eval_platform.core.installation import (
     installation_config,
     reset_installation_config,
 )
-from eval_platform.llm.client import Endpoint
+from eval_platform.llm.specs import Endpoint
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import MetricSuite, Model, access
 from eval_platform.registry.access import create_token

@@ -208,6 +208,90 @@ def _predictions_model(frame: pd.DataFrame) -> bytes:
     return parquet_bytes(pd.DataFrame({"example_id": frame["example_id"], "score": (frame["label"] * 0.8 + 0.1).astype(float)}))
 
 
+def _register_what_the_operations_act_on(platform: EvalPlatform, alpha: httpx.Client, frame: pd.DataFrame, model_files) -> None:
+    """bc-int@1, bc-inv@1..3 (one to invalidate per allowed principal), the release and exploratory suites, det@1
+    and det@2 registered and evaluated, and a failed gate on det@2 (to override)."""
+    response = alpha.post("/v1/datasets", files={"file": ("d.parquet", parquet_bytes(frame))}, data={**COMMON, "datasetId": "bc-int"})
+    assert response.status_code == 201
+    for version in (1, 2, 3):  # bc-inv@1..3: one to invalidate per allowed principal
+        response = alpha.post("/v1/datasets", files={"file": ("d.parquet", parquet_bytes(frame.iloc[version:]))},
+                              data={**COMMON, "datasetId": "bc-inv"})
+        assert response.status_code == 201
+    assert alpha.post("/v1/metric-suites", json=OFFLINE_SUITE).status_code == 201
+    assert alpha.post("/v1/metric-suites", json=OFFLINE_SUITE | {"suite_id": "bc-explore", "purpose": "exploratory"}).status_code == 201
+    for model in ("logistic_regression", "decision_stump"):
+        response = alpha.post("/v1/models", files={"file": ("m.skops", model_files[model].read_bytes())},
+                              data={"name": "det", "evalPlan": ["bc-int:bc-release"]})
+        assert response.status_code == 201, response.text
+        evaluate(platform, response.json()["key"])
+    platform.record_gate("model_version", "det@2", "fail", [{"rule": "x", "outcome": "fail"}])
+
+
+class _Operations:
+    """Each operation of the matrix as one principal (``who``) attempts it through the API."""
+
+    def __init__(self, clients: dict[str, httpx.Client], frame: pd.DataFrame, model_files):
+        self.clients, self.frame, self.model_files = clients, frame, model_files
+        self.files = {"member": ("g.skops", model_files["gradient_boosting"].read_bytes()),
+                      "admin": ("p.parquet", _predictions_model(frame))}
+        self.invalidated = iter(("bc-inv@1", "bc-inv@2", "bc-inv@3"))
+        self.by_name = {"register dataset version": self.register_dataset_version, "register model version": self.register_model_version,
+                        "change plan": self.change_plan, "invalidate": self.invalidate, "override": self.override,
+                        "promote": self.promote, "mark-buggy": self.mark_buggy, "recompute": self.recompute}
+
+    def attempt(self, operation: str, who: str) -> httpx.Response:
+        if operation not in self.by_name:
+            raise AssertionError(operation)
+        return self.by_name[operation](self.clients[who], who)
+
+    def register_dataset_version(self, client: httpx.Client, who: str) -> httpx.Response:
+        return client.post("/v1/datasets", files={"file": ("d.parquet", parquet_bytes(self.frame.iloc[10 + WHO.index(who):]))},
+                           data={**COMMON, "datasetId": "bc-int"})
+
+    def register_model_version(self, client: httpx.Client, who: str) -> httpx.Response:
+        upload = self.files.get(who, self.files["member"])
+        kind = "predictions" if upload[0].endswith(".parquet") else "sklearn"
+        return client.post("/v1/models", data={"name": "det", "kind": kind}, files={"file": upload})
+
+    def change_plan(self, client: httpx.Client, who: str) -> httpx.Response:  # the same file (no new version), a new plan entry
+        return client.post("/v1/models", data={"name": "det", "evalPlan": ["bc-int:bc-explore"]},
+                           files={"file": ("m.skops", self.model_files["logistic_regression"].read_bytes())})
+
+    def invalidate(self, client: httpx.Client, who: str) -> httpx.Response:
+        return client.post(f"/v1/datasets/{next(self.invalidated) if who in ALLOWED['invalidate'] else 'bc-inv@3'}/invalidate",
+                           json={"reason": "leaked"})
+
+    def override(self, client: httpx.Client, who: str) -> httpx.Response:
+        return client.post("/v1/models/det@2/gate/override", json={"reason": "accepted risk"})
+
+    def promote(self, client: httpx.Client, who: str) -> httpx.Response:
+        return client.post("/v1/models/det@1/promote", json={"reason": "release"})
+
+    def mark_buggy(self, client: httpx.Client, who: str) -> httpx.Response:
+        return client.post("/v1/metrics/accuracy@1/mark-buggy", json={"reason": "off by one"})
+
+    def recompute(self, client: httpx.Client, who: str) -> httpx.Response:
+        return client.post("/v1/recompute", json={"affectedBy": "accuracy@1"})
+
+
+def _attempt_every_operation(platform: EvalPlatform, operations: _Operations) -> dict[tuple[str, str], int]:
+    """Every (operation, principal) attempted, the refused first; a refusal is a 403 naming a field that changes nothing."""
+    outcome: dict[tuple[str, str], int] = {}
+    for operation in ALLOWED:
+        # the refused first: a refusal must change nothing the allowed attempt then relies on
+        for who in sorted(WHO, key=lambda w: w in ALLOWED[operation]):
+            before = _counts(platform)
+            response = operations.attempt(operation, who)
+            outcome[(operation, who)] = response.status_code
+            if who not in ALLOWED[operation]:
+                assert response.status_code == 403, (operation, who, response.text)
+                assert response.json()["field"], response.text
+                assert _counts(platform) == before, (operation, who)
+            else:
+                assert response.status_code in (200, 201, 202, 409), (operation, who, response.text)
+    return outcome
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_roles_by_operations_matrix(tmp_path, db_url, model_files, breast_cancer):
     platform = EvalPlatform.open(tmp_path / "home", db_url=db_url)
@@ -220,63 +304,8 @@ def test_roles_by_operations_matrix(tmp_path, db_url, model_files, breast_cancer
     with Server(create_app(platform)) as server:
         alpha = _client(server.url, owner)
         as_ = {who: _client(server.url, token) for who, token in tokens.items()}
-        response = alpha.post("/v1/datasets", files={"file": ("d.parquet", parquet_bytes(frame))}, data={**COMMON, "datasetId": "bc-int"})
-        assert response.status_code == 201
-        for version in (1, 2, 3):  # bc-inv@1..3: one to invalidate per allowed principal
-            response = alpha.post("/v1/datasets", files={"file": ("d.parquet", parquet_bytes(frame.iloc[version:]))},
-                                  data={**COMMON, "datasetId": "bc-inv"})
-            assert response.status_code == 201
-        assert alpha.post("/v1/metric-suites", json=OFFLINE_SUITE).status_code == 201
-        assert alpha.post("/v1/metric-suites", json=OFFLINE_SUITE | {"suite_id": "bc-explore", "purpose": "exploratory"}).status_code == 201
-        for model in ("logistic_regression", "decision_stump"):
-            response = alpha.post("/v1/models", files={"file": ("m.skops", model_files[model].read_bytes())},
-                                  data={"name": "det", "evalPlan": ["bc-int:bc-release"]})
-            assert response.status_code == 201, response.text
-            evaluate(platform, response.json()["key"])
-        platform.record_gate("model_version", "det@2", "fail", [{"rule": "x", "outcome": "fail"}])
-
-        files = {"member": ("g.skops", model_files["gradient_boosting"].read_bytes()),
-                 "admin": ("p.parquet", _predictions_model(frame))}
-        invalidated = iter(("bc-inv@1", "bc-inv@2", "bc-inv@3"))
-
-        def attempt(operation: str, who: str) -> httpx.Response:
-            client = as_[who]
-            if operation == "register dataset version":
-                return client.post("/v1/datasets", files={"file": ("d.parquet", parquet_bytes(frame.iloc[10 + WHO.index(who):]))},
-                                   data={**COMMON, "datasetId": "bc-int"})
-            if operation == "register model version":
-                upload = files.get(who, files["member"])
-                kind = "predictions" if upload[0].endswith(".parquet") else "sklearn"
-                return client.post("/v1/models", data={"name": "det", "kind": kind}, files={"file": upload})
-            if operation == "change plan":  # the same file (no new version), a new plan entry
-                return client.post("/v1/models", data={"name": "det", "evalPlan": ["bc-int:bc-explore"]},
-                                   files={"file": ("m.skops", model_files["logistic_regression"].read_bytes())})
-            if operation == "invalidate":
-                return client.post(f"/v1/datasets/{next(invalidated) if who in ALLOWED['invalidate'] else 'bc-inv@3'}/invalidate",
-                                   json={"reason": "leaked"})
-            if operation == "override":
-                return client.post("/v1/models/det@2/gate/override", json={"reason": "accepted risk"})
-            if operation == "promote":
-                return client.post("/v1/models/det@1/promote", json={"reason": "release"})
-            if operation == "mark-buggy":
-                return client.post("/v1/metrics/accuracy@1/mark-buggy", json={"reason": "off by one"})
-            if operation == "recompute":
-                return client.post("/v1/recompute", json={"affectedBy": "accuracy@1"})
-            raise AssertionError(operation)
-
-        outcome: dict[tuple[str, str], int] = {}
-        for operation in ALLOWED:
-            # the refused first: a refusal must change nothing the allowed attempt then relies on
-            for who in sorted(WHO, key=lambda w: w in ALLOWED[operation]):
-                before = _counts(platform)
-                response = attempt(operation, who)
-                outcome[(operation, who)] = response.status_code
-                if who not in ALLOWED[operation]:
-                    assert response.status_code == 403, (operation, who, response.text)
-                    assert response.json()["field"], response.text
-                    assert _counts(platform) == before, (operation, who)
-                else:
-                    assert response.status_code in (200, 201, 202, 409), (operation, who, response.text)
+        _register_what_the_operations_act_on(platform, alpha, frame, model_files)
+        outcome = _attempt_every_operation(platform, _Operations(as_, frame, model_files))
         table = "\n".join(f"{op:<26}" + " ".join(f"{outcome[(op, who)]:>10}" for who in WHO) for op in ALLOWED)
         expected = {
             "register dataset version": {"member": 201, "admin": 201},

@@ -211,7 +211,7 @@ class InstallationConfig:
         return self.check_url(self.expand(base_url, field), field)
 
     def check_endpoint(self, endpoint, field: str) -> str:
-        """Everything an :class:`~eval_platform.llm.client.Endpoint` makes the platform read or call:
+        """Everything an :class:`~eval_platform.llm.specs.Endpoint` makes the platform read or call:
         its URL's variables, the URL after expansion, and its API key's variable. Returns the URL."""
         url = self.endpoint_url(endpoint.base_url, f"{field}.base_url")
         if endpoint.api_key_env:

@@ -35,9 +35,10 @@ from eval_platform.gates.rules import (
 )
 from eval_platform.llm.budget import PriceTable, SuiteBudget, label_efficiency, strata_from_metric, stratified_estimate
 from eval_platform.llm.cache import LLMCache
+from eval_platform.llm.calls import raise_if_calls_failed
 from eval_platform.llm.client import LLMClient
-from eval_platform.llm.generate import generate_predictions, raise_if_calls_failed
-from eval_platform.llm.judge import JUDGED, JudgeConfig, SamplingPlan, judge_predictions
+from eval_platform.llm.generate import generate_predictions, judge_predictions
+from eval_platform.llm.judge import JUDGED, JudgeConfig, SamplingPlan
 from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
 from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
 from eval_platform.platform.service import RUNNING, SUCCEEDED, SUPERSEDED, EvalPlatform, split_key

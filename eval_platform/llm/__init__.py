@@ -14,72 +14,26 @@ What the runner calls::
     # judged.verdicts (per example), judged.summary (mean, agreement, disagreements, pinned judge),
     # judged.report and candidate_report (calls, cache hits, tokens, cost, retries, errors, budget_exceeded)
 
-The local OpenAI-compatible server for demos and tests is :class:`eval_platform.llm.server.LocalLLMServer`.
+The package exports what a run needs (above, plus the specifications, prices, caches and the client); the
+rest is in its modules: ``specs`` (endpoints, decoding, prompts, candidates), ``client`` (the retrying client
+and its circuit breaker),
+``calls`` (the engine that makes cached, budgeted, concurrent calls), ``generate`` (the entry points above),
+``judge`` (pinned judges, verdicts, sampling), ``budget`` (token counts, prices, budgets, stratified estimates),
+``cache`` (the content-addressed call cache). The local OpenAI-compatible server for demos and tests is
+:class:`eval_platform.llm.server.LocalLLMServer`.
 """
 
-from eval_platform.llm.budget import (
-    BudgetExceeded,
-    BudgetTracker,
-    CostEstimate,
-    Limits,
-    Price,
-    PriceTable,
-    StratifiedEstimate,
-    SuiteBudget,
-    count_tokens,
-    strata_from_metric,
-    stratified_estimate,
-    stratified_sample,
-)
-from eval_platform.llm.cache import (
-    CachedCall,
-    LLMCache,
-    MemoryCache,
-    call_key,
-)
-from eval_platform.llm.client import (
-    LLM_CALL_CODE_VERSION,
-    CallResult,
-    CandidateSpec,
-    CircuitBreaker,
-    Decoding,
-    Endpoint,
-    LLMClient,
-    PromptTemplate,
-    RetryPolicy,
-    circuit_breaker,
-)
-from eval_platform.llm.generate import (
-    CallReport,
-    LLMCallsFailed,
-    calls_failure,
-    check_run_budget,
-    estimate_generation,
-    execute_calls,
-    generate_predictions,
-    raise_if_calls_failed,
-)
-from eval_platform.llm.judge import (
-    PAIRWISE_JUDGE_PROMPT,
-    QA_JUDGE_PROMPT,
-    JudgeConfig,
-    JudgeParseError,
-    JudgeResult,
-    SamplingPlan,
-    default_judge,
-    estimate_run,
-    judge,
-    judge_pairwise,
-    judge_predictions,
-    parse_verdict,
-)
+from eval_platform.llm.budget import BudgetExceeded, Limits, Price, PriceTable, SuiteBudget
+from eval_platform.llm.cache import LLMCache, MemoryCache
+from eval_platform.llm.calls import CallReport, LLMCallsFailed
+from eval_platform.llm.client import LLMClient, RetryPolicy
+from eval_platform.llm.generate import check_run_budget, estimate_run, generate_predictions, judge_predictions
+from eval_platform.llm.judge import JudgeConfig, JudgeResult, SamplingPlan, default_judge
+from eval_platform.llm.specs import CandidateSpec, Decoding, Endpoint, PromptTemplate
 
 __all__ = [
-    "BudgetExceeded", "BudgetTracker", "CachedCall", "CallReport", "CallResult", "CandidateSpec", "CircuitBreaker", "CostEstimate",
-    "Decoding", "Endpoint", "JudgeConfig", "JudgeParseError", "JudgeResult", "LLMCache", "LLMCallsFailed", "LLMClient",
-    "LLM_CALL_CODE_VERSION", "Limits", "MemoryCache", "PAIRWISE_JUDGE_PROMPT", "Price", "PriceTable",
-    "PromptTemplate", "QA_JUDGE_PROMPT", "RetryPolicy", "SamplingPlan", "StratifiedEstimate", "SuiteBudget",
-    "call_key", "calls_failure", "check_run_budget", "circuit_breaker", "count_tokens", "default_judge", "estimate_generation", "estimate_run",
-    "execute_calls", "generate_predictions", "judge", "judge_pairwise", "judge_predictions", "parse_verdict",
-    "raise_if_calls_failed", "stratified_estimate", "stratified_sample", "strata_from_metric",
+    "BudgetExceeded", "CallReport", "CandidateSpec", "Decoding", "Endpoint", "JudgeConfig", "JudgeResult", "LLMCache",
+    "LLMCallsFailed", "LLMClient", "Limits", "MemoryCache", "Price", "PriceTable", "PromptTemplate", "RetryPolicy",
+    "SamplingPlan", "SuiteBudget", "check_run_budget", "default_judge", "estimate_run", "generate_predictions",
+    "judge_predictions",
 ]

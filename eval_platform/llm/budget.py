@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.lazy_imports import scipy_stats
@@ -368,7 +368,10 @@ def strata_from_metric(values: Sequence[float] | np.ndarray | pd.Series, bins: S
     else:
         edges = np.asarray(sorted(bins), dtype=np.float64)
     index = np.searchsorted(edges, array, side="right")
-    labels = [f"<{edges[0]:g}"] + [f"[{lo:g},{hi:g})" for lo, hi in zip(edges[:-1], edges[1:])] + [f">={edges[-1]:g}"] if len(edges) else ["all"]
+    if len(edges):
+        labels = [f"<{edges[0]:g}"] + [f"[{lo:g},{hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)] + [f">={edges[-1]:g}"]
+    else:
+        labels = ["all"]
     return np.array([labels[i] for i in index], dtype=object)
 
 
@@ -399,36 +402,8 @@ def stratified_sample(strata: Sequence[Any] | np.ndarray | pd.Series, size: int,
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidInput("sample.size", f"must be an integer >= 1, got {size!r}")
     names, counts = np.unique(labels, return_counts=True)
-    population = {str(n): int(c) for n, c in zip(names, counts)}
-    if size >= total:
-        allocation = dict(population)
-    else:
-        floor = {n: min(c, min_per_stratum) for n, c in population.items()}
-        remaining = size - sum(floor.values())
-        if remaining < 0:
-            raise InvalidInput("sample.size", f"{size} is below the {sum(floor.values())} rows needed for "
-                               f"{min_per_stratum} per stratum over {len(population)} strata")
-        # largest-remainder apportionment of the rest, proportional to stratum size, capped by the stratum
-        allocation = dict(floor)
-        capacity = {n: population[n] - floor[n] for n in population}
-        while remaining > 0 and any(capacity.values()):
-            open_total = sum(population[n] for n in population if capacity[n] > 0)
-            quotas = {n: remaining * population[n] / open_total for n in population if capacity[n] > 0}
-            given = 0
-            for n, q in quotas.items():
-                take = min(int(math.floor(q)), capacity[n])
-                allocation[n] += take
-                capacity[n] -= take
-                given += take
-            remaining -= given
-            if remaining > 0 and given == 0:
-                for n in sorted(quotas, key=lambda k: (-(quotas[k] - math.floor(quotas[k])), k)):
-                    if remaining == 0:
-                        break
-                    if capacity[n] > 0:
-                        allocation[n] += 1
-                        capacity[n] -= 1
-                        remaining -= 1
+    population = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+    allocation = dict(population) if size >= total else _allocate(population, size, min_per_stratum)
     rng = np.random.default_rng(seed)
     chosen = []
     for name in sorted(population):
@@ -438,8 +413,48 @@ def stratified_sample(strata: Sequence[Any] | np.ndarray | pd.Series, size: int,
     return StratifiedSample(positions=positions, strata=labels[positions], population=population, seed=seed, size=len(positions))
 
 
+def _allocate(population: Mapping[str, int], size: int, min_per_stratum: int) -> dict[str, int]:
+    """Rows to draw per stratum: ``min_per_stratum`` each (or the whole stratum), the rest proportionally."""
+    floor = {n: min(c, min_per_stratum) for n, c in population.items()}
+    remaining = size - sum(floor.values())
+    if remaining < 0:
+        raise InvalidInput("sample.size", f"{size} is below the {sum(floor.values())} rows needed for "
+                           f"{min_per_stratum} per stratum over {len(population)} strata")
+    # largest-remainder apportionment of the rest, proportional to stratum size, capped by the stratum
+    allocation = dict(floor)
+    capacity = {n: population[n] - floor[n] for n in population}
+    while remaining > 0 and any(capacity.values()):
+        open_total = sum(population[n] for n in population if capacity[n] > 0)
+        quotas = {n: remaining * population[n] / open_total for n in population if capacity[n] > 0}
+        given = 0
+        for n, q in quotas.items():
+            take = min(int(math.floor(q)), capacity[n])
+            allocation[n] += take
+            capacity[n] -= take
+            given += take
+        remaining -= given
+        if remaining > 0 and given == 0:
+            remaining = _give_by_largest_remainder(quotas, allocation, capacity, remaining)
+    return allocation
+
+
+def _give_by_largest_remainder(quotas: Mapping[str, float], allocation: dict[str, int], capacity: dict[str, int],
+                               remaining: int) -> int:
+    """One more row to each stratum in order of its quota's fractional part while rows remain; the rows left."""
+    for n in sorted(quotas, key=lambda k: (-(quotas[k] - math.floor(quotas[k])), k)):
+        if remaining == 0:
+            break
+        if capacity[n] > 0:
+            allocation[n] += 1
+            capacity[n] -= 1
+            remaining -= 1
+    return remaining
+
+
 @dataclass(frozen=True)
 class StratifiedEstimate:
+    """A population mean estimated from a stratified sample, with its standard error and confidence interval."""
+
     mean: float
     standard_error: float
     ci_low: float

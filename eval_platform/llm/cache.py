@@ -8,7 +8,7 @@ reply (:func:`call_key`):
 * judge: the judge's whole pinned configuration (endpoint, model and version, judge prompt id, version and
   text, rubric, output schema, decoding), the question, the reference, the judged answer(s), the sample
   index (sample ``i`` of ``n``; its seed is ``seed + i``) and the rendered messages;
-* the version of the calling code (:data:`~eval_platform.llm.client.LLM_CALL_CODE_VERSION`).
+* the version of the calling code (:data:`~eval_platform.llm.specs.LLM_CALL_CODE_VERSION`).
 
 So model B is never served model A's answers, an edited prompt never serves the old prompt's answers, and
 changing one decoding parameter misses exactly the calls that parameter affects.
@@ -30,13 +30,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eval_platform.core.errors import Conflict
 from eval_platform.core.hashing import json_hash
-from eval_platform.llm.client import LLM_CALL_CODE_VERSION, PromptTemplate
+from eval_platform.llm.specs import LLM_CALL_CODE_VERSION, PromptTemplate
 from eval_platform.registry.llm_schema import LLMCallRecord, PromptTemplateRecord
 from eval_platform.registry.schema import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.expression import Executable
 
 
 def call_key(identity: Mapping[str, Any]) -> str:
@@ -46,6 +49,8 @@ def call_key(identity: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class CachedCall:
+    """One call's reply as cached: the request's identity, the reply and what it cost (one row of the cache)."""
+
     cache_key: str
     kind: str
     endpoint: str
@@ -71,6 +76,8 @@ _FIELDS = tuple(f.name for f in fields(CachedCall))
 
 
 class CallCache(Protocol):
+    """What the call engine needs of a cache: :class:`LLMCache` (the registry's table) or :class:`MemoryCache`."""
+
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedCall]: ...
 
     def put_many(self, records: Iterable[CachedCall]) -> int: ...
@@ -146,17 +153,20 @@ class LLMCache:
             return 0
         engine = self.registry.engine
         dialect = engine.dialect.name
+        now = utcnow()
         if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement: Executable = sqlite_insert(self._record).on_conflict_do_nothing(index_elements=["cache_key"])
         elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            statement = postgresql_insert(self._record).on_conflict_do_nothing(index_elements=["cache_key"])
         else:  # pragma: no cover - other databases: check then insert
             return self._put_portable(rows)
 
-        now = utcnow()
         for row in rows:
             row["created_at"] = now
-        statement = insert(self._record).on_conflict_do_nothing(index_elements=["cache_key"])
         with engine.begin() as connection:
             result = connection.execute(statement, rows)
         return max(result.rowcount or 0, 0)

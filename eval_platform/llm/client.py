@@ -1,21 +1,10 @@
-"""Calls to OpenAI-compatible chat endpoints, and the specifications that pin what is called.
+"""Calls to OpenAI-compatible chat endpoints: the retrying client, its circuit breaker, and what a call returns.
 
-The same code talks to the bundled local server, vLLM, Ollama or OpenAI: only the :class:`Endpoint`
-(base URL, a stable name, the environment variable holding the API key) changes.
-
-* :class:`Endpoint` — where calls go. Its ``name`` is the endpoint's *identity* in cache keys and lineage;
-  its ``base_url`` is only transport (the local server listens on a new free port every run, a deployment
-  moves behind another host name), so the same name on two URLs is one endpoint. Two different deployments
-  must have two different names.
-* :class:`Decoding` — every decoding parameter sent, with its value (defaults included), so the request
-  and the cache key are the same thing.
-* :class:`PromptTemplate` — ``id``, ``version`` and the text with ``{placeholders}`` filled from a row.
-* :class:`CandidateSpec` — the candidate model: endpoint, model name and version, decoding, prompt.
-
-:class:`LLMClient` sends one call through the real ``openai`` client, built with ``max_retries=0``: the
+:class:`LLMClient` sends one call to an :class:`~eval_platform.llm.specs.Endpoint` through the real ``openai``
+client, built with ``max_retries=0``: the
 retry loop is ours (exponential backoff with full jitter on 429, 5xx, timeouts and connection errors;
 ``Retry-After`` honoured), so every attempt is counted and the waiting is visible in the call report.
-Bounded concurrency is the caller's thread pool (:func:`eval_platform.llm.generate.execute_calls`).
+Bounded concurrency is the caller's thread pool (:func:`eval_platform.llm.calls.execute_calls`).
 
 A :class:`CircuitBreaker` per endpoint URL (shared by every client of the process) stops the hammering of
 an endpoint that is down: after ``failure_threshold`` consecutive failed attempts (connection errors,
@@ -32,243 +21,21 @@ prompt's estimated tokens plus ``max_tokens``) is charged to the call (``timeout
 from __future__ import annotations
 
 import email.utils
-import math
 import os
 import random
-import string
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.installation import installation_config
 from eval_platform.llm.budget import PriceTable, count_message_tokens
+from eval_platform.llm.specs import Decoding, Endpoint
 
-#: Version of how requests are built and replies read here: part of every cache key, so a change of this
-#: code that could change what a call returns invalidates the cache instead of serving stale answers.
-LLM_CALL_CODE_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """An OpenAI-compatible server. ``name`` is the identity (cache keys, lineage); ``base_url`` is transport."""
-
-    name: str
-    base_url: str
-    api_key_env: str | None = None  # environment variable with the key; never stored or hashed
-
-    def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
-            raise InvalidInput("endpoint.name", f"must be a non-empty name without '/', got {self.name!r}")
-        if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://", "${")):
-            raise InvalidInput("endpoint.base_url", f"must be an http(s) URL or ${{VARIABLE}}, got {self.base_url!r}")
-
-    def url(self, installation=None) -> str:
-        """The base URL, with ``${VARIABLE}`` references read from the environment (so a registration file
-        need not hold a host or a port that changes between runs, like the local server's free port).
-
-        Only variables the installation's operator lists (``llm.expandable_env``) expand, and the result must
-        be within ``llm.allowed_base_urls`` (:mod:`eval_platform.core.installation`): a model or judge file must not
-        be able to send the process's secrets, or the rows, anywhere its author likes."""
-
-        return (installation or installation_config()).endpoint_url(self.base_url, "endpoint.base_url")
-
-    def api_key(self, installation=None) -> str:
-        if self.api_key_env:
-
-            (installation or installation_config()).check_variable(self.api_key_env, "endpoint.api_key_env")
-            value = os.environ.get(self.api_key_env)
-            if not value:
-                raise InvalidInput("endpoint.api_key_env", f"environment variable {self.api_key_env} is not set")
-            return value
-        return "not-needed"  # local servers (the bundled one, vLLM, Ollama) accept any key
-
-    def identity(self) -> dict:
-        return {"name": self.name}
-
-    def record(self) -> dict:
-        return {"name": self.name, "base_url": self.base_url}
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """Decoding parameters. All of them are sent and all are part of the cache key."""
-
-    temperature: float = 0.0
-    max_tokens: int = 256
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-
-    def __post_init__(self):
-        def number(name, low, high):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
-                raise InvalidInput(f"decoding.{name}", f"must be a number in [{low}, {high}], got {value!r}")
-
-        number("temperature", 0.0, 2.0)
-        number("top_p", 0.0, 1.0)
-        number("presence_penalty", -2.0, 2.0)
-        number("frequency_penalty", -2.0, 2.0)
-        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            raise InvalidInput("decoding.max_tokens", f"must be an integer >= 1, got {self.max_tokens!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise InvalidInput("decoding.seed", f"must be an integer or None, got {self.seed!r}")
-        if isinstance(self.stop, str):
-            object.__setattr__(self, "stop", (self.stop,))
-        object.__setattr__(self, "stop", tuple(self.stop))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Decoding:
-        data = dict(data or {})
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidInput("decoding", f"unknown parameter(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**data)
-
-    def identity(self) -> dict:
-        return {"temperature": float(self.temperature), "max_tokens": self.max_tokens, "top_p": float(self.top_p),
-                "seed": self.seed, "stop": list(self.stop), "presence_penalty": float(self.presence_penalty),
-                "frequency_penalty": float(self.frequency_penalty)}  # 0 and 0.0 are one key
-
-    def request_params(self) -> dict:
-        params = {"temperature": float(self.temperature), "max_tokens": self.max_tokens, "top_p": float(self.top_p),
-                  "presence_penalty": float(self.presence_penalty), "frequency_penalty": float(self.frequency_penalty)}
-        if self.seed is not None:
-            params["seed"] = self.seed
-        if self.stop:
-            params["stop"] = list(self.stop)
-        return params
-
-    def with_seed(self, seed: int | None) -> Decoding:
-        return replace(self, seed=seed)
-
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    """A versioned prompt: ``text`` (the user message) and an optional ``system`` message, both with
-    ``{placeholders}`` filled from an example's columns (``{{`` and ``}}`` are literal braces)."""
-
-    id: str
-    version: str
-    text: str
-    system: str | None = None
-
-    def __post_init__(self):
-        if not isinstance(self.id, str) or not self.id.strip() or "@" in self.id:
-            raise InvalidInput("prompt.id", f"must be a non-empty name without '@', got {self.id!r}")
-        if isinstance(self.version, int) and not isinstance(self.version, bool):
-            object.__setattr__(self, "version", str(self.version))
-        if not isinstance(self.version, str) or not self.version.strip():
-            raise InvalidInput("prompt.version", f"must be a non-empty string or an integer, got {self.version!r}")
-        if not isinstance(self.text, str) or not self.text.strip():
-            raise InvalidInput("prompt.text", "must be a non-empty string")
-        for name, part in (("prompt.text", self.text), ("prompt.system", self.system or "")):
-            try:
-                list(string.Formatter().parse(part))
-            except ValueError as error:
-                raise InvalidInput(name, f"is not a valid template: {error}") from None
-
-    @property
-    def key(self) -> str:
-        return f"{self.id}@{self.version}"
-
-    @property
-    def placeholders(self) -> tuple[str, ...]:
-        names: list[str] = []
-        for part in (self.system or "", self.text):
-            for _, name, spec, conversion in string.Formatter().parse(part):
-                if name is None:
-                    continue
-                if not name.isidentifier() or spec or conversion:
-                    raise InvalidInput("prompt.text", f"placeholder {{{name}}} must be a plain column name")
-                if name not in names:
-                    names.append(name)
-        return tuple(names)
-
-    def render(self, values: Mapping[str, Any]) -> list[dict]:
-        """Chat messages for one example; a placeholder without a value is an error naming it."""
-        missing = [name for name in self.placeholders if name not in values]
-        if missing:
-            raise InvalidInput("prompt.text", f"template {self.key} needs column(s) {missing} that the examples lack")
-        text_values = {name: _as_text(values[name], name) for name in self.placeholders}
-        messages = []
-        if self.system:
-            messages.append({"role": "system", "content": self.system.format_map(text_values)})
-        messages.append({"role": "user", "content": self.text.format_map(text_values)})
-        return messages
-
-    def record(self) -> dict:
-        return {"id": self.id, "version": self.version, "text": self.text, "system": self.system}
-
-
-def _as_text(value: Any, name: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise InvalidInput(name, "has a missing value; the prompt cannot be rendered")
-    if isinstance(value, list | tuple):
-        return "; ".join(str(v) for v in value)
-    return str(value)
-
-
-@dataclass(frozen=True)
-class CandidateSpec:
-    """A candidate model behind an OpenAI-compatible endpoint: everything that determines its answers.
-
-    ``model_version`` is what the owner pins (a release date, a weights hash, a fine-tune id): changing it
-    misses the cache even when the served model name stays the same.
-    """
-
-    endpoint: Endpoint
-    model: str
-    model_version: str
-    prompt: PromptTemplate
-    decoding: Decoding = Decoding()
-
-    def __post_init__(self):
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise InvalidInput("model", "must be a non-empty model name")
-        if isinstance(self.model_version, int) and not isinstance(self.model_version, bool):
-            object.__setattr__(self, "model_version", str(self.model_version))
-        if not isinstance(self.model_version, str) or not self.model_version.strip():
-            raise InvalidInput("model_version", "must be a non-empty string (what you pin: a date, a weights hash)")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CandidateSpec:
-        """From a model registration file::
-
-            {"endpoint": {"name": "local-kb", "base_url": "http://127.0.0.1:8000/v1"},
-             "model": "kb-qa-v1", "model_version": "1",
-             "prompt": {"id": "qa-short", "version": "1", "text": "Question: {prompt}\\nAnswer:"},
-             "decoding": {"temperature": 0, "max_tokens": 32}}
-        """
-        if not isinstance(data, Mapping):
-            raise InvalidInput("candidate", "must be a mapping")
-        unknown = set(data) - {"endpoint", "model", "model_version", "prompt", "decoding"}
-        if unknown:
-            raise InvalidInput("candidate", f"unknown key(s) {sorted(unknown)}")
-        for key in ("endpoint", "model", "model_version", "prompt"):
-            if key not in data:
-                raise InvalidInput(f"candidate.{key}", "is required")
-        endpoint = data["endpoint"]
-        prompt = data["prompt"]
-        if not isinstance(endpoint, Mapping):
-            raise InvalidInput("candidate.endpoint", "must be a mapping with name and base_url")
-        if not isinstance(prompt, Mapping):
-            raise InvalidInput("candidate.prompt", "must be a mapping with id, version and text")
-        try:
-            return cls(endpoint=Endpoint(**endpoint), model=data["model"], model_version=data["model_version"],
-                       prompt=PromptTemplate(**prompt), decoding=Decoding.from_dict(data.get("decoding")))
-        except TypeError as error:
-            raise InvalidInput("candidate", str(error)) from None
-
-    def record(self) -> dict:
-        """What lineage records about the candidate (no API key)."""
-        return {"endpoint": self.endpoint.record(), "model": self.model, "model_version": self.model_version,
-                "prompt": self.prompt.record(), "decoding": self.decoding.identity()}
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 
 # calls ----------------------------------------------------------------------------------------------------
@@ -487,8 +254,9 @@ class LLMClient:
         self._openai = openai
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(limits=limits, timeout=self.retry.timeout)
+        # openai 3.x annotates an httpx2.Client and takes an httpx.Client too (openai/_httpx2.py); 1.x and 2.x take httpx's
         self._client = openai.OpenAI(base_url=self.base_url, api_key=endpoint.api_key(installation), max_retries=0,
-                                     timeout=self.retry.timeout, http_client=self._http)
+                                     timeout=self.retry.timeout, http_client=self._http)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._client.close()
@@ -507,56 +275,20 @@ class LLMClient:
                  response_format: Mapping[str, Any] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> CallResult:
         """One chat completion with retries; never raises for a failed call (the result carries the error)."""
-        openai = self._openai
         result = CallResult()
         started = time.perf_counter()
-        params = decoding.request_params()
-        extra = {"response_format": dict(response_format)} if response_format else {}
+        options: dict[str, Any] = {"timeout": self.retry.timeout, **decoding.request_params()}
+        if response_format:
+            options["response_format"] = dict(response_format)
         for attempt in range(self.retry.max_attempts):
             refused = self.breaker.allow()
             if refused is not None:  # the endpoint is down: fail now, with the cause, without sending
                 result.error_kind, result.error = CIRCUIT_OPEN, refused
                 break
-            result.attempts += 1
-            attempt_started = time.perf_counter()
-            retry_after = None
-            try:
-                response = self._client.chat.completions.create(
-                    model=model, messages=list(messages), timeout=self.retry.timeout, **params, **extra)
-            except openai.RateLimitError as error:
-                kind, message, retry_after = "rate_limit", f"429: {_message(error)}", _retry_after(error.response)
-            except openai.InternalServerError as error:
-                kind, message = "server_error", f"{error.status_code}: {_message(error)}"
-            except openai.APITimeoutError:
-                kind, message = "timeout", f"no reply from {self.base_url} within {self.retry.timeout:g} s"
-                self._charge_timeout(result, model, messages, decoding)
-            except openai.APIConnectionError as error:
-                kind, message = "connection", f"connection to {self.base_url} failed: {_root_message(error)}"
-            except openai.APIStatusError as error:  # 4xx other than 429: retrying cannot help
-                self.breaker.record_success()  # the endpoint answered
-                result.error_kind, result.error = "client_error", f"{error.status_code}: {_message(error)}"
+            failure = self._attempt(result, model, messages, decoding, options)
+            if failure is None:  # a reply, or a failure that retrying cannot help
                 break
-            except (openai.APIResponseValidationError, ValueError) as error:
-                self.breaker.record_success()  # the endpoint answered, badly
-                result.error_kind, result.error = "bad_response", f"unreadable response: {error}"
-                break
-            else:
-                self.breaker.record_success()
-                result.latency_seconds = time.perf_counter() - attempt_started
-                choice = response.choices[0] if response.choices else None
-                if choice is None or choice.message is None:
-                    result.error_kind, result.error = "bad_response", "the response has no choices"
-                    break
-                result.text = choice.message.content or ""
-                result.finish_reason = choice.finish_reason
-                usage = response.usage
-                result.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-                result.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-                result.cost = self.prices.cost(self.endpoint.name, model, result.prompt_tokens, result.completion_tokens)
-                result.response_model = response.model
-                result.system_fingerprint = getattr(response, "system_fingerprint", None)
-                result.error = result.error_kind = None
-                break
+            kind, message, retry_after = failure
             result.error_kind, result.error = kind, message
             result.retry_causes.append(kind)
             self.breaker.record_failure(kind, message)
@@ -568,6 +300,54 @@ class LLMClient:
             self._sleep(self._jitter(attempt, retry_after))
         result.total_seconds = time.perf_counter() - started
         return result
+
+    def _attempt(self, result: CallResult, model: str, messages: Sequence[Mapping[str, Any]], decoding: Decoding,
+                 options: Mapping[str, Any]) -> tuple[str, str, float | None] | None:
+        """One HTTP attempt. None when it settles the call (the reply, or an error retrying cannot help, is in
+        ``result``); else the retryable failure: its kind, its message and the server's Retry-After."""
+        openai = self._openai
+        result.attempts += 1
+        attempt_started = time.perf_counter()
+        try:
+            # our messages are plain dicts in the chat format; openai's types spell that as TypedDicts
+            response = self._client.chat.completions.create(
+                model=model, messages=cast("list[ChatCompletionMessageParam]", list(messages)), **options)
+        except openai.RateLimitError as error:
+            return "rate_limit", f"429: {_message(error)}", _retry_after(error.response)
+        except openai.InternalServerError as error:
+            return "server_error", f"{error.status_code}: {_message(error)}", None
+        except openai.APITimeoutError:
+            self._charge_timeout(result, model, messages, decoding)
+            return "timeout", f"no reply from {self.base_url} within {self.retry.timeout:g} s", None
+        except openai.APIConnectionError as error:
+            return "connection", f"connection to {self.base_url} failed: {_root_message(error)}", None
+        except openai.APIStatusError as error:  # 4xx other than 429: retrying cannot help
+            self.breaker.record_success()  # the endpoint answered
+            result.error_kind, result.error = "client_error", f"{error.status_code}: {_message(error)}"
+            return None
+        except (openai.APIResponseValidationError, ValueError) as error:
+            self.breaker.record_success()  # the endpoint answered, badly
+            result.error_kind, result.error = "bad_response", f"unreadable response: {error}"
+            return None
+        self.breaker.record_success()
+        result.latency_seconds = time.perf_counter() - attempt_started
+        self._read_reply(result, model, response)
+        return None
+
+    def _read_reply(self, result: CallResult, model: str, response: ChatCompletion) -> None:
+        choice = response.choices[0] if response.choices else None
+        if choice is None or choice.message is None:
+            result.error_kind, result.error = "bad_response", "the response has no choices"
+            return
+        result.text = choice.message.content or ""
+        result.finish_reason = choice.finish_reason
+        usage = response.usage
+        result.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        result.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        result.cost = self.prices.cost(self.endpoint.name, model, result.prompt_tokens, result.completion_tokens)
+        result.response_model = response.model
+        result.system_fingerprint = getattr(response, "system_fingerprint", None)
+        result.error = result.error_kind = None
 
     def _charge_timeout(self, result: CallResult, model: str, messages, decoding: Decoding) -> None:
         """Charge a timed-out attempt at its worst case: the estimated prompt tokens plus ``max_tokens``.

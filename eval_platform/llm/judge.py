@@ -30,14 +30,12 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
 from eval_platform.llm.budget import (
     BudgetTracker,
-    CallCost,
-    CostEstimate,
     Limits,
     PriceTable,
     SuiteBudget,
@@ -48,27 +46,18 @@ from eval_platform.llm.budget import (
     stratified_sample,
 )
 from eval_platform.llm.cache import CallCache, MemoryCache
-from eval_platform.llm.client import (
-    CandidateSpec,
-    Decoding,
-    Endpoint,
-    LLMClient,
-    PromptTemplate,
-    RetryPolicy,
-)
-from eval_platform.llm.generate import (
+from eval_platform.llm.calls import (
     CANCELLED,
     ERROR,
     SKIPPED_BUDGET,
     CallReport,
     CallRequest,
-    _client_for,
-    candidate_request,
-    estimate_generation,
-    example_rows,
+    endpoint_client,
     execute_calls,
     make_request,
 )
+from eval_platform.llm.client import LLMClient, RetryPolicy
+from eval_platform.llm.specs import Decoding, Endpoint, PromptTemplate
 
 OUTPUT_KINDS = ("score", "pass_fail", "pairwise")
 #: Example statuses of a judged result (besides the candidate's ``skipped_budget``/``cancelled``).
@@ -378,7 +367,7 @@ def _missing(value: Any) -> bool:
 def _run_calls(config: JudgeConfig, requests: list[CallRequest], cache: CallCache, budget, client, prices, retry,
                concurrency, dataset, check_budget, cancel, progress, examples: int):
     cache.pin_template(config.prompt, "judge")
-    client, owned = _client_for(config.endpoint, client, prices, retry)
+    client, owned = endpoint_client(config.endpoint, client, prices, retry)
     try:
         limits = as_limits(budget, "judge")
         unique = {r.key: r for r in requests}
@@ -433,7 +422,8 @@ def judge(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, cache: Cal
     n = _check_n(n)
     frame = _prepare(examples, columns or {}, id_column, ("question", "reference", "answer"))
     judged, strata, plan = _select(examples.reset_index(drop=True), sample)
-    units, requests = [], []
+    units: list[tuple[int, list[CallRequest]]] = []
+    requests: list[CallRequest] = []
     for position in judged:
         row = frame.iloc[position]
         if _missing(row["answer"]):
@@ -445,7 +435,7 @@ def judge(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, cache: Cal
     outcomes, report = _run_calls(config, requests, cache if cache is not None else MemoryCache(), budget, client,
                                   prices, retry, concurrency, dataset, check_budget, cancel, progress, len(judged))
     rows = []
-    for (position, reqs), stratum in zip(units, strata):
+    for (position, reqs), stratum in zip(units, strata, strict=True):
         samples = [{"sample": i, **_sample_result(outcomes[r.key], config.output)} for i, r in enumerate(reqs)]
         valid = [s for s in samples if s["status"] == JUDGED]
         for s in valid:
@@ -490,7 +480,8 @@ def judge_pairwise(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, c
     n = _check_n(n)
     frame = _prepare(examples, columns or {}, id_column, ("question", "reference", "answer_a", "answer_b"))
     judged, strata, plan = _select(examples.reset_index(drop=True), sample)
-    units, requests = [], []
+    units: list[tuple[int, list[tuple[int, str, CallRequest]]]] = []
+    requests: list[CallRequest] = []
     for position in judged:
         row = frame.iloc[position]
         if _missing(row["answer_a"]) or _missing(row["answer_b"]):
@@ -502,7 +493,7 @@ def judge_pairwise(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, c
     outcomes, report = _run_calls(config, requests, cache if cache is not None else MemoryCache(), budget, client,
                                   prices, retry, concurrency, dataset, check_budget, cancel, progress, len(judged))
     rows = []
-    for (position, reqs), stratum in zip(units, strata):
+    for (position, reqs), stratum in zip(units, strata, strict=True):
         samples = []
         for i, order, request in reqs:
             entry = {"sample": i, "order": order, **_sample_result(outcomes[request.key], "pairwise")}
@@ -606,77 +597,3 @@ def _summary(verdicts: pd.DataFrame, config: JudgeConfig, n: int, plan, strata_p
                                "ci_high": float(values.mean()) + z * se, "confidence": confidence,
                                "n_sampled": int(len(values)), "n_population": int(len(verdicts)), "strata": []}
     return summary
-
-
-#: ``judge`` under another name: ``judge_predictions``'s parameter ``judge`` (the judge config) shadows it
-_judge_single = judge
-
-
-def judge_predictions(frame: pd.DataFrame, judge, cache: CallCache, budget: SuiteBudget | Limits | Mapping | None = None,
-                      *, n: int = 1, pairwise: bool = False, sample=None, client: LLMClient | None = None,
-                      prices: PriceTable | None = None, retry: RetryPolicy | None = None, concurrency: int = 8,
-                      id_column: str = "example_id", question_column: str = "prompt",
-                      reference_column: str = "reference", answer_column: str = "prediction",
-                      baseline_column: str = "baseline_prediction", dataset: str | None = None,
-                      check_budget: bool = True, cancel: threading.Event | None = None,
-                      progress: Callable[[int, int], None] | None = None):
-    """A pinned judge's verdicts on the evaluation frame (the dataset joined with the predictions).
-
-    With ``pairwise``, the candidate's answer (``answer_column``) is compared with ``baseline_column``
-    in both orders. ``sample`` (a :class:`~eval_platform.llm.judge.SamplingPlan`) judges a stratified
-    sample and reports the estimate with its confidence interval. Returns a
-    :class:`~eval_platform.llm.judge.JudgeResult` (``.verdicts``, ``.summary``, ``.report``).
-    """
-
-    columns = {"question": question_column, "reference": reference_column}
-    if pairwise:
-        columns.update(answer_a=answer_column, answer_b=baseline_column)
-        run = judge_pairwise
-    else:
-        columns.update(answer=answer_column)
-        run = _judge_single
-    return run(frame, judge, n=n, cache=cache, budget=budget, client=client, prices=prices, retry=retry,
-               concurrency=concurrency, sample=sample, columns=columns, id_column=id_column, dataset=dataset,
-               check_budget=check_budget, cancel=cancel, progress=progress)
-
-
-def estimate_run(candidate: CandidateSpec, examples: pd.DataFrame, cache: CallCache, judge=None, *, n: int = 1,
-                 judged_examples: int | None = None, prices: PriceTable | None = None, judge_prices: PriceTable | None = None,
-                 id_column: str = "example_id", question_column: str = "prompt",
-                 reference_column: str = "reference") -> dict[str, CostEstimate]:
-    """Worst case of a whole run before it starts: the candidate's uncached calls, and ``n`` judge samples
-    per judged example (``judged_examples``: a sample size, default all). Where the candidate's answer is
-    already cached the judge prompt is rendered exactly (and looked up in the judge cache); otherwise the
-    answer is counted as ``max_tokens`` tokens long."""
-    estimates = {"candidate": estimate_generation(candidate, examples, cache, prices, id_column)}
-    if judge is None:
-        return estimates
-
-    rows = example_rows(examples, id_column)
-    requests = [candidate_request(candidate, row) for row in rows]
-    answers = cache.get_many({r.key for r in requests})
-    judge_calls: list[CallCost] = []
-    judge_cached = 0
-    exact: list[CallRequest] = []
-    share = 1.0 if judged_examples is None else min(judged_examples / len(rows), 1.0)
-    for row, request in zip(rows, requests):
-        record = answers.get(request.key)
-        values = {"question": row.get(question_column, ""), "reference": row.get(reference_column, ""),
-                  "answer": record.response_text if record else ""}
-        judge_requests = verdict_requests(judge, values, n)
-        if record is not None:
-            exact.extend(judge_requests)
-        else:
-            for r in judge_requests:
-                cost = r.cost()
-                judge_calls.append(CallCost(cost.endpoint, cost.model, cost.prompt_tokens + candidate.decoding.max_tokens,
-                                            cost.max_completion_tokens))
-    if exact:
-        known = cache.get_many({r.key for r in exact})
-        judge_cached = sum(1 for r in exact if r.key in known)
-        judge_calls.extend(r.cost() for r in exact if r.key not in known)
-    if share < 1.0:  # a stratified sample judges about this share of the examples
-        keep = int(math.ceil(len(judge_calls) * share))
-        judge_calls = sorted(judge_calls, key=lambda c: -c.prompt_tokens)[:keep]  # still a worst case
-    estimates["judge"] = estimate_cost("judge", judge_calls, judge_prices or prices, judge_cached)
-    return estimates

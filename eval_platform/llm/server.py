@@ -33,6 +33,10 @@ In process::
         client = openai.OpenAI(base_url=server.base_url, api_key="x")
 
 As a script: ``python -m eval_platform.llm.server --port 8000 --latency 0.2 --rate-429 0.05``.
+
+Why one module of about 600 lines: it is one fake endpoint, and what it serves (the knowledge base, the
+candidate and judge models, the fault plan) is the behaviour its HTTP handling exposes, read and changed
+together with it; nothing else in the platform uses those parts, which only exist to be served here.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def load_qa(path: str | Path | None = None) -> list[dict]:
 
 def qa_dataset(path: str | Path | None = None):
     """The QA set as a generation dataset: ``example_id``, ``prompt``, ``reference``, ``category``."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
 
     records = load_qa(path)
     return pd.DataFrame({"example_id": [r["id"] for r in records], "prompt": [r["question"] for r in records],
@@ -97,6 +101,8 @@ def _unit(*parts: Any) -> float:
 
 
 class KnowledgeBase:
+    """The QA records the candidates answer from: finds the question a prompt asks, gives right or wrong answers."""
+
     def __init__(self, records: Sequence[Mapping[str, Any]]):
         self.records = list(records)
         self._by_question = sorted(((_normalize(r["question"]), r) for r in self.records), key=lambda p: -len(p[0]))
@@ -129,6 +135,8 @@ class KnowledgeBase:
 
 @dataclass(frozen=True)
 class CandidateModel:
+    """A served candidate: answers from the knowledge base, wrong on a seeded ``mistake_rate`` of the questions."""
+
     name: str
     mistake_rate: float = 0.0
     seed: int = 0
@@ -137,6 +145,8 @@ class CandidateModel:
 
 @dataclass(frozen=True)
 class JudgeModel:
+    """A served judge: grades an answer against the reference, with seeded noise, unparsable replies or position bias."""
+
     name: str
     noise: float = 0.0
     unparsable_rate: float = 0.0
@@ -276,7 +286,7 @@ class LocalLLMServer:
     def reset_stats(self) -> None:
         with self._lock:
             self._fault_index = 0
-            self._stats = {"requests": 0, "completions": 0, "status": Counter(), "models": Counter(),
+            self._stats: dict[str, Any] = {"requests": 0, "completions": 0, "status": Counter(), "models": Counter(),
                            "completions_by_model": Counter(), "faults": Counter(), "prompt_tokens": 0, "completion_tokens": 0}
 
     def stats(self) -> dict:
@@ -370,17 +380,7 @@ class LocalLLMServer:
             raise _BadRequest(400, "'model' is required", "model")
         if model not in self.candidates and model not in self.judges:
             raise _BadRequest(404, f"The model `{model}` does not exist", "model", "model_not_found")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise _BadRequest(400, "'messages' must be a non-empty array", "messages")
-        clean = []
-        for i, message in enumerate(messages):
-            if not isinstance(message, Mapping) or "role" not in message:
-                raise _BadRequest(400, f"messages[{i}] must be an object with a role", "messages")
-            content = message.get("content")
-            if isinstance(content, list):  # content parts
-                content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-            clean.append({"role": str(message["role"]), "content": "" if content is None else str(content)})
+        clean = _plain_messages(body.get("messages"))
         if body.get("stream"):
             raise _BadRequest(400, "streaming is not supported by this server", "stream")
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
@@ -465,6 +465,21 @@ class LocalLLMServer:
         if any(f" {_normalize(a)} " in normalized for a in accepted):
             return 1.0
         return round(float(token_f1_per_example([answer], [accepted])[0]), 4)
+
+
+def _plain_messages(messages: Any) -> list[dict[str, str]]:
+    """The request's messages as ``{role, content}`` with text content (content parts joined)."""
+    if not isinstance(messages, list) or not messages:
+        raise _BadRequest(400, "'messages' must be a non-empty array", "messages")
+    clean = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping) or "role" not in message:
+            raise _BadRequest(400, f"messages[{i}] must be an object with a role", "messages")
+        content = message.get("content")
+        if isinstance(content, list):  # content parts
+            content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+        clean.append({"role": str(message["role"]), "content": "" if content is None else str(content)})
+    return clean
 
 
 def _requested_schema(response_format: Any, prompt: str) -> str:

@@ -25,7 +25,7 @@ from eval_platform.core.hashing import file_hash
 from eval_platform.core.installation import installation_config
 from eval_platform.core.yamlsafe import load_json
 from eval_platform.datasets.validation import all_distinct
-from eval_platform.llm.client import CandidateSpec
+from eval_platform.llm.specs import CandidateSpec
 from eval_platform.models.skops_import import skops_io as import_skops_io
 
 MODEL_KINDS = ("sklearn", "predictions", "openai_chat")
@@ -123,7 +123,7 @@ def read_predictions_file(path: Path) -> pd.DataFrame:
 
 def read_candidate_spec(path: Path):
     """An ``openai_chat`` model file: JSON naming the endpoint, model, version, prompt template and decoding
-    (see :meth:`eval_platform.llm.client.CandidateSpec.from_dict`); ``${VAR}`` in the base URL keeps
+    (see :meth:`eval_platform.llm.specs.CandidateSpec.from_dict`); ``${VAR}`` in the base URL keeps
     the file, and so the model version, stable when the server's address changes."""
 
     try:

@@ -1,7 +1,7 @@
 """Analysis of an online experiment: plain events in, an :class:`ExperimentAnalysis` of plain data out.
 
 :func:`analyze_experiment` takes the experiment's events (a pandas frame) and its configuration
-(:class:`ExperimentConfig` or the equivalent dict) and computes, for every configured metric, per-arm means
+(:class:`~eval_platform.online.config.ExperimentConfig` or the equivalent dict) and computes, for every configured metric, per-arm means
 with intervals, each treatment arm's difference and relative lift against control with the test that fits
 the metric, CUPED when a pre-period covariate is configured, an always-valid p-value for daily peeking,
 the same numbers cumulatively per day, a sample-ratio-mismatch check, and one verdict per guardrail.
@@ -52,286 +52,23 @@ Decisions, each made to fail closed:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.lazy_imports import scipy_stats as _st
 from eval_platform.core.records import json_safe
 from eval_platform.online import stats
+from eval_platform.online.config import ExperimentConfig, GuardrailConfig, coerce_config
+from eval_platform.online.events import DAY, prepare_events, unit_covariates
 
 PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
 #: Version of the analysis logic (and of ``stats``); the experiment-analysis asset's code version.
 ANALYSIS_CODE_VERSION = "1"
-AGGREGATES = ("mean", "sum", "max", "count")
-KINDS = ("auto", "proportion", "mean")
-DIRECTIONS = ("higher", "lower")
-GUARDRAIL_INTERVALS = ("sequential", "fixed")
-DAY = pd.Timedelta(days=1)
-
-
-# ------------------------------------------------------------------------------------------------------
-# Configuration
-
-
-def _number(value, field: str, low: float | None = None, high: float | None = None, open_low=False, open_high=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not math.isfinite(value):
-        raise InvalidInput(field, f"must be a finite number, got {value!r}")
-    value = float(value)
-    if low is not None and (value < low or (open_low and value == low)):
-        raise InvalidInput(field, f"must be {'>' if open_low else '>='} {low:g}, got {value:g}")
-    if high is not None and (value > high or (open_high and value == high)):
-        raise InvalidInput(field, f"must be {'<' if open_high else '<='} {high:g}, got {value:g}")
-    return value
-
-
-def _text(value, field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(field, f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _choice(value, field: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise InvalidInput(field, f"must be one of {', '.join(allowed)}; got {value!r}")
-    return value
-
-
-def _keys(raw: Mapping, field: str, allowed: Iterable[str]) -> None:
-    if not isinstance(raw, Mapping):
-        raise InvalidInput(field, f"must be a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(map(str, raw)) - set(allowed))
-    if unknown:
-        raise InvalidInput(field, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-
-
-@dataclass(frozen=True)
-class ArmConfig:
-    name: str
-    model_version: str
-    split: float
-
-
-@dataclass(frozen=True)
-class MetricConfig:
-    name: str
-    aggregate: str = "mean"
-    kind: str = "auto"
-
-
-@dataclass(frozen=True)
-class GuardrailConfig:
-    metric: str
-    direction: str
-    tolerance: float
-    relative: bool = True
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], where: str) -> GuardrailConfig:
-        """``{metric, direction, tolerance, relative}`` validated; errors name ``where`` and the key."""
-        _keys(raw, where, ("metric", "direction", "tolerance", "relative"))
-        relative = raw.get("relative", True)
-        if not isinstance(relative, bool):
-            raise InvalidInput(f"{where}.relative", f"must be true or false, got {relative!r}")
-        return cls(_text(raw.get("metric"), f"{where}.metric"), _choice(raw.get("direction"), f"{where}.direction", DIRECTIONS),
-                   _number(raw.get("tolerance"), f"{where}.tolerance", 0), relative)
-
-    def describe(self) -> str:
-        worse = "increase" if self.direction == "lower" else "decrease"
-        amount = f"{self.tolerance:.2%}" if self.relative else f"{self.tolerance:g}"
-        return f"{self.metric} must not {worse} by more than {amount}"
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """An experiment's analysis settings; :meth:`from_dict` validates the dict form (unknown keys rejected).
-
-    Dict form::
-
-        {"experiment_id": "exp-42",
-         "arms": [{"name": "control", "model_version": "ranker@3", "split": 0.5},
-                  {"name": "treatment", "model_version": "ranker@4", "split": 0.5}],
-         "control": "control",                       # default: the first arm
-         "primary_metric": {"metric": "conversion", "direction": "higher"},   # or just "conversion"
-         "guardrails": [{"metric": "latency_ms", "direction": "lower", "tolerance": 0.05}],
-         "metrics": {"conversion": {"aggregate": "max"}, "revenue": {"aggregate": "sum"}},
-         "confidence": 0.95, "srm_alpha": 0.001, "covariate": "pre_revenue",
-         "min_units_per_arm": 100, "mixing_sd": 0.05, "guardrail_interval": "sequential",
-         "max_crossover_fraction": 0.001, "start": "2024-01-01", "end": null,
-         "unit_column": "unit_id", "arm_column": "arm", "timestamp_column": "timestamp"}
-    """
-
-    arms: tuple[ArmConfig, ...]
-    primary_metric: str
-    control: str = ""
-    primary_direction: str = "higher"
-    guardrails: tuple[GuardrailConfig, ...] = ()
-    metrics: Mapping[str, MetricConfig] = field(default_factory=dict)
-    confidence: float = 0.95
-    srm_alpha: float = 0.001
-    covariate: str | Mapping[str, str] | None = None
-    min_units_per_arm: int = 100
-    mixing_sd: float = stats.DEFAULT_MIXING_SD
-    guardrail_interval: str = "sequential"
-    max_crossover_fraction: float = 0.001
-    experiment_id: str = ""
-    start: Any = None
-    end: Any = None
-    unit_column: str = "unit_id"
-    arm_column: str = "arm"
-    timestamp_column: str = "timestamp"
-
-    _KEYS = ("experiment_id", "arms", "control", "primary_metric", "guardrails", "metrics", "confidence", "srm_alpha",
-             "covariate", "min_units_per_arm", "mixing_sd", "guardrail_interval", "max_crossover_fraction", "start",
-             "end", "unit_column", "arm_column", "timestamp_column")
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentConfig:
-        _keys(raw, "config", cls._KEYS)
-        arms_raw = raw.get("arms")
-        if isinstance(arms_raw, Mapping):
-            arms_raw = [{"name": name, **(spec if isinstance(spec, Mapping) else {"split": spec})} for name, spec in arms_raw.items()]
-        if not isinstance(arms_raw, Sequence) or isinstance(arms_raw, str) or len(arms_raw) < 2:
-            raise InvalidInput("config.arms", "needs at least two arms (control and a treatment)")
-        arms = []
-        for i, arm in enumerate(arms_raw):
-            where = f"config.arms[{i}]"
-            _keys(arm, where, ("name", "model_version", "split"))
-            arms.append(ArmConfig(_text(arm.get("name"), f"{where}.name"),
-                                  str(arm.get("model_version") or ""),
-                                  _number(arm.get("split"), f"{where}.split", 0, open_low=True)))
-        names = [a.name for a in arms]
-        if len(set(names)) != len(names):
-            raise InvalidInput("config.arms", f"arm names must be distinct, got {names}")
-        control = raw.get("control") or names[0]
-        if control not in names:
-            raise InvalidInput("config.control", f"{control!r} is not one of the arms {names}")
-
-        metrics: dict[str, MetricConfig] = {}
-        metrics_raw = raw.get("metrics") or {}
-        if not isinstance(metrics_raw, Mapping):
-            raise InvalidInput("config.metrics", f"must be a mapping of metric name to settings, got {type(metrics_raw).__name__}")
-        for name, spec in metrics_raw.items():
-            where = f"config.metrics.{name}"
-            spec = spec or {}
-            _keys(spec, where, ("aggregate", "kind"))
-            metrics[str(name)] = MetricConfig(str(name), _choice(spec.get("aggregate", "mean"), f"{where}.aggregate", AGGREGATES),
-                                              _choice(spec.get("kind", "auto"), f"{where}.kind", KINDS))
-
-        primary = raw.get("primary_metric")
-        direction = "higher"
-        if isinstance(primary, Mapping):
-            _keys(primary, "config.primary_metric", ("metric", "direction", "aggregate", "kind"))
-            spec = primary
-            primary = _text(spec.get("metric"), "config.primary_metric.metric")
-            direction = _choice(spec.get("direction", "higher"), "config.primary_metric.direction", DIRECTIONS)
-            if "aggregate" in spec or "kind" in spec:
-                metrics[primary] = MetricConfig(primary, _choice(spec.get("aggregate", "mean"), "config.primary_metric.aggregate", AGGREGATES),
-                                                _choice(spec.get("kind", "auto"), "config.primary_metric.kind", KINDS))
-        primary = _text(primary, "config.primary_metric")
-
-        guardrails = []
-        guardrails_raw = raw.get("guardrails") or []
-        if not isinstance(guardrails_raw, Sequence) or isinstance(guardrails_raw, str):
-            raise InvalidInput("config.guardrails", "must be a list")
-        for i, g in enumerate(guardrails_raw):
-            guardrails.append(GuardrailConfig.from_dict(g, f"config.guardrails[{i}]"))
-
-        covariate = raw.get("covariate")
-        if isinstance(covariate, Mapping):
-            covariate = {str(k): _text(v, f"config.covariate.{k}") for k, v in covariate.items()}
-        elif covariate is not None:
-            covariate = _text(covariate, "config.covariate")
-
-        min_units = raw.get("min_units_per_arm", 100)
-        if isinstance(min_units, bool) or not isinstance(min_units, int) or min_units < 2:
-            raise InvalidInput("config.min_units_per_arm", f"must be an integer >= 2, got {min_units!r}")
-        start, end = (_timestamp(raw.get(key), f"config.{key}") for key in ("start", "end"))
-        if start is not None and end is not None and end <= start:
-            raise InvalidInput("config.end", f"{end} is not after start {start}")
-        return cls(
-            arms=tuple(arms), primary_metric=primary, control=control, primary_direction=direction,
-            guardrails=tuple(guardrails), metrics=metrics,
-            confidence=_number(raw.get("confidence", 0.95), "config.confidence", 0, 1, True, True),
-            srm_alpha=_number(raw.get("srm_alpha", 0.001), "config.srm_alpha", 0, 1, True, True),
-            covariate=covariate, min_units_per_arm=min_units,
-            mixing_sd=_number(raw.get("mixing_sd", stats.DEFAULT_MIXING_SD), "config.mixing_sd", 0, open_low=True),
-            guardrail_interval=_choice(raw.get("guardrail_interval", "sequential"), "config.guardrail_interval", GUARDRAIL_INTERVALS),
-            max_crossover_fraction=_number(raw.get("max_crossover_fraction", 0.001), "config.max_crossover_fraction", 0, 1),
-            experiment_id=str(raw.get("experiment_id") or ""), start=start, end=end,
-            unit_column=_text(raw.get("unit_column", "unit_id"), "config.unit_column"),
-            arm_column=_text(raw.get("arm_column", "arm"), "config.arm_column"),
-            timestamp_column=_text(raw.get("timestamp_column", "timestamp"), "config.timestamp_column"),
-        )
-
-    @property
-    def control_arm(self) -> str:
-        return self.control or self.arms[0].name
-
-    @property
-    def treatments(self) -> list[str]:
-        return [a.name for a in self.arms if a.name != self.control_arm]
-
-    def metric(self, name: str) -> MetricConfig:
-        return self.metrics.get(name) or MetricConfig(name)
-
-    def metric_names(self) -> list[str]:
-        names = [self.primary_metric, *(g.metric for g in self.guardrails), *self.metrics]
-        return list(dict.fromkeys(names))
-
-    def covariate_for(self, metric: str) -> str | None:
-        if isinstance(self.covariate, Mapping):
-            return self.covariate.get(metric)
-        return self.covariate
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "experiment_id": self.experiment_id,
-            "arms": [{"name": a.name, "model_version": a.model_version, "split": a.split} for a in self.arms],
-            "control": self.control_arm,
-            "primary_metric": {"metric": self.primary_metric, "direction": self.primary_direction},
-            "guardrails": [{"metric": g.metric, "direction": g.direction, "tolerance": g.tolerance, "relative": g.relative}
-                           for g in self.guardrails],
-            "metrics": {n: {"aggregate": m.aggregate, "kind": m.kind} for n, m in self.metrics.items()},
-            "confidence": self.confidence, "srm_alpha": self.srm_alpha,
-            "covariate": dict(self.covariate) if isinstance(self.covariate, Mapping) else self.covariate,
-            "min_units_per_arm": self.min_units_per_arm, "mixing_sd": self.mixing_sd,
-            "guardrail_interval": self.guardrail_interval, "max_crossover_fraction": self.max_crossover_fraction,
-            "start": None if self.start is None else self.start.isoformat(),
-            "end": None if self.end is None else self.end.isoformat(),
-            "unit_column": self.unit_column, "arm_column": self.arm_column, "timestamp_column": self.timestamp_column,
-        }
-
-
-def _timestamp(value, field: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as error:
-        raise InvalidInput(field, f"is not a timestamp: {error}") from None
-    if ts is pd.NaT:
-        raise InvalidInput(field, "is not a timestamp")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def check_events(events: pd.DataFrame, config: ExperimentConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a batch of events against an experiment's configuration without analysing it: raises
-    :class:`~eval_platform.core.errors.InvalidInput` naming the column and row of the first malformed value
-    (as :func:`analyze_experiment` would), else returns the batch's data-quality record."""
-    return _prepare(events, _coerce_config(config))[4]
-
-
-def _coerce_config(config) -> ExperimentConfig:
-    if isinstance(config, ExperimentConfig):
-        return ExperimentConfig.from_dict(config.as_dict())  # validates one built in code, too
-    if isinstance(config, Mapping):
-        return ExperimentConfig.from_dict(config)
-    raise InvalidInput("config", f"must be an ExperimentConfig or a mapping, got {type(config).__name__}")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -377,107 +114,6 @@ class ExperimentAnalysis:
     def as_json(self) -> dict[str, Any]:
         """A JSON-safe dict: ``nan``/``inf`` become ``None``, numpy scalars Python ones, tuples lists."""
         return json_safe({f.name: getattr(self, f.name) for f in fields(self)})
-
-
-# ------------------------------------------------------------------------------------------------------
-# Preparing the events
-
-
-def _prepare(events, cfg: ExperimentConfig):
-    """Validated events restricted to the window, with ``_unit`` codes and ``_day`` indices, and the
-    data-quality record. Raises ``InvalidInput`` for malformed input; records missing data."""
-    if not isinstance(events, pd.DataFrame):
-        raise InvalidInput("events", f"must be a pandas DataFrame, got {type(events).__name__}")
-    for column in (cfg.unit_column, cfg.arm_column, cfg.timestamp_column):
-        if column not in events.columns:
-            raise InvalidInput(column, "column missing from the events")
-    quality: dict[str, Any] = {"events_in": int(len(events)), "warnings": []}
-    metric_columns = [m for m in cfg.metric_names() if m in events.columns]
-    quality["missing_metric_columns"] = [m for m in cfg.metric_names() if m not in events.columns]
-    covariates = {}
-    for metric in cfg.metric_names():
-        column = cfg.covariate_for(metric)
-        if column is None:
-            continue
-        if column not in events.columns:
-            quality["warnings"].append(f"covariate column {column!r} missing: {metric} analysed without CUPED")
-        else:
-            covariates[metric] = column
-    covariate_columns = sorted(set(covariates.values()))
-
-    units = events[cfg.unit_column]
-    if units.isna().any():
-        raise InvalidInput(cfg.unit_column, f"missing at row {int(np.flatnonzero(units.isna().to_numpy())[0])}")
-    arms = events[cfg.arm_column]
-    if arms.isna().any():
-        raise InvalidInput(cfg.arm_column, f"missing at row {int(np.flatnonzero(arms.isna().to_numpy())[0])}")
-    try:
-        ts = pd.to_datetime(events[cfg.timestamp_column], utc=True)
-    except (TypeError, ValueError) as error:
-        raise InvalidInput(cfg.timestamp_column, f"cannot be read as timestamps: {error}") from None
-    if ts.isna().any():
-        raise InvalidInput(cfg.timestamp_column, f"missing at row {int(np.flatnonzero(ts.isna().to_numpy())[0])}")
-
-    frame = pd.DataFrame({"_unit_id": units.to_numpy(), "_arm": arms.astype(str).to_numpy(), "_ts": ts.to_numpy()},
-                         index=events.index)
-    for column in dict.fromkeys(metric_columns + covariate_columns):
-        values = events[column]
-        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
-            raise InvalidInput(column, f"must be numeric, got dtype {values.dtype}")
-        values = values.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
-        infinite = np.isinf(values)
-        if infinite.any():
-            raise InvalidInput(column, f"must be finite; row {int(np.flatnonzero(infinite)[0])} is {values[infinite][0]}")
-        frame[column] = values
-
-    start = cfg.start if cfg.start is not None else (frame["_ts"].min().floor("D") if len(frame) else None)
-    keep = np.ones(len(frame), dtype=bool)
-    if start is not None:
-        keep &= (frame["_ts"] >= start).to_numpy()
-    if cfg.end is not None:
-        keep &= (frame["_ts"] < cfg.end).to_numpy()
-    quality["events_outside_window"] = int((~keep).sum())
-    frame = frame[keep]
-
-    known = frame["_arm"].isin([a.name for a in cfg.arms]).to_numpy()
-    unknown = frame[~known]
-    quality["unknown_arm_events"] = int(len(unknown))
-    quality["unknown_arms"] = sorted(unknown["_arm"].unique().tolist())
-    frame = frame[known]
-
-    arm_count = frame.groupby("_unit_id", sort=False)["_arm"].nunique()
-    crossover = arm_count.index[arm_count.to_numpy() > 1]
-    quality["crossover_units"] = int(len(crossover))
-    quality["crossover_fraction"] = len(crossover) / len(arm_count) if len(arm_count) else 0.0
-    if len(crossover):
-        frame = frame[~frame["_unit_id"].isin(crossover)]
-
-    frame = frame.copy()
-    frame["_unit"], unit_ids = pd.factorize(frame["_unit_id"])
-    frame["_day"] = ((frame["_ts"] - start) // DAY).astype(np.int64) if len(frame) else np.zeros(0, np.int64)
-    quality["events_analysed"] = int(len(frame))
-    quality["start"] = None if start is None else start.isoformat()
-    quality["end"] = None if cfg.end is None else cfg.end.isoformat()
-    return frame, unit_ids, start, covariates, quality
-
-
-def _unit_covariates(frame: pd.DataFrame, column: str, n_units: int, quality: dict) -> np.ndarray:
-    """One covariate value per unit code (constant within a unit; missing ones get the observed mean)."""
-    grouped = frame.groupby("_unit")[column]
-    distinct = grouped.nunique()
-    varying = distinct.index[distinct.to_numpy() > 1]
-    if len(varying):
-        raise InvalidInput(column, f"pre-period covariate varies within unit {frame.loc[frame['_unit'] == varying[0], '_unit_id'].iloc[0]!r}")
-    values = np.full(n_units, np.nan)
-    first = grouped.first()
-    values[first.index.to_numpy()] = first.to_numpy()
-    missing = np.isnan(values)
-    record = quality.setdefault("covariate_imputed_units", {})
-    record[column] = int(missing.sum())
-    if missing.all():
-        return values
-    values[missing] = np.nanmean(values)
-    return values
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -653,31 +289,51 @@ def analyze_experiment(events: pd.DataFrame, config: ExperimentConfig | Mapping[
     raises :class:`~eval_platform.core.errors.InvalidInput`. Missing *data* (a metric column absent, an arm
     without units, too few units) does not raise: it turns the affected verdicts into ``no_decision``.
     """
-    cfg = _coerce_config(config)
-    frame, unit_ids, start, covariates, quality = _prepare(events, cfg)
-    control, treatments = cfg.control_arm, cfg.treatments
-    arm_names = [a.name for a in cfg.arms]
-    n_units_total = len(unit_ids)
-
-    # units: arm and arrival day
+    cfg = coerce_config(config)
+    frame, unit_ids, start, covariates, quality = prepare_events(events, cfg)
+    n_units = len(unit_ids)
     units = frame.groupby("_unit", sort=True).agg(arm=("_arm", "first"), first_day=("_day", "min"), events=("_arm", "size"))
-    unit_arm = units["arm"].to_numpy() if n_units_total else np.zeros(0, dtype=object)
+    unit_arm = units["arm"].to_numpy() if n_units else np.zeros(0, dtype=object)
+    arms_out = _arm_records(cfg, units, unit_arm, n_units)
+    srm, blockers = _trust(cfg, arms_out, quality, n_units)
+    looks = _looks(cfg, frame, unit_arm, start, covariates, quality, n_units)
+    metrics_out, daily, daily_srm = _analyse_looks(looks)
+    _record_metrics_without_data(cfg, metrics_out, looks.kinds, quality)
+    verdicts = [guardrail_verdict(g, a, cfg, metrics_out.get(g.metric), blockers)
+                for g in cfg.guardrails for a in cfg.treatments]
+    verdict, reasons = _combine(verdicts, blockers, len(cfg.guardrails))
+    primary = {a: _primary_outcome(cfg, metrics_out[cfg.primary_metric], a, blockers) for a in cfg.treatments}
+    return ExperimentAnalysis(
+        experiment_id=cfg.experiment_id, control=cfg.control_arm, arms=arms_out, trustworthy=not blockers,
+        untrustworthy_reasons=blockers, srm=srm, metrics=metrics_out, primary=primary, guardrails=verdicts,
+        guardrail_verdict=verdict, guardrail_reasons=reasons, daily=daily, daily_srm=daily_srm,
+        data_quality=quality, config=cfg.as_dict(),
+    )
+
+
+def _arm_records(cfg: ExperimentConfig, units: pd.DataFrame, unit_arm: np.ndarray, n_units: int) -> dict[str, dict]:
+    """By arm: its model version, configured split, and the units and events analysed."""
     arms_out = {}
     for a in cfg.arms:
         mask = unit_arm == a.name
         arms_out[a.name] = {"model_version": a.model_version, "split": a.split, "units": int(mask.sum()),
-                            "events": int(units["events"].to_numpy()[mask].sum()) if n_units_total else 0}
+                            "events": int(units["events"].to_numpy()[mask].sum()) if n_units else 0}
+    return arms_out
 
+
+def _trust(cfg: ExperimentConfig, arms_out: Mapping[str, dict], quality: Mapping[str, Any],
+           n_units: int) -> tuple[dict | None, list[str]]:
+    """The sample-ratio check over units, and every reason the result is untrustworthy."""
     blockers: list[str] = []
     srm = None
-    if n_units_total == 0:
+    if n_units == 0:
         blockers.append("no units in the configured arms")
     else:
-        srm_result = stats.srm_check({a: arms_out[a]["units"] for a in arm_names}, {a.name: a.split for a in cfg.arms},
+        srm_result = stats.srm_check({a.name: arms_out[a.name]["units"] for a in cfg.arms}, {a.name: a.split for a in cfg.arms},
                                      cfg.srm_alpha)
         srm = srm_result.as_dict()
         if srm_result.fired:
-            observed = ", ".join(f"{a} {o}" for a, o in zip(srm_result.arms, srm_result.observed))
+            observed = ", ".join(f"{a} {o}" for a, o in zip(srm_result.arms, srm_result.observed, strict=True))
             blockers.append(f"sample-ratio mismatch: units {observed} vs configured split "
                             f"(chi2 {srm_result.statistic:.2f}, p = {srm_result.p_value:.3g} < {cfg.srm_alpha:g})")
     if quality["unknown_arm_events"]:
@@ -685,218 +341,188 @@ def analyze_experiment(events: pd.DataFrame, config: ExperimentConfig | Mapping[
     if quality["crossover_fraction"] > cfg.max_crossover_fraction:
         blockers.append(f"{quality['crossover_units']} unit(s) ({quality['crossover_fraction']:.2%}) appear in more than one arm "
                         f"(allowed {cfg.max_crossover_fraction:.2%})")
+    return srm, blockers
 
-    # metrics, cumulatively per day
-    names = cfg.metric_names()
-    present = [m for m in names if m not in quality["missing_metric_columns"]]
+
+@dataclass
+class _Looks:
+    """What the daily looks of one analysis share: the cumulative unit values of each day, each unit's arm,
+    the covariates and kinds of the metrics present, and the running always-valid p-values."""
+
+    cfg: ExperimentConfig
+    present: list[str]
+    aggregates: dict[str, str]
+    kinds: dict[str, str]
+    per_day_values: list[pd.DataFrame]
+    unit_arm: np.ndarray
+    covariates: dict[str, str]
+    covariate_values: dict[str, np.ndarray]
+    dates: list[str]
+    #: by (metric, treatment arm): the always-valid p-values of the difference and of the lift at the last look
+    previous: dict[tuple[str, str], tuple[float, float]]
+
+    def covariate(self, metric: str) -> np.ndarray | None:
+        """One covariate value per unit code for ``metric``, or None (none configured, or none observed)."""
+        column = self.covariates.get(metric)
+        values = self.covariate_values.get(column) if column is not None else None
+        if values is not None and np.isnan(values).all():
+            return None
+        return values
+
+
+def _looks(cfg: ExperimentConfig, frame: pd.DataFrame, unit_arm: np.ndarray, start: pd.Timestamp | None,
+           covariates: dict[str, str], quality: dict[str, Any], n_units: int) -> _Looks:
+    present = [m for m in cfg.metric_names() if m not in quality["missing_metric_columns"]]
     aggregates = {m: cfg.metric(m).aggregate for m in present}
-    partials = _aggregate_partials(frame, present) if n_units_total else None
-    n_days = int(frame["_day"].max()) + 1 if n_units_total else 0
-    covariate_values = {column: _unit_covariates(frame, column, n_units_total, quality)
-                        for column in sorted(set(covariates.values()))} if n_units_total else {}
+    n_days = int(frame["_day"].max()) + 1 if n_units else 0
+    covariate_values = {column: unit_covariates(frame, column, n_units, quality)
+                        for column in sorted(set(covariates.values()))} if n_units else {}
     for column, values in covariate_values.items():
         if np.isnan(values).all():
             quality["warnings"].append(f"covariate column {column!r} has no value: CUPED skipped")
-
+    partials = _aggregate_partials(frame, present) if n_units else None
     per_day_values = [_unit_values(partials, d, present, aggregates) for d in range(n_days)]
-    kinds: dict[str, str] = {}
-    for m in present:
-        kind = cfg.metric(m).kind
-        if kind == "auto":
-            final = per_day_values[-1][m].dropna().to_numpy() if n_days else np.zeros(0)
-            kind = "proportion" if final.size and np.isin(final, (0.0, 1.0)).all() else "mean"
-        elif kind == "proportion":
-            final = per_day_values[-1][m].dropna().to_numpy() if n_days else np.zeros(0)
-            if final.size and not np.isin(final, (0.0, 1.0)).all():
-                raise InvalidInput(f"config.metrics.{m}.kind", f"is proportion but unit values of {m} are not all 0 or 1 "
-                                                              f"(aggregate {aggregates[m]})")
-        kinds[m] = kind
+    final = per_day_values[-1] if n_days else None
+    kinds = {m: _metric_kind(cfg, m, final, aggregates[m]) for m in present}
+    dates = [(start + d * DAY).date().isoformat() for d in range(n_days)] if start is not None else []
+    return _Looks(cfg, present, aggregates, kinds, per_day_values, unit_arm, covariates, covariate_values, dates,
+                  previous={(m, a): (1.0, 1.0) for m in present for a in cfg.treatments})
 
+
+def _metric_kind(cfg: ExperimentConfig, metric: str, final: pd.DataFrame | None, aggregate: str) -> str:
+    """``proportion`` or ``mean``: the configured kind, or for ``auto`` the one the final unit values fit."""
+    kind = cfg.metric(metric).kind
+    if kind == "mean":
+        return kind
+    values = final[metric].dropna().to_numpy() if final is not None else np.zeros(0)
+    binary = bool(values.size) and bool(np.isin(values, (0.0, 1.0)).all())
+    if kind == "auto":
+        return "proportion" if binary else "mean"
+    if values.size and not binary:
+        raise InvalidInput(f"config.metrics.{metric}.kind", f"is proportion but unit values of {metric} are not all 0 or 1 "
+                                                            f"(aggregate {aggregate})")
+    return kind
+
+
+def _analyse_looks(looks: _Looks) -> tuple[dict[str, dict], list[dict], list[dict]]:
+    """Every metric at every daily look (cumulative): the metric records of the last look, the daily rows
+    of each comparison, and the daily sample-ratio rows."""
+    cfg = looks.cfg
     metrics_out: dict[str, dict] = {}
     daily: list[dict] = []
     daily_srm: list[dict] = []
-    previous = {(m, a): (1.0, 1.0) for m in present for a in treatments}
-    dates = [(start + d * DAY).date().isoformat() for d in range(n_days)] if start is not None else []
-    for d in range(n_days):
-        values = per_day_values[d]
+    n_days = len(looks.per_day_values)
+    for d, values in enumerate(looks.per_day_values):
         codes = values.index.to_numpy()
-        arm_of = unit_arm[codes]
-        counts = {a: int((arm_of == a).sum()) for a in arm_names}
+        arm_of = looks.unit_arm[codes]
+        counts = {a.name: int((arm_of == a.name).sum()) for a in cfg.arms}
         day_srm = stats.srm_check(counts, {a.name: a.split for a in cfg.arms}, cfg.srm_alpha) if sum(counts.values()) else None
-        daily_srm.append({"day": d, "date": dates[d], **{f"units_{a}": counts[a] for a in arm_names},
+        daily_srm.append({"day": d, "date": looks.dates[d], **{f"units_{a}": n for a, n in counts.items()},
                           "srm_p_value": day_srm.p_value if day_srm else float("nan")})
         last = d == n_days - 1
-        for m in present:
-            column = values[m].to_numpy()
-            has = ~np.isnan(column)
-            covariate = covariate_values.get(covariates.get(m)) if m in covariates else None
-            if covariate is not None and np.isnan(covariate).all():
-                covariate = None
-            by_arm = {a: column[has & (arm_of == a)] for a in arm_names}
-            x_by_arm = {a: covariate[codes[has & (arm_of == a)]] for a in arm_names} if covariate is not None else None
-            per_arm = {a: _per_arm(by_arm[a], kinds[m], cfg.confidence) for a in arm_names} if last else None
-            comparisons = {}
-            for a in treatments:
-                c, t = by_arm[control], by_arm[a]
-                if c.size == 0 or t.size == 0:
-                    comparisons[a] = None
-                    continue
-                comparison = _compare(c, t, x_by_arm[control] if x_by_arm else None, x_by_arm[a] if x_by_arm else None,
-                                      kinds[m], cfg, *previous[(m, a)])
-                previous[(m, a)] = (comparison["sequential"]["p_value"], comparison["sequential_lift"]["p_value"])
-                comparisons[a] = comparison
-                daily.append({
-                    "day": d, "date": dates[d], "metric": m, "arm": a, "n_control": int(c.size), "n_treatment": int(t.size),
-                    "mean_control": float(c.mean()), "mean_treatment": float(t.mean()),
-                    "estimator": comparison["decision_estimator"],
-                    "difference": comparison["decision_test"]["estimate"],
-                    "lift": comparison["decision_lift"]["lift"],
-                    "lift_ci_low": comparison["decision_lift"]["ci_low"], "lift_ci_high": comparison["decision_lift"]["ci_high"],
-                    "p_value": comparison["decision_test"]["p_value"],
-                    "always_valid_p_value": comparison["sequential"]["p_value"],
-                    "cs_low": comparison["sequential"]["cs_low"], "cs_high": comparison["sequential"]["cs_high"],
-                })
-            if last:
-                metrics_out[m] = {"status": "ok", "aggregate": aggregates[m], "kind": kinds[m],
-                                  "covariate": covariates.get(m) if covariate is not None else None,
-                                  "per_arm": per_arm, "comparisons": {a: comparisons.get(a) for a in treatments}}
-    for m in names:
+        for m in looks.present:
+            record = _metric_look(looks, d, m, values[m].to_numpy(), codes, arm_of, daily, last)
+            if record is not None:
+                metrics_out[m] = record
+    return metrics_out, daily, daily_srm
+
+
+def _metric_look(looks: _Looks, day: int, metric: str, column: np.ndarray, codes: np.ndarray, arm_of: np.ndarray,
+                 daily: list[dict], last: bool) -> dict | None:
+    """One metric at one look: each treatment compared with control (a daily row each); at the last look
+    the metric's record (per-arm means and the comparisons)."""
+    cfg = looks.cfg
+    arm_names = [a.name for a in cfg.arms]
+    has = ~np.isnan(column)
+    covariate = looks.covariate(metric)
+    by_arm = {a: column[has & (arm_of == a)] for a in arm_names}
+    x_by_arm = {a: covariate[codes[has & (arm_of == a)]] for a in arm_names} if covariate is not None else None
+    per_arm = {a: _per_arm(by_arm[a], looks.kinds[metric], cfg.confidence) for a in arm_names} if last else None
+    comparisons = {a: _compare_arm(looks, day, metric, a, by_arm, x_by_arm, daily) for a in cfg.treatments}
+    if not last:
+        return None
+    return {"status": "ok", "aggregate": looks.aggregates[metric], "kind": looks.kinds[metric],
+            "covariate": looks.covariates.get(metric) if covariate is not None else None,
+            "per_arm": per_arm, "comparisons": comparisons}
+
+
+def _compare_arm(looks: _Looks, day: int, metric: str, arm: str, by_arm: Mapping[str, np.ndarray],
+                 x_by_arm: Mapping[str, np.ndarray] | None, daily: list[dict]) -> dict | None:
+    """Treatment ``arm`` against control at one look (None when either has no unit), with its daily row."""
+    control = looks.cfg.control_arm
+    c, t = by_arm[control], by_arm[arm]
+    if c.size == 0 or t.size == 0:
+        return None
+    comparison = _compare(c, t, x_by_arm[control] if x_by_arm else None, x_by_arm[arm] if x_by_arm else None,
+                          looks.kinds[metric], looks.cfg, *looks.previous[(metric, arm)])
+    looks.previous[(metric, arm)] = (comparison["sequential"]["p_value"], comparison["sequential_lift"]["p_value"])
+    daily.append({
+        "day": day, "date": looks.dates[day], "metric": metric, "arm": arm, "n_control": int(c.size), "n_treatment": int(t.size),
+        "mean_control": float(c.mean()), "mean_treatment": float(t.mean()),
+        "estimator": comparison["decision_estimator"],
+        "difference": comparison["decision_test"]["estimate"],
+        "lift": comparison["decision_lift"]["lift"],
+        "lift_ci_low": comparison["decision_lift"]["ci_low"], "lift_ci_high": comparison["decision_lift"]["ci_high"],
+        "p_value": comparison["decision_test"]["p_value"],
+        "always_valid_p_value": comparison["sequential"]["p_value"],
+        "cs_low": comparison["sequential"]["cs_low"], "cs_high": comparison["sequential"]["cs_high"],
+    })
+    return comparison
+
+
+def _record_metrics_without_data(cfg: ExperimentConfig, metrics_out: dict[str, dict], kinds: Mapping[str, str],
+                                 quality: Mapping[str, Any]) -> None:
+    """A record for every configured metric that could not be analysed, and a status for those missing an arm."""
+    for m in cfg.metric_names():
         if m not in metrics_out:
             status = "missing" if m in quality["missing_metric_columns"] else "no units"
             metrics_out[m] = {"status": status, "aggregate": cfg.metric(m).aggregate, "kind": kinds.get(m, cfg.metric(m).kind),
-                              "covariate": None, "per_arm": None, "comparisons": {a: None for a in treatments}}
-        elif any(metrics_out[m]["comparisons"][a] is None for a in treatments):
+                              "covariate": None, "per_arm": None, "comparisons": {a: None for a in cfg.treatments}}
+        elif any(metrics_out[m]["comparisons"][a] is None for a in cfg.treatments):
             metrics_out[m]["status"] = "arm without units"
 
-    # guardrails
-    verdicts = [guardrail_verdict(g, a, cfg, metrics_out.get(g.metric), blockers)
-                for g in cfg.guardrails for a in treatments]
-    verdict, reasons = _combine(verdicts, blockers, len(cfg.guardrails))
 
-    # primary
-    primary = {}
-    pm = metrics_out[cfg.primary_metric]
+def _primary_outcome(cfg: ExperimentConfig, pm: Mapping[str, Any], arm: str, blockers: list[str]) -> dict[str, Any]:
+    """The primary metric's result for one treatment arm, decided by its always-valid p-value."""
+    comparison = pm["comparisons"].get(arm) if pm["per_arm"] else None
+    entry: dict[str, Any] = {"metric": cfg.primary_metric, "direction": cfg.primary_direction}
+    if comparison is None:
+        entry.update(outcome="insufficient_data" if not blockers else "untrustworthy",
+                     message=f"no data for {cfg.primary_metric} ({pm['status']})")
+        return entry
+    n_c, n_t = pm["per_arm"][cfg.control_arm]["n"], pm["per_arm"][arm]["n"]
+    p_seq = comparison["sequential"]["p_value"]
+    lift = comparison["decision_lift"]
+    entry.update(estimator=comparison["decision_estimator"], n_control=n_c, n_treatment=n_t,
+                 difference=comparison["decision_test"]["estimate"], lift=lift["lift"],
+                 lift_ci=[lift["ci_low"], lift["ci_high"]], p_value=comparison["decision_test"]["p_value"],
+                 always_valid_p_value=p_seq,
+                 confidence_sequence=[comparison["sequential"]["cs_low"], comparison["sequential"]["cs_high"]],
+                 lift_confidence_sequence=[comparison["sequential_lift"]["cs_low"], comparison["sequential_lift"]["cs_high"]])
     alpha = 1 - cfg.confidence
-    for a in treatments:
-        comparison = pm["comparisons"].get(a) if pm["per_arm"] else None
-        entry: dict[str, Any] = {"metric": cfg.primary_metric, "direction": cfg.primary_direction}
-        if comparison is None:
-            entry.update(outcome="insufficient_data" if not blockers else "untrustworthy",
-                         message=f"no data for {cfg.primary_metric} ({pm['status']})")
-            primary[a] = entry
-            continue
-        n_c, n_t = pm["per_arm"][control]["n"], pm["per_arm"][a]["n"]
-        p_seq = comparison["sequential"]["p_value"]
-        lift = comparison["decision_lift"]
-        entry.update(estimator=comparison["decision_estimator"], n_control=n_c, n_treatment=n_t,
-                     difference=comparison["decision_test"]["estimate"], lift=lift["lift"],
-                     lift_ci=[lift["ci_low"], lift["ci_high"]], p_value=comparison["decision_test"]["p_value"],
-                     always_valid_p_value=p_seq,
-                     confidence_sequence=[comparison["sequential"]["cs_low"], comparison["sequential"]["cs_high"]],
-                     lift_confidence_sequence=[comparison["sequential_lift"]["cs_low"], comparison["sequential_lift"]["cs_high"]])
-        if blockers:
-            outcome, message = "untrustworthy", "; ".join(blockers)
-        elif min(n_c, n_t) < cfg.min_units_per_arm:
-            outcome, message = "insufficient_data", f"{min(n_c, n_t)} units < {cfg.min_units_per_arm} per arm"
-        elif p_seq < alpha:
-            better = (comparison["decision_test"]["estimate"] > 0) == (cfg.primary_direction == "higher")
-            outcome = "treatment_better" if better else "treatment_worse"
-            message = f"always-valid p = {p_seq:.3g} < {alpha:.3g}"
-        else:
-            outcome, message = "inconclusive", f"always-valid p = {p_seq:.3g} >= {alpha:.3g}"
-        entry.update(outcome=outcome, message=message)
-        primary[a] = entry
-
-    return ExperimentAnalysis(
-        experiment_id=cfg.experiment_id, control=control, arms=arms_out, trustworthy=not blockers,
-        untrustworthy_reasons=blockers, srm=srm, metrics=metrics_out, primary=primary, guardrails=verdicts,
-        guardrail_verdict=verdict, guardrail_reasons=reasons, daily=daily, daily_srm=daily_srm,
-        data_quality=quality, config=cfg.as_dict(),
-    )
+    if blockers:
+        outcome, message = "untrustworthy", "; ".join(blockers)
+    elif min(n_c, n_t) < cfg.min_units_per_arm:
+        outcome, message = "insufficient_data", f"{min(n_c, n_t)} units < {cfg.min_units_per_arm} per arm"
+    elif p_seq < alpha:
+        better = (comparison["decision_test"]["estimate"] > 0) == (cfg.primary_direction == "higher")
+        outcome = "treatment_better" if better else "treatment_worse"
+        message = f"always-valid p = {p_seq:.3g} < {alpha:.3g}"
+    else:
+        outcome, message = "inconclusive", f"always-valid p = {p_seq:.3g} >= {alpha:.3g}"
+    entry.update(outcome=outcome, message=message)
+    return entry
 
 
 # ------------------------------------------------------------------------------------------------------
-# Shadow mode and offline-online agreement
+# Offline-online agreement
 
 
-def shadow_comparison(candidate: Mapping[Any, Any], production: Mapping[Any, Any], kind: str = "labels",
-                      k: int = 10, confidence: float = 0.95) -> dict[str, Any]:
-    """Compare a shadow candidate's logged outputs with production's, keyed by request id.
-
-    ``kind="labels"``: outputs are labels, compared by :func:`~eval_platform.online.stats.label_agreement`
-    (metric ``shadow_agreement``). ``kind="rankings"``: outputs are ranked item lists (best first), compared
-    by Spearman, Kendall and overlap@k (:func:`~eval_platform.online.stats.ranking_agreement`; metrics
-    ``shadow_spearman``, ``shadow_kendall``, ``shadow_overlap_at_k``). Only requests both sides logged are
-    compared; the others are counted (``only_candidate``, ``only_production``) and ``coverage`` is the share
-    of production's requests the candidate answered, so a candidate that silently drops requests shows.
-    A request whose output is ``None`` on either side counts as not logged. No common request gives ``nan``
-    metrics.
-    """
-    _choice(kind, "kind", ("labels", "rankings"))
-    if not isinstance(candidate, Mapping) or not isinstance(production, Mapping):
-        raise InvalidInput("candidate/production", "must be mappings from request id to output")
-    cand = {r: v for r, v in candidate.items() if v is not None}
-    prod = {r: v for r, v in production.items() if v is not None}
-    common = [r for r in prod if r in cand]
-    out: dict[str, Any] = {"kind": kind, "n_candidate": len(cand), "n_production": len(prod), "n_common": len(common),
-                           "only_candidate": len(set(cand) - set(prod)), "only_production": len(set(prod) - set(cand)),
-                           "coverage": len(common) / len(prod) if prod else float("nan")}
-    if kind == "labels":
-        if common:
-            result = stats.label_agreement([cand[r] for r in common], [prod[r] for r in common], confidence)
-            out["metrics"] = {"shadow_agreement": result.rate}
-            out["agreement"] = result.as_dict()
-        else:
-            out["metrics"] = {"shadow_agreement": float("nan")}
-        return out
-    if common:
-        result = stats.ranking_agreement([cand[r] for r in common], [prod[r] for r in common], k)
-        out["metrics"] = {"shadow_spearman": result["spearman"], "shadow_kendall": result["kendall"],
-                          "shadow_overlap_at_k": result["overlap_at_k"]}
-        out["rankings"] = result
-    else:
-        out["metrics"] = {"shadow_spearman": float("nan"), "shadow_kendall": float("nan"), "shadow_overlap_at_k": float("nan")}
-    out["k"] = k
-    return out
-
-
-SHADOW_SOURCES = ("candidate", "production")
-SHADOW_KINDS = ("labels", "rankings")
-
-
-def analyze_shadow(log: pd.DataFrame, kind: str = "labels", k: int = 10, confidence: float = 0.95) -> dict[str, Any]:
-    """:func:`shadow_comparison` of a shadow log: one row per (``request_id``, ``source``) with ``source``
-    ``candidate`` or ``production`` and the logged ``output`` (a label, or a list of item ids best first).
-
-    The result has ``metrics`` (the shadow metrics plus ``shadow_coverage``, the share of production's
-    requests the candidate answered), the comparison's counts, and ``trustworthy``: false, with the reason,
-    when the two sides have no request in common. Raises ``InvalidInput`` for a missing column, an unknown
-    source, or a request logged twice by one source.
-    """
-    _choice(kind, "kind", SHADOW_KINDS)
-    for column in ("request_id", "source", "output"):
-        if column not in log.columns:
-            raise InvalidInput(column, "column missing from the shadow log")
-    unknown = sorted(set(log["source"].dropna().astype(str)) - set(SHADOW_SOURCES))
-    if unknown or log["source"].isna().any():
-        raise InvalidInput("source", f"must be candidate or production; found {unknown or ['a missing value']}")
-    duplicated = log.duplicated(["request_id", "source"])
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise InvalidInput("request_id", f"row {row}: request {log['request_id'].iloc[row]!r} is logged twice by one source")
-
-    def outputs(source: str) -> dict:
-        side = log[log["source"] == source]
-        values = side["output"].tolist()
-        if kind == "rankings":
-            values = [None if v is None else list(v) for v in values]
-        return dict(zip(side["request_id"].tolist(), values, strict=True))
-
-    comparison = shadow_comparison(outputs("candidate"), outputs("production"), kind, k, confidence)
-    comparison["metrics"]["shadow_coverage"] = comparison["coverage"]
-    reasons = [] if comparison["n_common"] else ["the candidate and production logged no request in common"]
-    return json_safe({**comparison, "trustworthy": not reasons, "untrustworthy_reasons": reasons,
-                      "config": {"kind": kind, "k": k, "confidence": confidence}})
+def _finite_delta(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a boolean), else None."""
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def offline_online_agreement(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -915,16 +541,14 @@ def offline_online_agreement(records: Iterable[Mapping[str, Any]]) -> dict[str, 
     for i, record in enumerate(records):
         if not isinstance(record, Mapping):
             raise InvalidInput(f"records[{i}]", f"must be a mapping, got {type(record).__name__}")
-        off, on = record.get("offline_delta"), record.get("online_delta")
-        ok = all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) and math.isfinite(v)
-                 for v in (off, on))
+        off, on = _finite_delta(record.get("offline_delta")), _finite_delta(record.get("online_delta"))
         label = record.get("experiment_id", i)
-        if not ok:
+        if off is None or on is None:
             excluded.append({"experiment_id": label, "reason": "offline_delta or online_delta missing or not finite"})
             continue
         same = None if off == 0 or on == 0 else bool((off > 0) == (on > 0))
-        rows.append({"experiment_id": label, "metric": record.get("metric"), "offline_delta": float(off),
-                     "online_delta": float(on), "online_significant": record.get("online_significant"), "same_sign": same})
+        rows.append({"experiment_id": label, "metric": record.get("metric"), "offline_delta": off,
+                     "online_delta": on, "online_significant": record.get("online_significant"), "same_sign": same})
     x = np.array([r["offline_delta"] for r in rows], dtype=np.float64)
     y = np.array([r["online_delta"] for r in rows], dtype=np.float64)
     nan = float("nan")
@@ -942,15 +566,16 @@ def offline_online_agreement(records: Iterable[Mapping[str, Any]]) -> dict[str, 
             "sign_agreement_significant_n": len(significant), "records": rows, "excluded": excluded}
 
 
+def _pct(x) -> str:
+    return "n/a" if not isinstance(x, float | int) or not math.isfinite(x) else f"{x * 100:+.2f}%"
+
+
+def _num(x) -> str:
+    return "n/a" if not isinstance(x, float | int) or not math.isfinite(x) else f"{x:.4g}"
+
+
 def format_analysis(analysis: ExperimentAnalysis) -> str:
     """A short human-readable report of an analysis (for the CLI and the demo)."""
-
-    def pct(x) -> str:
-        return "n/a" if not isinstance(x, float | int) or not math.isfinite(x) else f"{x * 100:+.2f}%"
-
-    def num(x) -> str:
-        return "n/a" if not isinstance(x, float | int) or not math.isfinite(x) else f"{x:.4g}"
-
     lines = [f"experiment {analysis.experiment_id or '(unnamed)'}: control {analysis.control}"]
     for name, arm in analysis.arms.items():
         lines.append(f"  arm {name:<12} model {arm['model_version'] or '-':<16} split {arm['split']:<6g} "
@@ -960,23 +585,28 @@ def format_analysis(analysis: ExperimentAnalysis) -> str:
                      f"{' FIRED' if analysis.srm['fired'] else ' (ok)'}")
     lines.append("  trustworthy" if analysis.trustworthy else "  UNTRUSTWORTHY: " + "; ".join(analysis.untrustworthy_reasons))
     for name, metric in analysis.metrics.items():
-        if metric["per_arm"] is None:
-            lines.append(f"  {name}: {metric['status']}")
-            continue
-        means = ", ".join(f"{a} {num(v['mean'])} [{num(v['ci_low'])}, {num(v['ci_high'])}]" for a, v in metric["per_arm"].items())
-        lines.append(f"  {name} ({metric['kind']}, {metric['aggregate']} per unit): {means}")
-        for arm, comparison in metric["comparisons"].items():
-            if comparison is None:
-                continue
-            lift, test = comparison["decision_lift"], comparison["decision_test"]
-            extra = ""
-            if comparison["cuped"]:
-                extra = f", CUPED theta {num(comparison['cuped']['theta'])} variance -{comparison['cuped']['variance_reduction']:.1%}"
-            lines.append(f"    {arm} vs {analysis.control}: lift {pct(lift['lift'])} [{pct(lift['ci_low'])}, {pct(lift['ci_high'])}], "
-                         f"{test['test']} p = {num(test['p_value'])}, always-valid p = {num(comparison['sequential']['p_value'])}{extra}")
-    for arm, primary in analysis.primary.items():
-        lines.append(f"  primary {primary['metric']} ({arm}): {primary['outcome']}: {primary['message']}")
+        lines.extend(_metric_lines(name, metric, analysis.control))
+    for arm_name, primary in analysis.primary.items():
+        lines.append(f"  primary {primary['metric']} ({arm_name}): {primary['outcome']}: {primary['message']}")
     for verdict in analysis.guardrails:
         lines.append(f"  guardrail {verdict['rule']} ({verdict['arm']}): {verdict['outcome']}: {verdict['message']}")
     lines.append(f"  online guardrails: {analysis.guardrail_verdict}")
     return "\n".join(lines)
+
+
+def _metric_lines(name: str, metric: Mapping[str, Any], control: str) -> list[str]:
+    """A metric's per-arm means, then one line per treatment arm compared with control."""
+    if metric["per_arm"] is None:
+        return [f"  {name}: {metric['status']}"]
+    means = ", ".join(f"{a} {_num(v['mean'])} [{_num(v['ci_low'])}, {_num(v['ci_high'])}]" for a, v in metric["per_arm"].items())
+    lines = [f"  {name} ({metric['kind']}, {metric['aggregate']} per unit): {means}"]
+    for arm, comparison in metric["comparisons"].items():
+        if comparison is None:
+            continue
+        lift, test = comparison["decision_lift"], comparison["decision_test"]
+        extra = ""
+        if comparison["cuped"]:
+            extra = f", CUPED theta {_num(comparison['cuped']['theta'])} variance -{comparison['cuped']['variance_reduction']:.1%}"
+        lines.append(f"    {arm} vs {control}: lift {_pct(lift['lift'])} [{_pct(lift['ci_low'])}, {_pct(lift['ci_high'])}], "
+                     f"{test['test']} p = {_num(test['p_value'])}, always-valid p = {_num(comparison['sequential']['p_value'])}{extra}")
+    return lines

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
 from sqlalchemy import select, update
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
@@ -34,13 +34,11 @@ from eval_platform.core.keys import ID_MAX_LENGTH, validate_id
 from eval_platform.core.tasks import check_access_policy
 from eval_platform.online.analysis import (
     ANALYSIS_CODE_VERSION,
-    SHADOW_KINDS,
-    ExperimentConfig,
     analyze_experiment,
-    analyze_shadow,
-    check_events,
     offline_online_agreement,
 )
+from eval_platform.online.config import ExperimentConfig
+from eval_platform.online.events import check_events
 from eval_platform.online.requirements import (
     NOT_APPLICABLE,
     NOT_REQUIRED,
@@ -50,6 +48,7 @@ from eval_platform.online.requirements import (
     decide_online,
     parse_online_section,
 )
+from eval_platform.online.shadow import SHADOW_KINDS, analyze_shadow
 from eval_platform.platform import requests
 from eval_platform.platform.service import (
     SUPERSEDED,
@@ -104,36 +103,9 @@ def _validated(platform: EvalPlatform, spec: Mapping[str, Any]) -> dict[str, Any
         raise InvalidInput("mode", f"must be ab or shadow, got {mode!r}")
     rest = {k: v for k, v in spec.items() if k not in _PLATFORM_KEYS}
     if mode == AB:
-        try:
-            cfg = ExperimentConfig.from_dict({**rest, "experiment_id": experiment_id})
-        except InvalidInput as error:
-            raise InvalidInput(error.field.removeprefix("config."), error.problem) from None
-        arms = []
-        for i, arm in enumerate(cfg.arms):
-            arms.append({"name": arm.name, "split": arm.split,
-                         "model_version": _model_key(platform, arm.model_version, f"arms[{i}].model_version")})
-        config = {**cfg.as_dict(), "arms": arms, **CANONICAL_COLUMNS}
-        control = next(a["model_version"] for a in arms if a["name"] == cfg.control_arm)
-        candidates = [a["model_version"] for a in arms if a["name"] != cfg.control_arm]
-        source_columns = {key: getattr(cfg, key) for key in CANONICAL_COLUMNS}
+        config, control, candidates, source_columns = _ab_values(platform, rest, experiment_id)
     else:
-        unknown = sorted(set(rest) - set(_SHADOW_KEYS))
-        if unknown:
-            raise InvalidInput("experiment", f"unknown field(s) {unknown} for a shadow experiment; known: {list(_SHADOW_KEYS)}")
-        kind = spec.get("kind", "labels")
-        if kind not in SHADOW_KINDS:
-            raise InvalidInput("kind", f"must be one of {', '.join(SHADOW_KINDS)}, got {kind!r}")
-        k = spec.get("k", 10)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInput("k", f"must be a positive integer, got {k!r}")
-        confidence = spec.get("confidence", 0.95)
-        if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.5 <= confidence < 1:
-            raise InvalidInput("confidence", f"must be in [0.5, 1), got {confidence!r}")
-        control = _model_key(platform, spec.get("production"), "production")
-        candidates = [_model_key(platform, spec.get("candidate"), "candidate")]
-        config = {"experiment_id": experiment_id, "candidate": candidates[0], "production": control, "kind": kind, "k": k,
-                  "confidence": float(confidence)}
-        source_columns = {}
+        config, control, candidates, source_columns = _shadow_values(platform, spec, rest, experiment_id)
     if control in candidates:
         raise InvalidInput("arms" if mode == AB else "candidate", f"the candidate and the control are both {control}")
     offline_metric = spec.get("offline_metric")
@@ -145,6 +117,46 @@ def _validated(platform: EvalPlatform, spec: Mapping[str, Any]) -> dict[str, Any
     return {"experiment_id": experiment_id, "mode": mode, "config": config, "candidate_models": candidates,
             "control_model": control, "offline_metric": offline_metric, "description": description,
             "access_policy": check_access_policy(spec.get("access_policy")), "source_columns": source_columns}
+
+
+def _ab_values(platform: EvalPlatform, rest: Mapping[str, Any],
+               experiment_id: str) -> tuple[dict[str, Any], str, list[str], dict[str, str]]:
+    """An A/B experiment's config, control model, candidate models and source columns (arms' models resolved)."""
+    try:
+        cfg = ExperimentConfig.from_dict({**rest, "experiment_id": experiment_id})
+    except InvalidInput as error:
+        raise InvalidInput(error.field.removeprefix("config."), error.problem) from None
+    arms: list[dict[str, Any]] = []
+    for i, arm in enumerate(cfg.arms):
+        arms.append({"name": arm.name, "split": arm.split,
+                     "model_version": _model_key(platform, arm.model_version, f"arms[{i}].model_version")})
+    config = {**cfg.as_dict(), "arms": arms, **CANONICAL_COLUMNS}
+    control = next(a["model_version"] for a in arms if a["name"] == cfg.control_arm)
+    candidates = [a["model_version"] for a in arms if a["name"] != cfg.control_arm]
+    source_columns = {key: getattr(cfg, key) for key in CANONICAL_COLUMNS}
+    return config, control, candidates, source_columns
+
+
+def _shadow_values(platform: EvalPlatform, spec: Mapping[str, Any], rest: Mapping[str, Any],
+                   experiment_id: str) -> tuple[dict[str, Any], str, list[str], dict[str, str]]:
+    """A shadow experiment's config, production model, candidate model and (no) source columns."""
+    unknown = sorted(set(rest) - set(_SHADOW_KEYS))
+    if unknown:
+        raise InvalidInput("experiment", f"unknown field(s) {unknown} for a shadow experiment; known: {list(_SHADOW_KEYS)}")
+    kind = spec.get("kind", "labels")
+    if kind not in SHADOW_KINDS:
+        raise InvalidInput("kind", f"must be one of {', '.join(SHADOW_KINDS)}, got {kind!r}")
+    k = spec.get("k", 10)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInput("k", f"must be a positive integer, got {k!r}")
+    confidence = spec.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.5 <= confidence < 1:
+        raise InvalidInput("confidence", f"must be in [0.5, 1), got {confidence!r}")
+    control = _model_key(platform, spec.get("production"), "production")
+    candidates = [_model_key(platform, spec.get("candidate"), "candidate")]
+    config = {"experiment_id": experiment_id, "candidate": candidates[0], "production": control, "kind": kind, "k": k,
+              "confidence": float(confidence)}
+    return config, control, candidates, {}
 
 
 def register_experiment(platform: EvalPlatform, spec: Mapping[str, Any], created_by: str,
@@ -248,6 +260,7 @@ def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, inge
                                            access_policy=record.access_policy,
                                            description=description or f"online data of experiment {experiment_id}")
     dataset = registered.record
+    assert isinstance(dataset, EvalDataset)  # register_dataset returns the dataset's registry row
     with platform.registry.session() as session:
         if record.owner_team is not None:  # the batches belong to the experiment's team (it may invalidate them)
 
@@ -302,10 +315,10 @@ def events(platform: EvalPlatform, experiment_id: str, used: list[ExperimentInge
     return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c == "timestamp" else object) for c in columns})
 
 
-def _offline_delta(platform: EvalPlatform, model_key: str, metric: str | None) -> float | None:
+def _offline_delta(platform: EvalPlatform, model_key: str | None, metric: str | None) -> float | None:
     """Candidate minus baseline of ``metric`` in the candidate's release-blocking eval run, signed so that
-    positive is better (``None`` when there is no such comparison)."""
-    if not metric:
+    positive is better (``None`` when there is no such comparison, or no candidate model for the arm)."""
+    if not metric or model_key is None:
         return None
     for run in platform.runs(model_key):
         if run.status == SUPERSEDED or platform.suite(run.suite_key).purpose != "release_blocking":

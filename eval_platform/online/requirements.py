@@ -38,7 +38,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.online.analysis import ExperimentConfig, GuardrailConfig, guardrail_verdict
+from eval_platform.online.analysis import guardrail_verdict
+from eval_platform.online.config import ExperimentConfig, GuardrailConfig
 
 PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
 NOT_REQUIRED, NOT_APPLICABLE = "not_required", "not_applicable"
@@ -48,6 +49,8 @@ _KEYS = ("confidence", "max_age_days", "guardrails", "shadow")
 
 @dataclass(frozen=True)
 class ShadowRule:
+    """A suite's bound on a shadow metric: ``metric`` at least (``min``) or at most (``max``) ``threshold``."""
+
     metric: str
     kind: str  # min | max
     threshold: float
@@ -58,6 +61,8 @@ class ShadowRule:
 
 @dataclass(frozen=True)
 class OnlineRequirements:
+    """A suite's ``online`` section, validated: the guardrails and shadow rules a release must pass online."""
+
     guardrails: tuple[GuardrailConfig, ...]
     shadow: tuple[ShadowRule, ...]
     confidence: float = 0.95
@@ -170,7 +175,7 @@ def _reason(rule: str, outcome: str, message: str, **extra) -> dict[str, Any]:
 
 
 def _guardrail_reasons(req: OnlineRequirements, e: AnalysisEvidence) -> list[dict]:
-    result = e.result
+    result = e.result or {}  # a usable analysis (see _usable) has a result
     cfg = ExperimentConfig.from_dict(result["config"])
     if cfg.confidence < req.confidence:
         return [_reason(g.describe(), NO_DECISION, f"{e.experiment_id} was analysed at {cfg.confidence:.0%} confidence; "

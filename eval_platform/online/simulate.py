@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 
@@ -80,30 +81,10 @@ def simulate_experiment(
     for every treatment arm or a mapping by arm (missing arms get 0). Rows are sorted by timestamp;
     timestamps are UTC.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise InvalidInput("seed", f"must be an integer, got {seed!r}")
-    if isinstance(n_units, bool) or not isinstance(n_units, int | np.integer) or n_units < 1:
-        raise InvalidInput("n_units", f"must be an integer >= 1, got {n_units!r}")
-    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
-        raise InvalidInput("days", f"must be an integer >= 1, got {days!r}")
-    if not 0.0 <= pre_period_coverage <= 1.0:
-        raise InvalidInput("pre_period_coverage", f"must be in [0, 1], got {pre_period_coverage}")
+    _check_sizes(seed, n_units, days, pre_period_coverage)
     names, weights = _arms_and_split(split, arms)
-
-    def per_arm(value, field: str) -> np.ndarray:
-        if isinstance(value, Mapping):
-            unknown = set(value) - set(names)
-            if unknown:
-                raise InvalidInput(field, f"names arms not in the split: {sorted(unknown)}")
-            effects = [0.0] + [float(value.get(a, 0.0)) for a in names[1:]]
-        else:
-            effects = [0.0] + [float(value)] * (len(names) - 1)
-        if any(not math.isfinite(e) or e <= -1 for e in effects):
-            raise InvalidInput(field, f"must be finite and > -1, got {value!r}")
-        return np.asarray(effects)
-
-    effect = per_arm(true_effect, "true_effect")
-    latency = per_arm(latency_effect, "latency_effect")
+    effect = _per_arm_effects(true_effect, "true_effect", names)
+    latency = _per_arm_effects(latency_effect, "latency_effect", names)
     for field, rate in (("base_click_rate", base_click_rate), ("base_conversion_rate", base_conversion_rate)):
         if not 0 < rate * PROPENSITY_CAP * (1 + effect.max()) <= 1:
             raise InvalidInput(field, f"{rate} with effect {effect.max():+g} could exceed probability 1 "
@@ -155,6 +136,31 @@ def simulate_experiment(
     })
     frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
     frame.attrs.update(seed=int(seed), n_units=n, days=int(days), arms=names, split=weights.tolist(),
-                       true_effect={a: float(e) for a, e in zip(names, effect)},
-                       latency_effect={a: float(e) for a, e in zip(names, latency)}, start=str(start_ts))
+                       true_effect={a: float(e) for a, e in zip(names, effect, strict=True)},
+                       latency_effect={a: float(e) for a, e in zip(names, latency, strict=True)}, start=str(start_ts))
     return frame
+
+
+def _check_sizes(seed: Any, n_units: Any, days: Any, pre_period_coverage: float) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise InvalidInput("seed", f"must be an integer, got {seed!r}")
+    if isinstance(n_units, bool) or not isinstance(n_units, int | np.integer) or n_units < 1:
+        raise InvalidInput("n_units", f"must be an integer >= 1, got {n_units!r}")
+    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
+        raise InvalidInput("days", f"must be an integer >= 1, got {days!r}")
+    if not 0.0 <= pre_period_coverage <= 1.0:
+        raise InvalidInput("pre_period_coverage", f"must be in [0, 1], got {pre_period_coverage}")
+
+
+def _per_arm_effects(value: float | Mapping[str, float], field: str, names: Sequence[str]) -> np.ndarray:
+    """One relative effect per arm (control first, always 0) from one number or a mapping by treatment arm."""
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(names)
+        if unknown:
+            raise InvalidInput(field, f"names arms not in the split: {sorted(unknown)}")
+        effects = [0.0] + [float(value.get(a, 0.0)) for a in names[1:]]
+    else:
+        effects = [0.0] + [float(value)] * (len(names) - 1)
+    if any(not math.isfinite(e) or e <= -1 for e in effects):
+        raise InvalidInput(field, f"must be finite and > -1, got {value!r}")
+    return np.asarray(effects)

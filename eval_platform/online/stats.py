@@ -1,4 +1,4 @@
-"""Statistics of online experiments (A/B tests) and shadow comparisons, over plain numpy data.
+"""Statistics of online experiments (A/B tests), over plain numpy data (shadow mode's are in :mod:`eval_platform.online.shadow`).
 
 Conventions shared by every function here:
 
@@ -47,7 +47,7 @@ DEFAULT_MIXING_SD = 0.05
 # Validation
 
 
-def _plain(value):
+def python_scalar(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -67,7 +67,7 @@ def _values(values, field: str, allow_empty: bool = False) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InvalidInput(field, f"must be finite; row {row} is {_plain(array[row])!r}")
+        raise InvalidInput(field, f"must be finite; row {row} is {python_scalar(array[row])!r}")
     return array
 
 
@@ -79,7 +79,7 @@ def _probability(value, field: str) -> float:
     return float(value)
 
 
-def _count(value, field: str, minimum: int = 0) -> int:
+def checked_count(value, field: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer | float | np.floating) \
             or not math.isfinite(value) or int(value) != value or value < minimum:
         raise InvalidInput(field, f"must be an integer >= {minimum}, got {value!r}")
@@ -107,12 +107,12 @@ def _pvalue(statistic: float, alternative: str, sf) -> float:
     return float(sf(-statistic))
 
 
-class _Record:
+class Record:
     """Plain-data view: ``as_dict()`` gives a dict of Python scalars (``nan`` stays ``nan``)."""
 
     def as_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
-        return {key: _plain(value) for key, value in values.items() if not isinstance(value, np.ndarray)}
+        return {key: python_scalar(value) for key, value in values.items() if not isinstance(value, np.ndarray)}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ class _Record:
 
 
 @dataclass(frozen=True)
-class Summary(_Record):
+class Summary(Record):
     """Sufficient statistics of one arm: ``n`` units, their ``mean`` and variance ``var`` (see module doc)."""
 
     n: int
@@ -136,8 +136,8 @@ def summarize(values, field: str = "values") -> Summary:
 
 def summarize_proportion(successes, n, field: str = "successes") -> Summary:
     """``Summary(n, p, p (1 - p))`` for ``successes`` out of ``n >= 1`` units."""
-    n = _count(n, "n", 1)
-    successes = _count(successes, field)
+    n = checked_count(n, "n", 1)
+    successes = checked_count(successes, field)
     if successes > n:
         raise InvalidInput(field, f"{successes} successes exceed n = {n}")
     p = successes / n
@@ -145,7 +145,7 @@ def summarize_proportion(successes, n, field: str = "successes") -> Summary:
 
 
 @dataclass(frozen=True)
-class MeanEstimate(_Record):
+class MeanEstimate(Record):
     """One arm's mean with a two-sided interval: ``method`` is ``t`` (means) or ``wilson`` (proportions)."""
 
     n: int
@@ -206,7 +206,7 @@ def proportion_ci(successes, n, confidence: float = 0.95) -> MeanEstimate:
 
 
 @dataclass(frozen=True)
-class TestResult(_Record):
+class TestResult(Record):
     """A two-arm comparison: ``estimate = treatment - control`` with its standard error, the test
     statistic and p-value for ``alternative``, and a two-sided interval for the difference."""
 
@@ -291,7 +291,7 @@ def welch_from_summaries(control: Summary, treatment: Summary, alternative: str 
 
 
 @dataclass(frozen=True)
-class LiftEstimate(_Record):
+class LiftEstimate(Record):
     """``lift = treatment_mean / control_mean - 1`` with its delta-method standard error and interval."""
 
     control_mean: float
@@ -341,7 +341,7 @@ def relative_lift(control, treatment, confidence: float = 0.95) -> LiftEstimate:
 
 
 @dataclass(frozen=True)
-class SrmResult(_Record):
+class SrmResult(Record):
     """Chi-square goodness of fit of the units per arm to the configured split.
 
     ``fired`` is ``p_value < alpha``: the assignment (or the logging) is broken and the experiment's results
@@ -369,23 +369,24 @@ def srm_check(counts: Mapping[str, int] | Sequence[int], split: Mapping[str, flo
     default 0.001) is usual: the check runs on every experiment, every day, and a false alarm stops one.
     """
     alpha = _probability(alpha, "alpha")
-    if isinstance(counts, Mapping) != isinstance(split, Mapping):
-        raise InvalidInput("split", "must be a mapping by arm when counts are (or both sequences)")
-    if isinstance(counts, Mapping):
+    arms: tuple[Any, ...]
+    if isinstance(counts, Mapping) and isinstance(split, Mapping):
         if set(counts) != set(split):
             raise InvalidInput("split", f"arms {sorted(map(str, split))} differ from the counted arms {sorted(map(str, counts))}")
         arms = tuple(split)
         observed = [counts[arm] for arm in arms]
         weights = [split[arm] for arm in arms]
-    else:
+    elif not isinstance(counts, Mapping) and not isinstance(split, Mapping):
         observed, weights = list(counts), list(split)
         if len(observed) != len(weights):
             raise InvalidInput("split", f"has {len(weights)} arms but counts have {len(observed)}")
         arms = tuple(range(len(observed)))
+    else:
+        raise InvalidInput("split", "must be a mapping by arm when counts are (or both sequences)")
     if len(observed) < 2:
         raise InvalidInput("split", "needs at least two arms")
-    observed = [_count(value, f"counts[{arm}]") for arm, value in zip(arms, observed)]
-    for arm, weight in zip(arms, weights):
+    observed = [checked_count(value, f"counts[{arm}]") for arm, value in zip(arms, observed, strict=True)]
+    for arm, weight in zip(arms, weights, strict=True):
         if isinstance(weight, bool) or not isinstance(weight, int | float | np.integer | np.floating) \
                 or not math.isfinite(weight) or weight <= 0:
             raise InvalidInput(f"split[{arm}]", f"must be a positive number, got {weight!r}")
@@ -407,7 +408,7 @@ def srm_check(counts: Mapping[str, int] | Sequence[int], split: Mapping[str, flo
 
 
 @dataclass(frozen=True)
-class CupedResult(_Record):
+class CupedResult(Record):
     """CUPED adjustment of both arms with one ``theta``.
 
     ``control``/``treatment`` hold the adjusted per-unit values (left out of ``as_dict``).
@@ -539,7 +540,7 @@ def confidence_sequence(estimate, variance, tau2, alpha: float = 0.05):
 
 
 @dataclass(frozen=True)
-class SequentialResult(_Record):
+class SequentialResult(Record):
     """One look of the mSPRT: the estimate, its variance, ``tau2``, the always-valid p-value (including
     all earlier looks passed in) and the confidence sequence at ``1 - alpha``."""
 
@@ -562,137 +563,3 @@ def sequential_test(estimate: float, variance: float, tau2: float, alpha: float 
     low, high = confidence_sequence(estimate, variance, tau2, alpha)
     return SequentialResult(float(estimate), float(variance), float(tau2), log_lr,
                             float(min(previous_p_value, p_now, 1.0)), float(low), float(high), float(alpha))
-
-
-# ------------------------------------------------------------------------------------------------------
-# Shadow mode: a candidate's logged outputs against production's on the same requests
-
-
-@dataclass(frozen=True)
-class AgreementResult(_Record):
-    """Share of requests on which the candidate's label equals production's, with a Wilson interval."""
-
-    n: int
-    agreements: int
-    rate: float
-    ci_low: float
-    ci_high: float
-
-
-def label_agreement(candidate: Sequence, production: Sequence, confidence: float = 0.95) -> AgreementResult:
-    """``agreement = #{i: candidate_i == production_i} / n`` over aligned requests (same order).
-
-    Labels are compared with ``==`` (strings, integers, booleans). A missing label (``None`` or ``nan``) is
-    rejected naming the row: whether a missing output counts as disagreement is the caller's decision,
-    made when aligning requests. Empty input is rejected.
-    """
-    c, p = list(candidate), list(production)
-    if len(c) != len(p):
-        raise InvalidInput("production", f"has {len(p)} labels for {len(c)} candidate labels")
-    if not c:
-        raise InvalidInput("candidate", "is empty: no requests to compare")
-    for name, labels in (("candidate", c), ("production", p)):
-        for row, label in enumerate(labels):
-            if label is None or (isinstance(label, float | np.floating) and math.isnan(label)):
-                raise InvalidInput(name, f"label missing at row {row}")
-    agreements = sum(1 for a, b in zip(c, p) if a == b)
-    interval = proportion_ci(agreements, len(c), confidence)
-    return AgreementResult(len(c), agreements, agreements / len(c), interval.ci_low, interval.ci_high)
-
-
-def _ranking(items, field: str) -> list:
-    items = list(items)
-    seen: set = set()
-    for position, item in enumerate(items):
-        if item is None or (isinstance(item, float) and math.isnan(item)):
-            raise InvalidInput(field, f"item missing at position {position}")
-        if item in seen:
-            raise InvalidInput(field, f"item {_plain(item)!r} appears twice (position {position})")
-        seen.add(item)
-    return items
-
-
-def _common_positions(candidate, production) -> tuple[np.ndarray, np.ndarray]:
-    """Positions, in each list, of the items both rankings contain (in the candidate's order)."""
-    c = _ranking(candidate, "candidate")
-    p = _ranking(production, "production")
-    where = {item: position for position, item in enumerate(p)}
-    pairs = [(i, where[item]) for i, item in enumerate(c) if item in where]
-    if not pairs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    a = np.asarray(pairs, dtype=np.int64)
-    return a[:, 0], a[:, 1]
-
-
-def spearman_rank_correlation(candidate: Sequence, production: Sequence) -> float:
-    """Spearman's rho between two rankings (item ids, best first) over the items both contain.
-
-    The common items are re-ranked 1..m in each list (positions are distinct, so there are no ties) and
-    ``rho = 1 - 6 sum d_i^2 / (m (m^2 - 1))``: ``scipy.stats.spearmanr`` of their positions. Items in only
-    one list do not enter (:func:`overlap_at_k` measures membership); ``nan`` when fewer than two items are
-    common. Duplicate or missing items are rejected.
-    """
-    pc, pp = _common_positions(candidate, production)
-    m = pc.size
-    if m < 2:
-        return float("nan")
-    # pc is increasing (candidate order), so its ranks are 0..m-1; rank pp among the common items
-    ranks = np.empty(m, np.int64)
-    ranks[np.argsort(pp)] = np.arange(m)
-    d = np.arange(m) - ranks
-    return float(1 - 6 * np.dot(d, d) / (m * (m * m - 1)))
-
-
-def kendall_rank_correlation(candidate: Sequence, production: Sequence) -> float:
-    """Kendall's tau between two rankings over the items both contain: ``(concordant - discordant) /
-    (m (m - 1) / 2)`` over pairs of common items (no ties, so tau-a = tau-b = ``scipy.stats.kendalltau``).
-    ``nan`` when fewer than two items are common."""
-    pc, pp = _common_positions(candidate, production)
-    m = pc.size
-    if m < 2:
-        return float("nan")
-    upper = np.triu_indices(m, 1)
-    sign = np.sign(pp[:, None] - pp[None, :])[upper]  # pc increases, so its pair signs are all -1 (i < j)
-    return float(-np.sum(sign) / (m * (m - 1) / 2))
-
-
-def overlap_at_k(candidate: Sequence, production: Sequence, k: int) -> float:
-    """``|top_k(candidate) & top_k(production)| / max(|top_k(candidate)|, |top_k(production)|)``.
-
-    With both lists at least ``k`` long this is the familiar ``|intersection| / k``; two identical lists
-    shorter than ``k`` overlap fully (1.0) rather than being penalised for length. ``nan`` when both lists
-    are empty. ``k`` is an integer ``>= 1``.
-    """
-    k = _count(k, "k", 1)
-    c = _ranking(candidate, "candidate")[:k]
-    p = _ranking(production, "production")[:k]
-    size = max(len(c), len(p))
-    if size == 0:
-        return float("nan")
-    return len(set(c) & set(p)) / size
-
-
-def ranking_agreement(candidate_rankings: Sequence[Sequence], production_rankings: Sequence[Sequence],
-                      k: int = 10) -> dict[str, Any]:
-    """Mean Spearman rho, Kendall tau and overlap@k over aligned requests (one ranking per request each).
-
-    A request whose correlation is undefined (fewer than two common items) is left out of that mean and
-    counted in ``n_undefined_correlation``; means over no request are ``nan``.
-    """
-    c, p = list(candidate_rankings), list(production_rankings)
-    if len(c) != len(p):
-        raise InvalidInput("production_rankings", f"has {len(p)} requests for {len(c)} candidate requests")
-    if not c:
-        raise InvalidInput("candidate_rankings", "is empty: no requests to compare")
-    k = _count(k, "k", 1)
-    rho = np.array([spearman_rank_correlation(a, b) for a, b in zip(c, p)], dtype=np.float64)
-    tau = np.array([kendall_rank_correlation(a, b) for a, b in zip(c, p)], dtype=np.float64)
-    overlap = np.array([overlap_at_k(a, b, k) for a, b in zip(c, p)], dtype=np.float64)
-
-    def mean(values: np.ndarray) -> float:
-        finite = values[np.isfinite(values)]
-        return float(finite.mean()) if finite.size else float("nan")
-
-    return {"n_requests": len(c), "k": k, "spearman": mean(rho), "kendall": mean(tau),
-            f"overlap_at_{k}": mean(overlap), "overlap_at_k": mean(overlap),
-            "n_undefined_correlation": int(np.count_nonzero(~np.isfinite(rho)))}
