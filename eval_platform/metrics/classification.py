@@ -52,7 +52,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 
@@ -758,10 +758,10 @@ def _label_thresholds(threshold, classes: np.ndarray) -> np.ndarray:
         return values
     if np.ndim(threshold) == 0:
         return np.full(classes.size, _check_threshold(threshold))
-    values = [_check_threshold(v, "threshold") for v in np.asarray(threshold).ravel().tolist()]
-    if np.ndim(threshold) != 1 or len(values) != classes.size:
+    checked = [_check_threshold(v, "threshold") for v in np.asarray(threshold).ravel().tolist()]
+    if np.ndim(threshold) != 1 or len(checked) != classes.size:
         raise InvalidInput("threshold", f"must be one number, or one per label ({classes.size}), got shape {np.shape(threshold)}")
-    return np.asarray(values, dtype=np.float64)
+    return np.asarray(checked, dtype=np.float64)
 
 
 def _multilabel_counts(y_true, y_score, classes, threshold):

@@ -177,10 +177,11 @@ def _label_metric(labels, proba, classes, threshold, class_label, metric):
 
 
 for _average in clf.AVERAGES:
-    for _which, _fn in (("precision", clf.multilabel_precision), ("recall", clf.multilabel_recall), ("f1", clf.multilabel_f1)):
+    for _which, _multilabel_fn in (("precision", clf.multilabel_precision), ("recall", clf.multilabel_recall),
+                                   ("f1", clf.multilabel_f1)):
         _multilabel(
             f"multilabel_{_which}_{_average}",
-            _fn,
+            _multilabel_fn,
             average=_average,
             description=f"{_which.capitalize()} over labels at the per-label thresholds, {_average}-averaged.",
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import agreement, interleaving
