@@ -202,10 +202,10 @@ def catalog_coverage(data: RankingData, catalog, k: int = 10) -> float:
     rank = np.arange(data.run_ranked.size) - np.repeat(np.cumsum(data.run_count) - data.run_count, data.run_count)
     shown_rows = data.run_ranked[rank < k]
     docs = data.run_docs
-    if docs.is_int and items.is_int:
+    if docs.values is not None and items.values is not None:
         distinct = np.unique(items.values)
         return float(np.isin(distinct, docs.values[shown_rows]).sum() / distinct.size)
-    distinct = pc.unique(items.as_strings().strings)
+    distinct = pc.unique(items.as_strings().string_column())
     shown = docs.take_strings(shown_rows)
     return float(pc.sum(pc.is_in(distinct, value_set=shown)).as_py() or 0) / len(distinct)
 

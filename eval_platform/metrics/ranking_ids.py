@@ -33,6 +33,10 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
+#: one Arrow chunk of a string column: its first row, its offsets, the end of its data and its data buffer
+_Chunk = tuple[int, np.ndarray, int, Any]
+
+
 @dataclass
 class IdColumn:
     """One id column: integers (``values``) or strings (``strings``, an Arrow large_string ChunkedArray,
@@ -41,16 +45,22 @@ class IdColumn:
     column: str
     values: np.ndarray | None = None
     strings: pa.ChunkedArray | None = None
-    _chunks: list | None = None  # per chunk: (row offset, starts, lengths, end, data buffer)
+    _chunks: list[_Chunk] | None = None
     _max: int = 0
-    _keys: dict = field(default_factory=dict)
+    _keys: dict[bool, np.ndarray] = field(default_factory=dict)
 
     @property
     def is_int(self) -> bool:
         return self.values is not None
 
     def __len__(self) -> int:
-        return len(self.values) if self.is_int else len(self.strings)
+        return len(self.values) if self.values is not None else len(self.string_column())
+
+    def string_column(self) -> pa.ChunkedArray:
+        """The string ids (an integer column has none until :meth:`as_strings`)."""
+        if self.strings is None:
+            raise TypeError(f"{self.column}: integer ids have no strings; use as_strings() first")
+        return self.strings
 
     def as_strings(self) -> IdColumn:
         if not self.is_int:
@@ -61,28 +71,29 @@ class IdColumn:
         self._layout()
         return self._max
 
-    def _layout(self) -> None:
+    def _layout(self) -> list[_Chunk]:
         """Per Arrow chunk: its first row, its offsets and data buffer; and the longest id. String lengths
         are recomputed per chunk where needed rather than kept (a column-sized array costs more to keep)."""
         if self._chunks is not None:
-            return
-        self._chunks, row = [], 0
-        for chunk in self.strings.chunks:
+            return self._chunks
+        chunks: list[_Chunk] = []
+        row = 0
+        for chunk in self.string_column().chunks:
             buffers = chunk.buffers()
             offsets = np.frombuffer(buffers[1], dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8)
             if len(chunk):
                 self._max = max(self._max, int((offsets[1:] - offsets[:-1]).max()))
-            self._chunks.append((row, offsets, int(offsets[-1]) if len(chunk) else 0, buffers[2]))
+            chunks.append((row, offsets, int(offsets[-1]) if len(chunk) else 0, buffers[2]))
             row += len(chunk)
+        self._chunks = chunks
+        return chunks
 
     def _lengths(self) -> np.ndarray:
-        self._layout()
-        return np.concatenate([offsets[1:] - offsets[:-1] for _, offsets, _, _ in self._chunks])
+        return np.concatenate([offsets[1:] - offsets[:-1] for _, offsets, _, _ in self._layout()])
 
     def _word(self, index: int, out: np.ndarray) -> np.ndarray:
         """The ``index``-th eight-byte word of every string, big-endian and zero-padded (0 past the end)."""
-        self._layout()
-        for row, offsets, end, data in self._chunks:  # a loop over Arrow chunks, not rows
+        for row, offsets, end, data in self._layout():  # a loop over Arrow chunks, not rows
             starts = offsets[:-1]
             lengths = offsets[1:] - starts
             n = starts.size
@@ -109,7 +120,7 @@ class IdColumn:
 
     def keys(self, hashed: bool) -> np.ndarray:
         """uint64 per row: the integer itself, the packed bytes (``hashed=False``, <= 8 bytes), or a hash."""
-        if self.is_int:
+        if self.values is not None:
             return self.values.view(np.uint64)
         if hashed not in self._keys:
             self._keys[hashed] = self._hash() if hashed else self._word(0, np.empty(len(self), dtype=np.uint64))
@@ -125,16 +136,16 @@ class IdColumn:
 
     def take(self, rows) -> np.ndarray:
         """The original ids of ``rows`` as a numpy array (object array of str for string ids)."""
-        if self.is_int:
+        if self.values is not None:
             return self.values[rows]
-        return take_rows(self.strings, rows).to_numpy(zero_copy_only=False)
+        return take_rows(self.string_column(), rows).to_numpy(zero_copy_only=False)
 
     def take_strings(self, rows: np.ndarray) -> pa.Array:
         """The ids of ``rows`` as an Arrow string array (integers in decimal, as trec_eval reads them)."""
         rows = np.asarray(rows, dtype=np.int64)
-        if self.is_int:
+        if self.values is not None:
             return pa.array(self.values[rows]).cast(pa.large_string())
-        return take_rows(self.strings, rows)
+        return take_rows(self.string_column(), rows)
 
 
 def take_rows(strings: pa.ChunkedArray, rows) -> pa.Array:
@@ -190,19 +201,12 @@ def check_strings(arr: pa.Array | pa.ChunkedArray, field_name: str) -> pa.Chunke
 
 def as_ids(values: Any, field_name: str) -> IdColumn:
     """Accepts numpy arrays, pandas Series/Index (including Arrow-backed strings) and Arrow arrays."""
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        if pa.types.is_integer(values.type):
-            if values.null_count:
-                raise InvalidInput(field_name, "has missing ids")
-            return IdColumn(field_name, values=np.asarray(values).astype(np.int64))
-        return IdColumn(field_name, strings=check_strings(values, field_name))
-    if isinstance(values, (pd.Series, pd.Index)):
-        if pd.api.types.is_integer_dtype(values.dtype):
-            if values.isna().any():
-                raise InvalidInput(field_name, "has missing ids")
-            return IdColumn(field_name, values=values.to_numpy(dtype=np.int64))
-        if pd.api.types.is_string_dtype(values.dtype) and not isinstance(values.dtype, np.dtype):
-            return IdColumn(field_name, strings=check_strings(pa.array(values), field_name))
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return _arrow_ids(values, field_name)
+    if isinstance(values, pd.Series | pd.Index):
+        ids = _pandas_ids(values, field_name)
+        if ids is not None:
+            return ids
         values = values.to_numpy()
     array = np.asarray(values)
     if array.ndim != 1:
@@ -214,15 +218,39 @@ def as_ids(values: Any, field_name: str) -> IdColumn:
     if array.dtype.kind == "U":
         return IdColumn(field_name, strings=check_strings(pa.array(array, type=pa.large_string()), field_name))
     if array.dtype.kind == "O":
-        try:
-            strings = pa.array(array, type=pa.large_string(), from_pandas=True)
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            try:
-                return IdColumn(field_name, values=np.asarray(array.tolist(), dtype=np.int64))
-            except (TypeError, ValueError, OverflowError):
-                raise InvalidInput(field_name, "ids must be all strings or all integers") from None
-        return IdColumn(field_name, strings=check_strings(strings, field_name))
+        return _object_ids(array, field_name)
     raise InvalidInput(field_name, f"ids must be strings or integers, got dtype {array.dtype}")
+
+
+def _arrow_ids(values: pa.Array | pa.ChunkedArray, field_name: str) -> IdColumn:
+    if pa.types.is_integer(values.type):
+        if values.null_count:
+            raise InvalidInput(field_name, "has missing ids")
+        return IdColumn(field_name, values=np.asarray(values).astype(np.int64))
+    return IdColumn(field_name, strings=check_strings(values, field_name))
+
+
+def _pandas_ids(values: Any, field_name: str) -> IdColumn | None:
+    """Integer or Arrow-backed string ids of a pandas Series/Index; None for the others (read as numpy)."""
+    if pd.api.types.is_integer_dtype(values.dtype):
+        if values.isna().any():
+            raise InvalidInput(field_name, "has missing ids")
+        return IdColumn(field_name, values=values.to_numpy(dtype=np.int64))
+    if pd.api.types.is_string_dtype(values.dtype) and not isinstance(values.dtype, np.dtype):
+        return IdColumn(field_name, strings=check_strings(pa.array(values), field_name))
+    return None
+
+
+def _object_ids(array: np.ndarray, field_name: str) -> IdColumn:
+    """An object array holds strings (with pandas' missing values, refused by check_strings) or integers."""
+    try:
+        strings = pa.array(array, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        try:
+            return IdColumn(field_name, values=np.asarray(array.tolist(), dtype=np.int64))
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidInput(field_name, "ids must be all strings or all integers") from None
+    return IdColumn(field_name, strings=check_strings(strings, field_name))
 
 
 def harmonise(a: IdColumn, b: IdColumn, decide: bool = True) -> tuple[IdColumn, IdColumn, bool]:
@@ -239,7 +267,7 @@ def _take_concatenated(ids: list[IdColumn], rows: np.ndarray) -> pa.Array:
     pieces, positions, offset = [], [], 0
     for part in ids:
         inside = np.flatnonzero((rows >= offset) & (rows < offset + len(part)))
-        pieces.append(take_rows(part.strings, rows[inside] - offset))
+        pieces.append(take_rows(part.string_column(), rows[inside] - offset))
         positions.append(inside)
         offset += len(part)
     if len(pieces) == 1:
@@ -258,7 +286,7 @@ def strings_equal(ids: list[IdColumn], rows_a: np.ndarray, rows_b: np.ndarray) -
 
 def exact_keys(ids: list[IdColumn]) -> list[np.ndarray]:
     """Exact (collision-free) uint64 keys for harmonised string columns: dictionary codes."""
-    encoded = pc.dictionary_encode(pa.chunked_array([c for i in ids for c in i.strings.chunks], type=pa.large_string()).combine_chunks())
+    encoded = pc.dictionary_encode(pa.chunked_array([c for i in ids for c in i.string_column().chunks], type=pa.large_string()).combine_chunks())
     codes = encoded.indices.to_numpy().astype(np.uint64)
     out, start = [], 0
     for i in ids:

@@ -9,9 +9,10 @@ of the join run on a second thread (numpy and Arrow release the GIL); set ``PARA
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
@@ -64,10 +65,11 @@ class RankingData:
     run_head_codes: np.ndarray
     run_score: np.ndarray
     run_docs: IdColumn = field(repr=False)
-    _lazy: dict = field(default_factory=dict, repr=False)
-    _cache: dict = field(default_factory=dict, repr=False)
+    _lazy: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
-    def _computed(self, name: str) -> np.ndarray:
+    def _computed(self, name: str) -> Any:
+        """A field computed on first use (arrays, or a pair of arrays: the typed properties below say which)."""
         if name not in self._cache:
             self._cache[name] = self._lazy[name]()
         return self._cache[name]
@@ -171,13 +173,9 @@ def _query_codes(run_q: IdColumn, qrels_q: IdColumn) -> tuple[np.ndarray, np.nda
     n_run = len(run_q)
     heads, head_ids = [], []
     for ids, offset in ((run_q, 0), (qrels_q, n_run)):
-        if ids.is_int:
-            changes = np.flatnonzero(ids.values[1:] != ids.values[:-1])
-        else:  # the positions straight from Arrow's bitmap, without a boolean array per row
-            changes = pc.indices_nonzero(pc.not_equal(ids.strings[1:], ids.strings[:-1])).to_numpy().astype(np.int64)
-        part = np.concatenate([[0], changes + 1])
+        part, head = _segment_heads(ids)
         heads.append(part + offset)
-        head_ids.append(IdColumn(ids.column, values=ids.values[part]) if ids.is_int else IdColumn(ids.column, strings=pa.chunked_array([take_rows(ids.strings, part)])))
+        head_ids.append(head)
     # every row equals its segment's head, so the heads tell whether ids fit the exact 8-byte keys
     hashed = not run_q.is_int and max(i.max_bytes() for i in head_ids) > 8
     head_keys = [i.keys(hashed) for i in head_ids]
@@ -197,18 +195,30 @@ def _query_codes(run_q: IdColumn, qrels_q: IdColumn) -> tuple[np.ndarray, np.nda
     return heads[0], head_codes[:n_run_heads], qrels_code, len(uniques), representative
 
 
+def _segment_heads(ids: IdColumn) -> tuple[np.ndarray, IdColumn]:
+    """The rows where a run of equal consecutive ids begins (row 0 included), and the ids there."""
+    if ids.values is not None:
+        part = np.concatenate([[0], np.flatnonzero(ids.values[1:] != ids.values[:-1]) + 1])
+        return part, IdColumn(ids.column, values=ids.values[part])
+    strings = ids.string_column()
+    # the positions straight from Arrow's bitmap, without a boolean array per row
+    changes = pc.indices_nonzero(pc.not_equal(strings[1:], strings[:-1])).to_numpy().astype(np.int64)
+    part = np.concatenate([[0], changes + 1])
+    return part, IdColumn(ids.column, strings=pa.chunked_array([take_rows(strings, part)]))
+
+
 def _sorted_query_order(run_q: IdColumn, qrels_q: IdColumn, representative: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The given codes sorted by query id, and those ids."""
     rows = representative[codes]
     n_run = len(run_q)
-    if run_q.is_int and qrels_q.is_int:
+    if run_q.values is not None and qrels_q.values is not None:
         ids = np.where(rows < n_run, run_q.values[np.minimum(rows, n_run - 1)], qrels_q.values[np.maximum(rows - n_run, 0)])
         order = np.argsort(ids, kind="stable")
         return codes[order], ids[order]
     from_run = rows < n_run
     ids = pa.concat_arrays([
-        take_rows(run_q.as_strings().strings, rows[from_run]),
-        take_rows(qrels_q.as_strings().strings, rows[~from_run] - n_run),
+        take_rows(run_q.as_strings().string_column(), rows[from_run]),
+        take_rows(qrels_q.as_strings().string_column(), rows[~from_run] - n_run),
     ])
     codes = np.concatenate([codes[from_run], codes[~from_run]])
     order = pc.sort_indices(ids).to_numpy()
@@ -444,7 +454,7 @@ def _sorted_by_code_then_rank(code: np.ndarray, rank: np.ndarray, n_codes: int, 
         order = np.lexsort((rank, code))
         return code[order], rank[order]
     kind = np.uint32 if code_bits + rank_bits <= 32 else np.uint64
-    packed = code.astype(kind) << kind(rank_bits)
+    packed = np.left_shift(code.astype(kind), kind(rank_bits))
     packed |= rank.astype(kind)
     packed.sort()
     return (packed >> kind(rank_bits)).astype(np.int64), (packed & kind((1 << rank_bits) - 1)).astype(np.int64)
@@ -457,21 +467,9 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
     Arrow arrays. Cost: O(n) passes plus per-query value sorts; a run already grouped by query (as TREC runs
     and most candidate tables are) needs no global sort at all.
     """
-    run_query_ids = as_ids(run_query, "run_query")
-    run_doc_ids = as_ids(run_doc, "run_doc")
-    qrels_query_ids = as_ids(qrels_query, "qrels_query")
-    qrels_doc_ids = as_ids(qrels_doc, "qrels_doc")
-    score, score32 = _scores(run_score)
-    relevance = _relevance(qrels_relevance)
-    n_run, n_qrels = len(run_query_ids), len(qrels_query_ids)
-    if not (len(run_doc_ids) == score.size == n_run):
-        raise InvalidInput("run", f"run_query, run_doc and run_score have different lengths ({n_run}, {len(run_doc_ids)}, {score.size})")
-    if not (len(qrels_doc_ids) == relevance.size == n_qrels):
-        raise InvalidInput("qrels", f"qrels_query, qrels_doc and qrels_relevance have different lengths ({n_qrels}, {len(qrels_doc_ids)}, {relevance.size})")
-    if n_run == 0:
-        raise InvalidInput("run", "is empty: no ranked documents to evaluate")
-    if n_qrels == 0:
-        raise InvalidInput("qrels", "is empty: no relevance judgments")
+    run_query_ids, run_doc_ids, score, score32, qrels_query_ids, qrels_doc_ids, relevance = _checked_inputs(
+        run_query, run_doc, run_score, qrels_query, qrels_doc, qrels_relevance)
+    n_run = len(run_query_ids)
 
     with _executor() as pool:
         # document keys on a second thread while the queries are coded on this one
@@ -479,13 +477,7 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         keys_job = pool.submit(lambda: (qrels_doc_ids.keys(hashed_d), run_doc_ids.keys(hashed_d)))
         run_query_ids, qrels_query_ids, _ = harmonise(run_query_ids, qrels_query_ids, decide=False)
         run_heads, run_head_codes, qrels_code, n_codes, representative = _query_codes(run_query_ids, qrels_query_ids)
-        run_lengths = np.diff(np.r_[run_heads, n_run])
-        if run_head_codes.size < 2 or bool(np.all(run_head_codes[1:] > run_head_codes[:-1])):
-            run_group = None  # the run is grouped by query already
-            run_count = np.zeros(n_codes, dtype=np.int64)
-            run_count[run_head_codes] = run_lengths
-        else:
-            run_group, run_count = group_order(np.repeat(run_head_codes, run_lengths), n_codes)
+        run_group, run_count = _run_grouping(run_head_codes, np.diff(np.r_[run_heads, n_run]), n_codes)
         qrels_group, qrels_count = group_order(qrels_code, n_codes)
         lay = _Layout(
             run_group, np.cumsum(run_count) - run_count, run_count, qrels_group, np.cumsum(qrels_count) - qrels_count,
@@ -498,19 +490,7 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         score_keys = descending_score_keys(score32)
         sorted_score = segmented_sort(score_keys if run_group is None else score_keys[run_group], run_count, overwrite=run_group is not None)
         positive = np.flatnonzero(relevance > 0)
-        qrels_keys, run_keys = keys_job.result()
-        qrels_sorted = _sorted_doc_keys(lay, "qrels", qrels_keys)
-        run_sorted = run_job.result()
-        matched = None
-        if qrels_sorted is not None and run_sorted is not None:
-            matched = _join_packed(lay, run_sorted, qrels_keys, run_keys, positive)
-        if matched is None:  # two keys collided: join on the full keys, or on exact dictionary codes
-            matched = _join_sorted(lay, qrels_keys, run_keys)
-            if matched is None:
-                matched = _join_sorted(lay, *exact_keys([qrels_doc_ids, run_doc_ids]))
-            keep = relevance[matched[0]] > 0
-            matched = matched[0][keep], matched[1][keep]
-        qrels_rows, run_rows = matched
+        qrels_rows, run_rows = _relevant_retrieved(lay, keys_job, run_job, relevance, positive)
 
         # ---- per query facts, and the ranks of the relevant retrieved documents
         evaluated = (run_count > 0) & (qrels_count > 0)
@@ -523,19 +503,7 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         hit_rank = _hit_ranks(lay, score_keys, sorted_score, hit_code, run_rows, hashed_d)
         hit_gain = relevance[qrels_rows]
 
-        # ---- the ideal rankings: each query's positive judgments by relevance, descending
-        positive_rel = relevance[positive]
-        top_level = int(positive_rel.max(initial=0))
-        if top_level <= 64:  # few grades: per-query counts of each grade are the ideal ranking
-            ideal = np.bincount(positive_code * (top_level + 1) + positive_rel, minlength=n_codes * (top_level + 1))
-            ideal = ideal.reshape(n_codes, top_level + 1)
-        else:  # many grades: sort each query's judgments
-            positive_group, positive_count = group_order(positive_code, n_codes)
-            if positive_group is not None:
-                positive_code, positive_rel = positive_code[positive_group], positive_rel[positive_group]
-            ideal_order = sort_within((top_level - positive_rel).astype(np.uint64), positive_count)
-            positive_start = np.cumsum(positive_count) - positive_count
-            ideal = (positive_code, np.arange(positive.size) - positive_start[positive_code], positive_rel[ideal_order])
+        ideal = _ideal_rankings(relevance, positive, positive_code, n_codes)
 
         def run_ranked() -> np.ndarray:
             rows = np.arange(n_run) if run_group is None else run_group
@@ -570,3 +538,78 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         )
 
 
+class _Inputs(NamedTuple):
+    """A run and its qrels as validated columns: ids, scores (float64, and float32 as trec_eval keeps them)
+    and integer relevance."""
+
+    run_query: IdColumn
+    run_doc: IdColumn
+    score: np.ndarray
+    score32: np.ndarray
+    qrels_query: IdColumn
+    qrels_doc: IdColumn
+    relevance: np.ndarray
+
+
+def _checked_inputs(run_query: Any, run_doc: Any, run_score: Any, qrels_query: Any, qrels_doc: Any,
+                    qrels_relevance: Any) -> _Inputs:
+    """Every column validated, then refused when the run or the qrels is ragged or empty."""
+    inputs = _Inputs(as_ids(run_query, "run_query"), as_ids(run_doc, "run_doc"), *_scores(run_score),
+                     as_ids(qrels_query, "qrels_query"), as_ids(qrels_doc, "qrels_doc"), _relevance(qrels_relevance))
+    n_run, n_qrels = len(inputs.run_query), len(inputs.qrels_query)
+    if not (len(inputs.run_doc) == inputs.score.size == n_run):
+        raise InvalidInput("run", f"run_query, run_doc and run_score have different lengths "
+                                  f"({n_run}, {len(inputs.run_doc)}, {inputs.score.size})")
+    if not (len(inputs.qrels_doc) == inputs.relevance.size == n_qrels):
+        raise InvalidInput("qrels", f"qrels_query, qrels_doc and qrels_relevance have different lengths "
+                                    f"({n_qrels}, {len(inputs.qrels_doc)}, {inputs.relevance.size})")
+    if n_run == 0:
+        raise InvalidInput("run", "is empty: no ranked documents to evaluate")
+    if n_qrels == 0:
+        raise InvalidInput("qrels", "is empty: no relevance judgments")
+    return inputs
+
+
+def _run_grouping(run_head_codes: np.ndarray, run_lengths: np.ndarray, n_codes: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Row order grouping the run by query code (None when grouped already), and each code's row count."""
+    if run_head_codes.size < 2 or bool(np.all(run_head_codes[1:] > run_head_codes[:-1])):
+        run_count = np.zeros(n_codes, dtype=np.int64)
+        run_count[run_head_codes] = run_lengths
+        return None, run_count  # the run is grouped by query already
+    return group_order(np.repeat(run_head_codes, run_lengths), n_codes)
+
+
+def _relevant_retrieved(lay: _Layout, keys_job: Future, run_job: Future, relevance: np.ndarray,
+                        positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(qrels row, run row) of each retrieved document judged relevant: a join on packed sorted keys, or,
+    when two keys collide, on the full keys, or on exact dictionary codes."""
+    qrels_keys, run_keys = keys_job.result()
+    qrels_sorted = _sorted_doc_keys(lay, "qrels", qrels_keys)
+    run_sorted = run_job.result()
+    if qrels_sorted is not None and run_sorted is not None:
+        matched = _join_packed(lay, run_sorted, qrels_keys, run_keys, positive)
+        if matched is not None:
+            return matched
+    matched = _join_sorted(lay, qrels_keys, run_keys)
+    if matched is None:
+        matched = _join_sorted(lay, *exact_keys([lay.qrels_doc, lay.run_doc]))
+    keep = relevance[matched[0]] > 0
+    return matched[0][keep], matched[1][keep]
+
+
+def _ideal_rankings(relevance: np.ndarray, positive: np.ndarray, positive_code: np.ndarray,
+                    n_codes: int) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each query's positive judgments by relevance, descending: counts per (code, grade) when there are few
+    grades, else each judgment's (code, ideal rank, relevance)."""
+    positive_rel = relevance[positive]
+    top_level = int(positive_rel.max(initial=0))
+    if top_level <= 64:  # few grades: per-query counts of each grade are the ideal ranking
+        counts = np.bincount(positive_code * (top_level + 1) + positive_rel, minlength=n_codes * (top_level + 1))
+        return counts.reshape(n_codes, top_level + 1)
+    # many grades: sort each query's judgments
+    positive_group, positive_count = group_order(positive_code, n_codes)
+    if positive_group is not None:
+        positive_code, positive_rel = positive_code[positive_group], positive_rel[positive_group]
+    ideal_order = sort_within((top_level - positive_rel).astype(np.uint64), positive_count)
+    positive_start = np.cumsum(positive_count) - positive_count
+    return positive_code, np.arange(positive.size) - positive_start[positive_code], positive_rel[ideal_order]

@@ -41,6 +41,7 @@ def sort_within(keys: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     width = int(sizes.max())
     if (sizes == width).all():
         return (np.argsort(keys.reshape(sizes.size, width), axis=1) + starts[:, None]).ravel()
+    classes: list[np.ndarray | None]
     if width * sizes.size <= 2 * n + 4096:
         classes = [None]  # one class: every segment, in order
     else:
@@ -110,6 +111,7 @@ def segmented_sort(values: np.ndarray, sizes: np.ndarray, pack_bits: int = 0, ov
         matrix.sort(axis=1)
         return matrix.ravel()
     starts = np.cumsum(sizes) - sizes
+    classes: list[np.ndarray | None]
     if width * sizes.size <= 2 * n + 4096:
         classes = [None]  # one class: every segment, in order
     else:
@@ -154,20 +156,20 @@ def lower_bound(sorted_values: np.ndarray, start: np.ndarray, count: np.ndarray,
         base = start[block].astype(np.int64)
         goal = target[block]
         if uniform:
-            remaining = width
-            while remaining > 1:
-                half = remaining >> 1
+            left = width
+            while left > 1:
+                half = left >> 1
                 base += (sorted_values[base + half] < goal) * half
-                remaining -= half
+                left -= half
             if width:
                 base += sorted_values[base] < goal
         else:
             size = count[block]
             remaining = size.astype(np.int64)
             for _ in range(width.bit_length()):
-                half = remaining >> 1
-                base += half * (np.take(sorted_values, base + half, mode="clip") < goal)  # clip: empty ranges
-                remaining -= half
+                halves = remaining >> 1
+                base += halves * (np.take(sorted_values, base + halves, mode="clip") < goal)  # clip: empty ranges
+                remaining -= halves
             base += (size > 0) & (np.take(sorted_values, base, mode="clip") < goal)
         out[block] = base
     return out
