@@ -19,6 +19,7 @@ from sacrebleu.metrics import CHRF
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import generation as gen
+from eval_platform.metrics import generation_defs
 from eval_platform.metrics.base import MetricDefinition
 
 TOL = 1e-9
@@ -540,7 +541,7 @@ def test_bad_parameters_are_rejected():
 
 
 def by_name() -> dict[str, MetricDefinition]:
-    return {m.name: m for m in gen.METRICS}
+    return {m.name: m for m in generation_defs.METRICS}
 
 
 def test_metric_definitions():
@@ -549,14 +550,14 @@ def test_metric_definitions():
         "exact_match", "token_f1", "bleu", "chrf", "rouge1", "rouge2", "rougeL", "distinct_1", "distinct_2",
         "self_bleu", "length_mean", "length_ratio", "refusal_rate", "semantic_similarity",
     }  # fmt: skip
-    assert len(gen.METRICS) == len(metrics)
-    for m in gen.METRICS:
+    assert len(generation_defs.METRICS) == len(metrics)
+    for m in generation_defs.METRICS:
         assert m.version == 1
         assert m.task_types == frozenset({"generation"})
         assert set(m.required_columns) <= {"prediction", "reference"}
         assert m.unit == "example"
         assert m.description
-    lower = {m.name for m in gen.METRICS if m.direction == "lower"}
+    lower = {m.name for m in generation_defs.METRICS if m.direction == "lower"}
     assert lower == {"self_bleu", "refusal_rate"}
     assert "REFUSAL_PATTERNS_V1" in metrics["refusal_rate"].description
     assert metrics["refusal_rate"].resolve_params(None) == {"patterns_version": 1}
@@ -596,7 +597,7 @@ def test_compute_through_definitions_matches_the_functions():
 
 def test_per_unit_values_average_to_compute():
     columns = frame()
-    decomposable = [m for m in gen.METRICS if m.per_unit is not None]
+    decomposable = [m for m in generation_defs.METRICS if m.per_unit is not None]
     assert {m.name for m in decomposable} >= {"exact_match", "token_f1", "rouge1", "rouge2", "rougeL"}
     for m in decomposable:
         if m.name == "semantic_similarity":

@@ -23,7 +23,8 @@ Conventions shared by every function here:
 sacrebleu and rouge-score are imported lazily, so the catalog imports without them; a metric that needs a
 missing package raises :class:`MissingDependency` (an ``InvalidInput``) naming what to install. The
 sentence-embedding model behind :func:`semantic_similarity` is the optional extra
-``eval-platform[embeddings]``.
+``eval-platform[embeddings]``. The catalog entries of these metrics are in
+:mod:`eval_platform.metrics.generation_defs`.
 """
 
 from __future__ import annotations
@@ -40,12 +41,10 @@ from typing import Any
 import numpy as np
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.metrics.base import MetricDefinition, Param
 
 __all__ = [
     "BLEU_TOKENIZERS",
     "EMBEDDINGS_EXTRA",
-    "METRICS",
     "NORMALIZATIONS",
     "REFUSAL_PATTERNS",
     "REFUSAL_PATTERNS_V1",
@@ -345,8 +344,9 @@ def _closest_other_length(length: int, lengths: np.ndarray, counts: np.ndarray) 
         return length
     below = int(lengths[pos - 1]) if pos > 0 else None
     above = int(lengths[pos + 1]) if pos + 1 < lengths.size else None
-    if above is None or (below is not None and length - below <= above - length):
-        return below  # type: ignore[return-value]
+    if below is not None and (above is None or length - below <= above - length):
+        return below
+    assert above is not None, "self-BLEU compares two or more sentences"
     return above
 
 
@@ -387,30 +387,11 @@ def self_bleu(prediction, max_examples: int = 1000, seed: int = 0, tokenize: str
         counts, length = extract_all_word_ngrams(metric._preprocess_segment(text), 1, order)
         ngram_counts.append(counts)
         lengths.append(length)
-
-    # per n-gram: [highest count, index of the prediction holding it, second-highest count]
-    top: dict[tuple[str, ...], list[int]] = {}
-    for i, counts in enumerate(ngram_counts):
-        for gram, count in counts.items():
-            best = top.get(gram)
-            if best is None:
-                top[gram] = [count, i, 0]
-            elif count > best[0]:
-                best[2], best[0], best[1] = best[0], count, i
-            elif count > best[2]:
-                best[2] = count
-
+    top = _top_two_counts(ngram_counts)
     unique_lengths, length_counts = np.unique(np.asarray(lengths), return_counts=True)
     scores = []
     for i, counts in enumerate(ngram_counts):
-        correct = [0] * order
-        total = [0] * order
-        for gram, count in counts.items():
-            n = len(gram) - 1
-            total[n] += count
-            best = top[gram]
-            other = best[2] if best[1] == i else best[0]
-            correct[n] += min(count, other)
+        correct, total = _matches_against_others(i, counts, top, order)
         ref_len = _closest_other_length(lengths[i], unique_lengths, length_counts)
         score = metric.compute_bleu(
             correct,
@@ -424,6 +405,35 @@ def self_bleu(prediction, max_examples: int = 1000, seed: int = 0, tokenize: str
         ).score
         scores.append(_unit_interval(score))
     return float(np.mean(scores))
+
+
+def _top_two_counts(ngram_counts: list[Counter]) -> dict[tuple[str, ...], list[int]]:
+    """Per n-gram: ``[highest count, index of the prediction holding it, second-highest count]``, so the best
+    count among all predictions but one is read in O(1)."""
+    top: dict[tuple[str, ...], list[int]] = {}
+    for i, counts in enumerate(ngram_counts):
+        for gram, count in counts.items():
+            best = top.get(gram)
+            if best is None:
+                top[gram] = [count, i, 0]
+            elif count > best[0]:
+                best[2], best[0], best[1] = best[0], count, i
+            elif count > best[2]:
+                best[2] = count
+    return top
+
+
+def _matches_against_others(i: int, counts: Counter, top: dict[tuple[str, ...], list[int]], order: int) -> tuple[list[int], list[int]]:
+    """BLEU's clipped matches and totals per n-gram order of prediction ``i`` against all the others."""
+    correct = [0] * order
+    total = [0] * order
+    for gram, count in counts.items():
+        n = len(gram) - 1
+        total[n] += count
+        best = top[gram]
+        other = best[2] if best[1] == i else best[0]
+        correct[n] += min(count, other)
+    return correct, total
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -655,150 +665,3 @@ def semantic_similarity_per_example(prediction, reference, encoder: Encoder | No
 def semantic_similarity(prediction, reference, encoder: Encoder | None = None) -> float:
     """Mean cosine similarity of prediction and reference embeddings (see above)."""
     return float(np.mean(semantic_similarity_per_example(prediction, reference, encoder)))
-
-
-# --------------------------------------------------------------------------------------------------------
-# catalog entries
-
-METRICS: list[MetricDefinition] = []
-
-GENERATION = frozenset({"generation"})
-_PAIR = ("prediction", "reference")
-_PRED = ("prediction",)
-_NORMALIZATION = {"normalization": Param(str, default="squad")}
-_BLEU_PARAMS = {"tokenize": Param(str, default="13a"), "lowercase": Param(bool, default=False)}
-_CHRF_PARAMS = {"word_order": Param(int, default=0, minimum=0, maximum=2), "lowercase": Param(bool, default=False)}
-_STEMMER = {"use_stemmer": Param(bool, default=False)}
-
-
-def _first_line(fn) -> str:
-    return (fn.__doc__ or "").strip().splitlines()[0]
-
-
-def _args(columns, required):
-    return [columns[name] for name in required]
-
-
-def _define(name, fn, required, direction="higher", params=None, per_example=None, description="", fixed=None):
-    fixed = fixed or {}
-
-    def compute(columns, **kwargs):
-        return fn(*_args(columns, required), **fixed, **kwargs)
-
-    per_unit = None
-    if per_example is not None:
-
-        def per_unit(columns, **kwargs):
-            values = per_example(*_args(columns, required), **fixed, **kwargs)
-            return np.arange(values.shape[0]), values
-
-    METRICS.append(
-        MetricDefinition(
-            name=name,
-            version=1,
-            direction=direction,
-            task_types=GENERATION,
-            required_columns=required,
-            compute=compute,
-            params=params or {},
-            unit="example",
-            per_unit=per_unit,
-            description=description or _first_line(fn),
-        )
-    )
-
-
-def _refusals(per_example):
-    def run(prediction, patterns_version=1):
-        if patterns_version not in REFUSAL_PATTERNS:
-            known = sorted(REFUSAL_PATTERNS)
-            raise InvalidInput("patterns_version", f"must be one of {known}, got {patterns_version!r}")
-        return per_example(prediction, REFUSAL_PATTERNS[patterns_version])
-
-    return run
-
-
-_define(
-    "exact_match",
-    exact_match,
-    _PAIR,
-    params=_NORMALIZATION,
-    per_example=exact_match_per_example,
-    description="Fraction of predictions equal to a reference after normalisation (SQuAD-style by default).",
-)
-_define("token_f1", token_f1, _PAIR, params=_NORMALIZATION, per_example=token_f1_per_example)
-_define(
-    "bleu",
-    bleu,
-    _PAIR,
-    params=_BLEU_PARAMS,
-    description="Corpus BLEU from sacrebleu / 100 (signature: bleu_signature(), e.g. "
-    "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp).",
-)
-_define(
-    "chrf",
-    chrf,
-    _PAIR,
-    params=_CHRF_PARAMS,
-    description="Corpus chrF from sacrebleu / 100; word_order=2 is chrF++ (signature: chrf_signature()).",
-)
-for _rouge_type in ROUGE_TYPES:
-    _define(
-        _rouge_type,
-        rouge,
-        _PAIR,
-        params=_STEMMER,
-        per_example=rouge_per_example,
-        fixed={"rouge_type": _rouge_type},
-        description=f"Mean {_rouge_type} F-measure from rouge-score (ASCII-only tokenizer: non-Latin text scores 0).",
-    )
-for _n in (1, 2):
-    _define(
-        f"distinct_{_n}",
-        distinct_n,
-        _PRED,
-        fixed={"n": _n},
-        description=f"Unique {_n}-grams / all {_n}-grams over the predictions (diversity).",
-    )
-_define(
-    "self_bleu",
-    self_bleu,
-    _PRED,
-    direction="lower",
-    params={
-        "max_examples": Param(int, default=1000, minimum=2),
-        "seed": Param(int, default=0, minimum=0),
-        "tokenize": Param(str, default="13a"),
-    },
-    description="Mean sentence BLEU / 100 of each prediction against the other predictions (lower = more diverse).",
-)
-_define(
-    "length_mean",
-    length_mean,
-    _PRED,
-    per_example=length_per_example,
-    description="Mean whitespace tokens per prediction. Informational: its direction 'higher' is nominal, "
-    "not a quality claim.",
-)
-_define(
-    "length_ratio",
-    length_ratio,
-    _PAIR,
-    description="Total prediction tokens / total reference tokens. Informational: 1 means as long as the references.",
-)
-_define(
-    "refusal_rate",
-    _refusals(lambda p, patterns: float(np.mean(refusal_per_example(p, patterns)))),
-    _PRED,
-    direction="lower",
-    params={"patterns_version": Param(int, default=1, minimum=1, maximum=max(REFUSAL_PATTERNS))},
-    per_example=_refusals(refusal_per_example),
-    description="Fraction of predictions matching the refusal patterns REFUSAL_PATTERNS_V1 (patterns_version=1).",
-)
-_define(
-    "semantic_similarity",
-    semantic_similarity,
-    _PAIR,
-    per_example=semantic_similarity_per_example,
-    description=f"Mean cosine similarity of all-MiniLM-L6-v2 embeddings (needs {EMBEDDINGS_EXTRA}).",
-)
