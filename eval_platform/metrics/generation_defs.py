@@ -23,11 +23,10 @@ from eval_platform.metrics.generation import (
     rouge,
     rouge_per_example,
     self_bleu,
-    semantic_similarity,
-    semantic_similarity_per_example,
     token_f1,
     token_f1_per_example,
 )
+from eval_platform.metrics.semantic_similarity import semantic_similarity, semantic_similarity_per_example
 
 METRICS: list[MetricDefinition] = []
 
