@@ -5,6 +5,14 @@
 same percentile interval and undefined-resample rule), at a fraction of the cost: the reference
 re-sorts both models' scores on every resample, this module sorts each model once.
 
+Why one module of about 750 lines: it is one vectorised method. The canonical order (:class:`_Side`), the
+plan of statistics (:class:`_Plan`), the weighted passes over a batch (:class:`_RankingSums`,
+:func:`_calibration`) and the batched drawing (:func:`_draw`) share one data layout and its invariants
+(weights in the candidate's canonical order, the baseline's through one permutation, integer sums exact in
+float64, workspace buffers reused per chunk); split apart, each part would only make sense by reading the
+others. The self-contained piece, the exact multinomial count sampler, lives in
+:mod:`eval_platform.stats.multinomial`.
+
 Method
 ------
 *Resampling.* Resample ``r`` is a vector of example multiplicities ``w`` (how many times each example
