@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from eval_platform.metrics import ranking
+from eval_platform.metrics import ranking, ranking_prepare
 
 MEASURES = {  # our name -> (pytrec_eval measure, ranx metric)
     "NDCG@10": ("ndcg_cut_10", "ndcg@10"),
@@ -161,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per approach; the best time is kept")
     parser.add_argument("--warm-gb", type=int, default=6, help="GB of memory to touch once before timing")
     parser.add_argument("--skip-ranx", action="store_true")
-    parser.add_argument("--one-thread", action="store_true", help="ours on one thread (ranking.PARALLEL = False)")
+    parser.add_argument("--one-thread", action="store_true", help="ours on one thread (ranking_prepare.PARALLEL = False)")
     args = parser.parse_args(argv)
     if args.one_thread:
-        ranking.PARALLEL = False
+        ranking_prepare.PARALLEL = False
 
     with tempfile.TemporaryDirectory() as directory:
         run_path, qrels_path = os.path.join(directory, "run.parquet"), os.path.join(directory, "qrels.parquet")
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     # the machine may be shared: the ratios compare timings of one run, and the load says how busy it was
     load_after = os.getloadavg()
     print(f"conditions: {os.cpu_count()} cores; 1-minute load average {load_before[0]:.2f} before timing, "
-          f"{load_after[0]:.2f} after; ranking.PARALLEL = {ranking.PARALLEL}")
+          f"{load_after[0]:.2f} after; ranking_prepare.PARALLEL = {ranking_prepare.PARALLEL}")
     print(f"ours, from the DataFrames to the five means: {t_ours:.2f} s (best of {args.repeat})")
     rows = [  # (reference, its time, how many times faster ours must be, strictly)
         ("pytrec_eval incl. building its dicts", t_pytrec, 10.0, False),

@@ -19,7 +19,7 @@ import pytest
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.catalog import get_metric
-from eval_platform.stats import bootstrap
+from eval_platform.stats import bootstrap, multinomial
 from eval_platform.stats.comparison import paired_bootstrap
 
 TOL = 1e-9
@@ -158,7 +158,7 @@ def test_resampled_values_validates_the_multiplicities():
 @pytest.mark.parametrize("n", [1, 2, 5, 9, 10, 64, 1000, 65_537])
 @pytest.mark.parametrize("lam", [None, 1.0])  # 1.0: half the Poisson draws exceed n and are redrawn
 def test_counts_sum_to_n(n, lam):
-    sampler = bootstrap._CountSampler(n, lam)
+    sampler = multinomial.CountSampler(n, lam)
     rng = np.random.default_rng(n)
     out = np.empty(n, np.uint8)
     for _ in range(20):
@@ -171,7 +171,7 @@ def test_counts_have_the_multinomial_covariance(lam):
     """Multinomial(n, 1/n): var = 1 - 1/n and cov = -1/n; a Poisson bootstrap would give 1 and 0. The
     thinning rate does not matter (0.95: more redraws, smaller top-ups)."""
     n, draws = 20, 20_000
-    sampler = bootstrap._CountSampler(n, lam)
+    sampler = multinomial.CountSampler(n, lam)
     rng = np.random.default_rng(0)
     counts = np.empty((draws, n), np.uint8)
     for i in range(draws):
@@ -191,7 +191,7 @@ def test_counts_have_the_multinomial_covariance(lam):
 def test_poisson_stage_has_poisson_marginals():
     """The byte comparisons plus the recursive residual draw give Poisson(lam) counts, tail included."""
     n = 1_000_000
-    sampler = bootstrap._CountSampler(n)
+    sampler = multinomial.CountSampler(n)
     out = np.empty(n, np.uint8)
     rng = np.random.default_rng(4)
     freq = np.zeros(10)

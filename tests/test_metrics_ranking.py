@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.metrics import ranking, trec
+from eval_platform.metrics import ranking, ranking_ids, ranking_prepare, ranking_sort, trec
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
@@ -132,7 +132,7 @@ def test_grouped_and_shuffled_input_give_the_same_result(shuffle):
 
 
 def test_same_results_without_the_second_thread(monkeypatch):
-    monkeypatch.setattr(ranking, "PARALLEL", False)
+    monkeypatch.setattr(ranking_prepare, "PARALLEL", False)
     run_rows, qrels_rows = random_case(15, 50, 20, *ID_KINDS["unicode"])
     assert_matches_pytrec(run_rows, qrels_rows)
 
@@ -221,7 +221,7 @@ def test_per_query_sort_keeps_real_keys_equal_to_the_padding_value():
     keys = rng.integers(0, 2**62, sizes.sum()).astype(np.uint64)
     keys[300:305] = top
     keys[346:350] = top
-    positions = ranking._sort_within(keys, sizes)
+    positions = ranking_sort.sort_within(keys, sizes)
     assert sorted(positions.tolist()) == list(range(sizes.sum()))
     starts = np.cumsum(sizes) - sizes
     for start, size in zip(starts, sizes, strict=True):
@@ -238,12 +238,12 @@ def test_segmented_value_sort_with_and_without_packed_positions():
         starts = np.cumsum(sizes) - sizes
         for dtype in (np.uint32, np.uint64):
             values = rng.integers(0, 50, sizes.sum()).astype(dtype)  # many equal values
-            got = ranking._segmented_sort(values, sizes)
+            got = ranking_sort.segmented_sort(values, sizes)
             for start, size in zip(starts, sizes, strict=True):
                 assert got[start : start + size].tolist() == sorted(values[start : start + size].tolist())
         bits = int(sizes.max()).bit_length()
         keys = rng.integers(0, 4, sizes.sum()).astype(np.uint64) << np.uint64(bits)  # equal keys: positions decide
-        packed = ranking._segmented_sort(keys.copy(), sizes, pack_bits=bits, overwrite=True)
+        packed = ranking_sort.segmented_sort(keys.copy(), sizes, pack_bits=bits, overwrite=True)
         low = (1 << bits) - 1
         for start, size in zip(starts, sizes, strict=True):
             segment = packed[start : start + size]
@@ -262,7 +262,7 @@ def test_lower_bound_equals_searchsorted_per_range(uniform):
     values = np.concatenate([np.sort(rng.integers(0, 20, c)) for c in counts]).astype(np.uint64)
     which = rng.integers(0, n_ranges, 3 * n_ranges)
     targets = rng.integers(0, 22, which.size).astype(np.uint64)
-    got = ranking._lower_bound(values, starts[which], counts[which], targets)
+    got = ranking_sort.lower_bound(values, starts[which], counts[which], targets)
     want = [starts[w] + np.searchsorted(values[starts[w] : starts[w] + counts[w]], t, side="left") for w, t in zip(which, targets, strict=True)]
     assert got.tolist() == [int(x) for x in want]
 
@@ -275,14 +275,14 @@ def test_equal_neighbours_within_segments_across_blocks():
     values[5] = values[4]  # equal above the low bits: flagged
     values[262_144] = values[262_143] | np.uint64(3)  # equal above the low bits, across the block edge
     values[299_999:300_001] = values[299_998]  # equal, but the second is the next segment's only value
-    got = ranking._equal_neighbours(values, np.uint64(15), starts, counts).tolist()
+    got = ranking_sort.equal_neighbours(values, np.uint64(15), starts, counts).tolist()
     assert 4 in got and 262_143 in got and 299_998 in got and 299_999 not in got and 300_000 not in got
 
 
 def test_packed_key_collisions_fall_back_to_the_exact_join(monkeypatch):
     # multiplying by 0 maps every key to the same high bits: every query's documents seem to collide,
     # and a judgment seems to match whatever single document its query retrieved
-    monkeypatch.setattr(ranking, "_SPREAD", np.uint64(0))
+    monkeypatch.setattr(ranking_prepare, "_SPREAD", np.uint64(0))
     run_rows, qrels_rows = random_case(19, 40, 15, *ID_KINDS["short"])
     assert_matches_pytrec(run_rows, qrels_rows)
     one_each = [(f"q{q}", f"d{q}", 1.0) for q in range(5)]
@@ -294,7 +294,7 @@ def test_packed_key_collisions_fall_back_to_the_exact_join(monkeypatch):
 
 def test_hash_collisions_fall_back_to_exact_comparison(monkeypatch):
     # every long id hashes to the same value: the verification must notice and use exact codes
-    monkeypatch.setattr(ranking._Ids, "_hash", lambda self: np.zeros(len(self), dtype=np.uint64))
+    monkeypatch.setattr(ranking_ids.IdColumn, "_hash", lambda self: np.zeros(len(self), dtype=np.uint64))
     run_rows, qrels_rows = random_case(10, 40, 15, *ID_KINDS["long"])
     assert_matches_pytrec(run_rows, qrels_rows)
 

@@ -17,6 +17,8 @@ DEFAULT_HOME = ".eval_platform"
 
 @dataclass(frozen=True)
 class PlatformConfig:
+    """Where one installation keeps its registry database, artifact store and Dagster home."""
+
     home: Path
     db_url: str
     store_url: str

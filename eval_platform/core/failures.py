@@ -64,33 +64,31 @@ def _driver_error(error: BaseException) -> bool:
 def database_unreachable(error: BaseException) -> bool:
     """True when ``error`` (or what it was raised from) says the database cannot be reached or cannot serve
     now; False for programming errors (SQL, schema, constraints) and for anything else."""
-    try:
-        from sqlalchemy import exc as sa_exc
-    except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
-        sa_exc = None
-    for cause in causes(error):
-        if sa_exc is not None:
-            if isinstance(cause, sa_exc.DisconnectionError | sa_exc.TimeoutError):  # pool checkout failed / exhausted
-                return True
-            if isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated:
-                return True
-        if not _driver_error(cause):
-            continue
-        name, module = type(cause).__name__, type(cause).__module__.split(".")[0]
-        message = str(cause).strip().lower()
-        if module == "sqlite3":
-            if name == "OperationalError" and message.startswith(_SQLITE_UNAVAILABLE):
-                return True
-            continue
-        code = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
-        if code:
-            if code[:2] in _UNREACHABLE_SQLSTATE_CLASSES or code in _UNREACHABLE_SQLSTATES:
-                return True
-            continue
-        # no SQLSTATE: the error came from the client library (could not connect, the connection broke)
-        if name in ("OperationalError", "InterfaceError") or isinstance(cause, ConnectionError | TimeoutError):
-            return True
-    return False
+    return any(_sqlalchemy_lost_connection(cause) or _driver_says_unreachable(cause) for cause in causes(error))
+
+
+def _sqlalchemy_lost_connection(cause: BaseException) -> bool:
+    """A pool checkout that failed or found the pool exhausted, or a DBAPI error that invalidated the connection."""
+    # imported here: SQLAlchemy takes ~0.1 s to import and most callers (the CLI's error path) never need it
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(cause, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return True
+    return isinstance(cause, sa_exc.DBAPIError) and bool(cause.connection_invalidated)
+
+
+def _driver_says_unreachable(cause: BaseException) -> bool:
+    """A database driver's own error meaning "cannot connect / cannot serve now" (by SQLite message or SQLSTATE)."""
+    if not _driver_error(cause):
+        return False
+    name, module = type(cause).__name__, type(cause).__module__.split(".")[0]
+    if module == "sqlite3":
+        return name == "OperationalError" and str(cause).strip().lower().startswith(_SQLITE_UNAVAILABLE)
+    code = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
+    if code:
+        return code[:2] in _UNREACHABLE_SQLSTATE_CLASSES or code in _UNREACHABLE_SQLSTATES
+    # no SQLSTATE: the error came from the client library (could not connect, the connection broke)
+    return name in ("OperationalError", "InterfaceError") or isinstance(cause, ConnectionError | TimeoutError)
 
 
 def redact_url(url: str) -> str:
@@ -171,22 +169,9 @@ def describe_run_failure(message: str | None = None, exit_code: int | None = Non
     137"``). ``MemoryError`` in the message reads "out of memory". The orchestrator's first line follows
     the cause: ``"killed by signal 9 (SIGKILL: out of memory or killed); <message>"``."""
     text = " ".join((message or "").split())
-    if exit_code is None and text:
-        found = _SIGNAL.search(text)
-        if found:
-            exit_code = -int(found.group(1))
-        else:
-            found = _EXIT_CODE.search(text)
-            if found:
-                exit_code = int(found.group(1))
-    cause = None
-    if exit_code is not None:
-        if exit_code < 0:
-            cause = _signal_text(-exit_code)
-        elif exit_code > 128 and exit_code - 128 in {s.value for s in signal.Signals}:
-            cause = _signal_text(exit_code - 128)
-        elif exit_code != 0:
-            cause = f"exited with code {exit_code}"
+    if exit_code is None:
+        exit_code = _exit_code_in(text)
+    cause = _exit_cause(exit_code)
     if cause is None and re.search(r"\bMemoryError\b|out of memory|\bOOM\b", text, re.I):
         cause = "out of memory"
     first_line = (message or "").strip().splitlines()[0].strip() if (message or "").strip() else ""
@@ -197,3 +182,23 @@ def describe_run_failure(message: str | None = None, exit_code: int | None = Non
     else:
         described = cause
     return described if len(described) <= MAX_DESCRIPTION else described[: MAX_DESCRIPTION - 3] + "..."
+
+
+def _exit_code_in(text: str) -> int | None:
+    """The exit code an orchestrator's message reports: a signal as its negative number, else a code, else None."""
+    found = _SIGNAL.search(text)
+    if found:
+        return -int(found.group(1))
+    found = _EXIT_CODE.search(text)
+    return int(found.group(1)) if found else None
+
+
+def _exit_cause(exit_code: int | None) -> str | None:
+    """What an exit code means: a signal (negative, or 128+N from a shell), a non-zero exit, or None."""
+    if exit_code is None or exit_code == 0:
+        return None
+    if exit_code < 0:
+        return _signal_text(-exit_code)
+    if exit_code > 128 and exit_code - 128 in {s.value for s in signal.Signals}:
+        return _signal_text(exit_code - 128)
+    return f"exited with code {exit_code}"

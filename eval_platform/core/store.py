@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 
 import fsspec
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -24,8 +24,6 @@ from eval_platform.core.hashing import (
     table_hash,
 )
 
-#: Rows per Parquet row group of a stored table: a reader can stream a 10M-row table a group at a time
-#: (``pyarrow.parquet.ParquetFile.read_row_group``), and a group's pages stay a few tens of MB.
 #: Artifact kinds: the store's top-level folders.
 DATASETS = "datasets"
 PREDICTIONS = "predictions"
@@ -34,6 +32,8 @@ PLOTS = "plots"
 CURVES = "curves"
 JUDGE_VERDICTS = "judge_verdicts"
 
+#: Rows per Parquet row group of a stored table: a reader can stream a 10M-row table a group at a time
+#: (``pyarrow.parquet.ParquetFile.read_row_group``), and a group's pages stay a few tens of MB.
 ROW_GROUP_ROWS = 1 << 20
 
 
@@ -42,6 +42,8 @@ class CorruptArtifact(EvalPlatformError):
 
 
 class ArtifactStore:
+    """Write-once storage of tables (Parquet) and blobs under their content hash, locally or at an fsspec URL."""
+
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url)

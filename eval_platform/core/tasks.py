@@ -14,6 +14,8 @@ from eval_platform.core.errors import InvalidInput
 
 @dataclass(frozen=True)
 class TaskType:
+    """What a dataset of one task type must hold: its id columns, its label column and the label's domain."""
+
     name: str
     id_columns: tuple[str, ...]
     label_column: str
@@ -56,8 +58,6 @@ TASK_TYPES: dict[str, TaskType] = {
 LABEL_POLICIES = ("human_reviewed", "synthetic", "implicit", "mixed")
 ACCESS_LEVELS = ("public", "internal", "restricted")
 PURPOSES = ("exploratory", "release_blocking")
-#: Task types of online data: datasets like any other, but no metric suite evaluates them.
-ONLINE_TASK_TYPES = ("online_events", "shadow_log")
 
 
 def get_task_type(name: str) -> TaskType:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 
 @dataclass(frozen=True)
 class Limits:
+    """Bounds on a user's YAML or JSON document, checked before it is built (see the module's docstring)."""
+
     #: bytes of the document (UTF-8): suites and configs are a few kB
     max_bytes: int = 1 << 20
     #: nesting of mappings and sequences; the deepest shipped suite nests 6 levels
@@ -62,49 +65,84 @@ def load_yaml(text: str | bytes, *, field: str, source: str | None = None, limit
     _check_size(text, field, source, limits)
     where = _where(source)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    depth = aliases = nodes = 0
-    # an anchored collection's position in ``nodes`` when it opened: its expanded size is known when it closes
-    open_collections: list[tuple[str | None, int]] = []
-    sizes: dict[str, int] = {}  # anchor -> nodes it stands for when expanded
     try:
-        for event in yaml.parse(text, Loader=loader):
-            if isinstance(event, yaml.AliasEvent):
-                aliases += 1
-                if aliases > limits.max_aliases:
-                    raise InvalidInput(field, f"{where}more than {limits.max_aliases} aliases (limit {limits.max_aliases}), "
-                                              f"at line {event.start_mark.line + 1}")
-                if event.anchor not in sizes:
-                    # undefined, or an alias inside the node it names: a recursive structure nothing can hash
-                    raise InvalidInput(field, f"{where}alias *{event.anchor} at line {event.start_mark.line + 1} refers to "
-                                              "no complete node before it (undefined or recursive)")
-                nodes += sizes[event.anchor]
-            elif isinstance(event, yaml.ScalarEvent):
-                nodes += 1
-                if event.anchor is not None:
-                    sizes[event.anchor] = 1
-            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                depth += 1
-                if depth > limits.max_depth:
-                    raise InvalidInput(field, f"{where}nested deeper than {limits.max_depth} levels (limit {limits.max_depth}), "
-                                              f"at line {event.start_mark.line + 1}")
-                open_collections.append((event.anchor, nodes))
-                nodes += 1
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                depth -= 1
-                anchor, opened_at = open_collections.pop()
-                if anchor is not None:
-                    sizes[anchor] = nodes - opened_at
-            elif isinstance(event, yaml.DocumentEndEvent):
-                sizes.clear()  # anchors do not cross documents
-            if nodes > limits.max_nodes:
-                raise InvalidInput(field, f"{where}expands to more than {limits.max_nodes} nodes with its aliases "
-                                          f"(limit {limits.max_nodes}), at line {event.end_mark.line + 1}")
+        _check_events(yaml.parse(text, Loader=loader), _EventBudget(field, where, limits))
         # within every limit: composing (recursive, but at most max_depth deep) and constructing are bounded
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError as error:
         if "maximum nesting depth" in str(error):  # libyaml's own bound (1000), met while scanning ahead
             raise InvalidInput(field, f"{where}nested deeper than {limits.max_depth} levels (limit {limits.max_depth})") from None
         raise InvalidInput(field, f"{where}not valid YAML/JSON: {error}") from error
+
+
+def _check_events(events: Iterable[Any], budget: _EventBudget) -> None:
+    """Walk libyaml's event stream once, counting into ``budget`` (which refuses the first event over a limit)."""
+    import yaml
+
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            budget.alias(event)
+        elif isinstance(event, yaml.ScalarEvent):
+            budget.scalar(event)
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            budget.open_collection(event)
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            budget.close_collection()
+        elif isinstance(event, yaml.DocumentEndEvent):
+            budget.end_document()
+        budget.check_nodes(event)
+
+
+class _EventBudget:
+    """Depth, aliases and expanded node count of a YAML event stream so far, checked against :class:`Limits`."""
+
+    def __init__(self, field: str, where: str, limits: Limits):
+        self.field, self.where, self.limits = field, where, limits
+        self.depth = self.aliases = self.nodes = 0
+        # an anchored collection's position in ``nodes`` when it opened: its expanded size is known when it closes
+        self.open_collections: list[tuple[str | None, int]] = []
+        self.sizes: dict[str, int] = {}  # anchor -> nodes it stands for when expanded
+
+    def alias(self, event: Any) -> None:
+        limits, where = self.limits, self.where
+        self.aliases += 1
+        if self.aliases > limits.max_aliases:
+            raise InvalidInput(self.field, f"{where}more than {limits.max_aliases} aliases (limit {limits.max_aliases}), "
+                                           f"at line {event.start_mark.line + 1}")
+        if event.anchor not in self.sizes:
+            # undefined, or an alias inside the node it names: a recursive structure nothing can hash
+            raise InvalidInput(self.field, f"{where}alias *{event.anchor} at line {event.start_mark.line + 1} refers to "
+                                           "no complete node before it (undefined or recursive)")
+        self.nodes += self.sizes[event.anchor]
+
+    def scalar(self, event: Any) -> None:
+        self.nodes += 1
+        if event.anchor is not None:
+            self.sizes[event.anchor] = 1
+
+    def open_collection(self, event: Any) -> None:
+        limits = self.limits
+        self.depth += 1
+        if self.depth > limits.max_depth:
+            raise InvalidInput(self.field, f"{self.where}nested deeper than {limits.max_depth} levels (limit {limits.max_depth}), "
+                                           f"at line {event.start_mark.line + 1}")
+        self.open_collections.append((event.anchor, self.nodes))
+        self.nodes += 1
+
+    def close_collection(self) -> None:
+        self.depth -= 1
+        anchor, opened_at = self.open_collections.pop()
+        if anchor is not None:
+            self.sizes[anchor] = self.nodes - opened_at
+
+    def end_document(self) -> None:
+        self.sizes.clear()  # anchors do not cross documents
+
+    def check_nodes(self, event: Any) -> None:
+        limits = self.limits
+        if self.nodes > limits.max_nodes:
+            raise InvalidInput(self.field, f"{self.where}expands to more than {limits.max_nodes} nodes with its aliases "
+                                           f"(limit {limits.max_nodes}), at line {event.end_mark.line + 1}")
 
 
 def load_json(text: str | bytes, *, field: str, source: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Any:
@@ -148,6 +186,7 @@ def check_structure(value: Any, *, field: str, source: str | None = None, limits
         nodes += 1
         if nodes > limits.max_nodes:
             raise InvalidInput(field, f"{where}more than {limits.max_nodes} nodes (limit {limits.max_nodes})")
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list | tuple):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.tasks import TaskType
@@ -44,6 +45,8 @@ GE_SAMPLE_ROWS = 100_000
 
 @dataclass(frozen=True)
 class ExpectationOutcome:
+    """The result of one expectation on one column (or id combination): passed, or what was wrong and examples."""
+
     check: str
     expectation: str
     column: str
@@ -55,6 +58,8 @@ class ExpectationOutcome:
 
 @dataclass
 class ValidationReport:
+    """Every expectation's outcome on a dataset; what registration refuses on and the asset checks report."""
+
     row_count: int
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
     #: rows Great Expectations itself checked (all of them up to GE_SAMPLE_ROWS, else the sample)
@@ -125,6 +130,7 @@ def finite_value_problems(frame: pd.DataFrame, columns: Sequence[str]) -> list[E
             continue  # only numbers can be infinite
         array = values.to_numpy(dtype=np.float64, na_value=np.nan)
         infinite = np.isinf(array)
+        sample: tuple[float, ...]
         problem, sample = "", ()
         if infinite.any():
             row = int(np.flatnonzero(infinite)[0])
@@ -150,6 +156,25 @@ def validate_frame(frame: pd.DataFrame, task: TaskType, feature_columns: Sequenc
     report = ValidationReport(row_count=len(frame))
     numeric_label = [task.label_column] if task.label_column in frame.columns and task.label_domain[0] == "min" else []
     report.outcomes.extend(finite_value_problems(frame, [c for c in (*feature_columns, *numeric_label) if c in frame.columns]))
+    present = _check_required_columns(report, frame, task)
+    expectations = [*_id_expectations(gx, task, present), *_label_expectations(gx, report, frame, task, present)]
+    if expectations and len(frame.columns):
+        _run_expectations(context, gx.ExpectationSuite(name=f"{task.name}_v{VALIDATION_VERSION}"), report, frame, expectations)
+    return report
+
+
+@dataclass(frozen=True)
+class _Expectation:
+    """One expectation of the suite, with the same rule as an exact mask of the unexpected rows (or False)."""
+
+    check: str
+    column: str
+    ge_expectation: Any
+    unexpected: Callable[[pd.DataFrame], Any]
+
+
+def _check_required_columns(report: ValidationReport, frame: pd.DataFrame, task: TaskType) -> list[str]:
+    """Report each required column as present or missing; the present ones, in the task's order."""
     missing = [c for c in task.required_columns if c not in frame.columns]
     for column in task.required_columns:
         report.outcomes.append(
@@ -158,71 +183,96 @@ def validate_frame(frame: pd.DataFrame, task: TaskType, feature_columns: Sequenc
                 "" if column not in missing else f"required column is missing for task type {task.name}",
             )
         )
-    present = [c for c in task.required_columns if c not in missing]
-    # (check, column, GE expectation, the same expectation as an exact mask of the unexpected rows)
-    expectations: list[tuple[str, str, object, object]] = []
+    return [c for c in task.required_columns if c not in missing]
+
+
+def _id_expectations(gx: Any, task: TaskType, present: list[str]) -> list[_Expectation]:
+    """Ids are non-null, and unique alone (one id column) or together (all of the task's id columns)."""
     ids = [c for c in task.id_columns if c in present]
-    for column in ids:
-        expectations.append((CHECK_UNIQUE_IDS, column, gx.expectations.ExpectColumnValuesToNotBeNull(column=column),
-                             lambda f, c=column: f[c].isna()))
+    expectations = [
+        _Expectation(CHECK_UNIQUE_IDS, column, gx.expectations.ExpectColumnValuesToNotBeNull(column=column), _nulls_in(column))
+        for column in ids
+    ]
     if len(ids) == 1:
-        expectations.append((CHECK_UNIQUE_IDS, ids[0], gx.expectations.ExpectColumnValuesToBeUnique(column=ids[0]),
-                             lambda f, c=ids[0]: False if all_distinct(f, [c]) else f[c].notna() & f[c].duplicated(keep=False)))
+        expectations.append(_Expectation(
+            CHECK_UNIQUE_IDS, ids[0], gx.expectations.ExpectColumnValuesToBeUnique(column=ids[0]),
+            _duplicates_in(ids[0])))
     elif len(ids) > 1 and len(ids) == len(task.id_columns):
         # GE's default ignore_row_if="all_values_are_missing"
-        expectations.append(
-            (CHECK_UNIQUE_IDS, "+".join(ids), gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(ids)),
-             lambda f, c=list(ids): False if all_distinct(f, c) else f[c].duplicated(keep=False) & ~f[c].isna().all(axis=1))
-        )
+        expectations.append(_Expectation(
+            CHECK_UNIQUE_IDS, "+".join(ids), gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(ids)),
+            _duplicate_combinations_in(ids)))
+    return expectations
+
+
+def _nulls_in(column: str) -> Callable[[pd.DataFrame], Any]:
+    return lambda f: f[column].isna()
+
+
+def _duplicates_in(column: str) -> Callable[[pd.DataFrame], Any]:
+    return lambda f: False if all_distinct(f, [column]) else f[column].notna() & f[column].duplicated(keep=False)
+
+
+def _duplicate_combinations_in(columns: list[str]) -> Callable[[pd.DataFrame], Any]:
+    return lambda f: False if all_distinct(f, columns) else f[columns].duplicated(keep=False) & ~f[columns].isna().all(axis=1)
+
+
+def _label_expectations(gx: Any, report: ValidationReport, frame: pd.DataFrame, task: TaskType,
+                        present: list[str]) -> list[_Expectation]:
+    """Labels are non-null and inside the task's domain; a non-numeric label of a numeric domain is reported
+    failed at once (GE cannot compare it)."""
     label = task.label_column
-    if label in present:
-        expectations.append((CHECK_LABELS_PRESENT, label, gx.expectations.ExpectColumnValuesToNotBeNull(column=label),
-                             lambda f: f[label].isna()))
-        kind, domain = task.label_domain
-        if kind == "set":
-            expectations.append(
-                (CHECK_LABEL_DOMAIN, label, gx.expectations.ExpectColumnValuesToBeInSet(column=label, value_set=list(domain)),
-                 lambda f: f[label].notna() & ~f[label].isin(list(domain)))
-            )
-        elif kind == "min":
-            if pd.api.types.is_numeric_dtype(frame[label]):
-                expectations.append(
-                    (CHECK_LABEL_DOMAIN, label, gx.expectations.ExpectColumnValuesToBeBetween(column=label, min_value=domain),
-                     lambda f: f[label].notna() & (f[label] < domain))
-                )
-            else:
-                report.outcomes.append(
-                    ExpectationOutcome(CHECK_LABEL_DOMAIN, "expect_column_values_to_be_between", label, False,
-                                       f"must be numeric (>= {domain}), found dtype {frame[label].dtype}")
-                )
-    if expectations and len(frame.columns):
-        sampled = len(frame) > GE_SAMPLE_ROWS
-        checked = frame.iloc[np.linspace(0, len(frame) - 1, GE_SAMPLE_ROWS).round().astype(np.int64)] if sampled else frame
-        report.sampled_rows = len(checked)
-        source = context.data_sources.add_pandas("eval_dataset")
-        batch = source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("all").get_batch(
-            batch_parameters={"dataframe": checked}
+    if label not in present:
+        return []
+    expectations = [_Expectation(CHECK_LABELS_PRESENT, label, gx.expectations.ExpectColumnValuesToNotBeNull(column=label),
+                                 lambda f: f[label].isna())]
+    kind, domain = task.label_domain
+    if kind == "set" and isinstance(domain, tuple):
+        allowed = list(domain)
+        expectations.append(_Expectation(
+            CHECK_LABEL_DOMAIN, label, gx.expectations.ExpectColumnValuesToBeInSet(column=label, value_set=allowed),
+            lambda f: f[label].notna() & ~f[label].isin(allowed)))
+    elif kind == "min" and pd.api.types.is_numeric_dtype(frame[label]):
+        expectations.append(_Expectation(
+            CHECK_LABEL_DOMAIN, label, gx.expectations.ExpectColumnValuesToBeBetween(column=label, min_value=domain),
+            lambda f: f[label].notna() & (f[label] < domain)))
+    elif kind == "min":
+        report.outcomes.append(
+            ExpectationOutcome(CHECK_LABEL_DOMAIN, "expect_column_values_to_be_between", label, False,
+                               f"must be numeric (>= {domain}), found dtype {frame[label].dtype}")
         )
-        suite = gx.ExpectationSuite(name=f"{task.name}_v{VALIDATION_VERSION}")
-        for _, _, expectation, _ in expectations:
-            suite.add_expectation(expectation)
-        result = batch.validate(suite, result_format="SUMMARY")
-        for (check, column, expectation, unexpected), outcome in zip(expectations, _in_order(result, suite), strict=True):
-            details = outcome.result or {}
-            count = int(details.get("unexpected_count") or 0)
-            sample = tuple(_plain(v) for v in (details.get("partial_unexpected_list") or [])[:5])
-            success = bool(outcome.success)
-            if sampled and not (outcome.exception_info or {}).get("raised_exception"):
-                count, sample = _exact_unexpected(frame, unexpected(frame), column)
-                success = count == 0
-            report.outcomes.append(
-                ExpectationOutcome(
-                    check, outcome.expectation_config.type, column, success,
-                    "" if success else _problem(outcome.expectation_config.type, count, sample, outcome),
-                    count, sample,
-                )
+    return expectations
+
+
+def _run_expectations(context: Any, suite: Any, report: ValidationReport, frame: pd.DataFrame,
+                      expectations: list[_Expectation]) -> None:
+    """Validate ``frame`` (or its fixed sample, above GE_SAMPLE_ROWS, then every row by the exact masks) and
+    report one outcome per expectation."""
+    sampled = len(frame) > GE_SAMPLE_ROWS
+    checked = frame.iloc[np.linspace(0, len(frame) - 1, GE_SAMPLE_ROWS).round().astype(np.int64)] if sampled else frame
+    report.sampled_rows = len(checked)
+    source = context.data_sources.add_pandas("eval_dataset")
+    batch = source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("all").get_batch(
+        batch_parameters={"dataframe": checked}
+    )
+    for expectation in expectations:
+        suite.add_expectation(expectation.ge_expectation)
+    result = batch.validate(suite, result_format="SUMMARY")
+    for expectation, outcome in zip(expectations, _in_order(result, suite), strict=True):
+        details = outcome.result or {}
+        count = int(details.get("unexpected_count") or 0)
+        sample = tuple(_plain(v) for v in (details.get("partial_unexpected_list") or [])[:5])
+        success = bool(outcome.success)
+        if sampled and not (outcome.exception_info or {}).get("raised_exception"):
+            count, sample = _exact_unexpected(frame, expectation.unexpected(frame), expectation.column)
+            success = count == 0
+        report.outcomes.append(
+            ExpectationOutcome(
+                expectation.check, outcome.expectation_config.type, expectation.column, success,
+                "" if success else _problem(outcome.expectation_config.type, count, sample, outcome),
+                count, sample,
             )
-    return report
+        )
 
 
 def _exact_unexpected(frame: pd.DataFrame, mask: pd.Series, column: str) -> tuple[int, tuple]:

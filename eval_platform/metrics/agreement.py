@@ -43,11 +43,12 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 from scipy import sparse
 
 from eval_platform.core.errors import InvalidInput
@@ -164,7 +165,7 @@ def _resampled(n_units: int, n_resamples: int, seed: int, *statistics) -> list[n
     for start in range(0, n_resamples, block):
         size = min(block, n_resamples - start)
         draws = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=size).astype(np.float64)
-        for out, f in zip(chunks, statistics):
+        for out, f in zip(chunks, statistics, strict=True):  # one list of chunks per statistic
             out.append(f(draws))
     return [np.concatenate(out) for out in chunks]
 
@@ -327,50 +328,65 @@ def _alpha_statistic(codes: np.ndarray, values: np.ndarray, level: str):
     if len(values) == 0 or not pairable.any():
         return lambda weights: np.full(len(weights), np.nan)
     unit, c1, c2, pair_weight = _pairs(codes, pairable)
-    k = len(values)
     present = codes[pairable] >= 0
     rows, _ = np.nonzero(present)
-    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, codes[pairable][present])), shape=(int(pairable.sum()), k))
-    if level == "nominal":
-        pair_delta = (c1 != c2).astype(np.float64)
-    elif level in ("interval", "ratio"):
-        v = values.astype(np.float64)
-        if level == "interval":
-            pair_delta = (v[c1] - v[c2]) ** 2
-        else:
-            total = v[c1] + v[c2]
-            pair_delta = np.where(total == 0, 0.0, (v[c1] - v[c2]) / np.where(total == 0, 1, total)) ** 2
-            both = v[:, None] + v[None, :]
-            delta = np.where(both == 0, 0.0, (v[:, None] - v[None, :]) / np.where(both == 0, 1, both)) ** 2
-    if level != "ordinal":
-        per_unit = np.bincount(unit, weights=pair_weight * pair_delta, minlength=int(pairable.sum()))
+    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, codes[pairable][present])), shape=(int(pairable.sum()), len(values)))
+    if level == "ordinal":
+        disagreements = _ordinal_disagreements(unit, c1, c2, pair_weight)
+    else:
+        disagreements = _value_disagreements(level, values, unit, c1, c2, pair_weight, int(pairable.sum()))
 
     def alpha(weights: np.ndarray) -> np.ndarray:
-        return _alpha_of(weights[:, pairable])
-
-    def _alpha_of(w: np.ndarray) -> np.ndarray:
+        w = weights[:, pairable]
         n_c = np.asarray((counts.T @ w.T).T)                                  # (B, k) marginals
         n = n_c.sum(axis=1)
-        if level == "ordinal":
-            midrank = np.cumsum(n_c, axis=1) - n_c / 2                         # (B, k)
-            observed = np.empty(len(w))
-            rows_at_once = max(1, _BLOCK_CELLS // max(len(unit), 1))          # bounded (resamples x pairs)
-            for begin in range(0, len(w), rows_at_once):
-                block = slice(begin, begin + rows_at_once)
-                gap = midrank[block][:, c1] - midrank[block][:, c2]
-                observed[block] = (w[block][:, unit] * pair_weight * gap**2).sum(axis=1)
-            expected = _spread(n, n_c, midrank)
-        else:
-            observed = w @ per_unit
-            if level == "nominal":
-                expected = n**2 - (n_c**2).sum(axis=1)
-            elif level == "interval":
-                expected = _spread(n, n_c, v)
-            else:
-                expected = ((n_c @ delta) * n_c).sum(axis=1)
+        observed, expected = disagreements(w, n_c, n)
         return 1 - _safe_ratio((n - 1) * observed, expected)
 
     return alpha
+
+
+#: ``(unit weights, marginals n_c, n) -> (observed, expected)`` disagreement of each weighting
+_Disagreements = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _ordinal_disagreements(unit: np.ndarray, c1: np.ndarray, c2: np.ndarray, pair_weight: np.ndarray) -> _Disagreements:
+    """Ordinal ``delta_ck = (M_c - M_k)^2`` over mid-ranks, which move with the marginals of each weighting."""
+
+    def disagreements(w: np.ndarray, n_c: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        midrank = np.cumsum(n_c, axis=1) - n_c / 2                         # (B, k)
+        observed = np.empty(len(w))
+        rows_at_once = max(1, _BLOCK_CELLS // max(len(unit), 1))          # bounded (resamples x pairs)
+        for begin in range(0, len(w), rows_at_once):
+            block = slice(begin, begin + rows_at_once)
+            gap = midrank[block][:, c1] - midrank[block][:, c2]
+            observed[block] = (w[block][:, unit] * pair_weight * gap**2).sum(axis=1)
+        return observed, _spread(n, n_c, midrank)
+
+    return disagreements
+
+
+def _value_disagreements(level: str, values: np.ndarray, unit: np.ndarray, c1: np.ndarray, c2: np.ndarray,
+                         pair_weight: np.ndarray, n_units: int) -> _Disagreements:
+    """Nominal, interval and ratio: ``delta`` depends on the values only, so each unit's observed disagreement
+    is computed once and a weighting sums it."""
+    expected: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    if level == "nominal":
+        pair_delta = (c1 != c2).astype(np.float64)
+        expected = lambda n_c, n: n**2 - (n_c**2).sum(axis=1)
+    elif level == "interval":
+        v = values.astype(np.float64)
+        pair_delta = (v[c1] - v[c2]) ** 2
+        expected = lambda n_c, n: _spread(n, n_c, v)
+    else:  # ratio
+        v = values.astype(np.float64)
+        total = v[c1] + v[c2]
+        pair_delta = np.where(total == 0, 0.0, (v[c1] - v[c2]) / np.where(total == 0, 1, total)) ** 2
+        both = v[:, None] + v[None, :]
+        delta = np.where(both == 0, 0.0, (v[:, None] - v[None, :]) / np.where(both == 0, 1, both)) ** 2
+        expected = lambda n_c, n: ((n_c @ delta) * n_c).sum(axis=1)
+    per_unit = np.bincount(unit, weights=pair_weight * pair_delta, minlength=n_units)
+    return lambda w, n_c, n: (w @ per_unit, expected(n_c, n))
 
 
 def krippendorff_alpha(ratings, *, level: Level = "nominal", confidence: float = 0.95, n_resamples: int = 1000,

@@ -13,7 +13,7 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import (
     classification_defs,
     embeddings,
-    generation,
+    generation_defs,
     judge_defs,
     ranking,
 )
@@ -29,7 +29,7 @@ def register_metric(definition: MetricDefinition) -> MetricDefinition:
     return definition
 
 
-for _family in (classification_defs.METRICS, ranking.METRICS, generation.METRICS, judge_defs.METRICS,
+for _family in (classification_defs.METRICS, ranking.METRICS, generation_defs.METRICS, judge_defs.METRICS,
                 embeddings.METRICS):
     for _definition in _family:
         register_metric(_definition)

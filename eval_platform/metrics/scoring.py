@@ -10,9 +10,11 @@ generation (``bleu``, ``chrf``, ``rouge1``, ``exact_match``...). Each name maps 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
+from typing import TypedDict
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import agreement, interleaving
@@ -97,7 +99,8 @@ def score_generation(frame: pd.DataFrame, prediction: str, reference: str, metri
     return results
 
 
-def json_ready(results: dict) -> dict:
+def _finite_or_none(results: dict) -> dict:
+    """``results`` with every non-finite float (nan, inf) as None: what JSON can hold."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in results.items()}
 
 
@@ -110,53 +113,50 @@ def score_counterfactual(frame: pd.DataFrame, reward: str, propensity: str, targ
                          reward_model_logged: str | None = None, reward_model_target: str | None = None,
                          confidence: float = 0.95) -> dict[str, dict]:
     """IPS and SNIPS (and DR when both reward-model columns are named) of a logged bandit file."""
-    from dataclasses import asdict
-
-
     if (reward_model_logged is None) != (reward_model_target is None):
         raise InvalidInput("--reward-model-logged", "doubly robust needs both --reward-model-logged and --reward-model-target")
     args = (_numeric(frame, reward, "--reward"), _numeric(frame, propensity, "--propensity"),
             _numeric(frame, target_probability, "--target-probability"))
     results = {"ips": cf.ips_estimate(*args, confidence=confidence),
                "snips": cf.snips_estimate(*args, confidence=confidence)}
-    if reward_model_logged is not None:
+    if reward_model_logged is not None and reward_model_target is not None:
         results["dr"] = cf.doubly_robust_estimate(
             *args, _numeric(frame, reward_model_logged, "--reward-model-logged"),
             _numeric(frame, reward_model_target, "--reward-model-target"), confidence=confidence)
-    return {name: json_ready(asdict(estimate)) for name, estimate in results.items()}
+    return {name: _finite_or_none(asdict(estimate)) for name, estimate in results.items()}
 
 
 def score_interleaving(frame: pd.DataFrame, query: str, team: str, clicked: str, confidence: float = 0.95) -> dict:
     """Team-draft interleaving preference of ranker A over B from a click log (one row per shown item)."""
-    from dataclasses import asdict
-
-
     _, outcomes = interleaving.query_outcomes(_column(frame, query, "--query"), _column(frame, team, "--team"),
                                               _column(frame, clicked, "--clicked"))
-    return json_ready(asdict(interleaving.interleaving_preference(outcomes, confidence=confidence)))
+    return _finite_or_none(asdict(interleaving.interleaving_preference(outcomes, confidence=confidence)))
 
 
-def score_agreement(frame: pd.DataFrame, raters: list[str], level: str = "nominal", judge: str | None = None,
+class _BootstrapOptions(TypedDict):
+    confidence: float
+    n_resamples: int
+    seed: int
+
+
+def score_agreement(frame: pd.DataFrame, raters: list[str], level: agreement.Level = "nominal", judge: str | None = None,
                     confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> dict[str, dict]:
     """Inter-rater agreement of a ratings file (one row per unit, one column per rater; empty = missing):
     Krippendorff's alpha always, Cohen's kappa for two raters and Fleiss' kappa when no rating is missing
     (nominal level), and with ``judge`` the judge-human comparison."""
-    from dataclasses import asdict
-
-
     if len(raters) < 2:
         raise InvalidInput("--rater", f"name at least two rater columns, got {len(raters)}")
     table = pd.DataFrame({name: _column(frame, name, "--rater") for name in raters})
-    options = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    options = _BootstrapOptions(confidence=confidence, n_resamples=n_resamples, seed=seed)
     results = {"krippendorff_alpha": agreement.krippendorff_alpha(table, level=level, **options)}
     if level == "nominal" and not table.isna().any().any():
         if len(raters) == 2:
             results["cohen_kappa"] = agreement.cohen_kappa(table.iloc[:, 0], table.iloc[:, 1], **options)
         results["fleiss_kappa"] = agreement.fleiss_kappa(table, **options)
-    out = {name: json_ready(asdict(estimate)) for name, estimate in results.items()}
+    out = {name: _finite_or_none(asdict(estimate)) for name, estimate in results.items()}
     if judge is not None:
         both = agreement.judge_human_agreement(table, _column(frame, judge, "--judge"), level=level, **options)
-        out["with_judge"] = json_ready(asdict(both.with_judge))
-        out["judge_minus_humans"] = json_ready({"value": both.difference, "ci_low": both.difference_ci_low,
+        out["with_judge"] = _finite_or_none(asdict(both.with_judge))
+        out["judge_minus_humans"] = _finite_or_none({"value": both.difference, "ci_low": both.difference_ci_low,
                                                 "ci_high": both.difference_ci_high})
     return out

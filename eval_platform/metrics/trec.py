@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import ranking
@@ -56,16 +56,16 @@ def _first_line_with_too_many_fields(path: Path, expected: int) -> tuple[int, in
     return 0, 0  # pragma: no cover - only called after pandas saw such a line
 
 
-_CSV_OPTIONS = dict(
-    sep=r"\s+",
-    header=None,
-    index_col=False,
-    keep_default_na=False,
-    na_values=[],
-    quoting=3,  # csv.QUOTE_NONE: quotes are ordinary characters in TREC files
-    engine="c",
-    encoding="utf-8",
-)
+_CSV_OPTIONS: dict[str, object] = {
+    "sep": r"\s+",
+    "header": None,
+    "index_col": False,
+    "keep_default_na": False,
+    "na_values": [],
+    "quoting": 3,  # csv.QUOTE_NONE: quotes are ordinary characters in TREC files
+    "engine": "c",
+    "encoding": "utf-8",
+}
 
 
 def _read_fast(path: Path, columns: tuple[str, ...], value: str, dtype) -> pd.DataFrame | None:

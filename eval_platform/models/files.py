@@ -14,11 +14,11 @@ load, so a file swapped after registration is refused too.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
 
 from eval_platform.core.errors import InvalidInput, UnsafeModelFile
 from eval_platform.core.hashing import file_hash
@@ -188,30 +188,38 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
         raise InvalidInput("feature_columns", "the dataset has no feature columns to predict from")
     try:
         if task_type == "binary_classification":
-            if hasattr(model, "predict_proba"):
-                classes = list(getattr(model, "classes_", [0, 1]))
-
-                def score_of(values):
-                    proba = np.asarray(model.predict_proba(values))
-                    return proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
-            elif hasattr(model, "decision_function"):
-                def score_of(values):
-                    return np.asarray(model.decision_function(values), dtype=np.float64)
-            else:
-                def score_of(values):
-                    return np.asarray(model.predict(values), dtype=np.float64)
-            return ids.assign(score=np.asarray(_in_batches(score_of, features), dtype=np.float64))
+            return ids.assign(score=np.asarray(_in_batches(_binary_scorer(model), features), dtype=np.float64))
         if task_type == "multiclass_classification":
-            proba = _in_batches(lambda values: np.asarray(model.predict_proba(values)), features)
-            out = ids.assign(prediction=np.asarray(model.classes_)[proba.argmax(axis=1)])
-            for index, cls in enumerate(model.classes_):
-                out[f"proba_{cls}"] = proba[:, index]
-            return out
+            return _multiclass_predictions(model, ids, features)
         if task_type in ("ranking", "search"):
             return ids.assign(score=_in_batches(lambda values: np.asarray(model.predict(values), dtype=np.float64), features))
     except ValueError as error:
         raise InvalidInput("model_file", f"the model cannot predict on this dataset's features: {error}") from error
     raise InvalidInput("task_type", f"models of kind sklearn cannot predict for task type {task_type!r}")
+
+
+def _binary_scorer(model) -> Callable[[np.ndarray], np.ndarray]:
+    """The score of class 1: its probability, else the decision function, else the prediction itself."""
+    if hasattr(model, "predict_proba"):
+        classes = list(getattr(model, "classes_", [0, 1]))
+
+        def probability_of_1(values):
+            proba = np.asarray(model.predict_proba(values))
+            return proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
+
+        return probability_of_1
+    if hasattr(model, "decision_function"):
+        return lambda values: np.asarray(model.decision_function(values), dtype=np.float64)
+    return lambda values: np.asarray(model.predict(values), dtype=np.float64)
+
+
+def _multiclass_predictions(model, ids: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """The most probable class as ``prediction`` and each class's probability as ``proba_<class>``."""
+    proba = _in_batches(lambda values: np.asarray(model.predict_proba(values)), features)
+    out = ids.assign(prediction=np.asarray(model.classes_)[proba.argmax(axis=1)])
+    for index, cls in enumerate(model.classes_):
+        out[f"proba_{cls}"] = proba[:, index]
+    return out
 
 
 #: Rows per model call. The feature matrix of a 10M-row dataset is hundreds of MB as one array, and an estimator's
@@ -262,11 +270,29 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
     text, and examples of the dataset the file has no row for (for ranking: queries of the dataset it ranks
     nothing for). Rows are counted from 1, as in the file (the header is not a row).
     """
-    field = "model_file"
     where = f"for dataset {dataset_key} ({task_type})"
     ids = list(schema["id_columns"])
+    outputs = _check_prediction_columns(table, ids, task_type, where)
+    for column in ids:
+        _check_id_column(table, frame, column, where)
+    _check_unique_ids(table, ids)
+    if task_type == "generation":
+        _check_text_column(table, "prediction")
+    else:
+        for column in outputs:
+            _check_finite_column(table, column)
+    if task_type == "multiclass_classification":
+        _check_every_class_has_probabilities(frame[schema["label_column"]], outputs, where)
+    if task_type in ("ranking", "search"):
+        _check_every_query_ranked(table, frame, where)
+    else:
+        _check_every_example_predicted(table, frame, ids, where)
+
+
+def _check_prediction_columns(table: pd.DataFrame, ids: list[str], task_type: str, where: str) -> list[str]:
+    """Refuse a file without the id and output columns the task type needs; the output columns."""
     if task_type not in PREDICTION_COLUMNS:
-        raise InvalidInput(field, f"a predictions file cannot be evaluated {where}: no predictions file format for this task type")
+        raise InvalidInput("model_file", f"a predictions file cannot be evaluated {where}: no predictions file format for this task type")
     outputs = list(PREDICTION_COLUMNS[task_type])
     if task_type == "multiclass_classification":
         outputs = [c for c in table.columns if str(c).startswith("proba_")]
@@ -274,45 +300,48 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
     if task_type == "multiclass_classification" and not outputs:
         missing.append("proba_<class>")
     if missing:
-        raise InvalidInput(field, f"the predictions file lacks column(s) {missing} {where}; it has {[str(c) for c in table.columns]}")
-    for column in ids:
-        _check_id_column(table, frame, column, where)
+        raise InvalidInput("model_file", f"the predictions file lacks column(s) {missing} {where}; it has {[str(c) for c in table.columns]}")
+    return outputs
+
+
+def _check_unique_ids(table: pd.DataFrame, ids: list[str]) -> None:
+    """Refuse two rows of the file with the same id, naming both rows."""
     duplicated = None if all_distinct(table, ids) else table.duplicated(ids, keep=False)
     if duplicated is not None and duplicated.any():
         rows = np.flatnonzero(duplicated.to_numpy())
         first = _ids_at(table, ids, rows[0])
         same = np.logical_and.reduce([(table[c] == v).to_numpy() for c, v in first.items()])
         twin = int(np.flatnonzero(same)[1])
-        raise InvalidInput(field, f"the predictions file has duplicate id(s) {_plain_ids(first)} at rows {rows[0] + 1} and {twin + 1} "
-                                  f"({int(duplicated.sum())} rows share an id with another)")
-    if task_type == "generation":
-        _check_text_column(table, "prediction")
-    else:
-        for column in outputs:
-            _check_finite_column(table, column)
-    if task_type == "multiclass_classification":
-        classes = {str(c).removeprefix("proba_") for c in outputs}
-        labels = frame[schema["label_column"]]
-        uncovered = labels[~labels.astype(str).isin(classes)]
-        if len(uncovered):
-            raise InvalidInput(field, f"the predictions file has no proba_<class> column for class {uncovered.iloc[0]!r} {where} "
-                                      f"(dataset row {int(uncovered.index[0]) + 1}); its classes: {sorted(classes)}")
-    if task_type in ("ranking", "search"):
-        queries = pd.Index(frame["query_id"].unique())
-        unranked = queries[~queries.isin(table["query_id"])]
-        if len(unranked):
-            row = int(np.flatnonzero((frame["query_id"] == unranked[0]).to_numpy())[0])
-            raise InvalidInput(field, f"the predictions file ranks nothing for {len(unranked)} quer(ies) {where}, "
-                                      f"e.g. query_id={_plain(unranked[0])!r} (dataset row {row + 1})")
-        return
+        raise InvalidInput("model_file", f"the predictions file has duplicate id(s) {_plain_ids(first)} at rows {rows[0] + 1} "
+                                         f"and {twin + 1} ({int(duplicated.sum())} rows share an id with another)")
+
+
+def _check_every_class_has_probabilities(labels: pd.Series, outputs: list[str], where: str) -> None:
+    classes = {str(c).removeprefix("proba_") for c in outputs}
+    uncovered = labels[~labels.astype(str).isin(classes)]
+    if len(uncovered):
+        raise InvalidInput("model_file", f"the predictions file has no proba_<class> column for class {uncovered.iloc[0]!r} {where} "
+                                         f"(dataset row {int(uncovered.index[0]) + 1}); its classes: {sorted(classes)}")
+
+
+def _check_every_query_ranked(table: pd.DataFrame, frame: pd.DataFrame, where: str) -> None:
+    queries = pd.Index(frame["query_id"].unique())
+    unranked = queries[~queries.isin(table["query_id"])]
+    if len(unranked):
+        row = int(np.flatnonzero((frame["query_id"] == unranked[0]).to_numpy())[0])
+        raise InvalidInput("model_file", f"the predictions file ranks nothing for {len(unranked)} quer(ies) {where}, "
+                                         f"e.g. query_id={_plain(unranked[0])!r} (dataset row {row + 1})")
+
+
+def _check_every_example_predicted(table: pd.DataFrame, frame: pd.DataFrame, ids: list[str], where: str) -> None:
     if len(ids) == 1:  # a hash lookup of one column: no joined frame of every dataset row
         covered = _isin(frame[ids[0]], table[ids[0]])
     else:
         covered = frame[ids].merge(table[ids], on=ids, how="left", indicator=True)["_merge"].to_numpy() == "both"
     if not covered.all():
         row = int(np.flatnonzero(~covered)[0])
-        raise InvalidInput(field, f"the predictions file has no row for {int((~covered).sum())} example(s) {where}, "
-                                  f"e.g. {_plain_ids(_ids_at(frame, ids, row))} (dataset row {row + 1})")
+        raise InvalidInput("model_file", f"the predictions file has no row for {int((~covered).sum())} example(s) {where}, "
+                                         f"e.g. {_plain_ids(_ids_at(frame, ids, row))} (dataset row {row + 1})")
 
 
 def _isin(values: pd.Series, candidates: pd.Series) -> np.ndarray:

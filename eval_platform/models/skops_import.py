@@ -88,7 +88,7 @@ def skops_io() -> ModuleType:
     # skops only reads each class's module and name: stand-ins carrying exactly those
     stand_ins = [(name.rsplit(".", 1)[1], type(name.rsplit(".", 1)[1], (), {"__module__": name.rsplit(".", 1)[0]}))
                  for name in names]
-    sklearn.utils.all_estimators = lambda *args, **kwargs: stand_ins  # type: ignore[assignment]
+    sklearn.utils.all_estimators = lambda *args, **kwargs: stand_ins
     try:
         import skops.io
     finally:

@@ -25,6 +25,8 @@ from eval_platform.registry.schema import Base, utcnow
 
 
 class ApiToken(Base):
+    """A bearer token of the API: the team, principal and roles it stands for, stored as its hash."""
+
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -47,6 +49,8 @@ class ApiToken(Base):
 
 
 class AccessLogEntry(Base):
+    """One read of per-example data or aggregates through the API, granted or denied (the audit trail)."""
+
     __tablename__ = "access_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -64,6 +68,8 @@ class AccessLogEntry(Base):
 
 
 class IdempotencyRecord(Base):
+    """A client's ``Idempotency-Key`` for a run request: a retried request gets the run the first one created."""
+
     __tablename__ = "idempotency_keys"
 
     team: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -76,6 +82,8 @@ class IdempotencyRecord(Base):
 
 
 class PurgeLogEntry(Base):
+    """One artifact a retention purge deleted, with the runs, cache keys and datasets that referred to it."""
+
     __tablename__ = "purge_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

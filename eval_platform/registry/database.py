@@ -43,6 +43,8 @@ class Registry:
 
     def __init__(self, url: str):
         self.url = url
+        #: SQLite's single-writer queue (see below); None for servers that take concurrent writers
+        self._write_lock: threading.Lock | None = None
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -62,7 +64,6 @@ class Registry:
                 if url.startswith(("postgresql", "postgres")) else {}
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
                                         connect_args=connect_args)
-            self._write_lock = None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod

@@ -21,6 +21,8 @@ from eval_platform.registry.schema import Base, utcnow
 
 
 class LLMCallRecord(Base):
+    """One cached LLM call (candidate or judge) under the hash of its canonical request: replayed, not re-sent."""
+
     __tablename__ = "llm_call_cache"
     __table_args__ = (Index("ix_llm_call_cache_lookup", "kind", "endpoint", "model", "prompt_id"),)
 
@@ -49,6 +51,8 @@ class LLMCallRecord(Base):
 
 
 class PromptTemplateRecord(Base):
+    """A version of a prompt template, kept so a cached call and a verdict can name the exact text they used."""
+
     __tablename__ = "llm_prompt_templates"
 
     template_id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -24,6 +24,8 @@ from eval_platform.registry.schema import Base, utcnow
 
 
 class Experiment(Base):
+    """An online experiment (A/B or shadow): its configuration, arms and the offline gate its candidates passed."""
+
     __tablename__ = "experiments"
 
     experiment_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -48,6 +50,8 @@ class Experiment(Base):
 
 
 class ExperimentIngest(Base):
+    """One batch of online events or shadow logs ingested for an experiment, by content hash."""
+
     __tablename__ = "experiment_ingests"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -60,6 +64,8 @@ class ExperimentIngest(Base):
 
 
 class ExperimentAnalysisRecord(Base):
+    """One analysis of an experiment over the ingests it read: result, guardrails and offline-online agreement."""
+
     __tablename__ = "experiment_analyses"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

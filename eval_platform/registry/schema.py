@@ -20,10 +20,12 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    """Declarative base of every registry table (the metadata Alembic migrates)."""
 
 
 class EvalDataset(Base):
+    """A registered, immutable version of an evaluation dataset: content hash, schema, task type and policies."""
+
     __tablename__ = "eval_datasets"
     __table_args__ = (
         UniqueConstraint("dataset_id", "version", name="uq_dataset_version"),
@@ -53,6 +55,8 @@ class EvalDataset(Base):
 
 
 class MetricSuite(Base):
+    """A registered, immutable version of a metric suite, identified by the hash of its normalised definition."""
+
     __tablename__ = "metric_suites"
     __table_args__ = (
         UniqueConstraint("suite_id", "version", name="uq_suite_version"),
@@ -76,6 +80,8 @@ class MetricSuite(Base):
 
 
 class Model(Base):
+    """A registered version of a model: its kind, the stored file (by hash) and the types trusted to load it."""
+
     __tablename__ = "models"
     __table_args__ = (
         UniqueConstraint("name", "version", name="uq_model_version"),
@@ -127,6 +133,8 @@ class Promotion(Base):
 
 
 class EvalRun(Base):
+    """One evaluation of a model version on a dataset version with a suite version: status, results and lineage."""
+
     __tablename__ = "eval_runs"
     __table_args__ = (
         UniqueConstraint(

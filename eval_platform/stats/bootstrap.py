@@ -5,6 +5,14 @@
 same percentile interval and undefined-resample rule), at a fraction of the cost: the reference
 re-sorts both models' scores on every resample, this module sorts each model once.
 
+Why one module of about 750 lines: it is one vectorised method. The canonical order (:class:`_Side`), the
+plan of statistics (:class:`_Plan`), the weighted passes over a batch (:class:`_RankingSums`,
+:func:`_calibration`) and the batched drawing (:func:`_draw`) share one data layout and its invariants
+(weights in the candidate's canonical order, the baseline's through one permutation, integer sums exact in
+float64, workspace buffers reused per chunk); split apart, each part would only make sense by reading the
+others. The self-contained piece, the exact multinomial count sampler, lives in
+:mod:`eval_platform.stats.multinomial`.
+
 Method
 ------
 *Resampling.* Resample ``r`` is a vector of example multiplicities ``w`` (how many times each example
@@ -67,7 +75,7 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -77,6 +85,7 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import classification as clf
 from eval_platform.metrics.catalog import get_metric
 from eval_platform.stats.comparison import interval_result
+from eval_platform.stats.multinomial import CountSampler
 
 SUPPORTED = frozenset(clf.BINARY_SUITE_KEYS)
 _THRESHOLD_METRICS = ("precision", "recall", "f1", "accuracy", "false_positive_rate")
@@ -103,100 +112,6 @@ def supports(catalog_name: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Exact multinomial counts from a thinned Poisson draw
-
-
-class _CountSampler:
-    """Multinomial(``n``, uniform over ``n`` cells) counts as uint8, exact (see the module docstring)."""
-
-    def __init__(self, n: int, lam: float | None = None):
-        self.n = n
-        # any lam gives exact counts; this one makes a redraw rare (P(T > n) ~ P(Z > 3)) and the top-up small
-        lam = max(0.0, 1.0 - 3.0 / math.sqrt(n)) if lam is None else lam
-        self.lam = lam
-        if lam > 0:
-            pmf = [math.exp(-lam)]
-            while pmf[-1] > 1e-30 or len(pmf) <= lam + 1:
-                pmf.append(pmf[-1] * lam / len(pmf))
-            pmf = np.array(pmf)
-            self.pmf = pmf / pmf.sum()
-            quota = np.floor(256 * self.pmf).astype(np.int64)
-            self.pure = int(quota.sum())  # bytes below this map to a count directly
-            # count = #{k >= 1: byte >= start of the block of count k}; one comparison per distinct start
-            starts = np.cumsum(quota)[:-1]
-            starts = starts[starts < self.pure]
-            self.cuts = [(int(c), int(m)) for c, m in zip(*np.unique(starts, return_counts=True), strict=True)]
-            residual = np.clip(self.pmf - quota / 256.0, 0.0, None)
-            self.residual = _Residual(residual / residual.sum()) if self.pure < 256 else None
-
-    def draw(self, rng: np.random.Generator, out: np.ndarray) -> None:
-        """Fill ``out`` (uint8, length ``n``) with one multinomial draw."""
-        n = self.n
-        total = n + 1
-        while total > n:
-            if self.lam > 0:
-                total = self._poisson(rng, out)
-            else:
-                out[:] = 0
-                total = 0
-        if total < n:  # the top-up: n - total further uniform draws
-            extra = np.sort(rng.integers(0, n, n - total))
-            out[extra] += 1  # a position drawn k times gets 1 here ...
-            again = extra[1:][extra[1:] == extra[:-1]]
-            if again.size:
-                np.add.at(out, again, 1)  # ... and k - 1 here
-
-    def _poisson(self, rng: np.random.Generator, out: np.ndarray) -> int:
-        n = self.n
-        raw = rng.bit_generator.random_raw((n + 7) // 8).astype("<u8", copy=False).view(np.uint8)[:n]
-        out[:] = 0
-        total = 0
-        for cut, times in self.cuts:
-            mask = raw >= cut
-            view = mask.view(np.uint8)
-            for _ in range(times):
-                out += view
-            total += times * int(np.count_nonzero(mask))
-        if self.residual is not None:
-            rare = np.flatnonzero(raw >= self.pure)
-            if rare.size:
-                total -= int(out[rare].sum(dtype=np.int64))
-                values = self.residual.sample(rng, rare.size)
-                out[rare] = values
-                total += int(values.sum(dtype=np.int64))
-        return total
-
-
-class _Residual:
-    """A small discrete distribution sampled byte by byte (pure part, then the residual recursively)."""
-
-    def __init__(self, pmf: np.ndarray, depth: int = 0):
-        self.pmf = pmf
-        self.cdf = np.cumsum(pmf)
-        quota = np.floor(256 * pmf).astype(np.int64)
-        self.pure = int(quota.sum())
-        self.table = np.repeat(np.arange(pmf.size), quota).astype(np.uint8)
-        residual = np.clip(pmf - quota / 256.0, 0.0, None)
-        self.next = None
-        if self.pure < 256 and residual.sum() > 0 and depth < 6:
-            self.next = _Residual(residual / residual.sum(), depth + 1)
-        elif self.pure < 256:
-            self.pure = 0  # give up on bytes: inverse CDF in floating point
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        if self.pure == 0:
-            return np.minimum(np.searchsorted(self.cdf, rng.random(size), side="right"), self.pmf.size - 1).astype(np.uint8)
-        raw = np.frombuffer(rng.bytes(size), dtype=np.uint8)
-        values = np.empty(size, dtype=np.uint8)
-        pure = raw < self.pure
-        values[pure] = self.table[raw[pure]]
-        rest = np.flatnonzero(~pure)
-        if rest.size:
-            values[rest] = self.next.sample(rng, rest.size)
-        return values
-
-
-# ------------------------------------------------------------------------------------------------------
 # What one model's scores look like once sorted
 
 
@@ -213,9 +128,15 @@ class _Side:
     cut_ge: np.ndarray  # negatives with score >= t_j (a prefix of the sorted negatives)
     cut_gt: np.ndarray | None  # negatives with score > t_j (None: no positive ties a negative)
     scores: np.ndarray  # scores in canonical order
-    columns: tuple | None = None  # calibration columns of the positives and of the negatives (_calibration_columns)
-    segments: tuple | None = None  # ECE ranges: (starts, {n_bins: bin of each range})
-    _chunks: dict = field(default_factory=dict)
+    columns: tuple[np.ndarray, np.ndarray] | None = None  # calibration columns of the positives and of the negatives
+    segments: tuple[np.ndarray, dict[int, np.ndarray]] | None = None  # ECE ranges: (starts, {n_bins: bin of each range})
+    _chunks: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+    def calibration_inputs(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, dict[int, np.ndarray]]]:
+        """``(columns, segments)``, which :func:`_model` sets when the plan has a calibration metric."""
+        if self.columns is None or self.segments is None:
+            raise RuntimeError("the calibration columns are prepared only for a plan with calibration metrics")
+        return self.columns, self.segments
 
     def chunks(self, rows: int) -> list[tuple[int, int]]:
         """Group ranges ``[j0, j1)`` of about equal work, ``_CHUNK_ELEMENTS / rows`` groups' worth each (a
@@ -224,8 +145,11 @@ class _Side:
             groups = self.thresholds.size
             span = 6 * np.arange(1, groups + 1) + self.cut_ge  # work up to the end of each group
             target = 6 * max(16, _CHUNK_ELEMENTS // max(rows, 1))
-            cuts = np.searchsorted(span, np.arange(target, int(span[-1]) + target, target), side="right") if groups else []
-            bounds = np.unique(np.r_[0, np.clip(cuts, 1, groups), groups]) if groups else np.zeros(1, np.intp)
+            if groups:
+                cuts = np.searchsorted(span, np.arange(target, int(span[-1]) + target, target), side="right")
+                bounds = np.unique(np.r_[0, np.clip(cuts, 1, groups), groups])
+            else:
+                bounds = np.zeros(1, np.intp)
             self._chunks[rows] = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
         return self._chunks[rows]
 
@@ -324,27 +248,29 @@ def _plan(metrics: Iterable[tuple[str, str, Mapping | None]]) -> _Plan:
             raise InvalidInput("metric", f"{catalog_name!r} is not a binary metric this bootstrap computes; "
                                          f"known: {sorted(SUPPORTED)}")
         resolved = get_metric(f"{name}@1").resolve_params(params)
-        if name in _THRESHOLD_METRICS:
-            key = (name, float(resolved["threshold"]))
-        elif name in _OPERATING_METRICS:
-            key = (name, float(resolved["min_precision"]))
-        elif name == "expected_calibration_error":
-            key = (name, int(resolved["n_bins"]))
-        else:
-            key = (name,)
-        entries.append((suite_name, name, resolved, key))
-    names = [e[3][0] for e in entries]
-    keys = [e[3] for e in entries]
+        entries.append((suite_name, name, resolved, _value_key(name, resolved)))
+    names = [e[1] for e in entries]
     return _Plan(
         entries=entries,
-        thresholds=sorted({k[1] for k in keys if k[0] in _THRESHOLD_METRICS}),
-        min_precisions=sorted({k[1] for k in keys if k[0] in _OPERATING_METRICS}),
-        bin_counts=sorted({k[1] for k in keys if k[0] == "expected_calibration_error"}),
+        thresholds=sorted({float(r["threshold"]) for _, name, r, _ in entries if name in _THRESHOLD_METRICS}),
+        min_precisions=sorted({float(r["min_precision"]) for _, name, r, _ in entries if name in _OPERATING_METRICS}),
+        bin_counts=sorted({int(r["n_bins"]) for _, name, r, _ in entries if name == "expected_calibration_error"}),
         auc="roc_auc" in names,
         ap="average_precision" in names,
         log_loss="log_loss" in names,
         brier="brier_score" in names,
     )
+
+
+def _value_key(name: str, resolved: Mapping) -> tuple[str | float, ...]:
+    """A metric's key among the resampled values: its name and the one parameter that changes its value."""
+    if name in _THRESHOLD_METRICS:
+        return (name, float(resolved["threshold"]))
+    if name in _OPERATING_METRICS:
+        return (name, float(resolved["min_precision"]))
+    if name == "expected_calibration_error":
+        return (name, int(resolved["n_bins"]))
+    return (name,)
 
 
 @dataclass
@@ -462,7 +388,7 @@ def _last_true(padded: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(8 * word + 7 - np.argmax(flags[:, ::-1], axis=1), m - 1), found
 
 
-def _ranking(plan: _Plan, side: _Side, w: np.ndarray, out: dict, slot: int) -> None:
+def _ranking(plan: _Plan, side: _Side, w: np.ndarray, out: dict[tuple, np.ndarray], slot: int) -> None:
     """ROC-AUC, AP and the operating points of every row of weights ``w`` (``(b, n)`` in the side's
     canonical order); ``out[key][slot]`` receives the values.
 
@@ -470,95 +396,135 @@ def _ranking(plan: _Plan, side: _Side, w: np.ndarray, out: dict, slot: int) -> N
     are summed cumulatively (``TP``), the negatives' too, read at the chunk's cuts (``FP``), with carries
     between chunks. Every quantity but the precision is an integer held exactly in float64.
     """
-    b = w.shape[0]
-    p = side.n_pos
-    wp, wn = w[:, :p], w[:, p:]
     if side.thresholds.size == 0:  # no positive example at all: every ranking metric is undefined
         for key in out:
             if key[0] in ("roc_auc", "average_precision", *_OPERATING_METRICS):
                 out[key][slot] = np.nan
         return
-    rows = np.arange(b)
-    tp_carry = np.zeros(b, dtype=np.int32)
-    fp_carry = np.zeros(b, dtype=np.int32)
-    neg_done = 0
-    tied = np.zeros(b)  # sum_j g_j (FP_ge_j + FP_gt_j)
-    ap_sum = np.zeros(b)
-    chosen = {mp: (np.full(b, -1), np.zeros(b)) for mp in plan.min_precisions}  # last group reaching it, its TP
-    need_precision = plan.ap or bool(plan.min_precisions)
-    work = _Workspace()
-    for j0, j1 in side.chunks(b):
-        m = j1 - j0
+    sums = _RankingSums(plan, side, w)
+    for j0, j1 in side.chunks(w.shape[0]):
+        sums.add_chunk(j0, j1)
+    sums.write(out, slot)
+
+
+class _RankingSums:
+    """The running sums of :func:`_ranking`'s pass over one side's groups of positive scores: the carries
+    of TP and FP between chunks, the tie term of AUC, the AP sum and each operating point's last group."""
+
+    def __init__(self, plan: _Plan, side: _Side, w: np.ndarray):
+        b = w.shape[0]
+        self.plan, self.side, self.b = plan, side, b
+        self.wp, self.wn = w[:, :side.n_pos], w[:, side.n_pos:]
+        self.rows = np.arange(b)
+        self.tp_carry = np.zeros(b, dtype=np.int32)
+        self.fp_carry = np.zeros(b, dtype=np.int32)
+        self.neg_done = 0
+        self.tied = np.zeros(b)  # sum_j g_j (FP_ge_j + FP_gt_j)
+        self.ap_sum = np.zeros(b)
+        # per min_precision: the last group reaching it and its TP
+        self.chosen = {mp: (np.full(b, -1), np.zeros(b)) for mp in plan.min_precisions}
+        self.need_precision = plan.ap or bool(plan.min_precisions)
+        self.work = _Workspace()
+
+    def add_chunk(self, j0: int, j1: int) -> None:
+        group, tp = self._positives(j0, j1)
+        negatives, fp_f = self._negatives(j0, j1)
+        g = self.work.get("g", group.shape, np.float64)
+        np.copyto(g, group)
+        if self.plan.auc:
+            self._add_ties(g, fp_f, negatives, j0, j1)
+        start_empty = not (self.tp_carry + self.fp_carry).all()  # a row with nothing drawn above this chunk yet
+        self.fp_carry += negatives[:, -1]
+        self.neg_done = int(self.side.cut_ge[j1 - 1])
+        self.tp_carry = tp[:, -1].copy()
+        if self.need_precision:
+            precision = self._precision(tp, fp_f, start_empty)
+            if self.plan.ap:
+                self.ap_sum += _rowdot(g, precision)
+            if self.plan.min_precisions:
+                self._operating_points(group, tp, precision, j0)
+
+    def _positives(self, j0: int, j1: int) -> tuple[np.ndarray, np.ndarray]:
+        """The positive weight of each group of the chunk, and its cumulative sum (TP) carried over."""
+        side, m = self.side, j1 - j0
         a, e = int(side.group_pos[j0]), int(side.group_pos[j1])
         if side.starts is None:
-            group = wp[:, a:e]
+            group = self.wp[:, a:e]
         else:
-            group = np.add.reduceat(wp[:, a:e], side.starts[j0:j1] - a, axis=1, dtype=np.int32)
-        tp = np.cumsum(group, axis=1, dtype=np.int32, out=work.get("tp", (b, m), np.int32))
-        tp += tp_carry[:, None]
+            group = np.add.reduceat(self.wp[:, a:e], side.starts[j0:j1] - a, axis=1, dtype=np.int32)
+        tp = np.cumsum(group, axis=1, dtype=np.int32, out=self.work.get("tp", (self.b, m), np.int32))
+        tp += self.tp_carry[:, None]
+        return group, tp
+
+    def _negatives(self, j0: int, j1: int) -> tuple[np.ndarray, np.ndarray]:
+        """The cumulative negative weights up to the chunk's last cut (led by a 0 column), and FP (as
+        float64) at each group, carried over."""
+        b, m, side, neg_done = self.b, j1 - j0, self.side, self.neg_done
         k1 = int(side.cut_ge[j1 - 1])
-        negatives = work.get("negatives", (b, k1 - neg_done + 1), np.int32)
+        negatives = self.work.get("negatives", (b, k1 - neg_done + 1), np.int32)
         negatives[:, 0] = 0
-        np.cumsum(wn[:, neg_done:k1], axis=1, dtype=np.int32, out=negatives[:, 1:])
-        fp = np.take(negatives, side.cut_ge[j0:j1] - neg_done, axis=1, mode="clip", out=work.get("fp", (b, m), np.int32))
-        fp += fp_carry[:, None]
-        g = work.get("g", (b, m), np.float64)
-        np.copyto(g, group)
-        fp_f = work.get("fp_f", (b, m), np.float64)
+        np.cumsum(self.wn[:, neg_done:k1], axis=1, dtype=np.int32, out=negatives[:, 1:])
+        fp = np.take(negatives, side.cut_ge[j0:j1] - neg_done, axis=1, mode="clip", out=self.work.get("fp", (b, m), np.int32))
+        fp += self.fp_carry[:, None]
+        fp_f = self.work.get("fp_f", (b, m), np.float64)
         np.copyto(fp_f, fp)
-        if plan.auc:
-            if side.cut_gt is None:
-                tied += 2 * _rowdot(g, fp_f)
-            else:
-                fp_gt = np.take(negatives, side.cut_gt[j0:j1] - neg_done, axis=1, mode="clip")
-                fp_gt += fp_carry[:, None]
-                tied += _rowdot(g, fp_f) + _rowdot(g, fp_gt.astype(np.float64))
-        start_empty = not (tp_carry + fp_carry).all()  # a row with nothing drawn above this chunk yet
-        fp_carry += negatives[:, -1]
-        neg_done = k1
-        tp_carry = tp[:, -1].copy()
-        if need_precision:
-            tp_f = work.get("tp_f", (b, m), np.float64)
-            np.copyto(tp_f, tp)
-            denominator = np.add(tp_f, fp_f, out=fp_f)
-            if start_empty:
-                np.maximum(denominator, 1, out=denominator)  # 0 only where TP = 0: precision 0 (weight 0)
-            precision = np.divide(tp_f, denominator, out=denominator)
-            if plan.ap:
-                ap_sum += _rowdot(g, precision)
-            if plan.min_precisions:
-                drawn = np.greater(group, 0, out=work.get("drawn", (b, m), np.bool_))
-                padded = work.get("ok", (b, -(-m // 8) * 8), np.bool_)
-                padded[:, m:] = False
-                ok = padded[:, :m]
-                for mp, (last, best) in chosen.items():
-                    np.greater_equal(precision, mp, out=ok)
-                    ok &= drawn  # a score not drawn is no threshold of the resample
-                    j, hit = _last_true(padded, m)
-                    last[hit] = j0 + j[hit]
-                    best[hit] = tp[rows, j][hit]
-    n_pos = tp_carry.astype(np.float64)
-    n_neg = fp_carry + np.add.reduce(wn[:, neg_done:], axis=1, dtype=np.int64).astype(np.float64)
-    no_pos = n_pos == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if plan.auc:
-            pairs = 2 * n_pos * n_neg
-            auc = (pairs - tied) / pairs
-            auc[no_pos | (n_neg == 0)] = np.nan
-            out[("roc_auc",)][slot] = auc
-        if plan.ap:
-            ap = ap_sum / n_pos
-            ap[no_pos] = np.nan
-            out[("average_precision",)][slot] = ap
-        for mp, (last, best) in chosen.items():
-            reached = last >= 0
-            recall = np.where(reached, best / n_pos, 0.0)
-            threshold = np.where(reached, side.thresholds[np.maximum(last, 0)], np.inf)
-            recall[no_pos] = np.nan
-            threshold[no_pos] = np.nan
-            for name, values in (("recall_at_precision", recall), ("threshold_at_precision", threshold)):
-                if (name, mp) in out:
-                    out[(name, mp)][slot] = values
+        return negatives, fp_f
+
+    def _add_ties(self, g: np.ndarray, fp_f: np.ndarray, negatives: np.ndarray, j0: int, j1: int) -> None:
+        cut_gt = self.side.cut_gt
+        if cut_gt is None:
+            self.tied += 2 * _rowdot(g, fp_f)
+        else:
+            fp_gt = np.take(negatives, cut_gt[j0:j1] - self.neg_done, axis=1, mode="clip")
+            fp_gt += self.fp_carry[:, None]
+            self.tied += _rowdot(g, fp_f) + _rowdot(g, fp_gt.astype(np.float64))
+
+    def _precision(self, tp: np.ndarray, fp_f: np.ndarray, start_empty: bool) -> np.ndarray:
+        """TP / (TP + FP) per group, computed in ``fp_f``'s buffer."""
+        tp_f = self.work.get("tp_f", tp.shape, np.float64)
+        np.copyto(tp_f, tp)
+        denominator = np.add(tp_f, fp_f, out=fp_f)
+        if start_empty:
+            np.maximum(denominator, 1, out=denominator)  # 0 only where TP = 0: precision 0 (weight 0)
+        return np.divide(tp_f, denominator, out=denominator)
+
+    def _operating_points(self, group: np.ndarray, tp: np.ndarray, precision: np.ndarray, j0: int) -> None:
+        b, m = group.shape
+        drawn = np.greater(group, 0, out=self.work.get("drawn", (b, m), np.bool_))
+        padded = self.work.get("ok", (b, -(-m // 8) * 8), np.bool_)
+        padded[:, m:] = False
+        ok = padded[:, :m]
+        for mp, (last, best) in self.chosen.items():
+            np.greater_equal(precision, mp, out=ok)
+            ok &= drawn  # a score not drawn is no threshold of the resample
+            j, hit = _last_true(padded, m)
+            last[hit] = j0 + j[hit]
+            best[hit] = tp[self.rows, j][hit]
+
+    def write(self, out: dict[tuple, np.ndarray], slot: int) -> None:
+        """The metrics from the sums: NaN where the resample drew no positive (AUC: or no negative)."""
+        n_pos = self.tp_carry.astype(np.float64)
+        n_neg = self.fp_carry + np.add.reduce(self.wn[:, self.neg_done:], axis=1, dtype=np.int64).astype(np.float64)
+        no_pos = n_pos == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.plan.auc:
+                pairs = 2 * n_pos * n_neg
+                auc = (pairs - self.tied) / pairs
+                auc[no_pos | (n_neg == 0)] = np.nan
+                out[("roc_auc",)][slot] = auc
+            if self.plan.ap:
+                ap = self.ap_sum / n_pos
+                ap[no_pos] = np.nan
+                out[("average_precision",)][slot] = ap
+            for mp, (last, best) in self.chosen.items():
+                reached = last >= 0
+                recall = np.where(reached, best / n_pos, 0.0)
+                threshold = np.where(reached, self.side.thresholds[np.maximum(last, 0)], np.inf)
+                recall[no_pos] = np.nan
+                threshold[no_pos] = np.nan
+                for name, values in (("recall_at_precision", recall), ("threshold_at_precision", threshold)):
+                    if (name, mp) in out:
+                        out[(name, mp)][slot] = values
 
 
 def _segment_sums(w: np.ndarray, columns: np.ndarray, starts: np.ndarray, buffer: np.ndarray) -> np.ndarray:
@@ -585,11 +551,11 @@ def _calibration(plan: _Plan, side: _Side, w: np.ndarray, total: np.ndarray, out
     positives with a leading column of ones (their weight, the label sum of ECE)."""
     b = w.shape[0]
     p = side.n_pos
-    starts, bins = side.segments
+    (pos_columns, neg_columns), (starts, bins) = side.calibration_inputs()
     positive = starts < p
     buffer = np.empty((b, max(16, _CHUNK_ELEMENTS // max(b, 1))))
-    pos_sums = _segment_sums(w[:, :p], side.columns[0], starts[positive], buffer)
-    neg_sums = _segment_sums(w[:, p:], side.columns[1], starts[~positive] - p, buffer)
+    pos_sums = _segment_sums(w[:, :p], pos_columns, starts[positive], buffer)
+    neg_sums = _segment_sums(w[:, p:], neg_columns, starts[~positive] - p, buffer)
     first = 1 if plan.bin_counts else 0  # the positives' weight column
     values = pos_sums[:, :, first:].sum(axis=1) + neg_sums.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -650,10 +616,11 @@ def _weighted_values(prep: _Prepared, wc: np.ndarray, total: np.ndarray, wb: np.
 def _cell_counts(prep: _Prepared, weights: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Weighted confusion counts ``(b, 4)`` of both models for weights in row order (the test hook)."""
     cand_cell, base_cell = prep.cells[threshold]
-    return tuple(
+    cand_counts, base_counts = (
         np.stack([weights[:, cell == k].sum(axis=1, dtype=np.int64) for k in range(4)], axis=1)
         for cell in (cand_cell, base_cell)
     )
+    return cand_counts, base_counts
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -667,7 +634,7 @@ def _draw(prep: _Prepared, resamples: int, seed: int, workers: int = 1) -> dict[
     values = {key: np.full((2, resamples), np.nan) for key in keys}
     weighted = any(key[0] not in _THRESHOLD_METRICS for key in keys)
     children = np.random.SeedSequence(seed).spawn(resamples)
-    sampler = _CountSampler(n) if weighted else None
+    sampler = CountSampler(n) if weighted else None
     batch = max(1, min(resamples, _BATCH_ELEMENTS // n)) if weighted else resamples
 
     local = threading.local()  # weight buffers of each thread, reused between its batches
@@ -675,26 +642,43 @@ def _draw(prep: _Prepared, resamples: int, seed: int, workers: int = 1) -> dict[
     def run(lo: int) -> None:
         hi = min(lo + batch, resamples)
         b = hi - lo
-        if weighted:
-            if getattr(local, "rows", None) != b:
-                local.rows, local.w, local.wb = b, np.empty((b, n), np.uint8), np.empty((b, n), np.uint8)
-            w = local.w
-        joint = {t: np.empty((b, 16), dtype=np.int64) for t in plan.thresholds}
-        for i, r in enumerate(range(lo, hi)):
-            rng = np.random.Generator(np.random.PCG64(children[r]))
-            for t in plan.thresholds:
-                joint[t][i] = rng.multinomial(n, prep.joint[t])
-            if weighted:
-                sampler.draw(rng, w[i])
-        if weighted:
+        w = _thread_weights(local, b, n) if sampler is not None else None
+        joint = _draw_batch(prep, children[lo:hi], sampler, w)
+        if w is not None:
             for key, v in _weighted_values(prep, w, np.full(b, float(n)), local.wb).items():
                 values[key][:, lo:hi] = v
         window = {key: v[:, lo:hi] for key, v in values.items()}
         for t, counts in joint.items():
-            counts = counts.reshape(b, 4, 4)  # [candidate cell, baseline cell]
-            _threshold_values(counts.sum(axis=2), counts.sum(axis=1), t, window)
+            cells = counts.reshape(b, 4, 4)  # [candidate cell, baseline cell]
+            _threshold_values(cells.sum(axis=2), cells.sum(axis=1), t, window)
 
-    starts = range(0, resamples, batch)
+    _run_batches(run, range(0, resamples, batch), workers)
+    return values
+
+
+def _thread_weights(local: threading.local, rows: int, n: int) -> np.ndarray:
+    """This thread's uint8 weight matrix ``(rows, n)`` (and ``local.wb``, the baseline's), kept between batches."""
+    if getattr(local, "rows", None) != rows:
+        local.rows, local.w, local.wb = rows, np.empty((rows, n), np.uint8), np.empty((rows, n), np.uint8)
+    return local.w
+
+
+def _draw_batch(prep: _Prepared, seeds: list[np.random.SeedSequence], sampler: CountSampler | None,
+                w: np.ndarray | None) -> dict[float, np.ndarray]:
+    """One generator per resample: the joint confusion-cell counts per threshold (returned), then the
+    example multiplicities into the rows of ``w`` when the plan has weighted metrics."""
+    n = prep.n
+    joint = {t: np.empty((len(seeds), 16), dtype=np.int64) for t in prep.plan.thresholds}
+    for i, child in enumerate(seeds):
+        rng = np.random.Generator(np.random.PCG64(child))
+        for t in prep.plan.thresholds:
+            joint[t][i] = rng.multinomial(n, prep.joint[t])
+        if sampler is not None and w is not None:
+            sampler.draw(rng, w[i])
+    return joint
+
+
+def _run_batches(run: Callable[[int], None], starts: range, workers: int) -> None:
     with _single_threaded_blas():  # the products are small; BLAS threads would only compete with ours
         if workers > 1 and len(starts) > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -702,12 +686,11 @@ def _draw(prep: _Prepared, resamples: int, seed: int, workers: int = 1) -> dict[
         else:
             for lo in starts:
                 run(lo)
-    return values
 
 
 def _single_threaded_blas():
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # third-party typing gap: no stubs
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
