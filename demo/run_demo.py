@@ -85,9 +85,9 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     from dagster._core.execution.backfill import BulkActionStatus
 
     from eval_platform.gates import releases
-    from eval_platform.platform.requests import pending_requests
     from eval_platform.governance import incidents
     from eval_platform.online import experiments
+    from eval_platform.platform.requests import pending_requests
 
     unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                   DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 import pyarrow as pa
 
 HASH_PREFIX = "sha256:"

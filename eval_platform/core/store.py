@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 
 import fsspec
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 

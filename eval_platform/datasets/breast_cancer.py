@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
+import pandas as pd
 
 
 def breast_cancer_split() -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
+import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.llm.budget import (

@@ -82,7 +82,7 @@ def load_qa(path: str | Path | None = None) -> list[dict]:
 
 def qa_dataset(path: str | Path | None = None):
     """The QA set as a generation dataset: ``example_id``, ``prompt``, ``reference``, ``category``."""
-    import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
+    import pandas as pd
 
     records = load_qa(path)
     return pd.DataFrame({"example_id": [r["id"] for r in records], "prompt": [r["question"] for r in records],

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 

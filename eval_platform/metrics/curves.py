@@ -30,7 +30,7 @@ import io
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import classification as clf

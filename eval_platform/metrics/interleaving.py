@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 from scipy import stats
 
 from eval_platform.core.errors import InvalidInput

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 

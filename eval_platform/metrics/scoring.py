@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import TypedDict
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics import agreement, interleaving

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # third-party typing gap: pandas-stubs is not installed
+import pandas as pd
 
 from eval_platform.core.errors import InvalidInput, UnsafeModelFile
 from eval_platform.core.hashing import file_hash

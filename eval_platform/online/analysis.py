@@ -57,7 +57,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
+import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.lazy_imports import scipy_stats as _st

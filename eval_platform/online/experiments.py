@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
+import pandas as pd
 from sqlalchemy import select, update
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not installed
+import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.records import json_safe

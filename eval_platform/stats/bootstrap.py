@@ -690,7 +690,7 @@ def _run_batches(run: Callable[[int], None], starts: range, workers: int) -> Non
 
 def _single_threaded_blas():
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # third-party typing gap: no stubs
+        from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
