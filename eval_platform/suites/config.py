@@ -56,6 +56,7 @@ from eval_platform.suites.refusals import (
     first_problem,
     int_in,
     known_keys,
+    non_empty_strings,
     of_type,
     refusal,
 )
@@ -142,9 +143,7 @@ class GateConfig(Section):
     @field_validator("approvers", mode="before")
     @classmethod
     def _names(cls, value: Any) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
-            raise refusal("must be a list of names")
-        return value
+        return non_empty_strings(value, "must be a list of names")
 
     @field_validator("require_baseline", mode="before")
     @classmethod
@@ -251,9 +250,7 @@ class SuiteConfig(Section):
     @field_validator("slices", mode="before")
     @classmethod
     def _column_names(cls, value: Any) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
-            raise refusal("must be a list of column names")
-        return value
+        return non_empty_strings(value, "must be a list of column names")
 
     @field_validator("min_slice_size", mode="before")
     @classmethod

@@ -99,6 +99,13 @@ def confidence(value: Any) -> float:
     return value
 
 
+def non_empty_strings(value: Any, problem: str) -> list[str]:
+    """``value`` if it is a list of non-empty strings (names of approvers, columns); else ``problem``."""
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise refusal(problem)
+    return value
+
+
 def known_keys(value: Any, known: Mapping[str, Any] | tuple[str, ...], problem: str) -> dict:
     """``value`` as a dict, if it is a mapping of ``known`` keys only; else ``problem``."""
     if not isinstance(value, Mapping) or set(value) - set(known):
