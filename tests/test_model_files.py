@@ -62,7 +62,7 @@ def test_missing_file(tmp_path):
         check_model_file(tmp_path / "nope.skops", "sklearn")
 
 
-# skops.io without the walk of all of scikit-learn (eval_platform/skops_import.py) ---------------------------------
+# skops.io without the walk of all of scikit-learn (eval_platform/models/skops_import.py) ---------------------------------
 _PRINT_TRUSTED = ("import json, sys; {setup}; from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
                   "print(json.dumps({{'names': sorted(names), 'walked': 'sklearn.feature_extraction.text' in sys.modules}}))")
 

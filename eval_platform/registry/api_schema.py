@@ -1,7 +1,7 @@
 """Registry tables of the HTTP API, access control and retention (migration 0003).
 
 They share ``Base.metadata`` with :mod:`eval_platform.registry.schema`, so Alembic autogenerate sees them
-as long as this module is imported (``eval_platform/migrations/env.py`` should import it).
+as long as this module is imported (``eval_platform/registry/migrations/env.py`` should import it).
 
 * ``api_tokens``: one row per token of a team's principal (person or service) with its roles and expiry
   (migration 0007); only the SHA-256 of the token is stored, the token itself is shown once when created.

@@ -1,4 +1,4 @@
-"""Registry tables (SQLAlchemy 2 ORM). Alembic migrations in ``eval_platform/migrations`` create them.
+"""Registry tables (SQLAlchemy 2 ORM). Alembic migrations in ``eval_platform/registry/migrations`` create them.
 
 Versioned things (datasets, suites, models) are immutable rows: a change of content is a new row with the
 next version number, and ``*_hash`` columns make re-registering identical content return the existing row.
@@ -184,7 +184,7 @@ class EvalRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The orchestrator's attempts at this row: how many Dagster launches carried it, the key of the last one
     # (a tag on its runs and on their retries) and when it may be launched again. The reconciler in
-    # eval_platform/launches.py bounds them, so a queued row always ends in a run or a recorded failure.
+    # eval_platform/evaluation/launches.py bounds them, so a queued row always ends in a run or a recorded failure.
     launch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     launch_key: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
     launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
