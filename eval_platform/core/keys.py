@@ -10,7 +10,7 @@ the API's schemas declare :data:`ID_PATTERN` / :data:`KEY_PATTERN` so the OpenAP
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from eval_platform.core.errors import InvalidInput
 
@@ -42,7 +42,29 @@ def validate_id(value: Any, field: str) -> str:
     return value
 
 
-__all__ = ["GRAMMAR", "ID_MAX_LENGTH", "ID_OR_KEY_PATTERN", "ID_PATTERN", "KEY_PATTERN", "is_valid_id", "validate_id"]
+__all__ = ["GRAMMAR", "ID_MAX_LENGTH", "ID_OR_KEY_PATTERN", "ID_PATTERN", "KEY_PATTERN", "VersionedKey", "is_valid_id", "validate_id"]
+
+
+class VersionedKey(NamedTuple):
+    """A versioned name: ``name@version`` of a dataset version, suite version, model version or metric version.
+
+    Parsed once where a key enters (:meth:`parse`), then passed as it is; it unpacks as ``name, version`` and
+    prints as ``name@version``.
+    """
+
+    name: str
+    version: int
+
+    @classmethod
+    def parse(cls, key: str, field: str) -> VersionedKey:
+        """``name@version`` -> ``VersionedKey(name, version)``; anything else is refused naming ``field``."""
+        name, sep, version = key.rpartition("@")
+        if not sep or not name or not version.isdigit():
+            raise InvalidInput(field, f"{key!r} must be written name@version")
+        return cls(name, int(version))
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
 
 
 #: Joins the two keys of an eval cell (one model version on one dataset version). Never part of an id or a
