@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from eval_platform.api.schemas import docstring_kept_out_of_openapi
 from eval_platform.core.errors import (
     Conflict,
     EvalPlatformError,
@@ -40,14 +41,10 @@ TYPE_PREFIX = "urn:evalp:problem:"
 log = logging.getLogger("eval_platform.api")
 
 
-def _docstring_kept_out_of_openapi(schema: dict[str, Any], model: type) -> None:
-    schema.pop("description", None)  # the published document's text is pinned by the checked-in openapi.json
-
-
 class FieldProblem(BaseModel):
     """One offending field of a request and what is wrong with it."""
 
-    model_config = ConfigDict(json_schema_extra=_docstring_kept_out_of_openapi)
+    model_config = ConfigDict(json_schema_extra=docstring_kept_out_of_openapi)
     field: str
     problem: str
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -12,7 +13,7 @@ from eval_platform.api.dependencies import Caller, DatasetKey, Limit, MaxUploadB
 from eval_platform.api.field_names import fields_named
 from eval_platform.api.limits import LimitedJSONRoute
 from eval_platform.api.pages import PAGE_HEADERS_DOC, page_headers, page_of_table
-from eval_platform.api.problems import log, problem_responses, respond
+from eval_platform.api.problems import problem_responses, respond
 from eval_platform.api.schemas import DatasetOut, ImpactOut, LabelPolicyName, ReasonBody, RowsPage, TaskTypeName
 from eval_platform.api.serializers import dataset_json, impact_json
 from eval_platform.api.uploads import read_dataset_upload
@@ -25,6 +26,7 @@ from eval_platform.registry import EvalDataset, access
 from eval_platform.registry.access import AGGREGATE_READ, EXAMPLES
 
 router = APIRouter(tags=["datasets"], route_class=LimitedJSONRoute)
+log = logging.getLogger("eval_platform.api")
 
 #: the platform's field names of a dataset registration, as the form names them
 DATASET_FORM_FIELDS = {"dataset_id": "datasetId", "task_type": "taskType", "label_policy": "labelPolicy",

@@ -65,7 +65,7 @@ def get_gate(model_key: ModelKey, principal: Caller, platform: PlatformDep):
     })
 
 
-def overridden(platform: EvalPlatform, model_key: str, body: ReasonBody, principal: Principal, scope: str):
+def record_override(platform: EvalPlatform, model_key: str, body: ReasonBody, principal: Principal, scope: str):
     """Record the caller's override of the model version's ``scope`` gate (``model_version`` or ``online``): a 201."""
     model = visible_model(platform, model_key, principal)
     with fields_named({"approver": "Authorization"}):
@@ -77,14 +77,14 @@ def overridden(platform: EvalPlatform, model_key: str, body: ReasonBody, princip
 def override(model_key: ModelKey, body: ReasonBody, principal: Caller, platform: PlatformDep):
     """Let a failed or undecided gate through: the calling team must be an approver of every
     release-blocking suite behind the decision."""
-    return overridden(platform, model_key, body, principal, "model_version")
+    return record_override(platform, model_key, body, principal, "model_version")
 
 
 @router.post("/v1/models/{modelKey}/online-gate/override", status_code=201, response_model=OverrideOut,
              responses=problem_responses(404, 409, 422))
 def override_online(model_key: ModelKey, body: ReasonBody, principal: Caller, platform: PlatformDep):
     """Let a failed or undecided online gate through (approvers of every release-blocking suite only)."""
-    return overridden(platform, model_key, body, principal, "online")
+    return record_override(platform, model_key, body, principal, "online")
 
 
 @router.post("/v1/models/{modelKey}/promote", status_code=202, response_model=RequestOut, responses=problem_responses(404, 409, 422))
