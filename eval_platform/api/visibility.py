@@ -42,11 +42,11 @@ def visible_dataset(platform: EvalPlatform, key: str, principal: Principal | Non
     return dataset
 
 
-def refuse_hidden_dataset(platform: EvalPlatform, principal: Principal, dataset: EvalDataset, field: str, named: str) -> None:
-    """A request names a dataset the team may know nothing of: the very answer an absent dataset gets (so its
-    existence does not leak); the attempt is logged."""
-    if not access.may_know(dataset.access_policy, principal.team):
-        access.record_access(platform, principal, AGGREGATE_READ, dataset.key, access.DENIED, detail=f"named in {field}")
+def refuse_hidden_dataset(platform: EvalPlatform, principal: Principal, dataset_key: str, policy: dict | None, field: str, named: str) -> None:
+    """A request names a dataset (``named``, version ``dataset_key``) the team may know nothing of: the very answer
+    an absent dataset gets (so its existence does not leak); the attempt is logged."""
+    if not access.may_know(policy, principal.team):
+        access.record_access(platform, principal, AGGREGATE_READ, dataset_key, access.DENIED, detail=f"named in {field}")
         raise InvalidInput(field, f"{named!r}: no such {'dataset' if '@' in named else 'usable dataset'}")
 
 

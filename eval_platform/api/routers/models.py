@@ -40,7 +40,7 @@ def checked_eval_plan(platform: EvalPlatform, principal: Principal, eval_plan: l
         if not sep or not dataset_id or not suite_id:
             raise InvalidInput("evalPlan", f"{entry!r} must be DATASET_ID:SUITE_ID")
         dataset = record_named_by("evalPlan", partial(platform.latest_dataset, dataset_id))
-        refuse_hidden_dataset(platform, principal, dataset, "evalPlan", dataset_id)
+        refuse_hidden_dataset(platform, principal, dataset.key, dataset.access_policy, "evalPlan", dataset_id)
         access.require(platform, principal, dataset, AGGREGATE_READ)
         plan.append((dataset_id, suite_id))
     return plan
