@@ -10,6 +10,8 @@ someone else. What it may change follows its roles and its team's names (:mod:`e
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -20,8 +22,11 @@ bearer = HTTPBearer(auto_error=False, scheme_name="teamToken",
                     description="A token of a team's principal created with `evalp tokens create --team TEAM [--principal NAME --role ROLE]`, "
                                                 "sent as `Authorization: Bearer <token>`.")
 
+#: the bearer token of a request, if it sent one (the routes answer a missing one with a 401 problem)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
-async def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+
+async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
     """The calling principal: its token is looked up in the registry on every request (outside the event loop),
     so a revoked or expired token is refused at once by every server process."""
     principal = await run_in_threadpool(authenticate, request.app.state.platform, credentials.credentials if credentials else None)
@@ -29,4 +34,4 @@ async def current_principal(request: Request, credentials: HTTPAuthorizationCred
     return principal
 
 
-__all__ = ["bearer", "current_principal"]
+__all__ = ["BearerCredentials", "bearer", "current_principal"]

@@ -22,6 +22,8 @@ from eval_platform.core.yamlsafe import check_json_text, check_structure
 
 
 class LimitedJSONRequest(Request):
+    """A request whose JSON body is checked against the size and nesting limits before (and after) decoding."""
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
@@ -33,6 +35,8 @@ class LimitedJSONRequest(Request):
 
 
 class LimitedJSONRoute(APIRoute):
+    """The route class of every router of the app: its handler sees a :class:`LimitedJSONRequest`."""
+
     def get_route_handler(self):
         handler = super().get_route_handler()
 

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi import routing as fastapi_routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
+from eval_platform.api.schemas import docstring_kept_out_of_openapi
 from eval_platform.core.errors import (
     Conflict,
     EvalPlatformError,
@@ -36,6 +42,9 @@ log = logging.getLogger("eval_platform.api")
 
 
 class FieldProblem(BaseModel):
+    """One offending field of a request and what is wrong with it."""
+
+    model_config = ConfigDict(json_schema_extra=docstring_kept_out_of_openapi)
     field: str
     problem: str
 
@@ -129,12 +138,15 @@ async def _platform_error(request: Request, error: EvalPlatformError) -> JSONRes
     return problem_response(request, 500, "internal", "Internal error", f"{type(error).__name__}: the server could not complete the request")
 
 
+#: the app's routes, those of its included routers too (FastAPI >= 0.16x includes a router as one route of the
+#: app: its routes are reached through their contexts); an older FastAPI copies them into the app's routes
+_every_route = getattr(fastapi_routing, "iter_route_contexts", iter)
+
+
 def _allowed_methods(request: Request) -> str | None:
     """Every method of every route matching the path (Starlette names only the first route's)."""
-    from starlette.routing import Match
-
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _every_route(request.app.router.routes):
         match, _ = route.matches({**request.scope, "method": "GET"})
         if match != Match.NONE and getattr(route, "methods", None):
             methods |= set(route.methods)
@@ -188,21 +200,27 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     return problem_response(request, 500, "internal", "Internal error", "the server could not complete the request")
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(InvalidInput, _invalid_input)
-    app.add_exception_handler(NotFound, _not_found)
-    app.add_exception_handler(Conflict, _conflict)
-    app.add_exception_handler(Unauthenticated, _unauthenticated)
-    app.add_exception_handler(Forbidden, _forbidden)
-    app.add_exception_handler(ProblemError, _problem)
-    app.add_exception_handler(EvalPlatformError, _platform_error)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    from sqlalchemy.exc import SQLAlchemyError
-
+#: the problem each error becomes; Starlette looks handlers up by the error's class (its most specific one first)
+_HANDLERS: dict[type[Exception], Callable[[Request, Any], Awaitable[Response]]] = {
+    RequestValidationError: _request_validation,
+    InvalidInput: _invalid_input,
+    NotFound: _not_found,
+    Conflict: _conflict,
+    Unauthenticated: _unauthenticated,
+    Forbidden: _forbidden,
+    ProblemError: _problem,
+    EvalPlatformError: _platform_error,
+    StarletteHTTPException: _http,
     # before the catch-all: SQLAlchemy's errors are looked up by class, so an outage never becomes a 500
-    app.add_exception_handler(SQLAlchemyError, _database_error)
-    app.add_exception_handler(Exception, _unexpected)
+    SQLAlchemyError: _database_error,
+    Exception: _unexpected,
+}
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of the app's routes with a problem (:data:`_HANDLERS`)."""
+    for error_class, handler in _HANDLERS.items():
+        app.add_exception_handler(error_class, handler)
 
 
 def _content() -> dict:
@@ -211,8 +229,9 @@ def _content() -> dict:
 
 #: OpenAPI ``responses`` entries for the problems a route may answer with.
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
-    descriptions = {400: "Bad request", 401: "Missing or invalid token", 403: "Outside the caller's roles, its team's names or a dataset's access policy",
-                    404: "Not found", 409: "Conflicts with the registry's state", 413: "Upload too large",
+    descriptions = {400: "Bad request", 401: "Missing or invalid token",
+                    403: "Outside the caller's roles, its team's names or a dataset's access policy", 404: "Not found",
+                    409: "Conflicts with the registry's state", 413: "Upload too large",
                     422: "Invalid input (the problem names the field)",
                     503: "The registry database is unreachable: retry after the Retry-After header's seconds"}
     return {status: {"model": Problem, "description": descriptions.get(status, "Error"), "content": _content()} for status in statuses}

@@ -1,0 +1,58 @@
+"""The metric catalog, marking a metric version buggy (its gates frozen until recomputed; admins only) and
+recomputing what a buggy metric or a contaminated dataset touched."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi import Path as PathParam
+
+from eval_platform.api.dependencies import Caller, PlatformDep
+from eval_platform.api.field_names import fields_named
+from eval_platform.api.limits import LimitedJSONRoute
+from eval_platform.api.problems import problem_responses, respond
+from eval_platform.api.schemas import ImpactOut, MetricOut, ReasonBody, RecomputeBody, RecomputeOut
+from eval_platform.api.serializers import impact_json
+from eval_platform.api.visibility import dataset_policies
+from eval_platform.core.errors import NotFound
+from eval_platform.governance.incidents import mark_metric_buggy, request_recompute
+from eval_platform.metrics.catalog import all_metrics
+from eval_platform.registry import access
+
+router = APIRouter(tags=["metrics"], route_class=LimitedJSONRoute)
+
+
+@router.get("/v1/metrics", response_model=list[MetricOut])
+def list_metrics(principal: Caller, platform: PlatformDep):
+    """The metric catalog, with the versions marked buggy."""
+    buggy = platform.buggy_metrics()
+    return respond([{"metric": m.key, "name": m.name, "version": m.version, "direction": str(m.direction),
+                     "taskTypes": sorted(m.task_types), "params": list(m.params), "unit": m.unit,
+                     "requiresJudge": m.requires_judge, "buggy": m.key in buggy, "description": m.description}
+                    for m in all_metrics()])
+
+
+@router.post("/v1/metrics/{metricKey}/mark-buggy", response_model=ImpactOut, responses=problem_responses(404, 409, 422))
+def mark_buggy(metric_key: Annotated[str, PathParam(alias="metricKey", min_length=1, max_length=200, description="NAME@VERSION")],
+               body: ReasonBody, principal: Caller, platform: PlatformDep):
+    """Freeze every gate that used this metric version (they become no_decision until recomputed)."""
+    if metric_key not in {m.key for m in all_metrics()}:
+        raise NotFound("metric", metric_key)
+    access.require_role(principal, access.ADMIN, "marking a metric buggy (it freezes every team's gates)", "Authorization",
+                        platform, f"metric:{metric_key}")
+    impact = mark_metric_buggy(platform, metric_key, reason=body.reason, reported_by=principal.label, principal=principal)
+    # even an admin is not told of runs (nor models) of datasets it may not know of
+    policies = dataset_policies(platform)
+    runs = [r for r in impact.runs if access.may_know(policies.get(r.dataset_key), principal.team)]
+    return respond(impact_json(type(impact)(impact.incident, runs, sorted({r.model_key for r in runs}))))
+
+
+@router.post("/v1/recompute", status_code=202, response_model=RecomputeOut, responses=problem_responses(409, 422))
+def recompute(body: RecomputeBody, principal: Caller, platform: PlatformDep):
+    """Queue again the runs a buggy metric or a contaminated dataset touched; a sensor backfills them."""
+    with fields_named({"affected_by": "affectedBy"}):
+        queued, request = request_recompute(platform, body.affected_by, requested_by=principal.label, reason=body.reason,
+                                            principal=principal)
+    return respond({"queuedRuns": [r.run_id for r in queued], "backfillRequestId": request.id if request else None,
+                    "partitions": request.partitions if request else []}, 202)

@@ -1,0 +1,83 @@
+"""Uploaded files: a table (Parquet or CSV) read into a frame, a model file stored under the installation.
+
+A file over the server's limit is a 413 problem naming ``file``; one that cannot be read is a 422 naming
+``file`` with the parser's words (never the rows). :mod:`eval_platform.api.middleware` bounds the whole
+request body as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd  # type: ignore[import-untyped]  # pandas ships no type information (no pandas-stubs here)
+from fastapi import UploadFile
+
+from eval_platform.api.problems import ProblemError
+from eval_platform.core.errors import InvalidInput
+from eval_platform.platform.service import EvalPlatform
+
+#: the suffixes a stored model file keeps (anything else is stored as ``.skops``)
+MODEL_FILE_SUFFIXES = (".skops", ".parquet", ".csv", ".jsonl")
+
+
+def too_large(max_bytes: int) -> ProblemError:
+    return ProblemError(413, "too-large", "Upload too large", f"at most {max_bytes} bytes", field="file")
+
+
+def read_dataset_upload(upload: UploadFile, max_bytes: int) -> pd.DataFrame:
+    """A dataset's rows: Parquet (by its magic bytes), else CSV (tab-separated when named ``.tsv``)."""
+    if upload.size is not None and upload.size > max_bytes:
+        raise too_large(max_bytes)
+    name = (upload.filename or "").lower()
+    return _read_table(upload, read_csv=lambda handle: pd.read_csv(handle, sep="\t" if name.endswith(".tsv") else ","))
+
+
+def read_experiment_batch(upload: UploadFile) -> pd.DataFrame:
+    """A batch of an experiment's online data: Parquet (by its magic bytes), else CSV."""
+    return _read_table(upload, read_csv=pd.read_csv)
+
+
+def _read_table(upload: UploadFile, read_csv) -> pd.DataFrame:
+    handle = upload.file
+    head = handle.read(4)
+    handle.seek(0)
+    try:
+        if head == b"PAR1":
+            return pd.read_parquet(handle)
+        if (upload.filename or "").lower().endswith((".parquet", ".pq")):
+            raise InvalidInput("file", "is named .parquet but is not a Parquet file")
+        return read_csv(handle)
+    except InvalidInput:
+        raise
+    except Exception as error:  # the parser's words name the line; the rows are not echoed
+        raise InvalidInput("file", f"could not be read as Parquet or CSV ({type(error).__name__}: {str(error)[:300]})") from error
+
+
+def store_model_file(platform: EvalPlatform, upload: UploadFile, max_bytes: int) -> tuple[Path, bool]:
+    """Write the upload under ``<home>/models/`` named by its SHA-256; True if this call created it."""
+    directory = platform.config.home / "models"
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = Path(upload.filename or "").suffix.lower()
+    suffix = suffix if suffix in MODEL_FILE_SUFFIXES else ".skops"
+    temporary = directory / f".upload-{uuid.uuid4().hex}"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(temporary, "wb") as out:
+            while chunk := upload.file.read(1 << 20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large(max_bytes)
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise InvalidInput("file", "the uploaded file is empty")
+        final = directory / f"sha256-{digest.hexdigest()}{suffix}"
+        if final.exists():
+            return final, False
+        os.replace(temporary, final)
+        return final, True
+    finally:
+        temporary.unlink(missing_ok=True)
