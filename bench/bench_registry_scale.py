@@ -279,7 +279,7 @@ def measure(db: str, runs: int, args) -> dict:
     from fastapi.testclient import TestClient
     from sqlalchemy import func, select
 
-    from eval_platform.api import create_app
+    from eval_platform.api.app import create_app
     from eval_platform.cli import api as cli_api
     from eval_platform.governance.observability import collect, render_prometheus
     from eval_platform.platform.service import EvalPlatform

@@ -183,7 +183,7 @@ def show_two_teams(platform, model_file: Path) -> None:
     this process, no port) is refused. Tokens are made each run, and expire within the hour."""
     from fastapi.testclient import TestClient
 
-    from eval_platform.api import create_app
+    from eval_platform.api.app import create_app
     from eval_platform.registry import access
 
     access.set_owner(platform, access.MODEL, MODEL_NAME, "alpha")  # a no-op when alpha already owns it

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_platform.api import create_app
+from eval_platform.api.app import create_app
 from eval_platform.platform.aggregates import AggregateView, check_aggregate_use, shown_slices
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import access

@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from eval_platform.api import create_app, openapi_json
+from eval_platform.api.app import create_app, openapi_json
 from eval_platform.gates import releases
 from eval_platform.governance import retention
 from eval_platform.platform.service import EvalPlatform

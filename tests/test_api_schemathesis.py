@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 
-from eval_platform.api import create_app, openapi_document
+from eval_platform.api.app import create_app, openapi_document
 from eval_platform.core.keys import GRAMMAR
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry.access import create_token, set_owner

@@ -335,7 +335,7 @@ def test_the_api_registers_ingests_and_reads_experiments_with_access_control(ser
 
     import httpx
 
-    from eval_platform.api import create_app
+    from eval_platform.api.app import create_app
     from eval_platform.registry import access
     from tests.test_api import Server
 

@@ -280,7 +280,7 @@ def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_pat
 def test_the_openapi_document_lists_the_503_of_every_route():
     import json
 
-    from eval_platform.api import openapi_json
+    from eval_platform.api.app import openapi_json
 
     document = json.loads(openapi_json())
     for path, methods in document["paths"].items():

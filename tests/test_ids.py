@@ -17,7 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from eval_platform.api import openapi_document
+from eval_platform.api.app import openapi_document
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.keys import (
     ID_OR_KEY_PATTERN,
@@ -151,7 +151,7 @@ def test_an_experiment_id_leaves_room_for_its_events_dataset(platform):
 BOOM_SERVER = textwrap.dedent("""
     import sys
     import uvicorn
-    from eval_platform.api import create_app
+    from eval_platform.api.app import create_app
     from eval_platform.governance.observability import configure_logging
 
     configure_logging("WARNING")  # below INFO: the level at which the observer used to swallow the exception

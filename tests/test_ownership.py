@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from eval_platform.api import create_app
+from eval_platform.api.app import create_app
 from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import (

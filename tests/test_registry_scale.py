@@ -160,7 +160,7 @@ def test_list_routes_take_the_same_statements_for_any_page(tmp_path, db_url):
 
 
 def create_app_for(platform):
-    from eval_platform.api import create_app
+    from eval_platform.api.app import create_app
 
     return create_app(platform)
 

@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from eval_platform.api import create_app
+from eval_platform.api.app import create_app
 from eval_platform.governance import retention
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry.access import create_token

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from eval_platform.api import create_app
+from eval_platform.api.app import create_app
 from eval_platform.cli.main import main
 from eval_platform.core.errors import Conflict, InvalidInput
 from eval_platform.core.yamlsafe import (

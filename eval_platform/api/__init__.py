@@ -1,12 +1,6 @@
-"""The platform's HTTP API: ``create_app`` builds it, ``evalp serve`` runs it (see :mod:`eval_platform.api.app`)."""
+"""The platform's HTTP API: ``app.create_app`` builds it, ``evalp serve`` runs it.
 
-__all__ = ["create_app", "openapi_document", "openapi_json"]
-
-
-def __getattr__(name: str):
-    # imported on first use, so ``python -m eval_platform.api.app`` runs the module only once
-    if name in __all__:
-        from eval_platform.api import app
-
-        return getattr(app, name)
-    raise AttributeError(name)
+One router per resource in ``routers/``; the caller and the platform reach routes as dependencies
+(``dependencies``); request and response bodies are the models in ``schemas``. Nothing is imported here, so
+``python -m eval_platform.api.app`` (which prints the OpenAPI document) runs that module once.
+"""

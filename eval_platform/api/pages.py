@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd  # type: ignore[import-untyped]  # pandas ships no type information (no pandas-stubs here)
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 

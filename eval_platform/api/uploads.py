@@ -12,7 +12,7 @@ import os
 import uuid
 from pathlib import Path
 
-import pandas as pd  # type: ignore[import-untyped]  # pandas ships no type information (no pandas-stubs here)
+import pandas as pd
 from fastapi import UploadFile
 
 from eval_platform.api.problems import ProblemError

@@ -21,7 +21,7 @@ def is_loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn  # keeps evalp --help fast
 
-    from eval_platform.api import create_app  # keeps evalp --help fast
+    from eval_platform.api.app import create_app  # keeps evalp --help fast
     from eval_platform.governance.observability import configure_logging, logging_config  # keeps evalp --help fast
 
     if not is_loopback(args.host):
