@@ -34,6 +34,15 @@ class Verdict(StrEnum):
     NO_DECISION = "no_decision"
 
 
+class RuleOutcome(StrEnum):
+    """One gate rule's outcome: a verdict, or ``not_applicable`` (a baseline rule on a model name's first version)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DECISION = "no_decision"
+    NOT_APPLICABLE = "not_applicable"
+
+
 class ReleaseVerdict(StrEnum):
     """A gate's decision as a release sees it: an approver may let a failed or undecided gate through."""
 
