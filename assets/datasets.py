@@ -50,7 +50,7 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         for name, outcomes in report.by_check().items()
     ]
     checks.append(dg.AssetCheckResult(check_name=NOT_CONTAMINATED, passed=record.status == DatasetStatus.ACTIVE,
-                                      metadata={"status": record.status, "reason": record.status_reason or "-"}))
+                                      metadata={"status": str(record.status), "reason": record.status_reason or "-"}))
     return dg.MaterializeResult(
         metadata={
             "dataset": record.key,
@@ -58,7 +58,7 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "task_type": record.task_type,
             "label_policy": record.label_policy,
             "access_level": record.access_policy["level"],
-            "status": record.status,
+            "status": str(record.status),
             "dagster/row_count": record.row_count,
             "artifact": dg.MetadataValue.path(platform.store.uri("datasets", record.content_hash)),
             "columns": dg.MetadataValue.json(record.schema),

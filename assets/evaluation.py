@@ -28,6 +28,7 @@ from assets.partitions import (
 from assets.platform import PLATFORM, platform_of
 from assets.rendering import (
     lineage_metadata,
+    plain,
     render_comparisons,
     render_gate,
     render_judgments,
@@ -206,17 +207,17 @@ def comparison(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         compared = [runner.compare_with_baseline(platform, run) for run in runs]
         runner.finish_runs(platform, model_key, runs)
     state, _, _ = effective_decision(platform, model_key)
-    context.instance.add_run_tags(context.run.run_id, {DECISION_TAG: state})
+    context.instance.add_run_tags(context.run.run_id, {DECISION_TAG: str(state)})
     return dg.MaterializeResult(metadata=lineage_metadata(platform, runs) | render_comparisons(compared))
 
 
 def gate_status(platform: EvalPlatform, model_key: str) -> tuple[bool, dict]:
     """The ``gate_status`` check of a model version: passed when its effective decision lets it ship."""
     state, record, override = effective_decision(platform, model_key)
-    return state in RELEASABLE, {
+    return state in RELEASABLE, plain({
         "model_version": model_key, "effective_decision": state, "decision": record.decision if record else "none",
         "gate_decision_id": record.id if record else 0,
-        "override": f"{override.approver}: {override.reason}" if override else "-"}
+        "override": f"{override.approver}: {override.reason}" if override else "-"})
 
 
 @dg.asset(
@@ -242,10 +243,10 @@ def gate_decision(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     decision = runner.decide_model_version(platform, model_key)
     state, record, override = effective_decision(platform, model_key)
     runs = [run for run in platform.runs(model_key) if run.status != RunStatus.SUPERSEDED]
-    context.instance.add_run_tags(context.run.run_id, {DECISION_TAG: state})
+    context.instance.add_run_tags(context.run.run_id, {DECISION_TAG: str(state)})
     passed, status = gate_status(platform, model_key)
     return dg.MaterializeResult(
-        metadata={**lineage_metadata(platform, runs), "decision": decision.decision, "effective_decision": state,
+        metadata={**lineage_metadata(platform, runs), "decision": str(decision.decision), "effective_decision": str(state),
                   "gate_decision_id": record.id if record else 0, **render_gate(platform, decision, override, runs, passed)},
         check_results=[dg.AssetCheckResult(check_name=GATE_STATUS, passed=passed, metadata=status)],
     )

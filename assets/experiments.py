@@ -58,7 +58,7 @@ def online_gate(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     the latest valid analyses of the experiments it is the candidate of."""
     state, record, override = online.online_state(platform_of(context), context.partition_key)
     return dg.MaterializeResult(metadata={
-        "online_decision": record.decision, "effective_online_decision": state, "gate_decision_id": record.id,
+        "online_decision": str(record.decision), "effective_online_decision": str(state), "gate_decision_id": record.id,
         "reasons": dg.MetadataValue.md(online_gate_markdown(record.reasons, override)),
     })
 
@@ -70,5 +70,5 @@ def online_gate_passed(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
     model_key = context.run.tags["dagster/partition"]
     state, record, override = online.online_state(platform_of(context), model_key)
     return dg.AssetCheckResult(passed=state in ONLINE_RELEASABLE, metadata={
-        "model_version": model_key, "effective_online_decision": state, "gate_decision_id": record.id,
+        "model_version": model_key, "effective_online_decision": str(state), "gate_decision_id": record.id,
         "override": f"{override.approver}: {override.reason}" if override else "-"})

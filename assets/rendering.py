@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +20,12 @@ from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun, GateOverride
 
 Metadata = dict[str, Any]
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every state (a StrEnum) as its plain string: Dagster's serializer refuses enums it does
+    not know, in metadata and in tags alike."""
+    return json.loads(json.dumps(value))
 
 
 def number(value: float | None, spec: str = ".4f") -> str:
@@ -166,7 +173,7 @@ def render_comparisons(compared: list[Comparison]) -> Metadata:
     notes = [note for result in compared for note in _pairwise_notes(result)]
     return {
         "comparison": dg.MetadataValue.md("\n".join(lines + ([""] + notes if notes else []))),
-        "baseline_states": dg.MetadataValue.json({r.run_id: r.baseline_state for r in compared}),
+        "baseline_states": dg.MetadataValue.json(plain({r.run_id: r.baseline_state for r in compared})),
     }
 
 
@@ -202,5 +209,5 @@ def render_gate(platform: EvalPlatform, decision: GateDecision, override: GateOv
         "rules_not_passed": dg.MetadataValue.int(len(outcomes) - outcomes.count(Verdict.PASS)),
         "reasons": dg.MetadataValue.md(reasons),
         "plots": dg.MetadataValue.md("\n\n".join(_curve_plots(platform, runs)) or "no curves"),
-        "reasons_json": dg.MetadataValue.json(decision.reasons),
+        "reasons_json": dg.MetadataValue.json(plain(decision.reasons)),
     }

@@ -29,6 +29,11 @@ from eval_platform.core.states import (
     Verdict,
 )
 from eval_platform.online.experiments import decide_online_gate, online_state
+
+# the request rows a promotion goes through, re-exported where promotions are asked for (the demo and tests read them here)
+from eval_platform.platform.requests import mark_done as mark_done
+from eval_platform.platform.requests import pending_requests as pending_requests
+from eval_platform.platform.requests import request as request
 from eval_platform.platform.service import EvalPlatform, split_key
 from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, MetricSuite, Promotion, access
 from eval_platform.registry.access import Principal
