@@ -13,13 +13,13 @@ from sensors import (
     dataset_version_sensor,
     eval_request_sensor,
     eval_run_failure_sensor,
+    experiment_request_sensor,
     gate_sensor,
     incident_sensor,
     partition_migration_sensor,
     promotion_request_sensor,
     recompute_request_sensor,
 )
-from sensors.experiments import experiment_request_sensor
 
 defs = dg.Definitions(
     assets=[eval_dataset, predictions, judgments, metric_table, comparison, gate_decision, promotion,

@@ -4,9 +4,10 @@
 import dagster as dg
 
 from assets.partitions import dataset_versions
+from assets.platform import PLATFORM, platform_of
+from eval_platform.core.states import DatasetStatus
 from eval_platform.core.tasks import get_task_type
 from eval_platform.datasets.validation import CHECKS, VALIDATION_VERSION, validate_frame
-from resources import EvalPlatformResource
 
 _CHECK_DESCRIPTIONS = {
     "required_columns": "The columns the task type needs are present.",
@@ -31,13 +32,14 @@ NOT_CONTAMINATED = "not_contaminated"
     ] + [dg.AssetCheckSpec(NOT_CONTAMINATED, asset="eval_dataset", partitions_def=dataset_versions,
                            description="The dataset version has not been marked contaminated (re-evaluated by the "
                                        "incident sensor when it is).")],
+    required_resource_keys=PLATFORM,
 )
-def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """A versioned, content-hashed eval dataset, checked with the same Great Expectations suite that
     validated it at registration."""
-    service = platform.get()
-    record = service.dataset(context.partition_key)
-    report = validate_frame(service.load_dataset(record), get_task_type(record.task_type),
+    platform = platform_of(context)
+    record = platform.dataset(context.partition_key)
+    report = validate_frame(platform.load_dataset(record), get_task_type(record.task_type),
                             feature_columns=record.schema.get("feature_columns", ()))
     checks = [
         dg.AssetCheckResult(
@@ -47,8 +49,8 @@ def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResour
         )
         for name, outcomes in report.by_check().items()
     ]
-    checks.append(dg.AssetCheckResult(check_name=NOT_CONTAMINATED, passed=record.status == "active",
-                                      metadata={"status": record.status, "reason": record.status_reason or "-"}))
+    checks.append(dg.AssetCheckResult(check_name=NOT_CONTAMINATED, passed=record.status == DatasetStatus.ACTIVE,
+                                      metadata={"status": str(record.status), "reason": record.status_reason or "-"}))
     return dg.MaterializeResult(
         metadata={
             "dataset": record.key,
@@ -56,9 +58,9 @@ def eval_dataset(context: dg.AssetExecutionContext, platform: EvalPlatformResour
             "task_type": record.task_type,
             "label_policy": record.label_policy,
             "access_level": record.access_policy["level"],
-            "status": record.status,
+            "status": str(record.status),
             "dagster/row_count": record.row_count,
-            "artifact": dg.MetadataValue.path(service.store.uri("datasets", record.content_hash)),
+            "artifact": dg.MetadataValue.path(platform.store.uri("datasets", record.content_hash)),
             "columns": dg.MetadataValue.json(record.schema),
         },
         check_results=checks,

@@ -8,16 +8,14 @@ import dagster as dg
 from assets.datasets import eval_dataset
 from assets.evaluation import gate_decision
 from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments, model_versions
+from assets.platform import PLATFORM, platform_of
+from eval_platform.core.states import ONLINE_RELEASABLE
 from eval_platform.online import experiments as online
 from eval_platform.online.analysis import ANALYSIS_CODE_VERSION
 from eval_platform.online.reporting import analysis_markdown, format_stored_analysis, online_gate_markdown
-from eval_platform.online.requirements import NOT_APPLICABLE, NOT_REQUIRED, PASS
-from eval_platform.platform.requests import mark_done
-from resources import EvalPlatformResource
+from eval_platform.platform import requests
 
 ONLINE_GATE_CODE_VERSION = "1"
-#: Online gate states that let a release through.
-RELEASABLE = (PASS, "overridden", NOT_REQUIRED, NOT_APPLICABLE)
 
 
 @dg.asset(
@@ -26,15 +24,16 @@ RELEASABLE = (PASS, "overridden", NOT_REQUIRED, NOT_APPLICABLE)
     group_name="online",
     code_version=ANALYSIS_CODE_VERSION,
     kinds={"pandas", "scipy"},
+    required_resource_keys=PLATFORM,
 )
-def experiment_analysis(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+def experiment_analysis(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The experiment's analysis over its usable ingests: per-arm means, lifts, tests, CUPED, always-valid
     p-values per day, the sample-ratio check and the guardrail verdicts (or, in shadow mode, agreement
     with production)."""
-    service = platform.get()
-    analysis = online.analyze(service, context.partition_key, dagster_run_id=context.run.run_id)
+    platform = platform_of(context)
+    analysis = online.analyze(platform, context.partition_key, dagster_run_id=context.run.run_id)
     for request_id in filter(None, context.run.tags.get(EXPERIMENT_REQUEST_TAG, "").split(",")):
-        mark_done(service, int(request_id), context.run.run_id)
+        requests.mark_done(platform, int(request_id), context.run.run_id)
     context.log.info(format_stored_analysis(analysis.result))
     return dg.MaterializeResult(metadata={
         "analysis_id": analysis.id,
@@ -52,24 +51,24 @@ def experiment_analysis(context: dg.AssetExecutionContext, platform: EvalPlatfor
     deps=[gate_decision, dg.AssetDep(experiment_analysis, partition_mapping=dg.AllPartitionMapping())],
     group_name="release",
     code_version=ONLINE_GATE_CODE_VERSION,
+    required_resource_keys=PLATFORM,
 )
-def online_gate(context: dg.AssetExecutionContext, platform: EvalPlatformResource) -> dg.MaterializeResult:
+def online_gate(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The model version's online gate: the online guardrails of its release-blocking suites applied to
     the latest valid analyses of the experiments it is the candidate of."""
-    service = platform.get()
-    state, record, override = online.online_state(service, context.partition_key)
+    state, record, override = online.online_state(platform_of(context), context.partition_key)
     return dg.MaterializeResult(metadata={
-        "online_decision": record.decision, "effective_online_decision": state, "gate_decision_id": record.id,
+        "online_decision": str(record.decision), "effective_online_decision": str(state), "gate_decision_id": record.id,
         "reasons": dg.MetadataValue.md(online_gate_markdown(record.reasons, override)),
     })
 
 
 @dg.asset_check(asset=online_gate, blocking=True, description=(
     "The online gate passed, was overridden by an approver, or is not required. Blocking: the promotion "
-    "downstream does not run otherwise."))
-def online_gate_passed(context: dg.AssetCheckExecutionContext, platform: EvalPlatformResource) -> dg.AssetCheckResult:
+    "downstream does not run otherwise."), required_resource_keys=PLATFORM)
+def online_gate_passed(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     model_key = context.run.tags["dagster/partition"]
-    state, record, override = online.online_state(platform.get(), model_key)
-    return dg.AssetCheckResult(passed=state in RELEASABLE, metadata={
-        "model_version": model_key, "effective_online_decision": state, "gate_decision_id": record.id,
+    state, record, override = online.online_state(platform_of(context), model_key)
+    return dg.AssetCheckResult(passed=state in ONLINE_RELEASABLE, metadata={
+        "model_version": model_key, "effective_online_decision": str(state), "gate_decision_id": record.id,
         "override": f"{override.approver}: {override.reason}" if override else "-"})

@@ -35,6 +35,8 @@ class CheckReport:
 
 
 class CheckResultConfig(dg.Config):
+    """One check result as the run config of ``report_check_results`` carries it."""
+
     asset: str
     check: str
     partition: str
@@ -43,6 +45,8 @@ class CheckResultConfig(dg.Config):
 
 
 class CheckReportsConfig(dg.Config):
+    """The check results one run of ``report_check_results`` records."""
+
     results: list[CheckResultConfig]
 
 
@@ -66,7 +70,8 @@ def latest_materialization(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
 def report_check_results_op(context: dg.OpExecutionContext, config: CheckReportsConfig) -> None:
     for result in config.results:
         asset_key = dg.AssetKey(result.asset)
-        context.log_event(AssetCheckEvaluation(
+        # Dagster records a check evaluation logged by an op, though log_event's annotation omits the type
+        context.log_event(AssetCheckEvaluation(  # type: ignore[arg-type]
             asset_key=asset_key, check_name=result.check, passed=result.passed, partition=result.partition,
             metadata=json.loads(result.metadata_json),
             target_materialization_data=latest_materialization(context.instance, asset_key, result.partition)))

@@ -1,3 +1,5 @@
+"""The ``platform`` resource: the installation (registry and artifact store) the assets, jobs and sensors work on."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -24,3 +26,7 @@ class EvalPlatformResource(dg.ConfigurableResource):
 
     def get(self) -> EvalPlatform:
         return _open(PlatformConfig.resolve(self.home, self.db_url, self.store_url))
+
+
+#: The resource the code location binds as ``platform`` (unset fields resolve from the environment).
+PLATFORM_RESOURCE = EvalPlatformResource()

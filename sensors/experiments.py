@@ -7,8 +7,8 @@ import dagster as dg
 from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments
 from eval_platform.online import experiments as online
 from jobs.experiments import analyze_experiment_job
-from sensors.instance import sensor_instance, sensor_platform
-from sensors.requests import BACKGROUND_SENSOR_INTERVAL_SECONDS
+from sensors.instance import known_partitions, sensor_instance, sensor_platform
+from sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
 
 
 @dg.sensor(job=analyze_experiment_job, minimum_interval_seconds=BACKGROUND_SENSOR_INTERVAL_SECONDS,
@@ -19,11 +19,11 @@ def experiment_request_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
     Several requests of one experiment queued between two ticks need one analysis: one run carries them
     all (its tag lists their ids; the asset marks each done). The cursor, committed with the tick, is the
     last request launched."""
-    service = sensor_platform(context)
-    known = set(sensor_instance(context).get_dynamic_partitions(experiments.name))
+    platform = sensor_platform(context)
+    known = known_partitions(sensor_instance(context), experiments)
     cursor = int(context.cursor or 0)
     by_experiment: dict[str, list[int]] = {}
-    for request in online.pending_analysis_requests(service, after_id=cursor):
+    for request in online.pending_analysis_requests(platform, after_id=cursor):
         by_experiment.setdefault(request.partitions[0], []).append(request.id)
         cursor = request.id
     new_partitions = sorted(key for key in by_experiment if key not in known)

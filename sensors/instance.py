@@ -48,3 +48,10 @@ def sensor_platform(context: dg.SensorEvaluationContext) -> EvalPlatform:
     given = (context.resource_defs or {}).get("platform")
     resource = given if isinstance(given, EvalPlatformResource) else PLATFORM_RESOURCE
     return resource.get()
+
+
+def known_partitions(instance: dg.DagsterInstance, partitions: dg.DynamicPartitionsDefinition) -> set[str]:
+    """The keys Dagster knows of one of the code location's dynamic partitions definitions (all named)."""
+    if partitions.name is None:
+        raise ValueError("the code location's dynamic partitions definitions are named")
+    return set(instance.get_dynamic_partitions(partitions.name))

@@ -15,11 +15,12 @@ import dagster as dg
 
 from assets.partitions import cell_key, dataset_versions, model_versions
 from eval_platform.core.keys import CELL_SEPARATOR
+from eval_platform.core.states import RunStatus
 from eval_platform.governance import incidents
-from eval_platform.platform.service import INVALID, SUCCEEDED
 from jobs.checks import CheckReport, report_check_results, report_request
-from sensors.incidents import RECOMPUTED_ASSETS, incident_check_reports
-from sensors.instance import sensor_instance, sensor_platform
+from sensors.incidents import incident_check_reports
+from sensors.instance import known_partitions, sensor_instance, sensor_platform
+from sensors.recompute import RECOMPUTED_ASSETS
 
 #: The cursor once the instance is migrated: later ticks do nothing.
 MIGRATED = "eval-cells-1"
@@ -33,17 +34,16 @@ def partition_migration_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
     """Carry model-version partitions of the evaluation assets over to eval cells, once per instance."""
     if context.cursor == MIGRATED:
         return dg.SensorResult(skip_reason="partitions already carried over to eval cells")
-    service = sensor_platform(context)
+    platform = sensor_platform(context)
     instance = sensor_instance(context)
-    known_models = set(instance.get_dynamic_partitions(model_versions.name))
-    known_datasets = set(instance.get_dynamic_partitions(dataset_versions.name))
+    known_models, known_datasets = known_partitions(instance, model_versions), known_partitions(instance, dataset_versions)
     events: list = []
     new_datasets: list[str] = []
     for asset in RECOMPUTED_ASSETS:
         old_keys = sorted(key for key in instance.get_materialized_partitions(dg.AssetKey(asset)) if CELL_SEPARATOR not in key)
         for model_key in old_keys:
             cells: dict[tuple[str, str], list[str]] = {}
-            for run in service.runs(model_key, statuses=[SUCCEEDED, INVALID]):  # evaluated (invalid: since contaminated)
+            for run in platform.runs(model_key, statuses=[RunStatus.SUCCEEDED, RunStatus.INVALID]):  # evaluated (invalid: since contaminated)
                 cells.setdefault((run.model_key, run.dataset_key), []).append(run.run_id)
             for (cell_model, dataset_key), run_ids in cells.items():
                 if dataset_key not in known_datasets and dataset_key not in new_datasets:
@@ -52,8 +52,8 @@ def partition_migration_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
                     "migrated_from": model_key, "eval_runs": ", ".join(run_ids),
                     "note": "materialized under the model-version partition before eval cells; recorded here, not recomputed"}))
     reports: list[CheckReport] = []
-    for incident in incidents.incidents(service):
-        reports += incident_check_reports(service, incident, known_models, known_datasets | set(new_datasets))
+    for incident in incidents.incidents(platform):
+        reports += incident_check_reports(platform, incident, known_models, known_datasets | set(new_datasets))
     if events or reports:
         context.log.info(f"carried {len(events)} materialization(s) and {len(reports)} check result(s) over to eval cells")
     return dg.SensorResult(asset_events=events, cursor=MIGRATED,

@@ -40,7 +40,8 @@ def test_the_contracts_hold_on_this_checkout():
     # the bottom layer importing the HTTP API
     ("eval_platform/core/errors.py", "import eval_platform.api.problems", "eval_platform.core is not allowed to import eval_platform.api"),
     # a pure metric importing the registry service above it
-    ("eval_platform/metrics/base.py", "from eval_platform.platform import service", "eval_platform.metrics is not allowed to import eval_platform.platform"),
+    ("eval_platform/metrics/base.py", "from eval_platform.platform import service",
+     "eval_platform.metrics is not allowed to import eval_platform.platform"),
     # the runner reaching up to the incident handling that calls it
     ("eval_platform/evaluation/metric_table.py", "from eval_platform.governance import incidents",
      "eval_platform.evaluation is not allowed to import eval_platform.governance"),

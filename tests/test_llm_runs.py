@@ -343,12 +343,12 @@ def test_pairwise_judging_against_the_baseline_gates_on_the_preference(service_o
     [claimed] = service.claim_runs("cand-bot@1", "again", requested=True)
     runner.produce_predictions(service, claimed)
     step = runner.judge_outputs(service, claimed)
-    assert step["pairwise_state"] == "ok" and step["pairwise"]["report"]["calls"] == 0
-    assert step["pairwise"]["verdicts"] == record["verdicts"]
+    assert step.pairwise_state == "ok" and step.pairwise.to_record()["report"]["calls"] == 0
+    assert step.pairwise.to_record()["verdicts"] == record["verdicts"]
     runner.compute_metrics(service, claimed)
     runner.compare_with_baseline(service, claimed)
     assert local.stats()["completions"] == before
-    assert service.run(again.run_id).comparison["pairwise"]["preference"] == step["pairwise"]
+    assert service.run(again.run_id).comparison["pairwise"]["preference"] == step.pairwise.to_record()
 
 
 def test_pairwise_position_bias_cancels_and_unparsable_replies_are_judge_errors(service, server, tmp_path):

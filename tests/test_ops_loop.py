@@ -239,7 +239,7 @@ def test_a_backfill_started_in_the_ui_recomputes_the_affected_run_on_the_clean_v
     """The other door: an operator selects the affected partition in the Dagster UI and launches a backfill
     of the evaluation assets (no platform tags). The contaminated run is recomputed on the dataset's clean
     version, as `evalp recompute --affected-by` would, and the gate is decided again."""
-    from sensors.incidents import RECOMPUTED_ASSETS
+    from sensors.recompute import RECOMPUTED_ASSETS
 
     _, _, frame = breast_cancer
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)

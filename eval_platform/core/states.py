@@ -34,6 +34,15 @@ class Verdict(StrEnum):
     NO_DECISION = "no_decision"
 
 
+class RuleOutcome(StrEnum):
+    """One gate rule's outcome: a verdict, or ``not_applicable`` (a baseline rule on a model name's first version)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DECISION = "no_decision"
+    NOT_APPLICABLE = "not_applicable"
+
+
 class ReleaseVerdict(StrEnum):
     """A gate's decision as a release sees it: an approver may let a failed or undecided gate through."""
 
@@ -43,8 +52,38 @@ class ReleaseVerdict(StrEnum):
     OVERRIDDEN = "overridden"
 
 
-#: what a promotion accepts
+#: what a promotion accepts of the offline gate
 RELEASABLE = (ReleaseVerdict.PASS, ReleaseVerdict.OVERRIDDEN)
+
+
+class OnlineRequirement(StrEnum):
+    """An online gate that has nothing to decide: no suite asks for online evidence, or none applies."""
+
+    NOT_REQUIRED = "not_required"
+    NOT_APPLICABLE = "not_applicable"
+
+
+#: what a promotion accepts of the online gate: a releasable decision, or no online evidence asked for
+ONLINE_RELEASABLE = (*RELEASABLE, OnlineRequirement.NOT_REQUIRED, OnlineRequirement.NOT_APPLICABLE)
+
+
+class BaselineState(StrEnum):
+    """What a comparison found of its baseline's run on the candidate's dataset and suite."""
+
+    OK = "ok"
+    #: no baseline model: nothing requested and no other version of the model name promoted
+    NONE = "none"
+    #: the baseline model has no finished run on this dataset and suite
+    MISSING = "missing"
+    #: the baseline's latest run used another dataset or suite version than the candidate's
+    STALE = "stale"
+
+
+class DatasetStatus(StrEnum):
+    """A dataset version's state: only an ``active`` one is evaluated."""
+
+    ACTIVE = "active"
+    CONTAMINATED = "contaminated"
 
 
 class SuitePurpose(StrEnum):
@@ -59,6 +98,12 @@ class GateScope(StrEnum):
 
     MODEL_VERSION = "model_version"
     ONLINE = "online"
+    #: one eval run's gate, which the model version's offline gate combines (never overridden on its own)
+    RUN = "run"
+
+
+#: the gates an approver may override
+OVERRIDABLE_SCOPES = (GateScope.MODEL_VERSION, GateScope.ONLINE)
 
 
 class IncidentKind(StrEnum):
@@ -77,5 +122,7 @@ class RequestKind(StrEnum):
 
 
 class RequestStatus(StrEnum):
+    """Whether a request row still waits for the orchestrator (``dagster_requests.status``)."""
+
     PENDING = "pending"
     DONE = "done"

@@ -20,15 +20,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 from sqlalchemy import select
 
-from eval_platform.platform.service import (
-    FAILED,
-    QUEUED,
-    RUNNING,
-    EvalPlatform,
-)
+from eval_platform.core.states import RunStatus
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
 from eval_platform.registry.schema import utcnow
 
@@ -45,6 +42,8 @@ class LaunchState(StrEnum):
 
 @dataclass(frozen=True)
 class LaunchObservation:
+    """What the orchestrator reported of a launch or of one of its runs."""
+
     state: LaunchState
     cause: str = ""  # why the launch's last run ended, as the orchestrator reported it
 
@@ -55,6 +54,8 @@ class LaunchObservation:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often and how soon a row whose launch ended without evaluating it is launched again."""
+
     max_attempts: int = 3
     backoff_seconds: float = 15.0
     max_backoff_seconds: float = 600.0
@@ -99,6 +100,8 @@ class Launch:
 
 @dataclass
 class Reconciliation:
+    """The plan of one pass over the unfinished rows: what to launch, and what was requeued, failed or left waiting."""
+
     launches: list[Launch] = field(default_factory=list)
     retrying: list[str] = field(default_factory=list)  # rows back in the queue, waiting for their backoff
     failed: list[str] = field(default_factory=list)  # rows whose attempts are spent, failed with the cause
@@ -123,12 +126,12 @@ def _requeue_or_fail(run: EvalRun, cause: str, policy: RetryPolicy, now: datetim
     run.results = run.comparison = None
     run.metrics_hash = None
     if attempts >= policy.max_attempts:
-        run.status, run.finished_at = FAILED, now
+        run.status, run.finished_at = RunStatus.FAILED, now
         run.status_reason = (f"not evaluated after {attempts} launch attempt(s); the last ended: {cause}")[:2000]
         outcome.failed.append(run.run_id)
         outcome.models_to_decide.add(run.model_key)
         return
-    run.status = QUEUED
+    run.status = RunStatus.QUEUED
     run.next_launch_at = now + policy.backoff(attempts)
     run.status_reason = (f"launch attempt {attempts} of {policy.max_attempts} ended: {cause}; "
                          f"next attempt after {run.next_launch_at:%Y-%m-%d %H:%M:%S} UTC")[:2000]
@@ -145,8 +148,9 @@ def settle_dagster_run(platform: EvalPlatform, dagster_run_ids: Iterable[str], l
     outcome = Reconciliation()
     ids = [run_id for run_id in dagster_run_ids if run_id]
     with platform.registry.session() as session:
-        claimed = list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id.in_(ids), EvalRun.status == RUNNING))) if ids else []
-        carried = list(session.scalars(select(EvalRun).where(EvalRun.launch_key == launch_key, EvalRun.status == QUEUED))) if launch_key else []
+        claimed = list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id.in_(ids), EvalRun.status == RunStatus.RUNNING))) if ids else []
+        carried = (list(session.scalars(select(EvalRun).where(EvalRun.launch_key == launch_key, EvalRun.status == RunStatus.QUEUED)))
+                   if launch_key else [])
         for run in [*claimed, *carried]:
             _requeue_or_fail(run, cause, policy, now, outcome)
     return outcome
@@ -164,54 +168,71 @@ def reconcile(platform: EvalPlatform, observe_launch: Callable[[str], LaunchObse
     """
     policy, now = policy or RetryPolicy.from_env(), now or utcnow()
     outcome = Reconciliation()
-    launch_cache: dict[str, LaunchObservation] = {}
-    run_cache: dict[str, LaunchObservation] = {}
+    # each launch and each orchestrator run observed once per pass, however many rows it carries
+    observe_launch, observe_dagster_run = cache(observe_launch), cache(observe_dagster_run)
     with platform.registry.session() as session:
-        unfinished = list(session.scalars(select(EvalRun).where(EvalRun.status.in_((QUEUED, RUNNING)))
+        unfinished = list(session.scalars(select(EvalRun).where(EvalRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)))
                                           .order_by(EvalRun.requested_at, EvalRun.run_id).with_for_update()))
         due: dict[tuple[str, str], list[EvalRun]] = {}
         for run in unfinished:
-            if run.status == RUNNING:
-                if not run.dagster_run_id:
-                    continue
-                if run.dagster_run_id not in run_cache:
-                    run_cache[run.dagster_run_id] = observe_dagster_run(run.dagster_run_id)
-                seen = run_cache[run.dagster_run_id]
-                started_at = _aware(run.started_at) or now
-                if seen.ended or (seen.state == LaunchState.MISSING
-                                  and now - started_at >= timedelta(seconds=policy.launch_grace_seconds)):
-                    _requeue_or_fail(run, seen.cause or f"Dagster run {run.dagster_run_id} {seen.state} without finishing it",
-                                     policy, now, outcome)
-                continue
-            if run.launch_key:
-                if run.launch_key not in launch_cache:
-                    launch_cache[run.launch_key] = observe_launch(run.launch_key)
-                seen = launch_cache[run.launch_key]
-                launched_at = _aware(run.launched_at) or now
-                if seen.state == LaunchState.IN_PROGRESS or (
-                        seen.state == LaunchState.MISSING and now - launched_at < timedelta(seconds=policy.launch_grace_seconds)):
-                    outcome.waiting.append(run.run_id)
-                    continue
-                cause = seen.cause or {
-                    LaunchState.SUCCEEDED: "its run succeeded without evaluating this eval run",
-                    LaunchState.MISSING: f"no orchestrator run started within {policy.launch_grace_seconds:.0f} s",
-                }.get(seen.state, f"its run {seen.state}")
-                _requeue_or_fail(run, cause, policy, now, outcome)
-                if run.status != QUEUED:
-                    continue
-            next_at = _aware(run.next_launch_at)
-            if next_at is not None and next_at > now:
-                outcome.waiting.append(run.run_id)
-                continue
-            due.setdefault((run.model_key, run.dataset_key), []).append(run)
-        for (model_key, dataset_key), runs in sorted(due.items()):
-            key = new_launch_key()
-            for run in runs:
-                run.launch_attempts = (run.launch_attempts or 0) + 1
-                run.launch_key, run.launched_at, run.next_launch_at = key, now, None
-            outcome.launches.append(Launch(key=key, model_key=model_key, dataset_key=dataset_key, run_ids=tuple(r.run_id for r in runs),
-                                           attempt=max(r.launch_attempts for r in runs)))
+            if run.status == RunStatus.RUNNING:
+                _settle_running(run, observe_dagster_run, policy, now, outcome)
+            elif not _waits_for_launch(run, observe_launch, policy, now, outcome) and not _backing_off(run, now, outcome):
+                due.setdefault((run.model_key, run.dataset_key), []).append(run)
+        outcome.launches += [_launch(model_key, dataset_key, runs, now) for (model_key, dataset_key), runs in sorted(due.items())]
     return outcome
+
+
+def _settle_running(run: EvalRun, observe_dagster_run: Callable[[str], LaunchObservation], policy: RetryPolicy,
+                    now: datetime, outcome: Reconciliation) -> None:
+    """A running row whose orchestrator run ended without finishing it, or never showed up within the grace
+    period, is requeued or failed."""
+    if not run.dagster_run_id:
+        return
+    seen = observe_dagster_run(run.dagster_run_id)
+    started_at = _aware(run.started_at) or now
+    if seen.ended or (seen.state == LaunchState.MISSING and now - started_at >= timedelta(seconds=policy.launch_grace_seconds)):
+        _requeue_or_fail(run, seen.cause or f"Dagster run {run.dagster_run_id} {seen.state} without finishing it", policy, now, outcome)
+
+
+def _waits_for_launch(run: EvalRun, observe_launch: Callable[[str], LaunchObservation], policy: RetryPolicy,
+                      now: datetime, outcome: Reconciliation) -> bool:
+    """Whether a queued row is kept out of this pass's launches by its last launch: still in progress (it
+    waits), or ended without evaluating it with no attempt left (failed). A launch that ended with attempts
+    left requeues the row, which then waits for its backoff."""
+    if not run.launch_key:
+        return False
+    seen = observe_launch(run.launch_key)
+    launched_at = _aware(run.launched_at) or now
+    if seen.state == LaunchState.IN_PROGRESS or (
+            seen.state == LaunchState.MISSING and now - launched_at < timedelta(seconds=policy.launch_grace_seconds)):
+        outcome.waiting.append(run.run_id)
+        return True
+    cause = seen.cause or {
+        LaunchState.SUCCEEDED: "its run succeeded without evaluating this eval run",
+        LaunchState.MISSING: f"no orchestrator run started within {policy.launch_grace_seconds:.0f} s",
+    }.get(seen.state, f"its run {seen.state}")
+    _requeue_or_fail(run, cause, policy, now, outcome)
+    return run.status != RunStatus.QUEUED
+
+
+def _backing_off(run: EvalRun, now: datetime, outcome: Reconciliation) -> bool:
+    """Whether a queued row waits for its backoff after a failed launch."""
+    next_at = _aware(run.next_launch_at)
+    if next_at is not None and next_at > now:
+        outcome.waiting.append(run.run_id)
+        return True
+    return False
+
+
+def _launch(model_key: str, dataset_key: str, runs: list[EvalRun], now: datetime) -> Launch:
+    """One new launch of an eval cell's due rows, recorded on each of them."""
+    key = new_launch_key()
+    for run in runs:
+        run.launch_attempts = (run.launch_attempts or 0) + 1
+        run.launch_key, run.launched_at, run.next_launch_at = key, now, None
+    return Launch(key=key, model_key=model_key, dataset_key=dataset_key, run_ids=tuple(r.run_id for r in runs),
+                  attempt=max(r.launch_attempts for r in runs))
 
 
 __all__ = ["Launch", "LaunchObservation", "LaunchState", "Reconciliation", "RetryPolicy", "new_launch_key", "reconcile",

@@ -149,10 +149,12 @@ def _class_values(names: list[str], labels: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MetricTable:
+    """A suite's metrics computed on one frame: the table (overall and per slice) and what it took."""
+
     table: pd.DataFrame
     seconds: float
 
-    def overall(self) -> dict[str, float]:
+    def overall(self) -> dict[str, float | None]:
         rows = self.table[self.table["slice_column"] == ALL]
         return {row.metric: _json_number(row.value) for row in rows.itertuples()}
 

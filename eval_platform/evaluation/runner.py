@@ -9,30 +9,33 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import eval_platform
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
 from eval_platform.core.records import json_safe
+from eval_platform.core.states import BaselineState, DatasetStatus, GateScope, RunStatus, SuitePurpose, Verdict
 from eval_platform.core.store import CURVES, JUDGE_VERDICTS, METRIC_TABLES, PLOTS, PREDICTIONS
 from eval_platform.evaluation.metric_table import compute_metric_table, evaluation_frame, metric_columns
-from eval_platform.gates.rules import (
-    CORRECTNESS_METRICS,
-    GATE_CODE_VERSION,
-    NO_DECISION,
-    OVERALL,
-    GateDecision,
-    MetricComparison,
-    Observation,
-    combine,
-    decide,
+from eval_platform.evaluation.results import (
+    Comparison,
+    JudgeReport,
+    JudgmentReport,
+    MetricTableReport,
+    PairwiseReport,
+    PredictionReport,
+    Record,
+    metric_comparison,
 )
+from eval_platform.gates.blockers import Blocker, BlockerKind
+from eval_platform.gates.rules import CORRECTNESS_METRICS, GATE_CODE_VERSION, OVERALL, GateDecision, Observation, combine, decide
 from eval_platform.llm.budget import PriceTable, SuiteBudget, label_efficiency, strata_from_metric, stratified_estimate
 from eval_platform.llm.cache import LLMCache
 from eval_platform.llm.calls import raise_if_calls_failed
@@ -41,8 +44,8 @@ from eval_platform.llm.generate import generate_predictions, judge_predictions
 from eval_platform.llm.judge import JUDGED, JudgeConfig, SamplingPlan
 from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
 from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
-from eval_platform.platform.service import RUNNING, SUCCEEDED, SUPERSEDED, EvalPlatform, split_key
-from eval_platform.registry import EvalRun, PredictionSet
+from eval_platform.platform.service import EvalPlatform, split_key
+from eval_platform.registry import EvalDataset, EvalRun, Model, PredictionSet
 from eval_platform.registry.schema import utcnow
 from eval_platform.stats import bootstrap
 from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
@@ -81,7 +84,7 @@ def prediction_cache_key(model_file_hash: str, dataset_content_hash: str) -> str
     return json_hash({"model": model_file_hash, "dataset": dataset_content_hash, "code": PREDICTION_CODE_VERSION})
 
 
-def produce_predictions(platform: EvalPlatform, run: EvalRun) -> dict:
+def produce_predictions(platform: EvalPlatform, run: EvalRun) -> PredictionReport:
     """Predictions of the run's model on its dataset, from the cache when this model file already
     predicted this dataset content (a rerun pays for no inference already done)."""
     dataset = platform.dataset(run.dataset_key)
@@ -93,8 +96,7 @@ def produce_predictions(platform: EvalPlatform, run: EvalRun) -> dict:
         cached = session.get(PredictionSet, key)
     if cached is not None and platform.store.has_table(PREDICTIONS, cached.artifact_hash):
         platform.update_run(run.run_id, predictions_hash=cached.artifact_hash, lineage=lineage(platform, run))
-        return {"run_id": run.run_id, "predictions_hash": cached.artifact_hash, "cache_hit": True, "rows": cached.row_count,
-                "seconds": 0.0}
+        return PredictionReport(run.run_id, cached.artifact_hash, cache_hit=True, rows=cached.row_count, seconds=0.0)
     started = time.perf_counter()
     frame = platform.load_dataset(dataset)
     estimator = platform.load_model(model)
@@ -107,14 +109,14 @@ def produce_predictions(platform: EvalPlatform, run: EvalRun) -> dict:
                                       model_file_hash=model.file_hash, dataset_content_hash=dataset.content_hash,
                                       artifact_hash=digest, row_count=len(predictions), compute_seconds=seconds))
     platform.update_run(run.run_id, predictions_hash=digest, lineage=lineage(platform, run))
-    return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": False, "rows": len(predictions), "seconds": seconds}
+    return PredictionReport(run.run_id, digest, cache_hit=False, rows=len(predictions), seconds=seconds)
 
 
 class LLMRunStopped(InvalidInput):
     """An LLM candidate's run stopped: over budget, or calls that failed after their retries."""
 
 
-def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> dict:
+def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, model: Model) -> PredictionReport:
     """A chat model's answers through the LLM call cache: every call already paid for is served from it,
     so a rerun, or a run resumed after a stop, pays only for what is missing."""
 
@@ -135,17 +137,15 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset, model) -> 
 
         raise_if_calls_failed(report)  # every call failed, or the endpoint's breaker opened: that is the cause
         raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
-    return {"run_id": run.run_id, "predictions_hash": digest, "cache_hit": report.calls == 0, "rows": len(predictions),
-            "seconds": report.wall_seconds, "calls": report.calls, "cache_hits": report.cache_hits,
-            "tokens": report.prompt_tokens + report.completion_tokens, "cost": report.cost}
+    return PredictionReport(run.run_id, digest, cache_hit=report.calls == 0, rows=len(predictions), seconds=report.wall_seconds,
+                            calls=report.calls, cache_hits=report.cache_hits,
+                            tokens=report.prompt_tokens + report.completion_tokens, cost=report.cost)
 
 
 def _columns_for(platform: EvalPlatform, run: EvalRun) -> tuple[pd.DataFrame, dict]:
     dataset = platform.dataset(run.dataset_key)
-    if not run.predictions_hash:
-        produce_predictions(platform, run)
-        run = platform.run(run.run_id)
-    frame = evaluation_frame(platform.load_dataset(dataset), platform.store.get_table(PREDICTIONS, run.predictions_hash),
+    predictions_hash = run.predictions_hash or produce_predictions(platform, run).predictions_hash
+    frame = evaluation_frame(platform.load_dataset(dataset), platform.store.get_table(PREDICTIONS, predictions_hash),
                              dataset.schema, dataset.task_type)
     return frame, dataset.schema
 
@@ -159,7 +159,7 @@ def _pairwise_metrics(suite) -> list:
     return [m for m in suite.metrics if "judge_preference" in m.definition.required_columns]
 
 
-def judge_outputs(platform: EvalPlatform, run: EvalRun) -> dict:
+def judge_outputs(platform: EvalPlatform, run: EvalRun) -> JudgmentReport:
     """The suite's judges on the run's predictions, before the metric table (the Dagster ``judgments``
     asset, in pool ``judge``, so judge calls are limited across runs).
 
@@ -174,24 +174,37 @@ def judge_outputs(platform: EvalPlatform, run: EvalRun) -> dict:
     """
     run = platform.run(run.run_id)
     suite = platform.suite_definition(platform.suite(run.suite_key))
-    out: dict = {"run_id": run.run_id, "judge": None, "pairwise": None, "pairwise_state": None}
     if not _needs_judge(suite) and not _pairwise_metrics(suite):
-        return out
+        return JudgmentReport(run.run_id)
     frame, schema = _columns_for(platform, run)
     run = platform.run(run.run_id)  # the predictions may just have been produced
-    if _needs_judge(suite):
-        record, _ = _run_judge(platform, run, suite, frame, schema)
-        platform.update_run(run.run_id, results={**(platform.run(run.run_id).results or {}), "judge": record})
-        run = platform.run(run.run_id)
-        out["judge"] = record
-    if _pairwise_metrics(suite):
-        state, baseline, _ = find_baseline(platform, run)
-        out["pairwise_state"] = state
-        if state == "ok":
-            record = _run_pairwise(platform, run, suite, frame, schema, baseline)
-            platform.update_run(run.run_id, results={**(platform.run(run.run_id).results or {}), "judge_pairwise": record})
-            out["pairwise"] = record
-    return out
+    judge = _judge_and_record(platform, run, suite, frame, schema) if _needs_judge(suite) else None
+    if not _pairwise_metrics(suite):
+        return JudgmentReport(run.run_id, judge=judge)
+    state, pairwise = _pairwise_if_baseline_known(platform, platform.run(run.run_id), suite, frame, schema)
+    return JudgmentReport(run.run_id, judge=judge, pairwise=pairwise, pairwise_state=state)
+
+
+def _record_result(platform: EvalPlatform, run_id: str, key: str, record: Record) -> None:
+    """One more entry of the run's ``results``, beside those already recorded."""
+    platform.update_run(run_id, results={**(platform.run(run_id).results or {}), key: record})
+
+
+def _judge_and_record(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict) -> JudgeReport:
+    record, _ = _run_judge(platform, run, suite, frame, schema)
+    _record_result(platform, run.run_id, "judge", record)
+    return JudgeReport.from_record(record)
+
+
+def _pairwise_if_baseline_known(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
+                                schema: dict) -> tuple[BaselineState, PairwiseReport | None]:
+    """The pairwise judge against the baseline's run when it is known (``ok``), else nothing yet."""
+    state, baseline, _ = find_baseline(platform, run)
+    if state != BaselineState.OK or baseline is None:
+        return state, None
+    record = _run_pairwise(platform, run, suite, frame, schema, baseline)
+    _record_result(platform, run.run_id, "judge_pairwise", record)
+    return state, PairwiseReport.from_record(record)
 
 
 def _judge_strata(suite, frame: pd.DataFrame, schema: dict, dataset_key: str) -> np.ndarray | None:
@@ -334,7 +347,7 @@ def _sampled_estimates(suite, frame: pd.DataFrame, table: pd.DataFrame, sampling
         return json_safe({k: result[k] for k in ("mean", "standard_error", "ci_low", "ci_high", "n_sampled", "n_population")})
 
     table = table.copy()
-    estimates = {}
+    estimates: dict[str, Record] = {}
     for metric in _sampled_judge_metrics(suite):
         overall = estimate(frame)
         slices = {}
@@ -402,7 +415,7 @@ def _run_pairwise(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
         "first_position_rate": summary.get("first_position_rate"),
         "order_disagreements": [e for e in verdicts.loc[~verdicts["position_consistent"] & (verdicts["status"] == JUDGED), "example_id"].tolist()],
         "n_judge_errors": int(len(errors)),
-        "judge_errors": [{"example_id": e, "errors": json.loads(t)} for e, t in zip(errors["example_id"], errors["errors"])][:100],
+        "judge_errors": [{"example_id": e, "errors": json.loads(t)} for e, t in zip(errors["example_id"], errors["errors"], strict=True)][:100],
         "n_no_answer": int(summary.get("n_no_answer", 0)),
         "judge": {k: summary[k] for k in ("judge_model", "judge_prompt_version", "judge_config_hash")}, "samples": summary["n"],
         "report": result.report.to_dict(),
@@ -422,7 +435,9 @@ def _pairwise_for(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFra
 
 
 # step 2: metric table -----------------------------------------------------------------------------------
-def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
+def compute_metrics(platform: EvalPlatform, run: EvalRun) -> MetricTableReport:
+    """Every metric of the run's suite, overall and per slice (judge metrics on the judge's verdicts, estimated
+    when the judge sampled), stored as a content-addressed table and recorded as the run's ``results``."""
     run = platform.run(run.run_id)
     suite = platform.suite_definition(platform.suite(run.suite_key))
     dataset = platform.dataset(run.dataset_key)
@@ -432,7 +447,8 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
     if judged is not None:
         _attach_judge_columns(suite, frame, schema, verdicts, run.dataset_key)
     table = compute_metric_table(suite, frame, schema, dataset.task_type)
-    metric_table, estimates = table.table, {}
+    metric_table = table.table
+    estimates: dict[str, Record] = {}
     if judged is not None and judged.get("sampling"):
         metric_table, estimates = _sampled_estimates(suite, frame, metric_table, judged["sampling"])
         table.table = metric_table
@@ -447,7 +463,7 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> dict:
     if pairwise:
         results["judge_pairwise"] = pairwise
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
-    return {"run_id": run.run_id, "metrics_hash": digest, "results": results, "seconds": table.seconds, "table": metric_table}
+    return MetricTableReport(run.run_id, digest, table.seconds, metric_table, results)
 
 
 def _curve_artifacts(platform: EvalPlatform, frame: pd.DataFrame, schema: dict, task_type: str) -> dict:
@@ -470,7 +486,7 @@ def _slice_summary(table: pd.DataFrame) -> list[dict]:
 
 
 # step 3: comparison with the baseline -------------------------------------------------------------------
-def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[str, EvalRun | None, str | None]:
+def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[BaselineState, EvalRun | None, str | None]:
     """``(state, baseline_run, baseline_model_key)``; state is ``ok``, ``none`` (no baseline model),
     ``missing`` (the baseline has no finished run on this dataset and suite) or ``stale`` (its run used
     another dataset, suite or metric version than the candidate's)."""
@@ -479,107 +495,139 @@ def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[str, EvalRun | 
     else:
         promoted = platform.promoted_version(run.model_name)
         if promoted is None or promoted == run.model_version:
-            return "none", None, None
+            return BaselineState.NONE, None, None
         baseline_key = f"{run.model_name}@{promoted}"
     name, version = split_key(baseline_key, "baseline")
     with platform.registry.session() as session:
         candidates = list(session.scalars(select(EvalRun).where(
             EvalRun.model_name == name, EvalRun.model_version == version, EvalRun.dataset_id == run.dataset_id,
-            EvalRun.suite_id == run.suite_id, EvalRun.status == SUCCEEDED).order_by(EvalRun.finished_at.desc())))
+            EvalRun.suite_id == run.suite_id, EvalRun.status == RunStatus.SUCCEEDED).order_by(EvalRun.finished_at.desc())))
     exact = [c for c in candidates if c.dataset_version == run.dataset_version and c.suite_version == run.suite_version]
     if exact:
-        return "ok", exact[0], baseline_key
+        return BaselineState.OK, exact[0], baseline_key
     if candidates:
-        return "stale", candidates[0], baseline_key
-    return "missing", None, baseline_key
+        return BaselineState.STALE, candidates[0], baseline_key
+    return BaselineState.MISSING, None, baseline_key
 
 
 def _reevaluate_baseline(platform: EvalPlatform, run: EvalRun, baseline_key: str) -> EvalRun:
     """Evaluate the baseline model on the candidate's dataset and suite versions, inside this run
     (its predictions come from the cache when the baseline already predicted this dataset content)."""
     baseline = platform.request_eval(baseline_key, run.dataset_key, run.suite_key, trigger="baseline_reevaluation")
-    if baseline.status == "queued":
-        platform.update_run(baseline.run_id, status=RUNNING, dagster_run_id=run.dagster_run_id, started_at=utcnow())
-    if baseline.status != SUCCEEDED:
+    if baseline.status == RunStatus.QUEUED:
+        platform.update_run(baseline.run_id, status=RunStatus.RUNNING, dagster_run_id=run.dagster_run_id, started_at=utcnow())
+    if baseline.status != RunStatus.SUCCEEDED:
         produce_predictions(platform, baseline)
         compute_metrics(platform, baseline)
-        platform.update_run(baseline.run_id, status=SUCCEEDED, finished_at=utcnow())
+        platform.update_run(baseline.run_id, status=RunStatus.SUCCEEDED, finished_at=utcnow())
     return platform.run(baseline.run_id)
 
 
 def _slice_values(platform: EvalPlatform, run: EvalRun) -> dict[tuple[str, str, str], tuple[float, int]]:
-    table = platform.store.get_table(METRIC_TABLES, run.metrics_hash)
+    table = platform.store.get_table(METRIC_TABLES, run.metrics_hash or "")  # a compared run has its metric table
     return {(r.metric, r.slice_column, r.slice_value): (float(r.value), int(r.n_examples)) for r in table.itertuples()}
 
 
-def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> dict:
+def compare_with_baseline(platform: EvalPlatform, run: EvalRun) -> Comparison:
     """Candidate minus baseline for every metric (paired bootstrap), per slice, and the examples that
     regressed for the suite's regression-suite rules."""
     run = platform.run(run.run_id)
     suite = platform.suite_definition(platform.suite(run.suite_key))
+    comparison = _resolve_baseline(platform, run, suite)
+    if comparison.baseline_state == BaselineState.OK and comparison.baseline_run_id is not None:
+        comparison = _compare_runs(platform, run, platform.run(comparison.baseline_run_id), suite, comparison)
+    platform.update_run(run.run_id, comparison=comparison.to_record(), baseline_run_id=comparison.baseline_run_id)
+    return comparison
+
+
+def _resolve_baseline(platform: EvalPlatform, run: EvalRun, suite) -> Comparison:
+    """The comparison before any number: which baseline run, in what state; a stale baseline is re-evaluated
+    on the candidate's dataset and suite versions when the suite asks for it."""
     state, baseline, baseline_key = find_baseline(platform, run)
-    comparison: dict = {"baseline_model": baseline_key, "metrics": {}, "slices": {}, "regressions": {}}
-    if state == "stale":
-        comparison["stale_baseline_run_id"] = baseline.run_id
-        if suite.stale_baseline == "reevaluate":
-            baseline = _reevaluate_baseline(platform, run, baseline_key)
-            state = "ok"
-            comparison["baseline_reevaluated"] = True
-    comparison["baseline_state"] = state
-    comparison["baseline_run_id"] = baseline.run_id if baseline is not None else None
-    if state == "ok":
-        dataset = platform.dataset(run.dataset_key)
-        cand_frame, schema = _columns_for(platform, run)
-        base_frame, _ = _columns_for(platform, baseline)
-        baseline = platform.run(baseline.run_id)  # its predictions may just have been reproduced
-        ids = schema["id_columns"]
-        if _needs_judge(suite):  # judge scores of both runs, for the judge metrics' paired comparison
-            _, cand_verdicts = _judgments_of(platform, run, suite, cand_frame, schema)
-            _attach_judge_columns(suite, cand_frame, schema, cand_verdicts, run.dataset_key)
-            _, base_verdicts = _judgments_of(platform, baseline, suite, base_frame, schema, record_lineage=False)
-            _attach_judge_columns(suite, base_frame, schema, base_verdicts, baseline.dataset_key)
-        base_frame = cand_frame[ids].merge(base_frame, on=ids, how="left", validate="one_to_one")
-        cand = metric_columns(cand_frame, schema, dataset.task_type)
-        base = metric_columns(base_frame, schema, dataset.task_type)
-        fast = {}
-        if dataset.task_type == "binary_classification":
-            # one sort per model and weighted running sums: every binary metric of the suite at once
-            supported = [(m.name, m.definition.key, m.params) for m in suite.metrics if bootstrap.supports(m.definition.key)]
-            fast = bootstrap.paired_bootstrap_binary(supported, cand["label"], cand["score"], base["score"],
-                                                     suite.bootstrap_resamples, suite.confidence, suite.seed)
-        sampled = {m.name for m in _sampled_judge_metrics(suite)}
-        for metric in suite.metrics:
-            if metric.definition.comparison_only:
-                continue  # the pairwise judge's preference: below
-            if metric.name in sampled:
-                comparison["metrics"][metric.name] = _estimate_difference(run, baseline, metric.name, suite.confidence)
-                continue
-            comparison["metrics"][metric.name] = fast.get(metric.name) or paired_bootstrap(
-                metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
-            if metric.definition.name in CORRECTNESS_METRICS and dataset.task_type == "binary_classification":
-                threshold = metric.params.get("threshold", 0.5)
-                comparison["metrics"][metric.name]["mcnemar"] = mcnemar_exact(
-                    (cand["score"] >= threshold) == (cand["label"] == 1), (base["score"] >= threshold) == (base["label"] == 1))
-        if _pairwise_metrics(suite):
-            record = _pairwise_for(platform, run, suite, cand_frame, schema, baseline)
-            for metric in _pairwise_metrics(suite):
-                comparison.setdefault("pairwise", {})[metric.name] = record
-                comparison["metrics"][metric.name] = _preference_comparison(record)
-        _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, dataset.task_type, comparison)
-        for rule in suite.rules:
-            if rule.kind == "max_regressions":
-                metric = suite.metric(rule.metric)
-                threshold = metric.params.get("threshold", 0.5)
-                cand_right = (cand["score"] >= threshold) == (cand["label"] == 1)
-                base_right = (base["score"] >= threshold) == (base["label"] == 1)
-                regressed = cand_frame.loc[base_right & ~cand_right, ids]
-                comparison["regressions"][rule.metric] = [
-                    row[0] if len(ids) == 1 else "/".join(map(str, row)) for row in regressed.itertuples(index=False)]
-    platform.update_run(run.run_id, comparison=comparison, baseline_run_id=baseline.run_id if baseline else None)
-    return {"run_id": run.run_id, **comparison}
+    if state != BaselineState.STALE or baseline is None or baseline_key is None:
+        return Comparison(run.run_id, baseline_key, state, baseline.run_id if baseline is not None else None)
+    if suite.stale_baseline != "reevaluate":
+        return Comparison(run.run_id, baseline_key, state, baseline.run_id, stale_baseline_run_id=baseline.run_id)
+    reevaluated = _reevaluate_baseline(platform, run, baseline_key)
+    return Comparison(run.run_id, baseline_key, BaselineState.OK, reevaluated.run_id, stale_baseline_run_id=baseline.run_id,
+                      baseline_reevaluated=True)
 
 
-def _estimate_difference(run: EvalRun, baseline: EvalRun, name: str, confidence: float) -> dict:
+def _compare_runs(platform: EvalPlatform, run: EvalRun, baseline: EvalRun, suite, comparison: Comparison) -> Comparison:
+    """The numbers of a comparison whose baseline run is known: metric deltas, pairwise preferences, slice
+    deltas and regressed examples, each on the candidate's examples."""
+    dataset = platform.dataset(run.dataset_key)
+    cand_frame, schema = _columns_for(platform, run)
+    base_frame, _ = _columns_for(platform, baseline)
+    baseline = platform.run(baseline.run_id)  # its predictions may just have been reproduced
+    ids = schema["id_columns"]
+    if _needs_judge(suite):  # judge scores of both runs, for the judge metrics' paired comparison
+        _attach_judge_scores(platform, run, suite, cand_frame, schema)
+        _attach_judge_scores(platform, baseline, suite, base_frame, schema, record_lineage=False)
+    base_frame = cand_frame[ids].merge(base_frame, on=ids, how="left", validate="one_to_one")
+    cand = metric_columns(cand_frame, schema, dataset.task_type)
+    base = metric_columns(base_frame, schema, dataset.task_type)
+    metrics = _metric_deltas(run, baseline, suite, dataset.task_type, cand, base)
+    pairwise = None
+    if _pairwise_metrics(suite):
+        record = _pairwise_for(platform, run, suite, cand_frame, schema, baseline)
+        pairwise = {metric.name: record for metric in _pairwise_metrics(suite)}
+        metrics.update({name: _preference_comparison(record) for name in pairwise})
+    return replace(comparison, metrics=metrics, pairwise=pairwise,
+                   slices=_compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, dataset.task_type),
+                   regressions=_regressions(suite, cand_frame, ids, cand, base))
+
+
+def _attach_judge_scores(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict,
+                         record_lineage: bool = True) -> None:
+    _, verdicts = _judgments_of(platform, run, suite, frame, schema, record_lineage=record_lineage)
+    if verdicts is not None:
+        _attach_judge_columns(suite, frame, schema, verdicts, run.dataset_key)
+
+
+def _correct(columns: dict, threshold: float) -> np.ndarray:
+    """Per example: the classifier's decision at ``threshold`` is the label."""
+    return (columns["score"] >= threshold) == (columns["label"] == 1)
+
+
+def _metric_deltas(run: EvalRun, baseline: EvalRun, suite, task_type: str, cand: dict, base: dict) -> dict[str, Record]:
+    """Candidate minus baseline of every metric but the pairwise ones: a paired bootstrap (one pass for every
+    binary metric), the difference of the estimates for a sampled judge metric, McNemar's test for accuracy."""
+    fast: dict[str, Record] = {}
+    if task_type == "binary_classification":
+        # one sort per model and weighted running sums: every binary metric of the suite at once
+        supported = [(m.name, m.definition.key, m.params) for m in suite.metrics if bootstrap.supports(m.definition.key)]
+        fast = bootstrap.paired_bootstrap_binary(supported, cand["label"], cand["score"], base["score"],
+                                                 suite.bootstrap_resamples, suite.confidence, suite.seed)
+    sampled = {m.name for m in _sampled_judge_metrics(suite)}
+    deltas: dict[str, Record] = {}
+    for metric in suite.metrics:
+        if metric.definition.comparison_only:
+            continue  # the pairwise judge's preference: compared by _compare_runs
+        if metric.name in sampled:
+            deltas[metric.name] = _estimate_difference(run, baseline, metric.name, suite.confidence)
+            continue
+        deltas[metric.name] = fast.get(metric.name) or paired_bootstrap(
+            metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)
+        if metric.definition.name in CORRECTNESS_METRICS and task_type == "binary_classification":
+            threshold = metric.params.get("threshold", 0.5)
+            deltas[metric.name]["mcnemar"] = mcnemar_exact(_correct(cand, threshold), _correct(base, threshold))
+    return deltas
+
+
+def _regressions(suite, cand_frame: pd.DataFrame, ids: list[str], cand: dict, base: dict) -> dict[str, list[str]]:
+    """Per ``max_regressions`` rule: the examples the baseline got right and the candidate got wrong."""
+    regressions = {}
+    for rule in suite.rules:
+        if rule.kind == "max_regressions":
+            threshold = suite.metric(rule.metric).params.get("threshold", 0.5)
+            regressed = cand_frame.loc[_correct(base, threshold) & ~_correct(cand, threshold), ids]
+            regressions[rule.metric] = [
+                row[0] if len(ids) == 1 else "/".join(map(str, row)) for row in regressed.itertuples(index=False)]
+    return regressions
+
+
+def _estimate_difference(run: EvalRun, baseline: EvalRun, name: str, confidence: float) -> Record:
     """Candidate minus baseline of a judge metric estimated on stratified samples: ``delta = m_c - m_b``
     with ``se = sqrt(se_c^2 + se_b^2)`` (the two samples taken as independent, which is conservative when
     they share examples) and the normal interval ``delta +- z * se``. Undefined (None) parts when either
@@ -588,14 +636,14 @@ def _estimate_difference(run: EvalRun, baseline: EvalRun, name: str, confidence:
 
     cand = ((run.results or {}).get("estimates") or {}).get(name) or {}
     base = ((baseline.results or {}).get("estimates") or {}).get(name) or {}
-    values = [cand.get("mean"), base.get("mean"), cand.get("standard_error"), base.get("standard_error")]
-    entry = {"candidate": cand.get("mean"), "baseline": base.get("mean"), "delta": None, "ci_low": None, "ci_high": None,
+    entry: Record = {"candidate": cand.get("mean"), "baseline": base.get("mean"), "delta": None, "ci_low": None, "ci_high": None,
              "confidence": confidence, "method": "difference of stratified estimates", "unit": "example",
              "n_units": cand.get("n_sampled")}
-    if any(v is None for v in values):
+    cand_mean, base_mean, cand_se, base_se = cand.get("mean"), base.get("mean"), cand.get("standard_error"), base.get("standard_error")
+    if cand_mean is None or base_mean is None or cand_se is None or base_se is None:
         return entry
-    delta = values[0] - values[1]
-    half = float(norm.ppf(0.5 + confidence / 2)) * float(np.hypot(values[2], values[3]))
+    delta = cand_mean - base_mean
+    half = float(norm.ppf(0.5 + confidence / 2)) * float(np.hypot(cand_se, base_se))
     entry.update(delta=delta, ci_low=delta - half, ci_high=delta + half)
     return entry
 
@@ -610,12 +658,14 @@ def _preference_comparison(record: dict) -> dict:
             "n_units": record.get("n_examples")}
 
 
-def _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, task_type, comparison) -> None:
+def _compare_slices(platform: EvalPlatform, suite, run: EvalRun, baseline: EvalRun, cand_frame: pd.DataFrame,
+                    base_frame: pd.DataFrame, schema: dict, task_type: str) -> dict[str, dict[str, Record]]:
     """Per-slice deltas for the metrics the suite's guardrails check on slices; bootstrap intervals
     where a non-inferiority guardrail needs them (resampling inside each slice)."""
+    slices: dict[str, dict[str, Record]] = {}
     guarded = {(r.metric, r.slice) for r in suite.rules if r.slice}
     if not guarded:
-        return
+        return slices
     cand_values, base_values = _slice_values(platform, run), _slice_values(platform, baseline)
     needs_interval = {(r.metric, r.slice) for r in suite.rules if r.slice and r.kind == "non_inferiority"}
     for key, (value, _) in sorted(cand_values.items()):
@@ -632,14 +682,13 @@ def _compare_slices(platform, suite, run, baseline, cand_frame, base_frame, sche
             base = metric_columns(base_frame[mask], schema, task_type)
             entry = paired_bootstrap(metric.definition, metric.params, cand, base, suite.bootstrap_resamples,
                                      suite.confidence, suite.seed)
-        comparison["slices"].setdefault(name, {})[f"{column}={slice_value}"] = entry
+        slices.setdefault(name, {})[f"{column}={slice_value}"] = entry
+    return slices
 
 
 def stale_baseline_count(platform: EvalPlatform) -> int:
     """Comparisons that found a stale baseline (re-evaluated or not): the brief's stale-baseline count
     (an indexed count of the column the comparison's ``stale_baseline_run_id`` is mirrored into)."""
-    from sqlalchemy import func
-
     with platform.registry.session() as session:
         return session.scalar(select(func.count()).where(EvalRun.stale_baseline_run_id.is_not(None))) or 0
 
@@ -649,7 +698,7 @@ def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
     results, comparison = run.results or {}, run.comparison or {}
 
     def as_comparison(c):
-        return MetricComparison(c["candidate"], c["baseline"], c["delta"], c["ci_low"], c["ci_high"]) if c else None
+        return metric_comparison(c) if c else None
 
     def number(value):
         return float("nan") if value is None else value
@@ -679,43 +728,47 @@ def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
     return observations
 
 
-def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[str]:
+def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
     """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge."""
 
-    suite = platform.suite(run.suite_key)
-    definition = platform.suite_definition(suite)
+    definition = platform.suite_definition(platform.suite(run.suite_key))
     dataset = platform.dataset(run.dataset_key)
     blockers = []
-    if dataset.status != "active":
-        blockers.append(f"dataset {dataset.key} is {dataset.status}: {dataset.status_reason or 'no reason given'}")
-    if run.status not in (RUNNING, SUCCEEDED):
-        blockers.append(f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}".rstrip(": "))
+    if dataset.status != DatasetStatus.ACTIVE:
+        blockers.append(Blocker(BlockerKind.INVALID_DATASET,
+                                f"dataset {dataset.key} is {dataset.status}: {dataset.status_reason or 'no reason given'}"))
+    if run.status not in (RunStatus.RUNNING, RunStatus.SUCCEEDED):
+        blockers.append(Blocker(BlockerKind.FAILED_RUN, f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}".rstrip(": ")))
     if not (run.results or {}).get("metrics"):
-        blockers.append("the run has no metric results")
+        blockers.append(Blocker(BlockerKind.NO_METRICS, "the run has no metric results"))
     for key, incident in sorted(platform.buggy_metrics().items()):
         if any(m.definition.key == key for m in definition.metrics):
-            blockers.append(f"frozen: metric {key} is marked buggy ({incident.reason}); recompute with the fixed version")
+            blockers.append(Blocker(BlockerKind.FROZEN_METRIC,
+                                    f"frozen: metric {key} is marked buggy ({incident.reason}); recompute with the fixed version"))
     for metric in definition.metrics:
         if metric.definition.requires_judge and not (metric.params.get("judge_model") and metric.params.get("judge_prompt_version")):
-            blockers.append(f"judge of {metric.name} is not pinned (judge_model and judge_prompt_version are required)")
+            blockers.append(Blocker(BlockerKind.UNPINNED_JUDGE,
+                                    f"judge of {metric.name} is not pinned (judge_model and judge_prompt_version are required)"))
     return blockers
 
 
 def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
+    """The gate of one run: its suite's rules on what it measured and how it compares, unless a blocker stops it."""
     run = platform.run(run.run_id)
     suite = platform.suite_definition(platform.suite(run.suite_key))
-    comparison = run.comparison or {}
+    comparison = Comparison.from_record(run.run_id, run.comparison or {})
+    blockers = [blocker.message for blocker in gate_blockers(platform, run)]
     decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, _observations(run),
-                      comparison.get("baseline_state", "none"), suite.require_baseline, gate_blockers(platform, run))
-    platform.record_gate("run", run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
+                      comparison.baseline_state, suite.require_baseline, blockers)
+    platform.record_gate(GateScope.RUN, run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
     return decision
 
 
 def finish_runs(platform: EvalPlatform, model_key: str, runs: list[EvalRun]) -> GateDecision:
     """Mark the runs finished, then decide each run's gate and the model version's gate."""
     for run in runs:
-        if platform.run(run.run_id).status == RUNNING:
-            platform.update_run(run.run_id, status=SUCCEEDED, finished_at=utcnow())
+        if platform.run(run.run_id).status == RunStatus.RUNNING:
+            platform.update_run(run.run_id, status=RunStatus.SUCCEEDED, finished_at=utcnow())
     return decide_model_version(platform, model_key)
 
 
@@ -723,15 +776,14 @@ def decide_model_version(platform: EvalPlatform, model_key: str) -> GateDecision
     """Pass only when every current release-blocking run of the model version passed."""
     decisions = []
     for run in platform.runs(model_key):
-        if run.status == SUPERSEDED or platform.suite(run.suite_key).purpose != "release_blocking":
+        if run.status == RunStatus.SUPERSEDED or platform.suite(run.suite_key).purpose != SuitePurpose.RELEASE_BLOCKING:
             continue
-        if run.status in (SUCCEEDED, RUNNING):
+        if run.status in (RunStatus.SUCCEEDED, RunStatus.RUNNING):
             decision = decide_run(platform, run)
         else:
-            decision = GateDecision(NO_DECISION, [{"rule": "precondition", "outcome": NO_DECISION,
-                                                   "message": f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}"}])
+            decision = GateDecision(Verdict.NO_DECISION, [{"rule": "precondition", "outcome": Verdict.NO_DECISION,
+                                                           "message": f"eval run {run.run_id} is {run.status}: {run.status_reason or ''}"}])
         decisions.append((f"{run.run_id} ({run.dataset_key}, {run.suite_key})", decision))
     combined = combine(decisions)
-    platform.record_gate("model_version", model_key, combined.decision, combined.reasons)
+    platform.record_gate(GateScope.MODEL_VERSION, model_key, combined.decision, combined.reasons)
     return combined
-

@@ -1,1 +1,2 @@
-"""Release gates: rules and decisions (``rules``, pure), overrides and promotions (``releases``)."""
+"""Release gates: rules and decisions (``rules``, pure), why a run cannot be decided (``blockers``), overrides and
+promotions (``releases``)."""

@@ -17,27 +17,38 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from eval_platform.core.errors import Conflict, InvalidInput
-from eval_platform.gates.rules import FAIL, NO_DECISION, PASS
+from eval_platform.core.states import (
+    ONLINE_RELEASABLE,
+    OVERRIDABLE_SCOPES,
+    RELEASABLE,
+    GateScope,
+    ReleaseVerdict,
+    RequestKind,
+    RunStatus,
+    SuitePurpose,
+    Verdict,
+)
 from eval_platform.online.experiments import decide_online_gate, online_state
-from eval_platform.platform.service import SUPERSEDED, EvalPlatform, split_key
-from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, Promotion, access
+from eval_platform.platform.service import EvalPlatform, split_key
+from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, MetricSuite, Promotion, access
 from eval_platform.registry.access import Principal
 
-PROMOTION = "promotion"
+#: the request kind of a promotion (older callers import it from here)
+PROMOTION = RequestKind.PROMOTION
 
 
-def _release_blocking_suites(platform: EvalPlatform, model_key: str) -> list:
-    keys = {run.suite_key for run in platform.runs(model_key) if run.status != SUPERSEDED}
-    return [s for s in (platform.suite(k) for k in sorted(keys)) if s.purpose == "release_blocking"]
+def _release_blocking_suites(platform: EvalPlatform, model_key: str) -> list[MetricSuite]:
+    keys = {run.suite_key for run in platform.runs(model_key) if run.status != RunStatus.SUPERSEDED}
+    return [s for s in (platform.suite(k) for k in sorted(keys)) if s.purpose == SuitePurpose.RELEASE_BLOCKING]
 
 
 def effective_decision(platform: EvalPlatform, model_key: str) -> tuple[str, GateDecisionRecord | None, GateOverride | None]:
     """``pass``, ``fail``, ``no_decision`` or ``overridden`` (a failed or undecided gate an approver let through)."""
     decision = platform.gate_decision(model_key)
     if decision is None:
-        return NO_DECISION, None, None
+        return ReleaseVerdict.NO_DECISION, None, None
     override = platform.override_for(decision)
-    return ("overridden" if override else decision.decision), decision, override
+    return (ReleaseVerdict.OVERRIDDEN if override else decision.decision), decision, override
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,10 @@ def release_state(platform: EvalPlatform, model_key: str) -> ReleaseState:
 
     offline, offline_record, _ = effective_decision(platform, model_key)
     online, online_record, _ = online_state(platform, model_key)
-    ok_offline = offline in (PASS, "overridden")
-    ok_online = online in (PASS, "overridden", "not_required", "not_applicable")
-    state = PASS if ok_offline and ok_online else FAIL if FAIL in (offline, online) else NO_DECISION
+    if offline in RELEASABLE and online in ONLINE_RELEASABLE:
+        state = Verdict.PASS
+    else:
+        state = Verdict.FAIL if Verdict.FAIL in (offline, online) else Verdict.NO_DECISION
     return ReleaseState(state, offline, online, offline_record, online_record)
 
 
@@ -73,9 +85,9 @@ def promote(platform: EvalPlatform, model_key: str, promoted_by: str, reason: st
         raise InvalidInput("promoted_by", "a promotion must name who made it")
     model = platform.model(model_key)
     release = release_state(platform, model_key)
-    if release.state != "pass":
-        raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
     decision = release.offline_record
+    if release.state != Verdict.PASS or decision is None:  # a releasable offline gate has its decision record
+        raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
     with platform.registry.session() as session:
         record = Promotion(model_name=model.name, model_version=model.version, gate_decision_id=decision.id,
                            promoted_by=promoted_by, reason=reason)
@@ -83,7 +95,7 @@ def promote(platform: EvalPlatform, model_key: str, promoted_by: str, reason: st
     return record
 
 
-def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str, scope: str = "model_version",
+def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason: str, scope: str = GateScope.MODEL_VERSION,
                   principal: Principal | None = None) -> GateOverride:
     """Let a failed or undecided gate through: the offline gate (``model_version``) or the ``online`` one.
 
@@ -93,34 +105,15 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
     names the principal (``TEAM`` or ``TEAM:NAME``). Without one (the local operator), ``approver`` is
     checked against the suites' approvers as written."""
     if principal is not None:
-        name = split_key(model_key, "model")[0]
-        # an approver of the owner team (or an admin: named in the suites below, like anyone)
-        access.require_owner(platform, principal, access.MODEL, name, "override its gate", "Authorization", role=access.APPROVER)
-        access.require_role(principal, access.APPROVER, "overriding a gate", "Authorization", platform, f"model:{name}")
-        approver = principal.label
+        approver = _approver_principal(platform, model_key, principal)
     if not reason or not reason.strip():
         raise InvalidInput("reason", "an override needs a written reason")
-    if scope not in ("model_version", "online"):
-        raise InvalidInput("scope", f"must be model_version or online, got {scope!r}")
-    if scope == "online":
-
-        decide_online_gate(platform, model_key)
-    decision = platform.gate_decision(model_key, scope)
-    if decision is None:
-        raise Conflict(f"{model_key} has no {'online ' if scope == 'online' else ''}gate decision to override")
-    if decision.decision not in (FAIL, NO_DECISION):
-        raise Conflict(f"{model_key}'s gate decided {decision.decision}: only fail or no_decision can be overridden")
+    decision = _overridable_decision(platform, model_key, scope)
     suites = _release_blocking_suites(platform, model_key)
     if not suites:
         raise Conflict(f"{model_key} has no release-blocking suite whose approvers could override")
     for suite in suites:
-        approvers = suite.metric_defs["gate"]["approvers"]
-        if principal is not None and not principal.named_in(approvers):
-            access.record_access(platform, principal, access.CHANGE, f"model:{model_key}", access.DENIED,
-                                 detail=f"override: not an approver of suite {suite.key}")
-            raise access.Forbidden(f"principal {principal.label!r} is not an approver of suite {suite.key}", field="Authorization")
-        if principal is None and approver not in approvers:
-            raise InvalidInput("approver", f"{approver!r} is not an approver of suite {suite.key} (approvers: {approvers or 'none'})")
+        _check_approver(platform, model_key, suite, approver, principal)
     name, version = split_key(model_key, "model")
     with platform.registry.session() as session:
         record = GateOverride(gate_decision_id=decision.id, model_name=name, model_version=version,
@@ -128,6 +121,40 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
                               approver=approver, reason=reason.strip())
         session.add(record)
     return record
+
+
+def _approver_principal(platform: EvalPlatform, model_key: str, principal: Principal) -> str:
+    """An API caller overriding: an approver of the model name's owner team (or an admin: named in the suites
+    like anyone), recorded by its label."""
+    name = split_key(model_key, "model")[0]
+    access.require_owner(platform, principal, access.MODEL, name, "override its gate", "Authorization", role=access.APPROVER)
+    access.require_role(principal, access.APPROVER, "overriding a gate", "Authorization", platform, f"model:{name}")
+    return principal.label
+
+
+def _overridable_decision(platform: EvalPlatform, model_key: str, scope: str) -> GateDecisionRecord:
+    """The gate's current decision, when it is one an approver may override (``fail`` or ``no_decision``)."""
+    if scope not in OVERRIDABLE_SCOPES:
+        raise InvalidInput("scope", f"must be model_version or online, got {scope!r}")
+    if scope == GateScope.ONLINE:
+        decide_online_gate(platform, model_key)
+    decision = platform.gate_decision(model_key, scope)
+    if decision is None:
+        raise Conflict(f"{model_key} has no {'online ' if scope == GateScope.ONLINE else ''}gate decision to override")
+    if decision.decision not in (Verdict.FAIL, Verdict.NO_DECISION):
+        raise Conflict(f"{model_key}'s gate decided {decision.decision}: only fail or no_decision can be overridden")
+    return decision
+
+
+def _check_approver(platform: EvalPlatform, model_key: str, suite: MetricSuite, approver: str, principal: Principal | None) -> None:
+    """The approver is named in the suite's ``gate.approvers``; a refused principal is recorded in the access log."""
+    approvers = suite.metric_defs["gate"]["approvers"]
+    if principal is not None and not principal.named_in(approvers):
+        access.record_access(platform, principal, access.CHANGE, f"model:{model_key}", access.DENIED,
+                             detail=f"override: not an approver of suite {suite.key}")
+        raise access.Forbidden(f"principal {principal.label!r} is not an approver of suite {suite.key}", field="Authorization")
+    if principal is None and approver not in approvers:
+        raise InvalidInput("approver", f"{approver!r} is not an approver of suite {suite.key} (approvers: {approvers or 'none'})")
 
 
 def override_counts(platform: EvalPlatform) -> dict[str, int]:
@@ -148,10 +175,10 @@ def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str,
         raise InvalidInput("requested_by", "a promotion must name who asks for it")
     platform.model(model_key)
     release = release_state(platform, model_key)
-    if release.state != PASS:
+    if release.state != Verdict.PASS:
         raise Conflict(f"{model_key} cannot be promoted: {release.describe()}")
     with platform.registry.session() as session:
-        request = DagsterRequest(kind=PROMOTION, partitions=[model_key], requested_by=requested_by, reason=reason)
+        request = DagsterRequest(kind=RequestKind.PROMOTION, partitions=[model_key], requested_by=requested_by, reason=reason)
         session.add(request)
     return request
 
@@ -170,12 +197,12 @@ def gate_changes(platform: EvalPlatform, after_decision_id: int, after_override_
     """What changed after the given record ids: one indexed range read on each table (ids only grow)."""
     with platform.registry.session() as session:
         decided = list(session.execute(select(GateDecisionRecord.id, GateDecisionRecord.model_name, GateDecisionRecord.model_version)
-                                       .where(GateDecisionRecord.id > after_decision_id, GateDecisionRecord.scope == "model_version")
+                                       .where(GateDecisionRecord.id > after_decision_id, GateDecisionRecord.scope == GateScope.MODEL_VERSION)
                                        .order_by(GateDecisionRecord.id)))
         last_decision = session.scalar(select(GateDecisionRecord.id).order_by(GateDecisionRecord.id.desc()).limit(1)) or 0
         overridden = list(session.execute(select(GateOverride.id, GateOverride.model_name, GateOverride.model_version)
                                           .join(GateDecisionRecord, GateDecisionRecord.id == GateOverride.gate_decision_id)
-                                          .where(GateOverride.id > after_override_id, GateDecisionRecord.scope == "model_version")
+                                          .where(GateOverride.id > after_override_id, GateDecisionRecord.scope == GateScope.MODEL_VERSION)
                                           .order_by(GateOverride.id)))
         last_override = session.scalar(select(GateOverride.id).order_by(GateOverride.id.desc()).limit(1)) or 0
     return GateChanges(tuple(dict.fromkeys(f"{name}@{version}" for _, name, version in decided)),

@@ -35,10 +35,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from typing_extensions import TypeIs
+
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.states import BaselineState, RuleOutcome, Verdict
 from eval_platform.metrics.base import MetricDefinition
 
-PASS, FAIL, NO_DECISION = "pass", "fail", "no_decision"
+#: the verdicts by their short names (tests and older callers import these)
+PASS, FAIL, NO_DECISION = Verdict.PASS, Verdict.FAIL, Verdict.NO_DECISION
 #: Version of the decision logic; the gate asset's code version.
 GATE_CODE_VERSION = "1"
 
@@ -50,6 +54,8 @@ OVERALL = ("", "")
 
 @dataclass(frozen=True)
 class GateRule:
+    """One rule of a suite's gate, parsed from its ``gate.rules`` entry (see the module's docstring)."""
+
     metric: str
     kind: str
     threshold: float
@@ -92,46 +98,61 @@ class GateRule:
 def parse_rules(raw: Any, metrics: Mapping[str, MetricDefinition]) -> tuple[GateRule, ...]:
     if not isinstance(raw, list):
         raise InvalidInput("gate.rules", "must be a list")
-    rules = []
-    for index, entry in enumerate(raw):
-        field_name = f"gate.rules[{index}]"
-        if not isinstance(entry, Mapping):
-            raise InvalidInput(field_name, "must be a mapping")
-        metric = entry.get("metric")
-        if metric not in metrics:
-            raise InvalidInput(f"{field_name}.metric", f"{metric!r} is not a metric of this suite; suite metrics: {sorted(metrics)}")
-        kinds = [k for k in _KINDS if k in entry]
-        if len(kinds) != 1:
-            raise InvalidInput(field_name, f"needs exactly one of {', '.join(_KINDS)}")
-        extra = sorted(set(entry) - {"metric", "mode", "min_examples", "slice", *kinds})
-        if extra:
-            raise InvalidInput(field_name, f"unknown field(s) {extra}")
-        kind = kinds[0]
-        threshold = entry[kind]
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
-            raise InvalidInput(f"{field_name}.{kind}", f"must be a finite number, got {threshold!r}")
-        if kind == "non_inferiority" and threshold < 0:
-            raise InvalidInput(f"{field_name}.non_inferiority", "the tolerance must be >= 0")
-        mode = entry.get("mode", "strict")
-        if mode not in ("strict", "lenient") or (mode != "strict" and kind != "non_inferiority"):
-            raise InvalidInput(f"{field_name}.mode", "is 'strict' or 'lenient', and only for non_inferiority rules")
-        min_examples = entry.get("min_examples", 0)
-        if isinstance(min_examples, bool) or not isinstance(min_examples, int) or min_examples < 0:
-            raise InvalidInput(f"{field_name}.min_examples", "must be a non-negative integer")
-        if kind == "max_regressions":
-            if threshold < 0 or int(threshold) != threshold:
-                raise InvalidInput(f"{field_name}.max_regressions", "must be a whole number >= 0")
-            if metrics[metric].name not in CORRECTNESS_METRICS:
-                raise InvalidInput(f"{field_name}.metric", f"max_regressions needs a per-example correctness metric ({', '.join(CORRECTNESS_METRICS)})")
-        slice_column = entry.get("slice", "")
-        if not isinstance(slice_column, str):
-            raise InvalidInput(f"{field_name}.slice", "must be a column name")
-        rules.append(GateRule(metric, kind, float(threshold), mode, min_examples, slice_column))
-    return tuple(rules)
+    return tuple(_parse_rule(f"gate.rules[{index}]", entry, metrics) for index, entry in enumerate(raw))
+
+
+def _parse_rule(field_name: str, entry: Any, metrics: Mapping[str, MetricDefinition]) -> GateRule:
+    if not isinstance(entry, Mapping):
+        raise InvalidInput(field_name, "must be a mapping")
+    metric = entry.get("metric")
+    if not isinstance(metric, str) or metric not in metrics:
+        raise InvalidInput(f"{field_name}.metric", f"{metric!r} is not a metric of this suite; suite metrics: {sorted(metrics)}")
+    kind = _rule_kind(field_name, entry)
+    threshold = _rule_threshold(field_name, kind, entry[kind])
+    mode = entry.get("mode", "strict")
+    if mode not in ("strict", "lenient") or (mode != "strict" and kind != "non_inferiority"):
+        raise InvalidInput(f"{field_name}.mode", "is 'strict' or 'lenient', and only for non_inferiority rules")
+    min_examples = entry.get("min_examples", 0)
+    if isinstance(min_examples, bool) or not isinstance(min_examples, int) or min_examples < 0:
+        raise InvalidInput(f"{field_name}.min_examples", "must be a non-negative integer")
+    if kind == "max_regressions":
+        _check_max_regressions(field_name, threshold, metrics[metric])
+    slice_column = entry.get("slice", "")
+    if not isinstance(slice_column, str):
+        raise InvalidInput(f"{field_name}.slice", "must be a column name")
+    return GateRule(metric, kind, float(threshold), mode, min_examples, slice_column)
+
+
+def _rule_kind(field_name: str, entry: Mapping) -> str:
+    """The rule's one kind (``min``, ``max_regressions``, ...), and no field a rule does not have."""
+    kinds = [k for k in _KINDS if k in entry]
+    if len(kinds) != 1:
+        raise InvalidInput(field_name, f"needs exactly one of {', '.join(_KINDS)}")
+    extra = sorted(set(entry) - {"metric", "mode", "min_examples", "slice", *kinds})
+    if extra:
+        raise InvalidInput(field_name, f"unknown field(s) {extra}")
+    return kinds[0]
+
+
+def _rule_threshold(field_name: str, kind: str, threshold: Any) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+        raise InvalidInput(f"{field_name}.{kind}", f"must be a finite number, got {threshold!r}")
+    if kind == "non_inferiority" and threshold < 0:
+        raise InvalidInput(f"{field_name}.non_inferiority", "the tolerance must be >= 0")
+    return threshold
+
+
+def _check_max_regressions(field_name: str, threshold: float, definition: MetricDefinition) -> None:
+    if threshold < 0 or int(threshold) != threshold:
+        raise InvalidInput(f"{field_name}.max_regressions", "must be a whole number >= 0")
+    if definition.name not in CORRECTNESS_METRICS:
+        raise InvalidInput(f"{field_name}.metric", f"max_regressions needs a per-example correctness metric ({', '.join(CORRECTNESS_METRICS)})")
 
 
 @dataclass
 class GateDecision:
+    """A gate's verdict and its reasons (one record per rule, or per run for a model version's gate)."""
+
     decision: str
     reasons: list[dict] = field(default_factory=list)
 
@@ -168,7 +189,7 @@ def overall(values: Mapping[str, float], counts: Mapping[str, int],
             for name, value in values.items()}
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> TypeIs[float]:
     return value is not None and isinstance(value, int | float) and math.isfinite(value)
 
 
@@ -188,63 +209,92 @@ def evaluate_rule(rule: GateRule, definition: MetricDefinition, observation: Obs
         reason["slice"] = slice_name
     if observation.interval is not None:
         reason["estimate_interval"] = [v if _finite(v) else None for v in observation.interval]
+    outcome, message = _rule_outcome(rule, definition, observation, baseline_state, reason)
+    reason.update(outcome=outcome, message=message)
+    return reason
 
-    def outcome(result: str, message: str) -> dict:
-        reason.update(outcome=result, message=message)
-        return reason
 
-    if definition.comparison_only and baseline_state != "ok":
-        return outcome(NO_DECISION, f"metric {rule.metric} is only defined against a baseline; baseline is {baseline_state}")
-    if not _finite(value):
-        return outcome(NO_DECISION, f"metric {rule.metric} is missing or undefined for this run")
-    if observation.interval is not None and not all(_finite(v) for v in observation.interval):
-        # an estimate whose uncertainty is unknown (e.g. a stratum judged once) cannot pass a release
-        return outcome(NO_DECISION, f"metric {rule.metric} is an estimate without a defined confidence interval")
-    if rule.min_examples and (n_examples or 0) < rule.min_examples:
-        return outcome(NO_DECISION, f"{n_examples} examples < required {rule.min_examples}")
+def _rule_outcome(rule: GateRule, definition: MetricDefinition, observation: Observation, baseline_state: str,
+                  reason: dict[str, Any]) -> tuple[Verdict, str]:
+    """The rule's verdict on the observation, with the message that says why."""
+    undecided = _why_undecidable(rule, definition, observation, baseline_state)
+    if undecided is not None:
+        return Verdict.NO_DECISION, undecided
+    value = observation.value
+    assert _finite(value)  # _why_undecidable said why otherwise
     if rule.kind == "min":
         ok = value >= rule.threshold
-        return outcome(PASS if ok else FAIL, f"{value:.6g} {'>=' if ok else '<'} {rule.threshold:g}")
+        return _verdict(ok), f"{value:.6g} {'>=' if ok else '<'} {rule.threshold:g}"
     if rule.kind == "max":
         ok = value <= rule.threshold
-        return outcome(PASS if ok else FAIL, f"{value:.6g} {'<=' if ok else '>'} {rule.threshold:g}")
-
-    if baseline_state != "ok":
-        return outcome(NO_DECISION, f"needs a baseline; baseline is {baseline_state}")
+        return _verdict(ok), f"{value:.6g} {'<=' if ok else '>'} {rule.threshold:g}"
+    if baseline_state != BaselineState.OK:
+        return Verdict.NO_DECISION, f"needs a baseline; baseline is {baseline_state}"
     if rule.kind == "max_regressions":
-        if observation.regressions is None:
-            return outcome(NO_DECISION, "no per-example comparison with the baseline")
-        regressed = list(observation.regressions)
-        reason["regressions"] = regressed[:100]
-        ok = len(regressed) <= rule.threshold
-        return outcome(PASS if ok else FAIL, f"{len(regressed)} example(s) regressed"
-                       + (f": {', '.join(map(str, regressed[:20]))}{' ...' if len(regressed) > 20 else ''}" if regressed else ""))
-    if comparison is None:
-        return outcome(NO_DECISION, "no comparison with the baseline for this metric")
+        return _regression_outcome(rule, observation, reason)
+    if observation.comparison is None:
+        return Verdict.NO_DECISION, "no comparison with the baseline for this metric"
+    return _comparison_outcome(rule, definition, observation.comparison)
+
+
+def _verdict(ok: bool) -> Verdict:
+    return Verdict.PASS if ok else Verdict.FAIL
+
+
+def _why_undecidable(rule: GateRule, definition: MetricDefinition, observation: Observation, baseline_state: str) -> str | None:
+    """Why no rule of any kind can be decided on the observation, or None when it can."""
+    if definition.comparison_only and baseline_state != BaselineState.OK:
+        return f"metric {rule.metric} is only defined against a baseline; baseline is {baseline_state}"
+    if not _finite(observation.value):
+        return f"metric {rule.metric} is missing or undefined for this run"
+    if observation.interval is not None and not all(_finite(v) for v in observation.interval):
+        # an estimate whose uncertainty is unknown (e.g. a stratum judged once) cannot pass a release
+        return f"metric {rule.metric} is an estimate without a defined confidence interval"
+    if rule.min_examples and (observation.n_examples or 0) < rule.min_examples:
+        return f"{observation.n_examples} examples < required {rule.min_examples}"
+    return None
+
+
+def _regression_outcome(rule: GateRule, observation: Observation, reason: dict[str, Any]) -> tuple[Verdict, str]:
+    """At most ``threshold`` examples the baseline got right may be wrong for the candidate; the reason lists them."""
+    if observation.regressions is None:
+        return Verdict.NO_DECISION, "no per-example comparison with the baseline"
+    regressed = list(observation.regressions)
+    reason["regressions"] = regressed[:100]
+    listed = f": {', '.join(map(str, regressed[:20]))}{' ...' if len(regressed) > 20 else ''}" if regressed else ""
+    return _verdict(len(regressed) <= rule.threshold), f"{len(regressed)} example(s) regressed" + listed
+
+
+def _comparison_outcome(rule: GateRule, definition: MetricDefinition, comparison: MetricComparison) -> tuple[Verdict, str]:
+    """A delta rule on candidate minus baseline, signed so that positive is better."""
     if not (_finite(comparison.baseline) and _finite(comparison.delta)):
-        return outcome(NO_DECISION, f"metric {rule.metric} is undefined for the baseline")
+        return Verdict.NO_DECISION, f"metric {rule.metric} is undefined for the baseline"
     better = definition.better(comparison.delta)
     if rule.kind == "min_delta":
         ok = better >= rule.threshold
-        return outcome(PASS if ok else FAIL, f"improvement {better:+.6g} {'>=' if ok else '<'} {rule.threshold:+g}")
+        return _verdict(ok), f"improvement {better:+.6g} {'>=' if ok else '<'} {rule.threshold:+g}"
     if rule.kind == "min_relative_delta":
         if comparison.baseline == 0:
-            return outcome(NO_DECISION, "baseline value is 0: relative change undefined")
+            return Verdict.NO_DECISION, "baseline value is 0: relative change undefined"
         relative = better / abs(comparison.baseline)
         ok = relative >= rule.threshold
-        return outcome(PASS if ok else FAIL, f"relative improvement {relative:+.4%} {'>=' if ok else '<'} {rule.threshold:+.2%}")
-    # non-inferiority on the bootstrap interval, turned so that higher is better
+        return _verdict(ok), f"relative improvement {relative:+.4%} {'>=' if ok else '<'} {rule.threshold:+.2%}"
+    return _non_inferiority_outcome(rule, definition, comparison)
+
+
+def _non_inferiority_outcome(rule: GateRule, definition: MetricDefinition, comparison: MetricComparison) -> tuple[Verdict, str]:
+    """Non-inferiority on the bootstrap interval, turned so that higher is better."""
     if not (_finite(comparison.ci_low) and _finite(comparison.ci_high)):
-        return outcome(NO_DECISION, "no confidence interval for the delta")
+        return Verdict.NO_DECISION, "no confidence interval for the delta"
     low, high = sorted((definition.better(comparison.ci_low), definition.better(comparison.ci_high)))
     margin = -rule.threshold
     if low >= margin:
-        return outcome(PASS, f"whole interval [{low:+.4g}, {high:+.4g}] is above {margin:+g}")
+        return Verdict.PASS, f"whole interval [{low:+.4g}, {high:+.4g}] is above {margin:+g}"
     if high < margin:
-        return outcome(FAIL, f"whole interval [{low:+.4g}, {high:+.4g}] is below {margin:+g}")
+        return Verdict.FAIL, f"whole interval [{low:+.4g}, {high:+.4g}] is below {margin:+g}"
     if rule.mode == "strict":
-        return outcome(FAIL, f"interval [{low:+.4g}, {high:+.4g}] crosses {margin:+g}; strict mode requires it above")
-    return outcome(PASS, f"interval [{low:+.4g}, {high:+.4g}] crosses {margin:+g}; lenient mode fails only below")
+        return Verdict.FAIL, f"interval [{low:+.4g}, {high:+.4g}] crosses {margin:+g}; strict mode requires it above"
+    return Verdict.PASS, f"interval [{low:+.4g}, {high:+.4g}] crosses {margin:+g}; lenient mode fails only below"
 
 
 def decide(
@@ -261,44 +311,53 @@ def decide(
     ``observations`` maps ``(metric, slice_column, slice_value)`` to what was measured; a rule with a
     ``slice`` is checked on every value of its slice column (none at all is ``no_decision``).
     """
-    reasons = [{"rule": "precondition", "outcome": NO_DECISION, "message": b} for b in blockers]
-    if require_baseline and baseline_state != "ok":
-        reasons.append({"rule": "baseline required", "outcome": NO_DECISION, "message": f"baseline is {baseline_state}"})
+    reasons = [{"rule": "precondition", "outcome": Verdict.NO_DECISION, "message": b} for b in blockers]
+    missing_baseline = require_baseline and baseline_state != BaselineState.OK
+    if missing_baseline:
+        reasons.append({"rule": "baseline required", "outcome": Verdict.NO_DECISION, "message": f"baseline is {baseline_state}"})
     for rule in rules:
-        if (rule.needs_baseline and baseline_state == "none" and not require_baseline
-                and not definitions[rule.metric].comparison_only):  # a pairwise metric never exists without one
-            reasons.append({"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": "not_applicable",
-                            "message": "no baseline exists yet for this model name (first version)"})
-            continue
-        if not rule.slice:
-            reasons.append(evaluate_rule(rule, definitions[rule.metric], observations.get((rule.metric, *OVERALL)), baseline_state))
-            continue
-        slices = sorted(key for key in observations if key[0] == rule.metric and key[1] == rule.slice)
-        if not slices:
-            reasons.append({"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": NO_DECISION,
-                            "message": f"no slice values of {rule.slice!r} were measured"})
-        for key in slices:
-            reasons.append(evaluate_rule(rule, definitions[rule.metric], observations[key], baseline_state, f"{key[1]}={key[2]}"))
+        reasons += _rule_reasons(rule, definitions[rule.metric], observations, baseline_state, require_baseline)
+    if blockers or missing_baseline:
+        return GateDecision(Verdict.NO_DECISION, reasons)
+    return GateDecision(_decision_of(reasons), reasons)
+
+
+def _rule_reasons(rule: GateRule, definition: MetricDefinition, observations: Mapping[tuple[str, str, str], Observation],
+                  baseline_state: str, require_baseline: bool) -> list[dict]:
+    """The rule's reasons: overall, on every value of its slice column, or not applicable to a first version."""
+    if (rule.needs_baseline and baseline_state == BaselineState.NONE and not require_baseline
+            and not definition.comparison_only):  # a pairwise metric never exists without one
+        return [{"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": RuleOutcome.NOT_APPLICABLE,
+                 "message": "no baseline exists yet for this model name (first version)"}]
+    if not rule.slice:
+        return [evaluate_rule(rule, definition, observations.get((rule.metric, *OVERALL)), baseline_state)]
+    slices = sorted(key for key in observations if key[0] == rule.metric and key[1] == rule.slice)
+    if not slices:
+        return [{"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": Verdict.NO_DECISION,
+                 "message": f"no slice values of {rule.slice!r} were measured"}]
+    return [evaluate_rule(rule, definition, observations[key], baseline_state, f"{key[1]}={key[2]}") for key in slices]
+
+
+def _decision_of(reasons: list[dict]) -> Verdict:
+    """Fail on any failed rule; pass only when every rule passed or did not apply and one passed. A gate whose
+    every rule was not applicable says so in one more reason."""
     outcomes = [r["outcome"] for r in reasons]
-    if blockers or (require_baseline and baseline_state != "ok"):
-        decision = NO_DECISION
-    elif FAIL in outcomes:
-        decision = FAIL
-    elif NO_DECISION in outcomes or PASS not in outcomes:
-        decision = NO_DECISION
-        if PASS not in outcomes and NO_DECISION not in outcomes:
-            reasons.append({"rule": "at least one rule", "outcome": NO_DECISION, "message": "no rule could be evaluated"})
-    else:
-        decision = PASS
-    return GateDecision(decision, reasons)
+    if Verdict.FAIL in outcomes:
+        return Verdict.FAIL
+    if Verdict.NO_DECISION in outcomes:
+        return Verdict.NO_DECISION
+    if Verdict.PASS not in outcomes:
+        reasons.append({"rule": "at least one rule", "outcome": Verdict.NO_DECISION, "message": "no rule could be evaluated"})
+        return Verdict.NO_DECISION
+    return Verdict.PASS
 
 
 def combine(decisions: Sequence[tuple[str, GateDecision]]) -> GateDecision:
     """A model version's decision over its release-blocking runs: pass only if every one passed."""
     if not decisions:
-        return GateDecision(NO_DECISION, [{"rule": "release-blocking runs", "outcome": NO_DECISION,
-                                           "message": "no release-blocking eval run decided for this model version"}])
+        return GateDecision(Verdict.NO_DECISION, [{"rule": "release-blocking runs", "outcome": Verdict.NO_DECISION,
+                                                   "message": "no release-blocking eval run decided for this model version"}])
     reasons = [{"run": label, "outcome": d.decision, "reasons": d.reasons} for label, d in decisions]
     kinds = {d.decision for _, d in decisions}
-    decision = NO_DECISION if NO_DECISION in kinds else FAIL if FAIL in kinds else PASS
+    decision = Verdict.NO_DECISION if Verdict.NO_DECISION in kinds else Verdict.FAIL if Verdict.FAIL in kinds else Verdict.PASS
     return GateDecision(decision, reasons)

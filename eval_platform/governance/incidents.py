@@ -21,17 +21,11 @@ from sqlalchemy import select
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.keys import cell_name
-from eval_platform.core.states import IncidentKind, RequestKind
+from eval_platform.core.states import DatasetStatus, IncidentKind, RequestKind, RunStatus
 from eval_platform.evaluation.runner import decide_model_version
 from eval_platform.metrics.catalog import all_metrics, get_metric
 from eval_platform.online.experiments import invalidate_analyses_using
-from eval_platform.platform.service import (
-    INVALID,
-    QUEUED,
-    SUCCEEDED,
-    SUPERSEDED,
-    EvalPlatform,
-)
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import (
     DagsterRequest,
     EvalDataset,
@@ -42,6 +36,7 @@ from eval_platform.registry import (
 )
 from eval_platform.registry.access import Principal
 
+#: the incident and request kinds by their short names (the CLI imports BACKFILL from here)
 METRIC_BUG = IncidentKind.METRIC_BUG
 DATASET_CONTAMINATION = IncidentKind.DATASET_CONTAMINATION
 BACKFILL = RequestKind.BACKFILL
@@ -49,6 +44,8 @@ BACKFILL = RequestKind.BACKFILL
 
 @dataclass(frozen=True)
 class Impact:
+    """What an incident touched: its record, the runs it froze or invalidated, their model versions."""
+
     incident: Incident
     runs: list[EvalRun]
     models: list[str]
@@ -73,7 +70,7 @@ def mark_reported(platform: EvalPlatform, up_to_id: int) -> None:
 
 
 def _current_runs(platform: EvalPlatform) -> list[EvalRun]:
-    return [run for run in platform.runs() if run.status != SUPERSEDED]
+    return [run for run in platform.runs() if run.status != RunStatus.SUPERSEDED]
 
 
 def runs_using_metric(platform: EvalPlatform, metric_key: str) -> list[EvalRun]:
@@ -105,7 +102,7 @@ def mark_metric_buggy(platform: EvalPlatform, metric_key: str, reason: str, repo
     runs = runs_using_metric(platform, definition.key)
     models = sorted({run.model_key for run in runs})
     with platform.registry.session() as session:
-        incident = Incident(kind=METRIC_BUG, target=definition.key, reason=reason, reported_by=reported_by,
+        incident = Incident(kind=IncidentKind.METRIC_BUG, target=definition.key, reason=reason, reported_by=reported_by,
                             affected_runs=[run.run_id for run in runs], affected_models=models)
         session.add(incident)
     _redecide(platform, models)
@@ -124,19 +121,19 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
         raise InvalidInput("reason", "say how the dataset is contaminated")
     if not reported_by.strip():
         raise InvalidInput("reported_by", "name who reports the contamination")
-    if dataset.status == "contaminated":
+    if dataset.status == DatasetStatus.CONTAMINATED:
         raise Conflict(f"dataset {dataset.key} is already marked contaminated")
 
     with platform.registry.session() as session:
-        record = session.get(EvalDataset, dataset.id)
-        record.status, record.status_reason = "contaminated", reason
+        record = session.get_one(EvalDataset, dataset.id)
+        record.status, record.status_reason = DatasetStatus.CONTAMINATED, reason
         runs = list(session.scalars(select(EvalRun).where(EvalRun.dataset_id == dataset.dataset_id,
                                                           EvalRun.dataset_version == dataset.version,
-                                                          EvalRun.status != SUPERSEDED)))
+                                                          EvalRun.status != RunStatus.SUPERSEDED)))
         for run in runs:
-            run.status, run.status_reason = INVALID, f"dataset {dataset.key} contaminated: {reason}"
+            run.status, run.status_reason = RunStatus.INVALID, f"dataset {dataset.key} contaminated: {reason}"
         models = sorted({run.model_key for run in runs})
-        incident = Incident(kind=DATASET_CONTAMINATION, target=dataset.key, reason=reason, reported_by=reported_by,
+        incident = Incident(kind=IncidentKind.DATASET_CONTAMINATION, target=dataset.key, reason=reason, reported_by=reported_by,
                             affected_runs=[run.run_id for run in runs], affected_models=models)
         session.add(incident)
     _redecide(platform, models)
@@ -178,7 +175,7 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
     its gate stays ``no_decision``."""
     buggy = set(platform.buggy_metrics())
     for run in platform.runs(model_key):
-        if run.status not in (SUCCEEDED, "failed", INVALID):
+        if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INVALID):
             continue
         if dataset_key is not None and run.dataset_id != dataset_key.rpartition("@")[0]:
             continue  # another dataset's cell
@@ -190,8 +187,8 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
                 fixes = {metric: _fixed_version(metric, buggy) for metric in bad}
                 definition = dict(suite.metric_defs)
                 definition["metrics"] = [dict(m, metric=fixes.get(m["metric"], m["metric"])) for m in definition["metrics"]]
-                suite_key = platform.register_suite(definition).record.key
-            if platform.dataset(run.dataset_key).status != "active":
+                suite_key = _registered_suite(platform, definition).key
+            if platform.dataset(run.dataset_key).status != DatasetStatus.ACTIVE:
                 remedy_dataset = platform.latest_dataset(run.dataset_id).key
         except (Conflict, NotFound):
             continue  # nothing to remedy it with: recomputed as it is below, the gate stays frozen
@@ -200,7 +197,7 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
         if dataset_key is not None and remedy_dataset != dataset_key:
             continue  # its remedy is another cell's (the clean version's) to recompute
         replacement = _recompute_one(platform, run.model_key, remedy_dataset, suite_key, run.requested_baseline, launch_key=None)
-        platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
+        platform.update_run(run.run_id, status=RunStatus.SUPERSEDED, status_reason=(
             f"recomputed ({trigger}) on {remedy_dataset} with {suite_key} as {replacement.run_id}; it was {run.status}: "
             f"{run.status_reason or ''}")[:2000])
     platform.requeue_model_version(model_key, trigger=trigger, dataset_key=dataset_key)
@@ -220,44 +217,63 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
         requested_by = principal.label
     if not requested_by.strip():
         raise InvalidInput("requested_by", "name who asks for the recompute")
-    buggy = platform.buggy_metrics()
-    queued: list[EvalRun] = []
     # The backfill's launch: its queued runs carry the key from the transaction that queues them, so the
     # eval-request sensor leaves them to the backfill (and relaunches them only if the backfill never runs).
     launch_key = f"recompute-{uuid.uuid4().hex[:16]}"
+    buggy = platform.buggy_metrics()
     if affected_by in buggy:
-        fixed = _fixed_version(affected_by, set(buggy))
-        for run in runs_using_metric(platform, affected_by):
-            suite = platform.suite(run.suite_key)
-            definition = dict(suite.metric_defs)
-            definition["metrics"] = [dict(m, metric=fixed if m["metric"] == affected_by else m["metric"])
-                                     for m in definition["metrics"]]
-            fixed_suite = platform.register_suite(definition).record
-            queued.append(_recompute_one(platform, run.model_key, run.dataset_key, fixed_suite.key, run.requested_baseline,
-                                         launch_key))
-            if run.status in (SUCCEEDED, "failed"):
-                platform.update_run(run.run_id, status=SUPERSEDED, status_reason=f"recomputed with {fixed} ({fixed_suite.key})")
+        queued = _recompute_with_fixed_metric(platform, affected_by, set(buggy), launch_key)
     else:
-        incident = next((i for i in incidents(platform) if i.kind == DATASET_CONTAMINATION and i.target == affected_by), None)
-        if incident is None:
-            raise InvalidInput("affected_by", f"{affected_by!r} is neither a metric marked buggy nor a contaminated dataset")
-        dataset_id = affected_by.rpartition("@")[0]
-        replacement = platform.latest_dataset(dataset_id)
-        affected = [platform.run(run_id) for run_id in incident.affected_runs]
-        for model_key in dict.fromkeys(run.model_key for run in affected):  # all checked before the first is queued
-            platform.check_predictions_cover(platform.model(model_key), replacement)
-        for run in affected:
-            recomputed = _recompute_one(platform, run.model_key, replacement.key, run.suite_key, run.requested_baseline, launch_key)
-            queued.append(recomputed)
-            if run.status == INVALID:  # the gate is decided from the recomputation; the invalid run stays in the history
-                platform.update_run(run.run_id, status=SUPERSEDED, status_reason=(
-                    f"recomputed on {replacement.key} as {recomputed.run_id}; it was invalid: {run.status_reason or ''}")[:2000])
+        queued = _recompute_on_clean_dataset(platform, affected_by, launch_key)
     # the eval cells recomputed: where a replacement waits (a live run found in its place is already evaluated)
-    partitions = sorted({cell_name(run.model_key, run.dataset_key) for run in queued if run.status == QUEUED})
+    partitions = sorted({cell_name(run.model_key, run.dataset_key) for run in queued if run.status == RunStatus.QUEUED})
     if not partitions:
         return queued, None
     with platform.registry.session() as session:
-        request = DagsterRequest(kind=BACKFILL, partitions=partitions, requested_by=requested_by, launch_key=launch_key,
+        request = DagsterRequest(kind=RequestKind.BACKFILL, partitions=partitions, requested_by=requested_by, launch_key=launch_key,
                                  reason=reason or f"recompute runs affected by {affected_by}")
         session.add(request)
     return queued, request
+
+
+def _registered_suite(platform: EvalPlatform, definition: dict) -> MetricSuite:
+    """The suite version of a definition (registered, or the existing identical one)."""
+    record = platform.register_suite(definition).record
+    if not isinstance(record, MetricSuite):
+        raise TypeError(f"register_suite returned a {type(record).__name__}, not a suite version")
+    return record
+
+
+def _recompute_with_fixed_metric(platform: EvalPlatform, metric_key: str, buggy: set[str], launch_key: str) -> list[EvalRun]:
+    """Each run that used the buggy metric version queued again on a suite version naming the fixed one
+    (content-addressed, so every affected run of a suite shares it); the old run is superseded."""
+    fixed = _fixed_version(metric_key, buggy)
+    queued = []
+    for run in runs_using_metric(platform, metric_key):
+        definition = dict(platform.suite(run.suite_key).metric_defs)
+        definition["metrics"] = [dict(m, metric=fixed if m["metric"] == metric_key else m["metric"]) for m in definition["metrics"]]
+        fixed_suite = _registered_suite(platform, definition)
+        queued.append(_recompute_one(platform, run.model_key, run.dataset_key, fixed_suite.key, run.requested_baseline, launch_key))
+        if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            platform.update_run(run.run_id, status=RunStatus.SUPERSEDED, status_reason=f"recomputed with {fixed} ({fixed_suite.key})")
+    return queued
+
+
+def _recompute_on_clean_dataset(platform: EvalPlatform, dataset_key: str, launch_key: str) -> list[EvalRun]:
+    """The runs a contamination invalidated queued again on the dataset's newest usable version (every model
+    version checked to cover it before the first is queued); an invalid run is superseded by its recomputation."""
+    incident = next((i for i in incidents(platform) if i.kind == IncidentKind.DATASET_CONTAMINATION and i.target == dataset_key), None)
+    if incident is None:
+        raise InvalidInput("affected_by", f"{dataset_key!r} is neither a metric marked buggy nor a contaminated dataset")
+    replacement = platform.latest_dataset(dataset_key.rpartition("@")[0])
+    affected = [platform.run(run_id) for run_id in incident.affected_runs]
+    for model_key in dict.fromkeys(run.model_key for run in affected):
+        platform.check_predictions_cover(platform.model(model_key), replacement)
+    queued = []
+    for run in affected:
+        recomputed = _recompute_one(platform, run.model_key, replacement.key, run.suite_key, run.requested_baseline, launch_key)
+        queued.append(recomputed)
+        if run.status == RunStatus.INVALID:  # the gate is decided from the recomputation; the invalid run stays in the history
+            platform.update_run(run.run_id, status=RunStatus.SUPERSEDED, status_reason=(
+                f"recomputed on {replacement.key} as {recomputed.run_id}; it was invalid: {run.status_reason or ''}")[:2000])
+    return queued

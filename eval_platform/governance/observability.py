@@ -34,15 +34,12 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, literal_column, select
 
-from eval_platform.platform.service import (
-    FAILED,
-    QUEUED,
-    SUCCEEDED,
-    EvalPlatform,
-)
+from eval_platform.core.states import RunStatus
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun, GateOverride
 from eval_platform.registry.api_schema import AccessLogEntry, PurgeLogEntry, RunPurge
 from eval_platform.registry.schema import utcnow
@@ -87,7 +84,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def distribution(values: Iterable[float], buckets: Sequence[float]) -> dict:
     values = [v for v in values if v is not None and math.isfinite(v)]
-    out = {"count": len(values), "sum": float(sum(values)), "mean": (sum(values) / len(values)) if values else None,
+    out: dict[str, Any] = {"count": len(values), "sum": float(sum(values)), "mean": (sum(values) / len(values)) if values else None,
            "max": max(values) if values else None}
     for q in PERCENTILES:
         out[f"p{q}"] = percentile(values, q)
@@ -111,12 +108,12 @@ def _distribution_from(aggregates: Sequence, buckets: Sequence[float], sample: l
     """:func:`distribution`'s figures from :func:`_aggregates`' row and a sample for the percentiles."""
     count, total, largest, *cumulative = aggregates
     count, total = int(count or 0), float(total or 0.0)
-    out = {"count": count, "sum": total, "mean": (total / count) if count else None,
+    out: dict[str, Any] = {"count": count, "sum": total, "mean": (total / count) if count else None,
            "max": float(largest) if largest is not None else None}
     sample = [v for v in sample if v is not None and math.isfinite(v)]
     for q in PERCENTILES:
         out[f"p{q}"] = percentile(sample, q)
-    out["buckets"] = {str(b): int(n or 0) for b, n in zip(buckets, cumulative)}
+    out["buckets"] = {str(b): int(n or 0) for b, n in zip(buckets, cumulative, strict=True)}
     return out
 
 
@@ -133,11 +130,11 @@ def collect(platform: EvalPlatform, now: datetime | None = None, window_days: fl
     finished = runs.finished_at.is_not(None)
     in_window = runs.requested_at >= since
     with platform.registry.session() as session:
-        by_status = dict(session.execute(select(runs.status, func.count()).group_by(runs.status)).all())
-        oldest_queued = session.scalar(select(func.min(runs.requested_at)).where(runs.status == QUEUED))
+        by_status: dict[str, int] = {status: n for status, n in session.execute(select(runs.status, func.count()).group_by(runs.status))}
+        oldest_queued = session.scalar(select(func.min(runs.requested_at)).where(runs.status == RunStatus.QUEUED))
         window = session.execute(select(
-            func.count(), _count_where(finished), _count_where(finished & (runs.status == FAILED)),
-            _count_where(finished & (runs.status == SUCCEEDED)),
+            func.count(), _count_where(finished), _count_where(finished & (runs.status == RunStatus.FAILED)),
+            _count_where(finished & (runs.status == RunStatus.SUCCEEDED)),
             *_aggregates(queue, QUEUE_BUCKETS), *_aggregates(runs.metric_seconds, METRIC_BUCKETS),
             *_aggregates(runs.cost, COST_BUCKETS)).where(in_window)).one()
         sample = session.execute(select(queue, runs.metric_seconds, runs.cost).where(in_window)
@@ -163,8 +160,8 @@ def collect(platform: EvalPlatform, now: datetime | None = None, window_days: fl
         "runs": {
             "by_status": {str(k): int(v) for k, v in sorted(by_status.items())},
             "total": int(sum(by_status.values())),
-            "queued": int(by_status.get(QUEUED, 0)),
-            "oldest_queued_seconds": max(0.0, (now - _aware(oldest_queued)).total_seconds()) if oldest_queued else 0.0,
+            "queued": int(by_status.get(RunStatus.QUEUED, 0)),
+            "oldest_queued_seconds": _seconds_since(now, _aware(oldest_queued)),
             "requested_in_window": requested,
         },
         "queue_seconds": _distribution_from(queue_aggregates, QUEUE_BUCKETS, [r[0] for r in sample]),
@@ -180,8 +177,16 @@ def collect(platform: EvalPlatform, now: datetime | None = None, window_days: fl
                    "denied": int(sum(n for (a, o), n in access.items() if o == "denied")),
                    "by_action": {f"{a}:{o}": int(n) for (a, o), n in sorted(access.items())}},
         "retention": {"purged_artifacts": int(purged_artifacts), "purged_runs": int(purged_runs),
-                      "last_purge_at": _aware(last_purge).isoformat() if last_purge else None},
+                      "last_purge_at": _isoformat(_aware(last_purge))},
     }
+
+
+def _seconds_since(now: datetime, then: datetime | None) -> float:
+    return max(0.0, (now - then).total_seconds()) if then else 0.0
+
+
+def _isoformat(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 # the serving process's own request figures ---------------------------------------------------------

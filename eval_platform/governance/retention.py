@@ -40,13 +40,16 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, Delete, delete, select
+from sqlalchemy.orm import Session
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
+from eval_platform.core.states import RunStatus
 from eval_platform.core.store import JUDGE_VERDICTS, PREDICTIONS
-from eval_platform.platform.service import QUEUED, RUNNING, EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import (
     EvalDataset,
     EvalPlanEntry,
@@ -73,6 +76,8 @@ log = logging.getLogger("eval_platform.governance.retention")
 
 @dataclass(frozen=True)
 class RetentionPolicy:
+    """Days each data classification keeps model outputs (None: kept), and hours an idempotency key lives."""
+
     days: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_RETENTION_DAYS))
     idempotency_hours: float = IDEMPOTENCY_HOURS
 
@@ -102,6 +107,8 @@ class RetentionPolicy:
 
 @dataclass
 class PurgedArtifact:
+    """One artifact a purge deleted (or would delete): why (classification, retention) and what named it."""
+
     kind: str
     artifact_hash: str
     classification: str
@@ -117,6 +124,8 @@ class PurgedArtifact:
 
 @dataclass
 class PurgeReport:
+    """What one purge did, or would do on a dry run."""
+
     purge_id: str
     now: str
     dry_run: bool
@@ -206,70 +215,31 @@ def _llm_call_keys(platform: EvalPlatform, kind: str, digest: str) -> list[str]:
     return []
 
 
-def _expired_artifacts(platform: EvalPlatform, now: datetime, policy: RetentionPolicy):
+#: what retention knows of one artifact: the runs and cache rows naming it, the datasets (and their
+#: classification) it was computed on, when it was produced, and whether a queued or running run uses it
+Usage = dict[str, Any]
+_BUSY = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def _usage() -> Usage:
+    return {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False}
+
+
+def _expired_artifacts(platform: EvalPlatform, now: datetime,
+                       policy: RetentionPolicy) -> tuple[list[PurgedArtifact], list[str], int, dict[tuple[str, int], str]]:
+    """``(expired, deferred, kept, level_of)`` over predictions, judge verdicts and copied model files."""
     with platform.registry.session() as session:
         datasets = list(session.execute(select(EvalDataset.dataset_id, EvalDataset.version, EvalDataset.content_hash,
                                                EvalDataset.access_policy)))
-        cache_rows = list(session.execute(select(PredictionSet.cache_key, PredictionSet.artifact_hash,
-                                                 PredictionSet.dataset_content_hash, PredictionSet.created_at)))
-        runs = list(session.execute(select(EvalRun.run_id, EvalRun.predictions_hash, EvalRun.dataset_id, EvalRun.dataset_version,
-                                           EvalRun.status, EvalRun.started_at, EvalRun.requested_at)
-                                    .where(EvalRun.predictions_hash.is_not(None))))
-        judged_runs = list(session.execute(select(EvalRun.run_id, EvalRun.results, EvalRun.comparison, EvalRun.dataset_id,
-                                                  EvalRun.dataset_version, EvalRun.status, EvalRun.started_at,
-                                                  EvalRun.requested_at)))
     level_of = {(d.dataset_id, d.version): (d.access_policy or {}).get("level", "internal") for d in datasets}
     by_content: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for d in datasets:
         by_content[d.content_hash].append((f"{d.dataset_id}@{d.version}", level_of[(d.dataset_id, d.version)]))
-
-    artifacts: dict[str, dict] = defaultdict(lambda: {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False})
-    for row in cache_rows:
-        entry = artifacts[row.artifact_hash]
-        entry["cache"].append(row.cache_key)
-        entry["times"].append(_aware(row.created_at))
-        entry["datasets"].update(dict(by_content.get(row.dataset_content_hash, [])))
-    for row in runs:
-        entry = artifacts[row.predictions_hash]
-        entry["runs"].append(row.run_id)
-        entry["times"].append(_aware(row.started_at or row.requested_at))
-        entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
-        entry["busy"] |= row.status in (QUEUED, RUNNING)
-    verdicts: dict[str, dict] = defaultdict(lambda: {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False})
-    for row in judged_runs:
-        for digest in verdict_hashes(row.results, row.comparison):
-            entry = verdicts[digest]
-            entry["runs"].append(row.run_id)
-            entry["times"].append(_aware(row.started_at or row.requested_at))
-            entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
-            entry["busy"] |= row.status in (QUEUED, RUNNING)
-
-    model_files: dict[str, dict] = defaultdict(lambda: {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False})
-    copied = _copied_model_files(platform)
-    if copied:
-        with platform.registry.session() as session:
-            models = list(session.execute(select(Model.name, Model.version, Model.file_hash, Model.registered_at)
-                                          .where(Model.kind == "predictions", Model.file_hash.in_(list(copied)))))
-            plans = defaultdict(set)
-            for entry in session.execute(select(EvalPlanEntry.model_name, EvalPlanEntry.dataset_id)
-                                         .where(EvalPlanEntry.model_name.in_({m.name for m in models}))):
-                plans[entry.model_name].add(entry.dataset_id)
-            model_runs = list(session.execute(select(EvalRun.run_id, EvalRun.model_name, EvalRun.model_version, EvalRun.dataset_id,
-                                                     EvalRun.dataset_version, EvalRun.status)
-                                              .where(EvalRun.model_name.in_({m.name for m in models}))))
-        for model in models:
-            entry = model_files[model.file_hash]
-            entry["times"].append(_aware(model.registered_at))
-            for dataset_id in plans[model.name]:  # every version of a plan dataset: its rows are what the file answers
-                entry["datasets"].update({f"{d}@{v}": level for (d, v), level in level_of.items() if d == dataset_id})
-            for row in model_runs:
-                if (row.model_name, row.model_version) == (model.name, model.version):
-                    entry["runs"].append(row.run_id)
-                    entry["datasets"][f"{row.dataset_id}@{row.dataset_version}"] = level_of.get((row.dataset_id, row.dataset_version), "internal")
-                    entry["busy"] |= row.status in (QUEUED, RUNNING)
-
-    expired, deferred, kept = [], [], 0
-    for kind, found in ((PREDICTIONS, artifacts), (JUDGE_VERDICTS, verdicts), (MODEL_FILES, model_files)):
+    expired: list[PurgedArtifact] = []
+    deferred: list[str] = []
+    kept = 0
+    for kind, found in ((PREDICTIONS, _prediction_usage(platform, by_content, level_of)), (JUDGE_VERDICTS, _verdict_usage(platform, level_of)),
+                        (MODEL_FILES, _model_file_usage(platform, level_of))):
         more = _expire(kind, found, now, policy)
         expired += more[0]
         deferred += more[1]
@@ -277,11 +247,86 @@ def _expired_artifacts(platform: EvalPlatform, now: datetime, policy: RetentionP
     return expired, deferred, kept, level_of
 
 
-def _expire(kind: str, artifacts: dict[str, dict], now: datetime, policy: RetentionPolicy):
+def _used_by_run(usage: Usage, run_id: str, produced: datetime | None, dataset: tuple[str, int], status: str,
+                 level_of: dict[tuple[str, int], str]) -> None:
+    usage["runs"].append(run_id)
+    usage["times"].append(_aware(produced))
+    usage["datasets"][f"{dataset[0]}@{dataset[1]}"] = level_of.get(dataset, "internal")
+    usage["busy"] |= status in _BUSY
+
+
+def _prediction_usage(platform: EvalPlatform, by_content: dict[str, list[tuple[str, str]]],
+                      level_of: dict[tuple[str, int], str]) -> dict[str, Usage]:
+    """Prediction artifacts: named by prediction-cache rows (on every dataset version of that content) and by runs."""
+    with platform.registry.session() as session:
+        cache_rows = list(session.execute(select(PredictionSet.cache_key, PredictionSet.artifact_hash,
+                                                 PredictionSet.dataset_content_hash, PredictionSet.created_at)))
+        runs = list(session.execute(select(EvalRun.run_id, EvalRun.predictions_hash, EvalRun.dataset_id, EvalRun.dataset_version,
+                                           EvalRun.status, EvalRun.started_at, EvalRun.requested_at)
+                                    .where(EvalRun.predictions_hash.is_not(None))))
+    artifacts: dict[str, Usage] = defaultdict(_usage)
+    for cached in cache_rows:
+        usage = artifacts[cached.artifact_hash]
+        usage["cache"].append(cached.cache_key)
+        usage["times"].append(_aware(cached.created_at))
+        usage["datasets"].update(dict(by_content.get(cached.dataset_content_hash, [])))
+    for run in runs:
+        if run.predictions_hash is not None:
+            _used_by_run(artifacts[run.predictions_hash], run.run_id, run.started_at or run.requested_at,
+                         (run.dataset_id, run.dataset_version), run.status, level_of)
+    return artifacts
+
+
+def _verdict_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], str]) -> dict[str, Usage]:
+    """Judge verdict artifacts: named by the records (results, comparison) of the runs that judged."""
+    with platform.registry.session() as session:
+        judged_runs = list(session.execute(select(EvalRun.run_id, EvalRun.results, EvalRun.comparison, EvalRun.dataset_id,
+                                                  EvalRun.dataset_version, EvalRun.status, EvalRun.started_at,
+                                                  EvalRun.requested_at)))
+    verdicts: dict[str, Usage] = defaultdict(_usage)
+    for run in judged_runs:
+        for digest in verdict_hashes(run.results, run.comparison):
+            _used_by_run(verdicts[digest], run.run_id, run.started_at or run.requested_at, (run.dataset_id, run.dataset_version),
+                         run.status, level_of)
+    return verdicts
+
+
+def _model_file_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], str]) -> dict[str, Usage]:
+    """Copied predictions files: computed on every version of the datasets of their model name's plan."""
+    model_files: dict[str, Usage] = defaultdict(_usage)
+    copied = _copied_model_files(platform)
+    if not copied:
+        return model_files
+    with platform.registry.session() as session:
+        models = list(session.execute(select(Model.name, Model.version, Model.file_hash, Model.registered_at)
+                                      .where(Model.kind == "predictions", Model.file_hash.in_(list(copied)))))
+        plans: dict[str, set[str]] = defaultdict(set)
+        for plan_entry in session.execute(select(EvalPlanEntry.model_name, EvalPlanEntry.dataset_id)
+                                          .where(EvalPlanEntry.model_name.in_({m.name for m in models}))):
+            plans[plan_entry.model_name].add(plan_entry.dataset_id)
+        model_runs = list(session.execute(select(EvalRun.run_id, EvalRun.model_name, EvalRun.model_version, EvalRun.dataset_id,
+                                                 EvalRun.dataset_version, EvalRun.status)
+                                          .where(EvalRun.model_name.in_({m.name for m in models}))))
+    for model in models:
+        usage = model_files[model.file_hash]
+        usage["times"].append(_aware(model.registered_at))
+        for dataset_id in plans[model.name]:  # every version of a plan dataset: its rows are what the file answers
+            usage["datasets"].update({f"{d}@{v}": level for (d, v), level in level_of.items() if d == dataset_id})
+        for run in model_runs:
+            if (run.model_name, run.model_version) == (model.name, model.version):
+                usage["runs"].append(run.run_id)
+                usage["datasets"][f"{run.dataset_id}@{run.dataset_version}"] = level_of.get((run.dataset_id, run.dataset_version), "internal")
+                usage["busy"] |= run.status in _BUSY
+    return model_files
+
+
+def _expire(kind: str, artifacts: dict[str, Usage], now: datetime, policy: RetentionPolicy) -> tuple[list[PurgedArtifact], list[str], int]:
     """``(expired, deferred, kept)`` of one kind of artifact: expired when its earliest production is
     older than the strictest retention of the datasets it was computed on; deferred while a run using it
     is queued or running."""
-    expired, deferred, kept = [], [], 0
+    expired: list[PurgedArtifact] = []
+    deferred: list[str] = []
+    kept = 0
     for digest, entry in sorted(artifacts.items()):
         levels = set(entry["datasets"].values()) or {"internal"}
         classification = next(level for level in (*_STRICTNESS, *sorted(levels)) if level in levels)
@@ -313,7 +358,8 @@ def _expired_llm_calls(platform: EvalPlatform, now: datetime, policy: RetentionP
         dataset_id, _, version = row.dataset.rpartition("@")
         level = level_of.get((dataset_id, int(version))) if version.isdigit() else None
         days = policy.for_level(level or "internal")
-        if days is not None and now >= _aware(row.created_at) + timedelta(days=days):
+        created_at = _aware(row.created_at)
+        if days is not None and created_at is not None and now >= created_at + timedelta(days=days):
             expired.append(row.cache_key)
     return sorted(expired)
 
@@ -326,81 +372,24 @@ def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: R
     expired, deferred, kept, level_of = _expired_artifacts(platform, now, policy)
     report = PurgeReport(purge_id=f"purge-{uuid.uuid4().hex[:12]}", now=now.isoformat(), dry_run=dry_run,
                          purged=expired, deferred=deferred, kept=kept)
-    # the LLM calls behind each expired artifact, read while its bytes are still there
-    llm_keys = {a.artifact_hash: _llm_call_keys(platform, a.kind, a.artifact_hash) if a.kind != MODEL_FILES else [] for a in expired}
-    for artifact in expired:
-        artifact.cache_keys = sorted(set(artifact.cache_keys) | set(llm_keys[artifact.artifact_hash]))
-    named = {k for keys in llm_keys.values() for k in keys}
-    # calls no expired artifact names but past their dataset's retention; calls of a busy run wait
-    busy_keys = {k for digest in deferred for k in _llm_call_keys(platform, PREDICTIONS, digest) + _llm_call_keys(platform, JUDGE_VERDICTS, digest)}
-    orphans = [k for k in _expired_llm_calls(platform, now, policy, level_of) if k not in named and k not in busy_keys]
+    named, orphans = _expired_llm_call_keys(platform, now, policy, level_of, expired, deferred)
     report.judgments_purged = sorted({r for a in expired if a.kind == JUDGE_VERDICTS for r in a.run_ids})
     if dry_run:
         report.runs_marked = sorted(r for a in expired if a.kind == PREDICTIONS for r in a.run_ids)
         report.cache_rows_deleted = sum(len(a.cache_keys) for a in expired if a.kind == PREDICTIONS)
         report.llm_calls_deleted = len(named | set(orphans))
         return report
-
-    log_ids: dict[str, int] = {}
     with platform.registry.session() as session:
         for artifact in expired:
-            entry = PurgeLogEntry(purge_id=report.purge_id, kind=artifact.kind, artifact_hash=artifact.artifact_hash,
-                                  classification=artifact.classification, retention_days=artifact.retention_days,
-                                  produced_at=datetime.fromisoformat(artifact.produced_at), run_ids=artifact.run_ids,
-                                  cache_keys=artifact.cache_keys, datasets=artifact.datasets, store_deleted=False, purged_at=now)
-            session.add(entry)
-            session.flush()
-            log_ids[artifact.artifact_hash] = entry.id
-            for run_id in artifact.run_ids if artifact.kind == PREDICTIONS else ():
-                run = session.get(EvalRun, run_id)
-                if run is None or run.predictions_hash != artifact.artifact_hash:
-                    continue
-                run.predictions_hash = None
-                marker = session.get(RunPurge, run_id)
-                if marker is None:
-                    session.add(RunPurge(run_id=run_id, predictions_hash=artifact.artifact_hash, purge_log_id=entry.id, purged_at=now))
-                else:
-                    marker.predictions_hash, marker.purge_log_id, marker.purged_at = artifact.artifact_hash, entry.id, now
-                report.runs_marked.append(run_id)
-            if artifact.cache_keys:
-                report.cache_rows_deleted += session.execute(
-                    delete(PredictionSet).where(PredictionSet.cache_key.in_(artifact.cache_keys))).rowcount or 0
-                report.llm_calls_deleted += _delete_llm_calls(session, artifact.cache_keys)
+            _log_and_unlink(session, report, artifact, now)
         if orphans:
             session.add(PurgeLogEntry(purge_id=report.purge_id, kind=LLM_CALLS, artifact_hash=json_hash(orphans),
                                       classification="", retention_days=0, produced_at=now, run_ids=[], cache_keys=orphans,
                                       datasets=[], store_deleted=True, purged_at=now))  # rows only: no bytes to delete
             report.llm_calls_deleted += _delete_llm_calls(session, orphans)
         cutoff = now - timedelta(hours=policy.idempotency_hours)
-        report.idempotency_keys_deleted = session.execute(
-            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount or 0
-
-    # bytes last, and only those nothing refers to any more (a run may have reproduced them meanwhile)
-    with platform.registry.session() as session:
-        pending = list(session.scalars(select(PurgeLogEntry).where(PurgeLogEntry.store_deleted.is_(False))))
-        verdict_users = _verdict_users(session) if any(e.kind == JUDGE_VERDICTS for e in pending) else {}
-        for entry in pending:
-            if entry.kind == MODEL_FILES:
-                reproduced = False  # a file uploaded again after its purge is found expired (and logged) again
-            else:
-                reproduced = (set(verdict_users.get(entry.artifact_hash, ())) - set(entry.run_ids or ()) if entry.kind == JUDGE_VERDICTS
-                              else _still_referenced(session, entry.artifact_hash))
-            if reproduced:
-                entry.store_deleted = True  # reproduced by a later run: the bytes belong to it now
-                continue
-            try:
-                if entry.kind == MODEL_FILES:
-                    _delete_model_file(platform, entry.artifact_hash)
-                else:
-                    delete_artifact(platform, entry.kind, entry.artifact_hash)
-            except OSError as error:  # left for the next purge
-                log.warning("retention: could not delete %s artifact", entry.kind,
-                            extra={"fields": {"artifact": entry.artifact_hash, "error": type(error).__name__}})
-                continue
-            entry.store_deleted = True
-            if entry.purge_id != report.purge_id:
-                report.retried_deletes += 1
-    deleted = {e.artifact_hash for e in pending if e.store_deleted}
+        report.idempotency_keys_deleted = _deleted_rows(session, delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+    deleted = _delete_unreferenced_bytes(platform, report)
     for artifact in expired:
         artifact.store_deleted = artifact.artifact_hash in deleted
     report.runs_marked.sort()
@@ -409,14 +398,106 @@ def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: R
     return report
 
 
-def _delete_llm_calls(session, keys: list[str]) -> int:
+def _expired_llm_call_keys(platform: EvalPlatform, now: datetime, policy: RetentionPolicy, level_of: dict[tuple[str, int], str],
+                           expired: list[PurgedArtifact], deferred: list[str]) -> tuple[set[str], list[str]]:
+    """``(named, orphans)``: the LLM calls behind each expired artifact (added to its cache keys, read while its
+    bytes are still there), and the calls no expired artifact names but past their dataset's retention (the
+    calls of a busy run wait)."""
+    llm_keys = {a.artifact_hash: _llm_call_keys(platform, a.kind, a.artifact_hash) if a.kind != MODEL_FILES else [] for a in expired}
+    for artifact in expired:
+        artifact.cache_keys = sorted(set(artifact.cache_keys) | set(llm_keys[artifact.artifact_hash]))
+    named = {k for keys in llm_keys.values() for k in keys}
+    busy_keys = {k for digest in deferred for k in _llm_call_keys(platform, PREDICTIONS, digest) + _llm_call_keys(platform, JUDGE_VERDICTS, digest)}
+    orphans = [k for k in _expired_llm_calls(platform, now, policy, level_of) if k not in named and k not in busy_keys]
+    return named, orphans
+
+
+def _log_and_unlink(session: Session, report: PurgeReport, artifact: PurgedArtifact, now: datetime) -> None:
+    """Log the purge of an artifact (its bytes go last), unlink it from its runs (marked purged) and delete the
+    cache rows and LLM calls that name it."""
+    entry = PurgeLogEntry(purge_id=report.purge_id, kind=artifact.kind, artifact_hash=artifact.artifact_hash,
+                          classification=artifact.classification, retention_days=artifact.retention_days,
+                          produced_at=datetime.fromisoformat(artifact.produced_at), run_ids=artifact.run_ids,
+                          cache_keys=artifact.cache_keys, datasets=artifact.datasets, store_deleted=False, purged_at=now)
+    session.add(entry)
+    session.flush()
+    for run_id in artifact.run_ids if artifact.kind == PREDICTIONS else ():
+        if _mark_run_purged(session, run_id, artifact.artifact_hash, entry.id, now):
+            report.runs_marked.append(run_id)
+    if artifact.cache_keys:
+        report.cache_rows_deleted += _deleted_rows(session, delete(PredictionSet).where(PredictionSet.cache_key.in_(artifact.cache_keys)))
+        report.llm_calls_deleted += _delete_llm_calls(session, artifact.cache_keys)
+
+
+def _mark_run_purged(session: Session, run_id: str, digest: str, log_id: int, now: datetime) -> bool:
+    """A run whose predictions are the purged artifact loses them, with a marker saying so; False when the run
+    is gone or has other predictions since."""
+    run = session.get(EvalRun, run_id)
+    if run is None or run.predictions_hash != digest:
+        return False
+    run.predictions_hash = None
+    marker = session.get(RunPurge, run_id)
+    if marker is None:
+        session.add(RunPurge(run_id=run_id, predictions_hash=digest, purge_log_id=log_id, purged_at=now))
+    else:
+        marker.predictions_hash, marker.purge_log_id, marker.purged_at = digest, log_id, now
+    return True
+
+
+def _delete_unreferenced_bytes(platform: EvalPlatform, report: PurgeReport) -> set[str]:
+    """Bytes last, and only those nothing refers to any more (a run may have reproduced them meanwhile); a
+    delete that failed in an earlier purge is retried. Returns the artifacts whose bytes are gone."""
+    with platform.registry.session() as session:
+        pending = list(session.scalars(select(PurgeLogEntry).where(PurgeLogEntry.store_deleted.is_(False))))
+        verdict_users = _verdict_users(session) if any(e.kind == JUDGE_VERDICTS for e in pending) else {}
+        for entry in pending:
+            if _reproduced(session, entry, verdict_users):
+                entry.store_deleted = True  # reproduced by a later run: the bytes belong to it now
+                continue
+            if not _delete_bytes(platform, entry):
+                continue  # left for the next purge
+            entry.store_deleted = True
+            if entry.purge_id != report.purge_id:
+                report.retried_deletes += 1
+    return {e.artifact_hash for e in pending if e.store_deleted}
+
+
+def _reproduced(session: Session, entry: PurgeLogEntry, verdict_users: dict[str, list[str]]) -> bool:
+    """Whether a run other than those purged refers to the artifact again."""
+    if entry.kind == MODEL_FILES:
+        return False  # a file uploaded again after its purge is found expired (and logged) again
+    if entry.kind == JUDGE_VERDICTS:
+        return bool(set(verdict_users.get(entry.artifact_hash, ())) - set(entry.run_ids or ()))
+    return _still_referenced(session, entry.artifact_hash)
+
+
+def _delete_bytes(platform: EvalPlatform, entry: PurgeLogEntry) -> bool:
+    try:
+        if entry.kind == MODEL_FILES:
+            _delete_model_file(platform, entry.artifact_hash)
+        else:
+            delete_artifact(platform, entry.kind, entry.artifact_hash)
+    except OSError as error:
+        log.warning("retention: could not delete %s artifact", entry.kind,
+                    extra={"fields": {"artifact": entry.artifact_hash, "error": type(error).__name__}})
+        return False
+    return True
+
+
+def _deleted_rows(session: Session, statement: Delete) -> int:
+    """How many rows a DELETE removed (its result is a cursor's, which counts them)."""
+    result = session.execute(statement)
+    return (result.rowcount or 0) if isinstance(result, CursorResult) else 0
+
+
+def _delete_llm_calls(session: Session, keys: list[str]) -> int:
     deleted = 0
     for start in range(0, len(keys), 500):  # bounded IN lists
-        deleted += session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(keys[start:start + 500]))).rowcount or 0
+        deleted += _deleted_rows(session, delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(keys[start:start + 500])))
     return deleted
 
 
-def _verdict_users(session) -> dict[str, list[str]]:
+def _verdict_users(session: Session) -> dict[str, list[str]]:
     """Verdict artifact -> the runs whose records name it."""
     users: dict[str, list[str]] = defaultdict(list)
     for row in session.execute(select(EvalRun.run_id, EvalRun.results, EvalRun.comparison)):

@@ -55,7 +55,7 @@ def shown_slices(sizes: dict[tuple[str, str], int], declared, minimum: int) -> f
     for (column, value), n in sizes.items():
         if column in declared:
             by_column[column][value] = max(n, by_column[column].get(value, 0))
-    shown = set()
+    shown: set[str] = set()
     for column, values in by_column.items():
         small = {v: n for v, n in values.items() if n < minimum}
         kept = {v: n for v, n in values.items() if v not in small}

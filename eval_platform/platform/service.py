@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 from sqlalchemy import bindparam, func, select
@@ -20,7 +21,7 @@ from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import canonical_table, canonical_table_hash, json_hash
 from eval_platform.core.installation import InstallationConfig, installation_config
 from eval_platform.core.keys import validate_id
-from eval_platform.core.states import ACTIVE_STATES, IncidentKind, RunStatus
+from eval_platform.core.states import ACTIVE_STATES, DatasetStatus, GateScope, IncidentKind, RunStatus
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
 from eval_platform.datasets.validation import check_finite_values, validate_frame
@@ -51,7 +52,7 @@ _ATTEMPTS = select(EvalRun).where(
     EvalRun.dataset_id == bindparam("dataset_id"), EvalRun.dataset_version == bindparam("dataset_version"),
     EvalRun.suite_id == bindparam("suite_id"), EvalRun.suite_version == bindparam("suite_version")).order_by(EvalRun.attempt.desc())
 
-#: Eval-run states (see :class:`~eval_platform.core.states.RunStatus`), named here as the modules using them do.
+#: Eval-run states by their short names, for the packages that still import them from here (use RunStatus).
 QUEUED, RUNNING, SUCCEEDED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED
 FAILED, INVALID, SUPERSEDED = RunStatus.FAILED, RunStatus.INVALID, RunStatus.SUPERSEDED
 
@@ -73,6 +74,8 @@ class Registered:
 
 
 class EvalPlatform:
+    """One installation of the platform: its registry, its artifact store and the operator's allow-lists."""
+
     def __init__(self, config: PlatformConfig):
         self.config = config
         #: the operator's allow-lists (LLM endpoints, expandable variables, skops types), read once per process
@@ -138,7 +141,7 @@ class EvalPlatform:
                 record = EvalDataset(
                     dataset_id=dataset_id, version=version, task_type=task.name, label_policy=label_policy,
                     access_policy=access, content_hash=content_hash, version_hash=version_hash, row_count=len(frame),
-                    schema=schema, description=description, status="active", owner_team=owner,
+                    schema=schema, description=description, status=DatasetStatus.ACTIVE, owner_team=owner,
                 )
                 session.add(record)
             return Registered(record, True)
@@ -184,7 +187,7 @@ class EvalPlatform:
         with self.registry.session() as session:
             query = select(EvalDataset).where(EvalDataset.dataset_id == dataset_id)
             if usable_only:
-                query = query.where(EvalDataset.status == "active")
+                query = query.where(EvalDataset.status == DatasetStatus.ACTIVE)
             record = session.scalar(query.order_by(EvalDataset.version.desc()).limit(1))
         if record is None:
             raise NotFound("usable dataset" if usable_only else "dataset", dataset_id)
@@ -233,9 +236,10 @@ class EvalPlatform:
     def _check_judge_endpoints(self, suite: SuiteDefinition) -> None:
         """A suite's judges call endpoints its author names: the operator's allow-lists decide (here, and again
         when the calls are made)."""
+        llm = suite.llm or {}
         for section in ("judge", "pairwise_judge"):
-            if (suite.llm or {}).get(section):
-                self.installation.check_endpoint(JudgeConfig.from_dict(suite.llm[section]).endpoint, f"llm.{section}.endpoint")
+            if llm.get(section):
+                self.installation.check_endpoint(JudgeConfig.from_dict(llm[section]).endpoint, f"llm.{section}.endpoint")
 
     def suite(self, key: str) -> MetricSuite:
         suite_id, version = split_key(key, "suite")
@@ -285,7 +289,8 @@ class EvalPlatform:
         validate_id(name, "name")
         owner = acl.require_owner(self, principal, acl.MODEL, name, "register a version of it or change its eval plan", "name")
         existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
-        eval_plan = [tuple(entry) for entry in eval_plan]
+        # JSON gives the pairs as lists: tuples, to compare with the existing plan's
+        eval_plan = [cast(tuple[str, str], tuple(entry)) for entry in eval_plan]
         for entry in (*eval_plan, *sorted(existing_plan)):
             self._check_plan_access(principal, kind, entry[0], inherited=entry in existing_plan, suite_id=entry[1])
         # the caller's trusted types within the operator's list, before the file is opened
@@ -403,7 +408,7 @@ class EvalPlatform:
     def _queue_plan(self, session, model: Model, trigger: str) -> list[EvalRun]:
         runs = []
         for entry in session.scalars(select(EvalPlanEntry).where(EvalPlanEntry.model_name == model.name).order_by(EvalPlanEntry.id)):
-            dataset = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == entry.dataset_id, EvalDataset.status == "active")
+            dataset = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == entry.dataset_id, EvalDataset.status == DatasetStatus.ACTIVE)
                                      .order_by(EvalDataset.version.desc()).limit(1))
             suite = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == entry.suite_id)
                                    .order_by(MetricSuite.version.desc()).limit(1))
@@ -417,7 +422,7 @@ class EvalPlatform:
     def _queue_run(self, session, model: Model, dataset: EvalDataset, suite: MetricSuite, trigger: str,
                    baseline: str | None = None, recompute: bool = False) -> EvalRun | None:
         """Queue one (model, dataset, suite) evaluation unless it already has a live run (then ``None``)."""
-        if dataset.status != "active":
+        if dataset.status != DatasetStatus.ACTIVE:
             raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
         previous = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
                                                     "dataset_id": dataset.dataset_id, "dataset_version": dataset.version,
@@ -430,18 +435,19 @@ class EvalPlatform:
         # A new attempt supersedes the failed ones: the model version's gate is decided from the live runs, so
         # a failure that a rerun healed no longer holds it at no_decision.
         for run in previous:
-            if run.status == FAILED:
-                run.status, run.status_reason = SUPERSEDED, f"superseded by a new attempt ({trigger}); it had failed: {run.status_reason or ''}"[:2000]
+            if run.status == RunStatus.FAILED:
+                run.status = RunStatus.SUPERSEDED
+                run.status_reason = f"superseded by a new attempt ({trigger}); it had failed: {run.status_reason or ''}"[:2000]
         if recompute:
             for run in live:
-                if run.status == RUNNING:
+                if run.status == RunStatus.RUNNING:
                     raise Conflict(f"run {run.run_id} is running; recompute it once it has finished")
-                run.status, run.status_reason = SUPERSEDED, "recompute requested"
+                run.status, run.status_reason = RunStatus.SUPERSEDED, "recompute requested"
         run = EvalRun(
             run_id=f"run-{uuid.uuid4().hex[:16]}", model_name=model.name, model_version=model.version,
             dataset_id=dataset.dataset_id, dataset_version=dataset.version, suite_id=suite.suite_id,
             suite_version=suite.version, attempt=(previous[0].attempt + 1) if previous else 1,
-            requested_baseline=baseline, status=QUEUED, trigger=trigger,
+            requested_baseline=baseline, status=RunStatus.QUEUED, trigger=trigger,
         )
         session.add(run)
         return run
@@ -454,7 +460,7 @@ class EvalPlatform:
         run is compared with one baseline and superseding a run is what ``recompute`` is for."""
         if live.requested_baseline == baseline:
             return
-        if live.status == QUEUED and live.requested_baseline is None:
+        if live.status == RunStatus.QUEUED and live.requested_baseline is None:
             live.requested_baseline = baseline  # committed with the caller's transaction
             return
         if live.requested_baseline is not None:
@@ -513,16 +519,16 @@ class EvalPlatform:
         with self.registry.session() as session:
             current = list(session.scalars(select(EvalRun).where(
                 EvalRun.model_name == model.name, EvalRun.model_version == model.version,
-                *_on_dataset(dataset_key), EvalRun.status.in_((SUCCEEDED, FAILED)))))
+                *_on_dataset(dataset_key), EvalRun.status.in_((RunStatus.SUCCEEDED, RunStatus.FAILED)))))
             runs = []
             for run in current:
-                dataset = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == run.dataset_id,
-                                                                   EvalDataset.version == run.dataset_version))
-                suite = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == run.suite_id,
-                                                                 MetricSuite.version == run.suite_version))
-                if dataset.status != "active":
+                dataset = session.scalars(select(EvalDataset).where(EvalDataset.dataset_id == run.dataset_id,
+                                                                    EvalDataset.version == run.dataset_version)).one()
+                suite = session.scalars(select(MetricSuite).where(MetricSuite.suite_id == run.suite_id,
+                                                                  MetricSuite.version == run.suite_version)).one()
+                if dataset.status != DatasetStatus.ACTIVE:
                     continue
-                run.status, run.status_reason = SUPERSEDED, f"recomputed ({trigger})"
+                run.status, run.status_reason = RunStatus.SUPERSEDED, f"recomputed ({trigger})"
                 session.flush()
                 new = self._queue_run(session, model, dataset, suite, trigger, baseline=run.requested_baseline)
                 if new is not None:
@@ -551,7 +557,7 @@ class EvalPlatform:
     def queued_runs(self) -> dict[str, list[EvalRun]]:
         """Queued eval runs grouped by model version key: the sensor's work list."""
         grouped: dict[str, list[EvalRun]] = {}
-        for run in self.runs(statuses=[QUEUED]):
+        for run in self.runs(statuses=[RunStatus.QUEUED]):
             grouped.setdefault(run.model_key, []).append(run)
         return grouped
 
@@ -576,10 +582,10 @@ class EvalPlatform:
         with self.registry.session() as session:
             claimed = list(session.scalars(
                 select(EvalRun).where(EvalRun.model_name == name, EvalRun.model_version == version,
-                                      *_on_dataset(dataset_key), EvalRun.status == QUEUED)
+                                      *_on_dataset(dataset_key), EvalRun.status == RunStatus.QUEUED)
                 .order_by(EvalRun.requested_at).with_for_update()))
             for run in claimed:
-                run.status, run.dagster_run_id, run.started_at = RUNNING, dagster_run_id, _now()
+                run.status, run.dagster_run_id, run.started_at = RunStatus.RUNNING, dagster_run_id, _now()
                 # a retried row's "attempt N ended ..." is history now (``launch_attempts`` keeps the count)
                 run.next_launch_at, run.status_reason = None, None
         return claimed
@@ -593,7 +599,7 @@ class EvalPlatform:
             of_model = (EvalRun.model_name == name, EvalRun.model_version == version, *_on_dataset(dataset_key))
             earlier = [run_id for run_id in previous_run_ids if run_id and run_id != dagster_run_id]
             if earlier:
-                for run in session.scalars(select(EvalRun).where(*of_model, EvalRun.status == RUNNING,
+                for run in session.scalars(select(EvalRun).where(*of_model, EvalRun.status == RunStatus.RUNNING,
                                                                  EvalRun.dagster_run_id.in_(earlier)).with_for_update()):
                     run.dagster_run_id = dagster_run_id
                 session.flush()
@@ -611,9 +617,9 @@ class EvalPlatform:
     def fail_runs_of(self, dagster_run_id: str, reason: str) -> list[str]:
         """Mark every unfinished eval run of a failed Dagster run as failed (no partial results kept)."""
         with self.registry.session() as session:
-            runs = list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id == dagster_run_id, EvalRun.status == RUNNING)))
+            runs = list(session.scalars(select(EvalRun).where(EvalRun.dagster_run_id == dagster_run_id, EvalRun.status == RunStatus.RUNNING)))
             for run in runs:
-                run.status, run.status_reason, run.finished_at = FAILED, reason[:2000], _now()
+                run.status, run.status_reason, run.finished_at = RunStatus.FAILED, reason[:2000], _now()
                 run.results = run.comparison = None
                 run.metrics_hash = None
         return [r.run_id for r in runs]
@@ -643,7 +649,7 @@ class EvalPlatform:
             session.add(record)
         return record
 
-    def gate_decision(self, model_key: str, scope: str = "model_version") -> GateDecisionRecord | None:
+    def gate_decision(self, model_key: str, scope: str = GateScope.MODEL_VERSION) -> GateDecisionRecord | None:
         """The current decision of a model version: its offline gate (``model_version``) or ``online`` gate."""
         name, version = split_key(model_key, "model")
         with self.registry.session() as session:

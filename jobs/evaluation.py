@@ -1,0 +1,26 @@
+"""Jobs of the evaluation: one eval cell's steps, and one model version's gate decision. (Dagster asset jobs hold
+assets of one partitions definition: the cells' assets and the per-model-version gate are two jobs; a backfill
+may span both.)"""
+
+import dagster as dg
+
+from assets import comparison, gate_decision, judgments, metric_table, predictions
+from assets.evaluation import GATE_STATUS
+
+evaluate_eval_cell = dg.define_asset_job(
+    "evaluate_eval_cell",
+    selection=dg.AssetSelection.assets(predictions, judgments, metric_table, comparison).without_checks()
+    | dg.AssetSelection.checks_for_assets(metric_table),
+    description="Predictions, judgments, metric table and comparison of one eval cell (a model version on a dataset version).",
+    # the steps run one after another; one process saves re-importing the stack for every step
+    executor_def=dg.in_process_executor,
+)
+
+decide_gate = dg.define_asset_job(
+    "decide_gate",
+    # the gate's blocking check guards promotions; here a failing gate is a result (gate_status), not a failed run
+    selection=dg.AssetSelection.assets(gate_decision).without_checks()
+    | dg.AssetSelection.checks(dg.AssetCheckKey(gate_decision.key, GATE_STATUS)),
+    description="The gate decision of one model version over its eval cells, with its at-a-glance status check.",
+    executor_def=dg.in_process_executor,
+)
