@@ -34,6 +34,7 @@ from eval_platform.api.limits import LimitedJSONRoute
 from eval_platform.api.middleware import BodySizeLimit, RequestObserver
 from eval_platform.api.problems import PROBLEM_JSON, Problem, install, problem_responses, respond
 from eval_platform.api.routers import datasets, eval_runs, experiments, gates, metrics, models, service, suites
+from eval_platform.api.schemas import SUITE_SCHEMA_COMPONENTS
 from eval_platform.governance.observability import HttpStats
 from eval_platform.platform.service import EvalPlatform
 
@@ -125,6 +126,7 @@ def _publish_problem_schema(schema: dict) -> None:
     for name, sub in list((Problem.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs") or {}).items()):
         components[name] = sub
     components["Problem"].pop("$defs", None)
+    components.update(SUITE_SCHEMA_COMPONENTS)
     for key in ("HTTPValidationError", "ValidationError"):
         components.pop(key, None)
 

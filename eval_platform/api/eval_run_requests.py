@@ -25,8 +25,9 @@ from eval_platform.api.field_names import fields_named, record_named_by
 from eval_platform.api.schemas import EvalRunRequest
 from eval_platform.api.visibility import refuse_hidden_dataset
 from eval_platform.core.errors import Conflict, InvalidInput
+from eval_platform.core.keys import VersionedKey
 from eval_platform.platform import aggregates
-from eval_platform.platform.service import EvalPlatform, split_key
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun, MetricSuite, Model, access
 from eval_platform.registry.access import AGGREGATE_READ, Principal
 from eval_platform.registry.api_schema import ApiToken, IdempotencyRecord
@@ -206,7 +207,7 @@ class EvalRunRequests:
     def _dataset(self, session, dataset_id: str) -> DatasetRef:
         """The dataset version a request names (its newest active version without ``@``): the columns the checks read."""
         if "@" in dataset_id:
-            name, version = record_named_by("datasetId", lambda: split_key(dataset_id, "datasetId"))
+            name, version = record_named_by("datasetId", lambda: VersionedKey.parse(dataset_id, "datasetId"))
             row = session.execute(_DATASET_VERSION, {"name": name, "version": version}).first()
         else:
             row = session.execute(_NEWEST_DATASET, {"name": dataset_id}).first()

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from eval_platform.core.keys import ID_OR_KEY_PATTERN, ID_PATTERN, KEY_PATTERN
-from eval_platform.core.tasks import LABEL_POLICIES, PURPOSES, TASK_TYPES
+from eval_platform.core.tasks import LABEL_POLICIES, TASK_TYPES
 from eval_platform.models.files import MODEL_KINDS
+from eval_platform.suites.config import SuiteConfig
 
 if TYPE_CHECKING:  # enums of the form fields, built from the platform's lists (a Literal of runtime values mypy cannot read)
     TaskTypeName: TypeAlias = str
@@ -206,25 +207,11 @@ class ModelOut(Camel):
     queued_runs: list[str] | None = None
 
 
-#: what the document says of a suite definition: its required fields, their types and enums, and no other
-#: top-level field (what parse_suite checks first), so a generated "valid" suite is not refused for its shape
-SUITE_BODY_SCHEMA = {
-    "required": ["suite_id", "purpose", "task_type", "metrics"],
-    "additionalProperties": False,
-    "properties": {
-        "suite_id": {"type": "string", "pattern": ID_PATTERN, "maxLength": 128},
-        "purpose": {"enum": list(PURPOSES)},
-        "task_type": {"enum": list(TASK_TYPES)},
-        "metrics": {"type": "array", "minItems": 1, "items": {"anyOf": [
-            {"type": "string", "description": "NAME@VERSION of a catalog metric"},
-            {"type": "object", "required": ["metric"], "properties": {"metric": {"type": "string"}, "name": {"type": "string"},
-                                                                     "params": {"type": "object"}}}]}},
-        "slices": {"type": "array", "items": {"type": "string"}},
-        "min_slice_size": {"type": "integer", "minimum": 1},
-        "comparison": {"type": "object"}, "gate": {"type": "object"}, "description": {"type": "string"},
-        "llm": {"type": "object"}, "online": {"type": "object"},
-    },
-}
+#: the body of ``POST /v1/metric-suites``: the suite configuration's own schema (:class:`SuiteConfig`), with the
+#: models it refers to placed among the document's components (``SUITE_SCHEMA_COMPONENTS``)
+_SUITE_CONFIG_SCHEMA = SuiteConfig.model_json_schema(ref_template="#/components/schemas/{model}")
+SUITE_BODY_SCHEMA = {key: value for key, value in _SUITE_CONFIG_SCHEMA.items() if key != "$defs"}
+SUITE_SCHEMA_COMPONENTS: dict[str, Any] = _SUITE_CONFIG_SCHEMA.get("$defs", {})
 
 
 # gates, metrics and incidents --------------------------------------------------------------------------------

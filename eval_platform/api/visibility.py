@@ -11,8 +11,9 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select, tuple_
 
 from eval_platform.core.errors import InvalidInput, NotFound
+from eval_platform.core.keys import VersionedKey
 from eval_platform.platform import aggregates
-from eval_platform.platform.service import EvalPlatform, split_key
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun, Model, access
 from eval_platform.registry.access import AGGREGATE_READ, EXAMPLES, GRANTED, REGRESSIONS, ROWS, Principal
 
@@ -25,14 +26,14 @@ def dataset_policies(platform: EvalPlatform) -> dict[str, dict]:
 
 def hidden_datasets(platform: EvalPlatform, principal: Principal) -> list[tuple[str, int]]:
     """``(dataset_id, version)`` of the dataset versions the team may know nothing of."""
-    return [split_key(key, "dataset") for key, policy in dataset_policies(platform).items() if not access.may_know(policy, principal.team)]
+    return [VersionedKey.parse(key, "dataset") for key, policy in dataset_policies(platform).items() if not access.may_know(policy, principal.team)]
 
 
 def visible_dataset(platform: EvalPlatform, key: str, principal: Principal | None = None, action: str = "metadata") -> EvalDataset:
     """The dataset version a path names. To a team that may know nothing of it (a restricted dataset outside
     its policy, aggregates not allowed) it answers exactly as an absent version (404); the attempt is logged."""
     try:
-        split_key(key, "datasetKey")
+        VersionedKey.parse(key, "datasetKey")
     except InvalidInput as error:
         raise InvalidInput("datasetKey", error.problem) from error
     dataset = platform.dataset(key)
@@ -84,7 +85,7 @@ def hidden_models(platform: EvalPlatform, principal: Principal) -> set[tuple[str
 def visible_model(platform: EvalPlatform, key: str, principal: Principal | None = None) -> Model:
     """The model version a path names; one the team may not know of (:func:`hidden_models`) answers as absent."""
     try:
-        split_key(key, "modelKey")
+        VersionedKey.parse(key, "modelKey")
     except InvalidInput as error:
         raise InvalidInput("modelKey", error.problem) from error
     model = platform.model(key)

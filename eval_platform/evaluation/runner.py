@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 import eval_platform
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
+from eval_platform.core.keys import VersionedKey
 from eval_platform.core.records import json_safe
 from eval_platform.core.states import BaselineState, DatasetStatus, GateScope, RunStatus, SuitePurpose, Verdict
 from eval_platform.core.store import CURVES, JUDGE_VERDICTS, METRIC_TABLES, PLOTS, PREDICTIONS
@@ -44,7 +45,7 @@ from eval_platform.llm.generate import generate_predictions, judge_predictions
 from eval_platform.llm.judge import JUDGED, JudgeConfig, SamplingPlan
 from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
 from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
-from eval_platform.platform.service import EvalPlatform, split_key
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun, Model, PredictionSet
 from eval_platform.registry.schema import utcnow
 from eval_platform.stats import bootstrap
@@ -497,7 +498,7 @@ def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[BaselineState, 
         if promoted is None or promoted == run.model_version:
             return BaselineState.NONE, None, None
         baseline_key = f"{run.model_name}@{promoted}"
-    name, version = split_key(baseline_key, "baseline")
+    name, version = VersionedKey.parse(baseline_key, "baseline")
     with platform.registry.session() as session:
         candidates = list(session.scalars(select(EvalRun).where(
             EvalRun.model_name == name, EvalRun.model_version == version, EvalRun.dataset_id == run.dataset_id,

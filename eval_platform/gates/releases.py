@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from eval_platform.core.errors import Conflict, InvalidInput
+from eval_platform.core.keys import VersionedKey
 from eval_platform.core.states import (
     ONLINE_RELEASABLE,
     OVERRIDABLE_SCOPES,
@@ -29,7 +30,7 @@ from eval_platform.core.states import (
     Verdict,
 )
 from eval_platform.online.experiments import decide_online_gate, online_state
-from eval_platform.platform.service import EvalPlatform, split_key
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, MetricSuite, Promotion, access
 from eval_platform.registry.access import Principal
 
@@ -114,7 +115,7 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
         raise Conflict(f"{model_key} has no release-blocking suite whose approvers could override")
     for suite in suites:
         _check_approver(platform, model_key, suite, approver, principal)
-    name, version = split_key(model_key, "model")
+    name, version = VersionedKey.parse(model_key, "model")
     with platform.registry.session() as session:
         record = GateOverride(gate_decision_id=decision.id, model_name=name, model_version=version,
                               overridden_decision=decision.decision, suites=[s.key for s in suites],
@@ -126,7 +127,7 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
 def _approver_principal(platform: EvalPlatform, model_key: str, principal: Principal) -> str:
     """An API caller overriding: an approver of the model name's owner team (or an admin: named in the suites
     like anyone), recorded by its label."""
-    name = split_key(model_key, "model")[0]
+    name = VersionedKey.parse(model_key, "model").name
     access.require_owner(platform, principal, access.MODEL, name, "override its gate", "Authorization", role=access.APPROVER)
     access.require_role(principal, access.APPROVER, "overriding a gate", "Authorization", platform, f"model:{name}")
     return principal.label
@@ -169,7 +170,7 @@ def request_promotion(platform: EvalPlatform, model_key: str, requested_by: str,
     """Ask for a release. With a ``principal`` (an API caller): a member of the model name's owner team or an
     admin, recorded as the requester (``requested_by`` is ignored)."""
     if principal is not None:
-        access.require_owner(platform, principal, access.MODEL, split_key(model_key, "model")[0], "promote it", "modelKey")
+        access.require_owner(platform, principal, access.MODEL, VersionedKey.parse(model_key, "model").name, "promote it", "modelKey")
         requested_by = principal.label
     if not requested_by or not requested_by.strip():
         raise InvalidInput("requested_by", "a promotion must name who asks for it")

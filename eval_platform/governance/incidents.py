@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
-from eval_platform.core.keys import cell_name
+from eval_platform.core.keys import VersionedKey, cell_name
 from eval_platform.core.states import DatasetStatus, IncidentKind, RequestKind, RunStatus
 from eval_platform.evaluation.runner import decide_model_version
 from eval_platform.metrics.catalog import all_metrics, get_metric
@@ -143,9 +143,9 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
 
 
 def _fixed_version(metric_key: str, buggy: set[str]) -> str:
-    name = metric_key.partition("@")[0]
+    name, version = VersionedKey.parse(metric_key, "metric")
     fixes = sorted((m for m in all_metrics() if m.name == name and m.key not in buggy), key=lambda m: m.version)
-    if not fixes or fixes[-1].version <= int(metric_key.partition("@")[2]):
+    if not fixes or fixes[-1].version <= version:
         raise Conflict(f"no fixed version of {name} newer than {metric_key} is registered: ship the fix first")
     return fixes[-1].key
 
@@ -177,7 +177,7 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
     for run in platform.runs(model_key):
         if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INVALID):
             continue
-        if dataset_key is not None and run.dataset_id != dataset_key.rpartition("@")[0]:
+        if dataset_key is not None and run.dataset_id != VersionedKey.parse(dataset_key, "dataset").name:
             continue  # another dataset's cell
         suite = platform.suite(run.suite_key)
         suite_key, remedy_dataset = run.suite_key, run.dataset_key
@@ -265,7 +265,7 @@ def _recompute_on_clean_dataset(platform: EvalPlatform, dataset_key: str, launch
     incident = next((i for i in incidents(platform) if i.kind == IncidentKind.DATASET_CONTAMINATION and i.target == dataset_key), None)
     if incident is None:
         raise InvalidInput("affected_by", f"{dataset_key!r} is neither a metric marked buggy nor a contaminated dataset")
-    replacement = platform.latest_dataset(dataset_key.rpartition("@")[0])
+    replacement = platform.latest_dataset(VersionedKey.parse(dataset_key, "dataset").name)
     affected = [platform.run(run_id) for run_id in incident.affected_runs]
     for model_key in dict.fromkeys(run.model_key for run in affected):
         platform.check_predictions_cover(platform.model(model_key), replacement)

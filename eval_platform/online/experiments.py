@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import json_hash
-from eval_platform.core.keys import ID_MAX_LENGTH, validate_id
+from eval_platform.core.keys import ID_MAX_LENGTH, VersionedKey, validate_id
 from eval_platform.core.tasks import check_access_policy
 from eval_platform.online.analysis import (
     ANALYSIS_CODE_VERSION,
@@ -54,7 +54,6 @@ from eval_platform.platform.service import (
     SUPERSEDED,
     EvalPlatform,
     Registered,
-    split_key,
 )
 from eval_platform.registry import DagsterRequest, EvalDataset, GateDecisionRecord, Promotion, access
 from eval_platform.registry.access import Principal
@@ -176,7 +175,7 @@ def register_experiment(platform: EvalPlatform, spec: Mapping[str, Any], created
     values.pop("source_columns")
     owner = access.require_owner(platform, principal, access.EXPERIMENT, values["experiment_id"], "register it", "experiment_id")
     for model_key in (*values["candidate_models"], values["control_model"]):
-        access.require_owner(platform, principal, access.MODEL, split_key(model_key, "model")[0],
+        access.require_owner(platform, principal, access.MODEL, VersionedKey.parse(model_key, "model").name,
                              "run an online experiment on it", "arms" if values["mode"] == AB else "candidate")
     digest = json_hash({k: values[k] for k in ("mode", "config", "offline_metric", "access_policy")})
     with platform.registry.session() as session:
@@ -448,7 +447,7 @@ def baseline_of(platform: EvalPlatform, model_key: str) -> str | None:
     """The version an online comparison of ``model_key`` must be against: the model name's most recently
     promoted version other than itself (``None`` for a first version)."""
 
-    name, version = split_key(model_key, "model")
+    name, version = VersionedKey.parse(model_key, "model")
     platform.model(model_key)
     with platform.registry.session() as session:
         promoted = session.scalar(select(Promotion.model_version).where(

@@ -20,7 +20,7 @@ from eval_platform.core.config import PlatformConfig
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import canonical_table, canonical_table_hash, json_hash
 from eval_platform.core.installation import InstallationConfig, installation_config
-from eval_platform.core.keys import validate_id
+from eval_platform.core.keys import VersionedKey, validate_id
 from eval_platform.core.states import ACTIVE_STATES, DatasetStatus, GateScope, IncidentKind, RunStatus
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
@@ -55,14 +55,6 @@ _ATTEMPTS = select(EvalRun).where(
 #: Eval-run states by their short names, for the packages that still import them from here (use RunStatus).
 QUEUED, RUNNING, SUCCEEDED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED
 FAILED, INVALID, SUPERSEDED = RunStatus.FAILED, RunStatus.INVALID, RunStatus.SUPERSEDED
-
-
-def split_key(key: str, field: str) -> tuple[str, int]:
-    """``name@version`` -> ``(name, version)``."""
-    name, sep, version = key.rpartition("@")
-    if not sep or not name or not version.isdigit():
-        raise InvalidInput(field, f"{key!r} must be written name@version")
-    return name, int(version)
 
 
 @dataclass(frozen=True)
@@ -176,7 +168,7 @@ class EvalPlatform:
         }
 
     def dataset(self, key: str) -> EvalDataset:
-        dataset_id, version = split_key(key, "dataset")
+        dataset_id, version = VersionedKey.parse(key, "dataset")
         with self.registry.session() as session:
             record = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == dataset_id, EvalDataset.version == version))
         if record is None:
@@ -242,7 +234,7 @@ class EvalPlatform:
                 self.installation.check_endpoint(JudgeConfig.from_dict(llm[section]).endpoint, f"llm.{section}.endpoint")
 
     def suite(self, key: str) -> MetricSuite:
-        suite_id, version = split_key(key, "suite")
+        suite_id, version = VersionedKey.parse(key, "suite")
         with self.registry.session() as session:
             record = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == suite_id, MetricSuite.version == version))
         if record is None:
@@ -390,7 +382,7 @@ class EvalPlatform:
             return list(session.scalars(select(EvalPlanEntry).where(EvalPlanEntry.model_name == model_name).order_by(EvalPlanEntry.id)))
 
     def model(self, key: str) -> Model:
-        name, version = split_key(key, "model")
+        name, version = VersionedKey.parse(key, "model")
         with self.registry.session() as session:
             record = session.scalar(select(Model).where(Model.name == name, Model.version == version))
         if record is None:
@@ -547,7 +539,7 @@ class EvalPlatform:
     def runs(self, model_key: str | None = None, statuses: Iterable[str] | None = None) -> list[EvalRun]:
         query = select(EvalRun)
         if model_key:
-            name, version = split_key(model_key, "model")
+            name, version = VersionedKey.parse(model_key, "model")
             query = query.where(EvalRun.model_name == name, EvalRun.model_version == version)
         if statuses:
             query = query.where(EvalRun.status.in_(list(statuses)))
@@ -572,7 +564,7 @@ class EvalPlatform:
         queued runs, possibly none if an earlier run took them; a run launched by hand (a
         rematerialization or a backfill from the Dagster UI) recomputes the model version's current runs.
         """
-        name, version = split_key(model_key, "model")
+        name, version = VersionedKey.parse(model_key, "model")
         self.model(model_key)
         mine = self.runs_of_dagster_run(dagster_run_id, model_key, previous_run_ids, dataset_key=dataset_key)
         if mine:
@@ -594,7 +586,7 @@ class EvalPlatform:
                             dataset_key: str | None = None) -> list[EvalRun]:
         """The eval runs of one model version (or of its eval cell on ``dataset_key``) a Dagster run works on;
         running rows of an earlier run of its retry chain are taken over by it."""
-        name, version = split_key(model_key, "model")
+        name, version = VersionedKey.parse(model_key, "model")
         with self.registry.session() as session:
             of_model = (EvalRun.model_name == name, EvalRun.model_version == version, *_on_dataset(dataset_key))
             earlier = [run_id for run_id in previous_run_ids if run_id and run_id != dagster_run_id]
@@ -634,7 +626,7 @@ class EvalPlatform:
     def record_gate(self, scope: str, model_key: str, decision: str, reasons: list, eval_run_id: str | None = None) -> GateDecisionRecord:
         """Record a decision; deciding again with the same outcome and reasons keeps the existing record
         (and any override of it)."""
-        name, version = split_key(model_key, "model")
+        name, version = VersionedKey.parse(model_key, "model")
         with self.registry.session() as session:
             current = list(session.scalars(select(GateDecisionRecord).where(
                 GateDecisionRecord.scope == scope, GateDecisionRecord.model_name == name,
@@ -651,7 +643,7 @@ class EvalPlatform:
 
     def gate_decision(self, model_key: str, scope: str = GateScope.MODEL_VERSION) -> GateDecisionRecord | None:
         """The current decision of a model version: its offline gate (``model_version``) or ``online`` gate."""
-        name, version = split_key(model_key, "model")
+        name, version = VersionedKey.parse(model_key, "model")
         with self.registry.session() as session:
             return session.scalar(select(GateDecisionRecord).where(
                 GateDecisionRecord.scope == scope, GateDecisionRecord.model_name == name,
@@ -676,7 +668,7 @@ def _on_dataset(dataset_key: str | None) -> tuple:
     """The where-clauses of an eval cell's dataset version (none without one: the whole model version)."""
     if dataset_key is None:
         return ()
-    dataset_id, version = split_key(dataset_key, "dataset")
+    dataset_id, version = VersionedKey.parse(dataset_key, "dataset")
     return (EvalRun.dataset_id == dataset_id, EvalRun.dataset_version == version)
 
 

@@ -25,9 +25,10 @@ from eval_platform.api.serializers import created_run_json, gate_json, run_json
 from eval_platform.api.visibility import dataset_of_run, dataset_policies, log_results_read, visible_gate_reasons
 from eval_platform.core.errors import Conflict, InvalidInput
 from eval_platform.core.hashing import json_hash
+from eval_platform.core.keys import VersionedKey
 from eval_platform.core.store import PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.platform import aggregates
-from eval_platform.platform.service import SUCCEEDED, EvalPlatform, split_key
+from eval_platform.platform.service import SUCCEEDED, EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, access
 from eval_platform.registry.access import AGGREGATE_READ, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
 from eval_platform.registry.api_schema import RunPurge
@@ -93,7 +94,7 @@ async def request_eval_run(body: EvalRunRequest, caller: Annotated[IdempotentCal
 def _filtered_runs_query(model: str | None, status: list[str] | None, dataset_id: str | None, metric_suite_id: str | None):
     query = select(EvalRun)
     if model:
-        name, version = record_named_by("model", lambda: split_key(model, "model"))
+        name, version = record_named_by("model", lambda: VersionedKey.parse(model, "model"))
         query = query.where(EvalRun.model_name == name, EvalRun.model_version == version)
     if status:
         query = query.where(EvalRun.status.in_(status))
@@ -123,7 +124,7 @@ def list_eval_runs(principal: Caller, platform: PlatformDep, offset: Offset = 0,
     """Eval runs, newest first; results of datasets the team may see only in part are withheld
     (``redacted``), and runs on datasets the team may not know of are not listed at all."""
     policies = dataset_policies(platform)
-    hidden = [split_key(key, "dataset") for key, policy in policies.items() if not access.may_know(policy, principal.team)]
+    hidden = [VersionedKey.parse(key, "dataset") for key, policy in policies.items() if not access.may_know(policy, principal.team)]
     query = _filtered_runs_query(model, status, dataset_id, metric_suite_id)
     with platform.registry.session() as session:
         # counted as all matching runs minus those of hidden datasets: two counts over indexes, where

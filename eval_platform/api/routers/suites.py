@@ -15,8 +15,7 @@ from eval_platform.api.problems import problem_responses, respond
 from eval_platform.api.schemas import SUITE_BODY_SCHEMA, SuiteOut
 from eval_platform.api.serializers import suite_json
 from eval_platform.core.errors import InvalidInput
-from eval_platform.core.keys import KEY_PATTERN
-from eval_platform.platform.service import split_key
+from eval_platform.core.keys import KEY_PATTERN, VersionedKey
 from eval_platform.registry import MetricSuite
 
 router = APIRouter(tags=["metric suites"], route_class=LimitedJSONRoute)
@@ -45,7 +44,7 @@ def list_suites(principal: Caller, platform: PlatformDep, offset: Offset = 0, li
 def get_suite(suite_key: Annotated[str, PathParam(alias="suiteKey", min_length=1, max_length=400, pattern=KEY_PATTERN)],
               principal: Caller, platform: PlatformDep):
     try:
-        split_key(suite_key, "suiteKey")
+        VersionedKey.parse(suite_key, "suiteKey")
     except InvalidInput as error:
         raise InvalidInput("suiteKey", error.problem) from error
     return respond(suite_json(platform.suite(suite_key)))
