@@ -2,14 +2,14 @@
 
 import dagster as dg
 
-from assets import comparison, eval_dataset, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
-from assets.experiments import experiment_analysis, online_gate, online_gate_passed
-from jobs import decide_gate, evaluate_eval_cell, release_model_version, validate_dataset_version
-from jobs.checks import report_check_results
-from jobs.experiments import analyze_experiment_job
-from jobs.retention import retention_job, retention_schedule
-from resources import PLATFORM_RESOURCE
-from sensors import (
+from eval_platform_dagster.assets import comparison, eval_dataset, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
+from eval_platform_dagster.assets.experiments import experiment_analysis, online_gate, online_gate_passed
+from eval_platform_dagster.jobs import decide_gate, evaluate_eval_cell, release_model_version, validate_dataset_version
+from eval_platform_dagster.jobs.checks import report_check_results
+from eval_platform_dagster.jobs.experiments import analyze_experiment_job
+from eval_platform_dagster.jobs.retention import retention_job, retention_schedule
+from eval_platform_dagster.resources import PLATFORM_RESOURCE
+from eval_platform_dagster.sensors import (
     dataset_version_sensor,
     eval_request_sensor,
     eval_run_failure_sensor,

@@ -3,11 +3,11 @@
 
 import dagster as dg
 
-from assets.partitions import dataset_versions
-from assets.platform import PLATFORM, platform_of
 from eval_platform.core.states import DatasetStatus
 from eval_platform.core.tasks import get_task_type
 from eval_platform.datasets.validation import CHECKS, VALIDATION_VERSION, validate_frame
+from eval_platform_dagster.assets.partitions import dataset_versions
+from eval_platform_dagster.assets.platform import PLATFORM, platform_of
 
 _CHECK_DESCRIPTIONS = {
     "required_columns": "The columns the task type needs are present.",

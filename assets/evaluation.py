@@ -14,27 +14,6 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from assets.datasets import eval_dataset
-from assets.partitions import (
-    DATASET_DIMENSION,
-    DECISION_TAG,
-    MODEL_DIMENSION,
-    PROMOTION_REQUEST_TAG,
-    REQUESTED_TAG,
-    eval_cells,
-    model_versions,
-    split_cell,
-)
-from assets.platform import PLATFORM, platform_of
-from assets.rendering import (
-    lineage_metadata,
-    plain,
-    render_comparisons,
-    render_gate,
-    render_judgments,
-    render_metric_tables,
-    render_predictions,
-)
 from eval_platform.core.failures import describe_failure
 from eval_platform.core.hashing import json_hash, short
 from eval_platform.core.states import RELEASABLE, DatasetStatus, RunStatus
@@ -50,6 +29,27 @@ from eval_platform.models.files import PREDICTION_CODE_VERSION
 from eval_platform.platform import requests
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
+from eval_platform_dagster.assets.datasets import eval_dataset
+from eval_platform_dagster.assets.partitions import (
+    DATASET_DIMENSION,
+    DECISION_TAG,
+    MODEL_DIMENSION,
+    PROMOTION_REQUEST_TAG,
+    REQUESTED_TAG,
+    eval_cells,
+    model_versions,
+    split_cell,
+)
+from eval_platform_dagster.assets.platform import PLATFORM, platform_of
+from eval_platform_dagster.assets.rendering import (
+    lineage_metadata,
+    plain,
+    render_comparisons,
+    render_gate,
+    render_judgments,
+    render_metric_tables,
+    render_predictions,
+)
 
 #: Changes whenever a metric version is added or the metric-table code changes, so the Dagster UI marks
 #: every metric table computed before as stale.

@@ -5,15 +5,15 @@ job checks before a promotion."""
 
 import dagster as dg
 
-from assets.datasets import eval_dataset
-from assets.evaluation import gate_decision
-from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments, model_versions
-from assets.platform import PLATFORM, platform_of
 from eval_platform.core.states import ONLINE_RELEASABLE
 from eval_platform.online import experiments as online
 from eval_platform.online.analysis import ANALYSIS_CODE_VERSION
 from eval_platform.online.reporting import analysis_markdown, format_stored_analysis, online_gate_markdown
 from eval_platform.platform import requests
+from eval_platform_dagster.assets.datasets import eval_dataset
+from eval_platform_dagster.assets.evaluation import gate_decision
+from eval_platform_dagster.assets.partitions import EXPERIMENT_REQUEST_TAG, experiments, model_versions
+from eval_platform_dagster.assets.platform import PLATFORM, platform_of
 
 ONLINE_GATE_CODE_VERSION = "1"
 

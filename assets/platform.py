@@ -7,7 +7,7 @@ that in their bodies the name ``platform`` is the platform object itself, as eve
 import dagster as dg
 
 from eval_platform.platform.service import EvalPlatform
-from resources import EvalPlatformResource
+from eval_platform_dagster.resources import EvalPlatformResource
 
 #: what the assets and checks ask of Dagster: the ``platform`` resource
 PLATFORM = {"platform"}

@@ -172,7 +172,7 @@ class Daemon:
             socket = self.home / "dagster" / "code.sock"
             # ``dagster api grpc``: one process serving the code location, as in Dagster's Helm chart (``dagster
             # code-server start`` adds a proxy process that reloads code: 0.5 CPU-s a minute more when idle)
-            server = self._spawn(["dagster", "api", "grpc", "-m", "definitions", "-d", str(ROOT), "--socket", str(socket)])
+            server = self._spawn(["dagster", "api", "grpc", "-m", "eval_platform_dagster.definitions", "-d", str(ROOT), "--socket", str(socket)])
             while True:  # until the server answers
                 if server.poll() is not None:
                     raise SystemExit(f"the code server exited:\n{self.log_path.read_text()[-3000:]}")

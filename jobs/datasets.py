@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets import eval_dataset
+from eval_platform_dagster.assets import eval_dataset
 
 validate_dataset_version = dg.define_asset_job(
     "validate_dataset_version",

@@ -4,8 +4,8 @@ may span both.)"""
 
 import dagster as dg
 
-from assets import comparison, gate_decision, judgments, metric_table, predictions
-from assets.evaluation import GATE_STATUS
+from eval_platform_dagster.assets import comparison, gate_decision, judgments, metric_table, predictions
+from eval_platform_dagster.assets.evaluation import GATE_STATUS
 
 evaluate_eval_cell = dg.define_asset_job(
     "evaluate_eval_cell",

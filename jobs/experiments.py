@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.experiments import experiment_analysis
+from eval_platform_dagster.assets.experiments import experiment_analysis
 
 analyze_experiment_job = dg.define_asset_job(
     "analyze_experiment",

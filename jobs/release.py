@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from assets import gate_passed, promotion
-from assets.evaluation import RELEASE_JOB
-from assets.experiments import online_gate, online_gate_passed
+from eval_platform_dagster.assets import gate_passed, promotion
+from eval_platform_dagster.assets.evaluation import RELEASE_JOB
+from eval_platform_dagster.assets.experiments import online_gate, online_gate_passed
 
 release_model_version = dg.define_asset_job(
     RELEASE_JOB,

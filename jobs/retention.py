@@ -3,7 +3,7 @@
 import dagster as dg
 
 from eval_platform.governance.retention import purge_expired
-from resources import EvalPlatformResource
+from eval_platform_dagster.resources import EvalPlatformResource
 
 
 @dg.op(description="Delete predictions, judge verdicts and cached LLM calls past their dataset's retention; "

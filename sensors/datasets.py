@@ -9,12 +9,12 @@ from typing import Any
 import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from assets import dataset_versions
 from eval_platform.evaluation import launches
-from jobs.datasets import validate_dataset_version
-from sensors.instance import known_partitions, sensor_instance, sensor_platform
-from sensors.intervals import SENSOR_INTERVAL_SECONDS
-from sensors.launch_state import failure_cause
+from eval_platform_dagster.assets import dataset_versions
+from eval_platform_dagster.jobs.datasets import validate_dataset_version
+from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
+from eval_platform_dagster.sensors.intervals import SENSOR_INTERVAL_SECONDS
+from eval_platform_dagster.sensors.launch_state import failure_cause
 
 #: Tag of a dataset validation run: the dataset version it validates (on Dagster's retries too).
 DATASET_TAG = "eval_platform/dataset_version"

@@ -13,15 +13,15 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from assets import REQUESTED_TAG, dataset_versions, model_versions
-from assets.partitions import cell_key
 from eval_platform.evaluation import launches, runner
 from eval_platform.platform.service import EvalPlatform
-from jobs.evaluation import evaluate_eval_cell
-from resources import EvalPlatformResource
-from sensors.instance import known_partitions, sensor_instance, sensor_platform
-from sensors.intervals import SENSOR_INTERVAL_SECONDS
-from sensors.launch_state import LAUNCH_TAG, failure_cause, observe_dagster_run, observe_launch, retry_chain
+from eval_platform_dagster.assets import REQUESTED_TAG, dataset_versions, model_versions
+from eval_platform_dagster.assets.partitions import cell_key
+from eval_platform_dagster.jobs.evaluation import evaluate_eval_cell
+from eval_platform_dagster.resources import EvalPlatformResource
+from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
+from eval_platform_dagster.sensors.intervals import SENSOR_INTERVAL_SECONDS
+from eval_platform_dagster.sensors.launch_state import LAUNCH_TAG, failure_cause, observe_dagster_run, observe_launch, retry_chain
 
 
 @dg.sensor(job=evaluate_eval_cell, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,

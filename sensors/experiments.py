@@ -4,11 +4,11 @@ contaminated ingest) becomes a run of the experiment's analysis partition."""
 
 import dagster as dg
 
-from assets.partitions import EXPERIMENT_REQUEST_TAG, experiments
 from eval_platform.online import experiments as online
-from jobs.experiments import analyze_experiment_job
-from sensors.instance import known_partitions, sensor_instance, sensor_platform
-from sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
+from eval_platform_dagster.assets.partitions import EXPERIMENT_REQUEST_TAG, experiments
+from eval_platform_dagster.jobs.experiments import analyze_experiment_job
+from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
+from eval_platform_dagster.sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
 
 
 @dg.sensor(job=analyze_experiment_job, minimum_interval_seconds=BACKGROUND_SENSOR_INTERVAL_SECONDS,

@@ -17,15 +17,15 @@ import json
 
 import dagster as dg
 
-from assets.evaluation import GATE_STATUS, gate_status
-from assets.partitions import DECISION_TAG, model_versions
 from eval_platform.core.states import RunStatus
 from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
-from jobs.checks import CheckReport, report_check_results, report_request
-from jobs.evaluation import decide_gate
-from sensors.instance import known_partitions, sensor_instance, sensor_platform
-from sensors.intervals import SENSOR_INTERVAL_SECONDS
+from eval_platform_dagster.assets.evaluation import GATE_STATUS, gate_status
+from eval_platform_dagster.assets.partitions import DECISION_TAG, model_versions
+from eval_platform_dagster.jobs.checks import CheckReport, report_check_results, report_request
+from eval_platform_dagster.jobs.evaluation import decide_gate
+from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
+from eval_platform_dagster.sensors.intervals import SENSOR_INTERVAL_SECONDS
 
 
 @dg.sensor(jobs=[decide_gate, report_check_results], minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,

@@ -2,18 +2,18 @@
 
 import dagster as dg
 
-from assets import dataset_versions, model_versions
-from assets.datasets import NOT_CONTAMINATED
-from assets.evaluation import INPUTS_VALID
-from assets.partitions import cell_key
 from eval_platform.core.errors import NotFound
 from eval_platform.core.states import IncidentKind
 from eval_platform.governance import incidents
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import Incident
-from jobs.checks import CheckReport, report_check_results, report_request
-from sensors.instance import known_partitions, sensor_instance, sensor_platform
-from sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
+from eval_platform_dagster.assets import dataset_versions, model_versions
+from eval_platform_dagster.assets.datasets import NOT_CONTAMINATED
+from eval_platform_dagster.assets.evaluation import INPUTS_VALID
+from eval_platform_dagster.assets.partitions import cell_key
+from eval_platform_dagster.jobs.checks import CheckReport, report_check_results, report_request
+from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
+from eval_platform_dagster.sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
 
 
 def _cells_of(platform: EvalPlatform, run_ids: list[str]) -> list[tuple[str, str]]:

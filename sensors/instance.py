@@ -19,7 +19,7 @@ import dagster as dg
 from dagster._serdes import serialize_value
 
 from eval_platform.platform.service import EvalPlatform
-from resources import PLATFORM_RESOURCE, EvalPlatformResource
+from eval_platform_dagster.resources import PLATFORM_RESOURCE, EvalPlatformResource
 
 _MAX_INSTANCES = 4  # one per Dagster home in practice; tests open several
 _instances: OrderedDict[str, dg.DagsterInstance] = OrderedDict()

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.partitions import cell_key, dataset_versions, model_versions
 from eval_platform.core.keys import CELL_SEPARATOR
 from eval_platform.core.states import RunStatus
 from eval_platform.governance import incidents
-from jobs.checks import CheckReport, report_check_results, report_request
-from sensors.incidents import incident_check_reports
-from sensors.instance import known_partitions, sensor_instance, sensor_platform
-from sensors.recompute import RECOMPUTED_ASSETS
+from eval_platform_dagster.assets.partitions import cell_key, dataset_versions, model_versions
+from eval_platform_dagster.jobs.checks import CheckReport, report_check_results, report_request
+from eval_platform_dagster.sensors.incidents import incident_check_reports
+from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
+from eval_platform_dagster.sensors.recompute import RECOMPUTED_ASSETS
 
 #: The cursor once the instance is migrated: later ticks do nothing.
 MIGRATED = "eval-cells-1"

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from assets import PROMOTION_REQUEST_TAG
 from eval_platform.core.states import RequestKind
 from eval_platform.platform import requests
-from jobs.release import release_model_version
-from sensors.instance import sensor_platform
-from sensors.intervals import SENSOR_INTERVAL_SECONDS
+from eval_platform_dagster.assets import PROMOTION_REQUEST_TAG
+from eval_platform_dagster.jobs.release import release_model_version
+from eval_platform_dagster.sensors.instance import sensor_platform
+from eval_platform_dagster.sensors.intervals import SENSOR_INTERVAL_SECONDS
 
 
 @dg.sensor(job=release_model_version, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,

@@ -4,16 +4,16 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.definitions.events import AssetKeyPartitionKey
 
-from assets import REQUESTED_TAG, dataset_versions, model_versions
-from assets.partitions import cell_key
 from eval_platform.core.keys import CELL_SEPARATOR, split_cell_name
 from eval_platform.core.states import RequestKind, RunStatus
 from eval_platform.platform import requests
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest
-from sensors.instance import known_partitions, sensor_instance, sensor_platform
-from sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
-from sensors.launch_state import LAUNCH_TAG
+from eval_platform_dagster.assets import REQUESTED_TAG, dataset_versions, model_versions
+from eval_platform_dagster.assets.partitions import cell_key
+from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
+from eval_platform_dagster.sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
+from eval_platform_dagster.sensors.launch_state import LAUNCH_TAG
 
 #: Assets a recompute rematerializes in each eval cell it recomputes (the gate follows, by the gate sensor).
 RECOMPUTED_ASSETS = ("predictions", "judgments", "metric_table", "comparison")

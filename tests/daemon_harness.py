@@ -78,8 +78,7 @@ class DaemonHarness:
         from dagster._core.definitions.events import AssetKeyPartitionKey
         from dagster._core.execution.backfill import PartitionBackfill
 
-        import definitions
-
+        from eval_platform_dagster import definitions
         with dg.partition_loading_context(dynamic_partitions_store=self.instance):
             subset = AssetGraphSubset.from_asset_partition_set(
                 {AssetKeyPartitionKey(dg.AssetKey(asset), partition) for asset, partition in partitions},
@@ -103,7 +102,7 @@ def daemon(overrides: dict | None = None) -> Iterator[DaemonHarness]:
     The platform resource reads EVAL_PLATFORM_HOME / EVAL_PLATFORM_DB_URL (set them first)."""
     with dg.instance_for_test(overrides={"run_launcher": SYNC_LAUNCHER, "run_coordinator": QUEUED_COORDINATOR,
                                          **(overrides or {})}) as instance:
-        origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="definitions", working_directory=str(ROOT)),
+        origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="eval_platform_dagster.definitions", working_directory=str(ROOT)),
                                              location_name="eval_platform")
         with create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origin), instance) as context:
             yield DaemonHarness(instance, context)

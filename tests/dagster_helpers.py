@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-import definitions
 from eval_platform.platform.service import EvalPlatform
-from resources import EvalPlatformResource
+from eval_platform_dagster import definitions
+from eval_platform_dagster.resources import EvalPlatformResource
 
 
 def resources(service: EvalPlatform) -> dict:

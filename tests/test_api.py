@@ -496,8 +496,8 @@ def test_retention_keeps_what_is_not_expired(tmp_path, model_files, breast_cance
 def test_retention_schedule_runs_the_purge(tmp_path, model_files, breast_cancer, monkeypatch):
     import dagster as dg
 
-    from jobs.retention import retention_job, retention_schedule
-    from resources import EvalPlatformResource
+    from eval_platform_dagster.jobs.retention import retention_job, retention_schedule
+    from eval_platform_dagster.resources import EvalPlatformResource
 
     home = tmp_path / "home"
     platform = EvalPlatform.open(home)

@@ -5,13 +5,13 @@ import shutil
 import dagster as dg
 import pytest
 
-import definitions
-from assets import REQUESTED_TAG, dataset_versions, model_versions
 from eval_platform.datasets.validation import CHECKS
 from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
-from jobs import decide_gate, evaluate_eval_cell, validate_dataset_version
-from sensors import dataset_version_sensor, eval_request_sensor
+from eval_platform_dagster import definitions
+from eval_platform_dagster.assets import REQUESTED_TAG, dataset_versions, model_versions
+from eval_platform_dagster.jobs import decide_gate, evaluate_eval_cell, validate_dataset_version
+from eval_platform_dagster.sensors import dataset_version_sensor, eval_request_sensor
 from tests.conftest import ROOT
 from tests.dagster_helpers import execute, resources, tick
 

@@ -12,12 +12,12 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.events import AssetKeyPartitionKey
 
-import definitions
-from assets.partitions import RESERVED_KEY_CHARACTERS, cell_key, split_cell
 from eval_platform.cli.main import main
 from eval_platform.core.keys import KEY_PATTERN
 from eval_platform.governance import incidents
 from eval_platform.platform.service import EvalPlatform
+from eval_platform_dagster import definitions
+from eval_platform_dagster.assets.partitions import RESERVED_KEY_CHARACTERS, cell_key, split_cell
 from tests.daemon_harness import daemon
 
 PLAN = [("bc", "breast-cancer-release")]
@@ -140,7 +140,7 @@ def test_an_installation_from_before_eval_cells_is_carried_over_once(service, mo
     on the partitioned checks; the gate sensor shows each gate's status; the old keys stay in the history."""
     from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
-    from assets.partitions import eval_cells
+    from eval_platform_dagster.assets.partitions import eval_cells
     from tests.test_runner import evaluate
 
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
@@ -179,7 +179,7 @@ def test_a_partition_check_is_reported_again_by_a_run_not_runless(service):
     may report it again."""
     from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
-    from jobs.checks import CheckReport, report_request
+    from eval_platform_dagster.jobs.checks import CheckReport, report_request
     from tests.dagster_helpers import resources
 
     with dg.instance_for_test() as instance:

@@ -294,8 +294,8 @@ def test_the_online_section_of_a_suite_is_validated():
 def test_the_sensor_analyses_ingests_and_the_release_job_checks_the_online_gate(service):
     import dagster as dg
 
-    from sensors import promotion_request_sensor
-    from sensors.experiments import experiment_request_sensor
+    from eval_platform_dagster.sensors import promotion_request_sensor
+    from eval_platform_dagster.sensors.experiments import experiment_request_sensor
     from tests.dagster_helpers import execute, tick
 
     ex.register_experiment(service, ab_spec(), created_by="ml-eng")

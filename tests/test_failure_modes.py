@@ -12,8 +12,8 @@ from eval_platform.metrics.base import MetricDefinition, Param
 from eval_platform.metrics.catalog import all_metrics, register_metric
 from eval_platform.platform.requests import get_request
 from eval_platform.platform.service import EvalPlatform
-from jobs.checks import reports_of
-from sensors import eval_request_sensor, gate_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
+from eval_platform_dagster.jobs.checks import reports_of
+from eval_platform_dagster.sensors import eval_request_sensor, gate_sensor, incident_sensor, promotion_request_sensor, recompute_request_sensor
 from tests.dagster_helpers import execute, run_requests, tick
 
 BINARY = frozenset({"binary_classification"})
@@ -41,7 +41,7 @@ _register_test_metrics()
 
 def execute_job(job_name, instance, service, request):
     """Run an unpartitioned job's request (its run config) on the instance."""
-    import definitions
+    from eval_platform_dagster import definitions
     from tests.dagster_helpers import resources
 
     return definitions.defs.resolve_job_def(job_name).execute_in_process(
@@ -118,7 +118,7 @@ def test_contamination_invalidates_exactly_its_dependent_runs(service, model_fil
     service.register_model("holdout-model", model_files["gradient_boosting"], eval_plan=[("bc-holdout", "breast-cancer-release")])
     with dg.instance_for_test() as instance:
         tick_and_validate = tick  # dataset partitions must exist for the dataset check to be shown
-        from sensors import dataset_version_sensor
+        from eval_platform_dagster.sensors import dataset_version_sensor
 
         for request in tick_and_validate(dataset_version_sensor, instance, service).run_requests:
             execute("validate_dataset_version", instance, service, request.partition_key)

@@ -9,12 +9,14 @@ import ast
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+DAGSTER_FOLDERS = ("assets", "resources", "jobs", "sensors")
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess:
@@ -89,3 +91,25 @@ def test_the_clis_deferred_imports_say_why():
                    for path in sorted((ROOT / "eval_platform" / "cli").rglob("*.py"))
                    for line, text in _function_level_imports(path) if "keeps evalp --help fast" not in text]
     assert unexplained == []
+
+
+def _installed_packages() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+
+
+def test_every_package_of_the_tree_is_installed_under_our_two_names():
+    folders = {path.parent for path in (ROOT / "eval_platform").rglob("*") if path.is_file() and "__pycache__" not in path.parts}
+    expected = {".".join(folder.relative_to(ROOT).parts) for folder in folders}
+    expected |= {"eval_platform_dagster"} | {f"eval_platform_dagster.{name}" for name in DAGSTER_FOLDERS}
+    assert set(_installed_packages()) == expected
+    # no other top-level name of ours: `assets`, `jobs`... would collide with any distribution using them
+    assert {name.split(".")[0] for name in _installed_packages()} == {"eval_platform", "eval_platform_dagster"}
+
+
+def test_the_dagster_layer_imports_by_its_namespace_from_anywhere(tmp_path):
+    probe = ("import importlib.util, eval_platform_dagster.definitions as d; "
+             "print(d.defs is not None, [importlib.util.find_spec(n) is None for n in ('assets', 'jobs', 'sensors', 'resources')])")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "True [True, True, True, True]"

@@ -10,7 +10,7 @@ import pytest
 
 from eval_platform.llm.server import LocalLLMServer
 from eval_platform.platform.service import EvalPlatform
-from sensors import eval_request_sensor
+from eval_platform_dagster.sensors import eval_request_sensor
 from tests.dagster_helpers import execute, tick
 from tests.test_runner import evaluate
 

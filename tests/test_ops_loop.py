@@ -12,7 +12,7 @@ from dagster import DagsterRunStatus
 from eval_platform.governance import incidents
 from eval_platform.platform.requests import get_request
 from eval_platform.platform.service import EvalPlatform
-from sensors.launch_state import LAUNCH_TAG
+from eval_platform_dagster.sensors.launch_state import LAUNCH_TAG
 from tests.daemon_harness import daemon
 
 PLAN = [("bc", "breast-cancer-release")]
@@ -199,7 +199,7 @@ def test_promotion_and_incident_sensors_through_the_daemon(service, model_files)
     from dagster import AssetKey, build_schedule_context
 
     from eval_platform.gates import releases
-    from jobs.retention import retention_schedule
+    from eval_platform_dagster.jobs.retention import retention_schedule
 
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
     with daemon() as harness:
@@ -239,7 +239,7 @@ def test_a_backfill_started_in_the_ui_recomputes_the_affected_run_on_the_clean_v
     """The other door: an operator selects the affected partition in the Dagster UI and launches a backfill
     of the evaluation assets (no platform tags). The contaminated run is recomputed on the dataset's clean
     version, as `evalp recompute --affected-by` would, and the gate is decided again."""
-    from sensors.recompute import RECOMPUTED_ASSETS
+    from eval_platform_dagster.sensors.recompute import RECOMPUTED_ASSETS
 
     _, _, frame = breast_cancer
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)

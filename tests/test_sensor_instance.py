@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from sensors.instance import sensor_instance
+from eval_platform_dagster.sensors.instance import sensor_instance
 
 ROOT = Path(__file__).resolve().parent.parent
 
