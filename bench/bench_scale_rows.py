@@ -15,7 +15,7 @@ so each process's peak RSS (``VmHWM``) is its own:
   checks the file against the dataset; or, with ``--model sklearn``, a logistic regression (skops file)
   trained on 10k rows, which the eval then runs on every row;
 * ``eval``: the runner steps the Dagster assets call (predictions, metric table with a slice, comparison,
-  gate decision), as ``tests/test_runner.py``'s ``evaluate`` helper runs them.
+  gate decision), as ``tests/evaluation/test_runner.py``'s ``evaluate`` helper runs them.
 
 Goal (issue 18): every process under 3 GB peak RSS at 10M rows, registration in minutes.
 """

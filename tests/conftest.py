@@ -108,7 +108,7 @@ class DemoRun:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> DemoRun:
     """The demo, run once on a fresh home with a real dagster-daemon (minutes), for every slow test that looks at
-    what it leaves: tests/test_demo.py reads its output and runs it again, tests/test_ui.py opens the Dagster UI
+    what it leaves: tests/test_demo.py reads its output and runs it again, tests/dagster/test_ui.py opens the Dagster UI
     on its instance."""
     home = tmp_path_factory.mktemp("demo") / "home"
     run = subprocess.run([sys.executable, str(ROOT / "demo" / "run_demo.py"), "--home", str(home)],

@@ -7,7 +7,7 @@ on 100,000 rows. The list is a function of the installed scikit-learn and skops 
 per pair of versions by that same walk (in a child process, so that this process stays light) and kept as a
 small JSON file; later imports hand skops the names from the file.
 
-Trust is unchanged: the names are exactly those skops would compute (``tests/test_model_files.py`` compares
+Trust is unchanged: the names are exactly those skops would compute (``tests/models/test_model_files.py`` compares
 them with a plain import's), only names under ``sklearn.`` are accepted from the file, and the file lives in
 the operator's cache directory (``EVAL_PLATFORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/eval-platform``, else
 ``~/.cache/eval-platform``). Anything unexpected (no cache directory, an unreadable or malformed file) falls

@@ -22,8 +22,8 @@ from eval_platform.api.app import create_app, openapi_document
 from eval_platform.core.keys import GRAMMAR
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry.access import create_token, set_owner
-from tests.test_api import SUITE, Server
-from tests.test_runner import evaluate
+from tests.api.test_api import SUITE, Server
+from tests.evaluation.test_runner import evaluate
 
 #: generated examples per operation; EVALP_FUZZ_EXAMPLES=200 for a longer hunt
 MAX_EXAMPLES = int(os.environ.get("EVALP_FUZZ_EXAMPLES") or 15)

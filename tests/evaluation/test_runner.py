@@ -159,7 +159,7 @@ def test_generation_eval_from_a_predictions_file(service, tmp_path):
 
 def test_a_predictions_file_missing_examples_is_refused_at_registration(service, tmp_path):
     """Refused before anything is written (it used to be accepted and fail at evaluation); more cases in
-    tests/test_validation_limits.py."""
+    tests/platform/test_validation_limits.py."""
     questions = pd.DataFrame({"example_id": [1, 2], "prompt": ["a", "b"], "reference": ["x", "y"]})
     service.register_dataset("qa", questions, task_type="generation", label_policy="synthetic")
     service.register_suite({"suite_id": "qa", "purpose": "exploratory", "task_type": "generation", "metrics": ["exact_match@1"]})

@@ -17,7 +17,7 @@ from eval_platform.platform.requests import get_request
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest, EvalDataset
 from eval_platform.registry.online_schema import Experiment, ExperimentIngest
-from tests.test_runner import evaluate
+from tests.evaluation.test_runner import evaluate
 
 GUARDRAILS = [{"metric": "latency_ms", "direction": "lower", "tolerance": 0.05},
               {"metric": "click", "direction": "higher", "tolerance": 0.10}]
@@ -337,7 +337,7 @@ def test_the_api_registers_ingests_and_reads_experiments_with_access_control(ser
 
     from eval_platform.api.app import create_app
     from eval_platform.registry import access
-    from tests.test_api import Server
+    from tests.api.test_api import Server
 
     tokens = {team: access.create_token(service, team, roles=("member", "approver")) for team in ("growth", "search")}
     access.set_owner(service, access.MODEL, "detector", "growth")  # registered by the operator: unowned until given

@@ -12,7 +12,7 @@ from eval_platform.llm.server import LocalLLMServer
 from eval_platform.platform.service import EvalPlatform
 from eval_platform_dagster.sensors import eval_request_sensor
 from tests.dagster_helpers import execute, tick
-from tests.test_runner import evaluate
+from tests.evaluation.test_runner import evaluate
 
 
 @pytest.fixture(scope="module")

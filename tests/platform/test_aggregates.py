@@ -22,8 +22,8 @@ from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import access
 from eval_platform.registry.access import create_token
 from eval_platform.suites.definition import parse_suite
-from tests.test_api import Server, parquet_bytes
-from tests.test_runner import evaluate
+from tests.api.test_api import Server, parquet_bytes
+from tests.evaluation.test_runner import evaluate
 
 COMMON = {"taskType": "binary_classification", "labelPolicy": "human_reviewed"}
 ALPHA_SUITE = {

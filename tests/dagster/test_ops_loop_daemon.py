@@ -18,7 +18,7 @@ import pytest
 
 from eval_platform.llm.server import LocalLLMServer
 from tests.conftest import ROOT
-from tests.test_llm_runs import _service, candidate_file, suite
+from tests.llm.test_llm_runs import _service, candidate_file, suite
 
 pytestmark = pytest.mark.slow
 

@@ -37,7 +37,7 @@ from eval_platform.registry import MetricSuite, Model, access
 from eval_platform.registry.access import create_token
 from tests.servers import serve_process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_PASSWORD = "hunter2-db-password"
 SECRET_KEY = "sk-live-secret-key"
 
@@ -276,7 +276,7 @@ QA_SUITE = {"suite_id": "qa", "purpose": "release_blocking", "task_type": "gener
 RUN_ONE = """
 import sys
 from eval_platform.platform.service import EvalPlatform
-from tests.test_runner import evaluate
+from tests.evaluation.test_runner import evaluate
 platform = EvalPlatform.open(sys.argv[1])
 print(evaluate(platform, sys.argv[2]).decision)
 """
@@ -349,7 +349,7 @@ def test_at_run_time_the_client_checks_again_before_the_first_call(llm_and_liste
     """Registered while its variable pointed at the operator's endpoint; when the run executes (in a process of
     its own, as a Dagster run does) the variable points at the caller's server: the client refuses before any
     call. The control run, with the variable as the operator set it, calls the local server."""
-    from tests.test_runner import evaluate
+    from tests.evaluation.test_runner import evaluate
 
     platform, llm, listener, secrets = llm_and_listener
     home = platform.config.home

@@ -182,7 +182,7 @@ def llm_server():
 
 @pytest.fixture
 def llm_service(tmp_path, llm_server, monkeypatch, db_url):
-    from tests.test_llm_runs import _service
+    from tests.llm.test_llm_runs import _service
 
     yield from _service(tmp_path, llm_server, monkeypatch, db_url)
 
@@ -197,8 +197,8 @@ def call_costs(platform: EvalPlatform) -> dict[str, float]:
 
 def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
     from eval_platform.evaluation import runner
-    from tests.test_llm_runs import candidate_file, judged_suite
-    from tests.test_runner import evaluate
+    from tests.evaluation.test_runner import evaluate
+    from tests.llm.test_llm_runs import candidate_file, judged_suite
 
     service = llm_service
     service.register_suite(judged_suite(prices=PRICES))

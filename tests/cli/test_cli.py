@@ -65,7 +65,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(capsys, tmp_path, dataset
 
 def test_failure_mode_commands(capsys, tmp_path, breast_cancer, model_files, release_suite):
     from eval_platform.platform.service import EvalPlatform
-    from tests.test_runner import evaluate
+    from tests.evaluation.test_runner import evaluate
 
     home = tmp_path / "home"
     service = EvalPlatform.open(home)

@@ -24,7 +24,7 @@ def test_untrusted_types_are_refused_unless_trusted_explicitly(tmp_path):
     with pytest.raises(UnsafeModelFile, match="untrusted type"):
         check_model_file(path, "sklearn")
     needed = skops.io.get_untrusted_types(file=path)
-    # the caller may only trust what the installation's operator allows (tests/test_operator_config.py)
+    # the caller may only trust what the installation's operator allows (tests/core/test_operator_config.py)
     with pytest.raises(NotAllowed, match="may not be trusted"):
         check_model_file(path, "sklearn", trusted_types=needed)
     operator = InstallationConfig(trusted_types=("sklearn.tree._tree.Tree", *needed))

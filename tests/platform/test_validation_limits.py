@@ -33,9 +33,9 @@ from eval_platform.core.yamlsafe import (
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalPlanEntry, EvalRun, Model, access
 from eval_platform.registry.access import create_token
+from tests.api.test_api import Server
 from tests.conftest import ROOT
-from tests.test_api import Server
-from tests.test_runner import evaluate
+from tests.evaluation.test_runner import evaluate
 
 SUITE = {"suite_id": "s", "purpose": "exploratory", "task_type": "binary_classification", "metrics": ["roc_auc@1"],
          "comparison": {"bootstrap_resamples": 100, "seed": 0}}

@@ -18,8 +18,8 @@ from eval_platform.governance import retention
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry.access import create_token
 from eval_platform.registry.schema import utcnow
-from tests.test_api import Server, parquet_bytes
-from tests.test_runner import evaluate
+from tests.api.test_api import Server, parquet_bytes
+from tests.evaluation.test_runner import evaluate
 
 SUITE = {
     "suite_id": "bc-release", "purpose": "release_blocking", "task_type": "binary_classification",

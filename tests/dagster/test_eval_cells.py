@@ -141,7 +141,7 @@ def test_an_installation_from_before_eval_cells_is_carried_over_once(service, mo
     from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
     from eval_platform_dagster.assets.partitions import eval_cells
-    from tests.test_runner import evaluate
+    from tests.evaluation.test_runner import evaluate
 
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)
     evaluate(service, "detector@1", dagster_run_id="before-eval-cells")

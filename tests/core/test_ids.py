@@ -34,8 +34,8 @@ from eval_platform.registry import (
 )
 from eval_platform.registry.access import create_token
 from eval_platform.registry.online_schema import Experiment
-from tests.test_api import SUITE, parquet_bytes
-from tests.test_operator_config import ROOT, serve, stop
+from tests.api.test_api import SUITE, parquet_bytes
+from tests.core.test_operator_config import ROOT, serve, stop
 
 BAD_IDS = [" ", "..", ".hidden", "", "bc é", "détecteur", "a\r\nLocation: /evil", "a\nb", "a/b", "a@b", "a b", "x" * 129, "tab\t"]
 GOOD_IDS = ["bc", "breast-cancer_v2.1", "A", "0", "x" * 128, "a..b", "-x", "_"]

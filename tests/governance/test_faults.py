@@ -38,7 +38,7 @@ from eval_platform.llm.client import CircuitBreaker
 from eval_platform.llm.server import FaultPlan, LocalLLMServer, qa_dataset
 from eval_platform.llm.specs import CandidateSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -1,7 +1,7 @@
 """The HTTP API on a real server (uvicorn on 127.0.0.1) over the real PostgreSQL registry (and SQLite):
 idempotent requests, comparisons, team access control, RFC 9457 errors, retention, /metrics and logs.
 
-Evaluations run without Dagster (``tests.test_runner.evaluate``), standing in for the sensor and the
+Evaluations run without Dagster (``tests.evaluation.test_runner.evaluate``), standing in for the sensor and the
 eval job, as the API only records requests.
 """
 
@@ -38,7 +38,7 @@ from eval_platform.registry.access import create_token
 from eval_platform.registry.api_schema import IdempotencyRecord, PurgeLogEntry, RunPurge
 from eval_platform.registry.schema import utcnow
 from tests.conftest import ROOT
-from tests.test_runner import evaluate
+from tests.evaluation.test_runner import evaluate
 
 SECRET = "SECRET-PATIENT-NOTE"
 SUITE = {

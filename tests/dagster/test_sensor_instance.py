@@ -7,7 +7,7 @@ import dagster as dg
 
 from eval_platform_dagster.sensors.instance import sensor_instance
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ticks_of_one_instance_ref_share_one_instance_of_that_storage(tmp_path, monkeypatch):

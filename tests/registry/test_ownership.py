@@ -2,8 +2,8 @@
 
 Team ``alpha`` registers a dataset, suites and a model over the API; team ``beta`` then tries what the
 attacker of issue 11 did. The attack regressions drive a real ``evalp serve`` process; the roles x
-operations matrix drives the app on a uvicorn server in this process (``tests.test_api.Server``).
-Evaluations run without Dagster (``tests.test_runner.evaluate``), standing in for the sensor.
+operations matrix drives the app on a uvicorn server in this process (``tests.api.test_api.Server``).
+Evaluations run without Dagster (``tests.evaluation.test_runner.evaluate``), standing in for the sensor.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from eval_platform.registry import (
     access,
 )
 from eval_platform.registry.access import create_token
-from tests.test_api import Server, _serve_in_a_process, parquet_bytes
-from tests.test_runner import evaluate
+from tests.api.test_api import Server, _serve_in_a_process, parquet_bytes
+from tests.evaluation.test_runner import evaluate
 
 SUITE = {
     "suite_id": "bc-release", "purpose": "release_blocking", "task_type": "binary_classification",
