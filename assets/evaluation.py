@@ -17,7 +17,7 @@ import dagster as dg
 from eval_platform.core.failures import describe_failure
 from eval_platform.core.hashing import json_hash, short
 from eval_platform.core.states import RELEASABLE, DatasetStatus, RunStatus
-from eval_platform.evaluation import runner
+from eval_platform.evaluation import judging, predicting, runner
 from eval_platform.gates import releases
 from eval_platform.gates.blockers import BlockerKind
 from eval_platform.gates.releases import effective_decision
@@ -123,7 +123,7 @@ def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     platform = platform_of(context)
     runs = _claim_runs(context, platform)
     with _failing_runs_on_error(context, platform):
-        produced = [runner.produce_predictions(platform, run) for run in runs]
+        produced = [predicting.produce_predictions(platform, run) for run in runs]
     return dg.MaterializeResult(metadata=lineage_metadata(platform, runs) | render_predictions(produced, runs))
 
 
@@ -144,7 +144,7 @@ def judgments(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     platform = platform_of(context)
     runs = _claim_runs(context, platform)
     with _failing_runs_on_error(context, platform):
-        judged = [runner.judge_outputs(platform, run) for run in runs]
+        judged = [judging.judge_outputs(platform, run) for run in runs]
     return dg.MaterializeResult(metadata=lineage_metadata(platform, runs) | render_judgments(judged))
 
 

@@ -11,7 +11,7 @@ import dagster as dg
 from eval_platform.core.hashing import short
 from eval_platform.core.states import Verdict
 from eval_platform.core.store import PLOTS
-from eval_platform.evaluation import runner
+from eval_platform.evaluation import predicting
 from eval_platform.evaluation.metric_table import ALL
 from eval_platform.evaluation.results import Comparison, JudgmentReport, MetricTableReport, PredictionReport
 from eval_platform.gates.rules import GateDecision
@@ -64,7 +64,7 @@ def _lineage_table(lineages: dict[str, dict]) -> str:
 
 def lineage_metadata(platform: EvalPlatform, runs: list[EvalRun]) -> Metadata:
     """The inputs of the runs a materialization worked on: JSON for tools, a table for people."""
-    lineages = {run.run_id: runner.lineage(platform, run) for run in runs}
+    lineages = {run.run_id: predicting.lineage(platform, run) for run in runs}
     return {"lineage": dg.MetadataValue.json(lineages),
             "inputs": dg.MetadataValue.md(_lineage_table(lineages) if runs else "no eval runs"),
             "eval_runs": ", ".join(run.run_id for run in runs) or "none"}

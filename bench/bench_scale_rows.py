@@ -128,14 +128,14 @@ def step_model(args) -> dict:
 
 
 def step_eval(args) -> dict:
-    from eval_platform.evaluation import runner
+    from eval_platform.evaluation import predicting, runner
     from eval_platform.platform.service import EvalPlatform
 
     platform = EvalPlatform.open(args.home)
     started, split = time.perf_counter(), {}
     runs = platform.claim_runs("scores@1", "bench", requested=True)
     for run in runs:
-        runner.produce_predictions(platform, run)
+        predicting.produce_predictions(platform, run)
         split["predictions"] = time.perf_counter() - started
         runner.compute_metrics(platform, run)
         split["metrics"] = time.perf_counter() - started - split["predictions"]

@@ -1,5 +1,8 @@
-"""An eval run's steps: predictions, metric table, comparison with the baseline and the gate decision.
+"""An eval run's steps, in the order the Dagster assets call them.
 
-``runner`` holds the steps the Dagster assets call, ``results`` the typed results they return; ``metric_table`` computes a metric table from a dataset
-and a prediction set; ``launches`` decides what happens to queued runs whose launch failed.
+``predicting`` (the model's predictions, cached by content; the run's lineage), ``judging`` (a pinned LLM
+judge's verdicts and pairwise preferences), ``runner`` (the metric table, the comparison with the baseline found
+by ``baselines``, and the gate decision), with ``metric_table`` computing one table from a dataset and a
+prediction set and ``results`` the typed results each step returns; ``launches`` decides what happens to queued
+runs whose launch failed.
 """

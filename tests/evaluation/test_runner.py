@@ -9,7 +9,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from eval_platform.evaluation import runner
+from eval_platform.evaluation import predicting, runner
 from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
 
@@ -17,7 +17,7 @@ from eval_platform.platform.service import EvalPlatform
 def evaluate(service: EvalPlatform, model_key: str, dagster_run_id: str = "local"):
     runs = service.claim_runs(model_key, dagster_run_id, requested=True)
     for run in runs:
-        runner.produce_predictions(service, run)
+        predicting.produce_predictions(service, run)
         runner.compute_metrics(service, run)
         runner.compare_with_baseline(service, run)
     return runner.finish_runs(service, model_key, runs)

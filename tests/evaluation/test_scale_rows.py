@@ -18,7 +18,7 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.core.store import DATASETS
 from eval_platform.core.tasks import get_task_type
 from eval_platform.datasets import validation
-from eval_platform.evaluation import runner
+from eval_platform.evaluation import predicting, runner
 from eval_platform.models import files as models
 from eval_platform.platform.service import EvalPlatform
 
@@ -111,7 +111,7 @@ def test_evaluation_in_batches_gives_the_whole_table_metrics(service, data, tmp_
     service.register_model("lr", path, eval_plan=[("big", "big")])
     runs = service.claim_runs("lr@1", "local", requested=True)
     for run in runs:
-        runner.produce_predictions(service, run)
+        predicting.produce_predictions(service, run)
         runner.compute_metrics(service, run)
         runner.compare_with_baseline(service, run)
     assert runner.finish_runs(service, "lr@1", runs).decision == "pass"
@@ -144,7 +144,7 @@ def test_a_predictions_file_in_any_order_gives_the_same_metrics(service, data, t
     service.register_model("scores", path, kind="predictions", eval_plan=[("big", "big")])
     runs = service.claim_runs("scores@1", "local", requested=True)
     for run in runs:
-        runner.produce_predictions(service, run)
+        predicting.produce_predictions(service, run)
         runner.compute_metrics(service, run)
     metrics = service.runs("scores@1")[0].results["metrics"]
     assert metrics["auc"] == pytest.approx(sk.roc_auc_score(data["label"], score), abs=1e-9)
@@ -181,7 +181,7 @@ def test_multiclass_slices_from_the_whole_frame_arrays(service, tmp_path):
                   "proba_a": proba[:, 0], "proba_b": proba[:, 1], "proba_c": proba[:, 2]}).to_parquet(path)
     service.register_model("mc", path, kind="predictions", eval_plan=[("mc", "mc")])
     for run in service.claim_runs("mc@1", "local", requested=True):
-        runner.produce_predictions(service, run)
+        predicting.produce_predictions(service, run)
         runner.compute_metrics(service, run)
     slices = {(s["metric"], s["slice"]): s["value"] for s in service.runs("mc@1")[0].results["slices"]}
     for region in ("eu", "us"):

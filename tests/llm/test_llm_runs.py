@@ -336,13 +336,13 @@ def test_pairwise_judging_against_the_baseline_gates_on_the_preference(service_o
     assert len(verdicts) == 20 and set(verdicts["judge_model"]) == {"local-kb/rule-judge-1@1"}
     # the judgments step (Dagster's pool "judge") judges pairwise when the baseline's run is known, and
     # the comparison uses its record; a rerun is served from the cache
-    from eval_platform.evaluation import runner
+    from eval_platform.evaluation import judging, predicting, runner
 
     again = service.request_eval("cand-bot@1", "qa", "qa", baseline="base-bot@1", recompute=True)
     before = local.stats()["completions"]
     [claimed] = service.claim_runs("cand-bot@1", "again", requested=True)
-    runner.produce_predictions(service, claimed)
-    step = runner.judge_outputs(service, claimed)
+    predicting.produce_predictions(service, claimed)
+    step = judging.judge_outputs(service, claimed)
     assert step.pairwise_state == "ok" and step.pairwise.to_record()["report"]["calls"] == 0
     assert step.pairwise.to_record()["verdicts"] == record["verdicts"]
     runner.compute_metrics(service, claimed)

@@ -122,7 +122,7 @@ def test_catalog_metrics_in_a_generation_eval(tmp_path):
     dataset (reference, prompt) and of the predictions file (prediction), evaluated by the runner."""
     import pandas as pd
 
-    from eval_platform.evaluation import runner
+    from eval_platform.evaluation import predicting, runner
     from eval_platform.platform.service import EvalPlatform
 
     rng = np.random.default_rng(10)
@@ -150,7 +150,7 @@ def test_catalog_metrics_in_a_generation_eval(tmp_path):
         platform.register_model("painter", path, kind="predictions", eval_plan=[("images", "images")])
         runs = platform.claim_runs("painter@1", "local", requested=True)
         for run in runs:
-            runner.produce_predictions(platform, run)
+            predicting.produce_predictions(platform, run)
             runner.compute_metrics(platform, run)
             runner.compare_with_baseline(platform, run)
         runner.finish_runs(platform, "painter@1", runs)

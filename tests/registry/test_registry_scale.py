@@ -196,7 +196,7 @@ def call_costs(platform: EvalPlatform) -> dict[str, float]:
 
 
 def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
-    from eval_platform.evaluation import runner
+    from eval_platform.evaluation import judging, predicting
     from tests.evaluation.test_runner import evaluate
     from tests.llm.test_llm_runs import candidate_file, judged_suite
 
@@ -224,8 +224,8 @@ def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
     # a run that fails after its calls (its results cleared as it fails) still records what they cost
     service.register_model("qa-bot", candidate_file(tmp_path, model="kb-qa-v2"), kind="openai_chat")
     [failing] = service.claim_runs("qa-bot@2", "doomed", requested=True)
-    runner.produce_predictions(service, failing)
-    runner.judge_outputs(service, failing)
+    predicting.produce_predictions(service, failing)
+    judging.judge_outputs(service, failing)
     assert service.fail_runs_of("doomed", "killed by signal 9") == [failing.run_id]
     new_calls = {k: c for k, c in call_costs(service).items() if k not in calls}
     failed = service.run(failing.run_id)

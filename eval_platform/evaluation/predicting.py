@@ -1,0 +1,132 @@
+"""An eval run's first step: the model's predictions on the dataset version, cached by content (a
+scikit-learn model, a predictions file, or an LLM candidate called through the platform's cache and budget);
+and what every step records with its results: the platform's code version and the run's lineage.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import eval_platform
+from eval_platform.core.errors import InvalidInput
+from eval_platform.core.hashing import json_hash
+from eval_platform.core.store import PREDICTIONS
+from eval_platform.evaluation.results import (
+    PredictionReport,
+)
+from eval_platform.gates.rules import GATE_CODE_VERSION
+from eval_platform.llm.budget import PriceTable, SuiteBudget
+from eval_platform.llm.cache import LLMCache
+from eval_platform.llm.calls import raise_if_calls_failed
+from eval_platform.llm.client import LLMClient
+from eval_platform.llm.generate import generate_predictions
+from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import EvalDataset, EvalRun, Model, PredictionSet
+
+
+@lru_cache(maxsize=1)
+def platform_code_version() -> str:
+    """The platform's version, with the git commit when running from a checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(eval_platform.__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{eval_platform.__version__}+{commit}" if commit else eval_platform.__version__
+
+
+def lineage(platform: EvalPlatform, run: EvalRun) -> dict:
+    """Every input of a run's results: walk back from any number to what produced it."""
+    dataset = platform.dataset(run.dataset_key)
+    suite = platform.suite(run.suite_key)
+    model = platform.model(run.model_key)
+    return {
+        "dataset": {"id": dataset.dataset_id, "version": dataset.version, "content_hash": dataset.content_hash,
+                    "label_policy": dataset.label_policy, "task_type": dataset.task_type, "rows": dataset.row_count},
+        "model": {"name": model.name, "version": model.version, "kind": model.kind, "file_hash": model.file_hash, "uri": model.uri},
+        "suite": {"id": suite.suite_id, "version": suite.version, "purpose": suite.purpose, "definition_hash": suite.definition_hash},
+        "metrics": {m["name"]: m["metric"] for m in suite.metric_defs["metrics"]},
+        "prompt_version": None,
+        "judge": None,
+        "code": {"platform": platform_code_version(), "predictions": PREDICTION_CODE_VERSION, "gate": GATE_CODE_VERSION},
+    }
+
+
+# step 1: predictions ------------------------------------------------------------------------------------
+def prediction_cache_key(model_file_hash: str, dataset_content_hash: str) -> str:
+    return json_hash({"model": model_file_hash, "dataset": dataset_content_hash, "code": PREDICTION_CODE_VERSION})
+
+
+def produce_predictions(platform: EvalPlatform, run: EvalRun) -> PredictionReport:
+    """Predictions of the run's model on its dataset, from the cache when this model file already
+    predicted this dataset content (a rerun pays for no inference already done)."""
+    dataset = platform.dataset(run.dataset_key)
+    model = platform.model(run.model_key)
+    if model.kind == "openai_chat":
+        return _generate_with_llm(platform, run, dataset, model)
+    key = prediction_cache_key(model.file_hash, dataset.content_hash)
+    with platform.registry.session() as session:
+        cached = session.get(PredictionSet, key)
+    if cached is not None and platform.store.has_table(PREDICTIONS, cached.artifact_hash):
+        platform.update_run(run.run_id, predictions_hash=cached.artifact_hash, lineage=lineage(platform, run))
+        return PredictionReport(run.run_id, cached.artifact_hash, cache_hit=True, rows=cached.row_count, seconds=0.0)
+    started = time.perf_counter()
+    frame = platform.load_dataset(dataset)
+    estimator = platform.load_model(model)
+    predictions = predict(estimator, frame, dataset.schema, dataset.task_type)
+    seconds = time.perf_counter() - started
+    digest = platform.store.put_table(PREDICTIONS, predictions)
+    with platform.registry.session() as session:
+        if session.get(PredictionSet, key) is None:
+            session.add(PredictionSet(cache_key=key, model_name=model.name, model_version=model.version,
+                                      model_file_hash=model.file_hash, dataset_content_hash=dataset.content_hash,
+                                      artifact_hash=digest, row_count=len(predictions), compute_seconds=seconds))
+    platform.update_run(run.run_id, predictions_hash=digest, lineage=lineage(platform, run))
+    return PredictionReport(run.run_id, digest, cache_hit=False, rows=len(predictions), seconds=seconds)
+
+
+class LLMRunStopped(InvalidInput):
+    """An LLM candidate's run stopped: over budget, or calls that failed after their retries."""
+
+
+def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDataset, model: Model) -> PredictionReport:
+    """A chat model's answers through the LLM call cache: every call already paid for is served from it,
+    so a rerun, or a run resumed after a stop, pays only for what is missing."""
+
+    spec = platform.load_model(model)
+    llm = platform.suite_definition(platform.suite(run.suite_key)).llm or {}
+    with llm_client(platform, spec.endpoint, PriceTable.from_dict(llm.get("prices"))) as client:
+        predictions, report = generate_predictions(
+            spec, platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
+            client=client, concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
+    digest = platform.store.put_table(PREDICTIONS, predictions)
+    calls = report.to_dict()
+    record = lineage(platform, run) | {"prompt_version": spec.prompt.key, "candidate": spec.record(), "candidate_calls": calls}
+    platform.update_run(run.run_id, predictions_hash=digest, lineage=record)
+    if report.budget_exceeded:
+        raise LLMRunStopped(report.budget_field or "budget", f"budget_exceeded: the run stopped at its budget after "
+                            f"{report.calls} call(s); {report.skipped} example(s) were not answered")
+    if report.errors:
+
+        raise_if_calls_failed(report)  # every call failed, or the endpoint's breaker opened: that is the cause
+        raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
+    return PredictionReport(run.run_id, digest, cache_hit=report.calls == 0, rows=len(predictions), seconds=report.wall_seconds,
+                            calls=report.calls, cache_hits=report.cache_hits,
+                            tokens=report.prompt_tokens + report.completion_tokens, cost=report.cost)
+
+
+def llm_client(platform: EvalPlatform, endpoint, prices):
+    """A client for ``endpoint``, checked against this installation's allow-lists right before its calls
+    (the operator may have changed them since the model or suite was registered)."""
+
+    return LLMClient(endpoint, prices=prices, installation=platform.installation)
+
+
+def llm_settings(platform: EvalPlatform, suite):
+
+    llm = suite.llm or {}
+    return llm, LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")), PriceTable.from_dict(llm.get("prices"))
