@@ -2,6 +2,11 @@
 
 ``EvalPlatform`` ties the registry and the artifact store of one installation together. Every operation
 validates its whole input before its first write, so a rejected request leaves both unchanged.
+
+Why one module of ~680 lines: it is the one class every higher layer receives, and its methods are the
+registry's write paths (datasets, suites, models and their eval plans, the run queue, gate records), each
+short and sharing the same session and store; what is not a write path of these rows lives beside it
+(``requests`` for orchestrator requests, ``aggregates`` for aggregates-only views).
 """
 
 from __future__ import annotations
