@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from eval_platform.platform.service import EvalPlatform
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the Dagster modules and the tests package (shared helpers), from any working directory
+sys.path.insert(0, str(ROOT))  # the tests package (shared helpers), from any working directory
 
 PG_ADMIN_URL = os.environ.get("EVAL_PLATFORM_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 PG_REQUIRED = os.environ.get("EVAL_PLATFORM_REQUIRE_POSTGRES") == "1"
@@ -69,8 +71,6 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def platform(tmp_path, db_url):
-    from eval_platform.platform.service import EvalPlatform
-
     service = EvalPlatform.open(tmp_path / "home", db_url=db_url)
     yield service
     service.close()
@@ -103,6 +103,19 @@ def release_suite() -> dict:
 class DemoRun:
     home: Path
     output: str
+
+
+def installation_with_breast_cancer(home: Path, db_url: str, breast_cancer, release_suite, monkeypatch) -> EvalPlatform:
+    """An installation the way a daemon's processes see it (home and registry in the environment) holding the
+    breast-cancer dataset ``bc@1`` and the release-blocking suite: what the Dagster-layer tests register models on."""
+    monkeypatch.setenv("EVAL_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("EVAL_PLATFORM_DB_URL", db_url)
+    platform = EvalPlatform.open(home, db_url=db_url)
+    _, _, frame = breast_cancer
+    platform.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed",
+                              slice_columns=["tumour_size"])
+    platform.register_suite(release_suite)
+    return platform
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ from dagster._core.definitions.events import AssetKeyPartitionKey
 from eval_platform.cli.main import main
 from eval_platform.core.keys import KEY_PATTERN
 from eval_platform.governance import incidents
-from eval_platform.platform.service import EvalPlatform
 from eval_platform_dagster import definitions
 from eval_platform_dagster.assets.partitions import RESERVED_KEY_CHARACTERS, cell_key, split_cell
+from tests.conftest import installation_with_breast_cancer
 from tests.daemon_harness import daemon
 
 PLAN = [("bc", "breast-cancer-release")]
@@ -26,14 +26,8 @@ EVAL_ASSETS = ("predictions", "judgments", "metric_table", "comparison")
 
 @pytest.fixture
 def service(tmp_path, breast_cancer, release_suite, monkeypatch):
-    home, db_url = tmp_path / "home", f"sqlite:///{tmp_path / 'registry.db'}"
-    monkeypatch.setenv("EVAL_PLATFORM_HOME", str(home))
-    monkeypatch.setenv("EVAL_PLATFORM_DB_URL", db_url)
-    platform = EvalPlatform.open(home, db_url=db_url)
-    _, _, frame = breast_cancer
-    platform.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed",
-                              slice_columns=["tumour_size"])
-    platform.register_suite(release_suite)
+    db_url = f"sqlite:///{tmp_path / 'registry.db'}"
+    platform = installation_with_breast_cancer(tmp_path / "home", db_url, breast_cancer, release_suite, monkeypatch)
     yield platform
     platform.close()
 

@@ -11,8 +11,8 @@ from dagster import DagsterRunStatus
 
 from eval_platform.governance import incidents
 from eval_platform.platform.requests import get_request
-from eval_platform.platform.service import EvalPlatform
 from eval_platform_dagster.sensors.launch_state import LAUNCH_TAG
+from tests.conftest import installation_with_breast_cancer
 from tests.daemon_harness import daemon
 
 PLAN = [("bc", "breast-cancer-release")]
@@ -32,16 +32,9 @@ SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 @pytest.fixture
 def service(tmp_path, breast_cancer, release_suite, db_url, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("EVAL_PLATFORM_HOME", str(home))
-    monkeypatch.setenv("EVAL_PLATFORM_DB_URL", db_url)
     monkeypatch.setenv("EVAL_PLATFORM_RETRY_BACKOFF_SECONDS", "0")
     monkeypatch.setenv("EVAL_PLATFORM_MAX_LAUNCH_ATTEMPTS", "2")
-    platform = EvalPlatform.open(home, db_url=db_url)
-    _, _, frame = breast_cancer
-    platform.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed",
-                              slice_columns=["tumour_size"])
-    platform.register_suite(release_suite)
+    platform = installation_with_breast_cancer(tmp_path / "home", db_url, breast_cancer, release_suite, monkeypatch)
     yield platform
     platform.close()
 
