@@ -84,7 +84,7 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
     from dagster._core.execution.backfill import BulkActionStatus
 
-    from eval_platform.gates import releases
+    from eval_platform.core.states import RequestKind
     from eval_platform.governance import incidents
     from eval_platform.online import experiments
     from eval_platform.platform.requests import pending_requests
@@ -95,7 +95,7 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     with DagsterInstance.get() as instance:
         while True:
             pending = platform.runs(statuses=["queued", "running"])
-            requests = pending_requests(platform, releases.PROMOTION) + experiments.pending_analysis_requests(platform)
+            requests = pending_requests(platform, RequestKind.PROMOTION) + experiments.pending_analysis_requests(platform)
             unreported = [i for i in incidents.incidents(platform) if not i.reported]
             dagster_runs = instance.get_run_records(RunsFilter(statuses=unfinished))
             backfills = [b for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING)

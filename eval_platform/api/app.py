@@ -38,7 +38,6 @@ from eval_platform.api.schemas import SUITE_SCHEMA_COMPONENTS
 from eval_platform.governance.observability import HttpStats
 from eval_platform.platform.service import EvalPlatform
 
-API_VERSION = "1"
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 #: the routers, in the order their routes were declared when they lived in one module
 ROUTERS = (service.router, eval_runs.router, datasets.router, suites.router, models.router, gates.router, metrics.router,

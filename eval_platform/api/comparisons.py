@@ -8,10 +8,11 @@ from sqlalchemy import select
 
 from eval_platform.api.field_names import record_named_by
 from eval_platform.core.errors import Conflict
+from eval_platform.core.states import RunStatus
 from eval_platform.core.store import METRIC_TABLES
 from eval_platform.core.store import PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.evaluation.metric_table import evaluation_frame, metric_columns
-from eval_platform.platform.service import SUCCEEDED, EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun
 from eval_platform.stats.comparison import paired_bootstrap
 
@@ -67,7 +68,7 @@ def _baseline_run(platform: EvalPlatform, run: EvalRun, baseline: str) -> EvalRu
         found = session.scalar(select(EvalRun).where(
             EvalRun.model_name == model.name, EvalRun.model_version == model.version, EvalRun.dataset_id == run.dataset_id,
             EvalRun.dataset_version == run.dataset_version, EvalRun.suite_id == run.suite_id, EvalRun.suite_version == run.suite_version,
-            EvalRun.status == SUCCEEDED).order_by(EvalRun.finished_at.desc()).limit(1))
+            EvalRun.status == RunStatus.SUCCEEDED).order_by(EvalRun.finished_at.desc()).limit(1))
     if found is None:
         raise Conflict(f"baseline {model.key} has no succeeded run on {run.dataset_key} with {run.suite_key}: request one with "
                        f"POST /v1/eval-runs (or a candidate run with baseline {model.key})")
@@ -97,7 +98,7 @@ def _check_comparable(run: EvalRun, dataset: EvalDataset, baseline: EvalRun) -> 
         raise Conflict(f"baseline run {baseline.run_id} used {baseline.dataset_key} with {baseline.suite_key}, the candidate "
                        f"{run.dataset_key} with {run.suite_key}: a comparison needs the same versions")
     for which in (run, baseline):
-        if which.status != SUCCEEDED:
+        if which.status != RunStatus.SUCCEEDED:
             raise Conflict(f"run {which.run_id} is {which.status}: only succeeded runs are compared")
         if not which.predictions_hash:
             raise Conflict(f"the predictions of run {which.run_id} were purged by the retention policy: recompute it first")

@@ -34,9 +34,6 @@ from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, MetricSuite, Promotion, access
 from eval_platform.registry.access import Principal
 
-#: the request kind of a promotion (older callers import it from here)
-PROMOTION = RequestKind.PROMOTION
-
 
 def _release_blocking_suites(platform: EvalPlatform, model_key: str) -> list[MetricSuite]:
     keys = {run.suite_key for run in platform.runs(model_key) if run.status != RunStatus.SUPERSEDED}

@@ -41,8 +41,6 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.core.states import BaselineState, RuleOutcome, Verdict
 from eval_platform.metrics.base import MetricDefinition
 
-#: the verdicts by their short names (tests and older callers import these)
-PASS, FAIL, NO_DECISION = Verdict.PASS, Verdict.FAIL, Verdict.NO_DECISION
 #: Version of the decision logic; the gate asset's code version.
 GATE_CODE_VERSION = "1"
 

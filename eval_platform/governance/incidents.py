@@ -36,11 +36,6 @@ from eval_platform.registry import (
 )
 from eval_platform.registry.access import Principal
 
-#: the incident and request kinds by their short names (the CLI imports BACKFILL from here)
-METRIC_BUG = IncidentKind.METRIC_BUG
-DATASET_CONTAMINATION = IncidentKind.DATASET_CONTAMINATION
-BACKFILL = RequestKind.BACKFILL
-
 
 @dataclass(frozen=True)
 class Impact:

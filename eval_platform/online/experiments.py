@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import json_hash
 from eval_platform.core.keys import ID_MAX_LENGTH, VersionedKey, validate_id
+from eval_platform.core.states import GateScope, RequestKind, RunStatus, SuitePurpose
 from eval_platform.core.tasks import check_access_policy
 from eval_platform.online.analysis import (
     ANALYSIS_CODE_VERSION,
@@ -50,20 +51,12 @@ from eval_platform.online.requirements import (
 )
 from eval_platform.online.shadow import SHADOW_KINDS, analyze_shadow
 from eval_platform.platform import requests
-from eval_platform.platform.service import (
-    SUPERSEDED,
-    EvalPlatform,
-    Registered,
-)
+from eval_platform.platform.service import EvalPlatform, Registered
 from eval_platform.registry import DagsterRequest, EvalDataset, GateDecisionRecord, Promotion, access
 from eval_platform.registry.access import Principal
 from eval_platform.registry.online_schema import Experiment, ExperimentAnalysisRecord, ExperimentIngest
 
 AB, SHADOW = "ab", "shadow"
-#: DagsterRequest kind that the experiment sensor turns into a run of the analysis asset.
-EXPERIMENT_ANALYSIS = "experiment_analysis"
-#: Gate-decision scope of the online gate (the offline one is ``model_version``).
-ONLINE_SCOPE = "online"
 #: Column names the platform stores events under (an experiment may name its own; ingest renames them).
 CANONICAL_COLUMNS = {"unit_column": "unit_id", "arm_column": "arm", "timestamp_column": "timestamp"}
 _PLATFORM_KEYS = ("mode", "description", "offline_metric", "access_policy")
@@ -272,7 +265,7 @@ def ingest(platform: EvalPlatform, experiment_id: str, frame: pd.DataFrame, inge
         row = ExperimentIngest(experiment_id=experiment_id, dataset_key=dataset.key, content_hash=dataset.content_hash,
                                row_count=dataset.row_count, ingested_by=ingested_by.strip())
         session.add(row)
-        session.add(DagsterRequest(kind=EXPERIMENT_ANALYSIS, partitions=[experiment_id], requested_by=ingested_by.strip(),
+        session.add(DagsterRequest(kind=RequestKind.EXPERIMENT_ANALYSIS, partitions=[experiment_id], requested_by=ingested_by.strip(),
                                    reason=f"ingest of {dataset.key}"))
     return row, True
 
@@ -283,7 +276,7 @@ def request_analysis(platform: EvalPlatform, experiment_id: str, requested_by: s
         raise InvalidInput("requested_by", "a request must name who makes it")
     experiment(platform, experiment_id)
     with platform.registry.session() as session:
-        request = DagsterRequest(kind=EXPERIMENT_ANALYSIS, partitions=[experiment_id], requested_by=requested_by.strip(),
+        request = DagsterRequest(kind=RequestKind.EXPERIMENT_ANALYSIS, partitions=[experiment_id], requested_by=requested_by.strip(),
                                  reason=reason)
         session.add(request)
     return request
@@ -320,7 +313,7 @@ def _offline_delta(platform: EvalPlatform, model_key: str | None, metric: str | 
     if not metric or model_key is None:
         return None
     for run in platform.runs(model_key):
-        if run.status == SUPERSEDED or platform.suite(run.suite_key).purpose != "release_blocking":
+        if run.status == RunStatus.SUPERSEDED or platform.suite(run.suite_key).purpose != SuitePurpose.RELEASE_BLOCKING:
             continue
         entry = ((run.comparison or {}).get("metrics") or {}).get(metric)
         suite_metric = platform.suite_definition(platform.suite(run.suite_key)).metric(metric)
@@ -399,7 +392,7 @@ def invalidate_analyses_using(platform: EvalPlatform, dataset_key: str, reason: 
                 analysis.status, analysis.status_reason = "invalid", f"dataset {dataset_key} invalidated: {reason}"
                 affected.append(analysis.experiment_id)
         for experiment_id in affected:
-            session.add(DagsterRequest(kind=EXPERIMENT_ANALYSIS, partitions=[experiment_id], requested_by=requested_by,
+            session.add(DagsterRequest(kind=RequestKind.EXPERIMENT_ANALYSIS, partitions=[experiment_id], requested_by=requested_by,
                                        reason=f"re-analysis without {dataset_key}"))
     for experiment_id in affected:
         for model_key in experiment(platform, experiment_id).candidate_models:
@@ -413,12 +406,12 @@ def invalidate_analyses_using(platform: EvalPlatform, dataset_key: str, reason: 
 
 def online_requirements(platform: EvalPlatform, model_key: str) -> list[tuple[str, OnlineRequirements]]:
     """``(suite key, requirements)`` of the model version's release-blocking suites with an online section."""
-    keys = sorted({run.suite_key for run in platform.runs(model_key) if run.status != SUPERSEDED})
+    keys = sorted({run.suite_key for run in platform.runs(model_key) if run.status != RunStatus.SUPERSEDED})
     out = []
     for key in keys:
         suite = platform.suite(key)
         online = suite.metric_defs.get("online")
-        if suite.purpose == "release_blocking" and online:
+        if suite.purpose == SuitePurpose.RELEASE_BLOCKING and online:
             out.append((key, parse_online_section(online)))
     return out
 
@@ -459,7 +452,7 @@ def decide_online_gate(platform: EvalPlatform, model_key: str) -> tuple[str, lis
     """Decide and record (scope ``online``) the model version's online gate."""
     baseline = baseline_of(platform, model_key)
     decision, reasons = decide_online(online_requirements(platform, model_key), evidence_for(platform, model_key), baseline)
-    record = platform.record_gate(ONLINE_SCOPE, model_key, decision, reasons)
+    record = platform.record_gate(GateScope.ONLINE, model_key, decision, reasons)
     return decision, reasons, record
 
 
@@ -492,5 +485,5 @@ def stop_experiment(platform: EvalPlatform, experiment_id: str) -> Experiment:
 
 
 def pending_analysis_requests(platform: EvalPlatform, after_id: int = 0) -> list[DagsterRequest]:
-    return requests.pending_requests(platform, EXPERIMENT_ANALYSIS, after_id)
+    return requests.pending_requests(platform, RequestKind.EXPERIMENT_ANALYSIS, after_id)
 

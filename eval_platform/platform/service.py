@@ -57,9 +57,6 @@ _ATTEMPTS = select(EvalRun).where(
     EvalRun.dataset_id == bindparam("dataset_id"), EvalRun.dataset_version == bindparam("dataset_version"),
     EvalRun.suite_id == bindparam("suite_id"), EvalRun.suite_version == bindparam("suite_version")).order_by(EvalRun.attempt.desc())
 
-#: Eval-run states by their short names, for the packages that still import them from here (use RunStatus).
-QUEUED, RUNNING, SUCCEEDED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED
-FAILED, INVALID, SUPERSEDED = RunStatus.FAILED, RunStatus.INVALID, RunStatus.SUPERSEDED
 
 
 @dataclass(frozen=True)

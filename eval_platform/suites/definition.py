@@ -90,10 +90,6 @@ class SuiteDefinition:
     #: online evidence a release needs (eval_platform.online.requirements): guardrails, shadow rules
     online: dict | None = None
 
-    @property
-    def release_blocking(self) -> bool:
-        return self.purpose == "release_blocking"
-
     def metric(self, name: str) -> SuiteMetric | None:
         return next((m for m in self.metrics if m.name == name), None)
 

@@ -26,9 +26,10 @@ from eval_platform.api.visibility import dataset_of_run, dataset_policies, log_r
 from eval_platform.core.errors import Conflict, InvalidInput
 from eval_platform.core.hashing import json_hash
 from eval_platform.core.keys import VersionedKey
+from eval_platform.core.states import RunStatus
 from eval_platform.core.store import PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.platform import aggregates
-from eval_platform.platform.service import SUCCEEDED, EvalPlatform
+from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun, GateDecisionRecord, access
 from eval_platform.registry.access import AGGREGATE_READ, GRANTED, PREDICTIONS, REGRESSIONS, ROWS, Principal
 from eval_platform.registry.api_schema import RunPurge
@@ -204,7 +205,7 @@ def get_comparison(run_id: RunId, principal: Caller, platform: PlatformDep,
     seen = access.require(platform, principal, dataset, AGGREGATE_READ, run_id=run.run_id)
     if baseline is not None and baseline.startswith("run-"):  # a run of a hidden dataset is no run
         _refuse_hidden_baseline_run(platform, principal, baseline)
-    if run.status not in (SUCCEEDED,) and not run.comparison:
+    if run.status not in (RunStatus.SUCCEEDED,) and not run.comparison:
         raise Conflict(f"run {run.run_id} is {run.status}: it has no comparison yet")
     payload = comparison_payload(platform, run, dataset, baseline)
     view = aggregates.view_of_run(platform, run, dataset, seen)

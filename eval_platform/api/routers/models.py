@@ -22,7 +22,8 @@ from eval_platform.api.visibility import hidden_models, refuse_hidden_dataset
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.installation import NotAllowed
 from eval_platform.core.keys import ID_PATTERN, validate_id
-from eval_platform.platform.service import QUEUED, EvalPlatform, Registered
+from eval_platform.core.states import RunStatus
+from eval_platform.platform.service import EvalPlatform, Registered
 from eval_platform.registry import GateDecisionRecord, Model, Promotion, access
 from eval_platform.registry.access import AGGREGATE_READ, Principal
 
@@ -96,7 +97,7 @@ def register_model(
     path, created_file = store_model_file(platform, file, max_upload_bytes)
     result = register_stored_file(platform, principal, name, path, created_file, kind, trusted_types, plan, description)
     record = cast(Model, result.record)
-    queued = [r.run_id for r in platform.runs(record.key, [QUEUED])]
+    queued = [r.run_id for r in platform.runs(record.key, [RunStatus.QUEUED])]
     return respond(model_json(platform, record, result.created, queued), 201 if result.created else 200,
                    headers={"Location": f"/v1/models/{record.key}"})
 
