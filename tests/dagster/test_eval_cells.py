@@ -48,9 +48,6 @@ def test_key_grammar_stays_inside_dagster_multi_partition_keys():
     assert str(cell) == "bc@2|detector@1" and split_cell(cell) == split_cell(str(cell)) == ("detector@1", "bc@2")
 
 
-# slow (about 40 s idle, 80 s on a busy machine): `make test-slow` and .ci/run run it; the default run keeps the
-# shorter recompute-backfill tests of tests/dagster/test_ops_loop.py
-@pytest.mark.slow
 def test_cells_lineage_incident_checks_and_recompute_backfill(service, model_files, breast_cancer, capsys):
     _, _, frame = breast_cancer
     service.register_model("detector", model_files["logistic_regression"], eval_plan=PLAN)  # on bc@1
