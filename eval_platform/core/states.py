@@ -86,6 +86,19 @@ class DatasetStatus(StrEnum):
     CONTAMINATED = "contaminated"
 
 
+class DatasetRole(StrEnum):
+    """What a dataset is kept for: ordinary evals, or a fixed reference set re-evaluated on a schedule.
+
+    A ``golden`` set is kept free of the model's feedback loop (sampled uniformly, labelled by people); a
+    ``canary`` set is a stable benchmark served to the promoted model to detect drift of the model or its
+    endpoint. Both are re-evaluated by the canary schedule and alert when their metrics move beyond a bound.
+    """
+
+    STANDARD = "standard"
+    GOLDEN = "golden"
+    CANARY = "canary"
+
+
 class SuitePurpose(StrEnum):
     """Whether a metric suite gates releases or only informs."""
 

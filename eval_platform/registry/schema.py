@@ -48,6 +48,8 @@ class EvalDataset(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: the team that registered the name first (every version carries it); NULL: unowned (admins only)
     owner_team: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: :class:`~eval_platform.core.states.DatasetRole`: standard, or a golden/canary set the schedule re-evaluates
+    role: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
 
     @property
     def key(self) -> str:
@@ -99,6 +101,10 @@ class Model(Base):
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: the team that registered the name first (every version carries it); NULL: unowned (admins only)
     owner_team: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: the newest example time the model was trained on (leakage: eval examples at or before it are counted)
+    training_cutoff: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: content hash of the stored manifest of training examples' hashes (leakage by identical examples)
+    training_manifest_hash: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
     @property
     def key(self) -> str:
