@@ -17,6 +17,7 @@ import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.datasets.validation import all_distinct
+from eval_platform.metrics.perplexity import PERPLEXITY_SOURCES
 from eval_platform.suites.definition import SuiteDefinition
 
 ALL = ""
@@ -103,6 +104,7 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
             columns["judge_sampled"] = frame["judge_sampled"].to_numpy(dtype=bool)
         if "judge_preference" in frame.columns:
             columns["judge_preference"] = frame["judge_preference"].to_numpy(np.float64)
+        columns.update(logprob_columns(frame))
         columns.update(embedding_columns(frame))
         return columns
     if task_type == "binary_classification":
@@ -117,6 +119,16 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
         # one row of classes per example, so resampling rows keeps them intact (a view, no copy)
         return {"label": labels, "proba": proba, "classes": np.broadcast_to(classes, proba.shape)}
     raise InvalidInput("task_type", f"no metric columns for task type {task_type!r} yet")
+
+
+def logprob_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The per-example token log-probability totals the perplexity metrics read, where the predictions have them."""
+    out = {}
+    for sum_column, count_column in PERPLEXITY_SOURCES.values():
+        if sum_column in frame.columns and count_column in frame.columns:
+            out[sum_column] = frame[sum_column].to_numpy(np.float64)
+            out[count_column] = frame[count_column].to_numpy(np.float64)
+    return out
 
 
 #: Embeddings of a generation eval, one numeric column per dimension (``<side>_emb_0``, ``<side>_emb_1``...):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,11 +19,13 @@ from eval_platform.evaluation.results import (
     PredictionReport,
 )
 from eval_platform.gates.rules import GATE_CODE_VERSION
-from eval_platform.llm.budget import PriceTable, SuiteBudget
+from eval_platform.llm.budget import Limits, PriceTable, SuiteBudget
 from eval_platform.llm.cache import LLMCache
 from eval_platform.llm.calls import raise_if_calls_failed
 from eval_platform.llm.client import LLMClient
-from eval_platform.llm.generate import generate_predictions
+from eval_platform.llm.generate import generate_predictions, score_references
+from eval_platform.llm.specs import CandidateSpec
+from eval_platform.metrics.perplexity import perplexity_metric
 from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun, Model, PredictionSet
@@ -97,16 +100,25 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
     """A chat model's answers through the LLM call cache: every call already paid for is served from it,
     so a rerun, or a run resumed after a stop, pays only for what is missing."""
 
-    spec = platform.load_model(model)
-    llm = platform.suite_definition(platform.suite(run.suite_key)).llm or {}
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    spec = with_logprobs_if_needed(platform.load_model(model), suite)
+    llm = suite.llm or {}
+    frame, cache, budget = platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget"))
+    scoring = None
     with llm_client(platform, spec.endpoint, PriceTable.from_dict(llm.get("prices"))) as client:
-        predictions, report = generate_predictions(
-            spec, platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
-            client=client, concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
+        predictions, report = generate_predictions(spec, frame, cache, budget, client=client,
+                                                   concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
+        if scores_references(suite) and not report.errors and not report.budget_exceeded:
+            predictions, scoring = _with_reference_scores(predictions, spec, frame, dataset, run, cache,
+                                                          _left_over(budget.candidate, report), client, llm)
     digest = platform.store.put_table(PREDICTIONS, predictions)
     calls = report.to_dict()
     record = lineage(platform, run) | {"prompt_version": spec.prompt.key, "candidate": spec.record(), "candidate_calls": calls}
+    if scoring is not None:
+        record["reference_scoring_calls"] = scoring.to_dict()
     platform.update_run(run.run_id, predictions_hash=digest, lineage=record)
+    if scoring is not None and (scoring.budget_exceeded or scoring.errors):
+        report = scoring  # the candidate's own calls went well: what stops the run is the scoring
     if report.budget_exceeded:
         raise LLMRunStopped(report.budget_field or "budget", f"budget_exceeded: the run stopped at its budget after "
                             f"{report.calls} call(s); {report.skipped} example(s) were not answered")
@@ -117,6 +129,33 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
     return PredictionReport(run.run_id, digest, cache_hit=report.calls == 0, rows=len(predictions), seconds=report.wall_seconds,
                             calls=report.calls, cache_hits=report.cache_hits,
                             tokens=report.prompt_tokens + report.completion_tokens, cost=report.cost)
+
+
+def scores_references(suite) -> bool:
+    """The suite has a perplexity metric of the dataset's reference under the candidate."""
+    return any(m.definition.compute is perplexity_metric and m.params.get("source") == "reference" for m in suite.metrics)
+
+
+def _left_over(limits: Limits, report) -> Limits:
+    """What the candidate's budget has left after its answers: scoring the references is charged to it too."""
+    return Limits(None if limits.max_tokens is None else max(limits.max_tokens - report.total_tokens, 0),
+                  None if limits.max_cost is None else max(limits.max_cost - report.cost, 0.0))
+
+
+def _with_reference_scores(predictions, spec: CandidateSpec, frame, dataset: EvalDataset, run: EvalRun, cache, limits: Limits,
+                           client, llm: dict):
+    """The predictions with each reference's token log-probability totals under the candidate (through the cache)."""
+    scores, scoring = score_references(spec, frame, cache, limits, client=client, concurrency=llm.get("concurrency", 8),
+                                       reference_column=dataset.schema["label_column"], dataset=run.dataset_key)
+    columns = ["example_id", "reference_logprob_sum", "reference_logprob_tokens"]
+    return predictions.merge(scores[columns], on="example_id", how="left", validate="one_to_one"), scoring
+
+
+def with_logprobs_if_needed(spec: CandidateSpec, suite) -> CandidateSpec:
+    """The candidate asking for its answers' token log-probabilities when the suite has a perplexity metric
+    of the generation (they are then part of each call's cache key and of its cached reply)."""
+    needed = any(m.definition.compute is perplexity_metric and m.params.get("source") == "generation" for m in suite.metrics)
+    return replace(spec, decoding=replace(spec.decoding, logprobs=True)) if needed else spec
 
 
 def llm_client(platform: EvalPlatform, endpoint, prices):

@@ -27,6 +27,7 @@ not parse *is* cached (it is what the pinned judge answered) and stays a recorde
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -70,6 +71,22 @@ class CachedCall:
     response_model: str | None = None
     system_fingerprint: str | None = None
     dataset: str | None = None
+    #: The reply's token log-probabilities when the call asked for them: ``{"tokens": [...], "logprobs":
+    #: [...]}`` (:func:`encode_logprobs`: ``-inf`` is stored as the string ``"-inf"``, JSON having no number for it).
+    logprobs: dict | None = None
+
+    def token_logprobs(self) -> list[float | None] | None:
+        """The cached token log-probabilities (``-inf`` restored), or None when the call did not ask for them."""
+        return None if self.logprobs is None else decode_logprobs(self.logprobs["logprobs"])
+
+
+def encode_logprobs(tokens: list[str], logprobs: list[float | None]) -> dict:
+    """The cache's JSON of a reply's token log-probabilities (PostgreSQL's JSON refuses ``-Infinity``)."""
+    return {"tokens": list(tokens), "logprobs": ["-inf" if v is not None and math.isinf(v) else v for v in logprobs]}
+
+
+def decode_logprobs(values: list) -> list[float | None]:
+    return [None if v is None else -math.inf if v == "-inf" else float(v) for v in values]
 
 
 _FIELDS = tuple(f.name for f in fields(CachedCall))

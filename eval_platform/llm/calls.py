@@ -39,6 +39,10 @@ from eval_platform.llm.specs import Decoding, Endpoint
 #: ``skipped_budget`` (not sent: the budget stopped the run), ``cancelled`` (not sent: the run was stopped).
 OK, ERROR, SKIPPED_BUDGET, CANCELLED = "ok", "error", "skipped_budget", "cancelled"
 
+#: The kind of a call that scores a given text (:meth:`~eval_platform.llm.client.LLMClient.score`) instead of
+#: asking for a chat reply: its messages are ``[context, continuation]``.
+SCORE = "score"
+
 
 @dataclass(frozen=True)
 class CallRequest:
@@ -322,8 +326,9 @@ class _Execution:
                     self.tracker.mark_exceeded(refused)
                     self.stop_sending.set()
                 return  # else wait for the calls in flight to settle, then ask again
-            future = pool.submit(self.client.complete, request.model, request.messages, request.decoding,
-                                 request.response_format, self.should_stop)
+            call = self.client.score if request.kind == SCORE else self.client.complete
+            future = pool.submit(call, request.model, request.messages, request.decoding, request.response_format,
+                                 self.should_stop)
             self.in_flight[future] = (request, reservation)
 
     def _settle_in_flight(self, writer: _CacheWriter) -> None:
@@ -379,7 +384,8 @@ class _Execution:
             prompt_version=request.prompt_version, request=request.identity, response_text=result.text or "",
             finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
             cost=result.cost, latency_seconds=result.latency_seconds, attempts=result.attempts,
-            response_model=result.response_model, system_fingerprint=result.system_fingerprint, dataset=self.dataset)
+            response_model=result.response_model, system_fingerprint=result.system_fingerprint, dataset=self.dataset,
+            logprobs=result.logprobs)
         self.outcomes[request.key] = CallOutcome(request, record, False, OK)
         return record
 

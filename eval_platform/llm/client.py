@@ -32,9 +32,12 @@ from typing import TYPE_CHECKING, Any, cast
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.installation import installation_config
 from eval_platform.llm.budget import PriceTable, count_message_tokens
+from eval_platform.llm.cache import encode_logprobs
 from eval_platform.llm.specs import Decoding, Endpoint
+from eval_platform.metrics.perplexity import check_token_logprobs
 
 if TYPE_CHECKING:
+    from openai.types import Completion
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 
@@ -186,6 +189,9 @@ class CallResult:
     response_model: str | None = None
     system_fingerprint: str | None = None
     retry_causes: list[str] = field(default_factory=list)
+    #: The reply's token log-probabilities when the call asked for them (``logprobs: true``), as the cache
+    #: stores them (:func:`~eval_platform.llm.cache.encode_logprobs`).
+    logprobs: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -275,17 +281,56 @@ class LLMClient:
                  response_format: Mapping[str, Any] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> CallResult:
         """One chat completion with retries; never raises for a failed call (the result carries the error)."""
-        result = CallResult()
-        started = time.perf_counter()
         options: dict[str, Any] = {"timeout": self.retry.timeout, **decoding.request_params()}
         if response_format:
             options["response_format"] = dict(response_format)
+
+        def send():
+            # our messages are plain dicts in the chat format; openai's types spell that as TypedDicts
+            return self._client.chat.completions.create(
+                model=model, messages=cast("list[ChatCompletionMessageParam]", list(messages)), **options)
+
+        def read(result: CallResult, response) -> None:
+            self._read_reply(result, model, response)
+            if decoding.logprobs and result.ok:
+                self._read_logprobs(result, response)
+
+        return self._with_retries(model, messages, decoding, send, read, cancelled)
+
+    def score(self, model: str, messages: Sequence[Mapping[str, Any]], decoding: Decoding,
+              response_format: Mapping[str, Any] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> CallResult:
+        """The token log-probabilities of a given text under ``model``, with retries (never raises).
+
+        ``messages`` is ``[context, continuation]`` (:func:`score_messages`): the legacy completions endpoint
+        is sent ``prompt = context + continuation`` with ``echo: true, max_tokens: 0, logprobs: 0`` (how
+        vLLM, llama.cpp and OpenAI-compatible servers score a text) and the tokens starting at or after the
+        continuation's first character are kept (``result.text`` is the continuation; ``result.logprobs``
+        its tokens). A token straddling the boundary, or a reply without ``logprobs``, is a ``bad_response``."""
+        if len(messages) != 2:
+            raise InvalidInput("messages", "a scoring call is [context, continuation]")
+        context, continuation = str(messages[0]["content"]), str(messages[1]["content"])
+
+        def send():
+            return self._client.completions.create(model=model, prompt=context + continuation, echo=True, max_tokens=0,
+                                                   logprobs=0, temperature=0.0, timeout=self.retry.timeout)
+
+        def read(result: CallResult, response) -> None:
+            self._read_scores(result, model, response, len(context), continuation)
+
+        return self._with_retries(model, messages, decoding, send, read, cancelled)
+
+    def _with_retries(self, model: str, messages: Sequence[Mapping[str, Any]], decoding: Decoding,
+                      send: Callable[[], Any], read: Callable[[CallResult, Any], None],
+                      cancelled: Callable[[], bool] | None) -> CallResult:
+        result = CallResult()
+        started = time.perf_counter()
         for attempt in range(self.retry.max_attempts):
             refused = self.breaker.allow()
             if refused is not None:  # the endpoint is down: fail now, with the cause, without sending
                 result.error_kind, result.error = CIRCUIT_OPEN, refused
                 break
-            failure = self._attempt(result, model, messages, decoding, options)
+            failure = self._attempt(result, model, messages, decoding, send, read)
             if failure is None:  # a reply, or a failure that retrying cannot help
                 break
             kind, message, retry_after = failure
@@ -302,16 +347,14 @@ class LLMClient:
         return result
 
     def _attempt(self, result: CallResult, model: str, messages: Sequence[Mapping[str, Any]], decoding: Decoding,
-                 options: Mapping[str, Any]) -> tuple[str, str, float | None] | None:
+                 send: Callable[[], Any], read: Callable[[CallResult, Any], None]) -> tuple[str, str, float | None] | None:
         """One HTTP attempt. None when it settles the call (the reply, or an error retrying cannot help, is in
         ``result``); else the retryable failure: its kind, its message and the server's Retry-After."""
         openai = self._openai
         result.attempts += 1
         attempt_started = time.perf_counter()
         try:
-            # our messages are plain dicts in the chat format; openai's types spell that as TypedDicts
-            response = self._client.chat.completions.create(
-                model=model, messages=cast("list[ChatCompletionMessageParam]", list(messages)), **options)
+            response = send()
         except openai.RateLimitError as error:
             return "rate_limit", f"429: {_message(error)}", _retry_after(error.response)
         except openai.InternalServerError as error:
@@ -331,8 +374,74 @@ class LLMClient:
             return None
         self.breaker.record_success()
         result.latency_seconds = time.perf_counter() - attempt_started
-        self._read_reply(result, model, response)
+        read(result, response)
         return None
+
+    def _read_scores(self, result: CallResult, model: str, response: Completion, boundary: int, continuation: str) -> None:
+        """The continuation's tokens and log-probabilities out of an echoed legacy completion."""
+        where = f"endpoint {self.endpoint.name} ({self.base_url})"
+        choice = response.choices[0] if response.choices else None
+        if choice is None:
+            result.error_kind, result.error = "bad_response", "the response has no choices"
+            return
+        logprobs = choice.logprobs
+        tokens = getattr(logprobs, "tokens", None) if logprobs is not None else None
+        values = getattr(logprobs, "token_logprobs", None) if logprobs is not None else None
+        offsets = getattr(logprobs, "text_offset", None) if logprobs is not None else None
+        if tokens is None or values is None or offsets is None or not len(tokens) == len(values) == len(offsets):
+            result.error_kind, result.error = "bad_response", (
+                f"{where} returned no echoed token log-probabilities (choices[0].logprobs.tokens, token_logprobs and "
+                f"text_offset of equal length) for a completions request with echo: true, logprobs: 0; perplexity of "
+                f"a reference needs an endpoint that scores its prompt")
+            return
+        kept_tokens, kept_values = [], []
+        for token, value, offset in zip(tokens, values, offsets, strict=True):
+            end = offset + len(token)
+            if offset < boundary < end:
+                result.error_kind, result.error = "bad_response", (
+                    f"{where} returned a token {token!r} spanning the end of the context and the start of the scored "
+                    f"text (choices[0].logprobs.text_offset {offset})")
+                return
+            if offset >= boundary:
+                kept_tokens.append(str(token))
+                kept_values.append(value)
+        try:
+            checked = check_token_logprobs(kept_values, "choices[0].logprobs.token_logprobs")
+        except InvalidInput as error:
+            result.error_kind, result.error = "bad_response", f"{where} returned malformed log-probabilities: {error}"
+            return
+        result.text, result.finish_reason = continuation, choice.finish_reason
+        usage = response.usage
+        result.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        result.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        result.cost = self.prices.cost(self.endpoint.name, model, result.prompt_tokens, result.completion_tokens)
+        result.response_model = response.model
+        result.system_fingerprint = getattr(response, "system_fingerprint", None)
+        result.logprobs = encode_logprobs(kept_tokens, checked)
+        result.error = result.error_kind = None
+
+    def _read_logprobs(self, result: CallResult, response: ChatCompletion) -> None:
+        """The reply's token log-probabilities, checked; a reply without them (an endpoint that ignores
+        ``logprobs``) or with malformed ones is a ``bad_response`` naming the endpoint and the field."""
+        where = f"endpoint {self.endpoint.name} ({self.base_url})"
+        choice = response.choices[0]
+        content = getattr(choice.logprobs, "content", None) if choice.logprobs is not None else None
+        if content is None:
+            result.error_kind, result.error = "bad_response", (
+                f"{where} returned no token log-probabilities (choices[0].logprobs.content) although the request "
+                f"asked for logprobs: true; perplexity needs an endpoint that returns them")
+            return
+        try:
+            tokens = [str(item.token) for item in content]
+            values = check_token_logprobs([item.logprob for item in content], "choices[0].logprobs.content.logprob")
+        except InvalidInput as error:
+            result.error_kind, result.error = "bad_response", f"{where} returned malformed log-probabilities: {error}"
+            return
+        if not tokens and result.text:
+            result.error_kind, result.error = "bad_response", (
+                f"{where} returned no token (choices[0].logprobs.content is empty) for a reply of {len(result.text)} characters")
+            return
+        result.logprobs = encode_logprobs(tokens, values)
 
     def _read_reply(self, result: CallResult, model: str, response: ChatCompletion) -> None:
         choice = response.choices[0] if response.choices else None

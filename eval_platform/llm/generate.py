@@ -34,6 +34,7 @@ from eval_platform.llm.budget import (
 )
 from eval_platform.llm.cache import CallCache
 from eval_platform.llm.calls import (
+    SCORE,
     CallOutcome,
     CallReport,
     CallRequest,
@@ -44,7 +45,8 @@ from eval_platform.llm.calls import (
 from eval_platform.llm.client import LLMClient, RetryPolicy
 from eval_platform.llm.judge import JudgeConfig, JudgeResult, SamplingPlan, judge_pairwise, verdict_requests
 from eval_platform.llm.judge import judge as judge_examples  # the parameter ``judge`` (a judge config) shadows the name
-from eval_platform.llm.specs import CandidateSpec
+from eval_platform.llm.specs import CandidateSpec, Decoding
+from eval_platform.metrics.perplexity import logprob_totals
 
 # candidates -----------------------------------------------------------------------------------------------
 
@@ -93,7 +95,9 @@ def generate_predictions(candidate: CandidateSpec, examples: pd.DataFrame, cache
     uncached calls is over ``budget.candidate``. Returns one row per example, in order: ``example_id``,
     ``prediction`` (``None`` unless ``status == "ok"``), ``status`` (``ok``, ``error``, ``skipped_budget``,
     ``cancelled``), ``error``, ``cache_key``, ``prompt_tokens``, ``completion_tokens``, ``cost``,
-    ``finish_reason``, ``latency_seconds``. Every value of an ``ok`` row comes from the cache row, so an
+    ``finish_reason``, ``latency_seconds``; when the candidate's decoding asks for ``logprobs``, also
+    ``logprob_sum`` and ``logprob_tokens`` (the answer's token log-probabilities, summed, and how many:
+    :mod:`eval_platform.metrics.perplexity`). Every value of an ``ok`` row comes from the cache row, so an
     unchanged rerun returns an identical table (same content hash) with zero calls.
     """
     started = time.perf_counter()
@@ -118,13 +122,27 @@ def generate_predictions(candidate: CandidateSpec, examples: pd.DataFrame, cache
     finally:
         if owned:
             client.close()
-    frame = pd.DataFrame([_prediction_row(row[id_column], outcomes[request.key]) for row, request in zip(rows, requests, strict=True)])
+    frame = pd.DataFrame([_prediction_row(row[id_column], outcomes[request.key], candidate.decoding.logprobs)
+                          for row, request in zip(rows, requests, strict=True)])
     frame = frame.rename(columns={"example_id": id_column}) if id_column != "example_id" else frame
     report.wall_seconds = time.perf_counter() - started
     return frame, report
 
 
-def _prediction_row(example_id: Any, outcome: CallOutcome) -> dict:
+def _prediction_row(example_id: Any, outcome: CallOutcome, logprobs: bool = False) -> dict:
+    record = outcome.record
+    row = _prediction_values(example_id, outcome)
+    if logprobs:  # the perplexity metrics' per-example totals (metrics.perplexity), from the cached reply
+        token_logprobs = record.token_logprobs() if record is not None else None
+        if token_logprobs is None:
+            row.update(logprob_sum=float("nan"), logprob_tokens=0)
+        else:
+            sums, counts = logprob_totals([token_logprobs])
+            row.update(logprob_sum=float(sums[0]), logprob_tokens=int(counts[0]))
+    return row
+
+
+def _prediction_values(example_id: Any, outcome: CallOutcome) -> dict:
     record = outcome.record
     return {"example_id": example_id,
             "prediction": record.response_text if record is not None else None,
@@ -134,6 +152,70 @@ def _prediction_row(example_id: Any, outcome: CallOutcome) -> dict:
             "cost": record.cost if record else None,
             "finish_reason": record.finish_reason if record else None,
             "latency_seconds": record.latency_seconds if record else None}
+
+
+# reference scoring (perplexity of the reference under the candidate) -----------------------------------------
+
+#: Decoding of a scoring call: nothing is generated (``max_tokens: 0`` is sent); 1 is what the budget reserves.
+SCORE_DECODING = Decoding(temperature=0.0, max_tokens=1)
+
+
+def score_messages(candidate: CandidateSpec, values: Mapping[str, Any], text: Any) -> list[dict]:
+    """``[context, continuation]`` of scoring ``text`` after the candidate's prompt for one example: the context
+    is the rendered prompt (its messages' contents joined by a blank line, trailing whitespace removed), the
+    continuation a space and the text, so no token of the servers' tokenizers spans the two."""
+    context = "\n\n".join(m["content"] for m in candidate.prompt.render(values)).rstrip()
+    if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
+        raise InvalidInput("reference", f"has no text to score for example {values.get('example_id')!r}")
+    return [{"role": "user", "content": context}, {"role": "assistant", "content": f" {str(text).strip()}"}]
+
+
+def score_request(candidate: CandidateSpec, values: Mapping[str, Any], text: Any) -> CallRequest:
+    """The call that scores ``text`` under the candidate for one example (cached like every call)."""
+    return make_request(SCORE, candidate.endpoint, candidate.model, candidate.model_version, candidate.prompt.id,
+                        candidate.prompt.version, score_messages(candidate, values, text), SCORE_DECODING)
+
+
+def score_references(candidate: CandidateSpec, examples: pd.DataFrame, cache: CallCache,
+                     budget: SuiteBudget | Limits | Mapping | None = None, *, client: LLMClient | None = None,
+                     prices: PriceTable | None = None, retry: RetryPolicy | None = None, concurrency: int = 8,
+                     id_column: str = "example_id", reference_column: str = "reference", dataset: str | None = None,
+                     cancel: threading.Event | None = None) -> tuple[pd.DataFrame, CallReport]:
+    """The token log-probabilities of each example's reference under the candidate, conditioned on its prompt
+    (:meth:`~eval_platform.llm.client.LLMClient.score`), from the cache where already scored; charged to the
+    candidate's budget. One row per example: ``example_id``, ``reference_logprob_sum``,
+    ``reference_logprob_tokens`` (:mod:`eval_platform.metrics.perplexity`), ``status``, ``error``, ``cache_key``."""
+    rows = example_rows(examples, id_column)
+    if reference_column not in examples.columns:
+        raise InvalidInput("examples", f"has no {reference_column!r} column to score")
+    requests = [score_request(candidate, row, row[reference_column]) for row in rows]
+    cache.pin_template(candidate.prompt, "candidate")
+    client, owned = endpoint_client(candidate.endpoint, client, prices, retry)
+    try:
+        limits = as_limits(budget, "candidate")
+        report = CallReport(phase="reference_scoring", examples=len(rows))
+        unique = {r.key: r for r in requests}
+        cached = cache.get_many(unique)
+        estimate = estimate_cost("reference_scoring", (r.cost() for k, r in unique.items() if k not in cached), client.prices,
+                                 len(cached))
+        report.estimate = estimate.to_dict()
+        check_estimate(estimate, limits)
+        tracker = BudgetTracker("reference_scoring", limits, client.prices)
+        outcomes, report = execute_calls(requests, cache, client, phase="reference_scoring", tracker=tracker,
+                                         concurrency=concurrency, dataset=dataset, cancel=cancel, report=report)
+    finally:
+        if owned:
+            client.close()
+    out = []
+    for row, request in zip(rows, requests, strict=True):
+        outcome = outcomes[request.key]
+        token_logprobs = outcome.record.token_logprobs() if outcome.record is not None else None
+        sums, counts = logprob_totals([token_logprobs or []])
+        out.append({id_column: row[id_column],
+                    "reference_logprob_sum": float(sums[0]) if token_logprobs is not None else float("nan"),
+                    "reference_logprob_tokens": int(counts[0]), "status": outcome.status, "error": outcome.error,
+                    "cache_key": request.key})
+    return pd.DataFrame(out), report
 
 
 # judges and whole runs ------------------------------------------------------------------------------------

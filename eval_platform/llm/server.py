@@ -1,6 +1,7 @@
 """A small OpenAI-compatible chat server for the demo, the tests and the benchmark: nothing leaves the machine.
 
-Endpoints: ``POST /v1/chat/completions`` (non-streaming), ``GET /v1/models``, ``GET /v1/_stats`` (request
+Endpoints: ``POST /v1/chat/completions`` (non-streaming), ``POST /v1/completions`` (legacy completions, to
+score a given text with ``echo``), ``GET /v1/models``, ``GET /v1/_stats`` (request
 counters, for tests and the benchmark) and ``GET /health``. Replies carry ``usage`` counted with the
 deterministic tokenizer of :func:`eval_platform.llm.budget.count_tokens` (times ``token_scale``, to play a
 server whose tokenizer counts more than the client estimates).
@@ -21,6 +22,11 @@ Models served:
   ``noise`` flips a verdict with that probability (deterministic per request when the request has a
   ``seed``, random otherwise), so n-sample judging can disagree; ``unparsable_rate`` answers prose instead
   of JSON; ``position_bias`` makes a pairwise tie go to the first answer shown.
+
+**Log-probabilities** (``logprobs: true`` and ``top_logprobs`` in chat, ``logprobs: k`` in completions) come
+from :class:`ByteBigramLM`, a byte-level add-one-smoothed bigram model of the knowledge base's texts: the
+same text always gets the same values, and a text's token log-probabilities add up to its own.
+``logprobs_mode`` plays servers that ignore the request (``missing``) or answer nonsense (``malformed``).
 
 Faults (:class:`FaultPlan`) by rate or by a deterministic schedule over the sequence of chat requests:
 ``429`` (with ``Retry-After``), ``500``, ``timeout`` (the reply is held ``hang_seconds``, longer than any
@@ -65,6 +71,10 @@ from eval_platform.metrics.generation import normalize_answer, token_f1_per_exam
 QA_SMALL = Path(__file__).resolve().parent.parent / "data" / "qa_small.jsonl"
 SERVER_VERSION = "local-llm-1"
 FAULT_KINDS = ("ok", "429", "500", "timeout", "slow")
+#: What the server does when asked for log-probabilities: ``model`` answers them (:class:`ByteBigramLM`);
+#: ``missing`` ignores the request (``logprobs: null``, as some servers do); ``malformed`` answers a
+#: log-probability of +0.5 (a probability above 1) for every token.
+LOGPROBS_MODES = ("model", "missing", "malformed")
 
 
 # the knowledge base ---------------------------------------------------------------------------------------
@@ -128,6 +138,67 @@ class KnowledgeBase:
 
     def accepted(self, record: Mapping[str, Any]) -> list[str]:
         return [record["answer"], *record.get("aliases", [])]
+
+
+#: The token boundaries of the served log-probabilities: each token is a word or a punctuation mark with
+#: the whitespace before it (" Paris"), and whitespace at the end is a token of its own, so the tokens of a
+#: text concatenate back to it exactly (and their log-probabilities add up to the text's).
+_LM_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+", re.UNICODE)
+_BOS = 256  # the context of a text's first byte
+
+
+def lm_tokens(text: str) -> list[str]:
+    """``text`` cut into the tokens the served log-probabilities are for (see :data:`_LM_TOKEN`)."""
+    return _LM_TOKEN.findall(text)
+
+
+class ByteBigramLM:
+    """The deterministic language model behind the served ``logprobs``: a byte-level bigram model with add-one
+    smoothing, trained on the knowledge base's questions, answers and aliases (UTF-8 bytes).
+
+    ``p(b | a) = (c(a, b) + 1) / (c(a) + 256)`` for a byte ``b`` after the byte ``a`` (``a`` is the start
+    symbol for a text's first byte), ``c`` counting bigrams (and ``c(a)`` the bigrams starting with ``a``)
+    over the training texts, each read from the start symbol. A token's log-probability is the sum of its
+    bytes' ``log p(b | previous byte)``: the chain rule, so the tokens of a text add up to ``log p(text)``
+    (natural log) and every distribution over the next byte sums to 1."""
+
+    def __init__(self, texts: Iterable[str]):
+        self.pair_counts: Counter = Counter()
+        self.context_counts: Counter = Counter()
+        for text in texts:
+            previous = _BOS
+            for byte in text.encode("utf-8"):
+                self.pair_counts[(previous, byte)] += 1
+                self.context_counts[previous] += 1
+                previous = byte
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> ByteBigramLM:
+        texts: list[str] = []
+        for record in records:
+            texts += [record["question"], record["answer"], *record.get("aliases", [])]
+        return cls(texts)
+
+    def byte_logprob(self, previous: int, byte: int) -> float:
+        return math.log((self.pair_counts[(previous, byte)] + 1) / (self.context_counts[previous] + 256))
+
+    def score(self, text: str, previous: int = _BOS) -> list[tuple[str, float, int]]:
+        """``(token, log-probability, last byte before the token)`` of each token of ``text``, the first
+        byte conditioned on ``previous``."""
+        out = []
+        for token in lm_tokens(text):
+            context, total = previous, 0.0
+            for byte in token.encode("utf-8"):
+                total += self.byte_logprob(previous, byte)
+                previous = byte
+            out.append((token, total, context))
+        return out
+
+    def top(self, previous: int, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most likely next single bytes after ``previous`` (as text; ties by byte value): the
+        alternatives of ``top_logprobs``, which this model ranks byte by byte."""
+        ranked = sorted(range(256), key=lambda b: (-self.pair_counts[(previous, b)], b))[:k]
+        return [(bytes([b]).decode("utf-8", errors="replace"), self.byte_logprob(previous, b)) for b in ranked]
 
 
 # models ---------------------------------------------------------------------------------------------------
@@ -214,15 +285,20 @@ class LocalLLMServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, latency_jitter: float = 0.0,
                  faults: FaultPlan | None = None, candidates: Iterable[CandidateModel] = DEFAULT_CANDIDATES,
                  judges: Iterable[JudgeModel] = DEFAULT_JUDGES, qa_path: str | Path | None = None,
-                 api_key: str | None = None, token_scale: float = 1.0, seed: int = 0):
+                 api_key: str | None = None, token_scale: float = 1.0, seed: int = 0, logprobs_mode: str = "model"):
         self.host, self.port = host, port
         self.latency, self.latency_jitter = latency, latency_jitter
         self.faults = faults or FaultPlan()
         self.candidates = {m.name: m for m in candidates}
         self.judges = {m.name: m for m in judges}
-        self.kb = KnowledgeBase(load_qa(qa_path))
+        records = load_qa(qa_path)
+        self.kb = KnowledgeBase(records)
+        self.lm = ByteBigramLM.from_records(records)
         self.api_key = api_key
         self.token_scale = token_scale
+        if logprobs_mode not in LOGPROBS_MODES:
+            raise ValueError(f"logprobs_mode must be one of {LOGPROBS_MODES}, got {logprobs_mode!r}")
+        self.logprobs_mode = logprobs_mode
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -334,18 +410,9 @@ class LocalLLMServer:
             return error.status, {}, _error_body(error.message, "invalid_request_error", error.param, error.code)
         model = request["model"]
         self._count(models=model)
-        planned = self._next_fault(model)
-        if planned is not None:
-            kind = planned.schedule[0]
-            self._count(faults=kind)
-            if kind == "429":
-                self._count(status=429)
-                return 429, {"Retry-After": f"{planned.retry_after:g}"}, _error_body(
-                    "Rate limit reached (injected)", "rate_limit_error", None, "rate_limit_exceeded")
-            if kind == "500":
-                self._count(status=500)
-                return 500, {}, _error_body("Internal server error (injected)", "server_error", None, None)
-            self._wait(planned.hang_seconds if kind == "timeout" else planned.slow_seconds)
+        failed = self._injected_fault(model)
+        if failed is not None:
+            return failed
         text = self._reply(request)
         finish_reason = "stop"
         for stop in request["stop"]:
@@ -366,11 +433,125 @@ class LocalLLMServer:
         return 200, {}, {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "system_fingerprint": SERVER_VERSION,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "logprobs": self._chat_logprobs(text, request["top_logprobs"]) if request["logprobs"] else None,
                          "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
+
+    def _injected_fault(self, model: str) -> tuple[int, dict, dict] | None:
+        """The reply of an injected 429 or 500, or None (after holding a ``timeout`` or ``slow`` fault's reply)."""
+        planned = self._next_fault(model)
+        if planned is None:
+            return None
+        kind = planned.schedule[0]
+        self._count(faults=kind)
+        if kind == "429":
+            self._count(status=429)
+            return 429, {"Retry-After": f"{planned.retry_after:g}"}, _error_body(
+                "Rate limit reached (injected)", "rate_limit_error", None, "rate_limit_exceeded")
+        if kind == "500":
+            self._count(status=500)
+            return 500, {}, _error_body("Internal server error (injected)", "server_error", None, None)
+        self._wait(planned.hang_seconds if kind == "timeout" else planned.slow_seconds)
+        return None
+
+    def _scored(self, text: str, previous: int = _BOS) -> list[tuple[str, float, int]]:
+        """The model's token log-probabilities of ``text``, garbled under ``logprobs_mode="malformed"``."""
+        scored = self.lm.score(text, previous)
+        if self.logprobs_mode == "malformed":
+            return [(token, 0.5, context) for token, _, context in scored]
+        return scored
+
+    def _chat_logprobs(self, text: str, top: int) -> dict | None:
+        """``choices[0].logprobs`` of a chat reply: every token of ``text`` scored by :class:`ByteBigramLM`
+        from the start of the reply (this small model does not condition on the prompt)."""
+        if self.logprobs_mode == "missing":
+            return None
+        content = []
+        for token, logprob, context in self._scored(text):
+            content.append({"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8")),
+                            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}
+                                             for t, lp in self.lm.top(context, top)]})
+        return {"content": content, "refusal": None}
+
+    def completion(self, body: Mapping[str, Any]) -> tuple[int, dict, dict]:
+        """``(status, headers, json body)`` of one legacy completions request (``POST /v1/completions``).
+
+        How OpenAI-compatible servers (vLLM, llama.cpp) score a given text: ``echo: true`` returns the
+        prompt in the reply, ``logprobs: k`` the log-probability of each of its tokens (``None`` for the
+        first, which has no context) with ``k`` alternatives, and ``max_tokens: 0`` generates nothing. With
+        ``max_tokens`` > 0 a candidate answers the prompt as in chat."""
+        self._count(requests=1)
+        try:
+            request = self._validate_completion(body)
+        except _BadRequest as error:
+            self._count(status=error.status)
+            return error.status, {}, _error_body(error.message, "invalid_request_error", error.param, error.code)
+        model, prompt = request["model"], request["prompt"]
+        self._count(models=model)
+        failed = self._injected_fault(model)
+        if failed is not None:
+            return failed
+        answer, finish_reason = "", "length"
+        if request["max_tokens"]:
+            answer = self._answer(self.candidates[model], {"messages": [{"role": "user", "content": prompt}]})
+            finish_reason = "stop"
+            if count_tokens(answer) > request["max_tokens"]:
+                answer, finish_reason = truncate_tokens(answer, request["max_tokens"]), "length"
+        text = (prompt + answer) if request["echo"] else answer
+        logprobs = None
+        if request["logprobs"] is not None and self.logprobs_mode != "missing":
+            scored = self._scored(text if request["echo"] else answer,
+                                   _BOS if request["echo"] or not prompt else prompt.encode("utf-8")[-1])
+            offsets, position = [], 0
+            for token, _, _ in scored:
+                offsets.append(position)
+                position += len(token)
+            first_is_prompt = request["echo"] and bool(prompt)
+            logprobs = {"tokens": [t for t, _, _ in scored], "text_offset": offsets,
+                        "token_logprobs": [None if i == 0 and first_is_prompt else lp for i, (_, lp, _) in enumerate(scored)],
+                        "top_logprobs": [None if i == 0 and first_is_prompt else dict(self.lm.top(context, request["logprobs"]))
+                                         for i, (_, _, context) in enumerate(scored)]}
+        prompt_tokens, completion_tokens = self._scaled(count_tokens(prompt)), self._scaled(count_tokens(answer))
+        self._wait(self.latency)
+        self._count(status=200, completions=1, completions_by_model=model, prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens)
+        return 200, {}, {
+            "id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
+            "model": model, "system_fingerprint": SERVER_VERSION,
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+
+    def _validate_completion(self, body: Any) -> dict:
+        if not isinstance(body, Mapping):
+            raise _BadRequest(400, "the request body must be a JSON object")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise _BadRequest(400, "'model' is required", "model")
+        if model not in self.candidates:
+            raise _BadRequest(404, f"The model `{model}` does not exist or does not serve completions", "model", "model_not_found")
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1:
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise _BadRequest(400, "'prompt' must be a string (one prompt per request here)", "prompt")
+        _no_stream(body)
+        max_tokens = body.get("max_tokens", 16)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise _BadRequest(400, "'max_tokens' must be an integer >= 0", "max_tokens")
+        echo = body.get("echo") or False
+        if not isinstance(echo, bool):
+            raise _BadRequest(400, "'echo' must be a boolean", "echo")
+        if max_tokens == 0 and not echo:
+            raise _BadRequest(400, "'max_tokens' 0 needs 'echo': true (nothing to return otherwise)", "max_tokens")
+        logprobs = body.get("logprobs")
+        if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or not 0 <= logprobs <= 5):
+            raise _BadRequest(400, "'logprobs' must be an integer in [0, 5]", "logprobs")
+        return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "echo": echo, "logprobs": logprobs}
 
     def _validate(self, body: Any) -> dict:
         if not isinstance(body, Mapping):
@@ -381,8 +562,7 @@ class LocalLLMServer:
         if model not in self.candidates and model not in self.judges:
             raise _BadRequest(404, f"The model `{model}` does not exist", "model", "model_not_found")
         clean = _plain_messages(body.get("messages"))
-        if body.get("stream"):
-            raise _BadRequest(400, "streaming is not supported by this server", "stream")
+        _no_stream(body)
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise _BadRequest(400, "'max_tokens' must be a positive integer", "max_tokens")
@@ -391,8 +571,10 @@ class LocalLLMServer:
         temperature = body.get("temperature", 1.0)
         if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
             raise _BadRequest(400, "'temperature' must be in [0, 2]", "temperature")
+        logprobs, top_logprobs = _chat_logprobs_request(body)
         return {"model": model, "messages": clean, "max_tokens": max_tokens, "stop": stop, "seed": body.get("seed"),
-                "temperature": temperature, "response_format": body.get("response_format")}
+                "temperature": temperature, "response_format": body.get("response_format"), "logprobs": logprobs,
+                "top_logprobs": top_logprobs or 0}
 
     # the models ------------------------------------------------------------------------------------------
     def _reply(self, request: Mapping[str, Any]) -> str:
@@ -465,6 +647,25 @@ class LocalLLMServer:
         if any(f" {_normalize(a)} " in normalized for a in accepted):
             return 1.0
         return round(float(token_f1_per_example([answer], [accepted])[0]), 4)
+
+
+def _no_stream(body: Mapping[str, Any]) -> None:
+    if body.get("stream"):
+        raise _BadRequest(400, "streaming is not supported by this server", "stream")
+
+
+def _chat_logprobs_request(body: Mapping[str, Any]) -> tuple[bool, int | None]:
+    """A chat request's ``logprobs`` (a boolean) and ``top_logprobs`` (0-20, only with ``logprobs``)."""
+    logprobs = body.get("logprobs") or False
+    if not isinstance(logprobs, bool):
+        raise _BadRequest(400, "'logprobs' must be a boolean", "logprobs")
+    top_logprobs = body.get("top_logprobs")
+    if top_logprobs is not None:
+        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or not 0 <= top_logprobs <= 20:
+            raise _BadRequest(400, "'top_logprobs' must be an integer in [0, 20]", "top_logprobs")
+        if not logprobs:
+            raise _BadRequest(400, "'top_logprobs' needs 'logprobs' to be true", "top_logprobs")
+    return logprobs, top_logprobs
 
 
 def _plain_messages(messages: Any) -> list[dict[str, str]]:
@@ -554,7 +755,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.owner.reset_stats()
             self._send(200, {"status": "reset"})
             return
-        if path not in ("/v1/chat/completions", "/chat/completions"):
+        routes = {"/v1/chat/completions": self.owner.chat_completion, "/chat/completions": self.owner.chat_completion,
+                  "/v1/completions": self.owner.completion, "/completions": self.owner.completion}
+        if path not in routes:
             self._send(404, _error_body(f"no route {path}", "invalid_request_error", None, None))
             return
         try:
@@ -562,7 +765,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(400, _error_body("the request body is not valid JSON", "invalid_request_error", None, None))
             return
-        status, headers, reply = self.owner.chat_completion(body)
+        status, headers, reply = routes[path](body)
         self._send(status, reply, headers)
 
 
@@ -590,6 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--qa-file", default=None)
     parser.add_argument("--api-key", default=None, help="require this bearer key")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--logprobs-mode", choices=LOGPROBS_MODES, default="model")
     args = parser.parse_args(argv)
     faults = FaultPlan(rate_429=args.rate_429, rate_500=args.rate_500, rate_timeout=args.rate_timeout,
                        rate_slow=args.rate_slow, schedule=tuple(k for k in args.schedule.split(",") if k),
@@ -600,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     judges = [replace(m, noise=args.judge_noise) if m.name == "rule-judge-noisy" and args.judge_noise is not None else m
               for m in DEFAULT_JUDGES]
     server = LocalLLMServer(args.host, args.port, args.latency, args.latency_jitter, faults, candidates, judges,
-                            args.qa_file, args.api_key, args.token_scale, args.seed)
+                            args.qa_file, args.api_key, args.token_scale, args.seed, args.logprobs_mode)
     stopped = []  # a plain flag: a signal handler must not take a lock the main thread may hold
 
     def stop(*_):

@@ -85,6 +85,9 @@ class Decoding:
     stop: tuple[str, ...] = ()
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    #: Ask for the reply's token log-probabilities (``logprobs: true``), as a perplexity metric needs: they are
+    #: cached with the reply. In the key only when asked, so the keys of calls that never asked are unchanged.
+    logprobs: bool = False
 
     def __post_init__(self):
         def number(name, low, high):
@@ -100,6 +103,8 @@ class Decoding:
             raise InvalidInput("decoding.max_tokens", f"must be an integer >= 1, got {self.max_tokens!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise InvalidInput("decoding.seed", f"must be an integer or None, got {self.seed!r}")
+        if not isinstance(self.logprobs, bool):
+            raise InvalidInput("decoding.logprobs", f"must be true or false, got {self.logprobs!r}")
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         object.__setattr__(self, "stop", tuple(self.stop))
@@ -113,9 +118,12 @@ class Decoding:
         return cls(**data)
 
     def identity(self) -> dict:
-        return {"temperature": float(self.temperature), "max_tokens": self.max_tokens, "top_p": float(self.top_p),
-                "seed": self.seed, "stop": list(self.stop), "presence_penalty": float(self.presence_penalty),
-                "frequency_penalty": float(self.frequency_penalty)}  # 0 and 0.0 are one key
+        identity = {"temperature": float(self.temperature), "max_tokens": self.max_tokens, "top_p": float(self.top_p),
+                    "seed": self.seed, "stop": list(self.stop), "presence_penalty": float(self.presence_penalty),
+                    "frequency_penalty": float(self.frequency_penalty)}  # 0 and 0.0 are one key
+        if self.logprobs:  # a reply without log-probabilities must never answer a call that needs them
+            identity["logprobs"] = True
+        return identity
 
     def request_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"temperature": float(self.temperature), "max_tokens": self.max_tokens, "top_p": float(self.top_p),
@@ -124,6 +132,8 @@ class Decoding:
             params["seed"] = self.seed
         if self.stop:
             params["stop"] = list(self.stop)
+        if self.logprobs:
+            params["logprobs"] = True
         return params
 
     def with_seed(self, seed: int | None) -> Decoding:

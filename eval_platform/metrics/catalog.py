@@ -15,6 +15,7 @@ from eval_platform.metrics import (
     embeddings,
     generation_defs,
     judge_defs,
+    perplexity,
     ranking,
 )
 from eval_platform.metrics.base import MetricDefinition
@@ -30,7 +31,7 @@ def register_metric(definition: MetricDefinition) -> MetricDefinition:
 
 
 for _family in (classification_defs.METRICS, ranking.METRICS, generation_defs.METRICS, judge_defs.METRICS,
-                embeddings.METRICS):
+                embeddings.METRICS, perplexity.METRICS):
     for _definition in _family:
         register_metric(_definition)
 

@@ -47,6 +47,8 @@ class LLMCallRecord(Base):
     system_fingerprint: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: The dataset whose example first needed this call (for retention purges), when the caller said.
     dataset: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    #: The reply's token log-probabilities when the call asked for them (migration ``0010``).
+    logprobs: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
