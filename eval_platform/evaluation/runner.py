@@ -36,6 +36,7 @@ from eval_platform.evaluation.results import (
 from eval_platform.gates.blockers import Blocker, BlockerKind
 from eval_platform.gates.rules import CORRECTNESS_METRICS, OVERALL, GateDecision, Observation, combine, decide
 from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
+from eval_platform.metrics.perplexity import perplexity_reports
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
 from eval_platform.registry.schema import utcnow
@@ -71,6 +72,8 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> MetricTableReport:
     pairwise = (run.results or {}).get("judge_pairwise")
     if pairwise:
         results["judge_pairwise"] = pairwise
+    if dataset.task_type == "generation" and (perplexity := perplexity_reports(suite.metrics, metric_columns(frame, schema, "generation"))):
+        results["perplexity"] = perplexity  # tokens scored and examples excluded (no scored token) per perplexity metric
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
     return MetricTableReport(run.run_id, digest, table.seconds, metric_table, results)
 

@@ -197,6 +197,8 @@ class ByteBigramLM:
     def top(self, previous: int, k: int) -> list[tuple[str, float]]:
         """The ``k`` most likely next single bytes after ``previous`` (as text; ties by byte value): the
         alternatives of ``top_logprobs``, which this model ranks byte by byte."""
+        if k <= 0:
+            return []
         ranked = sorted(range(256), key=lambda b: (-self.pair_counts[(previous, b)], b))[:k]
         return [(bytes([b]).decode("utf-8", errors="replace"), self.byte_logprob(previous, b)) for b in ranked]
 

@@ -184,3 +184,20 @@ METRICS = [
                     "(not the mean of per-example perplexities); source=generation scores the candidate's answer, "
                     "source=reference the dataset's reference under the candidate."),
 ]
+
+
+def perplexity_reports(metrics, columns) -> dict[str, dict]:
+    """For each perplexity metric of a suite (``metrics``: its configured metrics, with ``name``,
+    ``definition`` and ``params``) whose columns are there: the :class:`PerplexityReport` as a record, so a
+    run says how many tokens the value rests on and how many examples had none (excluded)."""
+    out = {}
+    for metric in metrics:
+        if metric.definition.compute is not perplexity_metric:
+            continue
+        try:
+            report = perplexity_report(*_source_columns(columns, metric.params["source"]))
+        except InvalidInput:
+            continue  # the metric table has already refused these columns, naming the field
+        out[metric.name] = {"source": metric.params["source"], "value": report.value if math.isfinite(report.value) else None,
+                            "n_tokens": report.n_tokens, "n_examples": report.n_examples, "n_excluded": report.n_excluded}
+    return out

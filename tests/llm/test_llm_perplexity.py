@@ -1,6 +1,7 @@
 """Perplexity from an OpenAI-compatible endpoint's token log-probabilities: the local server's deterministic
 language model (over real HTTP, the real openai client), the client and its cache, and whole eval runs."""
 
+import functools
 import json
 import math
 from collections import Counter
@@ -12,18 +13,23 @@ import pandas as pd
 import pytest
 
 from eval_platform.core.errors import InvalidInput
+from eval_platform.evaluation import predicting, runner
 from eval_platform.llm import CandidateSpec, Decoding, Endpoint, LLMClient, MemoryCache, PromptTemplate
+from eval_platform.llm.cache import CachedCall, LLMCache, encode_logprobs
+from eval_platform.llm.calls import LLMCallsFailed
 from eval_platform.llm.generate import candidate_request, generate_predictions, score_references
 from eval_platform.llm.server import LocalLLMServer
+from eval_platform.metrics.perplexity import perplexity_per_example
 from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import Registry
 from tests.evaluation.test_runner import evaluate
 
 QA = [json.loads(line) for line in package_files.files("eval_platform").joinpath("data/qa_small.jsonl").read_text().splitlines()]
 
 
-def reference_logprob(text: str, previous: int | None = None) -> float:
-    """log p(text) under the documented model, computed here from its definition: byte bigrams of the knowledge
-    base's questions, answers and aliases, each text read from a start symbol, add-one smoothed over 256 bytes."""
+@functools.cache
+def bigram_counts() -> tuple[Counter, Counter]:
+    """Byte bigrams of the knowledge base's questions, answers and aliases, each text read from a start symbol."""
     pairs, contexts = Counter(), Counter()
     for record in QA:
         for training_text in (record["question"], record["answer"], *record.get("aliases", [])):
@@ -31,6 +37,13 @@ def reference_logprob(text: str, previous: int | None = None) -> float:
             for a, b in zip(("<s>", *data), data, strict=False):
                 pairs[(a, b)] += 1
                 contexts[a] += 1
+    return pairs, contexts
+
+
+def reference_logprob(text: str, previous: int | None = None) -> float:
+    """log p(text) under the documented model, computed here from its definition: the bigram counts above,
+    add-one smoothed over 256 bytes."""
+    pairs, contexts = bigram_counts()
     total, before = 0.0, "<s>" if previous is None else previous
     for byte in text.encode():
         total += math.log((pairs[(before, byte)] + 1) / (contexts[before] + 256))
@@ -179,8 +192,8 @@ def register(tmp_path, base_url, monkeypatch, model="kb-qa-verbose"):
                               label_policy="human_reviewed", slice_columns=["category"])
     platform.register_suite(perplexity_suite())
     path = tmp_path / "candidate.json"
-    path.write_text(json.dumps({**{k: v for k, v in spec(model).__dict__.items() if k not in ("endpoint", "prompt", "decoding")},
-                                "endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"},
+    path.write_text(json.dumps({"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": model,
+                                "model_version": "1",
                                 "prompt": {"id": "qa-short", "version": "1", "text": "Question: {prompt}\nAnswer briefly."},
                                 "decoding": {"temperature": 0, "max_tokens": 32}}))
     platform.register_model("qa-bot", path, kind="openai_chat", eval_plan=[("qa", "qa-ppl")])
@@ -200,12 +213,13 @@ def test_an_eval_run_reports_perplexity_per_example_and_corpus_and_a_rerun_makes
         np.testing.assert_allclose(predictions["logprob_sum"], expected_sums, rtol=0, atol=1e-9)
         tokens = predictions["logprob_tokens"].to_numpy()
         per_example = np.exp(-np.asarray(expected_sums) / tokens)
-        from eval_platform.metrics.perplexity import perplexity_per_example
         np.testing.assert_allclose(perplexity_per_example(predictions["logprob_sum"], tokens), per_example, rtol=1e-12)
         # corpus: token-weighted, by hand
         corpus = math.exp(-sum(expected_sums) / tokens.sum())
         assert run.results["metrics"]["ppl"] == pytest.approx(corpus, rel=1e-12)
         assert run.results["metrics"]["ppl"] != pytest.approx(per_example.mean(), rel=1e-3)
+        assert run.results["perplexity"]["ppl"] == {"source": "generation", "value": pytest.approx(corpus, rel=1e-12),
+                                                    "n_tokens": int(tokens.sum()), "n_examples": 6, "n_excluded": 0}
         contexts = [f"Question: {q}\nAnswer briefly." for q in frame["prompt"]]
         ref_sums = [reference_logprob(f" {r}", ord(c[-1])) for r, c in zip(frame["reference"], contexts, strict=True)]
         ref_tokens = sum(len(r.split()) for r in frame["reference"])
@@ -229,12 +243,26 @@ def test_an_endpoint_without_logprobs_fails_the_run_and_the_gate_has_no_decision
         platform, _ = register(tmp_path, bad.base_url, monkeypatch)
         try:
             runs = platform.claim_runs("qa-bot@1", "local", requested=True)
-            from eval_platform.evaluation import predicting, runner
-            from eval_platform.llm.calls import LLMCallsFailed
-            with pytest.raises(LLMCallsFailed, match=r"endpoint local-kb.*logprobs\.content"):
+            with pytest.raises(LLMCallsFailed, match=r"endpoint local-kb.*logprobs\.content") as failed:
                 predicting.produce_predictions(platform, runs[0])
-            platform.update_run(runs[0].run_id, status="failed", status_reason="logprobs missing")
+            platform.fail_runs_of("local", str(failed.value))  # what the Dagster run's failure does
             decision = runner.finish_runs(platform, "qa-bot@1", runs)
-            assert decision.decision == "no_decision"
+            assert decision.decision == "no_decision" and "logprobs.content" in str(decision.reasons)
         finally:
             platform.close()
+
+
+def test_the_registry_cache_keeps_token_logprobs_and_minus_infinity(db_url):
+    registry = Registry.open(db_url)  # SQLite, and PostgreSQL (whose JSON has no -Infinity) when the server is there
+    try:
+        cache = LLMCache(registry)
+        record = CachedCall("k1", "candidate", "local-kb", "http://x/v1", "m", "1", "p", "1", {"messages": []}, "a b", "stop",
+                            3, 2, None, 0.01, 1, logprobs=encode_logprobs(["a", " b"], [-0.25, -math.inf]))
+        plain = CachedCall("k2", "candidate", "local-kb", "http://x/v1", "m", "1", "p", "1", {"messages": []}, "a", "stop",
+                           3, 1, None, 0.01, 1)
+        assert cache.put_many([record, plain]) == 2
+        found = cache.get_many(["k1", "k2"])
+        assert found["k1"].token_logprobs() == [-0.25, -math.inf] and found["k1"].logprobs["tokens"] == ["a", " b"]
+        assert found["k2"].logprobs is None and found["k2"].token_logprobs() is None
+    finally:
+        registry.dispose()

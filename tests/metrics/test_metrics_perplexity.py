@@ -1,17 +1,21 @@
 """Perplexity from token log-probabilities, against hand computation."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.states import BaselineState
+from eval_platform.gates.rules import OVERALL, Observation, decide, parse_rules
 from eval_platform.metrics.catalog import get_metric
 from eval_platform.metrics.perplexity import (
     logprob_totals,
     perplexity,
     perplexity_per_example,
     perplexity_report,
+    perplexity_reports,
 )
 
 # three answers whose tokens had these probabilities (the second's first token unscored, as an echoed prompt's)
@@ -106,3 +110,28 @@ def test_the_catalog_metric_reads_the_source_columns_and_lower_is_better():
     with pytest.raises(InvalidInput, match="no token log-probabilities") as raised:
         metric.compute({"prediction": columns["prediction"]}, source="generation")
     assert raised.value.field == "logprob_sum"
+
+
+def test_an_infinite_or_undefined_perplexity_leaves_a_gate_without_decision_and_a_finite_one_decides():
+    definitions = {"ppl": get_metric("perplexity@1")}
+    rules = parse_rules([{"metric": "ppl", "max": 20.0}], definitions)
+
+    def verdict(value):
+        observations = {("ppl", *OVERALL): Observation(value, 10)}
+        return decide(rules, definitions, observations, BaselineState.NONE, False).decision
+
+    assert verdict(perplexity(*logprob_totals([[-math.inf, -1.0]]))) == "no_decision"
+    assert verdict(perplexity(*logprob_totals([[], [None]]))) == "no_decision"
+    assert verdict(perplexity(*logprob_totals([[math.log(0.1)]]))) == "pass"  # 10 <= 20
+    assert verdict(perplexity(*logprob_totals([[math.log(0.01)]]))) == "fail"  # 100 > 20
+
+
+def test_a_run_records_tokens_and_excluded_examples_per_perplexity_metric():
+    metric = get_metric("perplexity@1")
+    configured = [SimpleNamespace(name="ppl", definition=metric, params={"source": "generation"}),
+                  SimpleNamespace(name="ref", definition=metric, params={"source": "reference"}),
+                  SimpleNamespace(name="em", definition=get_metric("exact_match@1"), params={})]
+    sums, counts = logprob_totals([[math.log(0.5), math.log(0.5)], [], [None]])
+    reports = perplexity_reports(configured, {"logprob_sum": sums, "logprob_tokens": counts})
+    assert reports == {"ppl": {"source": "generation", "value": pytest.approx(2.0), "n_tokens": 2, "n_examples": 1,
+                               "n_excluded": 2}}  # no reference columns: nothing to report for "ref"
