@@ -25,7 +25,7 @@ from eval_platform.llm.calls import raise_if_calls_failed
 from eval_platform.llm.client import LLMClient
 from eval_platform.llm.generate import generate_predictions, score_references
 from eval_platform.llm.specs import CandidateSpec
-from eval_platform.metrics.perplexity import perplexity_metric
+from eval_platform.metrics.perplexity import perplexity_sources
 from eval_platform.models.files import PREDICTION_CODE_VERSION, predict
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset, EvalRun, Model, PredictionSet
@@ -133,7 +133,7 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
 
 def scores_references(suite) -> bool:
     """The suite has a perplexity metric of the dataset's reference under the candidate."""
-    return any(m.definition.compute is perplexity_metric and m.params.get("source") == "reference" for m in suite.metrics)
+    return "reference" in perplexity_sources(suite.metrics)
 
 
 def _left_over(limits: Limits, report) -> Limits:
@@ -154,7 +154,7 @@ def _with_reference_scores(predictions, spec: CandidateSpec, frame, dataset: Eva
 def with_logprobs_if_needed(spec: CandidateSpec, suite) -> CandidateSpec:
     """The candidate asking for its answers' token log-probabilities when the suite has a perplexity metric
     of the generation (they are then part of each call's cache key and of its cached reply)."""
-    needed = any(m.definition.compute is perplexity_metric and m.params.get("source") == "generation" for m in suite.metrics)
+    needed = "generation" in perplexity_sources(suite.metrics)
     return replace(spec, decoding=replace(spec.decoding, logprobs=True)) if needed else spec
 
 

@@ -40,9 +40,10 @@ In process::
 
 As a script: ``python -m eval_platform.llm.server --port 8000 --latency 0.2 --rate-429 0.05``.
 
-Why one module of about 600 lines: it is one fake endpoint, and what it serves (the knowledge base, the
+Why one module of about 800 lines: it is one fake endpoint, and what it serves (the knowledge base, the
 candidate and judge models, the fault plan) is the behaviour its HTTP handling exposes, read and changed
-together with it; nothing else in the platform uses those parts, which only exist to be served here.
+together with it; nothing else in the platform uses those parts (the language model behind ``logprobs``
+included), which only exist to be served here.
 """
 
 from __future__ import annotations

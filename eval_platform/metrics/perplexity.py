@@ -25,9 +25,9 @@ tokens gives ``V``.
 
 Example::
 
-    >>> sums, counts = logprob_totals([[-0.5, -1.5], [None, -2.0], []])
-    >>> perplexity_per_example(sums, counts)          # [exp(1), exp(2), nan]
-    >>> perplexity(sums, counts)                       # exp(4 / 3): 3 tokens, 1 example excluded
+    sums, counts = logprob_totals([[-0.5, -1.5], [None, -2.0], []])   # ([-2, -2, 0], [2, 1, 0])
+    perplexity_per_example(sums, counts)                               # [exp(1), exp(2), nan]
+    perplexity(sums, counts)                                           # exp(4 / 3): 3 tokens, 1 example excluded
 """
 
 from __future__ import annotations
@@ -186,18 +186,25 @@ METRICS = [
 ]
 
 
+def perplexity_sources(metrics) -> set[str]:
+    """The texts a suite's perplexity metrics score (``metrics``: its configured metrics): what its candidate's
+    calls must return log-probabilities for."""
+    return {m.params.get("source", "generation") for m in metrics if m.definition.name == "perplexity"}
+
+
 def perplexity_reports(metrics, columns) -> dict[str, dict]:
     """For each perplexity metric of a suite (``metrics``: its configured metrics, with ``name``,
     ``definition`` and ``params``) whose columns are there: the :class:`PerplexityReport` as a record, so a
     run says how many tokens the value rests on and how many examples had none (excluded)."""
     out = {}
     for metric in metrics:
-        if metric.definition.compute is not perplexity_metric:
+        if metric.definition.name != "perplexity":
             continue
+        source = metric.params.get("source", "generation")
         try:
-            report = perplexity_report(*_source_columns(columns, metric.params["source"]))
+            report = perplexity_report(*_source_columns(columns, source))
         except InvalidInput:
             continue  # the metric table has already refused these columns, naming the field
-        out[metric.name] = {"source": metric.params["source"], "value": report.value if math.isfinite(report.value) else None,
+        out[metric.name] = {"source": source, "value": report.value if math.isfinite(report.value) else None,
                             "n_tokens": report.n_tokens, "n_examples": report.n_examples, "n_excluded": report.n_excluded}
     return out

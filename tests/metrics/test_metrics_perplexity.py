@@ -89,6 +89,7 @@ def test_malformed_token_logprobs_are_refused_naming_the_row(logprobs, field):
     ([-1.0], [0], "logprob_sum[0]"),  # a sum over no token
     ([-1.0, -2.0], [1], "logprob_tokens"),
     (["x"], [1], "logprob_sum"),
+    ([-1.0], ["x"], "logprob_tokens"),
 ])
 def test_malformed_totals_are_refused_naming_the_field(sums, counts, field):
     with pytest.raises(InvalidInput) as raised:
@@ -107,6 +108,8 @@ def test_the_catalog_metric_reads_the_source_columns_and_lower_is_better():
     assert metric.compute(columns, **metric.resolve_params({"source": "reference"})) == pytest.approx(2.0)
     with pytest.raises(InvalidInput, match="source"):
         metric.resolve_params({"source": "prompt"})
+    with pytest.raises(InvalidInput, match="source"):
+        metric.compute(columns, source="prompt")
     with pytest.raises(InvalidInput, match="no token log-probabilities") as raised:
         metric.compute({"prediction": columns["prediction"]}, source="generation")
     assert raised.value.field == "logprob_sum"
