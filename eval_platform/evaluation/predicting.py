@@ -126,9 +126,12 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
 
         raise_if_calls_failed(report)  # every call failed, or the endpoint's breaker opened: that is the cause
         raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
-    return PredictionReport(run.run_id, digest, cache_hit=report.calls == 0, rows=len(predictions), seconds=report.wall_seconds,
-                            calls=report.calls, cache_hits=report.cache_hits,
-                            tokens=report.prompt_tokens + report.completion_tokens, cost=report.cost)
+    reports = [report] if scoring is None else [report, scoring]  # the reference scoring's calls are the candidate's too
+    calls_made = sum(r.calls for r in reports)
+    return PredictionReport(run.run_id, digest, cache_hit=calls_made == 0, rows=len(predictions),
+                            seconds=sum(r.wall_seconds for r in reports), calls=calls_made,
+                            cache_hits=sum(r.cache_hits for r in reports),
+                            tokens=sum(r.prompt_tokens + r.completion_tokens for r in reports), cost=sum(r.cost for r in reports))
 
 
 def scores_references(suite) -> bool:

@@ -394,7 +394,13 @@ class LLMClient:
                 f"text_offset of equal length) for a completions request with echo: true, logprobs: 0; perplexity of "
                 f"a reference needs an endpoint that scores its prompt")
             return
-        kept_tokens, kept_values = [], []
+        try:  # every value checked, so a refusal names the reply's own index
+            values = check_token_logprobs(list(values), "choices[0].logprobs.token_logprobs")
+        except InvalidInput as error:
+            result.error_kind, result.error = "bad_response", f"{where} returned malformed log-probabilities: {error}"
+            return
+        kept_tokens: list[str] = []
+        kept_values: list[float | None] = []
         for token, value, offset in zip(tokens, values, offsets, strict=True):
             end = offset + len(token)
             if offset < boundary < end:
@@ -405,11 +411,6 @@ class LLMClient:
             if offset >= boundary:
                 kept_tokens.append(str(token))
                 kept_values.append(value)
-        try:
-            checked = check_token_logprobs(kept_values, "choices[0].logprobs.token_logprobs")
-        except InvalidInput as error:
-            result.error_kind, result.error = "bad_response", f"{where} returned malformed log-probabilities: {error}"
-            return
         result.text, result.finish_reason = continuation, choice.finish_reason
         usage = response.usage
         result.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -417,7 +418,7 @@ class LLMClient:
         result.cost = self.prices.cost(self.endpoint.name, model, result.prompt_tokens, result.completion_tokens)
         result.response_model = response.model
         result.system_fingerprint = getattr(response, "system_fingerprint", None)
-        result.logprobs = encode_logprobs(kept_tokens, checked)
+        result.logprobs = encode_logprobs(kept_tokens, kept_values)
         result.error = result.error_kind = None
 
     def _read_logprobs(self, result: CallResult, response: ChatCompletion) -> None:

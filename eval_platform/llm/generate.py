@@ -196,11 +196,11 @@ def score_references(candidate: CandidateSpec, examples: pd.DataFrame, cache: Ca
         report = CallReport(phase="reference_scoring", examples=len(rows))
         unique = {r.key: r for r in requests}
         cached = cache.get_many(unique)
-        estimate = estimate_cost("reference_scoring", (r.cost() for k, r in unique.items() if k not in cached), client.prices,
-                                 len(cached))
+        # phase "candidate" in the budget: a refusal names the suite's field it is charged to, budget.candidate
+        estimate = estimate_cost("candidate", (r.cost() for k, r in unique.items() if k not in cached), client.prices, len(cached))
         report.estimate = estimate.to_dict()
         check_estimate(estimate, limits)
-        tracker = BudgetTracker("reference_scoring", limits, client.prices)
+        tracker = BudgetTracker("candidate", limits, client.prices)
         outcomes, report = execute_calls(requests, cache, client, phase="reference_scoring", tracker=tracker,
                                          concurrency=concurrency, dataset=dataset, cancel=cancel, report=report)
     finally:

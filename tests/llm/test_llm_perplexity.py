@@ -14,7 +14,16 @@ import pytest
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.evaluation import predicting, runner
-from eval_platform.llm import CandidateSpec, Decoding, Endpoint, LLMClient, MemoryCache, PromptTemplate
+from eval_platform.llm import (
+    BudgetExceeded,
+    CandidateSpec,
+    Decoding,
+    Endpoint,
+    Limits,
+    LLMClient,
+    MemoryCache,
+    PromptTemplate,
+)
 from eval_platform.llm.cache import CachedCall, LLMCache, encode_logprobs
 from eval_platform.llm.calls import LLMCallsFailed
 from eval_platform.llm.generate import candidate_request, generate_predictions, score_references
@@ -152,6 +161,10 @@ def test_references_are_scored_under_the_candidate_after_its_prompt(server, endp
         assert scored.reference_logprob_tokens == len(row.reference.split())
     with pytest.raises(InvalidInput, match="no text to score"):
         score_references(spec(), frame.assign(reference=["x", None, "y"]), cache)
+    calls_before = server.stats()["completions"]
+    with pytest.raises(BudgetExceeded) as over:  # scoring is charged to the candidate's budget, checked before any call
+        score_references(spec(), examples(5), cache, Limits(max_tokens=20))
+    assert over.value.field == "budget.candidate.max_tokens" and server.stats()["completions"] == calls_before
 
 
 @pytest.mark.parametrize(("mode", "message"), [
@@ -169,7 +182,8 @@ def test_an_endpoint_without_valid_logprobs_fails_the_call_naming_endpoint_and_f
         scores, report = score_references(spec(), examples(2), cache)
         assert report.errors == 2 and (scores["status"] == "error").all()
         assert "endpoint local-kb" in scores["error"][0]
-        assert ("no echoed token log-probabilities" if mode == "missing" else "choices[0].logprobs.token_logprobs[0]") \
+        # the echoed prompt's first token has no value (None): the first malformed one is the second
+        assert ("no echoed token log-probabilities" if mode == "missing" else "choices[0].logprobs.token_logprobs[1]") \
             in scores["error"][0]
 
 
