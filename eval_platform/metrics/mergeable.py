@@ -56,6 +56,7 @@ import numpy as np
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.classification import (
     _check_binary,
+    _check_min_precision,
     _check_n_bins,
     _check_probabilities,
     _fpr,
@@ -312,7 +313,7 @@ class ScoreRuns(MetricState):
 
     def value(self, min_precision: float = 0.95) -> ScoreRunMetrics:
         points = _Points(self.positive_scores, self.negative_scores)
-        recall, threshold = points.operating_point(check_threshold(min_precision, "min_precision"))
+        recall, threshold = points.operating_point(_check_min_precision(min_precision))
         return ScoreRunMetrics(
             self.positive_scores.size, self.negative_scores.size, points.roc_auc(), points.average_precision(), recall, threshold,
         )
@@ -434,7 +435,7 @@ class QueryRows(MetricState):
         if ids.ndim != 1 or values.shape != ids.shape:
             raise InvalidInput("query_ids/values", f"must be one value per query, got shapes {ids.shape} and {values.shape}")
         if np.isnan(values).any():
-            raise InvalidInput("values", f"contains NaN for query {ids[np.isnan(values)][0]!r}")
+            raise InvalidInput("values", f"contains NaN for query {ids[np.isnan(values)][0].item()!r}")
         order = np.argsort(ids, kind="stable")
         ids, values = ids[order], values[order]
         repeated = np.flatnonzero(ids[1:] == ids[:-1])

@@ -215,3 +215,33 @@ def test_bad_states_and_inputs_are_refused_naming_the_field():
     state = ScoreRuns.from_shard([1, 0], [0.2, 0.1])
     with pytest.raises(ValueError):
         state.positive_scores[0] = 5.0  # states are immutable: a merged state cannot be edited behind its back
+
+
+def test_more_malformed_states_are_refused_naming_the_field():
+    assert merge_sorted_runs([]).size == 0
+    with pytest.raises(InvalidInput, match="negative_scores: contains NaN at position 1"):
+        ScoreRuns(np.array([]), np.array([0.1, np.nan]))
+    with pytest.raises(InvalidInput, match="positive_scores: must be one-dimensional"):
+        ScoreRuns(np.zeros((2, 2)), np.array([]))
+    with pytest.raises(InvalidInput, match="proba: log loss needs probabilities"):
+        ConfusionCounts.from_shard(["a"], [[1.5, -0.5]], ["a", "b"])
+    with pytest.raises(InvalidInput, match="query_ids/values"):
+        QueryRows.from_shard((np.array(["q1", "q2"]), np.array([1.0])))
+    with pytest.raises(InvalidInput, match="values: contains NaN for query 'q2'"):
+        QueryRows.from_shard((np.array(["q1", "q2"]), np.array([1.0, np.nan])))
+    with pytest.raises(InvalidInput, match="query_ids: shards mix id types"):
+        merge_states([QueryRows.from_shard((np.array(["q1"]), np.array([1.0]))), QueryRows.from_shard((np.array([7]), np.array([1.0])))])
+    with pytest.raises(InvalidInput, match="min_precision"):
+        ScoreRuns.from_shard([1, 0], [0.2, 0.1]).value(min_precision=1.5)
+    with pytest.raises(InvalidInput, match="per_example: must be one score per example"):
+        MeanOfScores.from_shard([[1.0, 0.0]])
+
+
+def test_empty_shards_merge_to_nan_values_not_errors():
+    # a worker that received no rows contributes the neutral state; all-empty is undefined (nan), never a pass
+    empty_multiclass = merge_states([ConfusionCounts.from_shard([], np.zeros((0, 2)), ["a", "b"])] * 2).value()
+    assert empty_multiclass.n == 0 and math.isnan(empty_multiclass.accuracy) and math.isnan(empty_multiclass.log_loss)
+    assert math.isnan(merge_states([QueryRows.from_shard((np.array([], dtype=str), np.array([])))]).value())
+    assert math.isnan(merge_states([MeanOfScores.from_shard([])] * 3).value())
+    one = merge_states([MeanOfScores.from_shard([]), MeanOfScores.from_shard([0.25, 0.75, 1.0])])
+    assert (one.n, one.value()) == (3, pytest.approx(2.0 / 3, abs=TOL))
