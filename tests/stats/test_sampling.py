@@ -173,6 +173,7 @@ def test_simulated_coverage_is_nominal_and_stratification_beats_simple_random_sa
             covered[name] += est.ci_low <= truth[name] <= est.ci_high
         values.append(prevalence.value)
     coverage = {name: count / REPETITIONS for name, count in covered.items()}
+    # measured 0.960, 0.967, 0.933, 0.957 here; over 2,000 other seeds 0.958, 0.969, 0.962, 0.949
     assert all(0.93 <= c <= 0.97 for c in coverage.values()), coverage
 
     values = np.array(values)
@@ -188,7 +189,7 @@ def test_simulated_coverage_is_nominal_and_stratification_beats_simple_random_sa
     # simple random sampling without replacement at the same budget: (1 - n/N) S^2 / n
     srs_variance = (1 - BUDGET / POPULATION) * y.var(ddof=1) / BUDGET
     ratio = design_variance / srs_variance
-    assert ratio < 0.75, ratio  # measured 0.64 (Neyman, 10 score-quantile strata + the threshold)
+    assert ratio < 0.75, ratio  # measured 0.55 (Neyman, 10 score-quantile strata + the threshold)
 
 
 # ------------------------------------------------------------------------------------------- allocation and seeds
