@@ -5,6 +5,7 @@ the exact design variance computed from the population's labels, and simulation 
 """
 
 import math
+from itertools import combinations
 
 import numpy as np
 import pytest
@@ -97,21 +98,40 @@ def test_precision_and_recall_by_hand_with_a_known_denominator(monkeypatch):
 def test_precision_at_a_threshold_inside_a_stratum_is_a_ratio_by_hand(monkeypatch):
     monkeypatch.setattr(sampling, "PSEUDO_WEIGHT", 0.0)
     plan = tiny_plan()
-    labels = tiny_labels(plan)
-    threshold = 0.75  # cuts the high stratum: M is not in the plan
-    result = estimate_precision_recall(plan, labels, threshold)
+    assert plan.sample_ids.tolist() == ["r0", "r1", "r3", "r8", "r9"]  # seed 3; scores 0.1, 0.2, 0.4 | 0.8, 0.9
+    labels = np.array([0, 1, 0, 0, 1], dtype=float)
+    result = estimate_precision_recall(plan, labels, threshold=0.75)  # cuts the high stratum: M is not in the plan
     assert result.denominator == "estimated"
-    high = plan.sample_strata == 1
-    above = plan.sample_scores >= threshold
-    a_high = above[high].astype(float)
-    ya_high = (labels * above)[high]
-    count = 4 * a_high.mean()  # T_a: only the high stratum has rows above 0.75
-    assert result.predicted_positive == pytest.approx(count)
-    if count > 0:
-        precision = 4 * ya_high.mean() / count
-        assert result.precision.value == pytest.approx(precision)
-        z = a_high * (labels[high] - precision) / count
-        assert result.precision.se == pytest.approx(math.sqrt(4**2 * 0.5 * np.var(z, ddof=1) / 2), abs=1e-12)
+    # T_a = 4 * mean(1, 1) = 4; T_ya = 4 * mean(0, 1) = 2; P = 0.5
+    # z = a (y - P) / T_a: high stratum (-1/8, 1/8), s^2 = 1/32; low stratum a = 0: z = 0
+    assert result.predicted_positive == 4 and result.precision.value == 0.5
+    assert result.precision.se == pytest.approx(math.sqrt(4**2 * (1 - 2 / 4) * (1 / 32) / 2), abs=1e-12)
+    # recall: T_y = 6 * 1/3 + 4 * 1/2 = 4, R = 2/4; z = y (a - R) / T_y: low (0, -1/8, 0), high (0, 1/8)
+    assert result.recall.value == 0.5
+    low = 6**2 * 0.5 * np.var([0, -1 / 8, 0], ddof=1) / 3
+    high = 4**2 * 0.5 * np.var([0, 1 / 8], ddof=1) / 2
+    assert result.recall.se == pytest.approx(math.sqrt(low + high), abs=1e-12)
+
+
+def test_estimator_is_unbiased_over_every_possible_sample(monkeypatch):
+    """All C(6,3) * C(4,2) = 120 samples of the tiny design: the HT estimate averages to the true prevalence, and the
+    textbook variance estimate averages to the estimate's true variance over the samples (both unbiased)."""
+    monkeypatch.setattr(sampling, "PSEUDO_WEIGHT", 0.0)
+    plan = tiny_plan()
+    truth = np.array([0, 1, 0, 0, 1, 1, 1, 0, 1, 1], dtype=float)  # prevalence 0.6
+    ids = np.array([f"r{i}" for i in range(10)], dtype=object)
+    scores = np.array(TINY_SCORES)
+    values, variances = [], []
+    for low in combinations(range(6), 3):
+        for high in combinations(range(6, 10), 2):
+            rows = list(low) + list(high)
+            sample = SamplePlan.from_document(plan.to_document(), ids[rows], scores[rows], [0, 0, 0, 1, 1])
+            est = estimate_prevalence(sample, truth[rows])
+            values.append(est.value)
+            variances.append(est.se**2)
+    assert len(values) == 120
+    assert np.mean(values) == pytest.approx(0.6, abs=1e-12)
+    assert np.mean(variances) == pytest.approx(np.var(values), abs=1e-12)
 
 
 # ------------------------------------------------------------------------------------------- a census is exact
