@@ -40,15 +40,19 @@ Every stratum gets at least ``min(2, N_h)`` rows (two are needed for a within-st
 has sample variance 0 (the interval ignores it although its few positives are just unobserved), and the
 estimate's distribution is skewed, so a symmetric interval misses on the low side. So
 
-1. the within-stratum variances are computed with one pseudo-observation per stratum added: half a
-   positive and half a negative (Jeffreys' prior ``Beta(1/2, 1/2)``), split between ``a = 1`` and ``a = 0`` in
-   the proportion sampled in that stratum. For a 0/1 label this is ``s_h^2 ~ pt_h (1 - pt_h)`` with
-   ``pt_h = (y_h + 1/2) / (n_h + 1)``: never 0 while ``f_h < 1`` (the "rule of three" spirit: zero observed
-   positives in ``n_h`` rows still allow a rate of order ``1 / n_h``); its effect fades as ``1 / n_h``;
+1. the within-stratum variances are computed with one pseudo-observation per stratum added: a fraction
+   ``p0`` of a positive and ``1 - p0`` of a negative, where ``p0 = (p n + 1/2) / (n + 1)`` is the estimated
+   prevalence Jeffreys-smoothed over the ``n`` labelled rows (so ``p0 > 0`` even when no label is positive),
+   split between ``a = 1`` and ``a = 0`` in the proportion sampled in that stratum. For a 0/1 label this is
+   ``s_h^2 ~ pt_h (1 - pt_h)`` with ``pt_h = (y_h + p0) / (n_h + 1)``: never 0 while ``f_h < 1`` (the "rule of
+   three" spirit: zero observed positives in ``n_h`` rows do not prove a zero rate), of the overall
+   prevalence's order rather than Jeffreys' ``1/2`` per stratum (which made intervals several times too wide at
+   0.5% prevalence), and fading as ``1 / n_h``. Without it 95% intervals covered prevalence 0.89 of the time
+   in a simulation like the test's (0.93 with it, over the same 300 samples);
 2. the interval is Wilson's score interval at the design's effective sample size
    ``n_eff = pt (1 - pt) / v`` (Korn & Graubard 1998; ``pt`` the estimate from the smoothed sample, so
-   ``n_eff`` exists at ``p = 0``). It lies in ``[0, 1]``, is asymmetric near 0 and 1, and is the plain Wilson
-   interval for a simple random sample. Simulation (tests/stats/test_sampling.py) measures coverage.
+   ``n_eff`` exists at ``p = 0``). It lies in ``[0, 1]``, is asymmetric near 0 and 1, and for a simple
+   random sample is close to the plain Wilson interval (``n_eff ~ n``). Simulation (tests/stats/test_sampling.py) measures coverage.
 
 The point estimates are the unsmoothed HT estimates; ``se = sqrt(v)``.
 
@@ -585,7 +589,12 @@ def _estimate(quantity: str, value: float, variance: float, smoothed: float, des
     else:
         smoothed = min(max(smoothed, 0.0), 1.0)
         n_eff = smoothed * (1 - smoothed) / variance
-    low, high = wilson_interval(value, n_eff, confidence) if n_eff > 0 or math.isinf(n_eff) else (0.0, 1.0)
+    if math.isnan(value):
+        low, high = math.nan, math.nan
+    elif n_eff > 0:
+        low, high = wilson_interval(value, n_eff, confidence)
+    else:  # the smoothed estimate sits at 0 or 1 while the variance does not vanish: nothing narrower is justified
+        low, high = 0.0, 1.0
     return StratifiedEstimate(quantity=quantity, value=value, ci_low=low, ci_high=high,
                               se=math.sqrt(variance) if not math.isnan(value) else math.nan,
                               n_labelled=int(design.y.size), n_positive=int(design.y.sum()),

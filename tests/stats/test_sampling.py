@@ -322,5 +322,6 @@ def test_undefined_precision_and_recall_are_nan():
     plan = tiny_plan()
     result = estimate_precision_recall(plan, np.zeros(5), threshold=0.5)
     assert math.isnan(result.recall.value) and result.precision.value == 0
+    assert math.isnan(result.recall.ci_low) and math.isnan(result.recall.ci_high) and math.isnan(result.recall.se)
     result = estimate_precision_recall(plan, tiny_labels(plan), threshold=5.0)
     assert math.isnan(result.precision.value) and result.recall.value == 0
