@@ -114,7 +114,12 @@ def parse_cutoff(value: str | datetime | None, field_name: str = "training_cutof
             raise InvalidInput(field_name, f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)") from error
     else:
         raise InvalidInput(field_name, f"must be ISO 8601 text, not {type(value).__name__}")
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    # compared with pandas timestamps, whose range is 1677-09-21 .. 2262-04-11
+    if not pd.Timestamp.min.tz_localize(UTC) <= pd.Timestamp(stamp) <= pd.Timestamp.max.tz_localize(UTC):
+        raise InvalidInput(field_name, f"{stamp.isoformat()} is outside the supported range "
+                                       f"({pd.Timestamp.min.isoformat()} .. {pd.Timestamp.max.isoformat()})")
+    return stamp
 
 
 # training manifests -------------------------------------------------------------------------------------

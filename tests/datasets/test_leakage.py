@@ -120,7 +120,7 @@ def test_time_columns_of_datetimes_naive_and_aware():
     assert parse_time_column(aware, "ts").iloc[0] == pd.Timestamp("2026-01-01", tz="UTC")
 
 
-@pytest.mark.parametrize("value", ["01/02/2026", "soon", 20260101])
+@pytest.mark.parametrize("value", ["01/02/2026", "soon", 20260101, "9999-12-31", "2026-13-01"])
 def test_bad_cutoffs_are_named(value):
     with pytest.raises(InvalidInput, match="training_cutoff"):
         parse_cutoff(value)
