@@ -42,6 +42,8 @@ def format_run(run: dict) -> str:
     leakage = (run.get("results") or {}).get("leakage")
     if leakage:
         lines.append(f"  leakage: {leakage.get('message')}")
+        if leakage.get("example_ids"):
+            lines.append(f"    e.g. example(s) {', '.join(map(str, leakage['example_ids']))}")
     comparison = run.get("comparison") or {}
     if comparison:
         lines.append(f"  baseline: {comparison.get('baseline_model') or 'none'} ({comparison.get('baseline_state')})")

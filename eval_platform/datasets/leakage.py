@@ -195,7 +195,8 @@ class LeakageReport:
         return self.before_cutoff is not None or self.in_manifest is not None
 
     def message(self) -> str:
-        """What a gate's reason says: each count and what it counts."""
+        """What a gate's reason says: each count and what it counts. No example ids: gate reasons reach teams
+        that may read only a dataset's aggregates (the ids are in :attr:`example_ids`, withheld from them)."""
         parts = []
         if self.before_cutoff:
             cutoff = self.training_cutoff.isoformat() if self.training_cutoff else "?"
@@ -205,8 +206,7 @@ class LeakageReport:
             parts.append(f"{self.in_manifest} of {self.n_examples} examples are in the model's training manifest (same content hash)")
         if not parts:
             return f"no leakage found in {self.n_examples} examples"
-        shown = f"; e.g. {', '.join(self.example_ids)}" if self.example_ids else ""
-        return "; ".join(parts) + (f" ({self.leaked} distinct)" if self.before_cutoff and self.in_manifest else "") + shown
+        return "; ".join(parts) + (f" ({self.leaked} distinct)" if self.before_cutoff and self.in_manifest else "")
 
     def to_record(self) -> dict:
         """The JSON kept with the run's results."""

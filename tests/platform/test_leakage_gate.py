@@ -49,6 +49,8 @@ def test_a_cutoff_after_some_examples_blocks_the_release_gate(platform, dated, m
                 "(time column 'ts')")
     reasons = [r["message"] for r in decision.reasons[0]["reasons"] if r["rule"] == "precondition"]
     assert len(reasons) == 1 and expected in reasons[0]
+    # no example id in a gate reason (aggregates-only teams read gates); the ids stay in the run's results
+    assert "e.g." not in reasons[0] and run.results["leakage"]["example_ids"] == [str(i) for i in dated["example_id"][:5]]
     assert [b.kind for b in runner.gate_blockers(platform, run)] == [BlockerKind.TRAINING_LEAKAGE]
     assert run.lineage["model"]["training_cutoff"] == "2026-01-01T00:00:00+00:00"
 
