@@ -13,6 +13,7 @@ from pathlib import Path
 import eval_platform
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
+from eval_platform.core.records import iso
 from eval_platform.core.store import PREDICTIONS
 from eval_platform.evaluation.results import (
     PredictionReport,
@@ -44,10 +45,14 @@ def lineage(platform: EvalPlatform, run: EvalRun) -> dict:
     dataset = platform.dataset(run.dataset_key)
     suite = platform.suite(run.suite_key)
     model = platform.model(run.model_key)
+    model_facts = {"name": model.name, "version": model.version, "kind": model.kind, "file_hash": model.file_hash, "uri": model.uri}
+    if model.training_cutoff is not None or model.training_manifest_hash:  # what the leakage counts were computed from
+        model_facts |= {"training_cutoff": iso(model.training_cutoff),
+                        "training_manifest_hash": model.training_manifest_hash}
     return {
         "dataset": {"id": dataset.dataset_id, "version": dataset.version, "content_hash": dataset.content_hash,
                     "label_policy": dataset.label_policy, "task_type": dataset.task_type, "rows": dataset.row_count},
-        "model": {"name": model.name, "version": model.version, "kind": model.kind, "file_hash": model.file_hash, "uri": model.uri},
+        "model": model_facts,
         "suite": {"id": suite.suite_id, "version": suite.version, "purpose": suite.purpose, "definition_hash": suite.definition_hash},
         "metrics": {m["name"]: m["metric"] for m in suite.metric_defs["metrics"]},
         "prompt_version": None,

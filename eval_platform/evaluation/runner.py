@@ -71,8 +71,20 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> MetricTableReport:
     pairwise = (run.results or {}).get("judge_pairwise")
     if pairwise:
         results["judge_pairwise"] = pairwise
+    leakage = _leakage(platform, run)
+    if leakage is not None:
+        results["leakage"] = leakage
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
     return MetricTableReport(run.run_id, digest, table.seconds, metric_table, results)
+
+
+def _leakage(platform: EvalPlatform, run: EvalRun) -> dict | None:
+    """The leakage counts of the run's model version on its dataset version, kept with the results (lineage:
+    the gate reads them from there); None when the model declares neither a cutoff nor a manifest."""
+    model = platform.model(run.model_key)
+    if model.training_cutoff is None and not model.training_manifest_hash:
+        return None
+    return platform.leakage_of(model, platform.dataset(run.dataset_key)).to_record()
 
 
 def _curve_artifacts(platform: EvalPlatform, frame: pd.DataFrame, schema: dict, task_type: str) -> dict:
@@ -313,7 +325,8 @@ def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
 
 
 def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
-    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge."""
+    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge,
+    examples the model may have trained on (release-blocking suites only)."""
 
     definition = platform.suite_definition(platform.suite(run.suite_key))
     dataset = platform.dataset(run.dataset_key)
@@ -333,6 +346,10 @@ def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
         if metric.definition.requires_judge and not (metric.params.get("judge_model") and metric.params.get("judge_prompt_version")):
             blockers.append(Blocker(BlockerKind.UNPINNED_JUDGE,
                                     f"judge of {metric.name} is not pinned (judge_model and judge_prompt_version are required)"))
+    leakage = (run.results or {}).get("leakage") or {}
+    # an exploratory suite only reports the counts (in the run's results); a release decision cannot rest on them
+    if leakage.get("leaked") and platform.suite(run.suite_key).purpose == SuitePurpose.RELEASE_BLOCKING:
+        blockers.append(Blocker(BlockerKind.TRAINING_LEAKAGE, f"training leakage: {leakage.get('message')}"))
     return blockers
 
 

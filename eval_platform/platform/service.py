@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
@@ -29,6 +30,16 @@ from eval_platform.core.keys import VersionedKey, validate_id
 from eval_platform.core.states import ACTIVE_STATES, DatasetStatus, GateScope, IncidentKind, RunStatus
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
+from eval_platform.datasets.leakage import (
+    TRAINING_MANIFESTS,
+    DuplicateReport,
+    LeakageReport,
+    duplicate_report,
+    leakage_report,
+    parse_cutoff,
+    parse_time_column,
+    read_training_manifest,
+)
 from eval_platform.datasets.validation import check_finite_values, validate_frame
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.models.files import check_model_file, check_predictions_for_dataset, load_model, smoke_test
@@ -98,8 +109,13 @@ class EvalPlatform:
         feature_columns: Sequence[str] | None = None,
         description: str = "",
         principal: Principal | None = None,
+        time_column: str | None = None,
     ) -> Registered:
         """Validate and store a dataset; identical content and metadata return the existing version.
+
+        ``time_column``: the column of each example's time (timestamps or ISO 8601 text, no nulls; naive
+        times are UTC), kept in the schema; the leakage check counts examples at or before a model's
+        training cutoff by it (:mod:`eval_platform.datasets.leakage`).
 
         ``principal`` is who acts (None: the local operator, an admin): a new version of a dataset id
         another team owns is refused before anything is read or written (:func:`eval_platform.registry.access.check_owner`)."""
@@ -112,7 +128,9 @@ class EvalPlatform:
         access = check_access_policy(access_policy)
         if len(frame) == 0:
             raise InvalidInput("data", "the dataset has no rows")
-        schema = self._dataset_schema(frame, task, slice_columns, feature_columns)
+        schema = self._dataset_schema(frame, task, slice_columns, feature_columns, time_column)
+        if time_column is not None:
+            schema = self._with_time_column(frame, schema, time_column)
         # the fast numpy check first: an infinite feature is named (column, row) before Great Expectations runs
         check_finite_values(frame, schema["feature_columns"])
         report = validate_frame(frame, task, feature_columns=schema["feature_columns"])
@@ -145,8 +163,11 @@ class EvalPlatform:
             raise
 
     @staticmethod
-    def _dataset_schema(frame, task, slice_columns, feature_columns) -> dict:
+    def _dataset_schema(frame, task, slice_columns, feature_columns, time_column=None) -> dict:
         reserved = {*task.id_columns, task.label_column, *task.extra_required}
+        if time_column is not None and feature_columns is None:
+            # never a default feature (a numeric one is refused as a time column, with its own reason)
+            reserved = reserved | {time_column}
         for column in slice_columns:
             if column not in frame.columns:
                 raise InvalidInput("slice_columns", f"column {column!r} is not in the dataset")
@@ -168,6 +189,27 @@ class EvalPlatform:
             "slice_columns": list(slice_columns),
             "columns": {str(c): str(frame[c].dtype) for c in frame.columns},
         }
+
+    @staticmethod
+    def _with_time_column(frame: pd.DataFrame, schema: dict, time_column: str) -> dict:
+        """The schema with its ``time_column`` (only when declared: the version hash of a dataset registered
+        without one stays what it was), after checking the column."""
+        if not isinstance(time_column, str) or not time_column:
+            raise InvalidInput("time_column", "must be a column name")
+        if time_column in {*schema["id_columns"], schema["label_column"]}:
+            raise InvalidInput("time_column", f"column {time_column!r} is an id or label column")
+        if time_column in schema["feature_columns"]:
+            raise InvalidInput("time_column", f"column {time_column!r} is a feature column")
+        parse_time_column(frame, time_column)
+        return schema | {"time_column": time_column}
+
+    def duplicates_of(self, dataset: EvalDataset) -> DuplicateReport:
+        """Exact duplicates of a dataset version: within it, between its slices and with its earlier versions."""
+        with self.registry.session() as session:
+            earlier = list(session.scalars(select(EvalDataset).where(
+                EvalDataset.dataset_id == dataset.dataset_id, EvalDataset.version < dataset.version).order_by(EvalDataset.version)))
+        return duplicate_report(self.load_dataset(dataset), dataset.schema,
+                                {e.key: (self.store.get_table(DATASETS, e.content_hash), e.schema) for e in earlier})
 
     def dataset(self, key: str) -> EvalDataset:
         dataset_id, version = VersionedKey.parse(key, "dataset")
@@ -270,8 +312,16 @@ class EvalPlatform:
         eval_plan: Sequence[tuple[str, str]] = (),
         description: str = "",
         principal: Principal | None = None,
+        training_cutoff: str | datetime | None = None,
+        training_manifest: str | Path | bytes | None = None,
     ) -> Registered:
         """Register a model file as the next version of ``name`` and queue the evals of its plan.
+
+        ``training_cutoff`` (ISO 8601; naive is UTC) is the newest example time the model trained on and
+        ``training_manifest`` (a file or its bytes: Parquet with an ``example_hash`` column or one hash a
+        line) the content hashes of its training examples, stored by content hash; each eval run counts the
+        dataset's examples they cover (:mod:`eval_platform.datasets.leakage`). The same file registered again
+        with another cutoff or manifest is a :class:`Conflict` (a version's leakage facts never change).
 
         ``eval_plan`` adds (dataset_id, suite_id) pairs to the name's plan before the version is queued.
         The same file registered again returns the existing version and queues nothing.
@@ -281,6 +331,8 @@ class EvalPlatform:
         must be one the team may use (an LLM candidate is sent the rows, so it needs row access).
         """
         validate_id(name, "name")
+        cutoff = parse_cutoff(training_cutoff)
+        manifest = read_training_manifest(self._manifest_bytes(training_manifest)) if training_manifest is not None else None
         owner = acl.require_owner(self, principal, acl.MODEL, name, "register a version of it or change its eval plan", "name")
         existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
         # JSON gives the pairs as lists: tuples, to compare with the existing plan's
@@ -297,21 +349,55 @@ class EvalPlatform:
         plan = [entry if entry in existing_plan else self._check_plan_entry(name, *entry) for entry in eval_plan]
         if kind == "predictions":
             self._check_predictions_file(name, digest, loaded, plan)
-        with self.registry.session() as session:
-            for dataset_id, suite_id in plan:
-                if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == name, EvalPlanEntry.dataset_id == dataset_id,
-                                                              EvalPlanEntry.suite_id == suite_id)) is None:
-                    session.add(EvalPlanEntry(model_name=name, dataset_id=dataset_id, suite_id=suite_id))
-            existing = session.scalar(select(Model).where(Model.name == name, Model.file_hash == digest))
-            if existing is not None:
-                return Registered(existing, False)
-            version = (session.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0) + 1
-            record = Model(name=name, version=version, kind=kind, uri=str(path), file_hash=digest,
-                           trusted_types=trusted_types, description=description, owner_team=owner)
-            session.add(record)
-            session.flush()
-            self._queue_plan(session, record, trigger="registration")
+        manifest_hash = canonical_table_hash(manifest) if manifest is not None else None
+        stored_before = manifest_hash is None or self.store.has_table(TRAINING_MANIFESTS, manifest_hash)
+        try:
+            with self.registry.session() as session:
+                for dataset_id, suite_id in plan:
+                    if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == name, EvalPlanEntry.dataset_id == dataset_id,
+                                                                  EvalPlanEntry.suite_id == suite_id)) is None:
+                        session.add(EvalPlanEntry(model_name=name, dataset_id=dataset_id, suite_id=suite_id))
+                existing = session.scalar(select(Model).where(Model.name == name, Model.file_hash == digest))
+                if existing is not None:
+                    _check_same_training_facts(existing, cutoff, manifest_hash)
+                    return Registered(existing, False)
+                if manifest is not None:
+                    self.store.put_canonical_table(TRAINING_MANIFESTS, manifest, cast(str, manifest_hash))
+                version = (session.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0) + 1
+                record = Model(name=name, version=version, kind=kind, uri=str(path), file_hash=digest,
+                               trusted_types=trusted_types, description=description, owner_team=owner,
+                               training_cutoff=cutoff, training_manifest_hash=manifest_hash)
+                session.add(record)
+                session.flush()
+                self._queue_plan(session, record, trigger="registration")
+        except BaseException:
+            # a refused registration leaves no manifest it stored (the model file is the caller's)
+            if not stored_before and manifest_hash is not None:
+                self.store.delete_table(TRAINING_MANIFESTS, manifest_hash)
+            raise
         return Registered(record, True)
+
+    @staticmethod
+    def _manifest_bytes(manifest: str | Path | bytes) -> bytes:
+        """A manifest argument's bytes: a path's (refused naming the field when unreadable) or the bytes given."""
+        if isinstance(manifest, bytes):
+            return manifest
+        path = Path(manifest).expanduser()
+        if not path.is_file():
+            raise InvalidInput("training_manifest", f"{manifest} does not exist")
+        return path.read_bytes()
+
+    def training_manifest(self, model: Model) -> pd.Series | None:
+        """The content hashes of the model's training examples (None: it has no manifest)."""
+        if not model.training_manifest_hash:
+            return None
+        return self.store.get_table(TRAINING_MANIFESTS, model.training_manifest_hash)["example_hash"]
+
+    def leakage_of(self, model: Model, dataset: EvalDataset) -> LeakageReport:
+        """The dataset version's examples the model version may have trained on (its cutoff and manifest)."""
+        manifest = self.training_manifest(model)
+        return leakage_report(self.load_dataset(dataset), dataset.schema, model.training_cutoff,
+                              manifest.tolist() if manifest is not None else None)
 
     def _check_predictions_file(self, name: str, digest: str, table: pd.DataFrame, plan: Sequence[tuple[str, str]]) -> None:
         """A predictions file is checked against every dataset its registration would queue an eval on (the
@@ -664,6 +750,18 @@ class EvalPlatform:
         """Metric versions marked buggy, by metric key (``name@version``), with their incident."""
         with self.registry.session() as session:
             return {i.target: i for i in session.scalars(select(Incident).where(Incident.kind == IncidentKind.METRIC_BUG))}
+
+
+def _check_same_training_facts(existing: Model, cutoff: datetime | None, manifest_hash: str | None) -> None:
+    """The same file again: a cutoff or manifest other than the version's is refused (its runs' leakage
+    counts were computed with the version's), not dropped in silence."""
+    recorded = parse_cutoff(existing.training_cutoff)  # SQLite gives it back naive (it was UTC)
+    if cutoff is not None and cutoff != recorded:
+        raise Conflict(f"model {existing.key} is this file, registered with training cutoff "
+                       f"{recorded.isoformat() if recorded else 'none'}; a version's training cutoff cannot change")
+    if manifest_hash is not None and manifest_hash != existing.training_manifest_hash:
+        raise Conflict(f"model {existing.key} is this file, registered with training manifest "
+                       f"{existing.training_manifest_hash or 'none'}; a version's training manifest cannot change")
 
 
 def _on_dataset(dataset_key: str | None) -> tuple:
