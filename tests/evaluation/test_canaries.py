@@ -3,6 +3,8 @@ queues (fresh, beside the triple's own run, never a baseline nor part of a gate)
 against hand-computed values. The Dagster side (schedule, asset, check, a changed endpoint) is
 tests/dagster/test_canaries.py."""
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -15,6 +17,7 @@ from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun, PredictionSet
 from eval_platform.suites.definition import parse_suite
+from tests.cli.test_cli import evalp
 from tests.evaluation.test_runner import evaluate
 
 
@@ -146,3 +149,18 @@ def test_check_canary_compares_the_latest_run_with_the_first(service, model_file
     assert check_canary(service, []).passed is False  # nothing measured is not green
     with service.registry.session() as session:
         assert len(session.scalars(select(EvalRun).where(EvalRun.trigger == CANARY_TRIGGER)).all()) == 3
+
+
+def test_the_cli_registers_a_canary_set_and_names_a_bad_role(capsys, tmp_path, breast_cancer):
+    _, _, frame = breast_cancer
+    path = tmp_path / "bc.parquet"
+    frame.to_parquet(path)
+    home = str(tmp_path / "home")
+    common = ["--home", home, "datasets", "register", "bc", "--file", str(path), "--task-type", "binary_classification",
+              "--label-policy", "human_reviewed"]
+    code, out, _ = evalp(capsys, *common, "--role", "canary", "--json")
+    assert code == 0 and json.loads(out)["role"] == "canary" and json.loads(out)["key"] == "bc@1"
+    code, _, err = evalp(capsys, *common, "--role", "gold")
+    assert code == 2 and "role: must be one of standard, golden, canary, got 'gold'" in err
+    code, out, _ = evalp(capsys, "--home", home, "datasets", "list", "--json")
+    assert [(d["key"], d["role"]) for d in json.loads(out)] == [("bc@1", "canary")]
