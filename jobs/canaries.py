@@ -36,8 +36,9 @@ def canary_schedule(context: dg.ScheduleEvaluationContext, platform: EvalPlatfor
     outcome = queue_canary_runs(platform.get())
     for reason in outcome.skipped:
         context.log.info(f"no canary run: {reason}")
+    shown = outcome.run_ids[:20] + (["..."] if len(outcome.run_ids) > 20 else [])
     return dg.SkipReason(f"queued {len(outcome.queued)} canary run(s) for the eval-request sensor: "
-                         f"{', '.join(outcome.run_ids) or 'none'}; passed over {len(outcome.skipped)}")
+                         f"{', '.join(shown) or 'none'}; passed over {len(outcome.skipped)}")
 
 
 __all__ = ["CANARY_CRON_ENV", "DEFAULT_CANARY_CRON", "canary_cron", "canary_schedule"]
