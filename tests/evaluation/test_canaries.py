@@ -26,8 +26,9 @@ def bounded_suite(release_suite: dict, bounds: dict | None = None) -> dict:
 
 
 @pytest.fixture
-def service(tmp_path, breast_cancer, release_suite):
-    platform = EvalPlatform.open(tmp_path / "home")
+def service(tmp_path, breast_cancer, release_suite, db_url):
+    """On SQLite and on the real PostgreSQL server (the canary queries filter and group on the run's trigger)."""
+    platform = EvalPlatform.open(tmp_path / "home", db_url=db_url)
     _, _, frame = breast_cancer
     platform.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed", slice_columns=["tumour_size"])
     platform.register_dataset("bc-canary", frame, task_type="binary_classification", label_policy="human_reviewed", role="canary",
