@@ -21,6 +21,8 @@ A suite definition is plain JSON/YAML::
       stale_baseline: no_decision        # or reevaluate: evaluate the baseline on the candidate's inputs
     online:                              # optional: online evidence a release needs (online/requirements.py)
       guardrails: [{metric: latency_ms, direction: lower, tolerance: 0.05}]
+    canary:                              # optional: the canary check's bounds (suites/canary_config.py)
+      bounds: {roc_auc: 0.02}            # largest |current - reference| on golden and canary datasets
 
 A generation suite's ``llm`` section adds budgets and judges (see :class:`~eval_platform.suites.config.LlmConfig`)::
 
