@@ -174,6 +174,8 @@ class DatasetOut(Camel):
     created_at: str | None = None
     schema_: dict[str, Any] = Field(alias="schema")
     created: bool | None = None
+    #: standard, golden or canary (golden and canary versions are re-evaluated by the canary schedule)
+    role: str = "standard"
 
 
 class SuiteOut(Camel):

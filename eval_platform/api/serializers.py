@@ -47,6 +47,7 @@ def dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
         "schema": {"idColumns": schema.get("id_columns", []), "labelColumn": schema.get("label_column"),
                    "featureColumns": schema.get("feature_columns", []), "sliceColumns": schema.get("slice_columns", []),
                    "columns": schema.get("columns", {})},
+        "role": record.role or "standard",
     }
     if schema.get("time_column"):
         out["schema"]["timeColumn"] = schema["time_column"]

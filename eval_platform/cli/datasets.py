@@ -20,9 +20,9 @@ def cmd_register(args: argparse.Namespace) -> None:
     result = open_platform(args).register_dataset(
         args.dataset_id, frame, task_type=args.task_type, label_policy=args.label_policy, access_policy=access,
         slice_columns=args.slice or (), feature_columns=args.feature or None, description=args.description,
-        time_column=args.time_column)
+        time_column=args.time_column, role=args.role)
     record = to_dict(result.record) | {"created": result.created}
-    emit(args, record, columns=["key", "task_type", "row_count", "content_hash", "created"])
+    emit(args, record, columns=["key", "task_type", "role", "row_count", "content_hash", "created"])
 
 
 def cmd_hash_examples(args: argparse.Namespace) -> None:
@@ -53,7 +53,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     from eval_platform.core.records import to_dict  # keeps evalp --help fast
 
     rows = [to_dict(r) for r in open_platform(args).datasets()]
-    emit(args, rows, ["key", "task_type", "label_policy", "row_count", "status", "content_hash"], rows=rows)
+    emit(args, rows, ["key", "task_type", "label_policy", "role", "row_count", "status", "content_hash"], rows=rows)
 
 
 def add_commands(groups: CommandGroups) -> None:
@@ -70,6 +70,8 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--description", default="")
     sub.add_argument("--time-column", help="column of each example's time (timestamps or ISO 8601): examples at or before "
                      "a model's training cutoff are counted as leakage")
+    sub.add_argument("--role", default="standard",
+                     help="standard, golden or canary (golden and canary versions are re-evaluated on the promoted models by the canary schedule)")
     sub.set_defaults(func=cmd_register)
     sub = groups.add_to_group("datasets", "hash-examples", help="write a training manifest: each row's example content hash")
     sub.add_argument("file", help="the training examples: Parquet, CSV, TSV or JSONL")

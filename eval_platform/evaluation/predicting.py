@@ -14,13 +14,14 @@ import eval_platform
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
 from eval_platform.core.records import iso
+from eval_platform.core.states import CANARY_TRIGGER
 from eval_platform.core.store import PREDICTIONS
 from eval_platform.evaluation.results import (
     PredictionReport,
 )
 from eval_platform.gates.rules import GATE_CODE_VERSION
 from eval_platform.llm.budget import PriceTable, SuiteBudget
-from eval_platform.llm.cache import LLMCache
+from eval_platform.llm.cache import CallCache, FreshCalls, LLMCache
 from eval_platform.llm.calls import raise_if_calls_failed
 from eval_platform.llm.client import LLMClient
 from eval_platform.llm.generate import generate_predictions
@@ -68,14 +69,16 @@ def prediction_cache_key(model_file_hash: str, dataset_content_hash: str) -> str
 
 def produce_predictions(platform: EvalPlatform, run: EvalRun) -> PredictionReport:
     """Predictions of the run's model on its dataset, from the cache when this model file already
-    predicted this dataset content (a rerun pays for no inference already done)."""
+    predicted this dataset content (a rerun pays for no inference already done). A canary run predicts
+    afresh: it re-measures the released model in today's environment, so nothing is served from a cache."""
     dataset = platform.dataset(run.dataset_key)
     model = platform.model(run.model_key)
     if model.kind == "openai_chat":
         return _generate_with_llm(platform, run, dataset, model)
     key = prediction_cache_key(model.file_hash, dataset.content_hash)
+    fresh = run.trigger == CANARY_TRIGGER
     with platform.registry.session() as session:
-        cached = session.get(PredictionSet, key)
+        cached = None if fresh else session.get(PredictionSet, key)
     if cached is not None and platform.store.has_table(PREDICTIONS, cached.artifact_hash):
         platform.update_run(run.run_id, predictions_hash=cached.artifact_hash, lineage=lineage(platform, run))
         return PredictionReport(run.run_id, cached.artifact_hash, cache_hit=True, rows=cached.row_count, seconds=0.0)
@@ -86,7 +89,7 @@ def produce_predictions(platform: EvalPlatform, run: EvalRun) -> PredictionRepor
     seconds = time.perf_counter() - started
     digest = platform.store.put_table(PREDICTIONS, predictions)
     with platform.registry.session() as session:
-        if session.get(PredictionSet, key) is None:
+        if not fresh and session.get(PredictionSet, key) is None:
             session.add(PredictionSet(cache_key=key, model_name=model.name, model_version=model.version,
                                       model_file_hash=model.file_hash, dataset_content_hash=dataset.content_hash,
                                       artifact_hash=digest, row_count=len(predictions), compute_seconds=seconds))
@@ -106,7 +109,7 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
     llm = platform.suite_definition(platform.suite(run.suite_key)).llm or {}
     with llm_client(platform, spec.endpoint, PriceTable.from_dict(llm.get("prices"))) as client:
         predictions, report = generate_predictions(
-            spec, platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget")),
+            spec, platform.load_dataset(dataset), candidate_cache(platform, run), SuiteBudget.from_dict(llm.get("budget")),
             client=client, concurrency=llm.get("concurrency", 8), dataset=run.dataset_key)
     digest = platform.store.put_table(PREDICTIONS, predictions)
     calls = report.to_dict()
@@ -122,6 +125,13 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
     return PredictionReport(run.run_id, digest, cache_hit=report.calls == 0, rows=len(predictions), seconds=report.wall_seconds,
                             calls=report.calls, cache_hits=report.cache_hits,
                             tokens=report.prompt_tokens + report.completion_tokens, cost=report.cost)
+
+
+def candidate_cache(platform: EvalPlatform, run: EvalRun) -> CallCache:
+    """The LLM call cache of a run's candidate calls: none for a canary run (the endpoint itself is what it
+    watches); judge calls keep the cache, as the judge is pinned and a changed answer misses it anyway."""
+    cache = LLMCache.from_platform(platform)
+    return FreshCalls(cache) if run.trigger == CANARY_TRIGGER else cache
 
 
 def llm_client(platform: EvalPlatform, endpoint, prices):

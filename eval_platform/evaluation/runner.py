@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from eval_platform.core.states import BaselineState, DatasetStatus, GateScope, RunStatus, SuitePurpose, Verdict
+from eval_platform.core.states import CANARY_TRIGGER, BaselineState, DatasetStatus, GateScope, RunStatus, SuitePurpose, Verdict
 from eval_platform.core.store import CURVES, METRIC_TABLES, PLOTS
 from eval_platform.evaluation.baselines import find_baseline
 from eval_platform.evaluation.judging import (
@@ -374,11 +374,13 @@ def finish_runs(platform: EvalPlatform, model_key: str, runs: list[EvalRun]) -> 
 
 
 def decide_model_version(platform: EvalPlatform, model_key: str) -> GateDecision:
-    """Pass only when every current release-blocking run of the model version passed."""
+    """Pass only when every current release-blocking run of the model version passed (canary runs are not
+    the version's evaluation: they never enter its gate)."""
     decisions = []
     for run in platform.runs(model_key):
-        if run.status == RunStatus.SUPERSEDED or platform.suite(run.suite_key).purpose != SuitePurpose.RELEASE_BLOCKING:
-            continue
+        if run.status == RunStatus.SUPERSEDED or run.trigger == CANARY_TRIGGER \
+                or platform.suite(run.suite_key).purpose != SuitePurpose.RELEASE_BLOCKING:
+            continue  # a canary run watches a released version for drift: the canary check says it, never the gate
         if run.status in (RunStatus.SUCCEEDED, RunStatus.RUNNING):
             decision = decide_run(platform, run)
         else:

@@ -27,7 +27,7 @@ from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import canonical_table, canonical_table_hash, json_hash
 from eval_platform.core.installation import InstallationConfig, installation_config
 from eval_platform.core.keys import VersionedKey, validate_id
-from eval_platform.core.states import ACTIVE_STATES, DatasetStatus, GateScope, IncidentKind, RunStatus
+from eval_platform.core.states import ACTIVE_STATES, CANARY_TRIGGER, DatasetRole, DatasetStatus, GateScope, IncidentKind, RunStatus
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
 from eval_platform.datasets.leakage import (
@@ -110,12 +110,16 @@ class EvalPlatform:
         description: str = "",
         principal: Principal | None = None,
         time_column: str | None = None,
+        role: str = DatasetRole.STANDARD,
     ) -> Registered:
         """Validate and store a dataset; identical content and metadata return the existing version.
 
         ``time_column``: the column of each example's time (timestamps or ISO 8601 text, no nulls; naive
         times are UTC), kept in the schema; the leakage check counts examples at or before a model's
         training cutoff by it (:mod:`eval_platform.datasets.leakage`).
+
+        ``role`` (``standard``, ``golden`` or ``canary``) is part of the version's metadata: a golden or canary
+        version is re-evaluated on the promoted model versions by the canary schedule (``evaluation.canaries``).
 
         ``principal`` is who acts (None: the local operator, an admin): a new version of a dataset id
         another team owns is refused before anything is read or written (:func:`eval_platform.registry.access.check_owner`)."""
@@ -126,6 +130,7 @@ class EvalPlatform:
         task = get_task_type(task_type)
         check_label_policy(label_policy)
         access = check_access_policy(access_policy)
+        role = check_dataset_role(role)
         if len(frame) == 0:
             raise InvalidInput("data", "the dataset has no rows")
         schema = self._dataset_schema(frame, task, slice_columns, feature_columns, time_column)
@@ -139,7 +144,9 @@ class EvalPlatform:
         table = canonical_table(frame)
         content_hash = canonical_table_hash(table)
         version_hash = json_hash({"content": content_hash, "task_type": task.name, "label_policy": label_policy,
-                                  "access_policy": access, "schema": schema})
+                                  "access_policy": access, "schema": schema,
+                                  # only a non-standard role enters the hash: every version registered before roles keeps its hash
+                                  **({"role": role} if role != DatasetRole.STANDARD else {})})
         with self.registry.session() as session:
             existing = session.scalar(select(EvalDataset).where(
                 EvalDataset.dataset_id == dataset_id, EvalDataset.version_hash == version_hash))
@@ -154,6 +161,7 @@ class EvalPlatform:
                     dataset_id=dataset_id, version=version, task_type=task.name, label_policy=label_policy,
                     access_policy=access, content_hash=content_hash, version_hash=version_hash, row_count=len(frame),
                     schema=schema, description=description, status=DatasetStatus.ACTIVE, owner_team=owner,
+                    role=role,
                 )
                 session.add(record)
             return Registered(record, True)
@@ -504,9 +512,11 @@ class EvalPlatform:
         """Queue one (model, dataset, suite) evaluation unless it already has a live run (then ``None``)."""
         if dataset.status != DatasetStatus.ACTIVE:
             raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
-        previous = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
+        attempts = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
                                                     "dataset_id": dataset.dataset_id, "dataset_version": dataset.version,
                                                     "suite_id": suite.suite_id, "suite_version": suite.version}))
+        # a canary run is a re-measurement beside the triple's own run: it neither stands for it nor is superseded by it
+        previous = [r for r in attempts if r.trigger != CANARY_TRIGGER]
         live = [r for r in previous if r.status in ACTIVE_STATES]
         if live and not recompute:
             if baseline is not None:
@@ -526,8 +536,28 @@ class EvalPlatform:
         run = EvalRun(
             run_id=f"run-{uuid.uuid4().hex[:16]}", model_name=model.name, model_version=model.version,
             dataset_id=dataset.dataset_id, dataset_version=dataset.version, suite_id=suite.suite_id,
-            suite_version=suite.version, attempt=(previous[0].attempt + 1) if previous else 1,
+            suite_version=suite.version, attempt=(attempts[0].attempt + 1) if attempts else 1,
             requested_baseline=baseline, status=RunStatus.QUEUED, trigger=trigger,
+        )
+        session.add(run)
+        return run
+
+    def queue_canary_run(self, session, model: Model, dataset: EvalDataset, suite: MetricSuite) -> EvalRun | None:
+        """In the caller's transaction: a fresh canary run of (model, dataset, suite), a new row with its own id
+        and attempt number beside the triple's own runs (which it never replaces); ``None`` while an earlier
+        canary run of the triple is still queued or running (one re-measurement at a time)."""
+        if dataset.status != DatasetStatus.ACTIVE:
+            raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
+        attempts = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
+                                                    "dataset_id": dataset.dataset_id, "dataset_version": dataset.version,
+                                                    "suite_id": suite.suite_id, "suite_version": suite.version}))
+        if any(r.trigger == CANARY_TRIGGER and r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in attempts):
+            return None
+        run = EvalRun(
+            run_id=f"run-{uuid.uuid4().hex[:16]}", model_name=model.name, model_version=model.version,
+            dataset_id=dataset.dataset_id, dataset_version=dataset.version, suite_id=suite.suite_id,
+            suite_version=suite.version, attempt=(attempts[0].attempt + 1) if attempts else 1,
+            status=RunStatus.QUEUED, trigger=CANARY_TRIGGER,
         )
         session.add(run)
         return run
@@ -589,7 +619,7 @@ class EvalPlatform:
         return session.scalar(select(EvalRun).where(
             EvalRun.model_name == model.name, EvalRun.model_version == model.version,
             EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
-            EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
+            EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version, EvalRun.trigger != CANARY_TRIGGER,
             EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1)), False
 
     def requeue_model_version(self, model_key: str, trigger: str, dataset_key: str | None = None) -> list[EvalRun]:
@@ -599,7 +629,8 @@ class EvalPlatform:
         with self.registry.session() as session:
             current = list(session.scalars(select(EvalRun).where(
                 EvalRun.model_name == model.name, EvalRun.model_version == model.version,
-                *_on_dataset(dataset_key), EvalRun.status.in_((RunStatus.SUCCEEDED, RunStatus.FAILED)))))
+                *_on_dataset(dataset_key), EvalRun.trigger != CANARY_TRIGGER,  # a canary's series is history: never recomputed
+                EvalRun.status.in_((RunStatus.SUCCEEDED, RunStatus.FAILED)))))
             runs = []
             for run in current:
                 dataset = session.scalars(select(EvalDataset).where(EvalDataset.dataset_id == run.dataset_id,
@@ -762,6 +793,13 @@ def _check_same_training_facts(existing: Model, cutoff: datetime | None, manifes
     if manifest_hash is not None and manifest_hash != existing.training_manifest_hash:
         raise Conflict(f"model {existing.key} is this file, registered with training manifest "
                        f"{existing.training_manifest_hash or 'none'}; a version's training manifest cannot change")
+
+
+def check_dataset_role(role: object) -> str:
+    """A dataset version's role (:class:`~eval_platform.core.states.DatasetRole`), or :class:`InvalidInput` naming ``role``."""
+    if not isinstance(role, str) or role not in {r.value for r in DatasetRole}:
+        raise InvalidInput("role", f"must be one of {', '.join(DatasetRole)}, got {role!r}")
+    return DatasetRole(role).value
 
 
 def _on_dataset(dataset_key: str | None) -> tuple:
