@@ -3,8 +3,10 @@
 import dagster as dg
 
 from eval_platform_dagster.assets import comparison, eval_dataset, gate_decision, gate_passed, judgments, metric_table, predictions, promotion
+from eval_platform_dagster.assets.canaries import canary_metrics
 from eval_platform_dagster.assets.experiments import experiment_analysis, online_gate, online_gate_passed
 from eval_platform_dagster.jobs import decide_gate, evaluate_eval_cell, release_model_version, validate_dataset_version
+from eval_platform_dagster.jobs.canaries import canary_schedule
 from eval_platform_dagster.jobs.checks import report_check_results
 from eval_platform_dagster.jobs.experiments import analyze_experiment_job
 from eval_platform_dagster.jobs.retention import retention_job, retention_schedule
@@ -23,11 +25,11 @@ from eval_platform_dagster.sensors import (
 
 defs = dg.Definitions(
     assets=[eval_dataset, predictions, judgments, metric_table, comparison, gate_decision, promotion,
-            experiment_analysis, online_gate],
+            experiment_analysis, online_gate, canary_metrics],
     asset_checks=[gate_passed, online_gate_passed],
     jobs=[evaluate_eval_cell, decide_gate, validate_dataset_version, release_model_version, analyze_experiment_job,
           retention_job, report_check_results],
-    schedules=[retention_schedule],
+    schedules=[retention_schedule, canary_schedule],
     sensors=[eval_request_sensor, dataset_version_sensor, eval_run_failure_sensor, promotion_request_sensor,
              recompute_request_sensor, incident_sensor, gate_sensor, experiment_request_sensor,
              partition_migration_sensor],

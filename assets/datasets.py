@@ -5,6 +5,7 @@ import dagster as dg
 
 from eval_platform.core.states import DatasetStatus
 from eval_platform.core.tasks import get_task_type
+from eval_platform.datasets.leakage import DuplicateReport
 from eval_platform.datasets.validation import CHECKS, VALIDATION_VERSION, validate_frame
 from eval_platform_dagster.assets.partitions import dataset_versions
 from eval_platform_dagster.assets.platform import PLATFORM, platform_of
@@ -18,6 +19,8 @@ _CHECK_DESCRIPTIONS = {
 }
 #: Fails when the dataset version is marked contaminated (also reported by the incident sensor).
 NOT_CONTAMINATED = "not_contaminated"
+#: Warns (never blocks) on exact duplicate examples: within the version, between slices, with earlier versions.
+NO_EXACT_DUPLICATES = "no_exact_duplicates"
 
 
 @dg.asset(
@@ -31,7 +34,10 @@ NOT_CONTAMINATED = "not_contaminated"
         for name in CHECKS
     ] + [dg.AssetCheckSpec(NOT_CONTAMINATED, asset="eval_dataset", partitions_def=dataset_versions,
                            description="The dataset version has not been marked contaminated (re-evaluated by the "
-                                       "incident sensor when it is).")],
+                                       "incident sensor when it is).")]
+      + [dg.AssetCheckSpec(NO_EXACT_DUPLICATES, asset="eval_dataset", partitions_def=dataset_versions, blocking=False,
+                           description="No two examples have the same content hash (input columns): within the version, "
+                                       "between values of a slice column, or with an earlier version of the dataset.")],
     required_resource_keys=PLATFORM,
 )
 def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -51,6 +57,7 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     ]
     checks.append(dg.AssetCheckResult(check_name=NOT_CONTAMINATED, passed=record.status == DatasetStatus.ACTIVE,
                                       metadata={"status": str(record.status), "reason": record.status_reason or "-"}))
+    checks.append(_no_exact_duplicates(platform.duplicates_of(record)))
     return dg.MaterializeResult(
         metadata={
             "dataset": record.key,
@@ -66,3 +73,14 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         check_results=checks,
         data_version=dg.DataVersion(record.content_hash),
     )
+
+
+def _no_exact_duplicates(report: DuplicateReport) -> dg.AssetCheckResult:
+    """The duplicate report as a warning-level check: counts per kind, and a few example ids."""
+    slices = {f"between_slices/{s.slice_column}": s.examples for s in report.between_slices}
+    versions = {f"shared_with/{key}": count for key, count in report.across_versions.items()}
+    return dg.AssetCheckResult(
+        check_name=NO_EXACT_DUPLICATES, passed=not report.any, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"within_version": report.within_version, **slices, **versions,
+                  "content_columns": ", ".join(report.content_columns) or "none (nothing to compare)",
+                  "example_ids": ", ".join(report.example_ids) or "-"})

@@ -62,6 +62,11 @@ INPUTS_VALID = "inputs_valid"
 GATE_STATUS = "gate_status"
 #: Gates a promotion: blocking in the release job.
 GATE_PASSED = "gate_passed"
+# dagster-celery's step tag (dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG, spelt out: dagster-celery is an
+# optional extra): under the Celery profile each kind of work goes to the queue named like its pool, so
+# workers per queue keep a judge-heavy suite from starving inference and metrics (deploy/celery/). Other
+# executors ignore it.
+CELERY_QUEUE = "dagster-celery/queue"
 #: The eval cells' dependency on their dataset version, and the gate's on its model version's cells.
 ON_DATASET_VERSION = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATASET_DIMENSION)
 ON_MODEL_VERSION = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=MODEL_DIMENSION)
@@ -115,6 +120,7 @@ def _failing_runs_on_error(context: dg.AssetExecutionContext, platform: EvalPlat
     code_version=PREDICTION_CODE_VERSION,
     kinds={"parquet", "scikit-learn"},
     pool="model_inference",
+    op_tags={CELERY_QUEUE: "model_inference"},
     required_resource_keys=PLATFORM,
 )
 def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -134,6 +140,7 @@ def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     code_version=JUDGMENTS_CODE_VERSION,
     kinds={"parquet", "openai"},
     pool="judge",
+    op_tags={CELERY_QUEUE: "judge"},
     required_resource_keys=PLATFORM,
 )
 def judgments(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -157,6 +164,8 @@ def judgments(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     check_specs=[dg.AssetCheckSpec(INPUTS_VALID, asset="metric_table", partitions_def=eval_cells,
                                    description="No run of this eval cell used a contaminated dataset or a buggy metric "
                                                "(re-evaluated by the incident sensor when an incident is recorded).")],
+    pool="cpu_metrics",
+    op_tags={CELERY_QUEUE: "cpu_metrics"},
     required_resource_keys=PLATFORM,
 )
 def metric_table(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

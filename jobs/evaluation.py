@@ -5,12 +5,15 @@ may span both.)"""
 import dagster as dg
 
 from eval_platform_dagster.assets import comparison, gate_decision, judgments, metric_table, predictions
+from eval_platform_dagster.assets.canaries import canary_metrics
 from eval_platform_dagster.assets.evaluation import GATE_STATUS
 
 evaluate_eval_cell = dg.define_asset_job(
     "evaluate_eval_cell",
     selection=dg.AssetSelection.assets(predictions, judgments, metric_table, comparison).without_checks()
-    | dg.AssetSelection.checks_for_assets(metric_table),
+    | dg.AssetSelection.checks_for_assets(metric_table)
+    # materialized only by a cell run that evaluated canary runs (assets/canaries.py)
+    | dg.AssetSelection.assets(canary_metrics),
     description="Predictions, judgments, metric table and comparison of one eval cell (a model version on a dataset version).",
     # the steps run one after another; one process saves re-importing the stack for every step
     executor_def=dg.in_process_executor,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from eval_platform.api.field_names import record_named_by
 from eval_platform.core.errors import Conflict
-from eval_platform.core.states import RunStatus
+from eval_platform.core.states import CANARY_TRIGGER, RunStatus
 from eval_platform.core.store import METRIC_TABLES
 from eval_platform.core.store import PREDICTIONS as PREDICTIONS_KIND
 from eval_platform.evaluation.metric_table import evaluation_frame, metric_columns
@@ -68,7 +68,8 @@ def _baseline_run(platform: EvalPlatform, run: EvalRun, baseline: str) -> EvalRu
         found = session.scalar(select(EvalRun).where(
             EvalRun.model_name == model.name, EvalRun.model_version == model.version, EvalRun.dataset_id == run.dataset_id,
             EvalRun.dataset_version == run.dataset_version, EvalRun.suite_id == run.suite_id, EvalRun.suite_version == run.suite_version,
-            EvalRun.status == RunStatus.SUCCEEDED).order_by(EvalRun.finished_at.desc()).limit(1))
+            EvalRun.status == RunStatus.SUCCEEDED, EvalRun.trigger != CANARY_TRIGGER)  # a canary run is never a baseline
+        .order_by(EvalRun.finished_at.desc()).limit(1))
     if found is None:
         raise Conflict(f"baseline {model.key} has no succeeded run on {run.dataset_key} with {run.suite_key}: request one with "
                        f"POST /v1/eval-runs (or a candidate run with baseline {model.key})")

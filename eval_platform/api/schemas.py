@@ -174,6 +174,8 @@ class DatasetOut(Camel):
     created_at: str | None = None
     schema_: dict[str, Any] = Field(alias="schema")
     created: bool | None = None
+    #: standard, golden or canary (golden and canary versions are re-evaluated by the canary schedule)
+    role: str = "standard"
 
 
 class SuiteOut(Camel):
@@ -205,6 +207,9 @@ class ModelOut(Camel):
     promoted: bool = False
     created: bool | None = None
     queued_runs: list[str] | None = None
+    training_cutoff: str | None = Field(None, description="the newest example time the model trained on (leakage check)")
+    training_manifest_hash: str | None = Field(None, description="content hash of the stored manifest of its training "
+                                               "examples' hashes (leakage check)")
 
 
 #: the body of ``POST /v1/metric-suites``: the suite configuration's own schema (:class:`SuiteConfig`), with the

@@ -37,7 +37,7 @@ def camel_keys(mapping: dict | None, deep: bool = False) -> dict | None:
 def dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
     policy = record.access_policy or {"level": "internal"}
     schema = record.schema or {}
-    out = {
+    out: dict[str, Any] = {
         "datasetId": record.dataset_id, "version": record.version, "key": record.key, "taskType": record.task_type,
         "labelPolicy": record.label_policy,
         "accessPolicy": {"level": policy.get("level"), "teams": policy.get("teams", []), "allowAggregates": bool(policy.get("allow_aggregates")),
@@ -47,7 +47,10 @@ def dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
         "schema": {"idColumns": schema.get("id_columns", []), "labelColumn": schema.get("label_column"),
                    "featureColumns": schema.get("feature_columns", []), "sliceColumns": schema.get("slice_columns", []),
                    "columns": schema.get("columns", {})},
+        "role": record.role or "standard",
     }
+    if schema.get("time_column"):
+        out["schema"]["timeColumn"] = schema["time_column"]
     if created is not None:
         out["created"] = created
     return out
@@ -70,7 +73,8 @@ def model_json(platform: EvalPlatform, record: Model, created: bool | None = Non
         state = (decision.decision if decision else None, platform.promoted_version(record.name) == record.version)
     out = {"name": record.name, "version": record.version, "key": record.key, "kind": record.kind, "fileHash": record.file_hash,
            "trustedTypes": record.trusted_types or [], "description": record.description or "",
-           "registeredAt": iso(record.registered_at), "gate": state[0], "promoted": state[1]}
+           "registeredAt": iso(record.registered_at), "gate": state[0], "promoted": state[1],
+           "trainingCutoff": iso(record.training_cutoff), "trainingManifestHash": record.training_manifest_hash}
     if created is not None:
         out["created"] = created
     if queued is not None:

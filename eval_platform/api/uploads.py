@@ -56,6 +56,16 @@ def _read_table(upload: UploadFile, read_csv) -> pd.DataFrame:
         raise InvalidInput("file", f"could not be read as Parquet or CSV ({type(error).__name__}: {str(error)[:300]})") from error
 
 
+def read_upload_bytes(upload: UploadFile, max_bytes: int, field: str) -> bytes:
+    """A small upload's bytes (a training manifest): over ``max_bytes`` is a 413, empty is refused naming ``field``."""
+    payload = upload.file.read(max_bytes + 1)
+    if len(payload) > max_bytes:
+        raise too_large(max_bytes)
+    if not payload:
+        raise InvalidInput(field, "the uploaded file is empty")
+    return payload
+
+
 def store_model_file(platform: EvalPlatform, upload: UploadFile, max_bytes: int) -> tuple[Path, bool]:
     """Write the upload under ``<home>/models/`` named by its SHA-256; True if this call created it."""
     directory = platform.config.home / "models"

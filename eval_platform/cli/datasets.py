@@ -19,16 +19,41 @@ def cmd_register(args: argparse.Namespace) -> None:
     access = {"level": args.access, "teams": args.team or []}
     result = open_platform(args).register_dataset(
         args.dataset_id, frame, task_type=args.task_type, label_policy=args.label_policy, access_policy=access,
-        slice_columns=args.slice or (), feature_columns=args.feature or None, description=args.description)
+        slice_columns=args.slice or (), feature_columns=args.feature or None, description=args.description,
+        time_column=args.time_column, role=args.role)
     record = to_dict(result.record) | {"created": result.created}
-    emit(args, record, columns=["key", "task_type", "row_count", "content_hash", "created"])
+    emit(args, record, columns=["key", "task_type", "role", "row_count", "content_hash", "created"])
+
+
+def cmd_hash_examples(args: argparse.Namespace) -> None:
+    """Write the training manifest of a file: each row's example content hash over ``--column`` (or over the
+    input columns of a registered dataset, ``--like``), the definition the leakage check uses."""
+    import pyarrow.parquet as pq  # keeps evalp --help fast
+
+    from eval_platform.core.errors import InvalidInput  # keeps evalp --help fast
+    from eval_platform.core.hashing import example_hashes  # keeps evalp --help fast
+    from eval_platform.datasets.leakage import content_columns, manifest_table  # keeps evalp --help fast
+
+    if bool(args.column) == bool(args.like):
+        raise InvalidInput("--column", "give the input columns (--column, repeatable) or a dataset to take them from (--like), one of the two")
+    frame = read_table(args.file)
+    columns = list(args.column) if args.column else content_columns(open_platform(args).dataset(args.like).schema)
+    if not columns:
+        raise InvalidInput("--like", f"dataset {args.like} has no input columns to hash")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InvalidInput("--column", f"column(s) {', '.join(map(repr, missing))} are not in {args.file}")
+    table = manifest_table(example_hashes(frame, columns).tolist())
+    pq.write_table(table, args.out)
+    emit(args, {"out": args.out, "rows": len(frame), "distinct_hashes": table.num_rows, "columns": columns},
+         columns=["out", "rows", "distinct_hashes", "columns"])
 
 
 def cmd_list(args: argparse.Namespace) -> None:
     from eval_platform.core.records import to_dict  # keeps evalp --help fast
 
     rows = [to_dict(r) for r in open_platform(args).datasets()]
-    emit(args, rows, ["key", "task_type", "label_policy", "row_count", "status", "content_hash"], rows=rows)
+    emit(args, rows, ["key", "task_type", "label_policy", "role", "row_count", "status", "content_hash"], rows=rows)
 
 
 def add_commands(groups: CommandGroups) -> None:
@@ -43,5 +68,15 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--slice", action="append", help="column to slice metrics by (repeatable)")
     sub.add_argument("--feature", action="append", help="feature column (repeatable; default: every other numeric column)")
     sub.add_argument("--description", default="")
+    sub.add_argument("--time-column", help="column of each example's time (timestamps or ISO 8601): examples at or before "
+                     "a model's training cutoff are counted as leakage")
+    sub.add_argument("--role", default="standard",
+                     help="standard, golden or canary (golden and canary versions are re-evaluated on the promoted models by the canary schedule)")
     sub.set_defaults(func=cmd_register)
+    sub = groups.add_to_group("datasets", "hash-examples", help="write a training manifest: each row's example content hash")
+    sub.add_argument("file", help="the training examples: Parquet, CSV, TSV or JSONL")
+    sub.add_argument("--column", action="append", help="an input column to hash (repeatable; the eval dataset's names)")
+    sub.add_argument("--like", metavar="DATASET_KEY", help="hash the input columns of this registered dataset version instead")
+    sub.add_argument("--out", required=True, help="the manifest to write (Parquet, one column example_hash)")
+    sub.set_defaults(func=cmd_hash_examples)
     groups.add_to_group("datasets", "list").set_defaults(func=cmd_list)

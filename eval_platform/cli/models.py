@@ -30,7 +30,8 @@ def cmd_register(args: argparse.Namespace) -> None:
     plan = eval_plan(args.eval)  # refused before the registry is opened
     platform = open_platform(args)
     result = platform.register_model(args.name, args.file, kind=args.kind, trusted_types=args.trust or (),
-                                     eval_plan=plan, description=args.description)
+                                     eval_plan=plan, description=args.description,
+                                     training_cutoff=args.training_cutoff, training_manifest=args.training_manifest)
     version = to_dict(result.record)
     queued = [r.run_id for r in platform.runs(version["key"], ["queued"])]
     emit(args, version | {"created": result.created, "queued_runs": queued}, columns=["key", "kind", "file_hash", "created", "queued_runs"])
@@ -58,5 +59,7 @@ def add_commands(groups: CommandGroups) -> None:
                      help="a type the file may load (repeatable; only types the installation's skops.trusted_types lists)")
     sub.add_argument("--eval", action="append", help="DATASET_ID:SUITE_ID added to the name's eval plan (repeatable)")
     sub.add_argument("--description", default="")
+    sub.add_argument("--training-cutoff", help="ISO 8601 time of the newest training example (naive: UTC)")
+    sub.add_argument("--training-manifest", help="the training examples' content hashes (evalp datasets hash-examples)")
     sub.set_defaults(func=cmd_register)
     groups.add_to_group("models", "list").set_defaults(func=cmd_list)

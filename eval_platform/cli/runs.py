@@ -39,6 +39,11 @@ def format_run(run: dict) -> str:
     metrics = (run.get("results") or {}).get("metrics", {})
     for name, value in metrics.items():
         lines.append(f"  {name:<28} {'undefined' if value is None else f'{value:.4f}'}")
+    leakage = (run.get("results") or {}).get("leakage")
+    if leakage:
+        lines.append(f"  leakage: {leakage.get('message')}")
+        if leakage.get("example_ids"):
+            lines.append(f"    e.g. example(s) {', '.join(map(str, leakage['example_ids']))}")
     comparison = run.get("comparison") or {}
     if comparison:
         lines.append(f"  baseline: {comparison.get('baseline_model') or 'none'} ({comparison.get('baseline_state')})")

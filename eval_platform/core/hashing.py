@@ -87,3 +87,66 @@ def json_hash(value: Any) -> str:
 
 def short(digest: str, length: int = 12) -> str:
     return digest.removeprefix(HASH_PREFIX)[:length]
+
+
+def _canonical_value(value: Any) -> Any:
+    """One cell as the JSON value :func:`example_hash` writes (see there for the rules)."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+        return None if number != number else number  # NaN is a missing value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, pd.Timestamp | np.datetime64) or hasattr(value, "isoformat"):
+        stamp = pd.Timestamp(value)
+        if pd.isna(stamp):
+            return None
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return stamp.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _canonical_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_canonical_value(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def example_hash(example: dict[str, Any]) -> str:
+    """The content hash of one example: ``sha256:`` + SHA-256 of the canonical JSON of its input columns.
+
+    The definition, identical wherever an example is hashed (an eval dataset's rows for the leakage check
+    and ``evalp datasets hash-examples`` for a training manifest), so a training example and an eval
+    example with the same inputs get the same hash whatever their ids, labels or file format:
+
+    * the object maps each input column's name to its value; keys sorted, separators ``,`` and ``:``, no
+      white space, non-ASCII characters written as themselves, encoded as UTF-8;
+    * every number (integer or float, numpy or Python) is written as a float, so ``1`` and ``1.0`` match;
+      booleans stay ``true``/``false``; NaN, None, NaT and pd.NA are ``null``;
+    * timestamps are ISO 8601 in UTC (a naive one is taken as UTC); bytes as lowercase hex; lists, tuples
+      and arrays as JSON arrays and mappings as objects, element by element under the same rules; anything
+      else as its ``str``.
+
+    Edge cases: text is compared exactly (no case folding, trimming or Unicode normalisation: ``"Café"``
+    written with a combining accent is another example); a column's *name* is part of the content, so a
+    training file must use the eval dataset's column names. An empty mapping hashes ``{}``.
+
+    >>> example_hash({"x": 1}) == example_hash({"x": 1.0})
+    True
+    """
+    canonical = {str(column): _canonical_value(value) for column, value in example.items()}
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return HASH_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def example_hashes(frame: pd.DataFrame, columns: list[str] | tuple[str, ...]) -> pd.Series:
+    """:func:`example_hash` of every row of ``frame`` over ``columns`` (a Series aligned with ``frame``).
+
+    ``columns`` must be non-empty and present in ``frame`` (the caller names the missing field)."""
+    names = [str(c) for c in columns]
+    values = [frame[c].tolist() for c in columns]
+    hashes = [example_hash(dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)] if values else []
+    return pd.Series(hashes, index=frame.index, dtype=object)

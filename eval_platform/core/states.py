@@ -99,6 +99,13 @@ class DatasetRole(StrEnum):
     CANARY = "canary"
 
 
+#: the roles the canary schedule re-evaluates
+TRACKED_ROLES = (DatasetRole.GOLDEN, DatasetRole.CANARY)
+#: the ``trigger`` of an eval run the canary schedule queued: a fresh re-evaluation of a promoted model version,
+#: never a baseline, never deduplicated into the (model, dataset, suite)'s own run, never part of a gate
+CANARY_TRIGGER = "canary"
+
+
 class SuitePurpose(StrEnum):
     """Whether a metric suite gates releases or only informs."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from eval_platform.core.keys import VersionedKey
-from eval_platform.core.states import BaselineState, RunStatus
+from eval_platform.core.states import CANARY_TRIGGER, BaselineState, RunStatus
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
 
@@ -27,7 +27,8 @@ def find_baseline(platform: EvalPlatform, run: EvalRun) -> tuple[BaselineState, 
     with platform.registry.session() as session:
         candidates = list(session.scalars(select(EvalRun).where(
             EvalRun.model_name == name, EvalRun.model_version == version, EvalRun.dataset_id == run.dataset_id,
-            EvalRun.suite_id == run.suite_id, EvalRun.status == RunStatus.SUCCEEDED).order_by(EvalRun.finished_at.desc())))
+            EvalRun.suite_id == run.suite_id, EvalRun.status == RunStatus.SUCCEEDED,
+            EvalRun.trigger != CANARY_TRIGGER).order_by(EvalRun.finished_at.desc())))  # a canary run is never a baseline
     exact = [c for c in candidates if c.dataset_version == run.dataset_version and c.suite_version == run.suite_version]
     if exact:
         return BaselineState.OK, exact[0], baseline_key

@@ -14,13 +14,15 @@ from pathlib import Path
 import eval_platform
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
+from eval_platform.core.records import iso
+from eval_platform.core.states import CANARY_TRIGGER
 from eval_platform.core.store import PREDICTIONS
 from eval_platform.evaluation.results import (
     PredictionReport,
 )
 from eval_platform.gates.rules import GATE_CODE_VERSION
 from eval_platform.llm.budget import Limits, PriceTable, SuiteBudget
-from eval_platform.llm.cache import LLMCache
+from eval_platform.llm.cache import CallCache, FreshCalls, LLMCache
 from eval_platform.llm.calls import raise_if_calls_failed
 from eval_platform.llm.client import LLMClient
 from eval_platform.llm.generate import generate_predictions, score_references
@@ -47,10 +49,14 @@ def lineage(platform: EvalPlatform, run: EvalRun) -> dict:
     dataset = platform.dataset(run.dataset_key)
     suite = platform.suite(run.suite_key)
     model = platform.model(run.model_key)
+    model_facts = {"name": model.name, "version": model.version, "kind": model.kind, "file_hash": model.file_hash, "uri": model.uri}
+    if model.training_cutoff is not None or model.training_manifest_hash:  # what the leakage counts were computed from
+        model_facts |= {"training_cutoff": iso(model.training_cutoff),
+                        "training_manifest_hash": model.training_manifest_hash}
     return {
         "dataset": {"id": dataset.dataset_id, "version": dataset.version, "content_hash": dataset.content_hash,
                     "label_policy": dataset.label_policy, "task_type": dataset.task_type, "rows": dataset.row_count},
-        "model": {"name": model.name, "version": model.version, "kind": model.kind, "file_hash": model.file_hash, "uri": model.uri},
+        "model": model_facts,
         "suite": {"id": suite.suite_id, "version": suite.version, "purpose": suite.purpose, "definition_hash": suite.definition_hash},
         "metrics": {m["name"]: m["metric"] for m in suite.metric_defs["metrics"]},
         "prompt_version": None,
@@ -66,14 +72,16 @@ def prediction_cache_key(model_file_hash: str, dataset_content_hash: str) -> str
 
 def produce_predictions(platform: EvalPlatform, run: EvalRun) -> PredictionReport:
     """Predictions of the run's model on its dataset, from the cache when this model file already
-    predicted this dataset content (a rerun pays for no inference already done)."""
+    predicted this dataset content (a rerun pays for no inference already done). A canary run predicts
+    afresh: it re-measures the released model in today's environment, so nothing is served from a cache."""
     dataset = platform.dataset(run.dataset_key)
     model = platform.model(run.model_key)
     if model.kind == "openai_chat":
         return _generate_with_llm(platform, run, dataset, model)
     key = prediction_cache_key(model.file_hash, dataset.content_hash)
+    fresh = run.trigger == CANARY_TRIGGER
     with platform.registry.session() as session:
-        cached = session.get(PredictionSet, key)
+        cached = None if fresh else session.get(PredictionSet, key)
     if cached is not None and platform.store.has_table(PREDICTIONS, cached.artifact_hash):
         platform.update_run(run.run_id, predictions_hash=cached.artifact_hash, lineage=lineage(platform, run))
         return PredictionReport(run.run_id, cached.artifact_hash, cache_hit=True, rows=cached.row_count, seconds=0.0)
@@ -84,7 +92,7 @@ def produce_predictions(platform: EvalPlatform, run: EvalRun) -> PredictionRepor
     seconds = time.perf_counter() - started
     digest = platform.store.put_table(PREDICTIONS, predictions)
     with platform.registry.session() as session:
-        if session.get(PredictionSet, key) is None:
+        if not fresh and session.get(PredictionSet, key) is None:
             session.add(PredictionSet(cache_key=key, model_name=model.name, model_version=model.version,
                                       model_file_hash=model.file_hash, dataset_content_hash=dataset.content_hash,
                                       artifact_hash=digest, row_count=len(predictions), compute_seconds=seconds))
@@ -103,7 +111,8 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
     suite = platform.suite_definition(platform.suite(run.suite_key))
     spec = with_logprobs_if_needed(platform.load_model(model), suite)
     llm = suite.llm or {}
-    frame, cache, budget = platform.load_dataset(dataset), LLMCache.from_platform(platform), SuiteBudget.from_dict(llm.get("budget"))
+    # a canary run's cache answers nothing: its reference scores are fresh calls too
+    frame, cache, budget = platform.load_dataset(dataset), candidate_cache(platform, run), SuiteBudget.from_dict(llm.get("budget"))
     scoring = None
     with llm_client(platform, spec.endpoint, PriceTable.from_dict(llm.get("prices"))) as client:
         predictions, report = generate_predictions(spec, frame, cache, budget, client=client,
@@ -159,6 +168,13 @@ def with_logprobs_if_needed(spec: CandidateSpec, suite) -> CandidateSpec:
     of the generation (they are then part of each call's cache key and of its cached reply)."""
     needed = "generation" in perplexity_sources(suite.metrics)
     return replace(spec, decoding=replace(spec.decoding, logprobs=True)) if needed else spec
+
+
+def candidate_cache(platform: EvalPlatform, run: EvalRun) -> CallCache:
+    """The LLM call cache of a run's candidate calls: none for a canary run (the endpoint itself is what it
+    watches); judge calls keep the cache, as the judge is pinned and a changed answer misses it anyway."""
+    cache = LLMCache.from_platform(platform)
+    return FreshCalls(cache) if run.trigger == CANARY_TRIGGER else cache
 
 
 def llm_client(platform: EvalPlatform, endpoint, prices):

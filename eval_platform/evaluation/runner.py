@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from eval_platform.core.states import BaselineState, DatasetStatus, GateScope, RunStatus, SuitePurpose, Verdict
+from eval_platform.core.states import CANARY_TRIGGER, BaselineState, DatasetStatus, GateScope, RunStatus, SuitePurpose, Verdict
 from eval_platform.core.store import CURVES, METRIC_TABLES, PLOTS
 from eval_platform.evaluation.baselines import find_baseline
 from eval_platform.evaluation.judging import (
@@ -74,8 +74,20 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> MetricTableReport:
         results["judge_pairwise"] = pairwise
     if dataset.task_type == "generation" and (perplexity := perplexity_reports(suite.metrics, metric_columns(frame, schema, "generation"))):
         results["perplexity"] = perplexity  # tokens scored and examples excluded (no scored token) per perplexity metric
+    leakage = _leakage(platform, run)
+    if leakage is not None:
+        results["leakage"] = leakage
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
     return MetricTableReport(run.run_id, digest, table.seconds, metric_table, results)
+
+
+def _leakage(platform: EvalPlatform, run: EvalRun) -> dict | None:
+    """The leakage counts of the run's model version on its dataset version, kept with the results (lineage:
+    the gate reads them from there); None when the model declares neither a cutoff nor a manifest."""
+    model = platform.model(run.model_key)
+    if model.training_cutoff is None and not model.training_manifest_hash:
+        return None
+    return platform.leakage_of(model, platform.dataset(run.dataset_key)).to_record()
 
 
 def _curve_artifacts(platform: EvalPlatform, frame: pd.DataFrame, schema: dict, task_type: str) -> dict:
@@ -316,7 +328,8 @@ def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
 
 
 def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
-    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge."""
+    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge,
+    examples the model may have trained on (release-blocking suites only)."""
 
     definition = platform.suite_definition(platform.suite(run.suite_key))
     dataset = platform.dataset(run.dataset_key)
@@ -336,6 +349,10 @@ def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
         if metric.definition.requires_judge and not (metric.params.get("judge_model") and metric.params.get("judge_prompt_version")):
             blockers.append(Blocker(BlockerKind.UNPINNED_JUDGE,
                                     f"judge of {metric.name} is not pinned (judge_model and judge_prompt_version are required)"))
+    leakage = (run.results or {}).get("leakage") or {}
+    # an exploratory suite only reports the counts (in the run's results); a release decision cannot rest on them
+    if leakage.get("leaked") and platform.suite(run.suite_key).purpose == SuitePurpose.RELEASE_BLOCKING:
+        blockers.append(Blocker(BlockerKind.TRAINING_LEAKAGE, f"training leakage: {leakage.get('message')}"))
     return blockers
 
 
@@ -360,11 +377,13 @@ def finish_runs(platform: EvalPlatform, model_key: str, runs: list[EvalRun]) -> 
 
 
 def decide_model_version(platform: EvalPlatform, model_key: str) -> GateDecision:
-    """Pass only when every current release-blocking run of the model version passed."""
+    """Pass only when every current release-blocking run of the model version passed (canary runs are not
+    the version's evaluation: they never enter its gate)."""
     decisions = []
     for run in platform.runs(model_key):
-        if run.status == RunStatus.SUPERSEDED or platform.suite(run.suite_key).purpose != SuitePurpose.RELEASE_BLOCKING:
-            continue
+        if run.status == RunStatus.SUPERSEDED or run.trigger == CANARY_TRIGGER \
+                or platform.suite(run.suite_key).purpose != SuitePurpose.RELEASE_BLOCKING:
+            continue  # a canary run watches a released version for drift: the canary check says it, never the gate
         if run.status in (RunStatus.SUCCEEDED, RunStatus.RUNNING):
             decision = decide_run(platform, run)
         else:

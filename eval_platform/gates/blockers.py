@@ -19,6 +19,8 @@ class BlockerKind(StrEnum):
     FROZEN_METRIC = "frozen_metric"
     #: a judge metric without its judge model and prompt version pinned
     UNPINNED_JUDGE = "unpinned_judge"
+    #: examples of the dataset at or before the model's training cutoff, or in its training manifest
+    TRAINING_LEAKAGE = "training_leakage"
 
 
 #: blockers about the inputs of a run (its dataset version, its metric versions), not about the run itself

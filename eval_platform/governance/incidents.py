@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.keys import VersionedKey, cell_name
-from eval_platform.core.states import DatasetStatus, IncidentKind, RequestKind, RunStatus
+from eval_platform.core.states import CANARY_TRIGGER, DatasetStatus, IncidentKind, RequestKind, RunStatus
 from eval_platform.evaluation.runner import decide_model_version
 from eval_platform.metrics.catalog import all_metrics, get_metric
 from eval_platform.online.experiments import invalidate_analyses_using
@@ -170,8 +170,8 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
     its gate stays ``no_decision``."""
     buggy = set(platform.buggy_metrics())
     for run in platform.runs(model_key):
-        if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INVALID):
-            continue
+        if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INVALID) or run.trigger == CANARY_TRIGGER:
+            continue  # (a canary run is a measurement of its day: its series keeps it as it was)
         if dataset_key is not None and run.dataset_id != VersionedKey.parse(dataset_key, "dataset").name:
             continue  # another dataset's cell
         suite = platform.suite(run.suite_key)

@@ -134,6 +134,24 @@ class MemoryCache:
         return len(self._rows)
 
 
+class FreshCalls:
+    """A cache that answers nothing: every call of a canary run goes to the endpoint, since the point of the run is
+    to see whether the endpoint still answers as it did. Its replies are not written either (the cache keeps what
+    the model answered when it was evaluated); prompt templates are still pinned through ``pinned``."""
+
+    def __init__(self, pinned: CallCache):
+        self.pinned = pinned
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CachedCall]:
+        return {}
+
+    def put_many(self, records: Iterable[CachedCall]) -> int:
+        return 0
+
+    def pin_template(self, template: PromptTemplate, kind: str) -> None:
+        self.pinned.pin_template(template, kind)
+
+
 class LLMCache:
     """The cache in the registry database (``llm_call_cache`` and ``llm_prompt_templates``)."""
 

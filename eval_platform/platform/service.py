@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
@@ -26,9 +27,19 @@ from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import canonical_table, canonical_table_hash, json_hash
 from eval_platform.core.installation import InstallationConfig, installation_config
 from eval_platform.core.keys import VersionedKey, validate_id
-from eval_platform.core.states import ACTIVE_STATES, DatasetStatus, GateScope, IncidentKind, RunStatus
+from eval_platform.core.states import ACTIVE_STATES, CANARY_TRIGGER, DatasetRole, DatasetStatus, GateScope, IncidentKind, RunStatus
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
+from eval_platform.datasets.leakage import (
+    TRAINING_MANIFESTS,
+    DuplicateReport,
+    LeakageReport,
+    duplicate_report,
+    leakage_report,
+    parse_cutoff,
+    parse_time_column,
+    read_training_manifest,
+)
 from eval_platform.datasets.validation import check_finite_values, validate_frame
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.models.files import check_model_file, check_predictions_for_dataset, load_model, smoke_test
@@ -98,8 +109,17 @@ class EvalPlatform:
         feature_columns: Sequence[str] | None = None,
         description: str = "",
         principal: Principal | None = None,
+        time_column: str | None = None,
+        role: str = DatasetRole.STANDARD,
     ) -> Registered:
         """Validate and store a dataset; identical content and metadata return the existing version.
+
+        ``time_column``: the column of each example's time (timestamps or ISO 8601 text, no nulls; naive
+        times are UTC), kept in the schema; the leakage check counts examples at or before a model's
+        training cutoff by it (:mod:`eval_platform.datasets.leakage`).
+
+        ``role`` (``standard``, ``golden`` or ``canary``) is part of the version's metadata: a golden or canary
+        version is re-evaluated on the promoted model versions by the canary schedule (``evaluation.canaries``).
 
         ``principal`` is who acts (None: the local operator, an admin): a new version of a dataset id
         another team owns is refused before anything is read or written (:func:`eval_platform.registry.access.check_owner`)."""
@@ -110,9 +130,12 @@ class EvalPlatform:
         task = get_task_type(task_type)
         check_label_policy(label_policy)
         access = check_access_policy(access_policy)
+        role = check_dataset_role(role)
         if len(frame) == 0:
             raise InvalidInput("data", "the dataset has no rows")
-        schema = self._dataset_schema(frame, task, slice_columns, feature_columns)
+        schema = self._dataset_schema(frame, task, slice_columns, feature_columns, time_column)
+        if time_column is not None:
+            schema = self._with_time_column(frame, schema, time_column)
         # the fast numpy check first: an infinite feature is named (column, row) before Great Expectations runs
         check_finite_values(frame, schema["feature_columns"])
         report = validate_frame(frame, task, feature_columns=schema["feature_columns"])
@@ -121,7 +144,9 @@ class EvalPlatform:
         table = canonical_table(frame)
         content_hash = canonical_table_hash(table)
         version_hash = json_hash({"content": content_hash, "task_type": task.name, "label_policy": label_policy,
-                                  "access_policy": access, "schema": schema})
+                                  "access_policy": access, "schema": schema,
+                                  # only a non-standard role enters the hash: every version registered before roles keeps its hash
+                                  **({"role": role} if role != DatasetRole.STANDARD else {})})
         with self.registry.session() as session:
             existing = session.scalar(select(EvalDataset).where(
                 EvalDataset.dataset_id == dataset_id, EvalDataset.version_hash == version_hash))
@@ -136,6 +161,7 @@ class EvalPlatform:
                     dataset_id=dataset_id, version=version, task_type=task.name, label_policy=label_policy,
                     access_policy=access, content_hash=content_hash, version_hash=version_hash, row_count=len(frame),
                     schema=schema, description=description, status=DatasetStatus.ACTIVE, owner_team=owner,
+                    role=role,
                 )
                 session.add(record)
             return Registered(record, True)
@@ -145,8 +171,11 @@ class EvalPlatform:
             raise
 
     @staticmethod
-    def _dataset_schema(frame, task, slice_columns, feature_columns) -> dict:
+    def _dataset_schema(frame, task, slice_columns, feature_columns, time_column=None) -> dict:
         reserved = {*task.id_columns, task.label_column, *task.extra_required}
+        if time_column is not None and feature_columns is None:
+            # never a default feature (a numeric one is refused as a time column, with its own reason)
+            reserved = reserved | {time_column}
         for column in slice_columns:
             if column not in frame.columns:
                 raise InvalidInput("slice_columns", f"column {column!r} is not in the dataset")
@@ -168,6 +197,27 @@ class EvalPlatform:
             "slice_columns": list(slice_columns),
             "columns": {str(c): str(frame[c].dtype) for c in frame.columns},
         }
+
+    @staticmethod
+    def _with_time_column(frame: pd.DataFrame, schema: dict, time_column: str) -> dict:
+        """The schema with its ``time_column`` (only when declared: the version hash of a dataset registered
+        without one stays what it was), after checking the column."""
+        if not isinstance(time_column, str) or not time_column:
+            raise InvalidInput("time_column", "must be a column name")
+        if time_column in {*schema["id_columns"], schema["label_column"]}:
+            raise InvalidInput("time_column", f"column {time_column!r} is an id or label column")
+        if time_column in schema["feature_columns"]:
+            raise InvalidInput("time_column", f"column {time_column!r} is a feature column")
+        parse_time_column(frame, time_column)
+        return schema | {"time_column": time_column}
+
+    def duplicates_of(self, dataset: EvalDataset) -> DuplicateReport:
+        """Exact duplicates of a dataset version: within it, between its slices and with its earlier versions."""
+        with self.registry.session() as session:
+            earlier = list(session.scalars(select(EvalDataset).where(
+                EvalDataset.dataset_id == dataset.dataset_id, EvalDataset.version < dataset.version).order_by(EvalDataset.version)))
+        return duplicate_report(self.load_dataset(dataset), dataset.schema,
+                                {e.key: (self.store.get_table(DATASETS, e.content_hash), e.schema) for e in earlier})
 
     def dataset(self, key: str) -> EvalDataset:
         dataset_id, version = VersionedKey.parse(key, "dataset")
@@ -270,8 +320,16 @@ class EvalPlatform:
         eval_plan: Sequence[tuple[str, str]] = (),
         description: str = "",
         principal: Principal | None = None,
+        training_cutoff: str | datetime | None = None,
+        training_manifest: str | Path | bytes | None = None,
     ) -> Registered:
         """Register a model file as the next version of ``name`` and queue the evals of its plan.
+
+        ``training_cutoff`` (ISO 8601; naive is UTC) is the newest example time the model trained on and
+        ``training_manifest`` (a file or its bytes: Parquet with an ``example_hash`` column or one hash a
+        line) the content hashes of its training examples, stored by content hash; each eval run counts the
+        dataset's examples they cover (:mod:`eval_platform.datasets.leakage`). The same file registered again
+        with another cutoff or manifest is a :class:`Conflict` (a version's leakage facts never change).
 
         ``eval_plan`` adds (dataset_id, suite_id) pairs to the name's plan before the version is queued.
         The same file registered again returns the existing version and queues nothing.
@@ -281,6 +339,8 @@ class EvalPlatform:
         must be one the team may use (an LLM candidate is sent the rows, so it needs row access).
         """
         validate_id(name, "name")
+        cutoff = parse_cutoff(training_cutoff)
+        manifest = read_training_manifest(self._manifest_bytes(training_manifest)) if training_manifest is not None else None
         owner = acl.require_owner(self, principal, acl.MODEL, name, "register a version of it or change its eval plan", "name")
         existing_plan = {(e.dataset_id, e.suite_id) for e in self.eval_plan(name)}
         # JSON gives the pairs as lists: tuples, to compare with the existing plan's
@@ -297,21 +357,55 @@ class EvalPlatform:
         plan = [entry if entry in existing_plan else self._check_plan_entry(name, *entry) for entry in eval_plan]
         if kind == "predictions":
             self._check_predictions_file(name, digest, loaded, plan)
-        with self.registry.session() as session:
-            for dataset_id, suite_id in plan:
-                if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == name, EvalPlanEntry.dataset_id == dataset_id,
-                                                              EvalPlanEntry.suite_id == suite_id)) is None:
-                    session.add(EvalPlanEntry(model_name=name, dataset_id=dataset_id, suite_id=suite_id))
-            existing = session.scalar(select(Model).where(Model.name == name, Model.file_hash == digest))
-            if existing is not None:
-                return Registered(existing, False)
-            version = (session.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0) + 1
-            record = Model(name=name, version=version, kind=kind, uri=str(path), file_hash=digest,
-                           trusted_types=trusted_types, description=description, owner_team=owner)
-            session.add(record)
-            session.flush()
-            self._queue_plan(session, record, trigger="registration")
+        manifest_hash = canonical_table_hash(manifest) if manifest is not None else None
+        stored_before = manifest_hash is None or self.store.has_table(TRAINING_MANIFESTS, manifest_hash)
+        try:
+            with self.registry.session() as session:
+                for dataset_id, suite_id in plan:
+                    if session.scalar(select(EvalPlanEntry).where(EvalPlanEntry.model_name == name, EvalPlanEntry.dataset_id == dataset_id,
+                                                                  EvalPlanEntry.suite_id == suite_id)) is None:
+                        session.add(EvalPlanEntry(model_name=name, dataset_id=dataset_id, suite_id=suite_id))
+                existing = session.scalar(select(Model).where(Model.name == name, Model.file_hash == digest))
+                if existing is not None:
+                    _check_same_training_facts(existing, cutoff, manifest_hash)
+                    return Registered(existing, False)
+                if manifest is not None:
+                    self.store.put_canonical_table(TRAINING_MANIFESTS, manifest, cast(str, manifest_hash))
+                version = (session.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0) + 1
+                record = Model(name=name, version=version, kind=kind, uri=str(path), file_hash=digest,
+                               trusted_types=trusted_types, description=description, owner_team=owner,
+                               training_cutoff=cutoff, training_manifest_hash=manifest_hash)
+                session.add(record)
+                session.flush()
+                self._queue_plan(session, record, trigger="registration")
+        except BaseException:
+            # a refused registration leaves no manifest it stored (the model file is the caller's)
+            if not stored_before and manifest_hash is not None:
+                self.store.delete_table(TRAINING_MANIFESTS, manifest_hash)
+            raise
         return Registered(record, True)
+
+    @staticmethod
+    def _manifest_bytes(manifest: str | Path | bytes) -> bytes:
+        """A manifest argument's bytes: a path's (refused naming the field when unreadable) or the bytes given."""
+        if isinstance(manifest, bytes):
+            return manifest
+        path = Path(manifest).expanduser()
+        if not path.is_file():
+            raise InvalidInput("training_manifest", f"{manifest} does not exist")
+        return path.read_bytes()
+
+    def training_manifest(self, model: Model) -> pd.Series | None:
+        """The content hashes of the model's training examples (None: it has no manifest)."""
+        if not model.training_manifest_hash:
+            return None
+        return self.store.get_table(TRAINING_MANIFESTS, model.training_manifest_hash)["example_hash"]
+
+    def leakage_of(self, model: Model, dataset: EvalDataset) -> LeakageReport:
+        """The dataset version's examples the model version may have trained on (its cutoff and manifest)."""
+        manifest = self.training_manifest(model)
+        return leakage_report(self.load_dataset(dataset), dataset.schema, model.training_cutoff,
+                              manifest.tolist() if manifest is not None else None)
 
     def _check_predictions_file(self, name: str, digest: str, table: pd.DataFrame, plan: Sequence[tuple[str, str]]) -> None:
         """A predictions file is checked against every dataset its registration would queue an eval on (the
@@ -418,9 +512,11 @@ class EvalPlatform:
         """Queue one (model, dataset, suite) evaluation unless it already has a live run (then ``None``)."""
         if dataset.status != DatasetStatus.ACTIVE:
             raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
-        previous = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
+        attempts = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
                                                     "dataset_id": dataset.dataset_id, "dataset_version": dataset.version,
                                                     "suite_id": suite.suite_id, "suite_version": suite.version}))
+        # a canary run is a re-measurement beside the triple's own run: it neither stands for it nor is superseded by it
+        previous = [r for r in attempts if r.trigger != CANARY_TRIGGER]
         live = [r for r in previous if r.status in ACTIVE_STATES]
         if live and not recompute:
             if baseline is not None:
@@ -440,8 +536,28 @@ class EvalPlatform:
         run = EvalRun(
             run_id=f"run-{uuid.uuid4().hex[:16]}", model_name=model.name, model_version=model.version,
             dataset_id=dataset.dataset_id, dataset_version=dataset.version, suite_id=suite.suite_id,
-            suite_version=suite.version, attempt=(previous[0].attempt + 1) if previous else 1,
+            suite_version=suite.version, attempt=(attempts[0].attempt + 1) if attempts else 1,
             requested_baseline=baseline, status=RunStatus.QUEUED, trigger=trigger,
+        )
+        session.add(run)
+        return run
+
+    def queue_canary_run(self, session, model: Model, dataset: EvalDataset, suite: MetricSuite) -> EvalRun | None:
+        """In the caller's transaction: a fresh canary run of (model, dataset, suite), a new row with its own id
+        and attempt number beside the triple's own runs (which it never replaces); ``None`` while an earlier
+        canary run of the triple is still queued or running (one re-measurement at a time)."""
+        if dataset.status != DatasetStatus.ACTIVE:
+            raise Conflict(f"dataset {dataset.key} is {dataset.status}: no new runs may use it")
+        attempts = list(session.scalars(_ATTEMPTS, {"model_name": model.name, "model_version": model.version,
+                                                    "dataset_id": dataset.dataset_id, "dataset_version": dataset.version,
+                                                    "suite_id": suite.suite_id, "suite_version": suite.version}))
+        if any(r.trigger == CANARY_TRIGGER and r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in attempts):
+            return None
+        run = EvalRun(
+            run_id=f"run-{uuid.uuid4().hex[:16]}", model_name=model.name, model_version=model.version,
+            dataset_id=dataset.dataset_id, dataset_version=dataset.version, suite_id=suite.suite_id,
+            suite_version=suite.version, attempt=(attempts[0].attempt + 1) if attempts else 1,
+            status=RunStatus.QUEUED, trigger=CANARY_TRIGGER,
         )
         session.add(run)
         return run
@@ -503,7 +619,7 @@ class EvalPlatform:
         return session.scalar(select(EvalRun).where(
             EvalRun.model_name == model.name, EvalRun.model_version == model.version,
             EvalRun.dataset_id == dataset.dataset_id, EvalRun.dataset_version == dataset.version,
-            EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version,
+            EvalRun.suite_id == suite.suite_id, EvalRun.suite_version == suite.version, EvalRun.trigger != CANARY_TRIGGER,
             EvalRun.status.in_(ACTIVE_STATES)).order_by(EvalRun.attempt.desc()).limit(1)), False
 
     def requeue_model_version(self, model_key: str, trigger: str, dataset_key: str | None = None) -> list[EvalRun]:
@@ -513,7 +629,8 @@ class EvalPlatform:
         with self.registry.session() as session:
             current = list(session.scalars(select(EvalRun).where(
                 EvalRun.model_name == model.name, EvalRun.model_version == model.version,
-                *_on_dataset(dataset_key), EvalRun.status.in_((RunStatus.SUCCEEDED, RunStatus.FAILED)))))
+                *_on_dataset(dataset_key), EvalRun.trigger != CANARY_TRIGGER,  # a canary's series is history: never recomputed
+                EvalRun.status.in_((RunStatus.SUCCEEDED, RunStatus.FAILED)))))
             runs = []
             for run in current:
                 dataset = session.scalars(select(EvalDataset).where(EvalDataset.dataset_id == run.dataset_id,
@@ -664,6 +781,25 @@ class EvalPlatform:
         """Metric versions marked buggy, by metric key (``name@version``), with their incident."""
         with self.registry.session() as session:
             return {i.target: i for i in session.scalars(select(Incident).where(Incident.kind == IncidentKind.METRIC_BUG))}
+
+
+def _check_same_training_facts(existing: Model, cutoff: datetime | None, manifest_hash: str | None) -> None:
+    """The same file again: a cutoff or manifest other than the version's is refused (its runs' leakage
+    counts were computed with the version's), not dropped in silence."""
+    recorded = parse_cutoff(existing.training_cutoff)  # SQLite gives it back naive (it was UTC)
+    if cutoff is not None and cutoff != recorded:
+        raise Conflict(f"model {existing.key} is this file, registered with training cutoff "
+                       f"{recorded.isoformat() if recorded else 'none'}; a version's training cutoff cannot change")
+    if manifest_hash is not None and manifest_hash != existing.training_manifest_hash:
+        raise Conflict(f"model {existing.key} is this file, registered with training manifest "
+                       f"{existing.training_manifest_hash or 'none'}; a version's training manifest cannot change")
+
+
+def check_dataset_role(role: object) -> str:
+    """A dataset version's role (:class:`~eval_platform.core.states.DatasetRole`), or :class:`InvalidInput` naming ``role``."""
+    if not isinstance(role, str) or role not in {r.value for r in DatasetRole}:
+        raise InvalidInput("role", f"must be one of {', '.join(DatasetRole)}, got {role!r}")
+    return DatasetRole(role).value
 
 
 def _on_dataset(dataset_key: str | None) -> tuple:

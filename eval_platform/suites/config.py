@@ -41,6 +41,7 @@ from eval_platform.core.tasks import PURPOSES, TASK_TYPES, get_task_type
 from eval_platform.core.yamlsafe import check_structure
 from eval_platform.gates.rules import GateRule, parse_rules
 from eval_platform.online.requirements import parse_online_section
+from eval_platform.suites.canary_config import parse_canary_section
 from eval_platform.suites.llm_config import LlmConfig, _check_judge_pins
 from eval_platform.suites.metric_config import SuiteMetricConfig
 from eval_platform.suites.refusals import (
@@ -185,6 +186,8 @@ class SuiteConfig(Section):
     llm: LlmConfig | None = Field(None, validate_default=True)
     online: dict[str, Any] | None = Field(None, description="online evidence a release needs (guardrails, shadow rules)")
     description: str = ""
+    canary: dict[str, Any] | None = Field(None, description="bounds of the canary check on golden and canary datasets: "
+                                          "{bounds: {metric: largest absolute change from the reference run}}")
 
     @classmethod
     def from_raw(cls, raw: Any) -> SuiteConfig:
@@ -278,3 +281,12 @@ class SuiteConfig(Section):
         if not isinstance(value, str):
             raise refusal("must be a string")
         return value
+
+    @field_validator("canary", mode="before")
+    @classmethod
+    def _canary_bounds(cls, value: Any, info: ValidationInfo) -> dict | None:
+        if value is None:
+            return None
+        if "metrics" not in info.data:
+            raise refusal("not validated: a field it needs was refused")
+        return parse_canary_section(value, info.data["metrics"])

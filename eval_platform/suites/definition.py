@@ -21,6 +21,8 @@ A suite definition is plain JSON/YAML::
       stale_baseline: no_decision        # or reevaluate: evaluate the baseline on the candidate's inputs
     online:                              # optional: online evidence a release needs (online/requirements.py)
       guardrails: [{metric: latency_ms, direction: lower, tolerance: 0.05}]
+    canary:                              # optional: the canary check's bounds (suites/canary_config.py)
+      bounds: {roc_auc: 0.02}            # largest |current - reference| on golden and canary datasets
 
 A generation suite's ``llm`` section adds budgets and judges (see :class:`~eval_platform.suites.config.LlmConfig`)::
 
@@ -89,6 +91,8 @@ class SuiteDefinition:
     llm: dict | None = None
     #: online evidence a release needs (eval_platform.online.requirements): guardrails, shadow rules
     online: dict | None = None
+    #: the canary check's bounds on golden and canary datasets (eval_platform.suites.canary_config): ``{bounds: {metric: bound}}``
+    canary: dict | None = None
 
     def metric(self, name: str) -> SuiteMetric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -106,6 +110,7 @@ class SuiteDefinition:
             "comparison": {"bootstrap_resamples": self.bootstrap_resamples, "confidence": self.confidence, "seed": self.seed},
             **({"llm": self.llm} if self.llm else {}),
             **({"online": self.online} if self.online else {}),
+            **({"canary": self.canary} if self.canary else {}),
             "gate": {
                 "require_baseline": self.require_baseline,
                 "stale_baseline": self.stale_baseline,
@@ -130,6 +135,7 @@ def definition_of(config: SuiteConfig) -> SuiteDefinition:
         approvers=tuple(sorted(set(config.gate.approvers))), require_baseline=config.gate.require_baseline,
         description=config.description, stale_baseline=config.gate.stale_baseline,
         llm=config.llm.as_json() if config.llm is not None else None, online=config.online,
+        canary=config.canary,
     )
 
 

@@ -32,7 +32,8 @@ log = logging.getLogger("eval_platform.api")
 DATASET_FORM_FIELDS = {"dataset_id": "datasetId", "task_type": "taskType", "label_policy": "labelPolicy",
                        "access_policy.level": "accessLevel", "access_policy.teams": "teams", "access_policy": "accessLevel",
                        "slice_columns": "sliceColumns", "access_policy.min_slice_size": "minSliceSize", "feature_columns": "featureColumns",
-                       "data": "file", "description": "description"}
+                       "data": "file", "description": "description", "role": "role",
+                       "time_column": "timeColumn"}
 
 
 def access_policy_of_form(access_level: str, teams: list[str], allow_aggregates: bool, min_slice_size: int | None) -> dict[str, Any]:
@@ -65,6 +66,12 @@ def register_dataset(
     slice_columns: Annotated[list[str], Form(alias="sliceColumns")] = [],  # noqa: B006
     feature_columns: Annotated[list[str] | None, Form(alias="featureColumns")] = None,
     description: Annotated[str, Form(max_length=4000)] = "",
+    # a str (not str | None): a multipart form has no null; empty is none
+    time_column: Annotated[str, Form(alias="timeColumn", max_length=200, description="the column of each example's time "
+                                     "(timestamps or ISO 8601 text, no nulls): examples at or before a model's training "
+                                     "cutoff are counted as leakage")] = "",
+    role: Annotated[Literal["standard", "golden", "canary"], Form(
+        description="golden or canary: re-evaluated on the promoted model versions by the canary schedule")] = "standard",
 ):
     """Validate and register a dataset version (a new version only when content or metadata changed)."""
     frame = read_dataset_upload(file, max_upload_bytes)
@@ -72,7 +79,8 @@ def register_dataset(
     with fields_named(DATASET_FORM_FIELDS):
         result = platform.register_dataset(dataset_id, frame, task_type=task_type, label_policy=label_policy, access_policy=policy,
                                            slice_columns=[c for c in slice_columns if c], feature_columns=feature_columns or None,
-                                           description=description, principal=principal)
+                                           description=description, principal=principal, time_column=time_column or None,
+                                           role=role)
     record = cast(EvalDataset, result.record)
     log.info("dataset registered", extra={"fields": {"dataset": record.key, "created": result.created, "team": principal.team}})
     return respond(dataset_json(record, result.created), 201 if result.created else 200, headers={"Location": f"/v1/datasets/{record.key}"})

@@ -17,12 +17,13 @@ from eval_platform.api.pages import PAGE_HEADERS_DOC, page_headers
 from eval_platform.api.problems import problem_responses, respond
 from eval_platform.api.schemas import ModelKindName, ModelOut
 from eval_platform.api.serializers import model_json
-from eval_platform.api.uploads import store_model_file
+from eval_platform.api.uploads import read_upload_bytes, store_model_file
 from eval_platform.api.visibility import hidden_models, refuse_hidden_dataset
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.installation import NotAllowed
 from eval_platform.core.keys import ID_PATTERN, validate_id
 from eval_platform.core.states import RunStatus
+from eval_platform.datasets.leakage import parse_cutoff, read_training_manifest
 from eval_platform.platform.service import EvalPlatform, Registered
 from eval_platform.registry import GateDecisionRecord, Model, Promotion, access
 from eval_platform.registry.access import AGGREGATE_READ, Principal
@@ -30,7 +31,8 @@ from eval_platform.registry.access import AGGREGATE_READ, Principal
 router = APIRouter(tags=["models"], route_class=LimitedJSONRoute)
 
 #: the platform's field names of a model registration, as the form names them
-MODEL_FORM_FIELDS = {"model_file": "file", "eval_plan": "evalPlan", "kind": "kind", "name": "name", "trusted_types": "trustedTypes"}
+MODEL_FORM_FIELDS = {"model_file": "file", "eval_plan": "evalPlan", "kind": "kind", "name": "name", "trusted_types": "trustedTypes",
+                     "training_cutoff": "trainingCutoff", "training_manifest": "trainingManifest"}
 
 
 def checked_eval_plan(platform: EvalPlatform, principal: Principal, eval_plan: list[str]) -> list[tuple[str, str]]:
@@ -57,12 +59,14 @@ def check_trusted_types_allowed(platform: EvalPlatform, principal: Principal, tr
 
 
 def register_stored_file(platform: EvalPlatform, principal: Principal, name: str, path: Path, created_file: bool, kind: str,
-                         trusted_types: list[str], plan: list[tuple[str, str]], description: str) -> Registered:
+                         trusted_types: list[str], plan: list[tuple[str, str]], description: str,
+                         training_cutoff: str | None = None, training_manifest: bytes | None = None) -> Registered:
     """Register the stored file; a refused registration removes the file if this request stored it."""
     try:
         with fields_named(MODEL_FORM_FIELDS):
             return platform.register_model(name, path, kind=kind, trusted_types=[t for t in trusted_types if t],
-                                           eval_plan=plan, description=description, principal=principal)
+                                           eval_plan=plan, description=description, principal=principal,
+                                           training_cutoff=training_cutoff, training_manifest=training_manifest)
     except NotAllowed as refusal:  # an endpoint or a variable of an openai_chat file the operator does not allow
         if created_file:
             path.unlink(missing_ok=True)
@@ -75,7 +79,7 @@ def register_stored_file(platform: EvalPlatform, principal: Principal, name: str
 
 
 @router.post("/v1/models", status_code=201, response_model=ModelOut,
-             responses={200: {"model": ModelOut, "description": "The same file: the existing version"}, **problem_responses(403, 413, 422)})
+             responses={200: {"model": ModelOut, "description": "The same file: the existing version"}, **problem_responses(403, 409, 413, 422)})
 def register_model(
     principal: Caller,
     platform: PlatformDep,
@@ -87,6 +91,10 @@ def register_model(
                                              "with, within the installation's skops.trusted_types")] = [],  # noqa: B006
     eval_plan: Annotated[list[str], Form(alias="evalPlan", description="DATASET_ID:SUITE_ID entries added to the name's eval plan")] = [],  # noqa: B006
     description: Annotated[str, Form(max_length=4000)] = "",
+    training_cutoff: Annotated[str, Form(alias="trainingCutoff", max_length=64, description="ISO 8601 time of the newest "
+                                         "training example (naive: UTC); eval examples at or before it are counted")] = "",
+    training_manifest: Annotated[UploadFile | None, File(alias="trainingManifest", description="the training examples' "
+                                                         "content hashes: Parquet with an example_hash column, or one a line")] = None,
 ):
     """Register a model file as the next version of ``name`` and queue the evals of its plan."""
     plan = checked_eval_plan(platform, principal, eval_plan)
@@ -94,8 +102,15 @@ def register_model(
     validate_id(name, "name")
     # another team's name is refused before the upload is written (register_model checks again, with the plan)
     access.require_owner(platform, principal, access.MODEL, name, "register a version of it or change its eval plan", "name")
+    # the cutoff and the manifest are checked before the upload is stored (register_model checks them again)
+    manifest = read_upload_bytes(training_manifest, max_upload_bytes, "trainingManifest") if training_manifest is not None else None
+    with fields_named(MODEL_FORM_FIELDS):
+        parse_cutoff(training_cutoff or None)
+        if manifest is not None:
+            read_training_manifest(manifest)
     path, created_file = store_model_file(platform, file, max_upload_bytes)
-    result = register_stored_file(platform, principal, name, path, created_file, kind, trusted_types, plan, description)
+    result = register_stored_file(platform, principal, name, path, created_file, kind, trusted_types, plan, description,
+                                  training_cutoff or None, manifest)
     record = cast(Model, result.record)
     queued = [r.run_id for r in platform.runs(record.key, [RunStatus.QUEUED])]
     return respond(model_json(platform, record, result.created, queued), 201 if result.created else 200,
