@@ -16,6 +16,7 @@ from eval_platform.metrics import (
     generation_defs,
     judge_defs,
     ranking,
+    ratings,
 )
 from eval_platform.metrics.base import MetricDefinition
 
@@ -30,7 +31,7 @@ def register_metric(definition: MetricDefinition) -> MetricDefinition:
 
 
 for _family in (classification_defs.METRICS, ranking.METRICS, generation_defs.METRICS, judge_defs.METRICS,
-                embeddings.METRICS):
+                embeddings.METRICS, ratings.METRICS):
     for _definition in _family:
         register_metric(_definition)
 

@@ -29,6 +29,7 @@ from eval_platform.core.keys import VersionedKey, validate_id
 from eval_platform.core.states import ACTIVE_STATES, DatasetStatus, GateScope, IncidentKind, RunStatus
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
+from eval_platform.datasets.ratings import rating_schema
 from eval_platform.datasets.validation import check_finite_values, validate_frame
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.models.files import check_model_file, check_predictions_for_dataset, load_model, smoke_test
@@ -98,8 +99,13 @@ class EvalPlatform:
         feature_columns: Sequence[str] | None = None,
         description: str = "",
         principal: Principal | None = None,
+        rating_columns: Sequence[str] | None = None,
+        rating_scale: dict | None = None,
     ) -> Registered:
         """Validate and store a dataset; identical content and metadata return the existing version.
+
+        ``rating_columns`` (one column per human rater) and ``rating_scale`` declare human ratings
+        (:mod:`eval_platform.datasets.ratings`), which the rating metrics of a suite read.
 
         ``principal`` is who acts (None: the local operator, an admin): a new version of a dataset id
         another team owns is refused before anything is read or written (:func:`eval_platform.registry.access.check_owner`)."""
@@ -112,7 +118,10 @@ class EvalPlatform:
         access = check_access_policy(access_policy)
         if len(frame) == 0:
             raise InvalidInput("data", "the dataset has no rows")
-        schema = self._dataset_schema(frame, task, slice_columns, feature_columns)
+        schema = self._dataset_schema(frame, task, slice_columns, feature_columns, rating_columns)
+        ratings = rating_schema(frame, rating_columns, rating_scale, (*task.id_columns, task.label_column, *task.extra_required))
+        if ratings is not None:  # only when declared: the version hash of a dataset without raters is unchanged
+            schema["ratings"] = ratings
         # the fast numpy check first: an infinite feature is named (column, row) before Great Expectations runs
         check_finite_values(frame, schema["feature_columns"])
         report = validate_frame(frame, task, feature_columns=schema["feature_columns"])
@@ -145,15 +154,16 @@ class EvalPlatform:
             raise
 
     @staticmethod
-    def _dataset_schema(frame, task, slice_columns, feature_columns) -> dict:
+    def _dataset_schema(frame, task, slice_columns, feature_columns, rating_columns=None) -> dict:
         reserved = {*task.id_columns, task.label_column, *task.extra_required}
+        raters = set(rating_columns or ()) if not isinstance(rating_columns, str) else set()
         for column in slice_columns:
             if column not in frame.columns:
                 raise InvalidInput("slice_columns", f"column {column!r} is not in the dataset")
             if column in reserved:
                 raise InvalidInput("slice_columns", f"column {column!r} is an id or label column")
         if feature_columns is None:
-            feature_columns = [c for c in frame.columns if c not in reserved and c not in slice_columns
+            feature_columns = [c for c in frame.columns if c not in reserved and c not in slice_columns and c not in raters
                                and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
         else:
             for column in feature_columns:
