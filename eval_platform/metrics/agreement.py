@@ -49,9 +49,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.lazy_imports import scipy_sparse as sparse
 
 __all__ = [
     "AgreementEstimate",

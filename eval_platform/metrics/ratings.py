@@ -64,9 +64,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.lazy_imports import scipy_stats as sps
 from eval_platform.metrics.agreement import AgreementEstimate, JudgeHumanAgreement, judge_human_agreement, krippendorff_alpha
 from eval_platform.metrics.base import MetricDefinition, MetricEstimate, Param
 

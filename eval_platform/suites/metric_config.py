@@ -12,6 +12,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.base import MetricDefinition
@@ -31,7 +32,7 @@ class SuiteMetricConfig(Section):
                                    description="the metric's parameters; defaults fill the others")
     name: str = Field(default="", validate_default=True,
                       description="the name rules and reports use; distinct within the suite (default: the metric's)")
-    bootstrap: bool | None = Field(default=None, validate_default=True,
+    bootstrap: bool | SkipJsonSchema[None] = Field(default=None, validate_default=True,
                                    description="false: compared with the baseline by its point delta only, without the "
                                                "paired bootstrap (no interval, so no non_inferiority rule); default: "
                                                "the metric's own setting")

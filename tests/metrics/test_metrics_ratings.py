@@ -197,11 +197,8 @@ def test_registration_refuses_bad_ratings_naming_the_field(platform, change, col
 
 
 def test_rating_columns_are_recorded_and_never_model_features(platform):
-    from sklearn.datasets import load_breast_cancer
-
-    features, target = load_breast_cancer(return_X_y=True, as_frame=True)
-    frame = features.iloc[:60, :3].set_axis(["a", "b", "c"], axis=1).assign(example_id=range(60), label=target[:60].to_numpy())
     rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"]).assign(example_id=range(60), label=rng.integers(0, 2, 60))
     frame["rater_a"], frame["rater_b"] = rng.integers(1, 6, 60), rng.integers(1, 6, 60)
     record = platform.register_dataset("bc-rated", frame, task_type="binary_classification", label_policy="human_reviewed",
                                        rating_columns=["rater_a", "rater_b"], rating_scale=LIKERT).record
