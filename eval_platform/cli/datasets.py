@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from eval_platform.cli.arguments import CommandGroups
 from eval_platform.cli.inputs import open_platform, read_table
 from eval_platform.cli.output import emit
+from eval_platform.core.errors import InvalidInput
 
 
 def cmd_register(args: argparse.Namespace) -> None:
@@ -19,9 +21,38 @@ def cmd_register(args: argparse.Namespace) -> None:
     access = {"level": args.access, "teams": args.team or []}
     result = open_platform(args).register_dataset(
         args.dataset_id, frame, task_type=args.task_type, label_policy=args.label_policy, access_policy=access,
-        slice_columns=args.slice or (), feature_columns=args.feature or None, description=args.description)
+        slice_columns=args.slice or (), feature_columns=args.feature or None, description=args.description,
+        **_ratings(args))
     record = to_dict(result.record) | {"created": result.created}
     emit(args, record, columns=["key", "task_type", "row_count", "content_hash", "created"])
+
+
+def _ratings(args: argparse.Namespace) -> dict:
+    """``rating_columns``/``rating_scale`` from ``--rating-column`` and ``--rating-scale`` (only when given, so a
+    registration without raters calls the platform as before). The scale is JSON (``{"type": "likert", "levels":
+    [1, 2, 3, 4, 5]}``) or ``TYPE:LEVEL,LEVEL,...`` (``likert:1,2,3,4,5``, ``ordinal:poor,fair,good``, ``preference``),
+    levels that parse as numbers taken as numbers."""
+    if not args.rating_column and not args.rating_scale:
+        return {}
+    scale = args.rating_scale
+    if scale is not None and scale.lstrip().startswith("{"):
+        try:
+            scale = json.loads(scale)
+        except json.JSONDecodeError as error:
+            raise InvalidInput("rating_scale", f"is not valid JSON: {error}") from None
+    elif scale is not None:
+        kind, _, levels = scale.partition(":")
+        scale = {"type": kind} | ({"levels": [_number_or_text(v) for v in levels.split(",")]} if levels else {})
+    return {"rating_columns": args.rating_column, "rating_scale": scale}
+
+
+def _number_or_text(value: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -43,5 +74,8 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--slice", action="append", help="column to slice metrics by (repeatable)")
     sub.add_argument("--feature", action="append", help="feature column (repeatable; default: every other numeric column)")
     sub.add_argument("--description", default="")
+    sub.add_argument("--rating-column", action="append", help="a human rater's column (repeatable, at least 2)")
+    sub.add_argument("--rating-scale", help="the raters' scale: JSON, or likert:1,2,3,4,5 / ordinal:LOW,..,HIGH / "
+                                            "nominal:A,B,.. / preference")
     sub.set_defaults(func=cmd_register)
     groups.add_to_group("datasets", "list").set_defaults(func=cmd_list)

@@ -146,7 +146,9 @@ class RatingScale:
             outside = present & np.isnan(mapped)
             if outside.any():
                 row = int(np.flatnonzero(outside)[0])
-                raise InvalidInput(f"{field}[{names[j]}]", f"row {row + 1}: {values.iloc[row]!r} is not a level of the "
+                value = values.iloc[row]
+                value = value.item() if isinstance(value, np.generic) else value  # 3, not np.int64(3)
+                raise InvalidInput(f"{field}[{names[j]}]", f"row {row + 1}: {value!r} is not a level of the "
                                                            f"{self.type} scale {list(self.levels)} ({int(outside.sum())} such rating(s))")
             out[:, j] = mapped
         return out

@@ -344,3 +344,44 @@ def test_missing_raters_fail_closed(tmp_path, server, monkeypatch, platform):
     assert run.results["estimates"]["human_preference_rate"]["ci_low"] == pytest.approx(low)
     assert decision.decision == "no_decision"
     assert any("rater_agreement" in str(r) and "undefined" in str(r) for r in decision.reasons[0]["reasons"])
+
+
+def test_the_cli_registers_raters_and_names_a_bad_rating(capsys, tmp_path):
+    from eval_platform.cli.main import main
+
+    frame = qa_frame(12)
+    frame["rater_a"], frame["rater_b"] = [1, 2, 3] * 4, [1, 2, 2] * 4
+    frame.to_parquet(tmp_path / "rated.parquet")
+    common = ["--home", str(tmp_path / "home"), "datasets", "register", "rated", "--file", str(tmp_path / "rated.parquet"),
+              "--task-type", "generation", "--label-policy", "human_reviewed", "--rating-column", "rater_a",
+              "--rating-column", "rater_b", "--json"]
+    assert main([*common, "--rating-scale", "likert:1,2"]) == 2
+    assert "rating_columns[rater_a]: row 3: 3 is not a level" in capsys.readouterr().err
+    assert main([*common, "--rating-scale", "{not json"]) == 2
+    assert "rating_scale: is not valid JSON" in capsys.readouterr().err
+    assert main([*common, "--rating-scale", "ordinal:1,2,3"]) == 0
+    assert json.loads(capsys.readouterr().out)["schema"]["ratings"] == {
+        "columns": ["rater_a", "rater_b"], "scale": {"type": "ordinal", "levels": [1, 2, 3]}}
+
+
+def test_catalog_metrics_refuse_a_bad_bound_and_fail_closed_on_a_judge_error():
+    from eval_platform.metrics.catalog import get_metric
+    from eval_platform.suites.definition import parse_suite
+
+    with pytest.raises(InvalidInput) as error:
+        parse_suite({"suite_id": "s", "purpose": "exploratory", "task_type": "generation",
+                     "metrics": [{"metric": "rater_agreement@1", "params": {"bound": "median"}}]})
+    assert error.value.field == "rater_agreement@1.params.bound" and "estimate, lower, upper" in error.value.problem
+
+    scale = RatingScale.from_raw(LIKERT)
+    ratings = scale.encode([[1, 1], [3, 4], [5, 5], [2, 2]])
+    columns = {"human_ratings": ratings, "human_rating_scale": np.asarray([json.dumps(scale.as_json())] * 4),
+               "judge_score": np.array([0.0, 0.6, 1.0, np.nan])}  # the last example's judge call failed
+    definition = get_metric("judge_human_agreement@1")
+    assert np.isnan(definition.compute(columns, **definition.resolve_params({})))
+    # on a stratified sample an unjudged example is a missing rating, a judged one without a score is still an error
+    columns["judge_sampled"] = np.array([True, True, True, False])
+    value = definition.compute(columns, **definition.resolve_params({}))
+    with_judge = krippendorff.alpha(np.array([[1, 1, 1], [3, 4, 3.4], [5, 5, 5], [2, 2, np.nan]]).T, level_of_measurement="interval")
+    humans = krippendorff.alpha(as_float(np.array([[1, 1], [3, 4], [5, 5], [2, 2]], dtype=object)).T, level_of_measurement="interval")
+    assert value == pytest.approx(with_judge - humans, abs=1e-12)
