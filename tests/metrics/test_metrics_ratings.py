@@ -385,3 +385,32 @@ def test_catalog_metrics_refuse_a_bad_bound_and_fail_closed_on_a_judge_error():
     with_judge = krippendorff.alpha(np.array([[1, 1, 1], [3, 4, 3.4], [5, 5, 5], [2, 2, np.nan]]).T, level_of_measurement="interval")
     humans = krippendorff.alpha(as_float(np.array([[1, 1], [3, 4], [5, 5], [2, 2]], dtype=object)).T, level_of_measurement="interval")
     assert value == pytest.approx(with_judge - humans, abs=1e-12)
+
+
+def test_the_api_registers_raters_and_names_the_field(platform):
+    import httpx
+
+    from eval_platform.api.app import create_app
+    from eval_platform.registry.access import create_token
+    from tests.api.test_api import Server, parquet_bytes
+
+    frame = qa_frame(12)
+    frame["rater_a"], frame["rater_b"] = [1, 2, 3] * 4, [1, 2, 2] * 4
+    token = create_token(platform, "alpha", roles=("member",))
+    base = {"datasetId": "rated", "taskType": "generation", "labelPolicy": "human_reviewed", "ratingColumns": ["rater_a", "rater_b"]}
+    with Server(create_app(platform)) as server, httpx.Client(base_url=server.url, timeout=60,
+                                                             headers={"Authorization": f"Bearer {token}"}) as client:
+        def post(data):
+            return client.post("/v1/datasets", data=data, files={"file": ("rated.parquet", parquet_bytes(frame))})
+
+        for data, field in [(base | {"ratingScale": '{"type": "likert", "levels": [1, 2]}'}, "ratingColumns[rater_a]"),
+                            (base | {"ratingScale": '{"type": "likert", "levels": ["a", "b"]}'}, "ratingScale.levels"),
+                            (base | {"ratingScale": "likert"}, "ratingScale"),
+                            (base, "ratingScale"),
+                            (base | {"ratingColumns": ["rater_a"], "ratingScale": '{"type": "preference"}'}, "ratingColumns")]:
+            response = post(data)
+            assert response.status_code == 422 and response.json()["field"] == field, response.text
+        assert platform.datasets() == []
+        response = post(base | {"ratingScale": '{"type": "likert", "levels": [1, 2, 3]}'})
+        assert response.status_code == 201, response.text
+        assert response.json()["schema"]["ratings"] == {"columns": ["rater_a", "rater_b"], "scale": {"type": "likert", "levels": [1, 2, 3]}}
