@@ -3,6 +3,7 @@ and a record a request field names that does not exist as a 422 naming that fiel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -24,12 +25,12 @@ def fields_named(names: dict[str, str]) -> Iterator[None]:
             error.field = names[error.field]
         raise
     except InvalidInput as error:
-        head, dot, rest = error.field.partition(".")
+        head = re.split(r"[.\[]", error.field, maxsplit=1)[0]  # rating_scale.levels, rating_columns[rater_a]
         kind = NotAllowed if isinstance(error, NotAllowed) else InvalidInput  # an operator's refusal stays one
         if error.field in names:
             raise kind(names[error.field], error.problem) from error
-        if dot and head in names:
-            raise kind(names[head] + "." + rest, error.problem) from error
+        if head != error.field and head in names:
+            raise kind(names[head] + error.field[len(head):], error.problem) from error
         raise
 
 

@@ -46,7 +46,8 @@ def dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
         "statusReason": record.status_reason, "description": record.description or "", "createdAt": iso(record.created_at),
         "schema": {"idColumns": schema.get("id_columns", []), "labelColumn": schema.get("label_column"),
                    "featureColumns": schema.get("feature_columns", []), "sliceColumns": schema.get("slice_columns", []),
-                   "columns": schema.get("columns", {})},
+                   "columns": schema.get("columns", {}),
+                   **({"ratings": schema["ratings"]} if schema.get("ratings") else {})},
         "role": record.role or "standard",
     }
     if schema.get("time_column"):

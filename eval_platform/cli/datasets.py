@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from eval_platform.cli.arguments import CommandGroups
 from eval_platform.cli.inputs import open_platform, read_table
 from eval_platform.cli.output import emit
+from eval_platform.core.errors import InvalidInput
 
 
 def cmd_register(args: argparse.Namespace) -> None:
@@ -20,7 +22,7 @@ def cmd_register(args: argparse.Namespace) -> None:
     result = open_platform(args).register_dataset(
         args.dataset_id, frame, task_type=args.task_type, label_policy=args.label_policy, access_policy=access,
         slice_columns=args.slice or (), feature_columns=args.feature or None, description=args.description,
-        time_column=args.time_column, role=args.role)
+        time_column=args.time_column, role=args.role, **_ratings(args))
     record = to_dict(result.record) | {"created": result.created}
     emit(args, record, columns=["key", "task_type", "role", "row_count", "content_hash", "created"])
 
@@ -49,6 +51,34 @@ def cmd_hash_examples(args: argparse.Namespace) -> None:
          columns=["out", "rows", "distinct_hashes", "columns"])
 
 
+def _ratings(args: argparse.Namespace) -> dict:
+    """``rating_columns``/``rating_scale`` from ``--rating-column`` and ``--rating-scale`` (only when given, so a
+    registration without raters calls the platform as before). The scale is JSON (``{"type": "likert", "levels":
+    [1, 2, 3, 4, 5]}``) or ``TYPE:LEVEL,LEVEL,...`` (``likert:1,2,3,4,5``, ``ordinal:poor,fair,good``, ``preference``),
+    levels that parse as numbers taken as numbers."""
+    if not args.rating_column and not args.rating_scale:
+        return {}
+    scale = args.rating_scale
+    if scale is not None and scale.lstrip().startswith("{"):
+        try:
+            scale = json.loads(scale)
+        except json.JSONDecodeError as error:
+            raise InvalidInput("rating_scale", f"is not valid JSON: {error}") from None
+    elif scale is not None:
+        kind, _, levels = scale.partition(":")
+        scale = {"type": kind} | ({"levels": [_number_or_text(v) for v in levels.split(",")]} if levels else {})
+    return {"rating_columns": args.rating_column, "rating_scale": scale}
+
+
+def _number_or_text(value: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from eval_platform.core.records import to_dict  # keeps evalp --help fast
 
@@ -72,6 +102,9 @@ def add_commands(groups: CommandGroups) -> None:
                      "a model's training cutoff are counted as leakage")
     sub.add_argument("--role", default="standard",
                      help="standard, golden or canary (golden and canary versions are re-evaluated on the promoted models by the canary schedule)")
+    sub.add_argument("--rating-column", action="append", help="a human rater's column (repeatable, at least 2)")
+    sub.add_argument("--rating-scale", help="the raters' scale: JSON, or likert:1,2,3,4,5 / ordinal:LOW,..,HIGH / "
+                                            "nominal:A,B,.. / preference")
     sub.set_defaults(func=cmd_register)
     sub = groups.add_to_group("datasets", "hash-examples", help="write a training manifest: each row's example content hash")
     sub.add_argument("file", help="the training examples: Parquet, CSV, TSV or JSONL")

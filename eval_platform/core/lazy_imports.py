@@ -26,3 +26,6 @@ class LazyModule:
 
 #: ``scipy.stats``, imported on first use.
 scipy_stats = LazyModule("scipy.stats")
+
+#: ``scipy.sparse``, imported on first use (the agreement measures, which the metric catalog imports).
+scipy_sparse = LazyModule("scipy.sparse")

@@ -203,7 +203,8 @@ def attach_judge_columns(suite, frame: pd.DataFrame, schema: dict, verdicts: pd.
 def sampled_judge_metrics(suite) -> list:
     if (suite.llm or {}).get("judge_sample") is None:
         return []
-    return [m for m in suite.metrics if "judge_score" in m.definition.required_columns]
+    # a metric with its own estimate (judge-human agreement) reads the unjudged examples as missing ratings
+    return [m for m in suite.metrics if "judge_score" in m.definition.required_columns and m.definition.estimate is None]
 
 
 def sampled_estimates(suite, frame: pd.DataFrame, table: pd.DataFrame, sampling: dict) -> tuple[pd.DataFrame, dict]:

@@ -18,6 +18,7 @@ import pandas as pd
 from eval_platform.core.errors import InvalidInput
 from eval_platform.datasets.validation import all_distinct
 from eval_platform.metrics.perplexity import PERPLEXITY_SOURCES
+from eval_platform.metrics.ratings import RatingScale
 from eval_platform.suites.definition import SuiteDefinition
 
 ALL = ""
@@ -106,9 +107,11 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
             columns["judge_preference"] = frame["judge_preference"].to_numpy(np.float64)
         columns.update(logprob_columns(frame))
         columns.update(embedding_columns(frame))
+        columns.update(human_rating_columns(frame, schema))
         return columns
     if task_type == "binary_classification":
-        return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64)}
+        return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64),
+                **human_rating_columns(frame, schema)}
     if task_type == "multiclass_classification":
         proba_columns = [c for c in frame.columns if c.startswith("proba_")]
         if not proba_columns:
@@ -117,7 +120,8 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
         classes = _class_values([c.removeprefix("proba_") for c in proba_columns], labels)
         proba = frame[proba_columns].to_numpy(np.float64)
         # one row of classes per example, so resampling rows keeps them intact (a view, no copy)
-        return {"label": labels, "proba": proba, "classes": np.broadcast_to(classes, proba.shape)}
+        return {"label": labels, "proba": proba, "classes": np.broadcast_to(classes, proba.shape),
+                **human_rating_columns(frame, schema)}
     raise InvalidInput("task_type", f"no metric columns for task type {task_type!r} yet")
 
 
@@ -151,6 +155,18 @@ def embedding_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         ordered = sorted(found, key=lambda c: int(c.removeprefix(prefix)))
         out[f"{side}_embedding"] = frame[ordered].to_numpy(np.float64)
     return out
+
+
+def human_rating_columns(frame: pd.DataFrame, schema: dict) -> dict[str, np.ndarray]:
+    """A ratings dataset's human ratings (:mod:`eval_platform.metrics.ratings`): ``human_ratings``, the encoded
+    examples x raters table (NaN: not rated), and ``human_rating_scale``, the scale's JSON on every row (so
+    resampled and sliced rows keep it, as multi-class ``classes``). Nothing for a dataset without raters."""
+    ratings = schema.get("ratings")
+    if not ratings:
+        return {}
+    scale = RatingScale.from_raw(ratings["scale"])
+    table = scale.encode(frame[ratings["columns"]], raters=ratings["columns"])
+    return {"human_ratings": table, "human_rating_scale": np.broadcast_to(np.asarray(json.dumps(scale.as_json())), (len(frame),))}
 
 
 def _class_values(names: list[str], labels: np.ndarray) -> np.ndarray:
@@ -236,3 +252,33 @@ def compute_metric_table(suite: SuiteDefinition, frame: pd.DataFrame, schema: di
             })
     table = pd.DataFrame(rows, columns=list(METRIC_TABLE_COLUMNS))
     return MetricTable(table=table, seconds=time.perf_counter() - started)
+
+
+def metric_estimates(suite: SuiteDefinition, frame: pd.DataFrame, schema: dict, task_type: str) -> dict[str, dict]:
+    """For every metric of the suite with its own interval (``MetricDefinition.estimate``: the human-rating
+    metrics), the estimate with its interval overall and per slice value, as recorded in ``results["estimates"]``
+    (where a gate rule on the metric needs the interval defined: undefined values are None)."""
+    estimated = [m for m in suite.metrics if m.definition.estimate is not None]
+    if not estimated:
+        return {}
+    out: dict[str, dict] = {m.name: {"slices": {}} for m in estimated}
+    for slice_column, slice_value, _, columns in _slice_columns(suite, frame, schema, task_type):
+        for metric in estimated:
+            estimate = metric.definition.estimate
+            assert estimate is not None  # the metrics were chosen for it
+            try:
+                record = _estimate_record(estimate(columns, **metric.params))
+            except InvalidInput:
+                if slice_column == ALL:
+                    raise
+                record = {"value": None, "ci_low": None, "ci_high": None}  # e.g. a slice without two ratings
+            if slice_column == ALL:
+                out[metric.name].update(record)
+            else:
+                out[metric.name]["slices"][f"{slice_column}={slice_value}"] = record
+    return out
+
+
+def _estimate_record(estimate) -> dict:
+    return {"value": _json_number(estimate.value), "ci_low": _json_number(estimate.ci_low), "ci_high": _json_number(estimate.ci_high),
+            "confidence": estimate.confidence, "n_units": estimate.n_units, "method": estimate.method}

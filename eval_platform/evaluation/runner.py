@@ -25,7 +25,7 @@ from eval_platform.evaluation.judging import (
     sampled_estimates,
     sampled_judge_metrics,
 )
-from eval_platform.evaluation.metric_table import compute_metric_table, metric_columns
+from eval_platform.evaluation.metric_table import compute_metric_table, metric_columns, metric_estimates
 from eval_platform.evaluation.predicting import produce_predictions
 from eval_platform.evaluation.results import (
     Comparison,
@@ -41,7 +41,7 @@ from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
 from eval_platform.registry.schema import utcnow
 from eval_platform.stats import bootstrap
-from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap
+from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap, point_delta
 
 
 # step 2: metric table -----------------------------------------------------------------------------------
@@ -62,6 +62,7 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> MetricTableReport:
     if judged is not None and judged.get("sampling"):
         metric_table, estimates = sampled_estimates(suite, frame, metric_table, judged["sampling"])
         table.table = metric_table
+    estimates.update(metric_estimates(suite, frame, schema, dataset.task_type))
     digest = platform.store.put_table(METRIC_TABLES, metric_table)
     results = {"metrics": table.overall(), "n_examples": table.counts(),
                "slices": _slice_summary(metric_table), "artifacts": _curve_artifacts(platform, frame, schema, dataset.task_type)}
@@ -195,7 +196,8 @@ def _metric_deltas(run: EvalRun, baseline: EvalRun, suite, task_type: str, cand:
     fast: dict[str, Record] = {}
     if task_type == "binary_classification":
         # one sort per model and weighted running sums: every binary metric of the suite at once
-        supported = [(m.name, m.definition.key, m.params) for m in suite.metrics if bootstrap.supports(m.definition.key)]
+        supported = [(m.name, m.definition.key, m.params) for m in suite.metrics
+                     if m.bootstrap and bootstrap.supports(m.definition.key)]
         fast = bootstrap.paired_bootstrap_binary(supported, cand["label"], cand["score"], base["score"],
                                                  suite.bootstrap_resamples, suite.confidence, suite.seed)
     sampled = {m.name for m in sampled_judge_metrics(suite)}
@@ -205,6 +207,9 @@ def _metric_deltas(run: EvalRun, baseline: EvalRun, suite, task_type: str, cand:
             continue  # the pairwise judge's preference: compared by _compare_runs
         if metric.name in sampled:
             deltas[metric.name] = _estimate_difference(run, baseline, metric.name, suite.confidence)
+            continue
+        if not metric.bootstrap:
+            deltas[metric.name] = point_delta(metric.definition, metric.params, cand, base)
             continue
         deltas[metric.name] = fast.get(metric.name) or paired_bootstrap(
             metric.definition, metric.params, cand, base, suite.bootstrap_resamples, suite.confidence, suite.seed)

@@ -29,9 +29,8 @@ value) agreement is undefined and the value is ``nan``; resamples where it is un
 the interval, which is ``nan`` when fewer than half of them are defined. Invalid input raises
 :class:`~eval_platform.core.errors.InvalidInput` naming the field (and the row, counted from 1).
 
-These are library functions, not catalog metrics: the catalog computes metrics of one model's predictions
-per eval run, and agreement is a property of a ratings dataset (several raters per example), which no
-task type carries yet.
+These are library functions; in a suite, a dataset's declared rater columns reach them through the catalog
+metrics of :mod:`eval_platform.metrics.ratings` (``rater_agreement@1``, ``judge_human_agreement@1``).
 
 Example::
 
@@ -49,9 +48,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.lazy_imports import scipy_sparse as sparse
 
 __all__ = [
     "AgreementEstimate",

@@ -33,6 +33,8 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     required: bool = False
+    #: the only values allowed (None: any value of ``kind`` in range)
+    choices: tuple | None = None
 
     def coerce(self, metric: str, name: str, value: Any) -> Any:
         field_name = f"{metric}.params.{name}"
@@ -50,11 +52,29 @@ class Param:
             value = float(value)
         elif not isinstance(value, self.kind):
             raise InvalidInput(field_name, f"must be {self.kind.__name__}, got {value!r}")
+        self._check_range(field_name, value)
+        return value
+
+    def _check_range(self, field_name: str, value: Any) -> None:
+        if self.choices is not None and value not in self.choices:
+            raise InvalidInput(field_name, f"must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         if self.minimum is not None and value < self.minimum:
             raise InvalidInput(field_name, f"must be >= {self.minimum}, got {value}")
         if self.maximum is not None and value > self.maximum:
             raise InvalidInput(field_name, f"must be <= {self.maximum}, got {value}")
-        return value
+
+
+@dataclass(frozen=True)
+class MetricEstimate:
+    """A metric value that comes with its own ``confidence`` interval (the agreement of human ratings, say),
+    over ``n_units`` units; ``method`` names how the interval was made."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n_units: int
+    method: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,13 @@ class MetricDefinition:
     #: A metric only defined against a baseline (pairwise judging): it is not computed in a run's metric
     #: table but in its comparison, and a gate rule on it is ``no_decision`` when there is no baseline.
     comparison_only: bool = False
+    #: For metrics with their own interval: ``estimate(columns, **params) -> MetricEstimate``. The run records
+    #: it (``results["estimates"]``, overall and per slice) and a gate rule on the metric needs it defined.
+    estimate: Callable[..., MetricEstimate] | None = None
+    #: False: a comparison with the baseline takes this metric's point delta only (no paired bootstrap): its
+    #: value is not a function of the model's outputs alone, or resampling it costs too much. A suite entry
+    #: may also switch the bootstrap off (``bootstrap: false``), never on where the definition says False.
+    bootstrap: bool = True
 
     @property
     def key(self) -> str:

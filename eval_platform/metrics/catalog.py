@@ -17,6 +17,7 @@ from eval_platform.metrics import (
     judge_defs,
     perplexity,
     ranking,
+    ratings,
 )
 from eval_platform.metrics.base import MetricDefinition
 
@@ -31,7 +32,7 @@ def register_metric(definition: MetricDefinition) -> MetricDefinition:
 
 
 for _family in (classification_defs.METRICS, ranking.METRICS, generation_defs.METRICS, judge_defs.METRICS,
-                embeddings.METRICS, perplexity.METRICS):
+                embeddings.METRICS, perplexity.METRICS, ratings.METRICS):
     for _definition in _family:
         register_metric(_definition)
 

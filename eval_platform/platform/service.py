@@ -40,6 +40,7 @@ from eval_platform.datasets.leakage import (
     parse_time_column,
     read_training_manifest,
 )
+from eval_platform.datasets.ratings import rating_schema
 from eval_platform.datasets.validation import check_finite_values, validate_frame
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.models.files import check_model_file, check_predictions_for_dataset, load_model, smoke_test
@@ -111,6 +112,8 @@ class EvalPlatform:
         principal: Principal | None = None,
         time_column: str | None = None,
         role: str = DatasetRole.STANDARD,
+        rating_columns: Sequence[str] | None = None,
+        rating_scale: dict | None = None,
     ) -> Registered:
         """Validate and store a dataset; identical content and metadata return the existing version.
 
@@ -120,6 +123,9 @@ class EvalPlatform:
 
         ``role`` (``standard``, ``golden`` or ``canary``) is part of the version's metadata: a golden or canary
         version is re-evaluated on the promoted model versions by the canary schedule (``evaluation.canaries``).
+
+        ``rating_columns`` (one column per human rater) and ``rating_scale`` declare human ratings
+        (:mod:`eval_platform.datasets.ratings`), which the rating metrics of a suite read.
 
         ``principal`` is who acts (None: the local operator, an admin): a new version of a dataset id
         another team owns is refused before anything is read or written (:func:`eval_platform.registry.access.check_owner`)."""
@@ -133,9 +139,12 @@ class EvalPlatform:
         role = check_dataset_role(role)
         if len(frame) == 0:
             raise InvalidInput("data", "the dataset has no rows")
-        schema = self._dataset_schema(frame, task, slice_columns, feature_columns, time_column)
+        schema = self._dataset_schema(frame, task, slice_columns, feature_columns, time_column, rating_columns)
         if time_column is not None:
             schema = self._with_time_column(frame, schema, time_column)
+        ratings = rating_schema(frame, rating_columns, rating_scale, (*task.id_columns, task.label_column, *task.extra_required))
+        if ratings is not None:  # only when declared: the version hash of a dataset without raters is unchanged
+            schema["ratings"] = ratings
         # the fast numpy check first: an infinite feature is named (column, row) before Great Expectations runs
         check_finite_values(frame, schema["feature_columns"])
         report = validate_frame(frame, task, feature_columns=schema["feature_columns"])
@@ -171,18 +180,19 @@ class EvalPlatform:
             raise
 
     @staticmethod
-    def _dataset_schema(frame, task, slice_columns, feature_columns, time_column=None) -> dict:
+    def _dataset_schema(frame, task, slice_columns, feature_columns, time_column=None, rating_columns=None) -> dict:
         reserved = {*task.id_columns, task.label_column, *task.extra_required}
         if time_column is not None and feature_columns is None:
             # never a default feature (a numeric one is refused as a time column, with its own reason)
             reserved = reserved | {time_column}
+        raters = set(rating_columns or ()) if not isinstance(rating_columns, str) else set()
         for column in slice_columns:
             if column not in frame.columns:
                 raise InvalidInput("slice_columns", f"column {column!r} is not in the dataset")
             if column in reserved:
                 raise InvalidInput("slice_columns", f"column {column!r} is an id or label column")
         if feature_columns is None:
-            feature_columns = [c for c in frame.columns if c not in reserved and c not in slice_columns
+            feature_columns = [c for c in frame.columns if c not in reserved and c not in slice_columns and c not in raters
                                and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
         else:
             for column in feature_columns:

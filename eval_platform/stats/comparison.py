@@ -122,6 +122,20 @@ def interval_result(cand_value: float, base_value: float, deltas: np.ndarray, re
     }
 
 
+def point_delta(definition: MetricDefinition, params: Mapping, candidate: Columns, baseline: Columns) -> dict:
+    """Candidate minus baseline without resampling, for a metric the suite compares by its point delta only
+    (``bootstrap: false``): the record of :func:`paired_bootstrap` with no interval (``ci_low``/``ci_high``
+    NaN, ``resamples`` 0), so ``min``, ``max``, ``min_delta`` and ``min_relative_delta`` rules decide on it
+    and a non-inferiority rule, which needs the interval, is refused when the suite is registered."""
+    cand_value = float(definition.compute(candidate, **params))
+    base_value = float(definition.compute(baseline, **params))
+    delta = cand_value - base_value if math.isfinite(cand_value) and math.isfinite(base_value) else float("nan")
+    n = len(next(iter(candidate.values()))) if candidate else 0
+    return {"candidate": cand_value, "baseline": base_value, "delta": delta, "ci_low": float("nan"), "ci_high": float("nan"),
+            "confidence": None, "resamples": 0, "undefined_resamples": 0, "seed": None, "unit": definition.unit,
+            "n_units": int(n), "method": "point delta (bootstrap: false)"}
+
+
 def mcnemar_exact(candidate_correct: np.ndarray, baseline_correct: np.ndarray) -> dict:
     """Exact (binomial) McNemar test on paired correctness: two-sided p-value over the discordant pairs."""
     from scipy.stats import binomtest

@@ -162,9 +162,20 @@ class GateConfig(Section):
         for index, rule in enumerate(rules):
             if rule.slice and rule.slice not in suite["slices"]:
                 raise refusal(f"{rule.slice!r} is not one of the suite's slices {suite['slices']}", f"gate.rules[{index}].slice")
+        _intervals_where_needed(rules, suite["metrics"])
         if suite["purpose"] == SuitePurpose.RELEASE_BLOCKING and not rules:
             raise refusal("a release-blocking suite needs at least one gate rule", "gate.rules")
         return rules
+
+
+def _intervals_where_needed(rules: tuple[GateRule, ...], metrics: list) -> None:
+    """A non-inferiority rule decides on the delta's interval: refused on a metric compared by its point delta
+    only (``bootstrap: false``), whose comparison has none."""
+    point_only = {m.name: index for index, m in enumerate(metrics) if m.bootstrap is False}
+    for index, rule in enumerate(rules):
+        if rule.kind == "non_inferiority" and rule.metric in point_only:
+            raise refusal(f"{rule.metric} is compared without an interval (metrics[{point_only[rule.metric]}].bootstrap "
+                          "is false): a non_inferiority rule needs one; use min_delta", f"gate.rules[{index}].non_inferiority")
 
 
 # the suite -------------------------------------------------------------------------------------------------

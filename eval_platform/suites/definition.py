@@ -59,9 +59,14 @@ class SuiteMetric:
     name: str
     definition: MetricDefinition
     params: dict[str, Any]
+    #: False: compared with the baseline by its point delta only (no paired bootstrap, no interval)
+    bootstrap: bool = True
 
     def as_json(self) -> dict:
-        return {"name": self.name, "metric": self.definition.key, "params": self.params}
+        entry: dict[str, Any] = {"name": self.name, "metric": self.definition.key, "params": self.params}
+        if not self.bootstrap:  # written only when off: the hash of a suite that never says it is unchanged
+            entry["bootstrap"] = False
+        return entry
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def definition_of(config: SuiteConfig) -> SuiteDefinition:
     """The normalised definition of a validated suite (defaults filled in, metric references resolved)."""
     return SuiteDefinition(
         suite_id=config.suite_id, purpose=config.purpose.value, task_type=config.task_type,
-        metrics=tuple(SuiteMetric(m.name, m.definition, m.params) for m in config.metrics), slices=tuple(config.slices),
+        metrics=tuple(SuiteMetric(m.name, m.definition, m.params, bool(m.bootstrap)) for m in config.metrics), slices=tuple(config.slices),
         min_slice_size=config.min_slice_size, bootstrap_resamples=config.comparison.bootstrap_resamples,
         confidence=config.comparison.confidence, seed=config.comparison.seed, rules=config.gate.rules,
         approvers=tuple(sorted(set(config.gate.approvers))), require_baseline=config.gate.require_baseline,

@@ -12,6 +12,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.base import MetricDefinition
@@ -31,6 +32,10 @@ class SuiteMetricConfig(Section):
                                    description="the metric's parameters; defaults fill the others")
     name: str = Field(default="", validate_default=True,
                       description="the name rules and reports use; distinct within the suite (default: the metric's)")
+    bootstrap: bool | SkipJsonSchema[None] = Field(default=None, validate_default=True,
+                                   description="false: compared with the baseline by its point delta only, without the "
+                                               "paired bootstrap (no interval, so no non_inferiority rule); default: "
+                                               "the metric's own setting")
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
@@ -72,6 +77,20 @@ class SuiteMetricConfig(Section):
             return given  # the metric was refused
         with delegated():
             return get_metric(info.data["metric"]).resolve_params(given)
+
+    @field_validator("bootstrap", mode="before")
+    @classmethod
+    def _bootstrap_switch(cls, given: Any, info: ValidationInfo) -> Any:
+        if "metric" not in info.data:
+            return given
+        definition = get_metric(info.data["metric"])
+        if given is None:
+            return definition.bootstrap
+        if not isinstance(given, bool):
+            raise refusal(f"must be true or false, got {given!r}")
+        if given and not definition.bootstrap:
+            raise refusal(f"{definition.key} is compared by its point delta only: its bootstrap cannot be switched on")
+        return given
 
     @field_validator("name", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Annotated, Any, Literal, cast
 
@@ -18,6 +19,7 @@ from eval_platform.api.schemas import DatasetOut, ImpactOut, LabelPolicyName, Re
 from eval_platform.api.serializers import dataset_json, impact_json
 from eval_platform.api.uploads import read_dataset_upload
 from eval_platform.api.visibility import visible_dataset
+from eval_platform.core.errors import InvalidInput
 from eval_platform.core.keys import ID_PATTERN
 from eval_platform.core.store import DATASETS as DATASETS_KIND
 from eval_platform.governance.incidents import invalidate_dataset
@@ -33,7 +35,7 @@ DATASET_FORM_FIELDS = {"dataset_id": "datasetId", "task_type": "taskType", "labe
                        "access_policy.level": "accessLevel", "access_policy.teams": "teams", "access_policy": "accessLevel",
                        "slice_columns": "sliceColumns", "access_policy.min_slice_size": "minSliceSize", "feature_columns": "featureColumns",
                        "data": "file", "description": "description", "role": "role",
-                       "time_column": "timeColumn"}
+                       "time_column": "timeColumn", "rating_columns": "ratingColumns", "rating_scale": "ratingScale"}
 
 
 def access_policy_of_form(access_level: str, teams: list[str], allow_aggregates: bool, min_slice_size: int | None) -> dict[str, Any]:
@@ -43,6 +45,19 @@ def access_policy_of_form(access_level: str, teams: list[str], allow_aggregates:
     if min_slice_size is not None:
         policy["min_slice_size"] = min_slice_size
     return policy
+
+
+def ratings_of_form(rating_columns: list[str], rating_scale: str) -> dict[str, Any]:
+    """The human-rating declaration the form's fields describe; nothing when neither is given (so a dataset
+    without raters is registered exactly as before)."""
+    columns = [c for c in rating_columns if c]
+    if not columns and not rating_scale:
+        return {}
+    try:
+        scale = json.loads(rating_scale) if rating_scale else None
+    except json.JSONDecodeError as error:
+        raise InvalidInput("ratingScale", f"must be JSON, e.g. {{\"type\": \"likert\", \"levels\": [1, 2, 3]}}: {error}") from None
+    return {"rating_columns": columns or None, "rating_scale": scale}
 
 
 @router.post("/v1/datasets", status_code=201, response_model=DatasetOut,
@@ -72,15 +87,20 @@ def register_dataset(
                                      "cutoff are counted as leakage")] = "",
     role: Annotated[Literal["standard", "golden", "canary"], Form(
         description="golden or canary: re-evaluated on the promoted model versions by the canary schedule")] = "standard",
+    rating_columns: Annotated[list[str], Form(alias="ratingColumns", description="one column per human rater")] = [],  # noqa: B006
+    rating_scale: Annotated[str, Form(alias="ratingScale", max_length=10_000, description=(
+        'the raters\' scale as JSON: {"type": "likert", "levels": [1, 2, 3, 4, 5]}, ordinal or nominal levels, '
+        'or {"type": "preference"}'))] = "",
 ):
     """Validate and register a dataset version (a new version only when content or metadata changed)."""
     frame = read_dataset_upload(file, max_upload_bytes)
     policy = access_policy_of_form(access_level, teams, allow_aggregates, min_slice_size)
+    ratings = ratings_of_form(rating_columns, rating_scale)
     with fields_named(DATASET_FORM_FIELDS):
         result = platform.register_dataset(dataset_id, frame, task_type=task_type, label_policy=label_policy, access_policy=policy,
                                            slice_columns=[c for c in slice_columns if c], feature_columns=feature_columns or None,
                                            description=description, principal=principal, time_column=time_column or None,
-                                           role=role)
+                                           role=role, **ratings)
     record = cast(EvalDataset, result.record)
     log.info("dataset registered", extra={"fields": {"dataset": record.key, "created": result.created, "team": principal.team}})
     return respond(dataset_json(record, result.created), 201 if result.created else 200, headers={"Location": f"/v1/datasets/{record.key}"})
