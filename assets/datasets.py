@@ -6,8 +6,10 @@ import dagster as dg
 from eval_platform.core.states import DatasetStatus
 from eval_platform.core.tasks import get_task_type
 from eval_platform.datasets.validation import CHECKS, VALIDATION_VERSION, validate_frame
+from eval_platform.platform.dataset_drift import drift_from_previous
 from eval_platform_dagster.assets.partitions import dataset_versions
 from eval_platform_dagster.assets.platform import PLATFORM, platform_of
+from eval_platform_dagster.assets.rendering import drift_summary, render_dataset_drift
 
 _CHECK_DESCRIPTIONS = {
     "required_columns": "The columns the task type needs are present.",
@@ -18,6 +20,8 @@ _CHECK_DESCRIPTIONS = {
 }
 #: Fails when the dataset version is marked contaminated (also reported by the incident sensor).
 NOT_CONTAMINATED = "not_contaminated"
+#: Warns when the version's features, labels, prevalence or slices drifted from the previous active version.
+NO_DRIFT = "no_drift_from_previous"
 
 
 @dg.asset(
@@ -31,7 +35,10 @@ NOT_CONTAMINATED = "not_contaminated"
         for name in CHECKS
     ] + [dg.AssetCheckSpec(NOT_CONTAMINATED, asset="eval_dataset", partitions_def=dataset_versions,
                            description="The dataset version has not been marked contaminated (re-evaluated by the "
-                                       "incident sensor when it is).")],
+                                       "incident sensor when it is).")]
+    + [dg.AssetCheckSpec(NO_DRIFT, asset="eval_dataset", partitions_def=dataset_versions, blocking=False,
+                         description="Features, label, prevalence and slices match the previous active version of the "
+                                     "dataset (PSI, Jensen-Shannon, two-sample KS; eval_platform.stats.dataset_drift).")],
     required_resource_keys=PLATFORM,
 )
 def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -51,6 +58,9 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     ]
     checks.append(dg.AssetCheckResult(check_name=NOT_CONTAMINATED, passed=record.status == DatasetStatus.ACTIVE,
                                       metadata={"status": str(record.status), "reason": record.status_reason or "-"}))
+    drift = drift_from_previous(platform, record)
+    checks.append(dg.AssetCheckResult(check_name=NO_DRIFT, passed=drift.passed, severity=dg.AssetCheckSeverity.WARN,
+                                      metadata=render_dataset_drift(drift)))
     return dg.MaterializeResult(
         metadata={
             "dataset": record.key,
@@ -62,6 +72,7 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "dagster/row_count": record.row_count,
             "artifact": dg.MetadataValue.path(platform.store.uri("datasets", record.content_hash)),
             "columns": dg.MetadataValue.json(record.schema),
+            **drift_summary(drift),
         },
         check_results=checks,
         data_version=dg.DataVersion(record.content_hash),
