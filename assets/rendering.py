@@ -11,7 +11,6 @@ import dagster as dg
 from eval_platform.core.hashing import short
 from eval_platform.core.states import Verdict
 from eval_platform.core.store import PLOTS
-from eval_platform.stats.dataset_drift import ColumnDrift, DatasetDriftReport
 from eval_platform.evaluation import predicting
 from eval_platform.evaluation.metric_table import ALL
 from eval_platform.evaluation.results import Comparison, JudgmentReport, MetricTableReport, PredictionReport
@@ -19,6 +18,7 @@ from eval_platform.gates.rules import GateDecision
 from eval_platform.metrics.curves import png_markdown
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun, GateOverride
+from eval_platform.stats.dataset_drift import ColumnDrift, DatasetDriftReport
 
 Metadata = dict[str, Any]
 

@@ -7,9 +7,9 @@ Registry-backed glue around :func:`eval_platform.stats.dataset_drift.compare_dat
 from __future__ import annotations
 
 from eval_platform.core.states import DatasetStatus
-from eval_platform.stats.dataset_drift import DatasetDriftReport, DriftBounds, compare_dataset_versions, first_version
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalDataset
+from eval_platform.stats.dataset_drift import DatasetDriftReport, DriftBounds, compare_dataset_versions, first_version
 
 
 def previous_version(platform: EvalPlatform, record: EvalDataset) -> EvalDataset | None:

@@ -5,7 +5,10 @@ column (the slice's composition), overall, and for the features and the label ag
 declared slice columns:
 
 * a numeric column (numbers, not booleans): the two-sample Kolmogorov-Smirnov test and PSI / Jensen-Shannon
-  on ten quantile bins of the previous version; missing values are left out (their share is reported);
+  on quantile bins of the previous version, ``k = clip(n // 25, 2, 10)`` of them for ``n`` rows in the smaller
+  version (PSI's expected value with no drift at all grows like ``(k - 1) (1 / n_prev + 1 / n_cur)``: ten bins
+  on a 76-row slice would be "moderate drift" by chance alone); missing values are left out (their share is
+  reported);
 * a categorical column (strings, booleans, a label with few distinct values): PSI and Jensen-Shannon over its
   values (missing is a value of its own);
 * a binary label (0/1): its prevalence (share of 1s) in both versions.
@@ -188,9 +191,15 @@ def _compare_column(column: str, role: str, kind: str, previous: pd.Series, curr
     if min(len(prev), len(cur)) < bounds.min_rows:
         return replace(base, reasons=(f"not judged: fewer than {bounds.min_rows} non-missing values",))
     ks = ks_two_sample(prev, cur)
-    return replace(base, psi=population_stability_index(prev, cur, bins=DEFAULT_BINS).value,
-                   js=jensen_shannon_distance(prev, cur, categorical=False, bins=DEFAULT_BINS).value,
+    bins = numeric_bins(min(len(prev), len(cur)))
+    return replace(base, psi=population_stability_index(prev, cur, bins=bins).value,
+                   js=jensen_shannon_distance(prev, cur, categorical=False, bins=bins).value,
                    ks_statistic=ks.statistic, ks_p_value=ks.p_value)
+
+
+def numeric_bins(n_rows: int) -> int:
+    """Quantile bins of a numeric column compared on ``n_rows`` rows (the smaller version's): 25 rows a bin, 2 to 10."""
+    return int(np.clip(n_rows // 25, 2, DEFAULT_BINS))
 
 
 def _judged(drift: ColumnDrift, bounds: DriftBounds, ks_level: float) -> ColumnDrift:

@@ -4,10 +4,11 @@ and a current one: population stability index, Jensen-Shannon distance and the t
 PSI and Jensen-Shannon compare *binned* distributions. :func:`drift_bins` bins both samples the same way:
 
 * categorical values (strings, booleans, class labels): one bin per value seen in either sample, in sorted order;
-* numeric values: bins at the reference sample's quantiles (``bins`` equal-mass bins, fewer where the reference
-  has ties), plus one bin below the reference's minimum and one above its maximum, so a current sample that
-  moved outside the reference's range is not folded into the outermost bins. Bins are right-closed,
-  ``(e[j-1], e[j]]``; the first regular bin is closed on the reference's minimum, ``[min, e[1]]``.
+* numeric values: ``bins`` equal-mass bins of the reference sample, cut at its inner quantiles (fewer where the
+  reference has ties); bins are right-closed, ``(e[j-1], e[j]]``, and the outermost ones open-ended, so values of
+  the current sample beyond the reference's range count in them. (Separate below-minimum and above-maximum
+  bins were tried and rejected: the reference has none there by construction, so the few new extremes any
+  fresh sample has would dominate the PSI.) A constant reference ``v`` has three bins: ``< v``, ``= v``, ``> v``.
 
 Each function returns a frozen dataclass and raises :class:`~eval_platform.core.errors.InvalidInput` naming the
 argument for an empty sample, a missing or infinite value (callers drop missing values first and report the
@@ -127,17 +128,18 @@ def drift_bins(reference: Any, current: Any, *, categorical: bool = False, bins:
     n_bins = _bin_count(bins)
     ref, cur = _sample(reference, "reference", True), _sample(current, "current", True)
     low, high = float(ref.min()), float(ref.max())
-    # right edges of the regular bins: the reference's quantiles above its minimum (its maximum included)
-    edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, n_bins + 1)[1:]))
-    lefts = [low, *edges[:-1]]
-    names = [f"< {low:.6g}"]
-    names += [f"[{a:.6g}, {b:.6g}]" if i == 0 else f"({a:.6g}, {b:.6g}]" for i, (a, b) in enumerate(zip(lefts, edges, strict=True))]
-    names.append(f"> {high:.6g}")
+    if low == high:  # a constant reference: below it, at it, above it
+        names = (f"< {low:.6g}", f"= {low:.6g}", f"> {low:.6g}")
+        return DriftBins(names, *(tuple(int(np.sum(f(x))) for f in (lambda v: v < low, lambda v: v == low, lambda v: v > low))
+                                  for x in (ref, cur)))
+    # inner edges: the reference's quantiles strictly between its minimum and maximum (fewer where it has ties)
+    edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    edges = edges[(edges > low) & (edges < high)] if len(edges) > 1 else edges
+    names = ([f"<= {edges[0]:.6g}"] + [f"({a:.6g}, {b:.6g}]" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+             + [f"> {edges[-1]:.6g}"]) if len(edges) else ["all"]
 
     def counts(x: np.ndarray) -> tuple[int, ...]:
-        index = np.searchsorted(edges, x, side="left") + 1  # 1..len(edges): a regular bin; len(edges) + 1: above
-        index[x < low] = 0
-        return tuple(int(c) for c in np.bincount(index, minlength=len(edges) + 2))
+        return tuple(int(c) for c in np.bincount(np.searchsorted(edges, x, side="left"), minlength=len(edges) + 1))
 
     return DriftBins(tuple(names), counts(ref), counts(cur))
 
@@ -158,7 +160,7 @@ def population_stability_index(reference: Any, current: Any, *, categorical: boo
     shares summing to 1. PSI is the symmetric (Jeffreys) divergence of the two binned distributions, >= 0,
     0 when the shares are equal. Customary reading: < 0.1 no shift, 0.1-0.25 moderate, > 0.25 major.
 
-    Edge cases: a constant reference has one regular bin (plus the below/above bins); a single bin in all
+    Edge cases: a constant reference has three bins (below, at, above its value); a single bin in all
     (a categorical column with one value in both samples) gives 0. Its value depends on ``bins`` and
     ``epsilon``: compare PSIs computed with the same settings.
 

@@ -31,18 +31,18 @@ def test_psi_smooths_an_empty_bin_with_epsilon():
     assert math.isfinite(population_stability_index(["a"] * 10, ["b"] * 10, categorical=True).value)
 
 
-def test_numeric_bins_are_the_reference_quantiles_with_below_and_above_bins():
-    reference = np.arange(1, 11)  # deciles of 1..10 with bins=2: median 5.5, max 10
-    binned = drift_bins(reference, [0, 3, 6, 10, 11, 12], bins=2)
-    assert binned.labels == ("< 1", "[1, 5.5]", "(5.5, 10]", "> 10")
-    assert binned.reference_counts == (0, 5, 5, 0)
-    assert binned.current_counts == (1, 1, 2, 2)
+def test_numeric_bins_are_the_reference_quantiles_open_at_both_ends():
+    reference = np.arange(1, 11)  # quartiles of 1..10: 3.25, 5.5, 7.75
+    current = [0, 3, 6, 10, 11, 12]
+    binned = drift_bins(reference, current, bins=4)
+    assert binned.labels == ("<= 3.25", "(3.25, 5.5]", "(5.5, 7.75]", "> 7.75")
+    assert binned.reference_counts == (3, 2, 2, 3)
+    assert binned.current_counts == (2, 0, 1, 3)  # 0 and 12 fall in the open-ended outer bins
     # hand-computed PSI over those four bins (eps 1e-4)
     eps, k = 1e-4, 4
-    r = (np.array([0, 0.5, 0.5, 0]) + eps) / (1 + k * eps)
-    c = (np.array([1, 1, 2, 2]) / 6 + eps) / (1 + k * eps)
-    assert population_stability_index(reference, [0, 3, 6, 10, 11, 12], bins=2).value == pytest.approx(
-        float(np.sum((c - r) * np.log(c / r))), rel=1e-12)
+    r = (np.array([3, 2, 2, 3]) / 10 + eps) / (1 + k * eps)
+    c = (np.array([2, 0, 1, 3]) / 6 + eps) / (1 + k * eps)
+    assert population_stability_index(reference, current, bins=4).value == pytest.approx(float(np.sum((c - r) * np.log(c / r))), rel=1e-12)
 
 
 def test_a_constant_reference_still_sees_a_shift():
