@@ -376,12 +376,12 @@ def _drift_observations(platform: EvalPlatform, run: EvalRun, suite, comparison:
         report = drift_from_previous(platform, platform.dataset(run.dataset_key))
         observations[DATASET_DRIFT] = DriftObservation(report.previous_key, {
             measure: (float(getattr(worst, measure)), worst.where) for measure in DRIFT_MEASURES
-            if (worst := report.worst(measure)) is not None})
+            if (worst := report.worst_beyond_noise(measure)) is not None}, report.measured())
     if PREDICTION_DRIFT in kinds and comparison.prediction_drift is not None:
         record = comparison.prediction_drift
         observations[PREDICTION_DRIFT] = DriftObservation(comparison.baseline_run_id, {
             measure: (float(record[measure]), f"predictions ({record['column']})") for measure in DRIFT_MEASURES
-            if record.get(measure) is not None})
+            if record.get(measure) is not None}, frozenset(m for m in DRIFT_MEASURES if record.get(m) is not None))
     return observations
 
 

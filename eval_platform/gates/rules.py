@@ -27,9 +27,12 @@ Drift rules (no metric; :class:`DriftRule`):
   active version of its dataset beyond ``max`` on any compared column (overall or in a slice value) for the
   measure named (``psi``, ``js`` or ``ks_statistic``; eval_platform.stats.dataset_drift). Beyond the bound is
   ``no_decision`` (the run's numbers are not comparable with earlier releases: a person decides), naming the
-  column and the value; a first version (nothing to compare with) satisfies the rule, with a note.
+  column and the value; a first version (nothing to compare with) satisfies the rule, with a note. Only
+  differences beyond sampling noise count (the report's tests, Bonferroni-corrected): a small slice's PSI is
+  large by chance alone.
 * ``{prediction_drift: psi, max: 0.1}``: the candidate's prediction scores on the dataset must not have moved
-  from the baseline's on the same examples beyond ``max`` (``fail``); without a baseline it is handled like
+  from the baseline's on the same examples beyond ``max`` (``fail``; the raw value: the two score samples are
+  paired, so the independent-sample tests do not apply); without a baseline it is handled like
   any baseline rule (not applicable to a first version, ``no_decision`` when a baseline is missing).
 
 Judge metrics: a rule on a judge metric computed on a stratified sample decides on the estimate, and is
@@ -129,13 +132,15 @@ class DriftRule(GateRule):
 
 @dataclass(frozen=True)
 class DriftObservation:
-    """What a drift rule decides on: the largest value of each measure and where it was (a column, a slice).
+    """What a drift rule decides on: per measure, the largest value that counts and where it was (a column, a slice).
 
     ``compared_with`` is the previous dataset version or the baseline run; None: there was nothing to compare
-    with (a first version)."""
+    with (a first version). ``measured`` names the measures computed at all; a measured one missing from
+    ``largest`` had no value that counts (for a dataset: no difference beyond sampling noise)."""
 
     compared_with: str | None
     largest: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    measured: frozenset[str] = frozenset()
 
 
 def parse_rules(raw: Any, metrics: Mapping[str, MetricDefinition]) -> tuple[GateRule, ...]:
@@ -421,9 +426,13 @@ def drift_reason(rule: DriftRule, observation: DriftObservation | None, baseline
     reason["compared_with"] = observation.compared_with
     if observation.compared_with is None:
         return outcome(Verdict.PASS, "first version of the dataset: nothing to compare with")
-    largest = observation.largest.get(rule.measure)
-    if largest is None or not _finite(largest[0]):
+    if rule.measure not in observation.measured:
         return outcome(Verdict.NO_DECISION, f"no {rule.measure} was measured against {observation.compared_with}")
+    largest = observation.largest.get(rule.measure)
+    if largest is None:
+        return outcome(Verdict.PASS, f"no {rule.measure} difference beyond sampling noise against {observation.compared_with}")
+    if not _finite(largest[0]):
+        return outcome(Verdict.NO_DECISION, f"{rule.measure} is undefined against {observation.compared_with}")
     value, where = largest
     if value <= rule.threshold:
         return outcome(Verdict.PASS, f"largest {rule.measure} {value:.4g} ({where}) <= {rule.threshold:g} "

@@ -16,13 +16,18 @@ declared slice columns:
 A free-text or list column (a generation task's reference answer, multilabel lists) is left out: binning
 unique texts measures nothing.
 
-Default bounds (:class:`DriftBounds`; an operator or a suite may change them) flag a column as drifted when
+A column counts as drifted when a measure exceeds its bound *and* the difference is more than sampling noise.
+Bounds (:class:`DriftBounds`; an operator or a suite may change them), defaults:
 
-* PSI > 0.25 (the customary "major shift"), or
-* Jensen-Shannon distance (base 2) > 0.2, or
-* KS rejects at family-wise level 0.01 (Bonferroni over every KS test of the report) *and* its statistic
-  exceeds 0.1: on large datasets a p-value alone flags differences too small to matter, so both are needed,
-* or the prevalence of a binary label moves by more than 0.1 (absolute).
+* PSI > 0.25 (the customary "major shift") or Jensen-Shannon distance (base 2) > 0.2, with the chi-square test
+  of homogeneity on the same bins rejecting;
+* KS statistic > 0.1 with the KS test rejecting;
+* a binary label's prevalence moving by more than 0.1 (absolute), with the two-proportion test rejecting.
+
+Every test of the report is held to a family-wise level of 0.01 (Bonferroni: ``0.01 / number of tests``).
+Both conditions are needed: on a large dataset a p-value alone flags differences too small to matter, and on a
+small slice PSI and Jensen-Shannon alone are large by chance (they shrink like ``1 / n`` but are never 0 with no
+drift at all; among a hundred comparisons of 40-row slices some exceed 0.25).
 
 A comparison with fewer than ``min_rows`` (30) rows on either side is reported but not flagged: with so few
 rows the measures are noise.
@@ -41,6 +46,8 @@ import pandas as pd
 from eval_platform.core.errors import InvalidInput
 from eval_platform.stats.drift import (
     DEFAULT_BINS,
+    DriftBins,
+    homogeneity_test,
     jensen_shannon_distance,
     ks_two_sample,
     population_stability_index,
@@ -60,7 +67,7 @@ class DriftBounds:
 
     psi: float = 0.25
     js: float = 0.2
-    ks_alpha: float = 0.01
+    alpha: float = 0.01
     ks_statistic: float = 0.1
     prevalence_delta: float = 0.1
     min_rows: int = 30
@@ -70,8 +77,8 @@ class DriftBounds:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise InvalidInput(f"bounds.{name}", f"must be a finite number >= 0, got {value!r}")
-        if isinstance(self.ks_alpha, bool) or not isinstance(self.ks_alpha, int | float) or not 0 < self.ks_alpha < 1:
-            raise InvalidInput("bounds.ks_alpha", f"must be in (0, 1), got {self.ks_alpha!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or not 0 < self.alpha < 1:
+            raise InvalidInput("bounds.alpha", f"must be in (0, 1), got {self.alpha!r}")
         if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or self.min_rows < 1:
             raise InvalidInput("bounds.min_rows", f"must be an integer >= 1, got {self.min_rows!r}")
 
@@ -91,6 +98,8 @@ class ColumnDrift:
     js: float | None = None
     ks_statistic: float | None = None
     ks_p_value: float | None = None
+    #: chi-square homogeneity p-value of the binned distributions (the bins PSI and Jensen-Shannon use)
+    binned_p_value: float | None = None
     missing_previous: float = 0.0
     missing_current: float = 0.0
     #: why the column counts as drifted (empty: it does not), or why it was not judged
@@ -110,7 +119,9 @@ class PrevalenceChange:
     slice_value: str
     previous: float
     current: float
-    drifted: bool
+    #: chi-square homogeneity p-value of the two versions' label counts (two-proportion test)
+    p_value: float
+    drifted: bool = False
 
     @property
     def delta(self) -> float:
@@ -126,8 +137,8 @@ class DatasetDriftReport:
     bounds: DriftBounds
     columns: tuple[ColumnDrift, ...] = ()
     prevalence: tuple[PrevalenceChange, ...] = ()
-    #: the per-test level KS used (``bounds.ks_alpha`` over the number of KS tests)
-    ks_level: float | None = None
+    #: the level each test of the report is held to (``bounds.alpha`` over the number of tests: Bonferroni)
+    test_level: float | None = None
     skipped: tuple[str, ...] = field(default=())
 
     @property
@@ -147,9 +158,23 @@ class DatasetDriftReport:
                  and (slice_column is None or c.slice_column == slice_column)]
         return max(found, key=lambda c: getattr(c, measure), default=None)
 
+    def worst_beyond_noise(self, measure: str) -> ColumnDrift | None:
+        """The comparison with the largest ``measure`` among those whose test rejects at ``test_level`` (the
+        chi-square test for psi and js, KS for ks_statistic): what a bound on drift should look at."""
+        if measure not in MEASURES:
+            raise InvalidInput("measure", f"must be one of {', '.join(MEASURES)}, got {measure!r}")
+        level = self.test_level or self.bounds.alpha
+        p_value = "ks_p_value" if measure == "ks_statistic" else "binned_p_value"
+        found = [c for c in self.columns if getattr(c, measure) is not None and getattr(c, p_value) is not None
+                 and getattr(c, p_value) < level]
+        return max(found, key=lambda c: getattr(c, measure), default=None)
+
+    def measured(self) -> frozenset[str]:
+        return frozenset(m for m in MEASURES if any(getattr(c, m) is not None for c in self.columns))
+
     def as_json(self) -> dict:
         return {"current": self.current_key, "previous": self.previous_key, "bounds": asdict(self.bounds),
-                "ks_level": self.ks_level, "passed": self.passed, "skipped": list(self.skipped),
+                "test_level": self.test_level, "passed": self.passed, "skipped": list(self.skipped),
                 "columns": [asdict(c) for c in self.columns], "prevalence": [asdict(p) for p in self.prevalence]}
 
 
@@ -185,16 +210,17 @@ def _compare_column(column: str, role: str, kind: str, previous: pd.Series, curr
         return replace(base, reasons=(f"not judged: fewer than {bounds.min_rows} rows",))
     if kind == "categorical":
         prev, cur = previous.astype(object).where(previous.notna(), "<missing>"), current.astype(object).where(current.notna(), "<missing>")
-        return replace(base, psi=population_stability_index(prev, cur, categorical=True).value,
-                       js=jensen_shannon_distance(prev, cur, categorical=True).value)
+        psi = population_stability_index(prev, cur, categorical=True)
+        return replace(base, psi=psi.value, js=jensen_shannon_distance(prev, cur, categorical=True).value,
+                       binned_p_value=homogeneity_test(psi.bins).p_value)
     prev, cur = previous.dropna().astype(float), current.dropna().astype(float)
     if min(len(prev), len(cur)) < bounds.min_rows:
         return replace(base, reasons=(f"not judged: fewer than {bounds.min_rows} non-missing values",))
     ks = ks_two_sample(prev, cur)
     bins = numeric_bins(min(len(prev), len(cur)))
-    return replace(base, psi=population_stability_index(prev, cur, bins=bins).value,
-                   js=jensen_shannon_distance(prev, cur, categorical=False, bins=bins).value,
-                   ks_statistic=ks.statistic, ks_p_value=ks.p_value)
+    psi = population_stability_index(prev, cur, bins=bins)
+    return replace(base, psi=psi.value, js=jensen_shannon_distance(prev, cur, categorical=False, bins=bins).value,
+                   binned_p_value=homogeneity_test(psi.bins).p_value, ks_statistic=ks.statistic, ks_p_value=ks.p_value)
 
 
 def numeric_bins(n_rows: int) -> int:
@@ -202,15 +228,17 @@ def numeric_bins(n_rows: int) -> int:
     return int(np.clip(n_rows // 25, 2, DEFAULT_BINS))
 
 
-def _judged(drift: ColumnDrift, bounds: DriftBounds, ks_level: float) -> ColumnDrift:
+def _judged(drift: ColumnDrift, bounds: DriftBounds, level: float) -> ColumnDrift:
     reasons = []
-    if drift.psi is not None and drift.psi > bounds.psi:
-        reasons.append(f"PSI {drift.psi:.4g} > {bounds.psi:g}")
-    if drift.js is not None and drift.js > bounds.js:
-        reasons.append(f"Jensen-Shannon {drift.js:.4g} > {bounds.js:g}")
-    if (drift.ks_statistic is not None and drift.ks_p_value is not None and drift.ks_p_value < ks_level
+    significant = drift.binned_p_value is not None and drift.binned_p_value < level
+    evidence = f" (chi-square p {drift.binned_p_value:.3g} < {level:.3g})" if significant else ""
+    if significant and drift.psi is not None and drift.psi > bounds.psi:
+        reasons.append(f"PSI {drift.psi:.4g} > {bounds.psi:g}" + evidence)
+    if significant and drift.js is not None and drift.js > bounds.js:
+        reasons.append(f"Jensen-Shannon {drift.js:.4g} > {bounds.js:g}" + evidence)
+    if (drift.ks_statistic is not None and drift.ks_p_value is not None and drift.ks_p_value < level
             and drift.ks_statistic > bounds.ks_statistic):
-        reasons.append(f"KS statistic {drift.ks_statistic:.4g} > {bounds.ks_statistic:g} with p {drift.ks_p_value:.3g} < {ks_level:.3g}")
+        reasons.append(f"KS statistic {drift.ks_statistic:.4g} > {bounds.ks_statistic:g} with p {drift.ks_p_value:.3g} < {level:.3g}")
     if not reasons:
         return drift
     return replace(drift, reasons=tuple(reasons), drifted=True)
@@ -230,8 +258,9 @@ def _prevalence(previous: pd.Series, current: pd.Series, slice_column: str, slic
                 bounds: DriftBounds) -> PrevalenceChange | None:
     if min(len(previous), len(current)) < bounds.min_rows:
         return None
-    prev, cur = float((previous == 1).mean()), float((current == 1).mean())
-    return PrevalenceChange(slice_column, slice_value, prev, cur, abs(cur - prev) > bounds.prevalence_delta)
+    prev, cur = int((previous == 1).sum()), int((current == 1).sum())
+    test = homogeneity_test(DriftBins(("1", "0"), (prev, len(previous) - prev), (cur, len(current) - cur)))
+    return PrevalenceChange(slice_column, slice_value, prev / len(previous), cur / len(current), test.p_value)
 
 
 def _checked_schema(previous_frame: Any, current_frame: Any, schema: Any) -> tuple[list[str], str | None, list[str]]:
@@ -295,11 +324,13 @@ def compare_dataset_versions(previous_frame: pd.DataFrame, current_frame: pd.Dat
             slice_groups.append((slice_column, value, prev_rows, cur_rows))
             raw += [_compare_column(c, role, kind, prev_rows[c], cur_rows[c], slice_column, value, bounds)
                     for c, role, kind in in_slices]
-    n_tests = sum(c.ks_p_value is not None for c in raw)
-    ks_level = bounds.ks_alpha / n_tests if n_tests else None
-    columns = tuple(_judged(c, bounds, ks_level or bounds.ks_alpha) for c in raw)
     prevalence: list[PrevalenceChange] = []
     if label and label in previous_frame.columns and _is_binary(previous_frame[label], current_frame[label], binary_label):
         groups = [("", "", previous_frame, current_frame), *slice_groups]
         prevalence = [p for s, v, prev, cur in groups if (p := _prevalence(prev[label], cur[label], s, v, bounds))]
-    return DatasetDriftReport(current_key, previous_key or None, bounds, columns, tuple(prevalence), ks_level, tuple(skipped))
+    # Bonferroni over every test of the report: KS, the binned homogeneity tests, the prevalence tests
+    n_tests = sum((c.ks_p_value is not None) + (c.binned_p_value is not None) for c in raw) + len(prevalence)
+    level = bounds.alpha / n_tests if n_tests else bounds.alpha
+    columns = tuple(_judged(c, bounds, level) for c in raw)
+    prevalence = [replace(p, drifted=p.p_value < level and abs(p.delta) > bounds.prevalence_delta) for p in prevalence]
+    return DatasetDriftReport(current_key, previous_key or None, bounds, columns, tuple(prevalence), level, tuple(skipped))

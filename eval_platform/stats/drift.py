@@ -70,6 +70,15 @@ class JensenShannonDistance:
 
 
 @dataclass(frozen=True)
+class Homogeneity:
+    """Pearson's chi-square test that both samples' bin shares are the same: ``statistic``, ``dof``, ``p_value``."""
+
+    statistic: float
+    dof: int
+    p_value: float
+
+
+@dataclass(frozen=True)
 class KolmogorovSmirnov:
     """Two-sided two-sample KS test: ``statistic`` is the largest gap between the two empirical CDFs."""
 
@@ -129,8 +138,7 @@ def drift_bins(reference: Any, current: Any, *, categorical: bool = False, bins:
     ref, cur = _sample(reference, "reference", True), _sample(current, "current", True)
     low, high = float(ref.min()), float(ref.max())
     if low == high:  # a constant reference: below it, at it, above it
-        names = (f"< {low:.6g}", f"= {low:.6g}", f"> {low:.6g}")
-        return DriftBins(names, *(tuple(int(np.sum(f(x))) for f in (lambda v: v < low, lambda v: v == low, lambda v: v > low))
+        return DriftBins((f"< {low:.6g}", f"= {low:.6g}", f"> {low:.6g}"), *(tuple(int(np.sum(f(x))) for f in (lambda v: v < low, lambda v: v == low, lambda v: v > low))
                                   for x in (ref, cur)))
     # inner edges: the reference's quantiles strictly between its minimum and maximum (fewer where it has ties)
     edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
@@ -198,6 +206,32 @@ def jensen_shannon_distance(reference: Any, current: Any, *, categorical: bool =
 
     divergence = min(max((kl(ref) + kl(cur)) / 2, 0.0), 1.0)  # rounding can step just outside [0, 1]
     return JensenShannonDistance(math.sqrt(divergence), divergence, binned)
+
+
+def homogeneity_test(bins: DriftBins) -> Homogeneity:
+    """Pearson's chi-square test of homogeneity of the two samples' counts over the same bins.
+
+    ``X2 = sum_{g, i} (O_gi - E_gi)^2 / E_gi`` with ``E_gi = n_g * (r_i + c_i) / (n_r + n_c)`` over the bins that are
+    not empty in both samples, and ``p = P(chi2_{k-1} >= X2)`` for ``k`` such bins (no continuity correction).
+    It says whether a PSI or Jensen-Shannon value is more than sampling noise: with no drift both shrink like
+    ``1 / n`` but are never 0, and ``PSI * n_r n_c / (n_r + n_c)`` is itself approximately ``chi2_{k-1}``.
+    Fewer than two non-empty bins: ``X2 = 0``, ``p = 1``.
+
+    >>> homogeneity_test(DriftBins(("a", "b"), (10, 10), (10, 10))).p_value
+    1.0
+    """
+    from scipy.stats import chi2
+
+    if not isinstance(bins, DriftBins):
+        raise InvalidInput("bins", f"must be DriftBins, got {type(bins).__name__}")
+    table = np.array([bins.reference_counts, bins.current_counts], dtype=float)
+    table = table[:, table.sum(axis=0) > 0]
+    dof = table.shape[1] - 1
+    if dof < 1 or (table.sum(axis=1) == 0).any():
+        return Homogeneity(0.0, max(dof, 0), 1.0)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    return Homogeneity(statistic, dof, float(chi2.sf(statistic, dof)))
 
 
 def ks_two_sample(reference: Any, current: Any) -> KolmogorovSmirnov:

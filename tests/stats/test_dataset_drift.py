@@ -37,8 +37,9 @@ def test_same_distribution_passes_and_every_comparison_is_reported():
     assert len(report.columns) == 4 + 2 * 3
     assert {(c.column, c.kind) for c in report.columns} == {("x", "numeric"), ("y", "numeric"), ("label", "categorical"),
                                                            ("segment", "categorical")}
-    # Bonferroni over the KS tests (x and y, overall and per segment: 6)
-    assert report.ks_level == pytest.approx(0.01 / 6)
+    # Bonferroni over every test: KS and chi-square for x and y, chi-square for label and segment, overall (6);
+    # per segment value the same for x, y and label (2 x 5); the prevalence overall and per segment (3)
+    assert report.test_level == pytest.approx(0.01 / 19)
     assert [(p.slice_column, p.slice_value) for p in report.prevalence] == [("", ""), ("segment", "a"), ("segment", "b")]
 
 
@@ -78,14 +79,14 @@ def test_a_small_shift_on_a_large_dataset_is_not_drift():
     rng = np.random.default_rng(3)
     report = compare_dataset_versions(frame(rng, 50_000), frame(rng, 50_000, x_shift=0.05), SCHEMA)
     x = by(report, "x")
-    assert x.ks_p_value < report.ks_level and x.ks_statistic < 0.1 and not x.drifted
+    assert x.ks_p_value < report.test_level and x.ks_statistic < 0.1 and not x.drifted
 
 
 def test_bounds_are_the_callers():
     rng = np.random.default_rng(4)
-    before, after = frame(rng, 1000), frame(rng, 1000, x_shift=0.05)
+    before, after = frame(rng, 5000), frame(rng, 5000, x_shift=0.15)
     assert not by(compare_dataset_versions(before, after, SCHEMA), "x").drifted
-    strict = DriftBounds(psi=0.001, js=1.0, ks_statistic=1.0)
+    strict = DriftBounds(psi=0.01, js=1.0, ks_statistic=1.0)
     assert by(compare_dataset_versions(before, after, SCHEMA, bounds=strict), "x").drifted
 
 
@@ -125,7 +126,7 @@ def test_a_first_version_has_nothing_to_compare():
     (lambda f: compare_dataset_versions(f, f, {**SCHEMA, "slice_columns": ["gone"]}), "schema.slice_columns"),
     (lambda f: DriftBounds(psi=-1), "bounds.psi"),
     (lambda f: DriftBounds(psi=math.inf), "bounds.psi"),
-    (lambda f: DriftBounds(ks_alpha=1.0), "bounds.ks_alpha"),
+    (lambda f: DriftBounds(alpha=1.0), "bounds.alpha"),
     (lambda f: DriftBounds(min_rows=0), "bounds.min_rows"),
     (lambda f: first_version("d@1").worst("auc"), "measure"),
 ])

@@ -9,7 +9,14 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.stats.drift import drift_bins, jensen_shannon_distance, ks_two_sample, population_stability_index
+from eval_platform.stats.drift import (
+    DriftBins,
+    drift_bins,
+    homogeneity_test,
+    jensen_shannon_distance,
+    ks_two_sample,
+    population_stability_index,
+)
 
 
 def test_psi_of_two_categories_matches_the_hand_computed_value():
@@ -124,3 +131,20 @@ def test_bad_input_names_the_argument(call, field):
 def test_missing_value_error_names_the_row():
     with pytest.raises(InvalidInput, match="row 2"):
         ks_two_sample([1.0, 2.0, float("nan")], [1.0])
+
+
+@pytest.mark.parametrize("current", [[3, 1, 8, 0], [5, 5, 5, 5], [0, 0, 0, 9]])
+def test_homogeneity_matches_scipy_chi2_contingency(current):
+    from scipy.stats import chi2_contingency
+
+    bins = DriftBins(("a", "b", "c", "d"), (4, 6, 5, 0), tuple(current))
+    ours = homogeneity_test(bins)
+    table = np.array([bins.reference_counts, current])
+    table = table[:, table.sum(axis=0) > 0]
+    reference = chi2_contingency(table, correction=False)
+    assert ours.statistic == pytest.approx(reference.statistic) and ours.p_value == pytest.approx(reference.pvalue)
+    assert ours.dof == reference.dof
+
+
+def test_homogeneity_of_a_single_bin_is_no_evidence():
+    assert homogeneity_test(DriftBins(("a",), (5,), (7,))).p_value == 1.0
