@@ -2,10 +2,7 @@
 
 import numpy as np
 import pytest
-import skops.io
 from scipy.stats import ks_2samp
-from sklearn.linear_model import LogisticRegression
-from sklearn.tree import DecisionTreeClassifier
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.states import RuleOutcome, Verdict
@@ -106,25 +103,21 @@ def _evaluate(service, model_key):
     return runner.finish_runs(service, model_key, runs)
 
 
-def test_gate_on_a_drifted_dataset_version_and_on_prediction_drift(platform, tmp_path, breast_cancer):
-    x_train, y_train, frame = breast_cancer
+def test_gate_on_a_drifted_dataset_version_and_on_prediction_drift(platform, model_files, breast_cancer):
+    _, _, frame = breast_cancer
     register = lambda rows: platform.register_dataset("bc", rows, task_type="binary_classification",  # noqa: E731
                                                       label_policy="human_reviewed", slice_columns=["tumour_size"])
     register(frame)
     platform.register_suite({**SUITE, "gate": {**SUITE["gate"], "rules": [
         {"metric": "roc_auc", "min": 0.5}, {"drift": "psi", "max": 0.25}, {"prediction_drift": "psi", "max": 0.1}]}})
-    paths = {}
-    for name, model in {"good": LogisticRegression(max_iter=5000), "stump": DecisionTreeClassifier(max_depth=1, random_state=0)}.items():
-        paths[name] = tmp_path / f"{name}.skops"
-        skops.io.dump(model.fit(x_train.to_numpy(), y_train.to_numpy()), paths[name])
-    platform.register_model("detector", paths["good"], eval_plan=[("bc", "drift-guarded")])
+    platform.register_model("detector", model_files["logistic_regression"], eval_plan=[("bc", "drift-guarded")])
     first = _evaluate(platform, "detector@1")
     assert first.decision == Verdict.PASS  # first dataset version, first model version: both drift rules satisfied
     assert "prediction_drift" not in platform.runs("detector@1")[0].comparison  # no baseline: nothing computed
 
     # the candidate (a one-split stump) scores very differently from the promoted baseline on the same examples
     releases.promote(platform, "detector@1", promoted_by="tester")
-    platform.register_model("detector", paths["stump"])
+    platform.register_model("detector", model_files["decision_stump"])
     decision = _evaluate(platform, "detector@2")
     [reason] = [r for r in decision.reasons[0]["reasons"] if r.get("kind") == "prediction_drift"]
     assert reason["outcome"] == Verdict.FAIL and decision.decision == Verdict.FAIL
