@@ -4,8 +4,9 @@ and a current one: population stability index, Jensen-Shannon distance and the t
 PSI and Jensen-Shannon compare *binned* distributions. :func:`drift_bins` bins both samples the same way:
 
 * categorical values (strings, booleans, class labels): one bin per value seen in either sample, in sorted order;
-* numeric values: ``bins`` equal-mass bins of the reference sample, cut at its inner quantiles (fewer where the
-  reference has ties); bins are right-closed, ``(e[j-1], e[j]]``, and the outermost ones open-ended, so values of
+* numeric values: ``bins`` equal-mass bins of the reference sample, cut at its inner quantiles (each taken as
+  the reference value at or below it, so no bin is empty in the reference; fewer bins where the reference has
+  ties, at least two unless it is constant); bins are right-closed, ``(e[j-1], e[j]]``, and the outermost ones open-ended, so values of
   the current sample beyond the reference's range count in them. (Separate below-minimum and above-maximum
   bins were tried and rejected: the reference has none there by construction, so the few new extremes any
   fresh sample has would dominate the PSI.) A constant reference ``v`` has three bins: ``< v``, ``= v``, ``> v``.
@@ -138,11 +139,16 @@ def drift_bins(reference: Any, current: Any, *, categorical: bool = False, bins:
     ref, cur = _sample(reference, "reference", True), _sample(current, "current", True)
     low, high = float(ref.min()), float(ref.max())
     if low == high:  # a constant reference: below it, at it, above it
-        return DriftBins((f"< {low:.6g}", f"= {low:.6g}", f"> {low:.6g}"), *(tuple(int(np.sum(f(x))) for f in (lambda v: v < low, lambda v: v == low, lambda v: v > low))
-                                  for x in (ref, cur)))
-    # inner edges: the reference's quantiles strictly between its minimum and maximum (fewer where it has ties)
-    edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
-    edges = edges[(edges > low) & (edges < high)] if len(edges) > 1 else edges
+        def three(x: np.ndarray) -> tuple[int, ...]:
+            return int(np.sum(x < low)), int(np.sum(x == low)), int(np.sum(x > low))
+
+        return DriftBins((f"< {low:.6g}", f"= {low:.6g}", f"> {low:.6g}"), three(ref), three(cur))
+    # right edges: the reference's inner quantiles below its maximum (fewer where it has ties: a 0/1 feature
+    # has the one edge 0); when every quantile is the maximum, the largest value below it
+    edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, n_bins + 1)[1:-1], method="lower"))
+    edges = edges[edges < high]
+    if not len(edges) and n_bins > 1:
+        edges = np.array([ref[ref < high].max()])
     names = ([f"<= {edges[0]:.6g}"] + [f"({a:.6g}, {b:.6g}]" for a, b in zip(edges[:-1], edges[1:], strict=True)]
              + [f"> {edges[-1]:.6g}"]) if len(edges) else ["all"]
 

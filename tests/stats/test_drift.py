@@ -39,10 +39,10 @@ def test_psi_smooths_an_empty_bin_with_epsilon():
 
 
 def test_numeric_bins_are_the_reference_quantiles_open_at_both_ends():
-    reference = np.arange(1, 11)  # quartiles of 1..10: 3.25, 5.5, 7.75
+    reference = np.arange(1, 11)  # quartiles of 1..10, each the reference value at or below it: 3, 5, 7
     current = [0, 3, 6, 10, 11, 12]
     binned = drift_bins(reference, current, bins=4)
-    assert binned.labels == ("<= 3.25", "(3.25, 5.5]", "(5.5, 7.75]", "> 7.75")
+    assert binned.labels == ("<= 3", "(3, 5]", "(5, 7]", "> 7")
     assert binned.reference_counts == (3, 2, 2, 3)
     assert binned.current_counts == (2, 0, 1, 3)  # 0 and 12 fall in the open-ended outer bins
     # hand-computed PSI over those four bins (eps 1e-4)
@@ -148,3 +148,31 @@ def test_homogeneity_matches_scipy_chi2_contingency(current):
 
 def test_homogeneity_of_a_single_bin_is_no_evidence():
     assert homogeneity_test(DriftBins(("a",), (5,), (7,))).p_value == 1.0
+
+
+def test_prediction_drift_of_scores_and_of_classes():
+    from eval_platform.stats.comparison import prediction_drift
+
+    rng = np.random.default_rng(9)
+    baseline, candidate = rng.beta(2, 5, 300), rng.beta(3, 3, 300)
+    candidate[:4] = np.nan  # examples the candidate did not score are left out of both
+    record = prediction_drift(candidate, baseline)
+    reference = ks_2samp(baseline[4:], candidate[4:], method="asymp")
+    assert record["ks_statistic"] == pytest.approx(reference.statistic) and record["ks_p_value"] == pytest.approx(reference.pvalue)
+    assert (record["n_examples"], record["n_missing"], record["kind"]) == (296, 4, "numeric")
+    assert record["psi"] == pytest.approx(population_stability_index(baseline[4:], candidate[4:]).value)
+
+    classes = prediction_drift(np.array(["a"] * 90 + ["b"] * 10, dtype=object), np.array(["a", "b"] * 50, dtype=object),
+                               categorical=True, column="prediction")
+    assert classes["psi"] == pytest.approx(0.4 * math.log(1.8) + 0.4 * math.log(5), rel=1e-3) and classes["ks_statistic"] is None
+    with pytest.raises(InvalidInput) as error:
+        prediction_drift(np.zeros(3), np.zeros(4))
+    assert error.value.field == "baseline"
+    assert prediction_drift(np.full(3, np.nan), np.zeros(3))["psi"] is None
+
+
+def test_a_binary_feature_gets_two_bins_however_skewed():
+    assert drift_bins([0] * 70 + [1] * 30, [0] * 30 + [1] * 70).labels == ("<= 0", "> 0")
+    skewed = drift_bins([0] * 5 + [1] * 95, [0] * 50 + [1] * 50)
+    assert skewed.reference_counts == (5, 95) and skewed.current_counts == (50, 50)
+    assert population_stability_index([0] * 5 + [1] * 95, [0] * 50 + [1] * 50).value > 1
