@@ -230,15 +230,15 @@ def numeric_bins(n_rows: int) -> int:
 
 def _judged(drift: ColumnDrift, bounds: DriftBounds, level: float) -> ColumnDrift:
     reasons = []
-    significant = drift.binned_p_value is not None and drift.binned_p_value < level
-    evidence = f" (chi-square p {drift.binned_p_value:.3g} < {level:.3g})" if significant else ""
-    if significant and drift.psi is not None and drift.psi > bounds.psi:
-        reasons.append(f"PSI {drift.psi:.4g} > {bounds.psi:g}" + evidence)
-    if significant and drift.js is not None and drift.js > bounds.js:
-        reasons.append(f"Jensen-Shannon {drift.js:.4g} > {bounds.js:g}" + evidence)
+    if drift.binned_p_value is not None and drift.binned_p_value < level:
+        beyond = [f"{name} {value:.4g} > {bound:g}" for name, value, bound in (("PSI", drift.psi, bounds.psi),
+                                                                              ("Jensen-Shannon", drift.js, bounds.js))
+                  if value is not None and value > bound]
+        if beyond:
+            reasons.append(", ".join(beyond) + f" (chi-square p {drift.binned_p_value:.3g} < {level:.3g})")
     if (drift.ks_statistic is not None and drift.ks_p_value is not None and drift.ks_p_value < level
             and drift.ks_statistic > bounds.ks_statistic):
-        reasons.append(f"KS statistic {drift.ks_statistic:.4g} > {bounds.ks_statistic:g} with p {drift.ks_p_value:.3g} < {level:.3g}")
+        reasons.append(f"KS statistic {drift.ks_statistic:.4g} > {bounds.ks_statistic:g} (p {drift.ks_p_value:.3g} < {level:.3g})")
     if not reasons:
         return drift
     return replace(drift, reasons=tuple(reasons), drifted=True)
