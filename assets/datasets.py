@@ -7,8 +7,10 @@ from eval_platform.core.states import DatasetStatus
 from eval_platform.core.tasks import get_task_type
 from eval_platform.datasets.leakage import DuplicateReport
 from eval_platform.datasets.validation import CHECKS, VALIDATION_VERSION, validate_frame
+from eval_platform.platform.dataset_drift import drift_from_previous
 from eval_platform_dagster.assets.partitions import dataset_versions
 from eval_platform_dagster.assets.platform import PLATFORM, platform_of
+from eval_platform_dagster.assets.rendering import drift_summary, render_dataset_drift
 
 _CHECK_DESCRIPTIONS = {
     "required_columns": "The columns the task type needs are present.",
@@ -21,6 +23,8 @@ _CHECK_DESCRIPTIONS = {
 NOT_CONTAMINATED = "not_contaminated"
 #: Warns (never blocks) on exact duplicate examples: within the version, between slices, with earlier versions.
 NO_EXACT_DUPLICATES = "no_exact_duplicates"
+#: Warns when the version's features, labels, prevalence or slices drifted from the previous active version.
+NO_DRIFT = "no_drift_from_previous"
 
 
 @dg.asset(
@@ -35,9 +39,12 @@ NO_EXACT_DUPLICATES = "no_exact_duplicates"
     ] + [dg.AssetCheckSpec(NOT_CONTAMINATED, asset="eval_dataset", partitions_def=dataset_versions,
                            description="The dataset version has not been marked contaminated (re-evaluated by the "
                                        "incident sensor when it is).")]
-      + [dg.AssetCheckSpec(NO_EXACT_DUPLICATES, asset="eval_dataset", partitions_def=dataset_versions, blocking=False,
+    + [dg.AssetCheckSpec(NO_EXACT_DUPLICATES, asset="eval_dataset", partitions_def=dataset_versions, blocking=False,
                            description="No two examples have the same content hash (input columns): within the version, "
-                                       "between values of a slice column, or with an earlier version of the dataset.")],
+                                       "between values of a slice column, or with an earlier version of the dataset.")]
+    + [dg.AssetCheckSpec(NO_DRIFT, asset="eval_dataset", partitions_def=dataset_versions, blocking=False,
+                         description="Features, label, prevalence and slices match the previous active version of the "
+                                     "dataset (PSI, Jensen-Shannon, two-sample KS; eval_platform.stats.dataset_drift).")],
     required_resource_keys=PLATFORM,
 )
 def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -58,6 +65,9 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     checks.append(dg.AssetCheckResult(check_name=NOT_CONTAMINATED, passed=record.status == DatasetStatus.ACTIVE,
                                       metadata={"status": str(record.status), "reason": record.status_reason or "-"}))
     checks.append(_no_exact_duplicates(platform.duplicates_of(record)))
+    drift = drift_from_previous(platform, record)
+    checks.append(dg.AssetCheckResult(check_name=NO_DRIFT, passed=drift.passed, severity=dg.AssetCheckSeverity.WARN,
+                                      metadata=render_dataset_drift(drift)))
     return dg.MaterializeResult(
         metadata={
             "dataset": record.key,
@@ -69,6 +79,7 @@ def eval_dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "dagster/row_count": record.row_count,
             "artifact": dg.MetadataValue.path(platform.store.uri("datasets", record.content_hash)),
             "columns": dg.MetadataValue.json(record.schema),
+            **drift_summary(drift),
         },
         check_results=checks,
         data_version=dg.DataVersion(record.content_hash),

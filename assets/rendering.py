@@ -18,6 +18,7 @@ from eval_platform.gates.rules import GateDecision
 from eval_platform.metrics.curves import png_markdown
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun, GateOverride
+from eval_platform.stats.dataset_drift import ColumnDrift, DatasetDriftReport
 
 Metadata = dict[str, Any]
 
@@ -211,3 +212,62 @@ def render_gate(platform: EvalPlatform, decision: GateDecision, override: GateOv
         "plots": dg.MetadataValue.md("\n\n".join(_curve_plots(platform, runs)) or "no curves"),
         "reasons_json": dg.MetadataValue.json(plain(decision.reasons)),
     }
+
+
+def _drift_row(c: ColumnDrift) -> str:
+    slice_text = f"{c.slice_column}={c.slice_value}" if c.slice_column else "all"
+    ks = f"{number(c.ks_statistic)} (p {c.ks_p_value:.3g})" if c.ks_statistic is not None and c.ks_p_value is not None else "-"
+    verdict = "**drifted**: " + "; ".join(c.reasons) if c.drifted else ("; ".join(c.reasons) or "ok")
+    return (f"| {c.column} | {c.role} | {c.kind} | {slice_text} | {c.n_previous} -> {c.n_current} | {number(c.psi)} | "
+            f"{number(c.js)} | {ks} | {verdict} |")
+
+
+def _drift_table(report: DatasetDriftReport) -> str:
+    """One row per compared column (overall first, then per slice value), drifted rows first within each."""
+    if report.previous_key is None:
+        return f"{report.current_key} is the first active version of its dataset: nothing to compare with."
+    lines = [f"{report.current_key} against {report.previous_key}", "",
+             "| column | role | kind | slice | rows | PSI | Jensen-Shannon | KS statistic | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ordered = sorted(report.columns, key=lambda c: (c.slice_column != "", c.slice_column, c.slice_value, not c.drifted))
+    lines += [_drift_row(c) for c in ordered]
+    if report.prevalence:
+        lines += ["", "| prevalence | previous | current | change |", "|---|---|---|---|"]
+        lines += [f"| {f'{p.slice_column}={p.slice_value}' if p.slice_column else 'all'} | {p.previous:.4f} | {p.current:.4f} | "
+                  f"{p.delta:+.4f}{' **drifted**' if p.drifted else ''} |" for p in report.prevalence]
+    if report.skipped:
+        lines += ["", "Not compared: " + "; ".join(report.skipped)]
+    return "\n".join(lines)
+
+
+def drift_summary(report: DatasetDriftReport) -> Metadata:
+    """The dataset asset's drift metadata: the version compared with and the largest PSI (numeric, so the UI
+    plots it across versions)."""
+    worst = report.worst("psi", "")
+    out: Metadata = {"drift_previous_version": report.previous_key or "none (first version)",
+                     "drift_passed": report.passed}
+    if worst is not None and worst.psi is not None:
+        out["drift_max_psi"] = dg.MetadataValue.float(float(worst.psi))
+        out["drift_max_psi_column"] = worst.column
+    return out
+
+
+def render_dataset_drift(report: DatasetDriftReport) -> Metadata:
+    """The drift check's metadata: the verdict, the drifted comparisons, and the table of every column."""
+    drifted = [f"{c.where}: {'; '.join(c.reasons)}" for c in report.drifted]
+    drifted += [f"prevalence ({p.slice_column}={p.slice_value})" if p.slice_column else "prevalence"
+                for p in report.prevalence if p.drifted]
+    out: Metadata = {
+        "previous_version": report.previous_key or "none",
+        "note": ("first version of the dataset: nothing to compare with" if report.previous_key is None
+                 else f"{len(drifted)} drifted comparison(s) of {len(report.columns) + len(report.prevalence)}"),
+        "drifted": dg.MetadataValue.json(drifted),
+        "drift": dg.MetadataValue.md(_drift_table(report)),
+        "bounds": dg.MetadataValue.json(report.as_json()["bounds"]),
+    }
+    for measure in ("psi", "js", "ks_statistic"):
+        worst = report.worst(measure)
+        if worst is not None:
+            out[f"max_{measure}"] = dg.MetadataValue.float(float(getattr(worst, measure)))
+            out[f"max_{measure}_where"] = worst.where
+    return out

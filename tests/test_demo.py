@@ -27,6 +27,9 @@ def test_demo_runs_and_is_idempotent(demo_run):
     assert "SRM: chi2" in out and "(ok)" in out and "primary click (treatment): treatment_better" in out
     assert "online gate of breast-cancer-detector@2: pass" in out
     assert "promoted version of breast-cancer-detector: 2" in out
+    # a second version of a dataset: the eval_dataset drift check compares it with the first, through Dagster
+    assert ("eval_dataset[breast-cancer-remeasured@2] check no_drift_from_previous: WARNING (non-blocking), "
+            "against breast-cancer-remeasured@1") in out and "drifted: mean_radius:" in out
     # two teams, one refusal: beta may not register a version of alpha's model name
     assert "beta registers a new version of breast-cancer-detector: HTTP 403 (name): model 'breast-cancer-detector' belongs to another team" in out
     assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)

@@ -204,6 +204,8 @@ class Comparison:
     baseline_reevaluated: bool = False
     #: per pairwise metric: the pairwise judge's record
     pairwise: dict[str, Record] | None = None
+    #: the candidate's predictions against the baseline's (PSI, Jensen-Shannon, KS), when a rule bounds it
+    prediction_drift: Record | None = None
 
     def deltas(self) -> dict[str, MetricComparison]:
         return {name: metric_comparison(c) for name, c in self.metrics.items()}
@@ -223,6 +225,8 @@ class Comparison:
         record["baseline_run_id"] = self.baseline_run_id
         if self.pairwise is not None:
             record["pairwise"] = self.pairwise
+        if self.prediction_drift is not None:
+            record["prediction_drift"] = self.prediction_drift
         return record
 
     @classmethod
@@ -230,7 +234,7 @@ class Comparison:
         return cls(run_id, record.get("baseline_model"), BaselineState(record.get("baseline_state", BaselineState.NONE)),
                    record.get("baseline_run_id"), dict(record.get("metrics") or {}), dict(record.get("slices") or {}),
                    dict(record.get("regressions") or {}), record.get("stale_baseline_run_id"),
-                   bool(record.get("baseline_reevaluated")), record.get("pairwise"))
+                   bool(record.get("baseline_reevaluated")), record.get("pairwise"), record.get("prediction_drift"))
 
 
 def metric_comparison(entry: Mapping[str, Any]) -> MetricComparison:

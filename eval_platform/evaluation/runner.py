@@ -34,14 +34,27 @@ from eval_platform.evaluation.results import (
     metric_comparison,
 )
 from eval_platform.gates.blockers import Blocker, BlockerKind
-from eval_platform.gates.rules import CORRECTNESS_METRICS, OVERALL, GateDecision, Observation, combine, decide
+from eval_platform.gates.rules import (
+    CORRECTNESS_METRICS,
+    DATASET_DRIFT,
+    DRIFT_MEASURES,
+    OVERALL,
+    PREDICTION_DRIFT,
+    DriftObservation,
+    DriftRule,
+    GateDecision,
+    Observation,
+    combine,
+    decide,
+)
 from eval_platform.metrics.curves import curves_png, pr_curve_table, roc_curve_table
 from eval_platform.metrics.perplexity import perplexity_reports
+from eval_platform.platform.dataset_drift import drift_from_previous
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
 from eval_platform.registry.schema import utcnow
 from eval_platform.stats import bootstrap
-from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap, point_delta
+from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap, point_delta, prediction_drift
 
 
 # step 2: metric table -----------------------------------------------------------------------------------
@@ -175,7 +188,25 @@ def _compare_runs(platform: EvalPlatform, run: EvalRun, baseline: EvalRun, suite
         metrics.update({name: _preference_comparison(record) for name in pairwise})
     return replace(comparison, metrics=metrics, pairwise=pairwise,
                    slices=_compare_slices(platform, suite, run, baseline, cand_frame, base_frame, schema, dataset.task_type),
-                   regressions=_regressions(suite, cand_frame, ids, cand, base))
+                   regressions=_regressions(suite, cand_frame, ids, cand, base),
+                   prediction_drift=_prediction_drift(suite, cand_frame, base_frame, dataset.task_type))
+
+
+def _drift_rules(suite) -> set[str]:
+    return {rule.kind for rule in suite.rules if isinstance(rule, DriftRule)}
+
+
+def _prediction_drift(suite, cand_frame: pd.DataFrame, base_frame: pd.DataFrame, task_type: str) -> Record | None:
+    """The candidate's scores (or classes) against the baseline's on the same examples, row for row; only for
+    a suite with a ``prediction_drift`` rule, so the stored comparison of any other suite is unchanged."""
+    if PREDICTION_DRIFT not in _drift_rules(suite):
+        return None
+    if "score" in cand_frame.columns and "score" in base_frame.columns:
+        return prediction_drift(cand_frame["score"].to_numpy(np.float64), base_frame["score"].to_numpy(np.float64))
+    if task_type == "multiclass_classification":
+        return prediction_drift(cand_frame["prediction"].to_numpy(dtype=object), base_frame["prediction"].to_numpy(dtype=object),
+                                categorical=True, column="prediction")
+    return {"column": None, "note": f"no prediction score to compare for task type {task_type}"}
 
 
 def _attach_judge_scores(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict,
@@ -361,6 +392,24 @@ def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
     return blockers
 
 
+def _drift_observations(platform: EvalPlatform, run: EvalRun, suite, comparison: Comparison) -> dict[str, DriftObservation]:
+    """What the suite's drift rules decide on (nothing is measured for a suite without one): the run's dataset
+    version against its previous active version, the candidate's predictions against the baseline's."""
+    kinds = _drift_rules(suite)
+    observations = {}
+    if DATASET_DRIFT in kinds:
+        report = drift_from_previous(platform, platform.dataset(run.dataset_key))
+        observations[DATASET_DRIFT] = DriftObservation(report.previous_key, {
+            measure: (float(getattr(worst, measure)), worst.where) for measure in DRIFT_MEASURES
+            if (worst := report.worst_beyond_noise(measure)) is not None}, report.measured())
+    if PREDICTION_DRIFT in kinds and comparison.prediction_drift is not None:
+        record = comparison.prediction_drift
+        observations[PREDICTION_DRIFT] = DriftObservation(comparison.baseline_run_id, {
+            measure: (float(record[measure]), f"predictions ({record['column']})") for measure in DRIFT_MEASURES
+            if record.get(measure) is not None}, frozenset(m for m in DRIFT_MEASURES if record.get(m) is not None))
+    return observations
+
+
 def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
     """The gate of one run: its suite's rules on what it measured and how it compares, unless a blocker stops it."""
     run = platform.run(run.run_id)
@@ -368,7 +417,7 @@ def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
     comparison = Comparison.from_record(run.run_id, run.comparison or {})
     blockers = [blocker.message for blocker in gate_blockers(platform, run)]
     decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, _observations(run),
-                      comparison.baseline_state, suite.require_baseline, blockers)
+                      comparison.baseline_state, suite.require_baseline, blockers, _drift_observations(platform, run, suite, comparison))
     platform.record_gate(GateScope.RUN, run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
     return decision
 

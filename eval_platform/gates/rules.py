@@ -21,6 +21,20 @@ Rules (each names one of the suite's metrics; direction comes from the metric's 
 * ``{metric: accuracy, max_regressions: 0}``: on a regression suite of known failures, at most N examples
   the baseline got right may be wrong for the candidate; the reason lists the ones that regressed.
 
+Drift rules (no metric; :class:`DriftRule`):
+
+* ``{drift: psi, max: 0.25}``: the dataset version the run evaluated must not have drifted from the previous
+  active version of its dataset beyond ``max`` on any compared column (overall or in a slice value) for the
+  measure named (``psi``, ``js`` or ``ks_statistic``; eval_platform.stats.dataset_drift). Beyond the bound is
+  ``no_decision`` (the run's numbers are not comparable with earlier releases: a person decides), naming the
+  column and the value; a first version (nothing to compare with) satisfies the rule, with a note. Only
+  differences beyond sampling noise count (the report's tests, Bonferroni-corrected): a small slice's PSI is
+  large by chance alone.
+* ``{prediction_drift: psi, max: 0.1}``: the candidate's prediction scores on the dataset must not have moved
+  from the baseline's on the same examples beyond ``max`` (``fail``; the raw value: the two score samples are
+  paired, so the independent-sample tests do not apply); without a baseline it is handled like
+  any baseline rule (not applicable to a first version, ``no_decision`` when a baseline is missing).
+
 Judge metrics: a rule on a judge metric computed on a stratified sample decides on the estimate, and is
 ``no_decision`` when its confidence interval is undefined. A metric defined only against a baseline (the
 pairwise ``judge_preference``: candidate vs baseline, 0.5 = no preference, compared as ``preference - 0.5``
@@ -93,6 +107,42 @@ class GateRule:
         return out
 
 
+#: drift rule kinds: the dataset's drift from its previous version, the candidate's predictions' from the baseline's
+DATASET_DRIFT, PREDICTION_DRIFT = "drift", "prediction_drift"
+DRIFT_MEASURES = ("psi", "js", "ks_statistic")
+
+
+@dataclass(frozen=True)
+class DriftRule(GateRule):
+    """A bound on a drift measure (see the module's docstring); ``kind`` is ``drift`` or ``prediction_drift``."""
+
+    measure: str = "psi"
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.kind == PREDICTION_DRIFT
+
+    def _describe(self) -> str:
+        what = "dataset drift from the previous version" if self.kind == DATASET_DRIFT else "prediction drift from the baseline"
+        return f"{what}: {self.measure} <= {self.threshold:g}"
+
+    def as_json(self) -> dict:
+        return {self.kind: self.measure, "max": self.threshold}
+
+
+@dataclass(frozen=True)
+class DriftObservation:
+    """What a drift rule decides on: per measure, the largest value that counts and where it was (a column, a slice).
+
+    ``compared_with`` is the previous dataset version or the baseline run; None: there was nothing to compare
+    with (a first version). ``measured`` names the measures computed at all; a measured one missing from
+    ``largest`` had no value that counts (for a dataset: no difference beyond sampling noise)."""
+
+    compared_with: str | None
+    largest: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    measured: frozenset[str] = frozenset()
+
+
 def parse_rules(raw: Any, metrics: Mapping[str, MetricDefinition]) -> tuple[GateRule, ...]:
     if not isinstance(raw, list):
         raise InvalidInput("gate.rules", "must be a list")
@@ -102,6 +152,8 @@ def parse_rules(raw: Any, metrics: Mapping[str, MetricDefinition]) -> tuple[Gate
 def _parse_rule(field_name: str, entry: Any, metrics: Mapping[str, MetricDefinition]) -> GateRule:
     if not isinstance(entry, Mapping):
         raise InvalidInput(field_name, "must be a mapping")
+    if DATASET_DRIFT in entry or PREDICTION_DRIFT in entry:
+        return _parse_drift_rule(field_name, entry)
     metric = entry.get("metric")
     if not isinstance(metric, str) or metric not in metrics:
         raise InvalidInput(f"{field_name}.metric", f"{metric!r} is not a metric of this suite; suite metrics: {sorted(metrics)}")
@@ -119,6 +171,22 @@ def _parse_rule(field_name: str, entry: Any, metrics: Mapping[str, MetricDefinit
     if not isinstance(slice_column, str):
         raise InvalidInput(f"{field_name}.slice", "must be a column name")
     return GateRule(metric, kind, float(threshold), mode, min_examples, slice_column)
+
+
+def _parse_drift_rule(field_name: str, entry: Mapping) -> DriftRule:
+    kind = DATASET_DRIFT if DATASET_DRIFT in entry else PREDICTION_DRIFT
+    extra = sorted(set(entry) - {kind, "max"})
+    if extra:
+        raise InvalidInput(field_name, f"a {kind} rule has only {kind} and max; unknown field(s) {extra}")
+    measure = entry[kind]
+    if measure not in DRIFT_MEASURES:
+        raise InvalidInput(f"{field_name}.{kind}", f"must be one of {', '.join(DRIFT_MEASURES)}, got {measure!r}")
+    if "max" not in entry:
+        raise InvalidInput(f"{field_name}.max", "a drift rule needs its bound")
+    threshold = _rule_threshold(field_name, "max", entry["max"])
+    if threshold < 0:
+        raise InvalidInput(f"{field_name}.max", "a drift bound must be >= 0")
+    return DriftRule("", kind, float(threshold), measure=measure)
 
 
 def _rule_kind(field_name: str, entry: Mapping) -> str:
@@ -302,18 +370,23 @@ def decide(
     baseline_state: str,
     require_baseline: bool,
     blockers: Sequence[str] = (),
+    drift: Mapping[str, DriftObservation] | None = None,
 ) -> GateDecision:
     """Combine rule outcomes. Blockers and missing information give ``no_decision``; otherwise any failed
     rule gives ``fail``; ``pass`` needs every rule to pass (and at least one rule).
 
     ``observations`` maps ``(metric, slice_column, slice_value)`` to what was measured; a rule with a
-    ``slice`` is checked on every value of its slice column (none at all is ``no_decision``).
+    ``slice`` is checked on every value of its slice column (none at all is ``no_decision``). ``drift`` maps
+    ``drift`` / ``prediction_drift`` to what the suite's drift rules decide on (missing: ``no_decision``).
     """
     reasons = [{"rule": "precondition", "outcome": Verdict.NO_DECISION, "message": b} for b in blockers]
     missing_baseline = require_baseline and baseline_state != BaselineState.OK
     if missing_baseline:
         reasons.append({"rule": "baseline required", "outcome": Verdict.NO_DECISION, "message": f"baseline is {baseline_state}"})
     for rule in rules:
+        if isinstance(rule, DriftRule):
+            reasons.append(drift_reason(rule, (drift or {}).get(rule.kind), baseline_state, require_baseline))
+            continue
         reasons += _rule_reasons(rule, definitions[rule.metric], observations, baseline_state, require_baseline)
     if blockers or missing_baseline:
         return GateDecision(Verdict.NO_DECISION, reasons)
@@ -334,6 +407,38 @@ def _rule_reasons(rule: GateRule, definition: MetricDefinition, observations: Ma
         return [{"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": Verdict.NO_DECISION,
                  "message": f"no slice values of {rule.slice!r} were measured"}]
     return [evaluate_rule(rule, definition, observations[key], baseline_state, f"{key[1]}={key[2]}") for key in slices]
+
+
+def drift_reason(rule: DriftRule, observation: DriftObservation | None, baseline_state: str, require_baseline: bool) -> dict:
+    """A drift rule's outcome: within the bound passes; a dataset's drift beyond it is ``no_decision`` and a
+    prediction drift beyond it ``fail``, naming where and how much."""
+    reason: dict[str, Any] = {"rule": rule.describe(), "kind": rule.kind, "measure": rule.measure, "threshold": rule.threshold}
+
+    def outcome(verdict: str, message: str, observed: float | None = None) -> dict:
+        return {**reason, "outcome": verdict, "message": message, "observed": observed}
+
+    if rule.kind == PREDICTION_DRIFT and baseline_state != BaselineState.OK:
+        if baseline_state == BaselineState.NONE and not require_baseline:
+            return outcome(RuleOutcome.NOT_APPLICABLE, "no baseline exists yet for this model name (first version)")
+        return outcome(Verdict.NO_DECISION, f"needs a baseline; baseline is {baseline_state}")
+    if observation is None:
+        return outcome(Verdict.NO_DECISION, f"{rule.kind} was not measured for this run")
+    reason["compared_with"] = observation.compared_with
+    if observation.compared_with is None:
+        return outcome(Verdict.PASS, "first version of the dataset: nothing to compare with")
+    if rule.measure not in observation.measured:
+        return outcome(Verdict.NO_DECISION, f"no {rule.measure} was measured against {observation.compared_with}")
+    largest = observation.largest.get(rule.measure)
+    if largest is None:
+        return outcome(Verdict.PASS, f"no {rule.measure} difference beyond sampling noise against {observation.compared_with}")
+    if not _finite(largest[0]):
+        return outcome(Verdict.NO_DECISION, f"{rule.measure} is undefined against {observation.compared_with}")
+    value, where = largest
+    if value <= rule.threshold:
+        return outcome(Verdict.PASS, f"largest {rule.measure} {value:.4g} ({where}) <= {rule.threshold:g} "
+                                     f"against {observation.compared_with}", value)
+    verdict = Verdict.NO_DECISION if rule.kind == DATASET_DRIFT else Verdict.FAIL
+    return outcome(verdict, f"{rule.measure} {value:.4g} of {where} > {rule.threshold:g} against {observation.compared_with}", value)
 
 
 def _decision_of(reasons: list[dict]) -> Verdict:

@@ -19,6 +19,7 @@ import numpy as np
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.base import Columns, MetricDefinition
+from eval_platform.stats.drift import jensen_shannon_distance, ks_two_sample, population_stability_index
 
 
 def _take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
@@ -147,3 +148,31 @@ def mcnemar_exact(candidate_correct: np.ndarray, baseline_correct: np.ndarray) -
     discordant = only_candidate + only_baseline
     p_value = 1.0 if discordant == 0 else float(binomtest(only_candidate, discordant, 0.5).pvalue)
     return {"only_candidate_correct": only_candidate, "only_baseline_correct": only_baseline, "p_value": p_value}
+
+
+def prediction_drift(candidate: np.ndarray, baseline: np.ndarray, categorical: bool = False, column: str = "score") -> dict:
+    """How far the candidate's predictions on the dataset moved from the baseline's on the same examples:
+    PSI (on the baseline's quantile bins, or per class), base-2 Jensen-Shannon distance and, for numeric
+    scores, the two-sample KS statistic and p-value (eval_platform.stats.drift). Rows where either model has
+    no prediction are left out and counted in ``n_missing``; with none left every measure is None."""
+    candidate, baseline = np.asarray(candidate), np.asarray(baseline)
+    if candidate.shape != baseline.shape or candidate.ndim != 1:
+        raise InvalidInput("baseline", "candidate and baseline predictions must be one value per example of the same dataset")
+    present = ~(_missing(candidate) | _missing(baseline))
+    record: dict = {"column": column, "kind": "categorical" if categorical else "numeric", "n_examples": int(present.sum()),
+                    "n_missing": int((~present).sum()), "psi": None, "js": None, "ks_statistic": None, "ks_p_value": None}
+    if not present.any():
+        return record
+    cand, base = candidate[present], baseline[present]
+    record["psi"] = population_stability_index(base, cand, categorical=categorical).value
+    record["js"] = jensen_shannon_distance(base, cand, categorical=categorical).value
+    if not categorical:
+        ks = ks_two_sample(base, cand)
+        record.update(ks_statistic=ks.statistic, ks_p_value=ks.p_value)
+    return record
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f":
+        return ~np.isfinite(values)
+    return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values], dtype=bool)

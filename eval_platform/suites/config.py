@@ -115,8 +115,20 @@ class GateRuleSpec(BaseModel):
     slice: str = ""
 
 
+class DriftRuleSpec(BaseModel):
+    """A drift rule (for the schema): exactly one of ``drift`` (the dataset version against its previous
+    version) and ``prediction_drift`` (the candidate's scores against the baseline's), naming the measure, and
+    ``max``, its bound."""
+
+    model_config = ConfigDict(extra="forbid", title="DriftRule")
+
+    drift: Literal["psi", "js", "ks_statistic"] | SkipJsonSchema[None] = None
+    prediction_drift: Literal["psi", "js", "ks_statistic"] | SkipJsonSchema[None] = None
+    max: float = Field(ge=0)
+
+
 def _rules_schema() -> dict[str, Any]:
-    return {"type": "array", "items": GateRuleSpec.model_json_schema()}
+    return {"type": "array", "items": {"anyOf": [GateRuleSpec.model_json_schema(), DriftRuleSpec.model_json_schema()]}}
 
 
 class GateConfig(Section):

@@ -78,7 +78,7 @@ def test_end_to_end_from_registration_to_gate(installation, model_files):
         for request in _tick(dataset_version_sensor, instance, installation).run_requests:
             result = _execute(validate_dataset_version, instance, installation, request)
             checks = result.get_asset_check_evaluations()
-            assert len(checks) == len(CHECKS) + 2 and all(c.passed for c in checks)  # + not_contaminated, no_exact_duplicates
+            assert len(checks) == len(CHECKS) + 3 and all(c.passed for c in checks)  # + not_contaminated, no_exact_duplicates, no_drift_from_previous
         request = _tick(eval_request_sensor, instance, installation).run_requests[0]
         assert _execute(evaluate_eval_cell, instance, installation, request).success
 
