@@ -102,7 +102,7 @@ def _read_leading_fields(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
             if stripped:
                 fields = _FIELD_SEPARATOR.split(stripped, maxsplit=width)[:width]
                 rows.append(fields + [""] * (width - len(fields)))
-    return pd.DataFrame(rows, columns=list(columns), dtype=object)
+    return pd.DataFrame(rows, columns=list(columns), dtype=str)  # the dtype pd.read_csv(dtype=str) gives
 
 
 def _read_columns(path: str | Path, columns: tuple[str, ...], kind: str, extra_fields: bool = False) -> pd.DataFrame:

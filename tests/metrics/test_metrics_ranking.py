@@ -570,7 +570,9 @@ def _dicts(rows, cast=int):
         (trec.read_run, "q Q0 a 1 0.5 t\n\nq Q0 b 2 abc t\n", 3, "score must be a number"),
         (trec.read_run, "q Q0 a 1 0.5 t\nq Q0 b 2 nan t\n", 2, "score is NaN"),
         (trec.read_run, "q Q0 a 1 0.5\n", 1, "expected 6 columns"),
-        (trec.read_run, "q Q0 a 1 0.5 t\nq Q0 b 2 0.1 t t2\n", 2, "expected 6 columns"),
+        # trailing text after the tag is ignored (as trec_eval does), but a short line is still named
+        (trec.read_run, "q Q0 a 1 0.5 t more text\n\nq Q0 b 2 0.1\n", 3, "expected 6 columns (query_id q0 doc_id rank score tag), found 5"),
+        (trec.read_run, "q Q0 a 1 0.5 t x\nq Q0 b 2 abc t\n", 2, "score must be a number, got 'abc'"),
     ],
 )
 def test_malformed_trec_lines_are_named(tmp_path, reader, text, line, problem):
