@@ -508,7 +508,8 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         sorted_score = segmented_sort(score_keys if run_group is None else score_keys[run_group], run_count, overwrite=run_group is not None)
         positive = np.flatnonzero(relevance > 0)
         qrels_sorted_ok = _sorted_doc_keys(lay, "qrels", keys_job.result()[0]) is not None
-        qrels_rows, run_rows = _judged_retrieved(lay, keys_job, run_job, relevance > 0, positive, qrels_sorted_ok)
+        qrels_rows, run_rows = _judged_retrieved(lay, *keys_job.result(), run_job.result(), relevance > 0, positive,
+                                                 qrels_sorted_ok)
 
         # ---- per query facts, and the ranks of the relevant retrieved documents
         evaluated = (run_count > 0) & (qrels_count > 0)
@@ -533,11 +534,16 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
             return out
 
         def nonrel_by_rank() -> tuple[np.ndarray, np.ndarray]:
+            # the sorted keys and scores are rebuilt rather than kept: only bpref needs them again
             judged_nonrel = relevance == 0
             rows = np.flatnonzero(judged_nonrel)
-            nonrel_q, nonrel_r = _judged_retrieved(lay, keys_job, run_job, judged_nonrel, rows, qrels_sorted_ok)
+            qrels_keys, run_keys = qrels_doc_ids.keys(hashed_d), run_doc_ids.keys(hashed_d)
+            run_sorted = _sorted_doc_keys(lay, "run", run_keys)
+            nonrel_q, nonrel_r = _judged_retrieved(lay, qrels_keys, run_keys, run_sorted, judged_nonrel, rows, qrels_sorted_ok)
             code = qrels_code[nonrel_q]
-            rank = _hit_ranks(lay, score_keys, sorted_score, code, nonrel_r, hashed_d)
+            scores_sorted = segmented_sort(score_keys if run_group is None else score_keys[run_group], run_count,
+                                           overwrite=run_group is not None)
+            rank = _hit_ranks(lay, score_keys, scores_sorted, code, nonrel_r, hashed_d)
             return _sorted_by_code_then_rank(code, rank, n_codes, int(run_count.max()))
 
         return RankingData(
@@ -607,13 +613,12 @@ def _run_grouping(run_head_codes: np.ndarray, run_lengths: np.ndarray, n_codes: 
     return group_order(np.repeat(run_head_codes, run_lengths), n_codes)
 
 
-def _judged_retrieved(lay: _Layout, keys_job: Future, run_job: Future, wanted: np.ndarray, rows: np.ndarray,
-                      qrels_sorted_ok: bool) -> tuple[np.ndarray, np.ndarray]:
+def _judged_retrieved(lay: _Layout, qrels_keys: np.ndarray, run_keys: np.ndarray, run_sorted, wanted: np.ndarray,
+                      rows: np.ndarray, qrels_sorted_ok: bool) -> tuple[np.ndarray, np.ndarray]:
     """(qrels row, run row) of each retrieved document whose judgment is one of ``rows`` (the qrels rows
-    where ``wanted`` is true): a join on packed sorted keys, or, when two keys collide (``qrels_sorted_ok``
-    false when the qrels' own keys did), on the full keys, or on exact dictionary codes."""
-    qrels_keys, run_keys = keys_job.result()
-    run_sorted = run_job.result()
+    where ``wanted`` is true): a join on packed sorted keys (``run_sorted``, from :func:`_sorted_doc_keys`),
+    or, when two keys collide (``run_sorted`` None, or ``qrels_sorted_ok`` false when the qrels' own keys
+    did), on the full keys, or on exact dictionary codes."""
     if qrels_sorted_ok and run_sorted is not None:
         matched = _join_packed(lay, run_sorted, qrels_keys, run_keys, rows)
         if matched is not None:

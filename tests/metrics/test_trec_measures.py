@@ -275,3 +275,18 @@ def test_trec_eval_own_test_files(run_file):
         for name, value in result["mean"].items():
             shown = f"{int(value)}" if name.startswith("num_") else f"{value:.4f}"
             assert shown == published[name], name
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_integer_ids_and_grouped_runs_through_prepare_ranking(grouped):
+    run_rows, qrels_rows = random_case(50, doc_id=lambda d: d, query_id=lambda q: q)
+    if grouped:  # a run already grouped by query takes the no-copy path
+        run_rows = sorted(run_rows, key=lambda row: row[0])
+    expected = pytrec(run_rows, qrels_rows)
+    data = ranking.prepare_ranking(*(np.array(column) for column in zip(*run_rows, strict=True)),
+                                   *(np.array(column) for column in zip(*qrels_rows, strict=True)), keep_negative=True)
+    for fn, key in [(ranking.bpref, "bpref"), (ranking.ndcg_uncut, "ndcg"), (ranking.set_f1, "set_F"),
+                    (ranking.num_relevant_retrieved, "num_rel_ret"), (lambda d: ranking.map_at_k(d, 5), "map_cut_5")]:
+        ids, values = fn(data)
+        assert [str(q) for q in ids] == sorted(expected, key=int)
+        assert np.abs(values - [expected[str(q)][key] for q in ids]).max() <= TOLERANCE, key
