@@ -507,8 +507,9 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         score_keys = descending_score_keys(score32)
         sorted_score = segmented_sort(score_keys if run_group is None else score_keys[run_group], run_count, overwrite=run_group is not None)
         positive = np.flatnonzero(relevance > 0)
-        qrels_sorted_ok = _sorted_doc_keys(lay, "qrels", keys_job.result()[0]) is not None
-        qrels_rows, run_rows = _judged_retrieved(lay, *keys_job.result(), run_job.result(), relevance > 0, positive,
+        all_qrels_keys, all_run_keys = keys_job.result()
+        qrels_sorted_ok = _sorted_doc_keys(lay, "qrels", all_qrels_keys) is not None
+        qrels_rows, run_rows = _judged_retrieved(lay, all_qrels_keys, all_run_keys, run_job.result(), relevance > 0, positive,
                                                  qrels_sorted_ok)
 
         # ---- per query facts, and the ranks of the relevant retrieved documents
