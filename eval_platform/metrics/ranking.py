@@ -16,7 +16,10 @@ pytrec_eval-terrier) exactly:
   decimal strings for tie-breaking (``"9"`` ranks above ``"10"`` on a tie), as trec_eval sees them.
   The rank column of a TREC run file is ignored, as trec_eval ignores it.
 * **Relevance.** A document is relevant when its judged relevance is ``>= 1``; documents missing from the
-  qrels are non-relevant (relevance 0). NDCG uses the relevance value itself as the gain.
+  qrels are non-relevant (relevance 0). NDCG uses the relevance value itself as the gain. Only bpref tells
+  unjudged documents from documents *judged* non-relevant (relevance 0): it skips the former. Negative
+  relevance (TREC's "in the pool, unjudged") is refused unless ``prepare_ranking(..., keep_negative=True)``
+  (as TREC files are read): then it is neither relevant nor judged non-relevant.
 * **Which queries are averaged.** Only queries present in both the run and the qrels. A query only in the
   run, or only in the qrels, has no value and is not averaged (pytrec_eval's behaviour; the ``trec_eval -c``
   option is not reproduced). A query judged but with no relevant document *is* averaged, with value 0 for

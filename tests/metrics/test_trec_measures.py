@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.metrics import ranking, trec
+from eval_platform.metrics import ranking, ranking_ids, ranking_prepare, trec
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
@@ -290,3 +290,14 @@ def test_integer_ids_and_grouped_runs_through_prepare_ranking(grouped):
         ids, values = fn(data)
         assert [str(q) for q in ids] == sorted(expected, key=int)
         assert np.abs(values - [expected[str(q)][key] for q in ids]).max() <= TOLERANCE, key
+
+
+def test_key_collisions_fall_back_to_exact_joins_for_bpref_too(monkeypatch):
+    # every key multiplied to the same high bits: the packed join of judged non-relevant documents must
+    # notice and use the exact join
+    monkeypatch.setattr(ranking_prepare, "_SPREAD", np.uint64(0))
+    assert_equals_pytrec(*random_case(60, n_queries=30, max_docs=15))
+    monkeypatch.undo()
+    # every long id hashes to one value: verified on the strings, then exact dictionary codes
+    monkeypatch.setattr(ranking_ids.IdColumn, "_hash", lambda self: np.zeros(len(self), dtype=np.uint64))
+    assert_equals_pytrec(*random_case(61, n_queries=30, max_docs=15, doc_id=lambda d: f"clueweb09-en{d:010d}"))
