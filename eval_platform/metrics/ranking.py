@@ -211,8 +211,13 @@ def ndcg_uncut(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
     the query has no judgment with relevance > 0. Equals :func:`ndcg_at_k` with ``k`` at least as large as
     both the run and the qrels of every query.
 
-    >>> # query q: run ranks a (rel 1), b (unjudged), c (rel 2); qrels also hold d (rel 1), never retrieved
-    >>> # DCG = 1/log2(2) + 2/log2(4) = 2; IDCG = 2/log2(2) + 1/log2(3) + 1/log2(4) = 3.1309...; ndcg = 0.6388
+    Run a (rel 1), b (unjudged), c (rel 2); the qrels also hold d (rel 1), never retrieved:
+    DCG = 1/log2(2) + 2/log2(4) = 2, IDCG = 2/log2(2) + 1/log2(3) + 1/log2(4) = 3.1309..., ndcg = 0.6388.
+
+    >>> data = prepare_ranking(np.array(["q"] * 3), np.array(["a", "b", "c"]), np.array([3.0, 2.0, 1.0]),
+    ...                        np.array(["q"] * 3), np.array(["a", "c", "d"]), np.array([1, 2, 1]))
+    >>> print(ndcg_uncut(data)[1].round(4))
+    [0.6388]
     """
     k = max(int(data.run_count.max(initial=0)), int(data.num_rel_by_code.max(initial=0)), 1)
     return ndcg_at_k(data, k)
@@ -226,7 +231,12 @@ def map_at_k(data: RankingData, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     When ``k`` exceeds the number retrieved the value is :func:`average_precision` (trec_eval: "nonrelevant
     docs fill in the rest").
 
-    >>> # ranking: rel, non-rel, rel; R = 3: map_cut_1 = 1/3, map_cut_2 = 1/3, map_cut_3 = (1 + 2/3)/3
+    Ranking relevant, non-relevant, relevant with R = 3: ``map_cut_1 = map_cut_2 = 1/3``, ``map_cut_3 = (1 + 2/3)/3``.
+
+    >>> data = prepare_ranking(np.array(["q"] * 3), np.array(["a", "b", "c"]), np.array([3.0, 2.0, 1.0]),
+    ...                        np.array(["q"] * 3), np.array(["a", "c", "d"]), np.array([1, 1, 1]))
+    >>> print(map_at_k(data, 2)[1].round(4), map_at_k(data, 3)[1].round(4))
+    [0.3333] [0.5556]
     """
     k = _check_k(k)
     code, rank = data.hits_by_rank
@@ -245,8 +255,13 @@ def bpref(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
     N = 0 gives recall). Unjudged documents are skipped, not counted as non-relevant, and so are negative
     judgments (TREC's "in the pool, unjudged"). Relevant documents never retrieved add 0. 0 when R = 0.
 
-    >>> # ranking: n1 (rel 0), r1 (rel 1), u (unjudged), r2 (rel 1); qrels: R = 2, N = 3 (n1 and two others)
-    >>> # r1: 1 - min(1, 2)/min(3, 2) = 0.5; r2: the same (u is skipped): bpref = (0.5 + 0.5) / 2 = 0.5
+    Ranking n1 (rel 0), r1 (rel 1), u (unjudged), r2 (rel 1); R = 2, N = 3 (n1 and two never retrieved):
+    r1 adds ``1 - min(1, 2)/min(3, 2) = 0.5``, r2 the same (u is skipped), so bpref = (0.5 + 0.5) / 2.
+
+    >>> data = prepare_ranking(np.array(["q"] * 4), np.array(["n1", "r1", "u", "r2"]), np.array([4.0, 3.0, 2.0, 1.0]),
+    ...                        np.array(["q"] * 5), np.array(["n1", "n2", "n3", "r1", "r2"]), np.array([0, 0, 0, 1, 1]))
+    >>> print(bpref(data)[1])
+    [0.5]
     """
     code, rank = data.hits_by_rank
     nonrel_code, nonrel_rank = data.nonrel_by_rank
