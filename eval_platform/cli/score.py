@@ -40,13 +40,14 @@ def cmd_ranking(args: argparse.Namespace) -> None:
     if args.json:
         print_json(scored)
         return
-    # trec_eval's layout: measure, query (or "all"), value
+    # trec_eval's layout: measure, query (or "all"), value; counts (num_rel, num_ret, num_rel_ret) as integers
+    counts = {name for name in scored["mean"] if trec.parse_measure(name)[0] in trec.SUMMED}
     for name, per_query in (scored.get("per_query") or {}).items():
         for query, value in per_query.items():
-            print(f"{name:<24}{query:<12}{value:.4f}")
+            print(f"{name:<24}{query:<12}{int(value) if name in counts else f'{value:.4f}'}")
     print(f"{'num_q':<24}{'all':<12}{scored['num_queries']}")
     for name, value in scored["mean"].items():
-        print(f"{name:<24}{'all':<12}{format_value(value)}")
+        print(f"{name:<24}{'all':<12}{int(value) if name in counts else format_value(value)}")
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> None:
@@ -101,7 +102,8 @@ def add_commands(groups: CommandGroups) -> None:
     sub = groups.add_to_group("score", "ranking", help="TREC qrels and run files, trec_eval's measure names")
     sub.add_argument("--qrels", required=True)
     sub.add_argument("--run", required=True)
-    sub.add_argument("--metric", action="append", required=True, help="map, recip_rank, ndcg_cut_10, P_10, recall_100...")
+    sub.add_argument("--metric", action="append", required=True,
+                     help="map, map_cut_10, recip_rank, ndcg, ndcg_cut_10, bpref, P_10, recall_100, set_F, num_rel_ret...")
     sub.add_argument("--per-query", action="store_true")
     sub.set_defaults(func=cmd_ranking)
 

@@ -16,7 +16,10 @@ pytrec_eval-terrier) exactly:
   decimal strings for tie-breaking (``"9"`` ranks above ``"10"`` on a tie), as trec_eval sees them.
   The rank column of a TREC run file is ignored, as trec_eval ignores it.
 * **Relevance.** A document is relevant when its judged relevance is ``>= 1``; documents missing from the
-  qrels are non-relevant (relevance 0). NDCG uses the relevance value itself as the gain.
+  qrels are non-relevant (relevance 0). NDCG uses the relevance value itself as the gain. Only bpref tells
+  unjudged documents from documents *judged* non-relevant (relevance 0): it skips the former. Negative
+  relevance (TREC's "in the pool, unjudged") is refused unless ``prepare_ranking(..., keep_negative=True)``
+  (as TREC files are read): then it is neither relevant nor judged non-relevant.
 * **Which queries are averaged.** Only queries present in both the run and the qrels. A query only in the
   run, or only in the qrels, has no value and is not averaged (pytrec_eval's behaviour; the ``trec_eval -c``
   option is not reproduced). A query judged but with no relevant document *is* averaged, with value 0 for
@@ -84,6 +87,15 @@ __all__ = [
     "r_precision",
     "success_at_k",
     "hit_at_k",
+    "ndcg_uncut",
+    "map_at_k",
+    "bpref",
+    "set_precision",
+    "set_recall",
+    "set_f1",
+    "num_relevant",
+    "num_retrieved",
+    "num_relevant_retrieved",
     "mean_over_queries",
     "catalog_coverage",
     "engagement_calibration_error",
@@ -175,6 +187,126 @@ def success_at_k(data: RankingData, k: int = 10) -> tuple[np.ndarray, np.ndarray
 def hit_at_k(data: RankingData, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Hit@k, the recommender name of :func:`success_at_k` (identical values)."""
     return success_at_k(data, k)
+
+
+# trec_eval's measures beyond the common ones: uncut NDCG, MAP at a cut-off, bpref, the set measures
+# (the whole retrieved list as an unranked set) and the counts.
+
+
+def _within_query_positions(code: np.ndarray) -> np.ndarray:
+    """1, 2, ... within each run of equal codes (``code`` sorted)."""
+    n = code.size
+    first = np.ones(n, dtype=bool)
+    first[1:] = code[1:] != code[:-1]
+    starts = np.flatnonzero(first)
+    return np.arange(1, n + 1) - np.repeat(starts, np.diff(np.r_[starts, n]))
+
+
+def ndcg_uncut(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``ndcg`` (uncut): ``DCG / IDCG`` over the whole retrieved list.
+
+    ``DCG = sum over retrieved d of rel(d) / log2(rank(d) + 1)`` (rank from 1, gain = the judged relevance
+    level, 0 when unjudged, judged 0 or negative); ``IDCG`` is the same sum over every judgment of the query
+    sorted by relevance, descending, however long (relevant documents the run never retrieved count). 0 when
+    the query has no judgment with relevance > 0. Equals :func:`ndcg_at_k` with ``k`` at least as large as
+    both the run and the qrels of every query.
+
+    Run a (rel 1), b (unjudged), c (rel 2); the qrels also hold d (rel 1), never retrieved:
+    DCG = 1/log2(2) + 2/log2(4) = 2, IDCG = 2/log2(2) + 1/log2(3) + 1/log2(4) = 3.1309..., ndcg = 0.6388.
+
+    >>> data = prepare_ranking(np.array(["q"] * 3), np.array(["a", "b", "c"]), np.array([3.0, 2.0, 1.0]),
+    ...                        np.array(["q"] * 3), np.array(["a", "c", "d"]), np.array([1, 2, 1]))
+    >>> print(ndcg_uncut(data)[1].round(4))
+    [0.6388]
+    """
+    k = max(int(data.run_count.max(initial=0)), int(data.num_rel_by_code.max(initial=0)), 1)
+    return ndcg_at_k(data, k)
+
+
+def map_at_k(data: RankingData, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``map_cut_k``: average precision over the top ``k`` only.
+
+    ``sum over relevant d ranked <= k of P@rank(d)``, divided by the number R of relevant judged documents
+    (retrieved or not, so a relevant document below ``k`` or never retrieved counts as a miss); 0 when R = 0.
+    When ``k`` exceeds the number retrieved the value is :func:`average_precision` (trec_eval: "nonrelevant
+    docs fill in the rest").
+
+    Ranking relevant, non-relevant, relevant with R = 3: ``map_cut_1 = map_cut_2 = 1/3``, ``map_cut_3 = (1 + 2/3)/3``.
+
+    >>> data = prepare_ranking(np.array(["q"] * 3), np.array(["a", "b", "c"]), np.array([3.0, 2.0, 1.0]),
+    ...                        np.array(["q"] * 3), np.array(["a", "c", "d"]), np.array([1, 1, 1]))
+    >>> print(map_at_k(data, 2)[1].round(4), map_at_k(data, 3)[1].round(4))
+    [0.3333] [0.5556]
+    """
+    k = _check_k(k)
+    code, rank = data.hits_by_rank
+    top = rank < k
+    total = np.bincount(code[top], weights=_within_query_positions(code)[top] / (rank[top] + 1.0), minlength=data.n_codes)
+    return data.per_query(_ratio(total, data.num_rel_by_code))
+
+
+def bpref(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``bpref`` (Buckley and Voorhees, SIGIR 2004): preferences of relevant over judged
+    non-relevant documents that the ranking keeps.
+
+    ``bpref = (1/R) sum over relevant retrieved r of (1 - min(n_r, R) / min(N, R))``, where R is the number
+    of relevant judged documents, N the number of documents *judged* non-relevant (relevance 0, retrieved or
+    not) and ``n_r`` the judged non-relevant documents ranked above ``r``; a term with ``n_r = 0`` is 1 (so
+    N = 0 gives recall). Unjudged documents are skipped, not counted as non-relevant, and so are negative
+    judgments (TREC's "in the pool, unjudged"). Relevant documents never retrieved add 0. 0 when R = 0.
+
+    Ranking n1 (rel 0), r1 (rel 1), u (unjudged), r2 (rel 1); R = 2, N = 3 (n1 and two never retrieved):
+    r1 adds ``1 - min(1, 2)/min(3, 2) = 0.5``, r2 the same (u is skipped), so bpref = (0.5 + 0.5) / 2.
+
+    >>> data = prepare_ranking(np.array(["q"] * 4), np.array(["n1", "r1", "u", "r2"]), np.array([4.0, 3.0, 2.0, 1.0]),
+    ...                        np.array(["q"] * 5), np.array(["n1", "n2", "n3", "r1", "r2"]), np.array([0, 0, 0, 1, 1]))
+    >>> print(bpref(data)[1])
+    [0.5]
+    """
+    code, rank = data.hits_by_rank
+    nonrel_code, nonrel_rank = data.nonrel_by_rank
+    # n_r per relevant hit: judged non-relevant of its query ranked above it (a search in code-then-rank order)
+    width = max(int(data.run_count.max(initial=0)), 1)
+    above = np.searchsorted(nonrel_code * width + nonrel_rank, code * width + rank) - np.searchsorted(nonrel_code, code)
+    num_rel = data.num_rel_by_code[code]
+    limit = np.minimum(data.num_nonrel_by_code[code], num_rel)
+    term = np.where(above > 0, 1.0 - np.minimum(above, num_rel) / np.maximum(limit, 1).astype(np.float64), 1.0)
+    total = np.bincount(code, weights=term, minlength=data.n_codes)
+    return data.per_query(_ratio(total, data.num_rel_by_code))
+
+
+def num_relevant(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``num_rel``: relevant judged documents (relevance >= 1), retrieved or not."""
+    return data.per_query(data.num_rel_by_code)
+
+
+def num_retrieved(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``num_ret``: documents the run retrieved for the query (the whole list, no cut-off)."""
+    return data.per_query(data.run_count)
+
+
+def num_relevant_retrieved(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``num_rel_ret``: retrieved documents judged relevant."""
+    return data.per_query(np.bincount(data.hit_code, minlength=data.n_codes))
+
+
+def set_precision(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``set_P``: ``num_rel_ret / num_ret``, the whole retrieved list read as a set.
+    (An evaluated query retrieved at least one document, so the ratio is always defined.)"""
+    return data.per_query(_ratio(np.bincount(data.hit_code, minlength=data.n_codes).astype(np.float64), data.run_count))
+
+
+def set_recall(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``set_recall``: ``num_rel_ret / num_rel``; 0 when the query has no relevant document."""
+    return data.per_query(_ratio(np.bincount(data.hit_code, minlength=data.n_codes).astype(np.float64), data.num_rel_by_code))
+
+
+def set_f1(data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """trec_eval ``set_F`` (beta = 1): ``2 P R / (P + R)`` with P = ``set_P`` and R = ``set_recall``;
+    0 when nothing relevant was retrieved (P = R = 0) or the query has no relevant document."""
+    _, p = set_precision(data)
+    _, r = set_recall(data)
+    return data.query_ids, _ratio(2.0 * p * r, p + r)
 
 
 def mean_over_queries(per_query: tuple[np.ndarray, np.ndarray]) -> float:
@@ -321,6 +453,12 @@ _per_query_metric("recall_at_k", recall_at_k, _k(100))
 _per_query_metric("r_precision", r_precision)
 _per_query_metric("success_at_k", success_at_k, _k(10))
 _per_query_metric("hit_at_k", hit_at_k, _k(10))
+_per_query_metric("ndcg_uncut", ndcg_uncut)
+_per_query_metric("map_at_k", map_at_k, _k(10))
+_per_query_metric("bpref", bpref)
+_per_query_metric("set_precision", set_precision)
+_per_query_metric("set_recall", set_recall)
+_per_query_metric("set_f1", set_f1)
 
 
 def _coverage(columns, k: int = 10) -> float:

@@ -47,7 +47,8 @@ class RankingData:
     rank, relevance, in no particular order; ``hits_by_rank`` sorts them), the ideal rankings (``ideal``: per code and grade the
     number of judgments, or with many grades each positive judgment's code, ideal rank and relevance), and
     what the metrics that are not per query need (``run_ranked``, the whole run in rank order, and
-    ``run_relevance``, computed on first use).
+    ``run_relevance``, computed on first use). ``nonrel_by_rank`` and ``num_nonrel_by_code`` (judged
+    non-relevant documents, for bpref) are also computed on first use.
     """
 
     query_ids: np.ndarray
@@ -88,6 +89,17 @@ class RankingData:
     def hits_by_rank(self) -> tuple[np.ndarray, np.ndarray]:
         """(code, rank) of the relevant retrieved documents sorted by code, then rank."""
         return self._computed("hits_by_rank")
+
+    @property
+    def nonrel_by_rank(self) -> tuple[np.ndarray, np.ndarray]:
+        """(code, rank) of the retrieved documents judged non-relevant (relevance 0), sorted by code, then
+        rank. Unjudged documents and negative judgments (TREC's "in pool, unjudged") are not among them."""
+        return self._computed("nonrel_by_rank")
+
+    @property
+    def num_nonrel_by_code(self) -> np.ndarray:
+        """Per code: judgments with relevance 0 (retrieved or not); negative judgments are not counted."""
+        return self._computed("num_nonrel_by_code")
 
     @property
     def num_queries(self) -> int:
@@ -140,7 +152,7 @@ def _scores(values: Any) -> tuple[np.ndarray, np.ndarray]:
     return score, score32
 
 
-def _relevance(values: Any) -> np.ndarray:
+def _relevance(values: Any, keep_negative: bool = False) -> np.ndarray:
     rel = np.asarray(values)
     if rel.ndim != 1:
         raise InvalidInput("qrels_relevance", "must be one-dimensional")
@@ -156,7 +168,7 @@ def _relevance(values: Any) -> np.ndarray:
         raise InvalidInput("qrels_relevance", f"must be integers, got dtype {rel.dtype}")
     rel = rel.astype(np.int64, copy=False)
     negative = rel < 0
-    if negative.any():
+    if not keep_negative and negative.any():
         row = int(np.flatnonzero(negative)[0])
         raise InvalidInput("qrels_relevance", f"must be >= 0; row {row} is {int(rel[row])}")
     return rel
@@ -460,15 +472,20 @@ def _sorted_by_code_then_rank(code: np.ndarray, rank: np.ndarray, n_codes: int, 
     return (packed >> kind(rank_bits)).astype(np.int64), (packed & kind((1 << rank_bits) - 1)).astype(np.int64)
 
 
-def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels_relevance) -> RankingData:
+def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels_relevance, *,
+                    keep_negative: bool = False) -> RankingData:
     """Validate a run and its qrels, join them and rank the relevant retrieved documents (see the module docs).
+
+    Negative relevance is refused unless ``keep_negative``: then a negative judgment is read as trec_eval
+    reads it (TREC's "in the pool but unjudged"): not relevant, zero gain, not judged non-relevant either
+    (bpref skips it), and it makes its query a judged one.
 
     Ids may be numpy arrays (str, object or integer), pandas Series (including Arrow-backed strings) or
     Arrow arrays. Cost: O(n) passes plus per-query value sorts; a run already grouped by query (as TREC runs
     and most candidate tables are) needs no global sort at all.
     """
     run_query_ids, run_doc_ids, score, score32, qrels_query_ids, qrels_doc_ids, relevance = _checked_inputs(
-        run_query, run_doc, run_score, qrels_query, qrels_doc, qrels_relevance)
+        run_query, run_doc, run_score, qrels_query, qrels_doc, qrels_relevance, keep_negative)
     n_run = len(run_query_ids)
 
     with _executor() as pool:
@@ -490,7 +507,10 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
         score_keys = descending_score_keys(score32)
         sorted_score = segmented_sort(score_keys if run_group is None else score_keys[run_group], run_count, overwrite=run_group is not None)
         positive = np.flatnonzero(relevance > 0)
-        qrels_rows, run_rows = _relevant_retrieved(lay, keys_job, run_job, relevance, positive)
+        all_qrels_keys, all_run_keys = keys_job.result()
+        qrels_sorted_ok = _sorted_doc_keys(lay, "qrels", all_qrels_keys) is not None
+        qrels_rows, run_rows = _judged_retrieved(lay, all_qrels_keys, all_run_keys, run_job.result(), relevance > 0, positive,
+                                                 qrels_sorted_ok)
 
         # ---- per query facts, and the ranks of the relevant retrieved documents
         evaluated = (run_count > 0) & (qrels_count > 0)
@@ -514,6 +534,19 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
             out[run_rows] = relevance[qrels_rows]
             return out
 
+        def nonrel_by_rank() -> tuple[np.ndarray, np.ndarray]:
+            # the sorted keys and scores are rebuilt rather than kept: only bpref needs them again
+            judged_nonrel = relevance == 0
+            rows = np.flatnonzero(judged_nonrel)
+            qrels_keys, run_keys = qrels_doc_ids.keys(hashed_d), run_doc_ids.keys(hashed_d)
+            run_sorted = _sorted_doc_keys(lay, "run", run_keys)
+            nonrel_q, nonrel_r = _judged_retrieved(lay, qrels_keys, run_keys, run_sorted, judged_nonrel, rows, qrels_sorted_ok)
+            code = qrels_code[nonrel_q]
+            scores_sorted = segmented_sort(score_keys if run_group is None else score_keys[run_group], run_count,
+                                           overwrite=run_group is not None)
+            rank = _hit_ranks(lay, score_keys, scores_sorted, code, nonrel_r, hashed_d)
+            return _sorted_by_code_then_rank(code, rank, n_codes, int(run_count.max()))
+
         return RankingData(
             query_ids=query_ids,
             num_relevant=num_rel[eval_codes],
@@ -534,6 +567,8 @@ def prepare_ranking(run_query, run_doc, run_score, qrels_query, qrels_doc, qrels
                 "run_ranked": run_ranked,
                 "run_relevance": run_relevance,
                 "hits_by_rank": lambda: _sorted_by_code_then_rank(hit_code, hit_rank, n_codes, int(run_count.max())),
+                "nonrel_by_rank": nonrel_by_rank,
+                "num_nonrel_by_code": lambda: np.bincount(qrels_code[relevance == 0], minlength=n_codes),
             },
         )
 
@@ -552,10 +587,10 @@ class _Inputs(NamedTuple):
 
 
 def _checked_inputs(run_query: Any, run_doc: Any, run_score: Any, qrels_query: Any, qrels_doc: Any,
-                    qrels_relevance: Any) -> _Inputs:
+                    qrels_relevance: Any, keep_negative: bool = False) -> _Inputs:
     """Every column validated, then refused when the run or the qrels is ragged or empty."""
     inputs = _Inputs(as_ids(run_query, "run_query"), as_ids(run_doc, "run_doc"), *_scores(run_score),
-                     as_ids(qrels_query, "qrels_query"), as_ids(qrels_doc, "qrels_doc"), _relevance(qrels_relevance))
+                     as_ids(qrels_query, "qrels_query"), as_ids(qrels_doc, "qrels_doc"), _relevance(qrels_relevance, keep_negative))
     n_run, n_qrels = len(inputs.run_query), len(inputs.qrels_query)
     if not (len(inputs.run_doc) == inputs.score.size == n_run):
         raise InvalidInput("run", f"run_query, run_doc and run_score have different lengths "
@@ -579,21 +614,20 @@ def _run_grouping(run_head_codes: np.ndarray, run_lengths: np.ndarray, n_codes: 
     return group_order(np.repeat(run_head_codes, run_lengths), n_codes)
 
 
-def _relevant_retrieved(lay: _Layout, keys_job: Future, run_job: Future, relevance: np.ndarray,
-                        positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(qrels row, run row) of each retrieved document judged relevant: a join on packed sorted keys, or,
-    when two keys collide, on the full keys, or on exact dictionary codes."""
-    qrels_keys, run_keys = keys_job.result()
-    qrels_sorted = _sorted_doc_keys(lay, "qrels", qrels_keys)
-    run_sorted = run_job.result()
-    if qrels_sorted is not None and run_sorted is not None:
-        matched = _join_packed(lay, run_sorted, qrels_keys, run_keys, positive)
+def _judged_retrieved(lay: _Layout, qrels_keys: np.ndarray, run_keys: np.ndarray, run_sorted, wanted: np.ndarray,
+                      rows: np.ndarray, qrels_sorted_ok: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(qrels row, run row) of each retrieved document whose judgment is one of ``rows`` (the qrels rows
+    where ``wanted`` is true): a join on packed sorted keys (``run_sorted``, from :func:`_sorted_doc_keys`),
+    or, when two keys collide (``run_sorted`` None, or ``qrels_sorted_ok`` false when the qrels' own keys
+    did), on the full keys, or on exact dictionary codes."""
+    if qrels_sorted_ok and run_sorted is not None:
+        matched = _join_packed(lay, run_sorted, qrels_keys, run_keys, rows)
         if matched is not None:
             return matched
     matched = _join_sorted(lay, qrels_keys, run_keys)
     if matched is None:
         matched = _join_sorted(lay, *exact_keys([lay.qrels_doc, lay.run_doc]))
-    keep = relevance[matched[0]] > 0
+    keep = wanted[matched[0]]
     return matched[0][keep], matched[1][keep]
 
 

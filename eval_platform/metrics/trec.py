@@ -3,14 +3,15 @@
 * **qrels**: ``query_id iteration doc_id relevance`` per line (the iteration column is ignored);
 * **run**: ``query_id Q0 doc_id rank score tag`` per line (``Q0``, ``rank`` and ``tag`` are ignored: like
   trec_eval, documents are ranked by score, ties broken by document id, see
-  :mod:`eval_platform.metrics.ranking`).
+  :mod:`eval_platform.metrics.ranking`). Text after the sixth field is ignored, as trec_eval ignores it
+  (its own test file ``results.trunc`` has such lines); fewer than six fields is an error.
 
 Fields are separated by runs of whitespace; blank lines are skipped. Parsing is vectorised (pandas'
 C reader); only when a file is malformed is it scanned line by line, to name the first bad line in the
 :class:`~eval_platform.core.errors.InvalidInput` (``field`` is ``"<path> line <n>"``). Malformed means: a
 wrong number of columns, a relevance that is not an integer, a score that is not a number or is NaN.
 Infinite scores are accepted. Negative relevance (TREC's "junk" judgments) is read as written and scored
-as trec_eval scores it: not relevant, zero gain.
+as trec_eval scores it: not relevant, zero gain, and not judged non-relevant either (bpref skips it).
 """
 
 from __future__ import annotations
@@ -89,8 +90,24 @@ def _read_fast(path: Path, columns: tuple[str, ...], value: str, dtype) -> pd.Da
     return frame[["query_id", "doc_id", value]].reset_index(drop=True)
 
 
-def _read_columns(path: str | Path, columns: tuple[str, ...], kind: str) -> pd.DataFrame:
-    """All fields as strings; missing trailing fields are NaN; too many fields raise InvalidInput."""
+def _read_leading_fields(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The first ``len(columns)`` fields of every non-blank line, ignoring the rest (trec_eval reads a run
+    line so); a shorter line keeps an empty last field, which the caller reports. Line by line: only used
+    when some line has more fields than ``columns``."""
+    width = len(columns)
+    rows = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for line in handle:
+            stripped = line.strip(_BLANKS)
+            if stripped:
+                fields = _FIELD_SEPARATOR.split(stripped, maxsplit=width)[:width]
+                rows.append(fields + [""] * (width - len(fields)))
+    return pd.DataFrame(rows, columns=list(columns), dtype=str)  # the dtype pd.read_csv(dtype=str) gives
+
+
+def _read_columns(path: str | Path, columns: tuple[str, ...], kind: str, extra_fields: bool = False) -> pd.DataFrame:
+    """All fields as strings; missing trailing fields are NaN; too many fields raise InvalidInput, unless
+    ``extra_fields``, when they are ignored."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(str(path), f"{kind} file does not exist")
@@ -103,12 +120,24 @@ def _read_columns(path: str | Path, columns: tuple[str, ...], kind: str) -> pd.D
     except pd.errors.EmptyDataError:
         raise InvalidInput(str(path), f"{kind} file is empty") from None
     except (pd.errors.ParserWarning, pd.errors.ParserError):
+        if extra_fields:
+            try:
+                frame = _read_leading_fields(path, columns)
+            except UnicodeDecodeError as error:
+                raise InvalidInput(str(path), f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
+            return _refuse_short_lines(path, frame, columns)
         number, fields = _first_line_with_too_many_fields(path, expected)
         raise InvalidInput(f"{path} line {number}", f"expected {expected} columns ({' '.join(columns)}), found {fields}") from None
     except UnicodeDecodeError as error:
         raise InvalidInput(str(path), f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if frame.empty:
         raise InvalidInput(str(path), f"{kind} file is empty")
+    return _refuse_short_lines(path, frame, columns)
+
+
+def _refuse_short_lines(path: Path, frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` unless a line had too few fields, refused naming it."""
+    expected = len(columns)
     # a whitespace-separated field is never empty: an empty or NaN last column is a short line
     last = frame[columns[-1]]
     missing = (last.isna() | (last == "")).to_numpy()
@@ -140,12 +169,14 @@ def read_qrels(path: str | Path) -> pd.DataFrame:
 
 
 def read_run(path: str | Path) -> pd.DataFrame:
-    """A TREC run file as a DataFrame ``query_id`` (str), ``doc_id`` (str), ``score`` (float64)."""
+    """A TREC run file as a DataFrame ``query_id`` (str), ``doc_id`` (str), ``score`` (float64).
+
+    Fields after the sixth (``tag``) are ignored, as trec_eval ignores them."""
     if Path(path).is_file():
         fast = _read_fast(Path(path), RUN_COLUMNS, "score", np.float64)
         if fast is not None:
             return fast
-    frame = _read_columns(path, RUN_COLUMNS, "run")
+    frame = _read_columns(path, RUN_COLUMNS, "run", extra_fields=True)
     text = frame["score"]
     score = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     nan = np.isnan(score)
@@ -171,7 +202,19 @@ PER_QUERY = {
     "r_precision": ranking.r_precision,
     "success_at_k": ranking.success_at_k,
     "hit_at_k": ranking.hit_at_k,
+    "ndcg_uncut": ranking.ndcg_uncut,
+    "map_at_k": ranking.map_at_k,
+    "bpref": ranking.bpref,
+    "set_precision": ranking.set_precision,
+    "set_recall": ranking.set_recall,
+    "set_f1": ranking.set_f1,
+    "num_rel": ranking.num_relevant,
+    "num_ret": ranking.num_retrieved,
+    "num_rel_ret": ranking.num_relevant_retrieved,
 }
+
+#: measures whose ``all`` value is the sum over queries, as trec_eval prints it (the others are means)
+SUMMED = frozenset({"num_rel", "num_ret", "num_rel_ret"})
 
 _PLAIN = {
     "map": "map",
@@ -179,17 +222,29 @@ _PLAIN = {
     "mrr": "mrr",
     "rprec": "r_precision",
     "r_precision": "r_precision",
+    "ndcg": "ndcg_uncut",
+    "bpref": "bpref",
+    "set_p": "set_precision",
+    "set_recall": "set_recall",
+    "set_f": "set_f1",
+    "set_f_1": "set_f1",
+    "set_f.1": "set_f1",
+    "num_rel": "num_rel",
+    "num_ret": "num_ret",
+    "num_rel_ret": "num_rel_ret",
 }
 _CUT = [  # (pattern, catalog metric); the cut-off is the number
     (re.compile(r"ndcg_cut[._](\d+)|ndcg@(\d+)"), "ndcg"),
+    (re.compile(r"map_cut[._](\d+)|map@(\d+)"), "map_at_k"),
     (re.compile(r"p[._](\d+)|p@(\d+)|precision@(\d+)"), "precision_at_k"),
     (re.compile(r"recall[._](\d+)|recall@(\d+)"), "recall_at_k"),
     (re.compile(r"success[._](\d+)|success@(\d+)"), "success_at_k"),
     (re.compile(r"hit@(\d+)"), "hit_at_k"),
 ]
 MEASURE_FORMS = (
-    "map, recip_rank (mrr), Rprec (r_precision), ndcg_cut_K (ndcg@K), P_K (p@K, precision@K), "
-    "recall_K (recall@K), success_K (success@K), hit@K"
+    "map, map_cut_K (map@K), recip_rank (mrr), Rprec (r_precision), ndcg (uncut), ndcg_cut_K (ndcg@K), "
+    "P_K (p@K, precision@K), recall_K (recall@K), success_K (success@K), hit@K, bpref, set_P, set_recall, "
+    "set_F, num_rel, num_ret, num_rel_ret"
 )
 
 
@@ -199,9 +254,12 @@ def parse_measure(name: str) -> tuple[str, dict[str, int]]:
     ``map`` -> ``("map", {})``, ``recip_rank``/``mrr`` -> ``("mrr", {})``, ``ndcg_cut_10``/``ndcg@10`` ->
     ``("ndcg", {"k": 10})``, ``P_10``/``p@10`` -> ``("precision_at_k", {"k": 10})``, ``recall_100``/
     ``recall@100`` -> ``("recall_at_k", {"k": 100})``, ``Rprec`` -> ``("r_precision", {})``,
-    ``success_1``/``success@1`` -> ``("success_at_k", {"k": 1})``, ``hit@1`` -> ``("hit_at_k", {"k": 1})``.
-    Case-insensitive; ``.`` may replace ``_`` as in pytrec_eval. Bare ``ndcg`` is refused: trec_eval's
-    ``ndcg`` is uncut, which is not ``ndcg@10``.
+    ``success_1``/``success@1`` -> ``("success_at_k", {"k": 1})``, ``hit@1`` -> ``("hit_at_k", {"k": 1})``,
+    ``map_cut_10``/``map@10`` -> ``("map_at_k", {"k": 10})``, ``ndcg`` -> ``("ndcg_uncut", {})`` (trec_eval's
+    ``ndcg`` is uncut, which is not ``ndcg@10``), ``bpref`` -> ``("bpref", {})``, ``set_P``/``set_recall``/
+    ``set_F`` -> ``("set_precision" | "set_recall" | "set_f1", {})`` (``set_F`` with beta 1 only, also written
+    ``set_F.1``), ``num_rel``/``num_ret``/``num_rel_ret`` -> themselves (counts, summed over queries).
+    Case-insensitive; ``.`` may replace ``_`` as in pytrec_eval.
     """
     text = name.strip().lower()
     if text in _PLAIN:
@@ -220,10 +278,13 @@ def score_ranking(qrels_df: pd.DataFrame, run_df: pd.DataFrame, measures: Iterab
     """Score a run against qrels with trec_eval's semantics (see :mod:`eval_platform.metrics.ranking`).
 
     ``qrels_df`` has columns ``query_id, doc_id, relevance`` and ``run_df`` ``query_id, doc_id, score``
-    (as :func:`read_qrels` / :func:`read_run` return). Negative relevance is scored as 0, as trec_eval
-    does. Returns ``{"mean": {measure: value}, "num_queries": n}`` with the measures keyed as given, plus
+    (as :func:`read_qrels` / :func:`read_run` return). Negative relevance is scored as trec_eval
+    scores it (not relevant, and not judged non-relevant either). Returns ``{"mean": {measure: value},
+    "num_queries": n}`` with the measures keyed as given, plus
     ``"per_query": {measure: {query_id: value}}`` when ``per_query`` is true. Means are over the queries
-    in both run and qrels; ``nan`` when there is none.
+    in both run and qrels; ``nan`` when there is none. ``num_rel``, ``num_ret`` and ``num_rel_ret`` are
+    counts: their ``"mean"`` entry is their *sum* over those queries (0 when there is none), as trec_eval's
+    ``all`` line reports them.
     """
     measures = list(dict.fromkeys(measures))
     if not measures:
@@ -233,18 +294,16 @@ def score_ranking(qrels_df: pd.DataFrame, run_df: pd.DataFrame, measures: Iterab
         missing = [column for column in needed if column not in frame.columns]
         if missing:
             raise InvalidInput(name, f"missing column(s) {', '.join(missing)}")
-    relevance = np.asarray(qrels_df["relevance"])
-    if relevance.dtype.kind in "iu":
-        relevance = np.maximum(relevance, 0)
     data = ranking.prepare_ranking(
-        run_df["query_id"], run_df["doc_id"], run_df["score"].to_numpy(), qrels_df["query_id"], qrels_df["doc_id"], relevance
+        run_df["query_id"], run_df["doc_id"], run_df["score"].to_numpy(), qrels_df["query_id"], qrels_df["doc_id"],
+        np.asarray(qrels_df["relevance"]), keep_negative=True,  # TREC "junk" judgments: see the module docs
     )
     result: dict = {"mean": {}, "num_queries": data.num_queries}
     if per_query:
         result["per_query"] = {}
     for measure, (metric, params) in parsed.items():
         query_ids, values = PER_QUERY[metric](data, **params)
-        result["mean"][measure] = ranking.mean_over_queries((query_ids, values))
+        result["mean"][measure] = float(values.sum()) if metric in SUMMED else ranking.mean_over_queries((query_ids, values))
         if per_query:
             result["per_query"][measure] = {str(q): float(v) for q, v in zip(query_ids.tolist(), values.tolist(), strict=True)}
     return result

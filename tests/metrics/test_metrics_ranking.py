@@ -471,6 +471,7 @@ def test_metric_definitions():
     assert set(by_name) == {
         "ndcg", "map", "mrr", "precision_at_k", "recall_at_k", "r_precision", "success_at_k", "hit_at_k",
         "catalog_coverage", "engagement_calibration_error", "latency_p50", "latency_p95", "latency_p99",
+        "ndcg_uncut", "map_at_k", "bpref", "set_precision", "set_recall", "set_f1",
     }
     assert all(m.version == 1 for m in ranking.METRICS)
     assert by_name["ndcg"].params["k"].default == 10
@@ -569,7 +570,9 @@ def _dicts(rows, cast=int):
         (trec.read_run, "q Q0 a 1 0.5 t\n\nq Q0 b 2 abc t\n", 3, "score must be a number"),
         (trec.read_run, "q Q0 a 1 0.5 t\nq Q0 b 2 nan t\n", 2, "score is NaN"),
         (trec.read_run, "q Q0 a 1 0.5\n", 1, "expected 6 columns"),
-        (trec.read_run, "q Q0 a 1 0.5 t\nq Q0 b 2 0.1 t t2\n", 2, "expected 6 columns"),
+        # trailing text after the tag is ignored (as trec_eval does), but a short line is still named
+        (trec.read_run, "q Q0 a 1 0.5 t more text\n\nq Q0 b 2 0.1\n", 3, "expected 6 columns (query_id q0 doc_id rank score tag), found 5"),
+        (trec.read_run, "q Q0 a 1 0.5 t x\nq Q0 b 2 abc t\n", 2, "score must be a number, got 'abc'"),
     ],
 )
 def test_malformed_trec_lines_are_named(tmp_path, reader, text, line, problem):
@@ -599,6 +602,6 @@ def test_measure_names():
     assert trec.parse_measure("Rprec") == ("r_precision", {})
     assert trec.parse_measure("success_1") == trec.parse_measure("success@1") == ("success_at_k", {"k": 1})
     assert trec.parse_measure("hit@5") == ("hit_at_k", {"k": 5})
-    for bad in ("ndcg", "P_0", "bpref", "map@10"):
+    for bad in ("ndcg_cut", "P_0", "bpref_5", "map@0", "set_F.2"):
         with pytest.raises(InvalidInput):
             trec.parse_measure(bad)
