@@ -35,6 +35,8 @@ PANDAS_MISSING_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-
                         "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 
 PARQUET_MAGIC = b"PAR1"
+#: ``frame.attrs`` key: the columns a CSV or TSV gave as written
+READ_VERBATIM = "read_verbatim"
 #: A pickle's first byte (protocol 2 and later): loading one would run arbitrary code.
 PICKLE_MAGIC = b"\x80"
 
@@ -101,9 +103,13 @@ def _read_delimited(handle: IO[bytes], separator: str, verbatim: set[str]) -> pd
     payload = handle.read()
     header = pd.read_csv(io.BytesIO(payload), sep=separator, nrows=0).columns
     # keep_default_na=False turns the missing words off everywhere; na_values gives them back per column
-    return pd.read_csv(io.BytesIO(payload), sep=separator, keep_default_na=False,
-                       dtype={c: str for c in header if c in verbatim},
-                       na_values={c: list(PANDAS_MISSING_WORDS) for c in header if c not in verbatim})
+    frame = pd.read_csv(io.BytesIO(payload), sep=separator, keep_default_na=False,
+                        dtype={c: str for c in header if c in verbatim},
+                        na_values={c: list(PANDAS_MISSING_WORDS) for c in header if c not in verbatim})
+    # which columns are text only because the format has no types (a CSV's ids): a reader may take them as
+    # numbers where its own data says so (eval_platform.models.files.align_id_types)
+    frame.attrs[READ_VERBATIM] = tuple(c for c in header if c in verbatim)
+    return frame
 
 
 def check_text_columns(frame: pd.DataFrame, text_columns: Collection[str], field: str) -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 from eval_platform.core.errors import InvalidInput, UnsafeModelFile
 from eval_platform.core.hashing import file_hash
 from eval_platform.core.installation import installation_config
-from eval_platform.core.tables import read_table
+from eval_platform.core.tables import READ_VERBATIM, read_table
 from eval_platform.core.yamlsafe import load_json
 from eval_platform.datasets.validation import all_distinct
 from eval_platform.llm.specs import CandidateSpec
@@ -123,12 +123,12 @@ def read_predictions_file(path: Path) -> pd.DataFrame:
 
 
 def align_id_types(table: pd.DataFrame, frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
-    """The predictions ``table`` with its text ids read as numbers where the dataset's ids are numbers (a
-    CSV's ids are read as written), when every one of them is a number; otherwise unchanged, for the id
-    checks to name the row that is not."""
+    """The predictions ``table`` with the ids a CSV gave as written (text: the format has no types) read as
+    numbers where the dataset's ids are numbers, when every one of them is a number; otherwise unchanged,
+    for the id checks to name the row that is not. Ids of a typed format (Parquet, JSONL) keep their type."""
     converted = {}
     for column in ids:
-        if column in table.columns and column in frame.columns and pd.api.types.is_numeric_dtype(frame[column]) \
+        if column in table.attrs.get(READ_VERBATIM, ()) and column in table.columns and column in frame.columns and pd.api.types.is_numeric_dtype(frame[column]) \
                 and not pd.api.types.is_numeric_dtype(table[column]) and table[column].map(lambda v: isinstance(v, str)).all():
             numbers, target = pd.to_numeric(table[column], errors="coerce"), frame[column].dtype
             if numbers.notna().all() and (not pd.api.types.is_integer_dtype(target) or (numbers == numbers.round()).all()):
