@@ -98,3 +98,21 @@ def test_infinity_is_not_undefined_and_long_names_keep_their_column(capsys, tmp_
     assert code == 0
     assert [line.split() for line in out.splitlines()] == [["threshold_at_precision@0.99", "all", "inf"], ["roc_auc", "all", "0.0000"]]
     assert len({line.index("all") for line in out.splitlines()}) == 1  # one column, aligned
+
+
+def test_csv_ids_match_a_dataset_whose_ids_are_numbers(tmp_path):
+    """A CSV's ids are read as written (text); where the dataset's ids are numbers (registered from a frame or
+    Parquet), every id that is a number matches: the generation answers score as before."""
+    import pandas as pd
+
+    platform = EvalPlatform.open(tmp_path / "home")
+    try:
+        frame = pd.DataFrame({"example_id": [1, 2], "prompt": ["6 * 7?", "0 * 1?"], "reference": ["42", "0"]})
+        platform.register_dataset("qa", frame, task_type="generation", label_policy="synthetic")
+        platform.register_suite(SUITE)
+        (tmp_path / "answers.csv").write_text("example_id,prediction\n2,1\n1,42\n")
+        platform.register_model("bot", tmp_path / "answers.csv", kind="predictions", eval_plan=[("qa", "qa")])
+        evaluate(platform, "bot@1")
+        assert platform.runs("bot@1")[0].results["metrics"]["exact_match"] == 0.5
+    finally:
+        platform.close()
