@@ -128,8 +128,9 @@ def align_id_types(table: pd.DataFrame, frame: pd.DataFrame, ids: list[str]) -> 
     for the id checks to name the row that is not. Ids of a typed format (Parquet, JSONL) keep their type."""
     converted = {}
     for column in ids:
-        if column in table.attrs.get(READ_VERBATIM, ()) and column in table.columns and column in frame.columns and pd.api.types.is_numeric_dtype(frame[column]) \
-                and not pd.api.types.is_numeric_dtype(table[column]) and table[column].map(lambda v: isinstance(v, str)).all():
+        read_as_text = column in table.attrs.get(READ_VERBATIM, ()) and column in table.columns and column in frame.columns
+        if read_as_text and pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_numeric_dtype(table[column]) \
+                and table[column].map(lambda v: isinstance(v, str)).all():
             numbers, target = pd.to_numeric(table[column], errors="coerce"), frame[column].dtype
             if numbers.notna().all() and (not pd.api.types.is_integer_dtype(target) or (numbers == numbers.round()).all()):
                 converted[column] = numbers.astype(target)
