@@ -238,5 +238,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict]:
 
 
 def respond(payload: Any, status: int = 200, headers: dict | None = None) -> JSONResponse:
-    """A JSON response of any payload the registry returns (datetimes, numpy numbers and NaN made JSON-safe)."""
-    return JSONResponse(json_safe(payload), status_code=status, headers=headers)
+    """A JSON response of any payload the registry returns (datetimes, numpy numbers and NaN made JSON-safe;
+    +inf/-inf as ``"inf"``/``"-inf"``, NaN as ``null``)."""
+    return JSONResponse(json_safe(payload, infinities_as_text=True), status_code=status, headers=headers)

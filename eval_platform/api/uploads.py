@@ -1,4 +1,4 @@
-"""Uploaded files: a table (Parquet or CSV) read into a frame, a model file stored under the installation.
+"""Uploaded files: a table (Parquet, CSV, TSV or JSONL) read into a frame, a model file stored under the installation.
 
 A file over the server's limit is a 413 problem naming ``file``; one that cannot be read is a 422 naming
 ``file`` with the parser's words (never the rows). :mod:`eval_platform.api.middleware` bounds the whole
@@ -17,6 +17,8 @@ from fastapi import UploadFile
 
 from eval_platform.api.problems import ProblemError
 from eval_platform.core.errors import InvalidInput
+from eval_platform.core.tables import CSV, read_table
+from eval_platform.core.tasks import TASK_TYPES
 from eval_platform.platform.service import EvalPlatform
 
 #: the suffixes a stored model file keeps (anything else is stored as ``.skops``)
@@ -27,33 +29,19 @@ def too_large(max_bytes: int) -> ProblemError:
     return ProblemError(413, "too-large", "Upload too large", f"at most {max_bytes} bytes", field="file")
 
 
-def read_dataset_upload(upload: UploadFile, max_bytes: int) -> pd.DataFrame:
-    """A dataset's rows: Parquet (by its magic bytes), else CSV (tab-separated when named ``.tsv``)."""
+def read_dataset_upload(upload: UploadFile, max_bytes: int, task_type: str | None = None) -> pd.DataFrame:
+    """A dataset's rows: Parquet (by its magic bytes), JSONL or TSV by name, else CSV; the task type's text
+    columns stay text (:mod:`eval_platform.core.tables`)."""
     if upload.size is not None and upload.size > max_bytes:
         raise too_large(max_bytes)
-    name = (upload.filename or "").lower()
-    return _read_table(upload, read_csv=lambda handle: pd.read_csv(handle, sep="\t" if name.endswith(".tsv") else ","))
+    task = TASK_TYPES.get(task_type or "")  # an unknown one is refused by the registration, naming taskType
+    return read_table(upload.file, field="file", name=upload.filename or "", default_format=CSV,
+                      text_columns=task.text_columns if task else (), verbatim_columns=task.verbatim_columns if task else ())
 
 
 def read_experiment_batch(upload: UploadFile) -> pd.DataFrame:
-    """A batch of an experiment's online data: Parquet (by its magic bytes), else CSV."""
-    return _read_table(upload, read_csv=pd.read_csv)
-
-
-def _read_table(upload: UploadFile, read_csv) -> pd.DataFrame:
-    handle = upload.file
-    head = handle.read(4)
-    handle.seek(0)
-    try:
-        if head == b"PAR1":
-            return pd.read_parquet(handle)
-        if (upload.filename or "").lower().endswith((".parquet", ".pq")):
-            raise InvalidInput("file", "is named .parquet but is not a Parquet file")
-        return read_csv(handle)
-    except InvalidInput:
-        raise
-    except Exception as error:  # the parser's words name the line; the rows are not echoed
-        raise InvalidInput("file", f"could not be read as Parquet or CSV ({type(error).__name__}: {str(error)[:300]})") from error
+    """A batch of an experiment's online data: Parquet (by its magic bytes), JSONL by name, else CSV."""
+    return read_table(upload.file, field="file", name=upload.filename or "", default_format=CSV)
 
 
 def read_upload_bytes(upload: UploadFile, max_bytes: int, field: str) -> bytes:

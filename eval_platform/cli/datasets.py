@@ -16,8 +16,10 @@ from eval_platform.core.errors import InvalidInput
 
 def cmd_register(args: argparse.Namespace) -> None:
     from eval_platform.core.records import to_dict  # keeps evalp --help fast
+    from eval_platform.core.tasks import get_task_type  # keeps evalp --help fast
 
-    frame = read_table(args.file)
+    task = get_task_type(args.task_type)  # its text columns stay text however the file spells them
+    frame = read_table(args.file, text_columns=task.text_columns, verbatim_columns=task.verbatim_columns)
     access = {"level": args.access, "teams": args.team or []}
     result = open_platform(args).register_dataset(
         args.dataset_id, frame, task_type=args.task_type, label_policy=args.label_policy, access_policy=access,
@@ -38,8 +40,13 @@ def cmd_hash_examples(args: argparse.Namespace) -> None:
 
     if bool(args.column) == bool(args.like):
         raise InvalidInput("--column", "give the input columns (--column, repeatable) or a dataset to take them from (--like), one of the two")
-    frame = read_table(args.file)
-    columns = list(args.column) if args.column else content_columns(open_platform(args).dataset(args.like).schema)
+    from eval_platform.core.tasks import get_task_type  # keeps evalp --help fast
+
+    like = open_platform(args).dataset(args.like) if args.like else None
+    # the dataset's text read as the registration read it, so a row hashes alike in both
+    task = get_task_type(like.task_type) if like is not None else None
+    frame = read_table(args.file, text_columns=task.text_columns if task else (), verbatim_columns=task.verbatim_columns if task else ())
+    columns = list(args.column) if like is None else content_columns(like.schema)
     if not columns:
         raise InvalidInput("--like", f"dataset {args.like} has no input columns to hash")
     missing = [c for c in columns if c not in frame.columns]

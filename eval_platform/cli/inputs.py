@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,11 +13,6 @@ from eval_platform.core.yamlsafe import DEFAULT_LIMITS, load_yaml
 if TYPE_CHECKING:
     from eval_platform.platform.service import EvalPlatform  # annotations only: importing it takes seconds
 
-#: The table formats ``read_table`` knows, by file suffix.
-PARQUET_SUFFIXES = (".parquet", ".pq")
-DELIMITED_SUFFIXES = (".csv", ".tsv")
-JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
-
 
 def open_platform(args: argparse.Namespace) -> EvalPlatform:
     from eval_platform.platform.service import EvalPlatform  # keeps evalp --help fast
@@ -24,25 +20,13 @@ def open_platform(args: argparse.Namespace) -> EvalPlatform:
     return EvalPlatform.open(args.home)
 
 
-def read_table(path: str, field: str = "--file"):
-    """A Parquet, CSV, TSV or JSONL file as a pandas frame; a missing or unreadable file is refused naming ``field``."""
-    # pandas ships no type information here (pandas-stubs is not installed)
-    import pandas as pd
+def read_table(path: str, field: str = "--file", text_columns: Collection[str] = (), verbatim_columns: Collection[str] = ()):
+    """A Parquet, CSV, TSV or JSONL file as a pandas frame, read by :func:`eval_platform.core.tables.read_table`:
+    ``text_columns`` stay text (refused naming row and column otherwise); a missing, unreadable or pickled file
+    is refused naming ``field``."""
+    from eval_platform.core import tables  # keeps evalp --help fast
 
-    file = Path(path)
-    if not file.is_file():
-        raise InvalidInput(field, f"{path} does not exist")
-    suffix = file.suffix.lower()
-    try:
-        if suffix in PARQUET_SUFFIXES:
-            return pd.read_parquet(file)
-        if suffix in DELIMITED_SUFFIXES:
-            return pd.read_csv(file, sep="\t" if suffix == ".tsv" else ",")
-        if suffix in JSON_LINES_SUFFIXES:
-            return pd.read_json(file, lines=True)
-    except Exception as error:  # parser errors name the line; keep their words
-        raise InvalidInput(field, f"{path} could not be read: {error}") from error
-    raise InvalidInput(field, f"{path}: unsupported format (use .parquet, .csv, .tsv or .jsonl)")
+    return tables.read_table(path, field=field, text_columns=text_columns, verbatim_columns=verbatim_columns)
 
 
 def read_document(path: str) -> dict:

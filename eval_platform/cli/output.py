@@ -12,7 +12,7 @@ from typing import Any
 def print_json(payload: Any) -> None:
     from eval_platform.core.records import json_safe  # keeps evalp --help fast
 
-    print(json.dumps(json_safe(payload), indent=2, default=str))
+    print(json.dumps(json_safe(payload, infinities_as_text=True), indent=2, default=str))  # +inf is "inf", NaN null
 
 
 def print_table(rows: list[dict], columns: Sequence[str]) -> None:

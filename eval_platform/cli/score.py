@@ -20,7 +20,8 @@ def cmd_classification(args: argparse.Namespace) -> None:
 def cmd_generation(args: argparse.Namespace) -> None:
     from eval_platform.metrics import scoring  # keeps evalp --help fast
 
-    _print_metric_values(args, scoring.score_generation(read_table(args.data, "--data"), args.prediction, args.reference, args.metric))
+    _print_metric_values(args, scoring.score_generation(
+        read_table(args.data, "--data", text_columns=(args.prediction, args.reference)), args.prediction, args.reference, args.metric))
 
 
 def _print_metric_values(args: argparse.Namespace, results: dict[str, float]) -> None:
@@ -28,8 +29,14 @@ def _print_metric_values(args: argparse.Namespace, results: dict[str, float]) ->
     if args.json:
         print_json(results)
         return
+    width = measure_width(results)
     for name, value in results.items():
-        print(f"{name:<24}{'all':<12}{format_value(value)}")
+        print(f"{name:<{width}}{'all':<12}{format_value(value)}")
+
+
+def measure_width(names) -> int:
+    """The measure column's width: trec_eval's 24, wider when a name (``threshold_at_precision@0.95``) needs it."""
+    return max(24, *(len(str(name)) + 2 for name in names)) if names else 24
 
 
 def cmd_ranking(args: argparse.Namespace) -> None:
@@ -42,12 +49,14 @@ def cmd_ranking(args: argparse.Namespace) -> None:
         return
     # trec_eval's layout: measure, query (or "all"), value; counts (num_rel, num_ret, num_rel_ret) as integers
     counts = {name for name in scored["mean"] if trec.parse_measure(name)[0] in trec.SUMMED}
+    width = measure_width([*scored["mean"], *(scored.get("per_query") or {})])
+    query_width = max(12, *(len(str(q)) + 2 for queries in (scored.get("per_query") or {}).values() for q in queries), 0)
     for name, per_query in (scored.get("per_query") or {}).items():
         for query, value in per_query.items():
-            print(f"{name:<24}{query:<12}{int(value) if name in counts else f'{value:.4f}'}")
-    print(f"{'num_q':<24}{'all':<12}{scored['num_queries']}")
+            print(f"{name:<{width}}{query:<{query_width}}{int(value) if name in counts else f'{value:.4f}'}")
+    print(f"{'num_q':<{width}}{'all':<{query_width}}{scored['num_queries']}")
     for name, value in scored["mean"].items():
-        print(f"{name:<24}{'all':<12}{int(value) if name in counts else format_value(value)}")
+        print(f"{name:<{width}}{'all':<{query_width}}{int(value) if name in counts else format_value(value)}")
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> None:

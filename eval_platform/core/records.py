@@ -18,19 +18,25 @@ def iso(value: datetime | None) -> str | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
-def json_safe(value: Any) -> Any:
+def json_safe(value: Any, infinities_as_text: bool = False) -> Any:
     """A document JSON (and PostgreSQL's JSON columns) accepts: NaN and infinities become ``None``, numpy
-    scalars and arrays Python values, datetimes ISO 8601, tuples lists and mapping keys strings, recursively."""
+    scalars and arrays Python values, datetimes ISO 8601, tuples lists and mapping keys strings, recursively.
+
+    ``infinities_as_text``: ``+inf``/``-inf`` become the strings ``"inf"``/``"-inf"`` instead, so a reader
+    tells an infinite value (``threshold_at_precision`` when no threshold reaches the precision) from an
+    undefined one (NaN, still ``None``): what ``evalp --json`` and the API print."""
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, infinities_as_text) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, infinities_as_text) for v in value]
     if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
+        return [json_safe(v, infinities_as_text) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if math.isfinite(value) or math.isnan(value):
+            return value if math.isfinite(value) else None
+        return ("inf" if value > 0 else "-inf") if infinities_as_text else None
     if isinstance(value, datetime):
         return iso(value)
     return value

@@ -24,10 +24,18 @@ class TaskType:
     label_domain: tuple[str, object]
     extra_required: tuple[str, ...] = ()
     description: str = ""
+    #: columns holding text in every row, however the file spells it (``"42"``, ``"NA"``, ``""`` stay text):
+    #: see :mod:`eval_platform.core.tables`
+    text_columns: tuple[str, ...] = ()
 
     @property
     def required_columns(self) -> tuple[str, ...]:
         return (*self.id_columns, self.label_column, *self.extra_required)
+
+    @property
+    def verbatim_columns(self) -> tuple[str, ...]:
+        """The columns a CSV gives as written: the text columns and, in a task with text, its ids (``007``)."""
+        return (*self.id_columns, *self.text_columns) if self.text_columns else ()
 
 
 TASK_TYPES: dict[str, TaskType] = {
@@ -44,7 +52,8 @@ TASK_TYPES: dict[str, TaskType] = {
         TaskType("search", ("query_id", "doc_id"), "relevance", ("min", 0),
                  description="ranking judgments of a search system; latency comes with the predictions"),
         TaskType("generation", ("example_id",), "reference", ("any", None), extra_required=("prompt",),
-                 description="one row per prompt; reference answer text"),
+                 description="one row per prompt; reference answer text",
+                 text_columns=("prompt", "reference", "prediction")),
         # online data: not evaluated by metric suites, analysed by eval_platform.online (see experiments.py)
         TaskType("online_events", (), "arm", ("any", None), extra_required=("unit_id", "timestamp"),
                  description="one row per event or per unit of an A/B experiment: unit id, arm, timestamp, "

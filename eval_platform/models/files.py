@@ -23,6 +23,7 @@ import pandas as pd
 from eval_platform.core.errors import InvalidInput, UnsafeModelFile
 from eval_platform.core.hashing import file_hash
 from eval_platform.core.installation import installation_config
+from eval_platform.core.tables import READ_VERBATIM, read_table
 from eval_platform.core.yamlsafe import load_json
 from eval_platform.datasets.validation import all_distinct
 from eval_platform.llm.specs import CandidateSpec
@@ -101,24 +102,39 @@ def check_model_file(path: str | Path, kind: str, trusted_types: Iterable[str] =
     return file_hash(path), sorted(set(needed))
 
 
-def _without_dir(error: BaseException, path: Path) -> str:
+def _without_dir(error: BaseException | str, path: Path) -> str:
     """An error's text with the file's directory left out: callers of the API must not learn where the
     server keeps its files."""
     return str(error).replace(str(path.parent) + "/", "").replace(str(path.parent), "")
 
 
+#: Columns of a predictions file a CSV gives as written: a generation's text, and ids (``007`` stays ``"007"``;
+#: matched to a dataset's numeric ids by :func:`align_id_types`)
+PREDICTION_VERBATIM_COLUMNS = ("prediction", "example_id", "query_id", "doc_id")
+
+
 def read_predictions_file(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
+    if path.suffix.lower() not in (".parquet", ".pq", ".csv", ".jsonl", ".ndjson"):
+        raise InvalidInput("model_file", f"{path.name}: a predictions file is .parquet, .csv or .jsonl")
     try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True)
-    except Exception as error:
-        raise InvalidInput("model_file", f"{path.name} is not a readable predictions table: {_without_dir(error, path)}") from error
-    raise InvalidInput("model_file", f"{path.name}: a predictions file is .parquet, .csv or .jsonl")
+        return read_table(path, field="model_file", name=path.name, verbatim_columns=PREDICTION_VERBATIM_COLUMNS)
+    except InvalidInput as error:
+        raise InvalidInput("model_file", f"{path.name} is not a readable predictions table: {_without_dir(error.problem, path)}") from error
+
+
+def align_id_types(table: pd.DataFrame, frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    """The predictions ``table`` with the ids a CSV gave as written (text: the format has no types) read as
+    numbers where the dataset's ids are numbers, when every one of them is a number; otherwise unchanged,
+    for the id checks to name the row that is not. Ids of a typed format (Parquet, JSONL) keep their type."""
+    converted = {}
+    for column in ids:
+        read_as_text = column in table.attrs.get(READ_VERBATIM, ()) and column in table.columns and column in frame.columns
+        if read_as_text and pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_numeric_dtype(table[column]) \
+                and table[column].map(lambda v: isinstance(v, str)).all():
+            numbers, target = pd.to_numeric(table[column], errors="coerce"), frame[column].dtype
+            if numbers.notna().all() and (not pd.api.types.is_integer_dtype(target) or (numbers == numbers.round()).all()):
+                converted[column] = numbers.astype(target)
+    return table.assign(**converted) if converted else table
 
 
 def read_candidate_spec(path: Path):
@@ -181,7 +197,7 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
     model has no probabilities); multi-class gives ``prediction`` and one ``proba_<class>`` column each.
     """
     if isinstance(model, pd.DataFrame):
-        return _from_predictions_file(model, frame, schema, task_type)
+        return _from_predictions_file(align_id_types(model, frame, schema["id_columns"]), frame, schema, task_type)
     ids = frame[schema["id_columns"]].reset_index(drop=True)
     features = frame[schema["feature_columns"]]
     if features.shape[1] == 0:
@@ -272,6 +288,7 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
     """
     where = f"for dataset {dataset_key} ({task_type})"
     ids = list(schema["id_columns"])
+    table = align_id_types(table, frame, ids)
     outputs = _check_prediction_columns(table, ids, task_type, where)
     for column in ids:
         _check_id_column(table, frame, column, where)

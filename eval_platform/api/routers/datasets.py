@@ -93,7 +93,7 @@ def register_dataset(
         'or {"type": "preference"}'))] = "",
 ):
     """Validate and register a dataset version (a new version only when content or metadata changed)."""
-    frame = read_dataset_upload(file, max_upload_bytes)
+    frame = read_dataset_upload(file, max_upload_bytes, task_type)
     policy = access_policy_of_form(access_level, teams, allow_aggregates, min_slice_size)
     ratings = ratings_of_form(rating_columns, rating_scale)
     with fields_named(DATASET_FORM_FIELDS):
