@@ -172,3 +172,15 @@ def test_a_model_with_the_wrong_number_of_outputs_is_refused_naming_the_model_fi
     run = service.claim_runs("short@1", "local", requested=True)[0]
     with pytest.raises(InvalidInput, match=r"model_file: the model gives 3 score column\(s\) but the dataset has 4 labels"):
         predicting.produce_predictions(service, run)
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (["a|b", "b"], "labels: row 0 must be a list of labels, got 'a|b'"),
+    ([["a"], [0.5]], "labels: row 1 has label 0.5"),
+])
+def test_a_dataset_whose_labels_are_not_lists_is_refused_at_registration(service, labels, message):
+    frame = pd.DataFrame({"example_id": [1, 2], "x": [0.1, 0.2], "labels": labels})
+    before = service.store.count()
+    with pytest.raises(InvalidInput, match=message):
+        service.register_dataset("bad", frame, task_type="multilabel_classification", label_policy="synthetic")
+    assert service.store.count() == before and service.datasets() == []
