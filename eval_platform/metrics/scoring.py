@@ -309,7 +309,7 @@ def score_multiclass(frame: pd.DataFrame, label: str, metrics: list[str], proba_
 def _label_lists(values: pd.Series, column: str, separator: str | None) -> list[list[str]]:
     """One list of labels per row: the row's list (JSON Lines, Parquet), or its text split on ``separator``
     (CSV; an empty cell is no label)."""
-    rows = []
+    rows: list[list[str]] = []
     for row, value in enumerate(values.tolist()):
         if separator is not None:
             if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
