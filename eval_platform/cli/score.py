@@ -14,14 +14,33 @@ from eval_platform.cli.output import format_value, print_json, print_table
 def cmd_classification(args: argparse.Namespace) -> None:
     from eval_platform.metrics import scoring  # keeps evalp --help fast
 
-    _print_metric_values(args, scoring.score_classification(read_table(args.data, "--data"), args.label, args.score, args.metric))
+    params = scoring.parse_metric_params(args.param, args.metric)
+    _print_metric_values(args, scoring.score_classification(read_table(args.data, "--data"), args.label, args.score, args.metric, params))
 
 
 def cmd_generation(args: argparse.Namespace) -> None:
     from eval_platform.metrics import scoring  # keeps evalp --help fast
 
+    params = scoring.parse_metric_params(args.param, args.metric)
     _print_metric_values(args, scoring.score_generation(
-        read_table(args.data, "--data", text_columns=(args.prediction, args.reference)), args.prediction, args.reference, args.metric))
+        read_table(args.data, "--data", text_columns=(args.prediction, args.reference)), args.prediction, args.reference, args.metric,
+                                                        params))
+
+
+def cmd_multiclass(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import scoring  # keeps evalp --help fast
+
+    params = scoring.parse_metric_params(args.param, args.metric)
+    _print_metric_values(args, scoring.score_multiclass(read_table(args.data, "--data"), args.label, args.metric,
+                                                        args.proba_prefix, params))
+
+
+def cmd_multilabel(args: argparse.Namespace) -> None:
+    from eval_platform.metrics import scoring  # keeps evalp --help fast
+
+    params = scoring.parse_metric_params(args.param, args.metric)
+    _print_metric_values(args, scoring.score_multilabel(read_table(args.data, "--data"), args.labels, args.metric,
+                                                        args.proba_prefix, args.label_separator, params))
 
 
 def _print_metric_values(args: argparse.Namespace, results: dict[str, float]) -> None:
@@ -92,6 +111,12 @@ def _print_estimates(args: argparse.Namespace, estimates: dict[str, dict], colum
     print_table([{"estimator": name, **row} for name, row in estimates.items()], ("estimator", *columns))
 
 
+def _add_param_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--param", action="append", metavar="METRIC.KEY=VALUE",
+                     help="a metric parameter, e.g. bleu.tokenize=intl, rougeL.use_stemmer=true, exact_match.normalization=none, "
+                          "f1_micro.threshold=0.3 (repeatable; METRIC as given to --metric)")
+
+
 def add_commands(groups: CommandGroups) -> None:
     groups.add_group("score", help="score files directly, registering nothing", dest="kind")
     sub = groups.add_to_group("score", "classification", help="CSV or Parquet with label and score columns")
@@ -99,13 +124,34 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--label", required=True)
     sub.add_argument("--score", required=True)
     sub.add_argument("--metric", action="append", required=True, help="roc_auc, average_precision, f1@0.5, log_loss...")
+    _add_param_option(sub)
     sub.set_defaults(func=cmd_classification)
+
+    sub = groups.add_to_group("score", "multiclass", help="a label column and one proba_<class> score column per class")
+    sub.add_argument("--data", required=True, help="CSV, Parquet or JSONL")
+    sub.add_argument("--label", required=True, help="column of the true class")
+    sub.add_argument("--proba-prefix", default="proba_", help="prefix of the score columns (default proba_)")
+    sub.add_argument("--metric", action="append", required=True,
+                     help="accuracy, f1_macro, precision_weighted, recall_micro, roc_auc_ovr, log_loss, class_recall@<class>...")
+    _add_param_option(sub)
+    sub.set_defaults(func=cmd_multiclass)
+
+    sub = groups.add_to_group("score", "multilabel", help="a labels column and one proba_<label> score column per label")
+    sub.add_argument("--data", required=True, help="JSONL or Parquet (labels: a list per row), or CSV with --label-separator")
+    sub.add_argument("--labels", required=True, help="column of each example's true labels")
+    sub.add_argument("--label-separator", help="split a text labels column on this, e.g. '|' (an empty cell: no label)")
+    sub.add_argument("--proba-prefix", default="proba_", help="prefix of the score columns (default proba_)")
+    sub.add_argument("--metric", action="append", required=True,
+                     help="f1_micro, f1_macro@0.3, hamming_loss, subset_accuracy, roc_auc_macro, label_f1@<label>...")
+    _add_param_option(sub)
+    sub.set_defaults(func=cmd_multilabel)
 
     sub = groups.add_to_group("score", "generation", help="CSV, Parquet or JSONL with prediction and reference")
     sub.add_argument("--data", required=True)
     sub.add_argument("--prediction", required=True)
     sub.add_argument("--reference", required=True)
     sub.add_argument("--metric", action="append", required=True, help="bleu, chrf, rouge1, rougeL, exact_match, token_f1...")
+    _add_param_option(sub)
     sub.set_defaults(func=cmd_generation)
 
     sub = groups.add_to_group("score", "ranking", help="TREC qrels and run files, trec_eval's measure names")

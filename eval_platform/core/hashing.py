@@ -30,7 +30,26 @@ def canonical_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
     else:
         table = frame
     table = table.replace_schema_metadata(None)
+    if any(_has_list(field.type) for field in table.schema):
+        table = table.cast(pa.schema([field.with_type(_arrow_list_names(field.type)) for field in table.schema]))
     return table.take(pa.array(np.arange(table.num_rows, dtype=np.int64))).combine_chunks()
+
+
+def _has_list(data_type: pa.DataType) -> bool:
+    return pa.types.is_list(data_type) or pa.types.is_large_list(data_type)
+
+
+def _arrow_list_names(data_type: pa.DataType) -> pa.DataType:
+    """``data_type`` with every list's item field named ``item``, as ``pyarrow.Table.from_pandas`` names it.
+
+    Parquet writes a list's item field as ``element`` (the compliant nested type), so a list column read back
+    from the store would otherwise hash differently from the table that was stored (a multi-label dataset's
+    ``labels`` column, say): the name is how a writer spelled the type, not content."""
+    if pa.types.is_list(data_type):
+        return pa.list_(_arrow_list_names(data_type.value_type))
+    if pa.types.is_large_list(data_type):
+        return pa.large_list(_arrow_list_names(data_type.value_type))
+    return data_type
 
 
 class _DigestSink:

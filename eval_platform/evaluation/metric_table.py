@@ -17,6 +17,7 @@ import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.datasets.validation import all_distinct
+from eval_platform.metrics.multiclass import multilabel_indicator, multilabel_label_set
 from eval_platform.metrics.perplexity import PERPLEXITY_SOURCES
 from eval_platform.metrics.ratings import RatingScale
 from eval_platform.suites.definition import SuiteDefinition
@@ -33,7 +34,7 @@ def evaluation_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: d
     ids = schema["id_columns"]
     if task_type in ("ranking", "search"):
         return _ranking_frame(dataset, predictions, schema)
-    if task_type in ("binary_classification", "multiclass_classification", "generation"):
+    if task_type in ("binary_classification", "multiclass_classification", "multilabel_classification", "generation"):
         missing = [c for c in ids if c not in predictions.columns]
         if missing:
             raise InvalidInput("predictions", f"missing id column(s) {missing}")
@@ -41,6 +42,8 @@ def evaluation_frame(dataset: pd.DataFrame, predictions: pd.DataFrame, schema: d
         if joined is None:
             joined = dataset.merge(predictions, on=ids, how="left", validate="one_to_one", suffixes=("", "_pred"))
         value_column = "prediction" if task_type == "generation" else "score" if "score" in predictions.columns else "prediction"
+        if value_column not in joined.columns:  # a file of proba_<class> columns only: its first column says "predicted"
+            value_column = next((c for c in predictions.columns if str(c).startswith("proba_")), value_column)
         unpredicted = joined[value_column].isna()
         if unpredicted.any():
             first = joined.loc[unpredicted, ids].iloc[0].to_dict()
@@ -113,16 +116,40 @@ def metric_columns(frame: pd.DataFrame, schema: dict, task_type: str) -> dict[st
         return {"label": frame[schema["label_column"]].to_numpy(np.int64), "score": frame["score"].to_numpy(np.float64),
                 **human_rating_columns(frame, schema)}
     if task_type == "multiclass_classification":
-        proba_columns = [c for c in frame.columns if c.startswith("proba_")]
-        if not proba_columns:
-            raise InvalidInput("predictions", "multi-class predictions need proba_<class> columns")
-        labels = frame[schema["label_column"]].to_numpy()
-        classes = _class_values([c.removeprefix("proba_") for c in proba_columns], labels)
-        proba = frame[proba_columns].to_numpy(np.float64)
-        # one row of classes per example, so resampling rows keeps them intact (a view, no copy)
-        return {"label": labels, "proba": proba, "classes": np.broadcast_to(classes, proba.shape),
-                **human_rating_columns(frame, schema)}
+        return multiclass_columns(frame, schema)
+    if task_type == "multilabel_classification":
+        return multilabel_columns(frame, schema)
     raise InvalidInput("task_type", f"no metric columns for task type {task_type!r} yet")
+
+
+def multiclass_columns(frame: pd.DataFrame, schema: dict) -> dict[str, np.ndarray]:
+    """A multi-class eval's arrays: ``label``, the ``proba_<class>`` matrix and the ``classes`` it scores."""
+    proba_columns = [c for c in frame.columns if c.startswith("proba_")]
+    if not proba_columns:
+        raise InvalidInput("predictions", "multi-class predictions need proba_<class> columns")
+    labels = frame[schema["label_column"]].to_numpy()
+    classes = _class_values([c.removeprefix("proba_") for c in proba_columns], labels)
+    proba = frame[proba_columns].to_numpy(np.float64)
+    # one row of classes per example, so resampling rows keeps them intact (a view, no copy)
+    return {"label": labels, "proba": proba, "classes": np.broadcast_to(classes, proba.shape),
+            **human_rating_columns(frame, schema)}
+
+
+def multilabel_columns(frame: pd.DataFrame, schema: dict) -> dict[str, np.ndarray]:
+    """A multi-label eval's arrays: ``labels``, the 0/1 indicator ``(n, n_labels)`` of each row's list of labels,
+    ``proba`` the ``proba_<label>`` columns in the same order, and ``classes`` the label names (broadcast to
+    every row, as multi-class). The lists become the indicator once here, not in every bootstrap resample."""
+    proba_columns = [c for c in frame.columns if isinstance(c, str) and c.startswith("proba_")]
+    if not proba_columns:
+        raise InvalidInput("predictions", "multi-label predictions need one proba_<label> column per label")
+    rows = frame[schema["label_column"]].to_numpy(dtype=object)
+    present = np.asarray(multilabel_label_set(rows), dtype=object)
+    classes = _class_values([c.removeprefix("proba_") for c in proba_columns], present)
+    unscored = [label for label in present.tolist() if label not in set(classes.tolist())]
+    if unscored:
+        raise InvalidInput("predictions", f"no proba_<label> column for label(s) {unscored}; the columns are {proba_columns}")
+    proba = frame[proba_columns].to_numpy(np.float64)
+    return {"labels": multilabel_indicator(rows, classes), "proba": proba, "classes": np.broadcast_to(classes, proba.shape)}
 
 
 def logprob_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -197,7 +224,7 @@ def _json_number(value: float) -> float | None:
 
 #: Task types whose metric columns are one value per row: a slice's columns are the whole frame's arrays
 #: indexed by the slice's rows (ranking builds its columns from query-level joins, generation from texts).
-ROW_ALIGNED_TASKS = ("binary_classification", "multiclass_classification")
+ROW_ALIGNED_TASKS = ("binary_classification", "multiclass_classification", "multilabel_classification")
 
 
 def _slice_columns(suite: SuiteDefinition, frame: pd.DataFrame, schema: dict, task_type: str):

@@ -194,3 +194,24 @@ for _which in ("precision", "recall", "f1"):
         metric=_which,
         description=f"{_which.capitalize()} of one label (parameter class_label) at its threshold.",
     )
+_multilabel("multilabel_hamming_loss", multiclass.multilabel_hamming_loss, direction="lower",
+            description="Fraction of wrong (example, label) decisions at the per-label thresholds (scikit-learn hamming_loss).")
+_multilabel("multilabel_subset_accuracy", multiclass.multilabel_subset_accuracy,
+            description="Fraction of examples whose predicted label set is exactly the true set (exact match).")
+
+
+def _multilabel_ranking(name, fn, average, description):
+    """A threshold-free multi-label metric (per-label scores ranked): no threshold parameters."""
+    def compute(columns, **kwargs):
+        return fn(columns["labels"], columns["proba"], columns["classes"], average=average, **kwargs)
+
+    METRICS.append(MetricDefinition(name=name, version=1, direction="higher", task_types=MULTILABEL,
+                                    required_columns=_MULTILABEL_COLUMNS, compute=compute, params={},
+                                    description=description))
+
+
+for _average in multiclass.AVERAGES:
+    _multilabel_ranking(f"multilabel_roc_auc_{_average}", multiclass.multilabel_roc_auc, _average,
+                        f"ROC-AUC of each label's scores, {_average}-averaged over labels (scikit-learn roc_auc_score).")
+    _multilabel_ranking(f"multilabel_average_precision_{_average}", multiclass.multilabel_average_precision, _average,
+                        f"Average precision of each label's scores, {_average}-averaged (average_precision_score).")

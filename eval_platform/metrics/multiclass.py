@@ -34,6 +34,7 @@ import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.metrics.classification import (
+    average_precision,
     check_threshold,
     f1_from_counts,
     plain,
@@ -395,3 +396,93 @@ def multilabel_f1(y_true, y_score, classes, threshold=0.5, average: str = "macro
     """F1 over labels: mean of per-label F1 (macro/weighted) or pooled ``2TP/(2TP+FP+FN)`` (micro)."""
     tp, fp, fn, _, _ = _multilabel_counts(y_true, y_score, classes, threshold)
     return _averaged(tp, fp, fn, average, "f1")
+
+
+def multilabel_hamming_loss(y_true, y_score, classes, threshold=0.5) -> float:
+    """Fraction of (example, label) decisions that are wrong: ``(FP + FN) / (n * n_labels)``.
+
+    Label ``j`` is predicted when ``y_score[:, j] >= threshold[j]``; equal to scikit-learn's
+    ``hamming_loss`` on the indicator matrices. Lower is better; 0 when every decision is right.
+
+    >>> multilabel_hamming_loss([[1, 0], [0, 1]], [[0.9, 0.8], [0.1, 0.7]], ["a", "b"])
+    0.25
+    """
+    indicator, scores, _, thresholds = _check_multilabel(y_true, y_score, classes, threshold)
+    return float(np.mean((scores >= thresholds) != (indicator == 1)))
+
+
+def multilabel_subset_accuracy(y_true, y_score, classes, threshold=0.5) -> float:
+    """Exact-match ratio: the fraction of examples whose predicted label set equals the true set.
+
+    Equal to scikit-learn's ``accuracy_score`` on the indicator matrices (a row with no true and no
+    predicted label is a match).
+
+    >>> multilabel_subset_accuracy([[1, 0], [0, 1]], [[0.9, 0.8], [0.1, 0.7]], ["a", "b"])
+    0.5
+    """
+    indicator, scores, _, thresholds = _check_multilabel(y_true, y_score, classes, threshold)
+    predicted = (scores >= thresholds).astype(np.int8)
+    return float(np.mean(np.all(predicted == indicator, axis=1)))
+
+
+def _ranking_over_labels(y_true, y_score, classes, average: str, per_label) -> float:
+    """``per_label(indicator[:, j], scores[:, j])`` averaged over labels (macro: the labels where it is
+    defined; weighted: by each label's true examples) or computed once on the flattened matrices (micro)."""
+    if average not in AVERAGES:
+        raise InvalidInput("average", f"must be one of {list(AVERAGES)}, got {average!r}")
+    indicator, scores, classes, _ = _check_multilabel(y_true, y_score, classes, 0.5)
+    if average == "micro":
+        return float(per_label(indicator.ravel(), scores.ravel()))
+    values = np.array([per_label(indicator[:, j], np.ascontiguousarray(scores[:, j])) for j in range(classes.size)])
+    defined = ~np.isnan(values)
+    if not defined.any():
+        return float("nan")
+    if average == "macro":
+        return float(np.mean(values[defined]))
+    support = indicator.sum(axis=0)[defined]
+    return float(np.sum(values[defined] * support) / np.sum(support)) if support.sum() else float("nan")
+
+
+def multilabel_roc_auc(y_true, y_score, classes, average: str = "macro") -> float:
+    """ROC-AUC of each label's scores against its 0/1 column, averaged over labels.
+
+    ``macro``: mean of the per-label AUCs; ``weighted``: weighted by each label's true examples;
+    ``micro``: one AUC over every (example, label) cell. A label whose AUC is undefined (all 0 or all 1)
+    is left out of ``macro``/``weighted`` (scikit-learn raises instead); ``nan`` when no label is defined.
+    Otherwise equal to ``sklearn.metrics.roc_auc_score(Y, scores, average=...)``. Threshold-free.
+    """
+    return _ranking_over_labels(y_true, y_score, classes, average, roc_auc)
+
+
+def multilabel_average_precision(y_true, y_score, classes, average: str = "macro") -> float:
+    """Average precision (PR-AUC) of each label's scores, averaged over labels as :func:`multilabel_roc_auc`
+    (labels without a true example are left out). Equal to ``sklearn.metrics.average_precision_score``."""
+    return _ranking_over_labels(y_true, y_score, classes, average, average_precision)
+
+
+def multilabel_indicator(rows, classes) -> np.ndarray:
+    """The 0/1 ``(n, n_labels)`` matrix of one list of labels per row, columns in ``classes`` order;
+    a row that is not a list, or a label not in ``classes``, is refused naming the row."""
+    classes = _check_classes(classes, minimum=1)
+    return _indicator_from_lists(np.asarray(rows, dtype=object) if not isinstance(rows, np.ndarray) else rows, classes)
+
+
+def multilabel_label_set(rows) -> list:
+    """The distinct labels of one list of labels per row, sorted (scikit-learn ``MultiLabelBinarizer``'s
+    order): the column order of a multi-label model's outputs. A row that is not a list (a string, a
+    number, null) is refused naming the row; labels must be strings or integers."""
+    seen: dict = {}
+    for i, row in enumerate(rows):
+        if row is None or isinstance(row, str | bytes) or not hasattr(row, "__iter__"):
+            raise InvalidInput("labels", f"row {i} must be a list of labels, got {plain(row)!r}")
+        for label in row:
+            label = label.item() if isinstance(label, np.generic) else label
+            if isinstance(label, bool) or not isinstance(label, str | int):
+                raise InvalidInput("labels", f"row {i} has label {label!r}: labels must be strings or integers")
+            seen.setdefault(label, None)
+    if not seen:
+        raise InvalidInput("labels", "no row has a label: a multi-label dataset needs at least one")
+    kinds = {type(label) for label in seen}
+    if len(kinds) > 1:
+        raise InvalidInput("labels", f"mixes label types {sorted(k.__name__ for k in kinds)}: use one type (text or integers)")
+    return sorted(seen)

@@ -9,7 +9,9 @@ generation (``bleu``, ``chrf``, ``rouge1``, ``exact_match``...). Each name maps 
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TypedDict
 
@@ -17,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from eval_platform.core.errors import InvalidInput
-from eval_platform.metrics import agreement, interleaving
+from eval_platform.metrics import agreement, interleaving, multiclass
 from eval_platform.metrics import counterfactual as cf
+from eval_platform.metrics.base import Param
 from eval_platform.metrics.catalog import get_metric
 
 #: classification name -> (catalog metric, the parameter that ``@x`` sets)
@@ -42,7 +45,10 @@ CLASSIFICATION_NAMES = {
 }
 
 
-def _metric_and_params(name: str, table: dict[str, tuple[str, str | None]] | None, task: str):
+def _metric_and_params(name: str, table: dict[str, tuple[str, str | None]] | None, task: str,
+                       given: Mapping[str, Mapping[str, str]] | None = None):
+    """The catalog metric a ``--metric`` name stands for and its parameters: the ``@x`` argument and the
+    ``--param name.key=value`` texts of this name (``given``, see :func:`parse_metric_params`)."""
     base, _, argument = name.partition("@")
     if table is not None:
         if base not in table:
@@ -60,6 +66,13 @@ def _metric_and_params(name: str, table: dict[str, tuple[str, str | None]] | Non
             params[parameter] = spec.kind(argument)
         except ValueError:
             raise InvalidInput("--metric", f"{name!r}: {argument!r} is not a valid {parameter}") from None
+    for key, text in ((given or {}).get(name) or {}).items():
+        if key not in definition.params:
+            known = ", ".join(sorted(definition.params)) or "none"
+            raise InvalidInput("--param", f"{name}.{key}: metric {name!r} has no parameter {key!r}; its parameters: {known}")
+        if key in params:
+            raise InvalidInput("--param", f"{name}.{key}: {key} is already set by the metric's @ argument")
+        params[key] = param_from_text(definition.params[key], f"{name}.{key}", text)
     return definition, definition.resolve_params(params)
 
 
@@ -69,7 +82,8 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
     return frame[name]
 
 
-def score_classification(frame: pd.DataFrame, label: str, score: str, metrics: list[str]) -> dict[str, float]:
+def score_classification(frame: pd.DataFrame, label: str, score: str, metrics: list[str],
+                         params: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, float]:
     labels = _column(frame, label, "--label")
     scores = pd.to_numeric(_column(frame, score, "--score"), errors="coerce")
     bad = scores.isna()
@@ -82,20 +96,21 @@ def score_classification(frame: pd.DataFrame, label: str, score: str, metrics: l
     columns = {"label": labels.to_numpy(), "score": scores.to_numpy(np.float64)}
     results = {}
     for name in metrics:
-        definition, params = _metric_and_params(name, CLASSIFICATION_NAMES, "classification")
-        results[name] = float(definition.compute(columns, **params))
+        definition, resolved = _metric_and_params(name, CLASSIFICATION_NAMES, "classification", params)
+        results[name] = float(definition.compute(columns, **resolved))
     return results
 
 
-def score_generation(frame: pd.DataFrame, prediction: str, reference: str, metrics: list[str]) -> dict[str, float]:
+def score_generation(frame: pd.DataFrame, prediction: str, reference: str, metrics: list[str],
+                     params: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, float]:
     columns = {"prediction": _column(frame, prediction, "--prediction").to_numpy(dtype=object),
                "reference": _column(frame, reference, "--reference").to_numpy(dtype=object)}
     results = {}
     for name in metrics:
-        definition, params = _metric_and_params(name, None, "generation")
+        definition, resolved = _metric_and_params(name, None, "generation", params)
         if "generation" not in definition.task_types:
             raise InvalidInput("--metric", f"{name!r} is not a generation metric")
-        results[name] = float(definition.compute(columns, **params))
+        results[name] = float(definition.compute(columns, **resolved))
     return results
 
 
@@ -160,3 +175,174 @@ def score_agreement(frame: pd.DataFrame, raters: list[str], level: agreement.Lev
         out["judge_minus_humans"] = _finite_or_none({"value": both.difference, "ci_low": both.difference_ci_low,
                                                 "ci_high": both.difference_ci_high})
     return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# metric parameters given as text (``--param metric.key=value``)
+
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def parse_metric_params(items: list[str] | None, metrics: list[str]) -> dict[str, dict[str, str]]:
+    """``["bleu.tokenize=intl", "f1@0.5.threshold=..."]`` as ``{metric: {key: text}}``.
+
+    The metric is everything before the last ``.`` of the left side (a name may hold dots, as ``f1@0.5``),
+    and must be one of the ``--metric`` names; a key given twice is refused. The texts are typed by
+    :func:`param_from_text` once the metric is known.
+    """
+    parsed: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        left, equals, text = item.partition("=")
+        name, dot, key = left.rpartition(".")
+        if not equals or not dot or not name or not key:
+            raise InvalidInput("--param", f"{item!r} must be written metric.key=value, for example bleu.tokenize=intl")
+        if name not in metrics:
+            raise InvalidInput("--param", f"{item!r} names metric {name!r}, which is not one of the --metric names {metrics}")
+        if key in parsed.setdefault(name, {}):
+            raise InvalidInput("--param", f"{name}.{key} is given twice")
+        parsed[name][key] = text
+    return parsed
+
+
+def param_from_text(spec: Param, field: str, text: str):
+    """A parameter's text as its declared type: ``true``/``false`` (also yes/no, 1/0, on/off) for a flag,
+    a number, a string as written, a JSON object for a mapping (e.g. per-label thresholds). Range and
+    choices are then checked by the metric's own :meth:`~eval_platform.metrics.base.Param.coerce`."""
+    try:
+        if spec.kind is bool:
+            if text.strip().lower() not in (*_TRUE, *_FALSE):
+                raise ValueError
+            return text.strip().lower() in _TRUE
+        if spec.kind is int:
+            return int(text)
+        if spec.kind is float:
+            return float(text)
+        if spec.kind is dict:
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+    except ValueError:
+        what = {bool: "true or false", int: "an integer", float: "a number", dict: "a JSON object"}[spec.kind]
+        raise InvalidInput("--param", f"{field}: {text!r} is not {what}") from None
+    return text
+
+
+# ------------------------------------------------------------------------------------------------------
+# multi-class and multi-label files: one score column per class or label (``proba_<class>``)
+
+#: multi-class name -> (catalog metric, the parameter that ``@x`` sets): ``class_recall@virginica``
+MULTICLASS_NAMES: dict[str, tuple[str, str | None]] = {
+    "accuracy": ("multiclass_accuracy@1", None),
+    "roc_auc_ovr": ("multiclass_roc_auc_ovr@1", None),
+    "roc_auc_ovr_weighted": ("multiclass_roc_auc_ovr_weighted@1", None),
+    "log_loss": ("multiclass_log_loss@1", None),
+    **{f"{which}_{average}": (f"multiclass_{which}_{average}@1", None)
+       for which in ("precision", "recall", "f1") for average in multiclass.AVERAGES},
+    **{f"class_{which}": (f"multiclass_class_{which}@1", "class_label") for which in ("precision", "recall", "f1")},
+}
+
+#: multi-label name -> (catalog metric, the parameter that ``@x`` sets): ``f1_micro@0.3`` (threshold),
+#: ``label_recall@tech`` (the label)
+MULTILABEL_NAMES: dict[str, tuple[str, str | None]] = {
+    "hamming_loss": ("multilabel_hamming_loss@1", "threshold"),
+    "subset_accuracy": ("multilabel_subset_accuracy@1", "threshold"),
+    **{f"{which}_{average}": (f"multilabel_{which}_{average}@1", "threshold")
+       for which in ("precision", "recall", "f1") for average in multiclass.AVERAGES},
+    **{f"{which}_{average}": (f"multilabel_{which}_{average}@1", None)
+       for which in ("roc_auc", "average_precision") for average in multiclass.AVERAGES},
+    **{f"label_{which}": (f"multilabel_label_{which}@1", "class_label") for which in ("precision", "recall", "f1")},
+}
+
+
+def _proba_matrix(frame: pd.DataFrame, prefix: str) -> tuple[list[str], np.ndarray]:
+    """The names after ``prefix`` of the score columns and their values; a missing or non-numeric score
+    is refused naming the column and the file's row (from 1)."""
+    if not prefix:
+        raise InvalidInput("--proba-prefix", "must not be empty")
+    columns = [c for c in frame.columns if isinstance(c, str) and c.startswith(prefix) and len(c) > len(prefix)]
+    if not columns:
+        raise InvalidInput("--proba-prefix", f"no column starts with {prefix!r} (one score column per class, e.g. "
+                                             f"{prefix}cat); columns: {', '.join(map(str, frame.columns))}")
+    for column in columns:
+        values = frame[column]
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value = values.iloc[row]
+            raise InvalidInput(f"column {column!r}", f"row {row + 1}: score {value.item() if isinstance(value, np.generic) else value!r} "
+                                                     "is missing or not a finite number")
+    return [c.removeprefix(prefix) for c in columns], frame[columns].apply(pd.to_numeric).to_numpy(np.float64, na_value=np.nan)
+
+
+def _score_columns(columns: dict, metrics: list[str], names: dict[str, tuple[str, str | None]], task: str,
+                   params: Mapping[str, Mapping[str, str]] | None) -> dict[str, float]:
+    results = {}
+    for name in metrics:
+        definition, resolved = _metric_and_params(name, names, task, params)
+        results[name] = float(definition.compute(columns, **resolved))
+    return results
+
+
+def score_multiclass(frame: pd.DataFrame, label: str, metrics: list[str], proba_prefix: str = "proba_",
+                     params: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, float]:
+    """Multi-class metrics of a file with a ``label`` column and one ``<proba_prefix><class>`` score column
+    per class (the prediction is the class of the highest score). A label with no score column is refused
+    naming its row."""
+    labels = _column(frame, label, "--label")
+    if labels.isna().any():
+        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise InvalidInput(f"column {label!r}", f"row {row + 1}: label is missing")
+    names, proba = _proba_matrix(frame, proba_prefix)
+    by_text = {str(value): value for value in pd.unique(labels)}
+    classes = np.asarray([by_text.get(name, name) for name in names], dtype=object)
+    unscored = ~labels.astype(str).isin(names).to_numpy()
+    if unscored.any():
+        row = int(np.flatnonzero(unscored)[0])
+        raise InvalidInput(f"column {label!r}", f"row {row + 1}: label {labels.iloc[row]!r} has no {proba_prefix}{labels.iloc[row]} "
+                                                f"score column; the classes scored: {names}")
+    columns = {"label": labels.to_numpy(dtype=object), "proba": proba, "classes": np.broadcast_to(classes, proba.shape)}
+    return _score_columns(columns, metrics, MULTICLASS_NAMES, "multi-class", params)
+
+
+def _label_lists(values: pd.Series, column: str, separator: str | None) -> list[list[str]]:
+    """One list of labels per row: the row's list (JSON Lines, Parquet), or its text split on ``separator``
+    (CSV; an empty cell is no label)."""
+    rows: list[list[str]] = []
+    for row, value in enumerate(values.tolist()):
+        if separator is not None:
+            if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+                rows.append([])
+                continue
+            if not isinstance(value, str):
+                raise InvalidInput(f"column {column!r}", f"row {row + 1}: {value!r} is not text of labels separated by {separator!r}")
+            rows.append([label.strip() for label in value.split(separator) if label.strip()])
+            continue
+        if isinstance(value, str):
+            raise InvalidInput(f"column {column!r}", f"row {row + 1}: {value!r} is text, not a list of labels (write a JSON "
+                                                     "list, or pass --label-separator to split the text)")
+        if value is None or not hasattr(value, "__iter__"):
+            raise InvalidInput(f"column {column!r}", f"row {row + 1}: {value!r} is not a list of labels")
+        rows.append([str(label) for label in value])
+    return rows
+
+
+def score_multilabel(frame: pd.DataFrame, labels: str, metrics: list[str], proba_prefix: str = "proba_",
+                     separator: str | None = None, params: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, float]:
+    """Multi-label metrics of a file with a ``labels`` column (a list per row, or text split on ``separator``)
+    and one ``<proba_prefix><label>`` score column per label; label ``j`` is predicted when its score is at
+    least the threshold (0.5 unless ``@x`` or ``--param name.threshold=x`` says otherwise). A label with no
+    score column is refused naming its row."""
+    rows = _label_lists(_column(frame, labels, "--labels"), labels, separator)
+    names, proba = _proba_matrix(frame, proba_prefix)
+    position = {name: j for j, name in enumerate(names)}
+    indicator = np.zeros(proba.shape, dtype=np.int8)
+    for row, row_labels in enumerate(rows):
+        for label in row_labels:
+            if label not in position:
+                raise InvalidInput(f"column {labels!r}", f"row {row + 1}: label {label!r} has no {proba_prefix}{label} score "
+                                                         f"column; the labels scored: {names}")
+            indicator[row, position[label]] = 1
+    columns = {"labels": indicator, "proba": proba, "classes": np.broadcast_to(np.asarray(names, dtype=object), proba.shape)}
+    return _score_columns(columns, metrics, MULTILABEL_NAMES, "multi-label", params)

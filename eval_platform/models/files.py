@@ -27,13 +27,17 @@ from eval_platform.core.tables import READ_VERBATIM, read_table
 from eval_platform.core.yamlsafe import load_json
 from eval_platform.datasets.validation import all_distinct
 from eval_platform.llm.specs import CandidateSpec
+from eval_platform.metrics.multiclass import multilabel_label_set
 from eval_platform.models.skops_import import skops_io as import_skops_io
 
 MODEL_KINDS = ("sklearn", "predictions", "openai_chat")
+#: Task types whose predictions are one ``proba_<class>`` column per class (multi-class) or label (multi-label).
+PROBA_TASKS = ("multiclass_classification", "multilabel_classification")
 #: Output columns a ``predictions`` file must have for each task type (besides the id columns).
 PREDICTION_COLUMNS = {
     "binary_classification": ("score",),
     "multiclass_classification": (),  # proba_<class> columns, checked when evaluated
+    "multilabel_classification": (),  # proba_<label> columns, one per label, checked when evaluated
     "ranking": ("score",),
     "search": ("score",),
     "generation": ("prediction",),
@@ -194,7 +198,8 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
     """Predictions of ``model`` on a dataset frame, keyed by the dataset's id columns.
 
     Binary classification gives ``score`` = probability of class 1 (or the decision function when the
-    model has no probabilities); multi-class gives ``prediction`` and one ``proba_<class>`` column each.
+    model has no probabilities); multi-class gives ``prediction`` and one ``proba_<class>`` column each;
+    multi-label gives one ``proba_<label>`` column per label (see :func:`_multilabel_predictions`).
     """
     if isinstance(model, pd.DataFrame):
         return _from_predictions_file(align_id_types(model, frame, schema["id_columns"]), frame, schema, task_type)
@@ -207,6 +212,8 @@ def predict(model, frame: pd.DataFrame, schema: dict, task_type: str) -> pd.Data
             return ids.assign(score=np.asarray(_in_batches(_binary_scorer(model), features), dtype=np.float64))
         if task_type == "multiclass_classification":
             return _multiclass_predictions(model, ids, features)
+        if task_type == "multilabel_classification":
+            return _multilabel_predictions(model, ids, features, multilabel_label_set(frame[schema["label_column"]]))
         if task_type in ("ranking", "search"):
             return ids.assign(score=_in_batches(lambda values: np.asarray(model.predict(values), dtype=np.float64), features))
     except ValueError as error:
@@ -238,6 +245,37 @@ def _multiclass_predictions(model, ids: pd.DataFrame, features: pd.DataFrame) ->
     return out
 
 
+def _multilabel_predictions(model, ids: pd.DataFrame, features: pd.DataFrame, labels: list) -> pd.DataFrame:
+    """Each label's score as ``proba_<label>``: the model's output column ``j`` scores ``labels[j]``, the
+    dataset's labels sorted (the order of scikit-learn's ``MultiLabelBinarizer``, with which the model's
+    0/1 training targets are made). ``predict_proba`` may return one ``(n, n_labels)`` matrix
+    (``OneVsRestClassifier``) or one ``(n, 2)`` array per label (``MultiOutputClassifier``, forests: the
+    probability of 1 is taken); without it, ``decision_function``, else ``predict``."""
+
+    def scores(values):
+        if hasattr(model, "predict_proba"):
+            output = model.predict_proba(values)
+            if isinstance(output, list):  # one estimator per label
+                return np.column_stack([_probability_of_one(part, j) for j, part in enumerate(output)])
+            return np.asarray(output, dtype=np.float64)
+        method = model.decision_function if hasattr(model, "decision_function") else model.predict
+        return np.asarray(method(values), dtype=np.float64)
+
+    matrix = _in_batches(scores, features)
+    if matrix.ndim != 2 or matrix.shape[1] != len(labels):
+        raise InvalidInput("model_file", f"the model gives {matrix.shape[1] if matrix.ndim == 2 else 1} score column(s) but the "
+                                         f"dataset has {len(labels)} labels {labels} (column j scores the j-th label in sorted order)")
+    return ids.assign(**{f"proba_{label}": matrix[:, j] for j, label in enumerate(labels)})
+
+
+def _probability_of_one(proba, label_index: int) -> np.ndarray:
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] not in (1, 2):
+        raise InvalidInput("model_file", f"the model's predict_proba for label {label_index} has shape {proba.shape}, not (n, 2)")
+    # a label all 0 (or all 1) in training gives one column: the probability of 1 is then 0 (or 1)
+    return proba[:, -1] if proba.shape[1] == 2 else np.zeros(len(proba))
+
+
 #: Rows per model call. The feature matrix of a 10M-row dataset is hundreds of MB as one array, and an estimator's
 #: own intermediates (e.g. a forest's per-tree probabilities) scale with it; in batches of this many rows
 #: both stay tens of MB. Row-wise estimators give the same numbers in batches as in one call.
@@ -260,7 +298,7 @@ def _from_predictions_file(table: pd.DataFrame, frame: pd.DataFrame, schema: dic
     ids = schema["id_columns"]
     needed = [*ids, *PREDICTION_COLUMNS.get(task_type, ())]
     missing = [c for c in needed if c not in table.columns]
-    if task_type == "multiclass_classification" and not any(c.startswith("proba_") for c in table.columns):
+    if task_type in PROBA_TASKS and not any(str(c).startswith("proba_") for c in table.columns):
         missing.append("proba_<class>")
     if missing:
         raise InvalidInput("model_file", f"the predictions file lacks column(s) {missing} for task type {task_type}")
@@ -300,6 +338,8 @@ def check_predictions_for_dataset(table: pd.DataFrame, frame: pd.DataFrame, sche
             _check_finite_column(table, column)
     if task_type == "multiclass_classification":
         _check_every_class_has_probabilities(frame[schema["label_column"]], outputs, where)
+    if task_type == "multilabel_classification":
+        _check_every_label_has_probabilities(frame[schema["label_column"]], outputs, where)
     if task_type in ("ranking", "search"):
         _check_every_query_ranked(table, frame, where)
     else:
@@ -311,10 +351,10 @@ def _check_prediction_columns(table: pd.DataFrame, ids: list[str], task_type: st
     if task_type not in PREDICTION_COLUMNS:
         raise InvalidInput("model_file", f"a predictions file cannot be evaluated {where}: no predictions file format for this task type")
     outputs = list(PREDICTION_COLUMNS[task_type])
-    if task_type == "multiclass_classification":
+    if task_type in PROBA_TASKS:
         outputs = [c for c in table.columns if str(c).startswith("proba_")]
     missing = [c for c in (*ids, *outputs) if c not in table.columns]
-    if task_type == "multiclass_classification" and not outputs:
+    if task_type in PROBA_TASKS and not outputs:
         missing.append("proba_<class>")
     if missing:
         raise InvalidInput("model_file", f"the predictions file lacks column(s) {missing} {where}; it has {[str(c) for c in table.columns]}")
@@ -339,6 +379,15 @@ def _check_every_class_has_probabilities(labels: pd.Series, outputs: list[str], 
     if len(uncovered):
         raise InvalidInput("model_file", f"the predictions file has no proba_<class> column for class {uncovered.iloc[0]!r} {where} "
                                          f"(dataset row {int(uncovered.index[0]) + 1}); its classes: {sorted(classes)}")
+
+
+def _check_every_label_has_probabilities(labels: pd.Series, outputs: list[str], where: str) -> None:
+    covered = {str(c).removeprefix("proba_") for c in outputs}
+    for row, value in enumerate(labels):
+        for label in (value if value is not None and not isinstance(value, str) and hasattr(value, "__iter__") else [value]):
+            if str(label) not in covered:
+                raise InvalidInput("model_file", f"the predictions file has no proba_<label> column for label {_plain(label)!r} {where} "
+                                                 f"(dataset row {row + 1}); its labels: {sorted(covered)}")
 
 
 def _check_every_query_ranked(table: pd.DataFrame, frame: pd.DataFrame, where: str) -> None:

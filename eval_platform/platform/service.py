@@ -43,6 +43,7 @@ from eval_platform.datasets.leakage import (
 from eval_platform.datasets.ratings import rating_schema
 from eval_platform.datasets.validation import check_finite_values, validate_frame
 from eval_platform.llm.judge import JudgeConfig
+from eval_platform.metrics.multiclass import multilabel_label_set
 from eval_platform.models.files import check_model_file, check_predictions_for_dataset, load_model, smoke_test
 from eval_platform.platform.aggregates import check_aggregate_use
 from eval_platform.registry import (
@@ -149,6 +150,8 @@ class EvalPlatform:
         check_finite_values(frame, schema["feature_columns"])
         report = validate_frame(frame, task, feature_columns=schema["feature_columns"])
         report.raise_for_failures()
+        if task.name == "multilabel_classification" and task.label_column in frame.columns:
+            multilabel_label_set(frame[task.label_column])  # one list of labels per row: refused here, not at evaluation
         # one Arrow copy of the rows, hashed and then written as is (not converted and compacted twice)
         table = canonical_table(frame)
         content_hash = canonical_table_hash(table)
