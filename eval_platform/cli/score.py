@@ -22,9 +22,8 @@ def cmd_generation(args: argparse.Namespace) -> None:
     from eval_platform.metrics import scoring  # keeps evalp --help fast
 
     params = scoring.parse_metric_params(args.param, args.metric)
-    _print_metric_values(args, scoring.score_generation(
-        read_table(args.data, "--data", text_columns=(args.prediction, args.reference)), args.prediction, args.reference, args.metric,
-                                                        params))
+    table = read_table(args.data, "--data", text_columns=(args.prediction, args.reference))
+    _print_metric_values(args, scoring.score_generation(table, args.prediction, args.reference, args.metric, params))
 
 
 def cmd_multiclass(args: argparse.Namespace) -> None:
