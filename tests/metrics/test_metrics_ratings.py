@@ -406,6 +406,7 @@ def test_the_api_registers_raters_and_names_the_field(platform):
         for data, field in [(base | {"ratingScale": '{"type": "likert", "levels": [1, 2]}'}, "ratingColumns[rater_a]"),
                             (base | {"ratingScale": '{"type": "likert", "levels": ["a", "b"]}'}, "ratingScale.levels"),
                             (base | {"ratingScale": "likert"}, "ratingScale"),
+                            (base | {"ratingScale": "[" * 5000}, "ratingScale"),  # nested past the JSON depth limit: 422, not a 500
                             (base, "ratingScale"),
                             (base | {"ratingColumns": ["rater_a"], "ratingScale": '{"type": "preference"}'}, "ratingColumns")]:
             response = post(data)

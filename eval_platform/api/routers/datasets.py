@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Annotated, Any, Literal, cast
 
@@ -19,9 +18,9 @@ from eval_platform.api.schemas import DatasetOut, ImpactOut, LabelPolicyName, Re
 from eval_platform.api.serializers import dataset_json, impact_json
 from eval_platform.api.uploads import read_dataset_upload
 from eval_platform.api.visibility import visible_dataset
-from eval_platform.core.errors import InvalidInput
 from eval_platform.core.keys import ID_PATTERN
 from eval_platform.core.store import DATASETS as DATASETS_KIND
+from eval_platform.core.yamlsafe import load_json
 from eval_platform.governance.incidents import invalidate_dataset
 from eval_platform.platform import aggregates
 from eval_platform.registry import EvalDataset, access
@@ -53,10 +52,8 @@ def ratings_of_form(rating_columns: list[str], rating_scale: str) -> dict[str, A
     columns = [c for c in rating_columns if c]
     if not columns and not rating_scale:
         return {}
-    try:
-        scale = json.loads(rating_scale) if rating_scale else None
-    except json.JSONDecodeError as error:
-        raise InvalidInput("ratingScale", f"must be JSON, e.g. {{\"type\": \"likert\", \"levels\": [1, 2, 3]}}: {error}") from None
+    # parsed with the platform's limits (depth, size): a deeply nested scale is a 422, not a RecursionError
+    scale = load_json(rating_scale, field="ratingScale") if rating_scale else None
     return {"rating_columns": columns or None, "rating_scale": scale}
 
 
