@@ -69,7 +69,7 @@ def _ratings(args: argparse.Namespace) -> dict:
     if scale is not None and scale.lstrip().startswith("{"):
         try:
             scale = json.loads(scale)
-        except json.JSONDecodeError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nested thousands deep
             raise InvalidInput("rating_scale", f"is not valid JSON: {error}") from None
     elif scale is not None:
         kind, _, levels = scale.partition(":")

@@ -108,7 +108,7 @@ def _read_plan(path: str) -> Any:
         raise InvalidInput("--plan", f"the stratum table {sidecar} beside {path} does not exist (evalp sample plan writes both)")
     try:
         document = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidInput("--plan", f"{sidecar} could not be read: {error}") from error
     if not isinstance(document, dict):
         raise InvalidInput("--plan", f"{sidecar} must contain a JSON object")

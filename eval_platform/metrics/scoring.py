@@ -222,7 +222,7 @@ def param_from_text(spec: Param, field: str, text: str):
             if not isinstance(value, dict):
                 raise ValueError
             return value
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a JSON value nested thousands deep
         what = {bool: "true or false", int: "an integer", float: "a number", dict: "a JSON object"}[spec.kind]
         raise InvalidInput("--param", f"{field}: {text!r} is not {what}") from None
     return text
