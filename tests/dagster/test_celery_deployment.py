@@ -97,16 +97,19 @@ def _rabbitmqctl(*args: str) -> None:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the process's session (a worker's pool, the daemon's code server), SIGKILL if it lingers."""
-    if process.poll() is None:
-        try:
+    """SIGTERM to the process's session (a worker's pool, the daemon's code server), then SIGKILL to whatever
+    of the session outlives its leader (a code server still waiting on a run of a failed test)."""
+    try:
+        if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole session has ended
+        pass
+    process.wait()
 
 
 def _ancestors(pid: int) -> set[int]:
