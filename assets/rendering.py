@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from typing import Any
 from urllib.parse import quote
 
@@ -64,11 +66,19 @@ def _lineage_table(lineages: dict[str, dict]) -> str:
 
 
 def lineage_metadata(platform: EvalPlatform, runs: list[EvalRun]) -> Metadata:
-    """The inputs of the runs a materialization worked on: JSON for tools, a table for people."""
+    """The inputs of the runs a materialization worked on: JSON for tools, a table for people; and the process
+    that did the work (``worker``)."""
     lineages = {run.run_id: predicting.lineage(platform, run) for run in runs}
     return {"lineage": dg.MetadataValue.json(lineages),
             "inputs": dg.MetadataValue.md(_lineage_table(lineages) if runs else "no eval runs"),
-            "eval_runs": ", ".join(run.run_id for run in runs) or "none"}
+            "eval_runs": ", ".join(run.run_id for run in runs) or "none",
+            "worker": executed_by()}
+
+
+def executed_by() -> str:
+    """``host:pid`` of the process running this step: the run's own process in-process, a Celery worker's
+    pool process under the Celery profile (which machine evaluated what, when steps spread over workers)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def render_predictions(produced: list[PredictionReport], runs: list[EvalRun]) -> Metadata:

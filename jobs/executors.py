@@ -1,0 +1,66 @@
+"""The executor of the heavy jobs, chosen by the deployment (README "Scaling out"), not by the code.
+
+``EVAL_PLATFORM_EXECUTOR`` names it, read when the code location loads (the daemon's code server, the run
+worker and every Celery worker load it alike, so they agree):
+
+* ``in_process`` (the default, also when unset or empty): every step in the run's own process; the embedded
+  default needs no broker and works on a fresh machine;
+* ``celery``: each step is a task of ``dagster_celery.celery_executor`` on the queue its
+  ``dagster-celery/queue`` tag names, configured from the ``execution.config`` block of
+  ``EVAL_PLATFORM_CELERY_CONFIG`` (default ``deploy/celery/run_config.yaml`` of this code location), the same
+  file ``dagster-celery worker start -y`` reads, so runs and workers use one broker.
+
+A bad value fails the code location's load with an error naming the variable, never a silent in-process run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._config import validate_config
+
+from eval_platform.core.errors import InvalidInput
+
+EXECUTOR_VARIABLE = "EVAL_PLATFORM_EXECUTOR"
+CELERY_CONFIG_VARIABLE = "EVAL_PLATFORM_CELERY_CONFIG"
+#: the shipped Celery run config, beside this code location's jobs
+DEFAULT_CELERY_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "celery" / "run_config.yaml"
+EXECUTORS = ("in_process", "celery")
+
+
+def deployment_executor() -> dg.ExecutorDefinition:
+    """The executor ``EVAL_PLATFORM_EXECUTOR`` names (see the module docstring)."""
+    name = os.environ.get(EXECUTOR_VARIABLE, "").strip() or "in_process"
+    if name not in EXECUTORS:
+        raise InvalidInput(EXECUTOR_VARIABLE, f"must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    if name == "in_process":
+        return dg.in_process_executor
+    return celery_executor_from(Path(os.environ.get(CELERY_CONFIG_VARIABLE, "").strip() or DEFAULT_CELERY_CONFIG))
+
+
+def celery_executor_from(path: Path) -> dg.ExecutorDefinition:
+    """``dagster_celery.celery_executor`` configured with the ``execution.config`` block of the YAML file at
+    ``path``; its environment references (``broker: {env: DAGSTER_CELERY_BROKER_URL}``) resolve at run time."""
+    try:
+        from dagster_celery import celery_executor  # the optional extra `distributed`
+    except ImportError as error:
+        raise InvalidInput(EXECUTOR_VARIABLE, "celery needs the dagster-celery package "
+                                              "(pip install 'eval-platform[distributed]')") from error
+    if not path.is_file():
+        raise InvalidInput(CELERY_CONFIG_VARIABLE, f"no such file: {path}")
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise InvalidInput(CELERY_CONFIG_VARIABLE, f"{path} is not YAML: {error}") from error
+    config = document.get("execution", {}).get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise InvalidInput(CELERY_CONFIG_VARIABLE, f"{path} has no execution.config mapping (the celery_executor's config)")
+    # checked now, not when the first run starts: the environment references stay unresolved until run time
+    checked = validate_config(celery_executor.config_schema.config_type, config)
+    if not checked.success:
+        problems = "; ".join(error.message for error in checked.errors)
+        raise InvalidInput(CELERY_CONFIG_VARIABLE, f"{path}: execution.config is not celery_executor config: {problems}")
+    return celery_executor.configured(config, name="celery")
