@@ -12,7 +12,7 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 
 from eval_platform.api.schemas import ExperimentOut
-from eval_platform.core.records import iso
+from eval_platform.core.records import iso, with_infinities
 from eval_platform.online import experiments as ex
 from eval_platform.platform import aggregates
 from eval_platform.platform.service import EvalPlatform
@@ -84,6 +84,7 @@ def model_json(platform: EvalPlatform, record: Model, created: bool | None = Non
 
 
 def results_json(results: dict | None) -> dict | None:
+    results = with_infinities(results)
     if results is None:
         return None
     out = {to_camel(k): v for k, v in results.items() if k not in ("metrics", "n_examples", "slices", "artifacts")}

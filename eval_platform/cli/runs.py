@@ -38,7 +38,7 @@ def format_run(run: dict) -> str:
         lines.append(f"  reason: {run['status_reason']}")
     metrics = (run.get("results") or {}).get("metrics", {})
     for name, value in metrics.items():
-        lines.append(f"  {name:<28} {'undefined' if value is None else f'{value:.4f}'}")
+        lines.append(f"  {name:<28} {'undefined' if value is None else value if isinstance(value, str) else f'{value:.4f}'}")
     leakage = (run.get("results") or {}).get("leakage")
     if leakage:
         lines.append(f"  leakage: {leakage.get('message')}")

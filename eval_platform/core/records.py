@@ -53,8 +53,19 @@ def to_dict(record: Any) -> dict:
     return out
 
 
+def with_infinities(results: dict | None) -> dict | None:
+    """A run's stored results as printed: each metric stored as ``None`` because it is infinite (listed in
+    ``infinite_metrics``) shown as ``"inf"``/``"-inf"``, so it reads apart from an undefined one (``None``)."""
+    if not results or not results.get("infinite_metrics"):
+        return results
+    out = {k: v for k, v in results.items() if k != "infinite_metrics"}
+    out["metrics"] = {**(results.get("metrics") or {}), **results["infinite_metrics"]}
+    return out
+
+
 def run_to_dict(run: Any) -> dict:
     out = to_dict(run)
+    out["results"] = with_infinities(out.get("results"))
     out.update(model=run.model_key, dataset=run.dataset_key, suite=run.suite_key)
     if run.started_at and run.requested_at:
         out["queue_seconds"] = (run.started_at - run.requested_at).total_seconds()

@@ -213,6 +213,13 @@ class MetricTable:
         rows = self.table[self.table["slice_column"] == ALL]
         return {row.metric: _json_number(row.value) for row in rows.itertuples()}
 
+    def infinities(self) -> dict[str, str]:
+        """Overall values that are ``+inf``/``-inf`` (``"inf"``/``"-inf"``): :meth:`overall` stores them as
+        ``None`` (JSON has no infinity), the same as undefined; this tells the two apart."""
+        rows = self.table[self.table["slice_column"] == ALL]
+        return {row.metric: ("inf" if row.value > 0 else "-inf") for row in rows.itertuples()
+                if row.value is not None and math.isinf(row.value)}
+
     def counts(self) -> dict[str, int]:
         rows = self.table[self.table["slice_column"] == ALL]
         return {row.metric: int(row.n_examples) for row in rows.itertuples()}

@@ -79,6 +79,8 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> MetricTableReport:
     digest = platform.store.put_table(METRIC_TABLES, metric_table)
     results = {"metrics": table.overall(), "n_examples": table.counts(),
                "slices": _slice_summary(metric_table), "artifacts": _curve_artifacts(platform, frame, schema, dataset.task_type)}
+    if infinite := table.infinities():
+        results["infinite_metrics"] = infinite  # only when some: a run without them stores what it stored before
     if judged:
         results["judge"] = judged
     if estimates:

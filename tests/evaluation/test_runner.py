@@ -1,6 +1,8 @@
 """The eval runner's steps without Dagster: multi-class evals, slice guardrails, regression suites,
 stale baselines."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,8 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
+from eval_platform.api.serializers import results_json
+from eval_platform.cli.main import main
 from eval_platform.evaluation import predicting, runner
 from eval_platform.gates import releases
 from eval_platform.platform.service import EvalPlatform
@@ -219,3 +223,26 @@ def test_ranking_eval_matches_trec_eval_and_compares_by_query(service, tmp_path)
     assert compared["ndcg@10"]["unit"] == "query" and compared["ndcg@10"]["n_units"] == 40
     assert compared["ndcg@10"]["ci_high"] < 0  # the noisier ranker is clearly worse
     assert compared["coverage"]["unit"] == "query" and np.isfinite(compared["coverage"]["ci_low"])
+
+
+def test_an_infinite_metric_reads_apart_from_an_undefined_one(service, tmp_path, breast_cancer, capsys):
+    """threshold_at_precision is +inf when no threshold reaches the precision: the registry's JSON has no
+    infinity, so the run stores None plus ``infinite_metrics``, and every reader prints "inf", not null."""
+    _, _, frame = breast_cancer
+    service.register_dataset("bc", frame, task_type="binary_classification", label_policy="human_reviewed")
+    service.register_suite({"suite_id": "ops", "purpose": "exploratory", "task_type": "binary_classification",
+                            "metrics": [{"name": "t_at_p1", "metric": "threshold_at_precision@1", "params": {"min_precision": 1.0}},
+                                        {"metric": "roc_auc@1"}]})
+    service.register_model("stump", _binary_models(tmp_path, breast_cancer)["weak"], eval_plan=[("bc", "ops")])
+    evaluate(service, "stump@1")
+    run = service.runs("stump@1")[0]
+    scores = service.store.get_table("predictions", run.predictions_hash).set_index("example_id")["score"]
+    labels = frame.set_index("example_id")["label"].loc[scores.index]
+    # the independent premise: at every distinct score of the stump, some negative scores at least as high
+    assert all(((scores >= s) & (labels == 0)).any() for s in scores.unique())
+    assert run.results["metrics"]["t_at_p1"] is None and run.results["infinite_metrics"] == {"t_at_p1": "inf"}
+    assert main(["--home", str(service.config.home), "runs", "show", run.run_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["results"]
+    assert shown["metrics"]["t_at_p1"] == "inf" and isinstance(shown["metrics"]["roc_auc"], float)
+    assert "infinite_metrics" not in shown
+    assert results_json(run.results)["metrics"]["t_at_p1"] == "inf"  # the API's run document
