@@ -11,6 +11,8 @@ from sklearn.tree import DecisionTreeClassifier
 from statsmodels.stats.power import NormalIndPower
 
 from eval_platform.cli.gates import format_gate
+from eval_platform.cli.runs import format_run, rule_power
+from eval_platform.core.records import run_to_dict
 from eval_platform.evaluation import predicting, runner
 from eval_platform.gates import releases
 from tests.conftest import installation_with_breast_cancer
@@ -70,6 +72,9 @@ def test_power_figures_are_stored_and_holm_changes_a_slice_verdict(tmp_path, bre
     assert figures["n_needed"] == math.ceil(NormalIndPower().solve_power(
         effect_size=0.1 / sd, alpha=0.025, power=0.8, ratio=0, alternative="larger") - 1e-6)
     assert "power: MDE" in format_gate("detector@2", stored.decision, stored.reasons)  # evalp gate show
+    shown = rule_power(stored, probe.run_id)  # evalp runs show
+    assert [entry["power"] for entry in shown if "slice" not in entry and "non-inferior" in entry["rule"]] == [figures]
+    assert "power of the gate's rules:" in format_run({**run_to_dict(probe), "rule_power": shown})
 
     # choose the margin at which the worst slice's regression has one-sided p = 0.01: below 0.025 alone,
     # but 3 x 0.01 > 0.025 after Holm over the three tumour sizes
