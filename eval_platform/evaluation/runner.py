@@ -419,7 +419,8 @@ def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
     blockers = [blocker.message for blocker in gate_blockers(platform, run)]
     decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, _observations(run),
                       comparison.baseline_state, suite.require_baseline, blockers, _drift_observations(platform, run, suite, comparison),
-                      StatisticsSettings(suite.confidence, suite.target_power, suite.multiple_comparisons, power))
+                      StatisticsSettings(suite.confidence, suite.target_power, suite.multiple_comparisons, power,
+                                         suite.require_power))
     platform.record_gate(GateScope.RUN, run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
     return decision
 

@@ -36,6 +36,9 @@ correction keeps many slices from failing a release by chance). In ``strict`` mo
 non-inferiority on its own: an intersection-union test, whose error does not grow with the number of slices,
 so the verdicts stay those of the intervals and the adjusted p-values are only reported.
 
+``gate.require_power: P`` (optional) makes power gating: a rule that would pass while its power against its
+margin is below ``P`` is ``no_decision`` (fail-closed), its message giving the power and the examples needed.
+
 Drift rules (no metric; :class:`DriftRule`):
 
 * ``{drift: psi, max: 0.25}``: the dataset version the run evaluated must not have drifted from the previous
@@ -279,6 +282,9 @@ class StatisticsSettings:
     target_power: float = 0.8
     multiple_comparisons: str = "none"
     statistics: PowerStatistics | None = None
+    #: ``gate.require_power``: a rule that would pass with less power than this against its margin is
+    #: ``no_decision`` (None: power is only reported)
+    require_power: float | None = None
 
     @property
     def alpha(self) -> float:
@@ -488,7 +494,8 @@ def _rule_reasons(rule: GateRule, definition: MetricDefinition, observations: Ma
         return [{"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": RuleOutcome.NOT_APPLICABLE,
                  "message": "no baseline exists yet for this model name (first version)"}]
     if not rule.slice:
-        return [evaluate_rule(rule, definition, observations.get((rule.metric, *OVERALL)), baseline_state, settings=settings)]
+        return _require_power([evaluate_rule(rule, definition, observations.get((rule.metric, *OVERALL)), baseline_state,
+                                             settings=settings)], settings)
     slices = sorted(key for key in observations if key[0] == rule.metric and key[1] == rule.slice)
     if not slices:
         return [{"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": Verdict.NO_DECISION,
@@ -498,6 +505,21 @@ def _rule_reasons(rule: GateRule, definition: MetricDefinition, observations: Ma
     if rule.kind == "non_inferiority" and settings.multiple_comparisons != "none" and settings.statistics is not None:
         _correct_slices(rule, definition, [observations[key].comparison for key in slices], reasons, settings,
                         settings.statistics)
+    return _require_power(reasons, settings)
+
+
+def _require_power(reasons: list[dict], settings: StatisticsSettings) -> list[dict]:
+    """With ``gate.require_power``, a passing rule whose power against its margin is below it is ``no_decision``
+    (fails closed: a pass the run could not have contradicted is no evidence); other outcomes stand."""
+    if settings.require_power is None:
+        return reasons
+    for reason in reasons:
+        figures = reason.get("power")
+        if reason.get("outcome") == Verdict.PASS and figures and figures["power"] < settings.require_power:
+            needed = "no finite n (margin 0)" if figures["n_needed"] is None else f"about {figures['n_needed']} examples"
+            reason.update(outcome=Verdict.NO_DECISION, message=(
+                f"underpowered: power {figures['power']:.3f} against the margin {figures['margin']:g} at n={figures['n']} "
+                f"< required {settings.require_power:g} (needs {needed}); the rule alone: {reason['message']}"))
     return reasons
 
 

@@ -143,14 +143,16 @@ class GateConfig(Section):
     power: float = Field(0.8, ge=0.5, lt=1, description="the power each rule's minimum detectable effect and examples needed are for")
     multiple_comparisons: Literal["none", "holm", "bh"] = Field(
         "none", description="correction across a non_inferiority guardrail's slice values (eval_platform.gates.rules)")
+    require_power: float | SkipJsonSchema[None] = Field(
+        None, ge=0.5, lt=1, description="a rule passing with less power than this against its margin is no_decision")
 
     @model_validator(mode="before")
     @classmethod
     def _only_known(cls, gate: Any) -> dict:
         return known_keys(gate or {}, cls.model_fields, "may only set rules, approvers, require_baseline, stale_baseline, "
-                                                        "power and multiple_comparisons")
+                                                        "power, multiple_comparisons and require_power")
 
-    @field_validator("power", mode="before")
+    @field_validator("power", "require_power", mode="before")
     @classmethod
     def _a_power(cls, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value < 1:

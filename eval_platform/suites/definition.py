@@ -21,6 +21,7 @@ A suite definition is plain JSON/YAML::
       stale_baseline: no_decision        # or reevaluate: evaluate the baseline on the candidate's inputs
       power: 0.8                         # the power each rule's MDE and examples needed are for
       multiple_comparisons: none         # or holm / bh: across a non_inferiority guardrail's slice values
+      # require_power: 0.8               # optional: a rule passing with less power against its margin is no_decision
     online:                              # optional: online evidence a release needs (online/requirements.py)
       guardrails: [{metric: latency_ms, direction: lower, tolerance: 0.05}]
     canary:                              # optional: the canary check's bounds (suites/canary_config.py)
@@ -103,6 +104,8 @@ class SuiteDefinition:
     #: the power the rules' figures are for, and the slice guardrails' correction (``none``, ``holm``, ``bh``)
     target_power: float = 0.8
     multiple_comparisons: str = "none"
+    #: a rule passing with less power than this against its margin is ``no_decision`` (None: power only reported)
+    require_power: float | None = None
 
     def metric(self, name: str) -> SuiteMetric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -129,6 +132,7 @@ class SuiteDefinition:
                 # written only when set: the hash of a suite that never says them is unchanged
                 **({"power": self.target_power} if self.target_power != 0.8 else {}),
                 **({"multiple_comparisons": self.multiple_comparisons} if self.multiple_comparisons != "none" else {}),
+                **({"require_power": self.require_power} if self.require_power is not None else {}),
             },
         }
 
@@ -149,6 +153,7 @@ def definition_of(config: SuiteConfig) -> SuiteDefinition:
         description=config.description, stale_baseline=config.gate.stale_baseline,
         llm=config.llm.as_json() if config.llm is not None else None, online=config.online,
         canary=config.canary, target_power=config.gate.power, multiple_comparisons=config.gate.multiple_comparisons,
+        require_power=config.gate.require_power,
     )
 
 

@@ -109,3 +109,30 @@ def test_bad_suite_settings_name_the_field(gate, field):
     with pytest.raises(InvalidInput) as raised:
         parse_suite(_suite(gate))
     assert raised.value.field == field
+
+
+def test_require_power_turns_an_underpowered_pass_into_no_decision():
+    rules = parse_rules([{"metric": "roc_auc", "non_inferiority": 0.02, "mode": "lenient"}], {"roc_auc": AUC})
+    demanding = StatisticsSettings(0.95, 0.8, "none", power, require_power=0.8)
+    # se 0.01: power against 0.02 is 1 - Phi(1.96 - 2) = 0.516 < 0.8; lenient mode alone would pass
+    weak = {("roc_auc", "", ""): Observation(0.9, 500, comparison(0.0, 0.01, 500))}
+    assert decide(rules, {"roc_auc": AUC}, weak, "ok", True, settings=settings()).decision == "pass"
+    undecided = decide(rules, {"roc_auc": AUC}, weak, "ok", True, settings=demanding)
+    assert undecided.decision == "no_decision"
+    assert undecided.reasons[0]["message"].startswith("underpowered: power 0.516") and "needs about" in undecided.reasons[0]["message"]
+    # se 0.005: power 1 - Phi(1.96 - 4) = 0.979: the pass stands
+    strong = {("roc_auc", "", ""): Observation(0.9, 500, comparison(0.0, 0.005, 500))}
+    assert decide(rules, {"roc_auc": AUC}, strong, "ok", True, settings=demanding).decision == "pass"
+    # a fail stays a fail, however little power the run had
+    bad = {("roc_auc", "", ""): Observation(0.9, 500, comparison(-0.06, 0.01, 500))}
+    assert decide(rules, {"roc_auc": AUC}, bad, "ok", True, settings=demanding).decision == "fail"
+
+
+def test_require_power_is_in_the_suite_only_when_stated():
+    stated = parse_suite(_suite({"require_power": 0.9}))
+    assert stated.require_power == 0.9 and stated.as_json()["gate"]["require_power"] == 0.9
+    assert parse_suite(_suite({})).require_power is None
+    for bad in (1.0, 0.1, "yes", True, None):
+        with pytest.raises(InvalidInput) as raised:
+            parse_suite(_suite({"require_power": bad}))
+        assert raised.value.field == "gate.require_power"
