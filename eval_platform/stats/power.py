@@ -41,7 +41,7 @@ Example::
     >>> round(normal_mde(se=0.01, alpha=0.025, power=0.8), 6)
     0.028016
     >>> normal_n_needed(sd=0.3, margin=0.01, alpha=0.025, power=0.8)
-    7064
+    7064.0
 """
 
 from __future__ import annotations

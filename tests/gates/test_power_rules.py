@@ -136,3 +136,17 @@ def test_require_power_is_in_the_suite_only_when_stated():
         with pytest.raises(InvalidInput) as raised:
             parse_suite(_suite({"require_power": bad}))
         assert raised.value.field == "gate.require_power"
+
+
+def test_a_comparison_stored_before_power_reporting_still_decides_without_figures():
+    from eval_platform.evaluation.results import metric_comparison
+
+    old = metric_comparison({"candidate": 0.9, "baseline": 0.9, "delta": 0.0, "ci_low": -0.005, "ci_high": 0.005})
+    assert (old.n_units, old.confidence) == (None, None)
+    rules = parse_rules([{"metric": "roc_auc", "non_inferiority": 0.01}], {"roc_auc": AUC})
+    decision = decide(rules, {"roc_auc": AUC}, {("roc_auc", "", ""): Observation(0.9, 500, old)}, "ok", True, settings=settings())
+    assert decision.decision == "pass" and "power" not in decision.reasons[0]
+    new = metric_comparison({"candidate": 0.9, "baseline": 0.9, "delta": 0.0, "ci_low": -0.005, "ci_high": 0.005,
+                             "n_units": 500, "confidence": 0.95})
+    assert decide(rules, {"roc_auc": AUC}, {("roc_auc", "", ""): Observation(0.9, 500, new)}, "ok", True,
+                  settings=settings()).reasons[0]["power"]["n"] == 500
