@@ -30,9 +30,19 @@ def format_gate(model_key: str, decision: str, reasons: list) -> str:
         lines.append(f"  {run_reason.get('run', run_reason.get('rule'))}: {run_reason['outcome']}")
         for reason in run_reason.get("reasons", []):
             lines.append(f"    [{reason['outcome']}] {reason['rule']}: {reason.get('message', '')}")
+            if reason.get("power"):
+                lines.append(f"      {format_power(reason['power'])}")
         if "message" in run_reason and "reasons" not in run_reason:
             lines.append(f"    {run_reason['message']}")
     return "\n".join(lines)
+
+
+def format_power(power: dict) -> str:
+    """A rule's power figures in one line: what the run could detect, and what detecting the margin needs."""
+    needed = "never (margin 0)" if power.get("n_needed") is None else f"{power['n_needed']} examples"
+    return (f"power: MDE {power['mde']:.4g} at n={power['n']} (one-sided alpha {power['alpha']:.3g}, power {power['target_power']:g}); "
+            f"power {power['power']:.2f} against the margin {power['margin']:g}, which needs {needed}"
+            + ("" if power.get("adequate") else " (underpowered)"))
 
 
 def cmd_override(args: argparse.Namespace) -> None:

@@ -24,11 +24,29 @@ def cmd_list(args: argparse.Namespace) -> None:
 def cmd_show(args: argparse.Namespace) -> None:
     from eval_platform.core.records import run_to_dict  # keeps evalp --help fast
 
-    run = run_to_dict(open_platform(args).run(args.run_id))
+    platform = open_platform(args)
+    record = platform.run(args.run_id)
+    run = run_to_dict(record)
+    powered = rule_power(platform.gate_decision(record.model_key), record.run_id)
+    if powered:
+        run["rule_power"] = powered  # only when the gate reported some: the JSON of older runs is unchanged
     if args.json:
         print_json(run)
         return
     print(format_run(run))
+
+
+def rule_power(decision: Any, run_id: str) -> list[dict]:
+    """The power figures the model version's gate recorded for this run's rules: ``{rule, slice?, power}``."""
+    out: list[dict] = []
+    for run_reason in (decision.reasons if decision is not None else None) or []:
+        if not str(run_reason.get("run", "")).startswith(f"{run_id} "):
+            continue
+        for reason in run_reason.get("reasons", []):
+            if reason.get("power"):
+                out.append({"rule": reason["rule"], **({"slice": reason["slice"]} if reason.get("slice") else {}),
+                            "power": reason["power"]})
+    return out
 
 
 def format_run(run: dict) -> str:
@@ -49,6 +67,13 @@ def format_run(run: dict) -> str:
         lines.append(f"  baseline: {comparison.get('baseline_model') or 'none'} ({comparison.get('baseline_state')})")
         for name, c in (comparison.get("metrics") or {}).items():
             lines.append(f"    {name:<26} delta {c['delta']:+.4f}  95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]")
+    if run.get("rule_power"):
+        from eval_platform.cli.gates import format_power  # keeps evalp --help fast
+
+        lines.append("  power of the gate's rules:")
+        for entry in run["rule_power"]:
+            where = f" [{entry['slice']}]" if entry.get("slice") else ""
+            lines.append(f"    {entry['rule']}{where}: {format_power(entry['power'])}")
     return "\n".join(lines)
 
 

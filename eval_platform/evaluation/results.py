@@ -238,5 +238,9 @@ class Comparison:
 
 
 def metric_comparison(entry: Mapping[str, Any]) -> MetricComparison:
-    """A comparison entry (candidate, baseline, delta, ci_low, ci_high) as the gate rules read it."""
-    return MetricComparison(entry["candidate"], entry["baseline"], entry["delta"], entry["ci_low"], entry["ci_high"])
+    """A comparison entry (candidate, baseline, delta, ci_low, ci_high; n_units and confidence where recorded)
+    as the gate rules read it."""
+    n_units, confidence = entry.get("n_units"), entry.get("confidence")
+    return MetricComparison(entry["candidate"], entry["baseline"], entry["delta"], entry["ci_low"], entry["ci_high"],
+                            n_units if isinstance(n_units, int) and not isinstance(n_units, bool) else None,
+                            float(confidence) if isinstance(confidence, int | float) and not isinstance(confidence, bool) else None)

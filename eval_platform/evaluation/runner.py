@@ -44,6 +44,7 @@ from eval_platform.gates.rules import (
     DriftRule,
     GateDecision,
     Observation,
+    StatisticsSettings,
     combine,
     decide,
 )
@@ -53,7 +54,7 @@ from eval_platform.platform.dataset_drift import drift_from_previous
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
 from eval_platform.registry.schema import utcnow
-from eval_platform.stats import bootstrap
+from eval_platform.stats import bootstrap, power
 from eval_platform.stats.comparison import mcnemar_exact, paired_bootstrap, point_delta, prediction_drift
 
 
@@ -419,7 +420,9 @@ def decide_run(platform: EvalPlatform, run: EvalRun) -> GateDecision:
     comparison = Comparison.from_record(run.run_id, run.comparison or {})
     blockers = [blocker.message for blocker in gate_blockers(platform, run)]
     decision = decide(suite.rules, {m.name: m.definition for m in suite.metrics}, _observations(run),
-                      comparison.baseline_state, suite.require_baseline, blockers, _drift_observations(platform, run, suite, comparison))
+                      comparison.baseline_state, suite.require_baseline, blockers, _drift_observations(platform, run, suite, comparison),
+                      StatisticsSettings(suite.confidence, suite.target_power, suite.multiple_comparisons, power,
+                                         suite.require_power))
     platform.record_gate(GateScope.RUN, run.model_key, decision.decision, decision.reasons, eval_run_id=run.run_id)
     return decision
 

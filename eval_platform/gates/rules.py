@@ -21,6 +21,24 @@ Rules (each names one of the suite's metrics; direction comes from the metric's 
 * ``{metric: accuracy, max_regressions: 0}``: on a regression suite of known failures, at most N examples
   the baseline got right may be wrong for the candidate; the reason lists the ones that regressed.
 
+Power (reported, not gating): every rule decided on a paired interval of the delta (``min_delta``,
+``min_relative_delta``, ``non_inferiority``, overall or on a slice) records ``power``: the minimum detectable
+effect at the run's ``n``, the examples needed to detect the rule's margin and the run's power against it,
+one-sided at ``alpha = (1 - confidence) / 2`` for the suite's ``gate.power`` (default 0.8), by the normal
+approximation from the interval's standard error (eval_platform.stats.power).
+
+Multiple comparisons (``gate.multiple_comparisons: holm | bh``, default ``none``): on a ``non_inferiority``
+guardrail with a ``slice``, each slice value's one-sided p-value of "regressed beyond the tolerance"
+(``Phi((delta + tolerance) / se)``, se from its bootstrap interval) is adjusted across the slice values
+(Holm: family-wise error; Benjamini-Hochberg: false discovery rate) and recorded. In ``lenient`` mode, where a
+slice fails only on evidence of a regression, a slice then fails when its adjusted p-value is <= alpha (the
+correction keeps many slices from failing a release by chance). In ``strict`` mode every slice must show
+non-inferiority on its own: an intersection-union test, whose error does not grow with the number of slices,
+so the verdicts stay those of the intervals and the adjusted p-values are only reported.
+
+``gate.require_power: P`` (optional) makes power gating: a rule that would pass while its power against its
+margin is below ``P`` is ``no_decision`` (fail-closed), its message giving the power and the examples needed.
+
 Drift rules (no metric; :class:`DriftRule`):
 
 * ``{drift: psi, max: 0.25}``: the dataset version the run evaluated must not have drifted from the previous
@@ -47,7 +65,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from typing_extensions import TypeIs
 
@@ -232,6 +250,46 @@ class MetricComparison:
     delta: float
     ci_low: float
     ci_high: float
+    #: examples (or queries) compared and the interval's confidence; None in records older than power reporting
+    n_units: int | None = None
+    confidence: float | None = None
+
+
+class _Record(Protocol):
+    def to_record(self) -> dict: ...
+
+
+class PowerStatistics(Protocol):
+    """What the gate needs from :mod:`eval_platform.stats.power`. The caller passes that module (the runner
+    does): ``gates.rules`` and ``stats`` are sibling layers, which may not import each other."""
+
+    def comparison_power(self, se: float, n: int, margin: float, alpha: float, target_power: float = 0.8) -> _Record: ...
+
+    def se_from_interval(self, low: float, high: float, confidence: float) -> float: ...
+
+    def regression_p_value(self, better_delta: float, se: float, margin: float) -> float: ...
+
+    def adjust_p_values(self, p_values: Sequence[float], method: str) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class StatisticsSettings:
+    """The suite's settings for the statistics a gate reports: the comparison's confidence, the power the
+    rules' figures are for (``gate.power``) and the slice guardrails' correction (``gate.multiple_comparisons``),
+    computed by ``statistics`` (None: no power figures and no correction, as before power reporting)."""
+
+    confidence: float = 0.95
+    target_power: float = 0.8
+    multiple_comparisons: str = "none"
+    statistics: PowerStatistics | None = None
+    #: ``gate.require_power``: a rule that would pass with less power than this against its margin is
+    #: ``no_decision`` (None: power is only reported)
+    require_power: float | None = None
+
+    @property
+    def alpha(self) -> float:
+        """One-sided level of a two-sided interval at ``confidence``."""
+        return (1 - self.confidence) / 2
 
 
 @dataclass(frozen=True)
@@ -260,7 +318,7 @@ def _finite(value: object) -> TypeIs[float]:
 
 
 def evaluate_rule(rule: GateRule, definition: MetricDefinition, observation: Observation | None, baseline_state: str,
-                  slice_name: str = "") -> dict:
+                  slice_name: str = "", settings: StatisticsSettings | None = None) -> dict:
     """One rule's outcome as a reason record: rule, observed value, threshold, baseline, interval."""
     observation = observation or Observation(None, None)
     value, n_examples, comparison = observation.value, observation.n_examples, observation.comparison
@@ -277,7 +335,39 @@ def evaluate_rule(rule: GateRule, definition: MetricDefinition, observation: Obs
         reason["estimate_interval"] = [v if _finite(v) else None for v in observation.interval]
     outcome, message = _rule_outcome(rule, definition, observation, baseline_state, reason)
     reason.update(outcome=outcome, message=message)
+    power = rule_power(rule, comparison, settings or StatisticsSettings())
+    if power is not None:
+        reason["power"] = power
     return reason
+
+
+_POWERED = ("min_delta", "min_relative_delta", "non_inferiority")
+
+
+def _standard_error(comparison: MetricComparison, statistics: PowerStatistics) -> float | None:
+    """The delta's standard error its interval implies, or None without a usable interval."""
+    if not (_finite(comparison.ci_low) and _finite(comparison.ci_high) and comparison.confidence
+            and 0 < comparison.confidence < 1 and comparison.ci_high >= comparison.ci_low):
+        return None
+    return statistics.se_from_interval(comparison.ci_low, comparison.ci_high, comparison.confidence)
+
+
+def rule_power(rule: GateRule, comparison: MetricComparison | None, settings: StatisticsSettings) -> dict | None:
+    """The rule's power figures (:class:`eval_platform.stats.power.PowerReport` as a record) against its margin:
+    the tolerance of a non-inferiority rule, ``|min_delta|``, ``|min_relative_delta| x |baseline|``; None for
+    rules without a paired interval (absolute thresholds, regression counts, point-only comparisons)."""
+    statistics = settings.statistics
+    if statistics is None or rule.kind not in _POWERED or comparison is None or not comparison.n_units or comparison.n_units < 2:
+        return None
+    se = _standard_error(comparison, statistics)
+    if se is None:
+        return None
+    margin = abs(rule.threshold)
+    if rule.kind == "min_relative_delta":
+        if not _finite(comparison.baseline):
+            return None
+        margin *= abs(comparison.baseline)
+    return statistics.comparison_power(se, comparison.n_units, margin, settings.alpha, settings.target_power).to_record()
 
 
 def _rule_outcome(rule: GateRule, definition: MetricDefinition, observation: Observation, baseline_state: str,
@@ -371,6 +461,7 @@ def decide(
     require_baseline: bool,
     blockers: Sequence[str] = (),
     drift: Mapping[str, DriftObservation] | None = None,
+    settings: StatisticsSettings | None = None,
 ) -> GateDecision:
     """Combine rule outcomes. Blockers and missing information give ``no_decision``; otherwise any failed
     rule gives ``fail``; ``pass`` needs every rule to pass (and at least one rule).
@@ -378,6 +469,7 @@ def decide(
     ``observations`` maps ``(metric, slice_column, slice_value)`` to what was measured; a rule with a
     ``slice`` is checked on every value of its slice column (none at all is ``no_decision``). ``drift`` maps
     ``drift`` / ``prediction_drift`` to what the suite's drift rules decide on (missing: ``no_decision``).
+    ``settings``: the power the rules report and the slice guardrails' correction (default: 0.8, none).
     """
     reasons = [{"rule": "precondition", "outcome": Verdict.NO_DECISION, "message": b} for b in blockers]
     missing_baseline = require_baseline and baseline_state != BaselineState.OK
@@ -387,26 +479,74 @@ def decide(
         if isinstance(rule, DriftRule):
             reasons.append(drift_reason(rule, (drift or {}).get(rule.kind), baseline_state, require_baseline))
             continue
-        reasons += _rule_reasons(rule, definitions[rule.metric], observations, baseline_state, require_baseline)
+        reasons += _rule_reasons(rule, definitions[rule.metric], observations, baseline_state, require_baseline,
+                                 settings or StatisticsSettings())
     if blockers or missing_baseline:
         return GateDecision(Verdict.NO_DECISION, reasons)
     return GateDecision(_decision_of(reasons), reasons)
 
 
 def _rule_reasons(rule: GateRule, definition: MetricDefinition, observations: Mapping[tuple[str, str, str], Observation],
-                  baseline_state: str, require_baseline: bool) -> list[dict]:
+                  baseline_state: str, require_baseline: bool, settings: StatisticsSettings) -> list[dict]:
     """The rule's reasons: overall, on every value of its slice column, or not applicable to a first version."""
     if (rule.needs_baseline and baseline_state == BaselineState.NONE and not require_baseline
             and not definition.comparison_only):  # a pairwise metric never exists without one
         return [{"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": RuleOutcome.NOT_APPLICABLE,
                  "message": "no baseline exists yet for this model name (first version)"}]
     if not rule.slice:
-        return [evaluate_rule(rule, definition, observations.get((rule.metric, *OVERALL)), baseline_state)]
+        return _require_power([evaluate_rule(rule, definition, observations.get((rule.metric, *OVERALL)), baseline_state,
+                                             settings=settings)], settings)
     slices = sorted(key for key in observations if key[0] == rule.metric and key[1] == rule.slice)
     if not slices:
         return [{"rule": rule.describe(), "metric": rule.metric, "kind": rule.kind, "outcome": Verdict.NO_DECISION,
                  "message": f"no slice values of {rule.slice!r} were measured"}]
-    return [evaluate_rule(rule, definition, observations[key], baseline_state, f"{key[1]}={key[2]}") for key in slices]
+    reasons = [evaluate_rule(rule, definition, observations[key], baseline_state, f"{key[1]}={key[2]}", settings)
+               for key in slices]
+    if rule.kind == "non_inferiority" and settings.multiple_comparisons != "none" and settings.statistics is not None:
+        _correct_slices(rule, definition, [observations[key].comparison for key in slices], reasons, settings,
+                        settings.statistics)
+    return _require_power(reasons, settings)
+
+
+def _require_power(reasons: list[dict], settings: StatisticsSettings) -> list[dict]:
+    """With ``gate.require_power``, a passing rule whose power against its margin is below it is ``no_decision``
+    (fails closed: a pass the run could not have contradicted is no evidence); other outcomes stand."""
+    if settings.require_power is None:
+        return reasons
+    for reason in reasons:
+        figures = reason.get("power")
+        if reason.get("outcome") == Verdict.PASS and figures and figures["power"] < settings.require_power:
+            needed = "no finite n (margin 0)" if figures["n_needed"] is None else f"about {figures['n_needed']} examples"
+            reason.update(outcome=Verdict.NO_DECISION, message=(
+                f"underpowered: power {figures['power']:.3f} against the margin {figures['margin']:g} at n={figures['n']} "
+                f"< required {settings.require_power:g} (needs {needed}); the rule alone: {reason['message']}"))
+    return reasons
+
+
+def _correct_slices(rule: GateRule, definition: MetricDefinition, comparisons: Sequence[MetricComparison | None],
+                    reasons: list[dict], settings: StatisticsSettings, statistics: PowerStatistics) -> None:
+    """Adjust the slices' p-values of "regressed beyond the tolerance" across the guardrail's slice values and,
+    in lenient mode, decide each slice's failure on its adjusted p-value (see the module's docstring). Slices
+    without a decided outcome or a usable interval are not part of the family."""
+    family: list[tuple[dict, float]] = []
+    for reason, comparison in zip(reasons, comparisons, strict=True):
+        if comparison is None or reason["outcome"] not in (Verdict.PASS, Verdict.FAIL) or not _finite(comparison.delta):
+            continue
+        se = _standard_error(comparison, statistics)
+        if se is not None:
+            family.append((reason, statistics.regression_p_value(definition.better(comparison.delta), se, rule.threshold)))
+    adjusted = statistics.adjust_p_values([p for _, p in family], settings.multiple_comparisons)
+    name = {"holm": "Holm", "bh": "Benjamini-Hochberg"}[settings.multiple_comparisons]
+    for (reason, p_value), q_value in zip(family, adjusted, strict=True):
+        reason.update(p_value=p_value, adjusted_p_value=q_value, correction=settings.multiple_comparisons,
+                      family_size=len(family))
+        if rule.mode != "lenient":
+            reason["message"] += f"; {name}-adjusted p of a regression {q_value:.3g} over {len(family)} slices (reported)"
+            continue
+        regressed = q_value <= settings.alpha
+        reason["outcome"] = _verdict(not regressed)
+        reason["message"] = (f"{name}-adjusted p of a regression beyond {-rule.threshold:+g} is {q_value:.3g} "
+                             f"{'<=' if regressed else '>'} {settings.alpha:.3g} over {len(family)} slices (raw p {p_value:.3g})")
 
 
 def drift_reason(rule: DriftRule, observation: DriftObservation | None, baseline_state: str, require_baseline: bool) -> dict:

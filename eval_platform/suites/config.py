@@ -140,11 +140,31 @@ class GateConfig(Section):
     require_baseline: bool = True
     rules: Annotated[tuple[GateRule, ...], SkipValidation, WithJsonSchema(_rules_schema())] = Field(
         default_factory=absent_list, validate_default=True)
+    power: float = Field(0.8, ge=0.5, lt=1, description="the power each rule's minimum detectable effect and examples needed are for")
+    multiple_comparisons: Literal["none", "holm", "bh"] = Field(
+        "none", description="correction across a non_inferiority guardrail's slice values (eval_platform.gates.rules)")
+    require_power: float | SkipJsonSchema[None] = Field(
+        None, ge=0.5, lt=1, description="a rule passing with less power than this against its margin is no_decision")
 
     @model_validator(mode="before")
     @classmethod
     def _only_known(cls, gate: Any) -> dict:
-        return known_keys(gate or {}, cls.model_fields, "may only set rules, approvers, require_baseline and stale_baseline")
+        return known_keys(gate or {}, cls.model_fields, "may only set rules, approvers, require_baseline, stale_baseline, "
+                                                        "power, multiple_comparisons and require_power")
+
+    @field_validator("power", "require_power", mode="before")
+    @classmethod
+    def _a_power(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value < 1:
+            raise refusal(f"must be a number in [0.5, 1), got {value!r}")
+        return float(value)
+
+    @field_validator("multiple_comparisons", mode="before")
+    @classmethod
+    def _a_correction(cls, value: Any) -> str:
+        if value not in ("none", "holm", "bh"):
+            raise refusal(f"must be none, holm or bh, got {value!r}")
+        return value
 
     @field_validator("stale_baseline", mode="before")
     @classmethod

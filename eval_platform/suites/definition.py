@@ -19,6 +19,9 @@ A suite definition is plain JSON/YAML::
         - {metric: roc_auc, non_inferiority: 0.01, mode: strict}
         - {metric: fpr, slice: segment, min_delta: -0.01}      # guardrail on every segment
       stale_baseline: no_decision        # or reevaluate: evaluate the baseline on the candidate's inputs
+      power: 0.8                         # the power each rule's MDE and examples needed are for
+      multiple_comparisons: none         # or holm / bh: across a non_inferiority guardrail's slice values
+      # require_power: 0.8               # optional: a rule passing with less power against its margin is no_decision
     online:                              # optional: online evidence a release needs (online/requirements.py)
       guardrails: [{metric: latency_ms, direction: lower, tolerance: 0.05}]
     canary:                              # optional: the canary check's bounds (suites/canary_config.py)
@@ -98,6 +101,11 @@ class SuiteDefinition:
     online: dict | None = None
     #: the canary check's bounds on golden and canary datasets (eval_platform.suites.canary_config): ``{bounds: {metric: bound}}``
     canary: dict | None = None
+    #: the power the rules' figures are for, and the slice guardrails' correction (``none``, ``holm``, ``bh``)
+    target_power: float = 0.8
+    multiple_comparisons: str = "none"
+    #: a rule passing with less power than this against its margin is ``no_decision`` (None: power only reported)
+    require_power: float | None = None
 
     def metric(self, name: str) -> SuiteMetric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -121,6 +129,10 @@ class SuiteDefinition:
                 "stale_baseline": self.stale_baseline,
                 "approvers": list(self.approvers),
                 "rules": [rule.as_json() for rule in self.rules],
+                # written only when set: the hash of a suite that never says them is unchanged
+                **({"power": self.target_power} if self.target_power != 0.8 else {}),
+                **({"multiple_comparisons": self.multiple_comparisons} if self.multiple_comparisons != "none" else {}),
+                **({"require_power": self.require_power} if self.require_power is not None else {}),
             },
         }
 
@@ -140,7 +152,8 @@ def definition_of(config: SuiteConfig) -> SuiteDefinition:
         approvers=tuple(sorted(set(config.gate.approvers))), require_baseline=config.gate.require_baseline,
         description=config.description, stale_baseline=config.gate.stale_baseline,
         llm=config.llm.as_json() if config.llm is not None else None, online=config.online,
-        canary=config.canary,
+        canary=config.canary, target_power=config.gate.power, multiple_comparisons=config.gate.multiple_comparisons,
+        require_power=config.gate.require_power,
     )
 
 
