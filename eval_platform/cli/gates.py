@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from eval_platform.cli.arguments import CommandGroups, current_user
 from eval_platform.cli.inputs import open_platform
@@ -67,22 +67,12 @@ def cmd_wait(args: argparse.Namespace) -> int:
     deadline, pause = time.monotonic() + args.timeout, args.poll_interval
     status: GateStatus | None = None
     while True:
-        unavailable = None
-        try:
-            status = read()
-        except NotFound:
-            return _not_found(args.model)
-        except remote.ApiRefused as error:
-            if error.status == 404:  # another team's model answers exactly as a missing one
-                return _not_found(args.model)
-            print(f"evalp: error: the API refused: {error}", file=sys.stderr)
-            return EXIT_NOT_FOUND
-        except EvalPlatformError as error:
-            if not isinstance(error, remote.ApiUnavailable):
-                print(f"evalp: error: {error}", file=sys.stderr)
-                return EXIT_NOT_FOUND
-            unavailable = error  # asked again until the deadline
-        if status is not None and status.settled and unavailable is None:
+        looked = _look(read, args.model)
+        if isinstance(looked, int):
+            return looked
+        unavailable = looked if isinstance(looked, remote.ApiUnavailable) else None
+        status = status if unavailable else cast("GateStatus", looked)
+        if unavailable is None and status is not None and status.settled:
             _report(args, status)
             return waiting.exit_code(status)
         remaining = deadline - time.monotonic()
@@ -90,16 +80,35 @@ def cmd_wait(args: argparse.Namespace) -> int:
             break
         time.sleep(min(pause, remaining))
         pause = min(pause * 1.5, MAX_POLL_SECONDS)
-    if unavailable is not None and status is None:
+    if status is None:
         print(f"evalp: error: {unavailable}; gave up after {args.timeout:g} s", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    assert status is not None
     pending = f"{status.pending_runs} release-blocking eval run(s) still queued or running" if status.pending_runs else \
         "the gate decision for the finished runs"
     print(f"evalp: gate wait: timed out after {args.timeout:g} s waiting for {args.model}'s gate decision: {pending} "
           f"(current decision: {status.decision or 'none recorded'})", file=sys.stderr)
     _report(args, status)
     return EXIT_TIMEOUT
+
+
+def _look(read: Callable[[], GateStatus], model_key: str) -> GateStatus | EvalPlatformError | int:
+    """One look at the gate: its status, an outage of the API to ask again after, or the exit status of a refusal."""
+    from eval_platform.cli import remote  # keeps evalp --help fast
+
+    try:
+        return read()
+    except NotFound:
+        return _not_found(model_key)
+    except remote.ApiRefused as error:
+        if error.status == 404:  # another team's model answers exactly as a missing one
+            return _not_found(model_key)
+        print(f"evalp: error: the API refused: {error}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except remote.ApiUnavailable as error:
+        return error
+    except EvalPlatformError as error:  # a malformed NAME@VERSION, a bad --api URL
+        print(f"evalp: error: {error}", file=sys.stderr)
+        return EXIT_NOT_FOUND
 
 
 def _gate_reader(args: argparse.Namespace) -> Callable[[], GateStatus]:
@@ -152,6 +161,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _pause_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value < 0.01:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0.01 seconds")
+    return value
+
+
 def _usage_exit(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
     """``gate wait``'s usage errors exit 4: 2 is its no_decision."""
     def error(message: str) -> NoReturn:
@@ -194,7 +210,7 @@ def add_commands(groups: CommandGroups) -> None:
                                                    "3 timeout, 4 not found (README: CI contract)")
     sub.add_argument("model", help="NAME@VERSION")
     sub.add_argument("--timeout", type=_seconds, default=1800.0, help="give up after this many seconds (exit 3; default 1800)")
-    sub.add_argument("--poll-interval", type=_seconds, default=2.0,
+    sub.add_argument("--poll-interval", type=_pause_seconds, default=2.0,
                      help="first pause between looks in seconds, growing by half each time up to 30 (default 2)")
     sub.add_argument("--format", choices=["text", "markdown"], default="text",
                      help="markdown: the comparison table for a pull-request comment")
@@ -202,7 +218,7 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--api", metavar="URL", help="read the gate from this HTTP API instead of the registry")
     sub.add_argument("--token-env", default="EVALP_TOKEN", metavar="VAR",
                      help="with --api: the environment variable holding the API token (default EVALP_TOKEN)")
-    sub.error = _usage_exit(sub)  # type: ignore[method-assign]
+    sub.error = _usage_exit(sub)  # type: ignore[method-assign,assignment]
     sub.set_defaults(func=cmd_wait, command_parser=sub)
     sub = groups.add_to_group("gate", "override", help="let a fail or no_decision through (approvers only)")
     sub.add_argument("model", help="NAME@VERSION")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 from urllib.parse import quote
 

@@ -18,6 +18,7 @@ import html
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from typing import Any
 
 from eval_platform.gates.waiting import GateStatus
@@ -115,46 +116,52 @@ def markdown_summary(status: GateStatus, timeout: float | None = None) -> str:
 def junit_xml(status: GateStatus, timeout: float | None = None) -> bytes:
     """The gate as JUnit XML (see the module's docstring for the mapping), UTF-8 with its declaration."""
     root = ET.Element("testsuites", name=xml_text(f"release gate {status.model_key}"))
-    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    totals: Counter[str] = Counter()
     for run, outcome, rules in rule_groups(status):
-        suite = ET.SubElement(root, "testsuite", name=xml_text(run))
-        properties = ET.SubElement(suite, "properties")
-        for name, value in (("model_version", status.model_key), ("run_outcome", outcome),
-                            ("gate_decision", status.decision or ""), ("settled", str(status.settled).lower())):
-            ET.SubElement(properties, "property", name=name, value=xml_text(value))
-        if status.override is not None:
-            for name, value in (("override.approver", status.override.approver), ("override.reason", status.override.reason),
-                                ("override.overridden_decision", status.override.overridden_decision)):
-                ET.SubElement(properties, "property", name=name, value=xml_text(value))
-        counts = dict.fromkeys(totals, 0)
-        for reason in rules:
-            case = ET.SubElement(suite, "testcase", classname=xml_text(f"gate.{status.model_key}"),
-                                 name=xml_text(" / ".join(p for p in (str(reason.get("rule", "")), str(reason.get("slice") or "")) if p)))
-            counts["tests"] += 1
-            message = xml_text(reason.get("message", ""))
-            verdict = reason.get("outcome")
-            if verdict == "fail":
-                counts["failures"] += 1
-                ET.SubElement(case, "failure", message=message, type="gate_fail").text = _case_detail(reason)
-            elif verdict == "no_decision":
-                counts["errors"] += 1
-                ET.SubElement(case, "error", message=message, type="gate_no_decision").text = _case_detail(reason)
-            elif verdict == "not_applicable":
-                counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=message)
-        for name, value in counts.items():
-            suite.set(name, str(value))
-            totals[name] += value
+        totals += _run_suite(root, status, run, outcome, rules)
     if not status.settled:  # the waiter gave up: one error says what it waited for
         suite = ET.SubElement(root, "testsuite", name="gate wait", tests="1", failures="0", errors="1", skipped="0")
         case = ET.SubElement(suite, "testcase", classname=xml_text(f"gate.{status.model_key}"), name="decision")
         ET.SubElement(case, "error", message=xml_text(headline(status, timeout)), type="gate_timeout")
-        totals["tests"] += 1
-        totals["errors"] += 1
-    for name, value in totals.items():
-        root.set(name, str(value))
+        totals.update(tests=1, errors=1)
+    for name in _COUNTS:
+        root.set(name, str(totals[name]))
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+_COUNTS = ("tests", "failures", "errors", "skipped")
+#: a rule's outcome as a JUnit case's child element (a passed case has none)
+_CASE_ELEMENT = {"fail": ("failures", "failure", "gate_fail"), "no_decision": ("errors", "error", "gate_no_decision"),
+                 "not_applicable": ("skipped", "skipped", None)}
+
+
+def _run_suite(root: ET.Element, status: GateStatus, run: str, outcome: str, rules: list[dict]) -> Counter[str]:
+    """One eval run's ``testsuite``: its properties (the override among them), one case per rule reason."""
+    suite = ET.SubElement(root, "testsuite", name=xml_text(run))
+    properties = ET.SubElement(suite, "properties")
+    named = [("model_version", status.model_key), ("run_outcome", outcome), ("gate_decision", status.decision or ""),
+             ("settled", str(status.settled).lower())]
+    if status.override is not None:
+        named += [("override.approver", status.override.approver), ("override.reason", status.override.reason),
+                  ("override.overridden_decision", status.override.overridden_decision)]
+    for name, value in named:
+        ET.SubElement(properties, "property", name=name, value=xml_text(value))
+    counts: Counter[str] = Counter()
+    for reason in rules:
+        name = " / ".join(p for p in (str(reason.get("rule", "")), str(reason.get("slice") or "")) if p)
+        case = ET.SubElement(suite, "testcase", classname=xml_text(f"gate.{status.model_key}"), name=xml_text(name))
+        counts["tests"] += 1
+        if (element := _CASE_ELEMENT.get(str(reason.get("outcome")))) is not None:
+            counter, tag, kind = element
+            counts[counter] += 1
+            child = ET.SubElement(case, tag, message=xml_text(reason.get("message", "")))
+            if kind is not None:
+                child.set("type", kind)
+                child.text = _case_detail(reason)
+    for name in _COUNTS:
+        suite.set(name, str(counts[name]))
+    return counts
 
 
 def _case_detail(reason: dict) -> str:

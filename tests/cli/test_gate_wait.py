@@ -8,6 +8,7 @@ One installation serves every test: ``good`` (version 2 compared with the promot
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,7 +130,8 @@ def test_not_found_and_usage_errors_exit_4(capsys, world, tmp_path):
     assert code == 4 and err == "evalp: error: model version 'nobody@1' not found\n"
     code, _, err = wait(capsys, world, "good", "--timeout", "5")  # no version
     assert code == 4 and "good" in err
-    for bad in (["--timeout", "-1"], ["--timeout", "nan"], ["--timeout", "soon"], ["--format", "html"], ["--unknown"]):
+    for bad in (["--timeout", "-1"], ["--timeout", "nan"], ["--timeout", "soon"], ["--poll-interval", "0"], ["--format", "html"],
+                ["--unknown"]):
         with pytest.raises(SystemExit) as exited:
             main(["gate", "wait", "good@2", *bad])
         assert exited.value.code == 4, bad
@@ -239,7 +241,7 @@ def served(world):
         process.wait(timeout=30)
 
 
-def test_wait_against_the_api_with_a_team_token(capsys, world, served, monkeypatch):
+def test_wait_against_the_api_with_a_team_token(capsys, world, served, monkeypatch, model_files):
     monkeypatch.setenv("EVALP_TOKEN", create_token(world, "alpha", name="ci"))
     monkeypatch.setenv("OTHER_TEAM_TOKEN", create_token(world, "beta", name="ci"))
     api = ["--api", served, "--poll-interval", "0.05"]
@@ -257,6 +259,20 @@ def test_wait_against_the_api_with_a_team_token(capsys, world, served, monkeypat
     hidden = evalp(capsys, "gate", "wait", "good@2", "--timeout", "10", *other)
     absent = evalp(capsys, "gate", "wait", "ghost@2", "--timeout", "10", *other)
     assert hidden[0] == absent[0] == 4 and hidden[2].replace("good@2", "X") == absent[2].replace("ghost@2", "X")
+
+    # the example workflow's registration: the file uploaded as the token's team, its eval queued
+    code, out, err = evalp(capsys, "--json", "models", "register", "from-ci", "--file", str(model_files["logistic_regression"]),
+                           "--eval", "bc:breast-cancer-release", "--description", "PR #7", "--api", served)
+    registered = json.loads(out)
+    assert code == 0, err
+    assert registered["key"] == "from-ci@1" and registered["created"] is True and len(registered["queuedRuns"]) == 1
+    assert world.model("from-ci@1").owner_team == "alpha" and world.model("from-ci@1").description == "PR #7"
+    code, _, err = evalp(capsys, "gate", "wait", "from-ci@1", "--timeout", "0.2", *api)
+    assert code == 3 and "1 release-blocking eval run(s) still queued or running" in err
+    code, _, err = evalp(capsys, "models", "register", "from-ci", "--file", str(model_files["decision_stump"]),
+                         "--api", served, "--token-env", "OTHER_TEAM_TOKEN")  # alpha's name
+    assert code == 2 and "the API refused the registration (HTTP 403)" in err and [m.key for m in world.models() if m.name == "from-ci"] == ["from-ci@1"]
+
     monkeypatch.setenv("EVALP_TOKEN", "evalp_not-a-token")
     code, _, err = evalp(capsys, "gate", "wait", "good@2", "--timeout", "10", *api)
     assert code == 4 and "the API refused" in err
