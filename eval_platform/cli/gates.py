@@ -145,7 +145,9 @@ def _report(args: argparse.Namespace, status: GateStatus) -> None:
     elif args.format == "markdown":
         print(ci_report.markdown_summary(status, timeout), end="")
     else:
-        print(format_gate(args.model, ci_report.headline(status, timeout), status.reasons))
+        print(format_gate(args.model, (status.decision or "none") if status.settled else "not decided", status.reasons))
+        if not status.settled:
+            print(f"  {ci_report.headline(status, timeout)}")
         if status.override is not None:
             print(f"  overridden by {status.override.approver} (recorded {status.override.overridden_decision}): "
                   f"{status.override.reason}")

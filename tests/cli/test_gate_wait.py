@@ -91,7 +91,8 @@ def test_an_interim_no_decision_is_waited_through_until_the_timeout(capsys, worl
     assert code == 3 and 0.5 <= elapsed < 5
     assert ("timed out after 0.5 s waiting for queued@1's gate decision: 1 release-blocking eval run(s) still queued "
             "or running (current decision: no_decision)") in err
-    assert out.startswith("gate decision for queued@1: NOT DECIDED WITHIN 0.5 S")
+    assert out.startswith("gate decision for queued@1: NOT DECIDED\n")
+    assert "not decided within 0.5 s (1 eval run(s) pending; current: no_decision)" in out
 
 
 def test_wait_blocks_until_the_decision_arrives(world, tmp_path, model_files):
