@@ -272,7 +272,8 @@ def test_wait_against_the_api_with_a_team_token(capsys, world, served, monkeypat
     assert code == 3 and "1 release-blocking eval run(s) still queued or running" in err
     code, _, err = evalp(capsys, "models", "register", "from-ci", "--file", str(model_files["decision_stump"]),
                          "--api", served, "--token-env", "OTHER_TEAM_TOKEN")  # alpha's name
-    assert code == 2 and "the API refused the registration (HTTP 403)" in err and [m.key for m in world.models() if m.name == "from-ci"] == ["from-ci@1"]
+    assert code == 2 and "the API refused the registration (HTTP 403)" in err
+    assert [m.key for m in world.models() if m.name == "from-ci"] == ["from-ci@1"]
 
     monkeypatch.setenv("EVALP_TOKEN", "evalp_not-a-token")
     code, _, err = evalp(capsys, "gate", "wait", "good@2", "--timeout", "10", *api)
