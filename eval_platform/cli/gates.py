@@ -118,7 +118,14 @@ def _gate_reader(args: argparse.Namespace) -> Callable[[], GateStatus]:
 
     if args.api:
         token = remote.api_token(args.token_env)
-        return lambda: waiting.GateStatus.from_api(remote.get_json(args.api, remote.gate_path(args.model), token))
+
+        def read_api() -> GateStatus:
+            payload = remote.get_json(args.api, remote.gate_path(args.model), token)
+            try:
+                return waiting.GateStatus.from_api(payload)
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise remote.InvalidInput("--api", f"{args.api} answered something other than a gate: {error!r}") from error
+        return read_api
     platform = open_platform(args)
     return lambda: waiting.gate_status(platform, args.model)
 

@@ -82,13 +82,17 @@ def _send(request: urllib.request.Request, timeout: float) -> Any:
     base_url = f"{request.type}://{request.host}"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the scheme is checked above)
-            return json.loads(response.read().decode("utf-8"))
+            body = response.read()
     except urllib.error.HTTPError as error:
         if error.code >= 500 or error.code == 429:
             raise ApiUnavailable(f"the API answered {error.code}") from error
         raise ApiRefused(error.code, _problem_detail(error)) from error
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         raise ApiUnavailable(f"the API at {base_url} is unreachable: {getattr(error, 'reason', error)}") from error
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:  # a proxy's login page, a URL that is not the API
+        raise InvalidInput("--api", f"{base_url} did not answer JSON: is it the platform's API?") from error
 
 
 def _problem_detail(error: urllib.error.HTTPError) -> str:

@@ -318,3 +318,12 @@ def test_the_github_actions_example_uses_commands_the_cli_has():
         assert callable(args.func)
     gate = next(parser.parse_args(c) for c in commands if c[:2] == ["gate", "wait"])
     assert gate.api and gate.format == "markdown" and gate.junit and gate.timeout > 0
+
+
+def test_an_api_url_that_is_not_the_api_is_a_usage_error(capsys, served, monkeypatch):
+    monkeypatch.setenv("EVALP_TOKEN", "evalp_x")
+    # /docs answers HTML (not JSON) for every model path below it: a URL that is not the API's root
+    code, _, err = evalp(capsys, "gate", "wait", "good@2", "--timeout", "5", "--api", f"{served}/docs#")
+    assert code == 4 and "--api" in err
+    code, _, err = evalp(capsys, "gate", "wait", "good@2", "--timeout", "5", "--api", "ftp://example.com")
+    assert code == 4 and "must be an http:// or https:// URL" in err
