@@ -78,6 +78,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
+        if pause == args.poll_interval and status is not None:  # once, so a CI log shows what the job waits for
+            print(f"evalp: gate wait: waiting up to {args.timeout:g} s for {args.model}'s gate decision "
+                  f"({status.pending_runs} eval run(s) pending)", file=sys.stderr, flush=True)
         time.sleep(min(pause, remaining))
         pause = min(pause * 1.5, MAX_POLL_SECONDS)
     if status is None:

@@ -103,8 +103,10 @@ def test_wait_blocks_until_the_decision_arrives(world, tmp_path, model_files):
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)  # not a readiness wait: the process must still be waiting whenever the evaluation ends
-        assert process.poll() is None
+        assert process.stderr is not None
+        # its first look found the run queued (the line is printed once, before its first pause)
+        assert process.stderr.readline() == ("evalp: gate wait: waiting up to 120 s for late@1's gate decision "
+                                             "(1 eval run(s) pending)\n")
         evaluate(world, "late@1")
         out, err = process.communicate(timeout=60)
     finally:
