@@ -230,6 +230,9 @@ class GateOut(Camel):
     reasons: list[dict[str, Any]]
     override: dict[str, Any] | None = None
     promoted: bool = False
+    settled: bool = Field(False, description="a decision is recorded and no release-blocking eval run of the version is queued "
+                                             "or running: the decision is the answer a pipeline waits for (evalp gate wait)")
+    pending_runs: int = Field(0, description="release-blocking eval runs of the version still queued or running")
 
 
 class ReasonBody(Camel):

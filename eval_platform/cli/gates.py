@@ -1,13 +1,32 @@
-"""``evalp gate show`` and ``override``, ``evalp models promote``: release gate decisions and what gets past them."""
+"""``evalp gate show``, ``wait`` and ``override``, ``evalp models promote``: release gate decisions and what gets past them.
+
+``evalp gate wait`` is the CI contract (README "CI contract"): it blocks until the model version's gate is
+settled and exits 0 pass (or overridden), 1 fail, 2 no_decision, 3 timeout, 4 not found or a usage error,
+75 the registry or the API stayed unreachable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from eval_platform.cli.arguments import CommandGroups, current_user
 from eval_platform.cli.inputs import open_platform
 from eval_platform.cli.output import emit, print_json
-from eval_platform.core.errors import NotFound
+from eval_platform.core.errors import EvalPlatformError, NotFound
+
+if TYPE_CHECKING:
+    from eval_platform.gates.waiting import GateStatus
+
+#: ``evalp gate wait``'s exit statuses besides the decision's own (0 pass, 1 fail, 2 no_decision).
+EXIT_TIMEOUT, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 3, 4, 75
+#: The longest pause between two looks at the gate (the pause grows from ``--poll-interval`` by half each time).
+MAX_POLL_SECONDS = 30.0
 
 
 def cmd_show(args: argparse.Namespace) -> None:
@@ -45,6 +64,140 @@ def format_power(power: dict) -> str:
             + ("" if power.get("adequate") else " (underpowered)"))
 
 
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Look at the gate, with a growing pause, until it is settled or ``--timeout`` seconds have passed."""
+    from eval_platform.cli import remote  # keeps evalp --help fast
+    from eval_platform.gates import waiting  # keeps evalp --help fast
+
+    try:
+        read = _gate_reader(args)
+    except EvalPlatformError as error:
+        print(f"evalp: error: {error}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    deadline, pause = time.monotonic() + args.timeout, args.poll_interval
+    status: GateStatus | None = None
+    while True:
+        looked = _look(read, args.model)
+        if isinstance(looked, int):
+            return looked
+        unavailable = looked if isinstance(looked, remote.ApiUnavailable) else None
+        status = status if unavailable else cast("GateStatus", looked)
+        if unavailable is None and status is not None and status.settled:
+            _report(args, status)
+            return waiting.exit_code(status)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        if pause == args.poll_interval and status is not None:  # once, so a CI log shows what the job waits for
+            print(f"evalp: gate wait: waiting up to {args.timeout:g} s for {args.model}'s gate decision "
+                  f"({status.pending_runs} eval run(s) pending)", file=sys.stderr, flush=True)
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 1.5, MAX_POLL_SECONDS)
+    if status is None:
+        print(f"evalp: error: {unavailable}; gave up after {args.timeout:g} s", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    pending = f"{status.pending_runs} release-blocking eval run(s) still queued or running" if status.pending_runs else \
+        "the gate decision for the finished runs"
+    print(f"evalp: gate wait: timed out after {args.timeout:g} s waiting for {args.model}'s gate decision: {pending} "
+          f"(current decision: {status.decision or 'none recorded'})", file=sys.stderr)
+    _report(args, status)
+    return EXIT_TIMEOUT
+
+
+def _look(read: Callable[[], GateStatus], model_key: str) -> GateStatus | EvalPlatformError | int:
+    """One look at the gate: its status, an outage of the API to ask again after, or the exit status of a refusal."""
+    from eval_platform.cli import remote  # keeps evalp --help fast
+
+    try:
+        return read()
+    except NotFound:
+        return _not_found(model_key)
+    except remote.ApiRefused as error:
+        if error.status == 404:  # another team's model answers exactly as a missing one
+            return _not_found(model_key)
+        print(f"evalp: error: the API refused: {error}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except remote.ApiUnavailable as error:
+        return error
+    except EvalPlatformError as error:  # a malformed NAME@VERSION, a bad --api URL
+        print(f"evalp: error: {error}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+
+
+def _gate_reader(args: argparse.Namespace) -> Callable[[], GateStatus]:
+    """Reads the gate locally (the registry, like every evalp command) or from the HTTP API with ``--api``."""
+    from eval_platform.cli import remote  # keeps evalp --help fast
+    from eval_platform.gates import waiting  # keeps evalp --help fast
+
+    if args.api:
+        token = remote.api_token(args.token_env)
+
+        def read_api() -> GateStatus:
+            payload = remote.get_json(args.api, remote.gate_path(args.model), token)
+            try:
+                return waiting.GateStatus.from_api(payload)
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise remote.InvalidInput("--api", f"{args.api} answered something other than a gate: {error!r}") from error
+        return read_api
+    platform = open_platform(args)
+    return lambda: waiting.gate_status(platform, args.model)
+
+
+def _not_found(model_key: str) -> int:
+    print(f"evalp: error: model version {model_key!r} not found", file=sys.stderr)
+    return EXIT_NOT_FOUND
+
+
+def _report(args: argparse.Namespace, status: GateStatus) -> None:
+    """The decision on stdout (text, Markdown or JSON) and, with ``--junit``, as JUnit XML in that file."""
+    import dataclasses  # keeps evalp --help fast
+
+    from eval_platform.gates import ci_report  # keeps evalp --help fast
+
+    timeout = None if status.settled else args.timeout
+    if args.junit:
+        path = Path(args.junit)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(ci_report.junit_xml(status, timeout))
+        partial.replace(path)  # a reader never sees half a report
+    if args.json:
+        print_json(dataclasses.asdict(status))
+    elif args.format == "markdown":
+        print(ci_report.markdown_summary(status, timeout), end="")
+    else:
+        print(format_gate(args.model, (status.decision or "none") if status.settled else "not decided", status.reasons))
+        if not status.settled:
+            print(f"  {ci_report.headline(status, timeout)}")
+        if status.override is not None:
+            print(f"  overridden by {status.override.approver} (recorded {status.override.overridden_decision}): "
+                  f"{status.override.reason}")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0")
+    return value
+
+
+def _pause_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value < 0.01:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0.01 seconds")
+    return value
+
+
+def _usage_exit(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
+    """``gate wait``'s usage errors exit 4: 2 is its no_decision."""
+    def error(message: str) -> NoReturn:
+        parser.print_usage(sys.stderr)
+        parser.exit(EXIT_NOT_FOUND, f"{parser.prog}: error: {message}\n")
+    return error
+
+
 def cmd_override(args: argparse.Namespace) -> None:
     from eval_platform.core.records import to_dict  # keeps evalp --help fast
     from eval_platform.gates.releases import override_gate  # keeps evalp --help fast
@@ -75,6 +228,20 @@ def add_commands(groups: CommandGroups) -> None:
     sub = groups.add_to_group("gate", "show")
     sub.add_argument("model", help="NAME@VERSION")
     sub.set_defaults(func=cmd_show)
+    sub = groups.add_to_group("gate", "wait", help="block until the gate is settled; exit 0 pass, 1 fail, 2 no_decision, "
+                                                   "3 timeout, 4 not found (README: CI contract)")
+    sub.add_argument("model", help="NAME@VERSION")
+    sub.add_argument("--timeout", type=_seconds, default=1800.0, help="give up after this many seconds (exit 3; default 1800)")
+    sub.add_argument("--poll-interval", type=_pause_seconds, default=2.0,
+                     help="first pause between looks in seconds, growing by half each time up to 30 (default 2)")
+    sub.add_argument("--format", choices=["text", "markdown"], default="text",
+                     help="markdown: the comparison table for a pull-request comment")
+    sub.add_argument("--junit", metavar="FILE", help="also write the gate as JUnit XML to FILE")
+    sub.add_argument("--api", metavar="URL", help="read the gate from this HTTP API instead of the registry")
+    sub.add_argument("--token-env", default="EVALP_TOKEN", metavar="VAR",
+                     help="with --api: the environment variable holding the API token (default EVALP_TOKEN)")
+    sub.error = _usage_exit(sub)  # type: ignore[method-assign,assignment]
+    sub.set_defaults(func=cmd_wait, command_parser=sub)
     sub = groups.add_to_group("gate", "override", help="let a fail or no_decision through (approvers only)")
     sub.add_argument("model", help="NAME@VERSION")
     sub.add_argument("--by", default=current_user(), help="the approver (default: $USER)")

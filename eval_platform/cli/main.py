@@ -58,11 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # as parse_args does, but by the command's parser when it has its own usage exit (gate wait: 4)
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.home = getattr(args, "home", None)
     args.json = getattr(args, "json", False)
     try:
-        args.func(args)
+        status = args.func(args)  # a command with an exit contract of its own (gate wait) returns its status
     except EvalPlatformError as error:
         print(f"evalp: error: {error}", file=sys.stderr)
         return 2
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: its traceback is what a report needs
         print(_unreachable_line(args, error), file=sys.stderr)
         return EXIT_UNAVAILABLE
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def _unreachable_line(args: argparse.Namespace, error: BaseException) -> str:

@@ -28,6 +28,9 @@ def cmd_register(args: argparse.Namespace) -> None:
     from eval_platform.core.records import to_dict  # keeps evalp --help fast
 
     plan = eval_plan(args.eval)  # refused before the registry is opened
+    if args.api:
+        _register_remote(args)
+        return
     platform = open_platform(args)
     result = platform.register_model(args.name, args.file, kind=args.kind, trusted_types=args.trust or (),
                                      eval_plan=plan, description=args.description,
@@ -35,6 +38,33 @@ def cmd_register(args: argparse.Namespace) -> None:
     version = to_dict(result.record)
     queued = [r.run_id for r in platform.runs(version["key"], ["queued"])]
     emit(args, version | {"created": result.created, "queued_runs": queued}, columns=["key", "kind", "file_hash", "created", "queued_runs"])
+
+
+def _register_remote(args: argparse.Namespace) -> None:
+    """``--api URL``: upload the file to the HTTP API as the token's team (a CI job: README "CI contract")."""
+    from pathlib import Path  # keeps evalp --help fast
+
+    from eval_platform.cli import remote  # keeps evalp --help fast
+
+    token = remote.api_token(args.token_env)
+    path = Path(args.file)
+    if not path.is_file():
+        raise InvalidInput("--file", f"{path} does not exist or is not a file")
+    fields = [("name", args.name), ("kind", args.kind), ("description", args.description)]
+    fields += [("trustedTypes", t) for t in args.trust or ()] + [("evalPlan", e) for e in args.eval or ()]
+    if args.training_cutoff:
+        fields.append(("trainingCutoff", args.training_cutoff))
+    files = [("file", path.name, path.read_bytes())]
+    if args.training_manifest:
+        manifest = Path(args.training_manifest)
+        if not manifest.is_file():
+            raise InvalidInput("--training-manifest", f"{manifest} does not exist or is not a file")
+        files.append(("trainingManifest", manifest.name, manifest.read_bytes()))
+    try:
+        version = remote.post_form(args.api, "/v1/models", token, fields, files)
+    except remote.ApiRefused as error:
+        raise InvalidInput("--api", f"the API refused the registration (HTTP {error.status}): {error}") from error
+    emit(args, version, columns=["key", "kind", "fileHash", "created", "queuedRuns"])
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -61,5 +91,8 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--description", default="")
     sub.add_argument("--training-cutoff", help="ISO 8601 time of the newest training example (naive: UTC)")
     sub.add_argument("--training-manifest", help="the training examples' content hashes (evalp datasets hash-examples)")
+    sub.add_argument("--api", metavar="URL", help="register through this HTTP API as the token's team, not in the local registry")
+    sub.add_argument("--token-env", default="EVALP_TOKEN", metavar="VAR",
+                     help="with --api: the environment variable holding the API token (default EVALP_TOKEN)")
     sub.set_defaults(func=cmd_register)
     groups.add_to_group("models", "list").set_defaults(func=cmd_list)

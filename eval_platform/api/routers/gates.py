@@ -14,6 +14,7 @@ from eval_platform.api.serializers import camel_keys, override_json, request_jso
 from eval_platform.api.visibility import dataset_policies, visible_gate_reasons, visible_model
 from eval_platform.core.records import iso
 from eval_platform.gates.releases import effective_decision, override_gate, request_promotion
+from eval_platform.gates.waiting import gate_status
 from eval_platform.platform import aggregates
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun, Model, access
@@ -54,6 +55,7 @@ def _run_reasons_shown(platform: EvalPlatform, principal: Principal, model: Mode
 def get_gate(model_key: ModelKey, principal: Caller, platform: PlatformDep):
     """The model version's effective gate decision and its reasons per release-blocking run."""
     model = visible_model(platform, model_key, principal)
+    status = gate_status(platform, model.key)
     state, decision, override = effective_decision(platform, model.key)
     shown = gate_reasons_shown(platform, principal, model, decision.reasons if decision else [])
     return respond({
@@ -62,6 +64,7 @@ def get_gate(model_key: ModelKey, principal: Caller, platform: PlatformDep):
         "override": ({"approver": override.approver, "reason": override.reason, "overriddenDecision": override.overridden_decision,
                       "suites": override.suites, "createdAt": iso(override.created_at)} if override else None),
         "promoted": platform.promoted_version(model.name) == model.version,
+        "settled": status.settled, "pendingRuns": status.pending_runs,
     })
 
 
