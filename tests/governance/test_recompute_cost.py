@@ -1,0 +1,232 @@
+"""Cost before recompute: ``evalp recompute --affected-by X --dry-run`` estimates the LLM calls a recompute makes
+(cache misses), and a recompute over budget needs an admin's confirmation.
+
+The LLM is the project's local OpenAI-compatible server over real HTTP with the real ``openai`` client; the
+recompute runs through the runner's steps as the other LLM tests do, and the calls are counted at the server."""
+
+import json
+from importlib import resources as package_files
+
+import pandas as pd
+import pytest
+from sqlalchemy import delete, func, select
+
+from eval_platform.cli.main import main
+from eval_platform.governance import incidents
+from eval_platform.governance.recompute_cost import OverBudget, estimate_for, recompute_within_budget
+from eval_platform.llm.server import LocalLLMServer
+from eval_platform.platform.service import EvalPlatform
+from eval_platform.registry import DagsterRequest
+from eval_platform.registry.access import Forbidden, Principal
+from eval_platform.registry.api_schema import AccessLogEntry
+from eval_platform.registry.llm_schema import LLMCallRecord
+from eval_platform.registry.schema import Base
+from tests.evaluation.test_runner import evaluate
+
+PRICES = {"default": {"input_per_1k": 1.0, "output_per_1k": 2.0}}
+CANDIDATE_MAX_TOKENS, JUDGE_MAX_TOKENS = 32, 200  # the candidate file's max_tokens; the judge's default decoding
+
+
+@pytest.fixture(scope="module")
+def server():
+    local = LocalLLMServer()
+    base_url = local.start()
+    yield local, base_url
+    local.stop()
+
+
+def _qa_rows() -> pd.DataFrame:
+    rows = [json.loads(line) for line in package_files.files("eval_platform").joinpath("data/qa_small.jsonl").read_text().splitlines()]
+    frame = pd.DataFrame(rows).rename(columns={"id": "example_id", "question": "prompt", "answer": "reference"})
+    return frame[["example_id", "prompt", "reference", "category"]]
+
+
+@pytest.fixture
+def evaluated(tmp_path, server, monkeypatch):
+    """qa@1 (20 questions) evaluated once by an LLM candidate with a pinned judge (2 samples per answer)."""
+    local, base_url = server
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", base_url)
+    monkeypatch.delenv("EVAL_PLATFORM_RECOMPUTE_MAX_COST", raising=False)
+    platform = EvalPlatform.open(tmp_path / "home")
+    rows = _qa_rows()
+    platform.register_dataset("qa", rows.iloc[:20], task_type="generation", label_policy="human_reviewed")
+    judge = {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "rule-judge-1", "model_version": "1"}
+    from eval_platform.llm.judge import JudgeConfig
+
+    pin = {k: v for k, v in JudgeConfig.from_dict(judge).pin().items() if k != "judge_config_hash"}
+    platform.register_suite({"suite_id": "qa", "purpose": "release_blocking", "task_type": "generation",
+                             "metrics": ["exact_match@1", {"name": "judge", "metric": "judge_score@1", "params": pin}],
+                             "min_slice_size": 1,
+                             "llm": {"judge": judge, "judge_samples": 2, "prices": PRICES, "concurrency": 4,
+                                     "budget": {"candidate": {"max_tokens": 100_000}}},
+                             "gate": {"require_baseline": False, "rules": [{"metric": "exact_match", "min": 0.5}]}})
+    spec = {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "kb-qa-v1", "model_version": "1",
+            "prompt": {"id": "qa-short", "version": "1", "text": "Question: {prompt}\nAnswer briefly."},
+            "decoding": {"temperature": 0.0, "max_tokens": CANDIDATE_MAX_TOKENS}}
+    path = tmp_path / "qa-bot.json"
+    path.write_text(json.dumps(spec))
+    platform.register_model("qa-bot", path, kind="openai_chat", eval_plan=[("qa", "qa")])
+    local.reset_stats()
+    evaluate(platform, "qa-bot@1")
+    assert local.stats()["completions"] == 20 + 40
+    yield platform, local, rows
+    platform.close()
+
+
+def _row_counts(platform) -> dict[str, int]:
+    with platform.registry.engine.connect() as connection:
+        return {table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+                for table in Base.metadata.sorted_tables}
+
+
+def _contaminate_and_forget_judge_calls(platform, rows, forget: int = 3) -> list:
+    """qa@2 keeps 15 of qa@1's questions and adds 5 new ones; qa@1 is contaminated; the judge's cached
+    calls of the first ``forget`` questions are deleted (their keys read from the run's stored verdicts)."""
+    run = platform.runs("qa-bot@1")[0]
+    verdicts = platform.store.get_table("judge_verdicts", run.results["judge"]["verdicts"]).set_index("example_id")
+    forgotten = [s["cache_key"] for example in rows["example_id"].iloc[:forget] for s in json.loads(verdicts.loc[example, "samples"])]
+    assert len(forgotten) == 2 * forget
+    with platform.registry.session() as session:
+        session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(forgotten)))
+    platform.register_dataset("qa", pd.concat([rows.iloc[:15], rows.iloc[20:25]]), task_type="generation",
+                              label_policy="human_reviewed")
+    incidents.invalidate_dataset(platform, "qa@1", reason="leaked into training", reported_by="alice")
+    return forgotten
+
+
+def test_the_dry_run_estimates_exactly_the_calls_the_recompute_then_makes(evaluated, capsys):
+    platform, local, rows = evaluated
+    _contaminate_and_forget_judge_calls(platform, rows)
+    before = _row_counts(platform)
+
+    estimate = estimate_for(platform, "qa@1")
+    # candidate: 15 answers cached, 5 new questions; judge: 2 samples of 20 answers, of which the 5 new
+    # questions' (answers not cached yet) and the 3 forgotten questions' are misses
+    [run] = estimate.runs
+    assert (run.run.dataset_key, run.run.model_key, run.run.suite_key) == ("qa@2", "qa-bot@1", "qa@1")
+    by_phase = {m.phase: m for m in estimate.by_model}
+    assert (by_phase["candidate"].calls, by_phase["candidate"].cache_hits, by_phase["candidate"].misses) == (20, 15, 5)
+    assert (by_phase["judge"].calls, by_phase["judge"].cache_hits, by_phase["judge"].misses) == (40, 24, 16)
+    assert (estimate.calls, estimate.misses, estimate.unknown_answers) == (60, 21, 10)
+    # worst case priced as the budget prices it: max_tokens per miss, at 1 per 1k in and 2 per 1k out
+    assert by_phase["candidate"].max_completion_tokens == 5 * CANDIDATE_MAX_TOKENS
+    assert by_phase["judge"].max_completion_tokens == 16 * JUDGE_MAX_TOKENS
+    prompt = sum(m.prompt_tokens for m in estimate.by_model)
+    completion = 5 * CANDIDATE_MAX_TOKENS + 16 * JUDGE_MAX_TOKENS
+    assert estimate.cost == pytest.approx(prompt / 1000 * 1.0 + completion / 1000 * 2.0)
+    assert estimate.over_budget == ()
+
+    # the command line's table and JSON say the same, and nothing was written by either
+    assert main(["--home", str(platform.config.home), "recompute", "--affected-by", "qa@1", "--dry-run"]) == 0
+    table = capsys.readouterr().out
+    assert "qa-bot@1" in table and "qa@2" in table and "dry run: nothing was queued" in table
+    total = next(line for line in table.splitlines() if line.startswith("TOTAL")).split()
+    assert total[1:4] == ["60", "39", "21"]
+    assert main(["--home", str(platform.config.home), "recompute", "--affected-by", "qa@1", "--dry-run", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["misses"] == 21 and data["runs"][0]["dataset"] == "qa@2" and data["exact"] is False
+    assert _row_counts(platform) == before
+    assert platform.run(run.run.affected_run_id).status == "invalid"  # no incident state changed
+
+    # the recompute then makes exactly the estimated calls, counted at the server
+    local.reset_stats()
+    queued, request, _ = recompute_within_budget(platform, "qa@1", requested_by="alice")
+    assert request is not None and [r.dataset_key for r in queued] == ["qa@2"]
+    evaluate(platform, "qa-bot@1", dagster_run_id="recompute")
+    stats = local.stats()
+    assert stats["requests"] == stats["completions"] == estimate.misses == 21
+    assert stats["completions_by_model"] == {"kb-qa-v1": 5, "rule-judge-1": 16}
+    # the worst case bounds what the server counted (the same tokenizer: prompts of known calls are exact)
+    assert stats["prompt_tokens"] <= prompt + 10 * CANDIDATE_MAX_TOKENS
+    # after it, everything is cached: a second dry run of the same target would pay nothing
+    assert estimate_recompute_misses(platform) == 0
+
+
+def estimate_recompute_misses(platform) -> int:
+    from eval_platform.governance.recompute_cost import PlannedRun, estimate_recompute
+
+    run = platform.runs("qa-bot@1")[-1]
+    planned = PlannedRun(run.run_id, run.model_key, run.dataset_key, run.suite_key, dict(platform.suite(run.suite_key).metric_defs), None)
+    return estimate_recompute(platform, "qa@1", plan=[planned]).misses
+
+
+def test_an_exactly_keyed_estimate_when_every_answer_is_cached(evaluated):
+    """Judge calls forgotten on an unchanged dataset: every key is known, so the estimate is exact (no upper bound)."""
+    platform, local, rows = evaluated
+    run = platform.runs("qa-bot@1")[0]
+    verdicts = platform.store.get_table("judge_verdicts", run.results["judge"]["verdicts"])
+    keys = [s["cache_key"] for samples in verdicts["samples"].iloc[:7] for s in json.loads(samples)]
+    with platform.registry.session() as session:
+        session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(keys)))
+    # a clean version with the very same rows: every candidate answer is cached
+    platform.register_dataset("qa", rows.iloc[:20].iloc[::-1].reset_index(drop=True), task_type="generation",
+                              label_policy="human_reviewed")
+    incidents.invalidate_dataset(platform, "qa@1", reason="mislabelled", reported_by="alice")
+    estimate = estimate_for(platform, "qa@1")
+    assert (estimate.misses, estimate.unknown_answers, estimate.to_dict()["exact"]) == (14, 0, True)
+    local.reset_stats()
+    recompute_within_budget(platform, "qa@1", requested_by="alice")
+    evaluate(platform, "qa-bot@1", dagster_run_id="recompute")
+    assert local.stats()["completions_by_model"] == {"rule-judge-1": 14}
+
+
+def test_over_budget_needs_an_admins_confirmation(evaluated, monkeypatch, capsys):
+    platform, local, rows = evaluated
+    _contaminate_and_forget_judge_calls(platform, rows)
+    monkeypatch.setenv("EVAL_PLATFORM_RECOMPUTE_MAX_COST", "0.01")
+    estimate = estimate_for(platform, "qa@1")
+    assert estimate.cost > 0.01 and [b.budget for b in estimate.over_budget] == ["EVAL_PLATFORM_RECOMPUTE_MAX_COST"]
+    before = _row_counts(platform)
+
+    member = Principal(team="alpha", name="bob", roles=("member",))
+    with pytest.raises(Forbidden, match="admin"):
+        recompute_within_budget(platform, "qa@1", requested_by="bob", principal=member, confirm_over_budget=True)
+    admin = Principal(team="ops", name="root", roles=("admin",))
+    with pytest.raises(OverBudget) as refused:
+        recompute_within_budget(platform, "qa@1", requested_by="root", principal=admin)
+    assert refused.value.field == "confirm_over_budget"
+    assert "EVAL_PLATFORM_RECOMPUTE_MAX_COST" in str(refused.value) and f"{estimate.cost:.6g}" in str(refused.value)
+    # refused: nothing queued, no run superseded; only the refusals are in the access log
+    after = _row_counts(platform)
+    assert {k: v for k, v in after.items() if k != "access_log"} == {k: v for k, v in before.items() if k != "access_log"}
+    assert after["access_log"] == before["access_log"] + 2
+
+    # the command line (the local operator) is refused the same way without the flag
+    assert main(["--home", str(platform.config.home), "recompute", "--affected-by", "qa@1"]) != 0
+    assert "confirm" in capsys.readouterr().err
+
+    queued, request, _ = recompute_within_budget(platform, "qa@1", requested_by="root", principal=admin, confirm_over_budget=True)
+    assert [r.dataset_key for r in queued] == ["qa@2"]
+    with platform.registry.session() as session:
+        assert "confirmed by ops:root" in session.get_one(DagsterRequest, request.id).reason
+        entry = session.scalars(select(AccessLogEntry).where(AccessLogEntry.action == "recompute_over_budget",
+                                                             AccessLogEntry.outcome == "granted")).one()
+        assert entry.team == "ops" and "confirmed by ops:root" in entry.detail and "EVAL_PLATFORM_RECOMPUTE_MAX_COST" in entry.detail
+
+
+def test_a_suites_budget_counts_every_run_the_recompute_pays_for(evaluated):
+    """The suite's budget is per run; a recompute of many runs of it is over when their sum is."""
+    platform, _, rows = evaluated
+    _contaminate_and_forget_judge_calls(platform, rows)
+    estimate = estimate_for(platform, "qa@1")
+    per_run = estimate.runs[0].tokens["judge"]
+    suite = platform.suite("qa@1")
+    definition = dict(suite.metric_defs)
+    definition["llm"] = {**definition["llm"], "budget": {"judge": {"max_tokens": per_run - 1}}}
+    from eval_platform.governance.recompute_cost import estimate_recompute
+
+    planned = estimate.runs[0].run
+    over = estimate_recompute(platform, "qa@1", plan=[type(planned)(planned.affected_run_id, planned.model_key,
+                                                                   planned.dataset_key, planned.suite_key, definition, None)])
+    assert [b.budget for b in over.over_budget] == ["suite qa@1 budget.judge.max_tokens"]
+    assert over.over_budget[0].estimate == per_run and over.over_budget[0].limit == per_run - 1
+
+
+def test_a_target_that_is_no_incident_is_refused_naming_the_field(evaluated):
+    platform, _, _ = evaluated
+    from eval_platform.core.errors import InvalidInput
+
+    for target in ("qa@1", "nothing@3", "exact_match@1"):
+        with pytest.raises(InvalidInput) as refused:
+            estimate_for(platform, target)
+        assert refused.value.field == "affected_by"
