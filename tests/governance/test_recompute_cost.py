@@ -9,15 +9,19 @@ from importlib import resources as package_files
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 
+from eval_platform.api.app import create_app
 from eval_platform.cli.main import main
+from eval_platform.core.errors import InvalidInput
 from eval_platform.governance import incidents
-from eval_platform.governance.recompute_cost import OverBudget, estimate_for, recompute_within_budget
+from eval_platform.governance.recompute_cost import OverBudget, PlannedRun, estimate_for, estimate_recompute, recompute_within_budget
+from eval_platform.llm.judge import JudgeConfig
 from eval_platform.llm.server import LocalLLMServer
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest
-from eval_platform.registry.access import Forbidden, Principal
+from eval_platform.registry.access import Forbidden, Principal, create_token
 from eval_platform.registry.api_schema import AccessLogEntry
 from eval_platform.registry.llm_schema import LLMCallRecord
 from eval_platform.registry.schema import Base
@@ -42,17 +46,17 @@ def _qa_rows() -> pd.DataFrame:
 
 
 @pytest.fixture
-def evaluated(tmp_path, server, monkeypatch):
-    """qa@1 (20 questions) evaluated once by an LLM candidate with a pinned judge (2 samples per answer)."""
+def evaluated(request, tmp_path, server, monkeypatch):
+    """qa@1 (20 questions) evaluated once by an LLM candidate with a pinned judge (2 samples per answer);
+    ``request.param``: the dataset's access policy (default none)."""
+    policy = getattr(request, "param", None)
     local, base_url = server
     monkeypatch.setenv("EVAL_LLM_BASE_URL", base_url)
     monkeypatch.delenv("EVAL_PLATFORM_RECOMPUTE_MAX_COST", raising=False)
     platform = EvalPlatform.open(tmp_path / "home")
     rows = _qa_rows()
-    platform.register_dataset("qa", rows.iloc[:20], task_type="generation", label_policy="human_reviewed")
+    platform.register_dataset("qa", rows.iloc[:20], task_type="generation", label_policy="human_reviewed", access_policy=policy)
     judge = {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "rule-judge-1", "model_version": "1"}
-    from eval_platform.llm.judge import JudgeConfig
-
     pin = {k: v for k, v in JudgeConfig.from_dict(judge).pin().items() if k != "judge_config_hash"}
     platform.register_suite({"suite_id": "qa", "purpose": "release_blocking", "task_type": "generation",
                              "metrics": ["exact_match@1", {"name": "judge", "metric": "judge_score@1", "params": pin}],
@@ -89,7 +93,7 @@ def _contaminate_and_forget_judge_calls(platform, rows, forget: int = 3) -> list
     with platform.registry.session() as session:
         session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(forgotten)))
     platform.register_dataset("qa", pd.concat([rows.iloc[:15], rows.iloc[20:25]]), task_type="generation",
-                              label_policy="human_reviewed")
+                              label_policy="human_reviewed", access_policy=platform.dataset("qa@1").access_policy)
     incidents.invalidate_dataset(platform, "qa@1", reason="leaked into training", reported_by="alice")
     return forgotten
 
@@ -143,8 +147,6 @@ def test_the_dry_run_estimates_exactly_the_calls_the_recompute_then_makes(evalua
 
 
 def estimate_recompute_misses(platform) -> int:
-    from eval_platform.governance.recompute_cost import PlannedRun, estimate_recompute
-
     run = platform.runs("qa-bot@1")[-1]
     planned = PlannedRun(run.run_id, run.model_key, run.dataset_key, run.suite_key, dict(platform.suite(run.suite_key).metric_defs), None)
     return estimate_recompute(platform, "qa@1", plan=[planned]).misses
@@ -213,8 +215,6 @@ def test_a_suites_budget_counts_every_run_the_recompute_pays_for(evaluated):
     suite = platform.suite("qa@1")
     definition = dict(suite.metric_defs)
     definition["llm"] = {**definition["llm"], "budget": {"judge": {"max_tokens": per_run - 1}}}
-    from eval_platform.governance.recompute_cost import estimate_recompute
-
     planned = estimate.runs[0].run
     over = estimate_recompute(platform, "qa@1", plan=[type(planned)(planned.affected_run_id, planned.model_key,
                                                                    planned.dataset_key, planned.suite_key, definition, None)])
@@ -224,9 +224,49 @@ def test_a_suites_budget_counts_every_run_the_recompute_pays_for(evaluated):
 
 def test_a_target_that_is_no_incident_is_refused_naming_the_field(evaluated):
     platform, _, _ = evaluated
-    from eval_platform.core.errors import InvalidInput
-
     for target in ("qa@1", "nothing@3", "exact_match@1"):
         with pytest.raises(InvalidInput) as refused:
             estimate_for(platform, target)
         assert refused.value.field == "affected_by"
+
+
+@pytest.mark.parametrize("evaluated", [{"level": "restricted", "teams": ["alpha"]}], indirect=True)
+def test_through_the_api_same_rules_and_another_teams_target_is_no_target(evaluated, monkeypatch):
+    platform, local, rows = evaluated
+    _contaminate_and_forget_judge_calls(platform, rows)
+    alpha_admin = create_token(platform, "alpha", principal="root", roles=("admin",))
+    alpha_member = create_token(platform, "alpha", principal="bob", roles=("member",))
+    ops_admin = create_token(platform, "ops", principal="root", roles=("admin",))
+
+    def post(token, path, body):
+        return api.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+    with TestClient(create_app(platform)) as api:
+        before = _row_counts(platform)
+        estimate = post(alpha_admin, "/v1/recompute/estimate", {"affectedBy": "qa@1"})
+        assert estimate.status_code == 200, estimate.text
+        body = estimate.json()
+        assert (body["calls"], body["cacheHits"], body["misses"], body["exact"]) == (60, 39, 21, False)
+        assert body["runs"][0]["dataset"] == "qa@2" and body["overBudget"] == []
+        assert _row_counts(platform) == before  # the dry run writes nothing
+
+        assert post(alpha_member, "/v1/recompute/estimate", {"affectedBy": "qa@1"}).status_code == 403  # admins only
+        # another team's admin may know nothing of qa: its estimate and its recompute answer as for no target at all
+        hidden = post(ops_admin, "/v1/recompute/estimate", {"affectedBy": "qa@1"})
+        absent = post(ops_admin, "/v1/recompute/estimate", {"affectedBy": "qb@1"})
+        assert hidden.status_code == absent.status_code == 422
+        assert hidden.json()["field"] == absent.json()["field"] == "affectedBy"
+        assert hidden.json()["detail"].replace("qa@1", "X") == absent.json()["detail"].replace("qb@1", "X")
+        refused = post(ops_admin, "/v1/recompute", {"affectedBy": "qa@1"})
+        assert refused.status_code == 422 and refused.json()["field"] == "affectedBy"
+
+        monkeypatch.setenv("EVAL_PLATFORM_RECOMPUTE_MAX_COST", "0.01")
+        over = post(alpha_admin, "/v1/recompute", {"affectedBy": "qa@1"})
+        assert over.status_code == 422 and over.json()["field"] == "confirmOverBudget"
+        assert "EVAL_PLATFORM_RECOMPUTE_MAX_COST" in over.json()["detail"]
+        assert platform.run(platform.runs("qa-bot@1")[0].run_id).status == "invalid"  # nothing queued
+        confirmed = post(alpha_admin, "/v1/recompute", {"affectedBy": "qa@1", "confirmOverBudget": True})
+        assert confirmed.status_code == 202 and confirmed.json()["partitions"] == ["qa@2|qa-bot@1"]
+    local.reset_stats()
+    evaluate(platform, "qa-bot@1", dagster_run_id="recompute")
+    assert local.stats()["completions"] == body["misses"]
