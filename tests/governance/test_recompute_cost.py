@@ -270,3 +270,77 @@ def test_through_the_api_same_rules_and_another_teams_target_is_no_target(evalua
     local.reset_stats()
     evaluate(platform, "qa-bot@1", dagster_run_id="recompute")
     assert local.stats()["completions"] == body["misses"]
+
+
+def test_sampled_pairwise_and_perplexity_calls_are_estimated_exactly(tmp_path, server, monkeypatch):
+    """A suite with every kind of call: answers with log-probabilities, reference scoring, a judge on a stratified
+    sample and a pairwise judge against the baseline in both orders. With every answer cached the keys are all
+    known; part of the other calls are forgotten, and the dry run's misses are what the server then answers."""
+    local, base_url = server
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", base_url)
+    monkeypatch.delenv("EVAL_PLATFORM_RECOMPUTE_MAX_COST", raising=False)
+    platform = EvalPlatform.open(tmp_path / "home")
+    try:
+        rows = _qa_rows().iloc[:16].reset_index(drop=True)
+        platform.register_dataset("qa", rows, task_type="generation", label_policy="human_reviewed")
+        endpoint = {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}
+        judge = {"endpoint": endpoint, "model": "rule-judge-1", "model_version": "1"}
+        pairwise = {**judge, "output": "pairwise"}
+
+        def pin(config):
+            return {k: v for k, v in JudgeConfig.from_dict(config).pin().items() if k != "judge_config_hash"}
+
+        platform.register_suite({
+            "suite_id": "qa-all", "purpose": "release_blocking", "task_type": "generation", "min_slice_size": 1,
+            "metrics": ["exact_match@1", {"name": "judge", "metric": "judge_score@1", "params": pin(judge)},
+                        {"name": "preference", "metric": "judge_preference@1", "params": pin(pairwise)},
+                        {"name": "ppl", "metric": "perplexity@1"},
+                        {"name": "ref_ppl", "metric": "perplexity@1", "params": {"source": "reference"}}],
+            "llm": {"judge": judge, "judge_samples": 2, "judge_sample": {"size": 6, "strata": {"column": "category"}, "seed": 3},
+                    "pairwise_judge": pairwise, "prices": PRICES, "concurrency": 4},
+            "gate": {"require_baseline": False, "rules": [{"metric": "exact_match", "min": 0.0}]}})
+        for name, model in (("base-bot", "kb-qa-v1"), ("cand-bot", "kb-qa-v2")):
+            path = tmp_path / f"{name}.json"
+            path.write_text(json.dumps({"endpoint": endpoint, "model": model, "model_version": "1",
+                                        "prompt": {"id": "qa-short", "version": "1", "text": "Question: {prompt}\nAnswer briefly."},
+                                        "decoding": {"temperature": 0.0, "max_tokens": CANDIDATE_MAX_TOKENS}}))
+            platform.register_model(name, path, kind="openai_chat")
+        platform.request_eval("base-bot@1", "qa", "qa-all")
+        evaluate(platform, "base-bot@1")
+        platform.request_eval("cand-bot@1", "qa", "qa-all", baseline="base-bot@1")
+        evaluate(platform, "cand-bot@1")
+        assert platform.runs("cand-bot@1")[0].results.get("judge_pairwise") or platform.runs("cand-bot@1")[0].comparison["pairwise"]
+
+        # forget every third cached call that is not a candidate's answer (judge, pairwise, reference scoring)
+        with platform.registry.session() as session:
+            keys = sorted(session.scalars(select(LLMCallRecord.cache_key).where(LLMCallRecord.kind != "candidate")))
+            kinds = dict(session.execute(select(LLMCallRecord.cache_key, LLMCallRecord.kind)).all())
+            forgotten = keys[::3]
+            session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(forgotten)))
+        assert {kinds[k] for k in forgotten} >= {"judge"} and len({kinds[k] for k in keys}) == 2  # judge and scoring calls
+        # the clean version has the same rows in another order: a new sample is drawn, every answer is cached
+        platform.register_dataset("qa", rows.iloc[::-1].reset_index(drop=True), task_type="generation", label_policy="human_reviewed")
+        incidents.invalidate_dataset(platform, "qa@1", reason="mislabelled", reported_by="alice")
+
+        estimate = estimate_for(platform, "qa@1")
+        assert estimate.unknown_answers == 0 and estimate.to_dict()["exact"]
+        assert sorted(r.run.model_key for r in estimate.runs) == ["base-bot@1", "cand-bot@1"]
+        phases = {(m.phase, m.model): m for m in estimate.by_model}
+        assert phases[("candidate", "kb-qa-v1")].misses > 0 and phases[("candidate", "kb-qa-v2")].misses > 0  # references forgotten
+        assert estimate.misses >= len(forgotten) // 2 > 0
+
+        local.reset_stats()
+        recompute_within_budget(platform, "qa@1", requested_by="alice")
+        evaluate(platform, "base-bot@1", dagster_run_id="recompute")
+        evaluate(platform, "cand-bot@1", dagster_run_id="recompute")
+        stats = local.stats()
+        recomputed = platform.runs("cand-bot@1")[-1]
+        assert recomputed.dataset_key == "qa@2" and recomputed.comparison["pairwise"]["preference"]["n_examples"] == 16
+        assert stats["requests"] == stats["completions"] == estimate.misses, (stats, estimate.to_dict()["totals"])
+        by_model = {}
+        for m in estimate.by_model:
+            if m.misses:
+                by_model[m.model] = by_model.get(m.model, 0) + m.misses
+        assert stats["completions_by_model"] == by_model
+    finally:
+        platform.close()
