@@ -19,6 +19,8 @@ from eval_platform.governance import incidents
 from eval_platform.governance.recompute_cost import OverBudget, PlannedRun, estimate_for, estimate_recompute, recompute_within_budget
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.llm.server import LocalLLMServer
+from eval_platform.metrics.base import MetricDefinition
+from eval_platform.metrics.catalog import all_metrics, register_metric
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import DagsterRequest
 from eval_platform.registry.access import Forbidden, Principal, create_token
@@ -26,6 +28,18 @@ from eval_platform.registry.api_schema import AccessLogEntry
 from eval_platform.registry.llm_schema import LLMCallRecord
 from eval_platform.registry.schema import Base
 from tests.evaluation.test_runner import evaluate
+
+def _register_toy_answer_length():
+    """A generation metric version with a bug (lengths off by one) and its fix."""
+    known = {m.key for m in all_metrics()}
+    for version, shift in ((1, 1.0), (2, 0.0)):
+        metric = MetricDefinition("toy_answer_length", version, "higher", frozenset({"generation"}), ("prediction",),
+                                  lambda c, shift=shift: float(pd.Series(c["prediction"]).str.len().mean()) + shift)
+        if metric.key not in known:
+            register_metric(metric)
+
+
+_register_toy_answer_length()
 
 PRICES = {"default": {"input_per_1k": 1.0, "output_per_1k": 2.0}}
 CANDIDATE_MAX_TOKENS, JUDGE_MAX_TOKENS = 32, 200  # the candidate file's max_tokens; the judge's default decoding
@@ -342,5 +356,46 @@ def test_sampled_pairwise_and_perplexity_calls_are_estimated_exactly(tmp_path, s
             if m.misses:
                 by_model[m.model] = by_model.get(m.model, 0) + m.misses
         assert stats["completions_by_model"] == by_model
+    finally:
+        platform.close()
+
+
+def test_a_buggy_metrics_recompute_pays_only_what_the_cache_lost(tmp_path, server, monkeypatch):
+    """The metric path: the runs are planned on the fixed suite version (not registered by the dry run); a
+    judge call the cache lost is the only call the recompute makes."""
+    local, base_url = server
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", base_url)
+    platform = EvalPlatform.open(tmp_path / "home")
+    try:
+        platform.register_dataset("qa", _qa_rows().iloc[:10], task_type="generation", label_policy="human_reviewed")
+        judge = {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "rule-judge-1", "model_version": "1"}
+        pin = {k: v for k, v in JudgeConfig.from_dict(judge).pin().items() if k != "judge_config_hash"}
+        platform.register_suite({"suite_id": "qa", "purpose": "release_blocking", "task_type": "generation", "min_slice_size": 1,
+                                 "metrics": ["toy_answer_length@1", {"name": "judge", "metric": "judge_score@1", "params": pin}],
+                                 "llm": {"judge": judge, "judge_samples": 3, "prices": PRICES},
+                                 "gate": {"require_baseline": False, "rules": [{"metric": "judge", "min": 0.0}]}})
+        path = tmp_path / "bot.json"
+        path.write_text(json.dumps({"endpoint": judge["endpoint"], "model": "kb-qa-v1", "model_version": "1",
+                                    "prompt": {"id": "qa-short", "version": "1", "text": "Question: {prompt}\nAnswer briefly."},
+                                    "decoding": {"temperature": 0.0, "max_tokens": CANDIDATE_MAX_TOKENS}}))
+        platform.register_model("qa-bot", path, kind="openai_chat", eval_plan=[("qa", "qa")])
+        evaluate(platform, "qa-bot@1")
+        incidents.mark_metric_buggy(platform, "toy_answer_length@1", reason="off by one", reported_by="alice")
+        run = platform.runs("qa-bot@1")[0]
+        verdicts = platform.store.get_table("judge_verdicts", run.results["judge"]["verdicts"])
+        lost = [json.loads(verdicts["samples"].iloc[4])[1]["cache_key"]]  # one sample of one answer
+        with platform.registry.session() as session:
+            session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(lost)))
+        suites_before = len(platform.suites())
+
+        estimate = estimate_for(platform, "toy_answer_length@1")
+        assert (estimate.calls, estimate.misses, estimate.to_dict()["exact"]) == (10 + 30, 1, True)
+        assert len(platform.suites()) == suites_before  # the fixed suite version is not registered by a dry run
+
+        local.reset_stats()
+        queued, _, _ = recompute_within_budget(platform, "toy_answer_length@1", requested_by="alice")
+        evaluate(platform, "qa-bot@1", dagster_run_id="recompute")
+        assert platform.run(queued[0].run_id).status == "succeeded"
+        assert local.stats()["completions_by_model"] == {"rule-judge-1": 1}
     finally:
         platform.close()
