@@ -285,6 +285,7 @@ class RunCostOut(Camel):
     misses: int
     unknown_answers: int
     estimated_cost: float | None = None
+    error: str | None = Field(None, description="Why the run's calls could not be estimated (its cost is then unknown)")
 
 
 class BudgetBreachOut(Camel):

@@ -82,6 +82,9 @@ def _print_estimate(args: argparse.Namespace, estimate) -> None:
     if totals["unknown_answers"]:
         print(f"{totals['unknown_answers']} judge call(s) judge answers not cached yet: counted as misses at the "
               f"answers' max_tokens (an upper bound)")
+    for run in data["runs"]:
+        if run["error"]:
+            print(f"run {run['run_id']} could not be estimated: {run['error']}")
     for breach in estimate.over_budget:
         print(f"OVER BUDGET {breach.describe()}: the recompute needs --confirm-over-budget")
     print("dry run: nothing was queued")

@@ -99,9 +99,12 @@ class RunCost:
     tokens: dict[str, int]  # worst-case tokens per phase
     costs: dict[str, float | None]  # worst-case cost per phase
     by_model: tuple[ModelCost, ...]
+    #: why this run's calls could not be estimated (its model file, dataset or endpoint could not be read):
+    #: its cost is unknown, which is over any budget its suite or the installation sets
+    error: str | None = None
 
     def to_dict(self) -> dict:
-        return {"run_id": self.run.affected_run_id, "model": self.run.model_key, "dataset": self.run.dataset_key,
+        return {"error": self.error, "run_id": self.run.affected_run_id, "model": self.run.model_key, "dataset": self.run.dataset_key,
                 "suite": self.run.suite_key, "calls": self.calls, "cache_hits": self.cache_hits, "misses": self.misses,
                 "unknown_answers": self.unknown_answers, "estimated_cost": self.cost, "worst_case_tokens": dict(self.tokens),
                 "by_model": [m.to_dict() for m in self.by_model]}
@@ -116,7 +119,7 @@ class BudgetBreach:
     limit: float
 
     def describe(self) -> str:
-        shown = "unknown (unpriced model)" if self.estimate is None else f"{self.estimate:.6g}"
+        shown = "unknown (an unpriced model, or a run that could not be estimated)" if self.estimate is None else f"{self.estimate:.6g}"
         return f"{self.budget}: estimate {shown} over the limit {self.limit:g}"
 
     def to_dict(self) -> dict:
@@ -347,7 +350,17 @@ def estimate_recompute(platform: EvalPlatform, affected_by: str, plan: list[Plan
         suite = parse_suite(planned.suite_definition)
         llm = suite.llm or {}
         prices = PriceTable.from_dict(llm.get("prices"))
-        calls = _run_calls(platform, cache, planned, suite)
+        budget_key = f"{suite.suite_id}@{VersionedKey.parse(planned.suite_key, 'suite')[1]}"
+        suite_budgets[budget_key] = SuiteBudget.from_dict(llm.get("budget"))
+        try:
+            calls = _run_calls(platform, cache, planned, suite)
+        except (InvalidInput, NotFound, OSError, KeyError, ValueError) as error:
+            cause = f"{type(error).__name__}: {error}"
+            runs.append(RunCost(planned, suite.suite_id, 0, 0, 0, 0, None, {}, {}, (), error=cause[:500]))
+            for phase in ("candidate", "judge"):
+                per_suite[budget_key]["tokens"].append((phase, None))
+                per_suite[budget_key]["cost"].append((phase, None))
+            continue
         unique: dict[str, tuple[str, CallRequest]] = {}
         for phase, request in calls.known:
             unique.setdefault(request.key, (phase, request))
@@ -388,8 +401,6 @@ def estimate_recompute(platform: EvalPlatform, affected_by: str, plan: list[Plan
             for i in range(5):
                 total[i] += row[i]
             total[5] = None if row[5] is None or total[5] is None else total[5] + row[5]
-        budget_key = f"{suite.suite_id}@{VersionedKey.parse(planned.suite_key, 'suite')[1]}"
-        suite_budgets[budget_key] = SuiteBudget.from_dict(llm.get("budget"))
         for phase in ("candidate", "judge"):
             per_suite[budget_key]["tokens"].append((phase, phase_tokens.get(phase, 0)))
             per_suite[budget_key]["cost"].append((phase, phase_cost.get(phase, 0.0)))
@@ -404,11 +415,12 @@ def _breaches(estimate: RecomputeEstimate, per_suite: dict, budgets: dict[str, S
         budget = budgets[suite_key]
         for phase in ("candidate", "judge"):
             limits = budget.for_phase(phase)
-            tokens = sum(t for p, t in spent["tokens"] if p == phase)
+            counts = [t for p, t in spent["tokens"] if p == phase]
+            tokens = None if any(t is None for t in counts) else float(sum(counts))
             costs = [c for p, c in spent["cost"] if p == phase]
             cost = None if any(c is None for c in costs) else float(sum(costs))
-            if limits.max_tokens is not None and tokens > limits.max_tokens:
-                breaches.append(BudgetBreach(f"suite {suite_key} budget.{phase}.max_tokens", float(tokens), float(limits.max_tokens)))
+            if limits.max_tokens is not None and (tokens is None or tokens > limits.max_tokens):
+                breaches.append(BudgetBreach(f"suite {suite_key} budget.{phase}.max_tokens", tokens, float(limits.max_tokens)))
             if limits.max_cost is not None and (cost is None or cost > limits.max_cost + 1e-12):
                 breaches.append(BudgetBreach(f"suite {suite_key} budget.{phase}.max_cost", cost, float(limits.max_cost)))
     limit = installation_recompute_budget()

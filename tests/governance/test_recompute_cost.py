@@ -5,6 +5,7 @@ The LLM is the project's local OpenAI-compatible server over real HTTP with the 
 recompute runs through the runner's steps as the other LLM tests do, and the calls are counted at the server."""
 
 import json
+from pathlib import Path
 from importlib import resources as package_files
 
 import pandas as pd
@@ -399,3 +400,19 @@ def test_a_buggy_metrics_recompute_pays_only_what_the_cache_lost(tmp_path, serve
         assert local.stats()["completions_by_model"] == {"rule-judge-1": 1}
     finally:
         platform.close()
+
+
+def test_a_run_that_cannot_be_estimated_is_unknown_and_over_any_budget(evaluated, monkeypatch):
+    platform, _, rows = evaluated
+    _contaminate_and_forget_judge_calls(platform, rows)
+    Path(platform.model("qa-bot@1").uri).unlink()  # the model's file is gone: its calls cannot be keyed
+    estimate = estimate_for(platform, "qa@1")
+    [run] = estimate.runs
+    assert "qa-bot.json no longer exists" in run.error and estimate.cost is None
+    # unknown is over every budget set: the suite's candidate token budget, and the installation's
+    monkeypatch.setenv("EVAL_PLATFORM_RECOMPUTE_MAX_COST", "100")
+    estimate = estimate_for(platform, "qa@1")
+    assert [(b.budget, b.estimate) for b in estimate.over_budget] == [("suite qa@1 budget.candidate.max_tokens", None),
+                                                                      ("EVAL_PLATFORM_RECOMPUTE_MAX_COST", None)]
+    with pytest.raises(OverBudget, match="unknown"):
+        recompute_within_budget(platform, "qa@1", requested_by="alice")

@@ -85,12 +85,14 @@ def _estimate_json(estimate: RecomputeEstimate, policies: dict, principal) -> di
     for run in data["runs"]:
         hidden = not access.may_know(policies.get(run["dataset"]), principal.team)
         names = {k: "(withheld)" for k in ("run_id", "model", "dataset", "suite")} if hidden else {}
+        if hidden and run["error"]:
+            names["error"] = "(withheld)"
         runs.append({**run, **names})
     totals = data["totals"]
     return {"affectedBy": estimate.affected_by,
             "runs": [{"runId": r["run_id"], "model": r["model"], "dataset": r["dataset"], "suite": r["suite"], "calls": r["calls"],
                       "cacheHits": r["cache_hits"], "misses": r["misses"], "unknownAnswers": r["unknown_answers"],
-                      "estimatedCost": r["estimated_cost"]} for r in runs],
+                      "estimatedCost": r["estimated_cost"], "error": r["error"]} for r in runs],
             "calls": totals["calls"], "cacheHits": totals["cache_hits"], "misses": totals["misses"],
             "unknownAnswers": totals["unknown_answers"], "estimatedCost": totals["estimated_cost"], "exact": data["exact"],
             "byModel": [{"phase": m["phase"], "endpoint": m["endpoint"], "model": m["model"], "calls": m["calls"],
