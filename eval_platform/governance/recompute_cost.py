@@ -336,6 +336,59 @@ def _run_calls(platform: EvalPlatform, cache: LLMCache, planned: PlannedRun, sui
 # the estimate --------------------------------------------------------------------------------------------------
 
 
+class _Tally:
+    """Calls counted per (phase, endpoint, model): ``[calls, hits, misses, prompt tokens, max completion, cost]``,
+    and the worst case per phase (tokens, cost; ``None`` when unknown)."""
+
+    def __init__(self, prices: PriceTable):
+        self.prices = prices
+        self.rows: dict[tuple[str, str, str], list] = {}
+        self.tokens: dict[str, int] = defaultdict(int)
+        self.costs: dict[str, float | None] = defaultdict(float)
+
+    def add(self, phase: str, cost: CallCost, hit: bool) -> None:
+        row = self.rows.setdefault((phase, cost.endpoint, cost.model), [0, 0, 0, 0, 0, 0.0])
+        row[0] += 1
+        if hit:
+            row[1] += 1
+            return
+        row[2] += 1
+        row[3] += cost.prompt_tokens
+        row[4] += cost.max_completion_tokens
+        money = self.prices.cost(cost.endpoint, cost.model, cost.prompt_tokens, cost.max_completion_tokens)
+        row[5] = None if money is None or row[5] is None else row[5] + money
+        self.tokens[phase] += cost.prompt_tokens + cost.max_completion_tokens
+        current = self.costs[phase]
+        self.costs[phase] = None if money is None or current is None else current + money
+
+    def merge_into(self, totals: dict[tuple[str, str, str], list]) -> None:
+        for key, row in self.rows.items():
+            total = totals.setdefault(key, [0, 0, 0, 0, 0, 0.0])
+            for i in range(5):
+                total[i] += row[i]
+            total[5] = None if row[5] is None or total[5] is None else total[5] + row[5]
+
+    def by_model(self) -> tuple[ModelCost, ...]:
+        return tuple(ModelCost(p, e, m, *row) for (p, e, m), row in sorted(self.rows.items()))
+
+
+def _run_cost(planned: PlannedRun, suite_id: str, calls: _Calls, found: set[str], paid: set[str], tally: _Tally) -> RunCost:
+    """Count one run's calls: a key cached, or paid by an earlier run of the recompute, is a hit."""
+    unique: dict[str, tuple[str, CallRequest]] = {}
+    for phase, request in calls.known:
+        unique.setdefault(request.key, (phase, request))
+    for key, (phase, request) in unique.items():
+        tally.add(phase, request.cost(), key in found or key in paid)
+    paid.update(unique)
+    for phase, cost in calls.unknown:
+        tally.add(phase, cost, False)
+    by_model = tally.by_model()
+    costs = [m.cost for m in by_model]
+    run_cost = None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
+    return RunCost(planned, suite_id, sum(m.calls for m in by_model), sum(m.cache_hits for m in by_model),
+                   sum(m.misses for m in by_model), len(calls.unknown), run_cost, dict(tally.tokens), dict(tally.costs), by_model)
+
+
 def estimate_recompute(platform: EvalPlatform, affected_by: str, plan: list[PlannedRun] | None = None) -> RecomputeEstimate:
     """Calls and cost of recomputing what ``affected_by`` touched; writes nothing (no suite version, no run,
     no cache row)."""
@@ -349,61 +402,23 @@ def estimate_recompute(platform: EvalPlatform, affected_by: str, plan: list[Plan
     for planned in plan:
         suite = parse_suite(planned.suite_definition)
         llm = suite.llm or {}
-        prices = PriceTable.from_dict(llm.get("prices"))
         budget_key = f"{suite.suite_id}@{VersionedKey.parse(planned.suite_key, 'suite')[1]}"
         suite_budgets[budget_key] = SuiteBudget.from_dict(llm.get("budget"))
         try:
             calls = _run_calls(platform, cache, planned, suite)
         except (InvalidInput, NotFound, OSError, KeyError, ValueError) as error:
-            cause = f"{type(error).__name__}: {error}"
-            runs.append(RunCost(planned, suite.suite_id, 0, 0, 0, 0, None, {}, {}, (), error=cause[:500]))
+            runs.append(RunCost(planned, suite.suite_id, 0, 0, 0, 0, None, {}, {}, (), error=f"{type(error).__name__}: {error}"[:500]))
             for phase in ("candidate", "judge"):
                 per_suite[budget_key]["tokens"].append((phase, None))
                 per_suite[budget_key]["cost"].append((phase, None))
             continue
-        unique: dict[str, tuple[str, CallRequest]] = {}
-        for phase, request in calls.known:
-            unique.setdefault(request.key, (phase, request))
-        found = cache.get_many(unique)
-        rows: dict[tuple[str, str, str], list] = {}
-        phase_tokens: dict[str, int] = defaultdict(int)
-        phase_cost: dict[str, float | None] = defaultdict(float)
-
-        def add(phase: str, cost: CallCost, hit: bool, rows=rows, phase_tokens=phase_tokens, phase_cost=phase_cost,
-                prices=prices) -> None:
-            row = rows.setdefault((phase, cost.endpoint, cost.model), [0, 0, 0, 0, 0, 0.0])
-            row[0] += 1
-            if hit:
-                row[1] += 1
-                return
-            row[2] += 1
-            row[3] += cost.prompt_tokens
-            row[4] += cost.max_completion_tokens
-            money = prices.cost(cost.endpoint, cost.model, cost.prompt_tokens, cost.max_completion_tokens)
-            row[5] = None if money is None or row[5] is None else row[5] + money
-            phase_tokens[phase] += cost.prompt_tokens + cost.max_completion_tokens
-            current = phase_cost[phase]
-            phase_cost[phase] = None if money is None or current is None else current + money
-
-        for key, (phase, request) in unique.items():
-            add(phase, request.cost(), key in found or key in paid)
-        paid.update(unique)
-        for phase, cost in calls.unknown:
-            add(phase, cost, False)
-        by_model = tuple(ModelCost(p, e, m, *row) for (p, e, m), row in sorted(rows.items()))
-        costs = [m.cost for m in by_model]
-        run_cost = None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
-        runs.append(RunCost(planned, suite.suite_id, sum(m.calls for m in by_model), sum(m.cache_hits for m in by_model),
-                            sum(m.misses for m in by_model), len(calls.unknown), run_cost, dict(phase_tokens),
-                            dict(phase_cost), by_model))
-        for (p, e, m), row in rows.items():
-            total = totals.setdefault((p, e, m), [0, 0, 0, 0, 0, 0.0])
-            for i in range(5):
-                total[i] += row[i]
-            total[5] = None if row[5] is None or total[5] is None else total[5] + row[5]
+        tally = _Tally(PriceTable.from_dict(llm.get("prices")))
+        found = set(cache.get_many(r.key for _, r in calls.known))
+        runs.append(_run_cost(planned, suite.suite_id, calls, found, paid, tally))
+        tally.merge_into(totals)
         for phase in ("candidate", "judge"):
-            per_suite[budget_key]["tokens"].append((phase, phase_tokens.get(phase, 0)))
-            per_suite[budget_key]["cost"].append((phase, phase_cost.get(phase, 0.0)))
+            per_suite[budget_key]["tokens"].append((phase, tally.tokens.get(phase, 0)))
+            per_suite[budget_key]["cost"].append((phase, tally.costs.get(phase, 0.0)))
     by_model = tuple(ModelCost(p, e, m, *row) for (p, e, m), row in sorted(totals.items()))
     estimate = RecomputeEstimate(affected_by, tuple(runs), by_model)
     return RecomputeEstimate(affected_by, tuple(runs), by_model, tuple(_breaches(estimate, per_suite, suite_budgets)))

@@ -5,8 +5,8 @@ The LLM is the project's local OpenAI-compatible server over real HTTP with the 
 recompute runs through the runner's steps as the other LLM tests do, and the calls are counted at the server."""
 
 import json
-from pathlib import Path
 from importlib import resources as package_files
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -29,6 +29,7 @@ from eval_platform.registry.api_schema import AccessLogEntry
 from eval_platform.registry.llm_schema import LLMCallRecord
 from eval_platform.registry.schema import Base
 from tests.evaluation.test_runner import evaluate
+
 
 def _register_toy_answer_length():
     """A generation metric version with a bug (lengths off by one) and its fix."""
