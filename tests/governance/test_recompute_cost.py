@@ -369,7 +369,8 @@ def test_a_buggy_metrics_recompute_pays_only_what_the_cache_lost(tmp_path, serve
     monkeypatch.setenv("EVAL_LLM_BASE_URL", base_url)
     platform = EvalPlatform.open(tmp_path / "home")
     try:
-        platform.register_dataset("qa", _qa_rows().iloc[:10], task_type="generation", label_policy="human_reviewed")
+        platform.register_dataset("qa", _qa_rows().iloc[:10], task_type="generation", label_policy="human_reviewed",
+                                  access_policy={"level": "restricted", "teams": ["alpha"]})
         judge = {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "rule-judge-1", "model_version": "1"}
         pin = {k: v for k, v in JudgeConfig.from_dict(judge).pin().items() if k != "judge_config_hash"}
         platform.register_suite({"suite_id": "qa", "purpose": "release_blocking", "task_type": "generation", "min_slice_size": 1,
@@ -393,6 +394,15 @@ def test_a_buggy_metrics_recompute_pays_only_what_the_cache_lost(tmp_path, serve
         estimate = estimate_for(platform, "toy_answer_length@1")
         assert (estimate.calls, estimate.misses, estimate.to_dict()["exact"]) == (10 + 30, 1, True)
         assert len(platform.suites()) == suites_before  # the fixed suite version is not registered by a dry run
+        # an admin of a team that may know nothing of qa sees the run's calls, not what it is
+        with TestClient(create_app(platform)) as api:
+            token = create_token(platform, "ops", principal="root", roles=("admin",))
+            answer = api.post("/v1/recompute/estimate", json={"affectedBy": "toy_answer_length@1"},
+                              headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json()["misses"] == 1
+        [withheld] = answer.json()["runs"]
+        assert {withheld[k] for k in ("runId", "model", "dataset", "suite")} == {"(withheld)"} and withheld["calls"] == 40
+        assert "qa" not in json.dumps(answer.json()["runs"])
 
         local.reset_stats()
         queued, _, _ = recompute_within_budget(platform, "toy_answer_length@1", requested_by="alice")
