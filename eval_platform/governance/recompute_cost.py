@@ -37,6 +37,7 @@ from eval_platform.core.errors import InvalidInput, NotFound
 from eval_platform.core.keys import VersionedKey
 from eval_platform.core.states import IncidentKind
 from eval_platform.evaluation.judging import _judge_strata, _sampling_plan, needs_judge, pairwise_metrics
+from eval_platform.evaluation.metric_table import evaluation_frame
 from eval_platform.evaluation.predicting import scores_references, with_logprobs_if_needed
 from eval_platform.governance.incidents import _fixed_version, incidents, request_recompute, runs_using_metric
 from eval_platform.llm.budget import CallCost, PriceTable, SuiteBudget
@@ -220,7 +221,7 @@ def _answers(platform: EvalPlatform, cache: LLMCache, planned: PlannedRun, frame
     """The candidate's answer per example (None where not cached yet); the candidate's calls go into ``calls``."""
     model = platform.model(planned.model_key)
     if model.kind != "openai_chat":  # predictions of a file or an estimator: no LLM call, answers from the dataset's run
-        return _stored_answers(platform, planned)
+        return _stored_answers(platform, planned.model_key, planned.dataset_key, frame)
     rows = frame.to_dict("records")
     requests = [candidate_request(spec, row) for row in rows]
     calls.known.extend(("candidate", r) for r in requests)
@@ -231,11 +232,18 @@ def _answers(platform: EvalPlatform, cache: LLMCache, planned: PlannedRun, frame
     return pd.Series([found[r.key].response_text if r.key in found else None for r in requests], index=frame.index, dtype=object)
 
 
-def _stored_answers(platform: EvalPlatform, planned: PlannedRun) -> pd.Series | None:
-    """Answers of a non-LLM model: its latest evaluated run on the same dataset version, if any."""
-    for run in reversed(platform.runs(planned.model_key)):
-        if run.dataset_key == planned.dataset_key and run.predictions_hash and platform.store.has_table("predictions", run.predictions_hash):
-            return platform.store.get_table("predictions", run.predictions_hash)["prediction"]
+def _stored_answers(platform: EvalPlatform, model_key: str, dataset_key: str, frame: pd.DataFrame) -> pd.Series | None:
+    """Answers of a non-LLM model (a predictions file, an estimator): those of its latest run on the same dataset
+    version, joined to the examples as the judge step joins them; None when there is none."""
+    dataset = platform.dataset(dataset_key)
+    for run in reversed(platform.runs(model_key)):
+        if run.dataset_key == dataset_key and run.predictions_hash and platform.store.has_table("predictions", run.predictions_hash):
+            try:
+                joined = evaluation_frame(frame, platform.store.get_table("predictions", run.predictions_hash), dataset.schema,
+                                          dataset.task_type)
+            except InvalidInput:
+                return None
+            return joined["prediction"].reset_index(drop=True).astype(object)
     return None
 
 
@@ -248,7 +256,7 @@ def _baseline_answers(platform: EvalPlatform, cache: LLMCache, planned: PlannedR
     except NotFound:
         return None
     if model.kind != "openai_chat":
-        return _stored_answers(platform, PlannedRun("", planned.baseline, planned.dataset_key, "", {}, None))
+        return _stored_answers(platform, planned.baseline, planned.dataset_key, frame)
     spec = with_logprobs_if_needed(platform.load_model(model), suite)
     requests = [candidate_request(spec, row) for row in frame.to_dict("records")]
     found = cache.get_many(r.key for r in requests)

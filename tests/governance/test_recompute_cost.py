@@ -427,3 +427,39 @@ def test_a_run_that_cannot_be_estimated_is_unknown_and_over_any_budget(evaluated
                                                                       ("EVAL_PLATFORM_RECOMPUTE_MAX_COST", None)]
     with pytest.raises(OverBudget, match="unknown"):
         recompute_within_budget(platform, "qa@1", requested_by="alice")
+
+
+def test_a_predictions_files_judge_calls_are_keyed_from_its_stored_answers(tmp_path, server, monkeypatch):
+    """A model of kind ``predictions`` makes no candidate call; its judge calls are keyed from its answers, joined
+    to the examples by id (the file's rows in another order)."""
+    local, base_url = server
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", base_url)
+    platform = EvalPlatform.open(tmp_path / "home")
+    try:
+        rows = _qa_rows().iloc[:8]
+        platform.register_dataset("qa", rows, task_type="generation", label_policy="human_reviewed")
+        judge = {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "rule-judge-1", "model_version": "1"}
+        pin = {k: v for k, v in JudgeConfig.from_dict(judge).pin().items() if k != "judge_config_hash"}
+        platform.register_suite({"suite_id": "qa", "purpose": "release_blocking", "task_type": "generation", "min_slice_size": 1,
+                                 "metrics": ["toy_answer_length@1", {"name": "judge", "metric": "judge_score@1", "params": pin}],
+                                 "llm": {"judge": judge, "prices": PRICES},
+                                 "gate": {"require_baseline": False, "rules": [{"metric": "judge", "min": 0.0}]}})
+        answers = pd.DataFrame({"example_id": rows["example_id"], "prediction": [f"it is {r}" for r in rows["reference"]]})
+        path = tmp_path / "answers.jsonl"
+        answers.iloc[::-1].to_json(path, orient="records", lines=True)
+        platform.register_model("file-bot", path, kind="predictions", eval_plan=[("qa", "qa")])
+        evaluate(platform, "file-bot@1")
+        incidents.mark_metric_buggy(platform, "toy_answer_length@1", reason="off by one", reported_by="alice")
+        verdicts = platform.store.get_table("judge_verdicts", platform.runs("file-bot@1")[0].results["judge"]["verdicts"])
+        lost = [json.loads(samples)[0]["cache_key"] for samples in verdicts["samples"].iloc[:3]]
+        with platform.registry.session() as session:
+            session.execute(delete(LLMCallRecord).where(LLMCallRecord.cache_key.in_(lost)))
+
+        estimate = estimate_for(platform, "toy_answer_length@1")
+        assert (estimate.calls, estimate.misses, estimate.to_dict()["exact"]) == (8, 3, True)
+        local.reset_stats()
+        recompute_within_budget(platform, "toy_answer_length@1", requested_by="alice")
+        evaluate(platform, "file-bot@1", dagster_run_id="recompute")
+        assert local.stats()["completions_by_model"] == {"rule-judge-1": 3}
+    finally:
+        platform.close()
