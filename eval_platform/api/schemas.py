@@ -252,6 +252,66 @@ class RecomputeBody(Camel):
 
     affected_by: str = Field(min_length=1, max_length=400, description="NAME@VERSION of a metric marked buggy, or a contaminated DATASET_ID@VERSION")
     reason: str = Field("", max_length=4000)
+    confirm_over_budget: bool = Field(False, description="An admin's confirmation of a recompute whose estimate is over a "
+                                                          "suite's budget or the installation's recompute budget")
+
+
+class RecomputeEstimateBody(Camel):
+    """What to estimate: the recompute of the runs a buggy metric version or a contaminated dataset version touched."""
+
+    affected_by: str = Field(min_length=1, max_length=400, description="NAME@VERSION of a metric marked buggy, or a contaminated DATASET_ID@VERSION")
+
+
+class ModelCostOut(Camel):
+    """The calls of one phase to one endpoint's model: cache hits are free, misses priced at their worst case."""
+
+    phase: str
+    endpoint: str
+    model: str
+    calls: int
+    cache_hits: int
+    misses: int
+    prompt_tokens: int
+    max_completion_tokens: int
+    cost: float | None = None
+
+
+class RunCostOut(Camel):
+    """One run a recompute would queue (``(withheld)`` names for a dataset the caller may not know of)."""
+
+    run_id: str
+    model: str
+    dataset: str
+    suite: str
+    calls: int
+    cache_hits: int
+    misses: int
+    unknown_answers: int
+    estimated_cost: float | None = None
+    error: str | None = Field(None, description="Why the run's calls could not be estimated (its cost is then unknown)")
+
+
+class BudgetBreachOut(Camel):
+    """A budget the recompute's estimate is over."""
+
+    budget: str
+    estimate: float | None = None
+    limit: float
+
+
+class RecomputeEstimateOut(Camel):
+    """The dry run of a recompute: nothing is queued."""
+
+    affected_by: str
+    runs: list[RunCostOut]
+    calls: int
+    cache_hits: int
+    misses: int
+    unknown_answers: int
+    estimated_cost: float | None = None
+    exact: bool
+    by_model: list[ModelCostOut]
+    over_budget: list[BudgetBreachOut]
 
 
 class OverrideOut(Camel):

@@ -45,12 +45,18 @@ def _report_impact(args: argparse.Namespace, impact: Any, what: str) -> None:
 
 def cmd_recompute(args: argparse.Namespace) -> None:
     from eval_platform.core.records import run_to_dict, to_dict  # keeps evalp --help fast
-    from eval_platform.governance.incidents import request_recompute  # keeps evalp --help fast
+    from eval_platform.governance.recompute_cost import estimate_for, recompute_within_budget  # keeps evalp --help fast
 
-    queued, request = request_recompute(open_platform(args), args.affected_by, requested_by=args.by, reason=args.reason)
+    platform = open_platform(args)
+    if args.dry_run:
+        _print_estimate(args, estimate_for(platform, args.affected_by))
+        return
+    queued, request, estimate = recompute_within_budget(platform, args.affected_by, requested_by=args.by, reason=args.reason,
+                                                        confirm_over_budget=args.confirm_over_budget)
     runs = [run_to_dict(r) for r in queued]
     if args.json:
-        print_json({"queued_runs": runs, "backfill_request": to_dict(request) if request else None})
+        print_json({"queued_runs": runs, "backfill_request": to_dict(request) if request else None,
+                    "estimate": estimate.to_dict()})
         return
     if request is None:
         print("nothing to recompute")
@@ -58,6 +64,30 @@ def cmd_recompute(args: argparse.Namespace) -> None:
     print(f"queued {len(queued)} run(s); the recompute sensor launches a Dagster backfill of the eval cells "
           f"(dataset|model) {', '.join(request.partitions)}")
     print_table(runs, RUN_COLUMNS)
+
+
+#: The columns of a dry run's table.
+ESTIMATE_COLUMNS = ["run_id", "model", "dataset", "suite", "calls", "cache_hits", "misses", "estimated_cost"]
+
+
+def _print_estimate(args: argparse.Namespace, estimate) -> None:
+    """The dry run: one row per run the recompute would queue, the totals, the calls per model, the budgets."""
+    if args.json:
+        print_json(estimate.to_dict())
+        return
+    data = estimate.to_dict()
+    totals = data["totals"]
+    print_table(data["runs"] + [{"run_id": "TOTAL", "model": "", "dataset": "", "suite": "", **totals}], ESTIMATE_COLUMNS)
+    print_table(data["by_model"], ["phase", "endpoint", "model", "calls", "cache_hits", "misses", "cost"])
+    if totals["unknown_answers"]:
+        print(f"{totals['unknown_answers']} judge call(s) judge answers not cached yet: counted as misses at the "
+              f"answers' max_tokens (an upper bound)")
+    for run in data["runs"]:
+        if run["error"]:
+            print(f"run {run['run_id']} could not be estimated: {run['error']}")
+    for breach in estimate.over_budget:
+        print(f"OVER BUDGET {breach.describe()}: the recompute needs --confirm-over-budget")
+    print("dry run: nothing was queued")
 
 
 def add_commands(groups: CommandGroups) -> None:
@@ -77,4 +107,8 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--affected-by", required=True, help="NAME@VERSION of a buggy metric, or DATASET_ID@VERSION")
     sub.add_argument("--reason", default="")
     sub.add_argument("--by", default=current_user(), help="who asks (default: $USER)")
+    sub.add_argument("--dry-run", action="store_true",
+                     help="list the runs and estimate their LLM calls and cost (cache misses x prices); change nothing")
+    sub.add_argument("--confirm-over-budget", action="store_true",
+                     help="an admin's confirmation of a recompute over the suites' or the installation's budget")
     sub.set_defaults(func=cmd_recompute)

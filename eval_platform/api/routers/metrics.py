@@ -12,11 +12,20 @@ from eval_platform.api.dependencies import Caller, PlatformDep
 from eval_platform.api.field_names import fields_named
 from eval_platform.api.limits import LimitedJSONRoute
 from eval_platform.api.problems import problem_responses, respond
-from eval_platform.api.schemas import ImpactOut, MetricOut, ReasonBody, RecomputeBody, RecomputeOut
+from eval_platform.api.schemas import (
+    ImpactOut,
+    MetricOut,
+    ReasonBody,
+    RecomputeBody,
+    RecomputeEstimateBody,
+    RecomputeEstimateOut,
+    RecomputeOut,
+)
 from eval_platform.api.serializers import impact_json
 from eval_platform.api.visibility import dataset_policies
 from eval_platform.core.errors import NotFound
-from eval_platform.governance.incidents import mark_metric_buggy, request_recompute
+from eval_platform.governance.incidents import mark_metric_buggy
+from eval_platform.governance.recompute_cost import RecomputeEstimate, estimate_for, recompute_within_budget
 from eval_platform.metrics.catalog import all_metrics
 from eval_platform.registry import access
 
@@ -50,9 +59,43 @@ def mark_buggy(metric_key: Annotated[str, PathParam(alias="metricKey", min_lengt
 
 @router.post("/v1/recompute", status_code=202, response_model=RecomputeOut, responses=problem_responses(409, 422))
 def recompute(body: RecomputeBody, principal: Caller, platform: PlatformDep):
-    """Queue again the runs a buggy metric or a contaminated dataset touched; a sensor backfills them."""
-    with fields_named({"affected_by": "affectedBy"}):
-        queued, request = request_recompute(platform, body.affected_by, requested_by=principal.label, reason=body.reason,
-                                            principal=principal)
+    """Queue again the runs a buggy metric or a contaminated dataset touched; a sensor backfills them. A recompute
+    whose estimate is over budget needs ``confirmOverBudget`` (an admin's), else a 422 naming the budgets."""
+    with fields_named({"affected_by": "affectedBy", "confirm_over_budget": "confirmOverBudget"}):
+        queued, request, _ = recompute_within_budget(platform, body.affected_by, requested_by=principal.label, reason=body.reason,
+                                                     principal=principal, confirm_over_budget=body.confirm_over_budget)
     return respond({"queuedRuns": [r.run_id for r in queued], "backfillRequestId": request.id if request else None,
                     "partitions": request.partitions if request else []}, 202)
+
+
+@router.post("/v1/recompute/estimate", response_model=RecomputeEstimateOut, responses=problem_responses(409, 422))
+def recompute_estimate(body: RecomputeEstimateBody, principal: Caller, platform: PlatformDep):
+    """The dry run of a recompute: the runs it would queue, their LLM calls, cache hits, misses and worst-case cost,
+    and the budgets it is over. Nothing is queued or changed."""
+    with fields_named({"affected_by": "affectedBy"}):
+        estimate = estimate_for(platform, body.affected_by, principal)
+    return respond(_estimate_json(estimate, dataset_policies(platform), principal))
+
+
+def _estimate_json(estimate: RecomputeEstimate, policies: dict, principal) -> dict:
+    """The estimate, a run on a dataset the caller may not know of named ``(withheld)`` (its calls still count:
+    the recompute pays them)."""
+    data = estimate.to_dict()
+    runs = []
+    for run in data["runs"]:
+        hidden = not access.may_know(policies.get(run["dataset"]), principal.team)
+        names = {k: "(withheld)" for k in ("run_id", "model", "dataset", "suite")} if hidden else {}
+        if hidden and run["error"]:
+            names["error"] = "(withheld)"
+        runs.append({**run, **names})
+    totals = data["totals"]
+    return {"affectedBy": estimate.affected_by,
+            "runs": [{"runId": r["run_id"], "model": r["model"], "dataset": r["dataset"], "suite": r["suite"], "calls": r["calls"],
+                      "cacheHits": r["cache_hits"], "misses": r["misses"], "unknownAnswers": r["unknown_answers"],
+                      "estimatedCost": r["estimated_cost"], "error": r["error"]} for r in runs],
+            "calls": totals["calls"], "cacheHits": totals["cache_hits"], "misses": totals["misses"],
+            "unknownAnswers": totals["unknown_answers"], "estimatedCost": totals["estimated_cost"], "exact": data["exact"],
+            "byModel": [{"phase": m["phase"], "endpoint": m["endpoint"], "model": m["model"], "calls": m["calls"],
+                         "cacheHits": m["cache_hits"], "misses": m["misses"], "promptTokens": m["prompt_tokens"],
+                         "maxCompletionTokens": m["max_completion_tokens"], "cost": m["cost"]} for m in data["by_model"]],
+            "overBudget": data["over_budget"]}
