@@ -66,9 +66,9 @@ from eval_platform.registry import (
     Model,
     Promotion,
     Registry,
+    ledger,
 )
 from eval_platform.registry import access as acl
-from eval_platform.registry import ledger
 from eval_platform.registry.access import Principal
 from eval_platform.registry.schema import utcnow
 from eval_platform.suites.definition import SuiteDefinition, parse_suite, stored_suite_definition

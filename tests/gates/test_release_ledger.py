@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
 from eval_platform.api.app import create_app
@@ -27,7 +29,7 @@ from eval_platform.governance.incidents import invalidate_dataset
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import Promotion, ReleaseLedgerEntry
 from eval_platform.registry.access import Forbidden, Principal, create_token
-from eval_platform.registry.schema import utcnow
+from eval_platform.registry.schema import Base, utcnow
 from tests.api.test_api import Server
 from tests.evaluation.test_runner import evaluate
 
@@ -314,3 +316,10 @@ def test_api_rollback_with_another_teams_token(alpha):
         assert session.scalar(select(Promotion).order_by(Promotion.id.desc()).limit(1)).model_version is None
         assert [e.kind for e in session.scalars(select(ReleaseLedgerEntry).order_by(ReleaseLedgerEntry.id))][-2:] == [
             "rollback", "demotion"]
+
+
+def test_migration_matches_the_tables(platform):
+    """Migration 0011 creates what the ORM declares (the ledger, and the promotion row a demotion needs)."""
+    with platform.registry.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert [d for d in diff if any(t in str(d) for t in ("release_ledger", "model_promotions"))] == []
