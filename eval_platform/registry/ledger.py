@@ -15,16 +15,19 @@ reordering rows breaks the chain, which :func:`verify` reports with the first br
 tampering *after the fact* to anyone holding the last hash, e.g. in an exported evidence bundle; it cannot
 stop someone with write access from rewriting the whole chain consistently.)
 
-Two writers appending to the same name at once both compute ``sequence = last + 1``: the unique
-``(model_name, sequence)`` refuses the second, whose whole transaction (the event with it) rolls back.
+Two writers appending to the same name at once: on PostgreSQL a transaction-level advisory lock per name
+queues them (each reads the other's entry once it commits); SQLite has a single writer. Should two ever
+compute the same ``sequence``, the unique ``(model_name, sequence)`` refuses the second, whose whole
+transaction (the event with it) rolls back: the chain never forks.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from eval_platform.core.hashing import json_hash
@@ -81,10 +84,20 @@ def evidence_of(session: Session, model_name: str, model_version: int | None, ga
     return evidence
 
 
+def _lock_key(model_name: str) -> int:
+    """A signed 64-bit advisory lock key of a model name's chain."""
+    digest = hashlib.sha256(f"release_ledger:{model_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def append(session: Session, model_name: str, model_version: int | None, kind: LedgerKind, actor: str, reason: str,
            evidence: dict) -> ReleaseLedgerEntry:
     """Add the next entry of ``model_name``'s chain to the caller's transaction (committed or rolled back
     with the event it records)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # appends to one name queue here until the holder commits, so concurrent events (two versions'
+        # gates decided at once) each extend the chain instead of one failing on the unique sequence
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(model_name)})
     last = session.scalar(select(ReleaseLedgerEntry).where(ReleaseLedgerEntry.model_name == model_name)
                           .order_by(ReleaseLedgerEntry.sequence.desc()).limit(1))
     # microseconds kept as stored: PostgreSQL and SQLite both keep them, so the hash reads back the same

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -27,7 +28,7 @@ from eval_platform.gates.evidence_bundle import export_bundle
 from eval_platform.gates.ledger import demote, history, rollback, serving_at, verify_chain
 from eval_platform.governance.incidents import invalidate_dataset
 from eval_platform.platform.service import EvalPlatform
-from eval_platform.registry import Promotion, ReleaseLedgerEntry
+from eval_platform.registry import Promotion, ReleaseLedgerEntry, ledger
 from eval_platform.registry.access import Forbidden, Principal, create_token
 from eval_platform.registry.schema import Base, utcnow
 from tests.api.test_api import Server
@@ -323,3 +324,32 @@ def test_migration_matches_the_tables(platform):
     with platform.registry.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert [d for d in diff if any(t in str(d) for t in ("release_ledger", "model_promotions"))] == []
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_concurrent_appends_extend_one_chain(platform):
+    """Eight writers append to one name at once (each its own transaction, all started before any commits):
+    each gets its own sequence and the chain verifies."""
+    writers, barrier = 8, threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        try:
+            with platform.registry.session() as session:
+                session.execute(text("SELECT 1"))  # the transaction is open before the others append
+                barrier.wait(timeout=20)
+                ledger.append(session, "det", index, "gate_decision", "gate", f"writer {index}", {"gate_decision_id": index})
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with platform.registry.session() as session:
+        chain = ledger.entries(session, "det")
+    assert sorted(e.sequence for e in chain) == list(range(1, writers + 1))
+    assert sorted(e.model_version for e in chain) == list(range(writers))
+    assert ledger.verify("det", chain).ok
