@@ -167,12 +167,12 @@ def export_bundle(platform: EvalPlatform, model_key: str, out: str | Path, princ
     or an ``.html`` file (the JSON beside it)."""
     out = Path(out)
     facts, plots = bundle_facts(platform, model_key, principal)
-    if out.suffix.lower() in (".html", ".htm"):
-        html_path = out
-    elif out.suffix:
-        raise InvalidInput("out", f"must be a directory or an .html file, got {str(out)!r}")
-    else:
+    if out.is_dir() or not out.suffix:
         html_path = out / f"{facts['model']}.html"
+    elif out.suffix.lower() in (".html", ".htm"):
+        html_path = out
+    else:
+        raise InvalidInput("out", f"must be a directory or an .html file, got {str(out)!r}")
     json_path = html_path.with_suffix(".json")
     html_path.parent.mkdir(parents=True, exist_ok=True)
     page = render_html(facts, plots)

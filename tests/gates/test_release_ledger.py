@@ -248,6 +248,11 @@ def test_export_is_self_contained_and_escapes_text(alpha, tmp_path):
     with pytest.raises(InvalidInput) as error:
         export_bundle(alpha, "det@1", tmp_path / "bundle.pdf")
     assert error.value.field == "out"
+    (tmp_path / "audit.v1").mkdir()  # an existing directory, whatever its name looks like
+    assert export_bundle(alpha, "det@1", tmp_path / "audit.v1").html_path == tmp_path / "audit.v1" / "det@1.html"
+    with pytest.raises(InvalidInput) as error:
+        export_bundle(alpha, "det", tmp_path / "x.html")
+    assert error.value.field == "model"
 
 
 def _tags(page: str) -> list[tuple[str, list[tuple[str, str]]]]:
