@@ -146,3 +146,19 @@ class RequestStatus(StrEnum):
 
     PENDING = "pending"
     DONE = "done"
+
+
+class LedgerKind(StrEnum):
+    """What a release ledger entry records (``release_ledger.kind``)."""
+
+    GATE_DECISION = "gate_decision"
+    OVERRIDE = "override"
+    PROMOTION = "promotion"
+    #: an earlier, still-valid promoted version made the serving one again (governed, not an override)
+    ROLLBACK = "rollback"
+    #: nothing of the model name serves any more
+    DEMOTION = "demotion"
+
+
+#: the ledger entries that change which version of a model name serves
+SERVING_KINDS = (LedgerKind.PROMOTION, LedgerKind.ROLLBACK, LedgerKind.DEMOTION)

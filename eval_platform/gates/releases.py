@@ -23,6 +23,7 @@ from eval_platform.core.states import (
     OVERRIDABLE_SCOPES,
     RELEASABLE,
     GateScope,
+    LedgerKind,
     ReleaseVerdict,
     RequestKind,
     RunStatus,
@@ -31,7 +32,7 @@ from eval_platform.core.states import (
 )
 from eval_platform.online.experiments import decide_online_gate, online_state
 from eval_platform.platform.service import EvalPlatform
-from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, MetricSuite, Promotion, access
+from eval_platform.registry import DagsterRequest, GateDecisionRecord, GateOverride, MetricSuite, Promotion, access, ledger
 from eval_platform.registry.access import Principal
 
 
@@ -90,6 +91,10 @@ def promote(platform: EvalPlatform, model_key: str, promoted_by: str, reason: st
         record = Promotion(model_name=model.name, model_version=model.version, gate_decision_id=decision.id,
                            promoted_by=promoted_by, reason=reason)
         session.add(record)
+        session.flush()
+        ledger.append(session, model.name, model.version, LedgerKind.PROMOTION, promoted_by, reason,
+                      ledger.evidence_of(session, model.name, model.version, decision.id, promotion_id=record.id,
+                                         offline_gate=str(release.offline), online_gate=str(release.online)))
     return record
 
 
@@ -118,6 +123,10 @@ def override_gate(platform: EvalPlatform, model_key: str, approver: str, reason:
                               overridden_decision=decision.decision, suites=[s.key for s in suites],
                               approver=approver, reason=reason.strip())
         session.add(record)
+        session.flush()
+        ledger.append(session, name, version, LedgerKind.OVERRIDE, approver, record.reason,
+                      ledger.evidence_of(session, name, version, decision.id, override_id=record.id, scope=scope,
+                                         overridden_decision=decision.decision, suites=record.suites))
     return record
 
 

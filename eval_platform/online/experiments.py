@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import json_hash
@@ -443,8 +443,10 @@ def baseline_of(platform: EvalPlatform, model_key: str) -> str | None:
     name, version = VersionedKey.parse(model_key, "model")
     platform.model(model_key)
     with platform.registry.session() as session:
+        # a demotion (a row without a version) leaves no baseline, as it does offline
         promoted = session.scalar(select(Promotion.model_version).where(
-            Promotion.model_name == name, Promotion.model_version != version).order_by(Promotion.id.desc()).limit(1))
+            Promotion.model_name == name, or_(Promotion.model_version.is_(None), Promotion.model_version != version))
+            .order_by(Promotion.id.desc()).limit(1))
     return None if promoted is None else f"{name}@{promoted}"
 
 

@@ -27,7 +27,16 @@ from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.hashing import canonical_table, canonical_table_hash, json_hash
 from eval_platform.core.installation import InstallationConfig, installation_config
 from eval_platform.core.keys import VersionedKey, validate_id
-from eval_platform.core.states import ACTIVE_STATES, CANARY_TRIGGER, DatasetRole, DatasetStatus, GateScope, IncidentKind, RunStatus
+from eval_platform.core.states import (
+    ACTIVE_STATES,
+    CANARY_TRIGGER,
+    DatasetRole,
+    DatasetStatus,
+    GateScope,
+    IncidentKind,
+    LedgerKind,
+    RunStatus,
+)
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
 from eval_platform.datasets.leakage import (
@@ -57,6 +66,7 @@ from eval_platform.registry import (
     Model,
     Promotion,
     Registry,
+    ledger,
 )
 from eval_platform.registry import access as acl
 from eval_platform.registry.access import Principal
@@ -757,7 +767,8 @@ class EvalPlatform:
 
     def record_gate(self, scope: str, model_key: str, decision: str, reasons: list, eval_run_id: str | None = None) -> GateDecisionRecord:
         """Record a decision; deciding again with the same outcome and reasons keeps the existing record
-        (and any override of it)."""
+        (and any override of it). A new decision of a model version's gate (offline or online) is appended to
+        the release ledger in the same transaction."""
         name, version = VersionedKey.parse(model_key, "model")
         with self.registry.session() as session:
             current = list(session.scalars(select(GateDecisionRecord).where(
@@ -771,6 +782,10 @@ class EvalPlatform:
             record = GateDecisionRecord(scope=scope, model_name=name, model_version=version, eval_run_id=eval_run_id,
                                         decision=decision, reasons=reasons)
             session.add(record)
+            if scope != GateScope.RUN:  # a run's decision is part of the model version's, whose entry lists every run
+                session.flush()  # its id, for the ledger entry recording it in this same transaction
+                ledger.append(session, name, version, LedgerKind.GATE_DECISION, actor="gate", reason=f"{scope} gate: {decision}",
+                              evidence=ledger.evidence_of(session, name, version, record.id, scope=scope, decision=decision))
         return record
 
     def gate_decision(self, model_key: str, scope: str = GateScope.MODEL_VERSION) -> GateDecisionRecord | None:

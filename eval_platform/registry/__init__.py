@@ -13,10 +13,11 @@ from eval_platform.registry.schema import (
     Model,
     PredictionSet,
     Promotion,
+    ReleaseLedgerEntry,
 )
 
 __all__ = [
     "DagsterRequest", "GateOverride", "Incident",
     "EvalDataset", "EvalPlanEntry", "EvalRun", "GateDecisionRecord", "MetricSuite", "Model", "PredictionSet",
-    "Promotion", "Registry",
+    "Promotion", "Registry", "ReleaseLedgerEntry",
 ]

@@ -125,13 +125,15 @@ class EvalPlanEntry(Base):
 
 
 class Promotion(Base):
-    """A model version released for its name; the newest row of a name is the current baseline."""
+    """A model version released for its name; the newest row of a name is the serving version and the current
+    baseline. A rollback is a new row for the earlier version; a demotion a row without a version (nothing serves)."""
 
     __tablename__ = "model_promotions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(200), index=True)
-    model_version: Mapped[int] = mapped_column(Integer)
+    #: NULL: a demotion (nothing of the name serves)
+    model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     gate_decision_id: Mapped[int | None] = mapped_column(ForeignKey("gate_decisions.id"), nullable=True)
     promoted_by: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -372,3 +374,28 @@ class DagsterRequest(Base):
     launch_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ReleaseLedgerEntry(Base):
+    """One append-only entry of a model name's release ledger (:mod:`eval_platform.registry.ledger`): a gate
+    decision, override, promotion, rollback or demotion, who made it and why, the lineage hashes of its evidence,
+    and a hash chain (``entry_hash`` covers ``previous_hash``) that makes an edited or deleted entry detectable.
+    No code path updates or deletes a row."""
+
+    __tablename__ = "release_ledger"
+    # one chain per model name: two writers appending at once collide here and one transaction rolls back
+    __table_args__ = (UniqueConstraint("model_name", "sequence", name="uq_release_ledger_sequence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: what the entry rests on: the gate decision (id, decision), the model file hash, dataset content hashes,
+    #: suite definition hashes, metric table and prediction artifact hashes of the runs behind it
+    evidence: Mapped[dict] = mapped_column(JSON)
+    previous_hash: Mapped[str] = mapped_column(String(80))
+    entry_hash: Mapped[str] = mapped_column(String(80))

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 from dagster import DagsterRunStatus
 
+from eval_platform.gates.ledger import history as ledger_history
 from eval_platform.governance import incidents
 from eval_platform.platform.requests import get_request
 from eval_platform_dagster.sensors.launch_state import LAUNCH_TAG
@@ -201,6 +202,10 @@ def test_promotion_and_incident_sensors_through_the_daemon(service, model_files)
         request = releases.request_promotion(service, "detector@1", requested_by="rita", reason="release 1")
         harness.tick()
         assert service.promoted_version("detector") == 1 and get_request(service, request.id).status == "done"
+        # the release job's promotion is in the release ledger, by the requester, with its gate decision's id
+        promotion = [e for e in ledger_history(service, "detector") if e.kind == "promotion"]
+        assert [(e.model_version, e.actor, e.reason) for e in promotion] == [(1, "rita", "release 1")]
+        assert promotion[0].evidence["gate_decision_id"] == service.gate_decision("detector@1").id
         [release] = harness.run_records(job_name="release_model_version")
         assert release.dagster_run.status == DagsterRunStatus.SUCCESS
 
