@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from eval_platform.gates.waiting import gate_status
 from eval_platform.llm.server import LocalLLMServer
 from tests.conftest import ROOT
 from tests.llm.test_llm_runs import _service, candidate_file, suite
@@ -95,7 +96,10 @@ def test_a_killed_run_worker_is_detected_its_slot_freed_and_the_eval_finished_by
             assert killed.status == dg.DagsterRunStatus.FAILURE
             retry = instance.get_run_by_id(run.dagster_run_id)
             assert retry.tags.get("dagster/parent_run_id") == first_run_id
-            assert service.gate_decision("qa-bot@1").decision == "pass"
+            # the comparison step marks its runs succeeded, then decides the version's gate: wait until it is
+            # settled (decided after its last run ended), as `evalp gate wait` does
+            status = wait_for(lambda: (s := gate_status(service, "qa-bot@1")).settled and s, "the settled gate decision", daemon, log)
+            assert status.decision == "pass"
             assert run.lineage["candidate_calls"]["cache_hits"] >= 2  # the answers paid for before the kill were kept
 
             def slots_free():
