@@ -412,12 +412,7 @@ class LLMClient:
                 kept_tokens.append(str(token))
                 kept_values.append(value)
         result.text, result.finish_reason = continuation, choice.finish_reason
-        usage = response.usage
-        result.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        result.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        result.cost = self.prices.cost(self.endpoint.name, model, result.prompt_tokens, result.completion_tokens)
-        result.response_model = response.model
-        result.system_fingerprint = getattr(response, "system_fingerprint", None)
+        self._read_usage(result, model, response)
         result.logprobs = encode_logprobs(kept_tokens, kept_values)
         result.error = result.error_kind = None
 
@@ -451,13 +446,17 @@ class LLMClient:
             return
         result.text = choice.message.content or ""
         result.finish_reason = choice.finish_reason
+        self._read_usage(result, model, response)
+        result.error = result.error_kind = None
+
+    def _read_usage(self, result: CallResult, model: str, response: Any) -> None:
+        """The reply's token usage and its cost at the suite's prices, and what answered (chat or completions)."""
         usage = response.usage
         result.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         result.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         result.cost = self.prices.cost(self.endpoint.name, model, result.prompt_tokens, result.completion_tokens)
         result.response_model = response.model
         result.system_fingerprint = getattr(response, "system_fingerprint", None)
-        result.error = result.error_kind = None
 
     def _charge_timeout(self, result: CallResult, model: str, messages, decoding: Decoding) -> None:
         """Charge a timed-out attempt at its worst case: the estimated prompt tokens plus ``max_tokens``.
