@@ -127,15 +127,24 @@ def normal_n_needed(sd: float, margin: float, alpha: float, power: float = 0.8, 
     return exact if math.isinf(exact) else float(max(2, math.ceil(exact - 1e-9)))
 
 
-def _normal_n_exact(sd: float, margin: float, alpha: float, power: float, alternative: str) -> float:
+def _n_inputs(sd: float, margin: float, alpha: float, power: float, alternative: str) -> tuple[float, float, float | None]:
+    """The inputs of an examples-needed solver, checked: ``(sd, |margin|, answer)``, where ``answer`` is set when
+    no solving is needed (a zero margin is never detectable: inf; no spread: the minimum of 2 pairs)."""
     _check_level(alpha, power)
     _check_alternative(alternative)
     sd = _check_spread("sd", sd)
     margin = abs(_finite("margin", margin))
     if margin == 0:
-        return math.inf
+        return sd, margin, math.inf
     if sd == 0:
-        return 2.0
+        return sd, margin, 2.0
+    return sd, margin, None
+
+
+def _normal_n_exact(sd: float, margin: float, alpha: float, power: float, alternative: str) -> float:
+    sd, margin, trivial = _n_inputs(sd, margin, alpha, power, alternative)
+    if trivial is not None:
+        return trivial
     one_sided = ((_crit(alpha, alternative) + float(norm.ppf(power))) * sd / margin) ** 2
     if alternative == "larger":
         return one_sided
@@ -197,14 +206,9 @@ def _t_power_real(effect: float, sd: float, n: float, alpha: float, alternative:
 
 def _t_n_exact(sd: float, margin: float, alpha: float, power: float, alternative: str) -> float:
     """The real ``n >= 2`` solving the t test's power equation (2 when two pairs already suffice)."""
-    _check_level(alpha, power)
-    _check_alternative(alternative)
-    sd = _check_spread("sd", sd)
-    margin = abs(_finite("margin", margin))
-    if margin == 0:
-        return math.inf
-    if sd == 0:
-        return 2.0
+    sd, margin, trivial = _n_inputs(sd, margin, alpha, power, alternative)
+    if trivial is not None:
+        return trivial
     low = 2.0  # a t test needs one degree of freedom
     if _t_power_real(margin, sd, low, alpha, alternative) >= power:
         return low
