@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from eval_platform.core.arrays import finite_vector
 from eval_platform.core.errors import InvalidInput
 
 __all__ = [
@@ -79,19 +80,6 @@ class PolicyValueEstimate:
     confidence: float
 
 
-def _vector(values: Any, field: str) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInput(field, "must be numbers") from None
-    if array.ndim != 1:
-        raise InvalidInput(field, f"must be one-dimensional, got shape {array.shape}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InvalidInput(field, f"row {row + 1}: {float(array[row])!r} is not a finite number")
-    return array
-
 
 def _check_confidence(confidence: Any) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
@@ -100,10 +88,10 @@ def _check_confidence(confidence: Any) -> float:
 
 
 def _weights(rewards, propensities, target_probabilities, **more) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    r = _vector(rewards, "rewards")
-    p = _vector(propensities, "propensities")
-    t = _vector(target_probabilities, "target_probabilities")
-    extra = {name: _vector(values, name) for name, values in more.items()}
+    r = finite_vector(rewards, "rewards")
+    p = finite_vector(propensities, "propensities")
+    t = finite_vector(target_probabilities, "target_probabilities")
+    extra = {name: finite_vector(values, name) for name, values in more.items()}
     for name, array in (("propensities", p), ("target_probabilities", t), *extra.items()):
         if len(array) != len(r):
             raise InvalidInput(name, f"has {len(array)} rows but rewards has {len(r)}")
@@ -125,7 +113,7 @@ def effective_sample_size(weights: Any) -> float:
 
     Equals ``n`` for equal weights and ``1`` when one row carries all the weight; ``0.0`` when every
     weight is zero (the target policy never takes a logged action: the log says nothing about it)."""
-    w = _vector(weights, "weights")
+    w = finite_vector(weights, "weights")
     if (w < 0).any():
         row = int(np.flatnonzero(w < 0)[0])
         raise InvalidInput("weights", f"row {row + 1}: {float(w[row])!r} is negative")

@@ -88,6 +88,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from eval_platform.core.arrays import finite_vector
 from eval_platform.core.errors import InvalidInput
 
 __all__ = [
@@ -217,7 +218,7 @@ class SamplePlan:
 def _check_plan_rows(table: Sequence[Stratum], ids: Any, scores: Any, strata: Any, field_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A saved plan's rows: unique ids, finite scores inside their strata, as many rows per stratum as the table says."""
     id_array = np.asarray(ids, dtype=object)
-    score_array = _scores(scores, "score")
+    score_array = finite_vector(scores, "score")
     try:
         stratum_array = np.asarray(strata, dtype=np.int64)
     except (TypeError, ValueError):
@@ -274,19 +275,6 @@ class PrecisionRecallEstimate:
 
 # ---------------------------------------------------------------------------------------------- validation
 
-
-def _scores(values: Any, field_name: str) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInput(field_name, "must be numbers") from None
-    if array.ndim != 1:
-        raise InvalidInput(field_name, f"must be one-dimensional, got shape {array.shape}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InvalidInput(field_name, f"row {row + 1}: {float(array[row])!r} is not a finite number")
-    return array
 
 
 def _check_unique(ids: np.ndarray, field_name: str) -> None:
@@ -364,7 +352,7 @@ def plan_stratified_sample(
     ``thresholds`` are added as edges, so precision at them has an exact denominator. ``allocation`` and the
     rules are in the module docstring. The same inputs and ``seed`` draw the same rows.
     """
-    score_array = _scores(scores, "scores")
+    score_array = finite_vector(scores, "scores")
     id_array, budget = _check_plan_arguments(ids, score_array, budget, allocation, seed)
     edges = _edges(score_array, strata, thresholds)
     assignment, populations, lower, upper = _assign_strata(score_array, edges)
@@ -454,10 +442,10 @@ def _edges(scores: np.ndarray, strata: int | Sequence[float], thresholds: Sequen
             raise InvalidInput("strata", f"must be between 1 and 1000 strata, got {strata}")
         inner = np.quantile(scores, np.linspace(0, 1, int(strata) + 1)[1:-1], method="lower") if strata > 1 else np.zeros(0)
     else:
-        inner = _scores(strata, "strata")
+        inner = finite_vector(strata, "strata")
         if (np.diff(inner) <= 0).any():
             raise InvalidInput("strata", "edges must be strictly increasing")
-    extra = _scores(list(thresholds), "thresholds")
+    extra = finite_vector(list(thresholds), "thresholds")
     # an edge at or below the minimum score would leave an empty stratum below it
     return np.unique(np.concatenate([inner, extra]))
 
