@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 EXIT_TIMEOUT, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 3, 4, 75
 #: The longest pause between two looks at the gate (the pause grows from ``--poll-interval`` by half each time).
 MAX_POLL_SECONDS = 30.0
+#: The first look's own allowance: a ``--timeout`` shorter than this (0: look once) still gets one answer from a
+#: healthy registry on a loaded machine; the command ends by ``--timeout`` or this, whichever is later.
+FIRST_LOOK_SECONDS = 3.0
 
 
 def cmd_show(args: argparse.Namespace) -> None:
@@ -65,24 +68,35 @@ def format_power(power: dict) -> str:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    """Look at the gate, with a growing pause, until it is settled or ``--timeout`` seconds have passed."""
+    """Look at the gate, with a growing pause, until it is settled or ``--timeout`` seconds have passed.
+
+    Each look runs against the deadline (:func:`_by_deadline`): a registry or an API that accepts the connection
+    and never answers, answers a byte at a time, or resets the connection mid-answer cannot hold the command past
+    ``--timeout`` (or :data:`FIRST_LOOK_SECONDS`, whichever is later); such a look counts as an outage (asked
+    again while time is left)."""
     from eval_platform.cli import remote  # keeps evalp --help fast
     from eval_platform.gates import waiting  # keeps evalp --help fast
 
+    started = time.monotonic()
+    deadline, pause = started + args.timeout, args.poll_interval
+    look_deadline = max(deadline, started + FIRST_LOOK_SECONDS)
     try:
-        read = _gate_reader(args)
+        read = _gate_reader(args, deadline)
     except EvalPlatformError as error:
         print(f"evalp: error: {error}", file=sys.stderr)
         return EXIT_NOT_FOUND
-    deadline, pause = time.monotonic() + args.timeout, args.poll_interval
     status: GateStatus | None = None
+    unavailable: remote.ApiUnavailable | None = None
     while True:
-        looked = _look(read, args.model)
+        looked = _look(lambda: _by_deadline(read, look_deadline), args.model)
+        look_deadline = deadline
         if isinstance(looked, int):
             return looked
-        unavailable = looked if isinstance(looked, remote.ApiUnavailable) else None
-        status = status if unavailable else cast("GateStatus", looked)
-        if unavailable is None and status is not None and status.settled:
+        outage = looked if isinstance(looked, remote.ApiUnavailable) else None
+        if outage is not None and (unavailable is None or not isinstance(outage, remote.NoAnswerByDeadline)):
+            unavailable = outage  # the deadline cutting the last look short says less than the outage before it
+        status = status if outage else cast("GateStatus", looked)
+        if outage is None and status is not None and status.settled:
             _report(args, status)
             return waiting.exit_code(status)
         remaining = deadline - time.monotonic()
@@ -102,6 +116,35 @@ def cmd_wait(args: argparse.Namespace) -> int:
           f"(current decision: {status.decision or 'none recorded'})", file=sys.stderr)
     _report(args, status)
     return EXIT_TIMEOUT
+
+
+def _by_deadline(read: Callable[[], GateStatus], deadline: float) -> GateStatus:
+    """``read()``, given up at ``deadline``: it runs on a daemon thread (a socket read or a database statement
+    cannot be interrupted from outside, and a per-read socket timeout does not bound a peer that trickles bytes).
+    When the deadline passes first the thread is left behind, silent (it prints nothing; a daemon thread does not
+    keep the process alive), and the look is an outage (:class:`~eval_platform.cli.remote.ApiUnavailable`)."""
+    import threading  # keeps evalp --help fast
+
+    from eval_platform.cli import remote  # keeps evalp --help fast
+
+    outcome: list = []
+
+    def look() -> None:
+        try:
+            outcome.append((True, read()))
+        except BaseException as error:  # handed to the command's thread, which classifies it (_look, main)
+            outcome.append((False, error))
+
+    worker = threading.Thread(target=look, name="evalp-gate-look", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        raise remote.NoAnswerByDeadline("no answer from the gate's source before the deadline (it took the request and did "
+                                 "not answer in time)")
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return value
 
 
 def _look(read: Callable[[], GateStatus], model_key: str) -> GateStatus | EvalPlatformError | int:
@@ -124,23 +167,32 @@ def _look(read: Callable[[], GateStatus], model_key: str) -> GateStatus | EvalPl
         return EXIT_NOT_FOUND
 
 
-def _gate_reader(args: argparse.Namespace) -> Callable[[], GateStatus]:
-    """Reads the gate locally (the registry, like every evalp command) or from the HTTP API with ``--api``."""
+def _gate_reader(args: argparse.Namespace, deadline: float) -> Callable[[], GateStatus]:
+    """Reads the gate locally (the registry, like every evalp command) or from the HTTP API with ``--api``. The
+    registry is opened on the first look (within the deadline: a database that never answers cannot hold the
+    command); an API request's socket timeout is the time left (at most 30 s)."""
     from eval_platform.cli import remote  # keeps evalp --help fast
     from eval_platform.gates import waiting  # keeps evalp --help fast
 
     if args.api:
         token = remote.api_token(args.token_env)
+        remote.check_base_url(args.api)
 
         def read_api() -> GateStatus:
-            payload = remote.get_json(args.api, remote.gate_path(args.model), token)
+            left = min(30.0, max(1.0, deadline - time.monotonic()))  # the look itself is bounded by _by_deadline
+            payload = remote.get_json(args.api, remote.gate_path(args.model), token, timeout=left)
             try:
                 return waiting.GateStatus.from_api(payload)
             except (KeyError, TypeError, ValueError, AttributeError) as error:
                 raise remote.InvalidInput("--api", f"{args.api} answered something other than a gate: {error!r}") from error
         return read_api
-    platform = open_platform(args)
-    return lambda: waiting.gate_status(platform, args.model)
+    opened: list = []
+
+    def read_local() -> GateStatus:
+        if not opened:
+            opened.append(open_platform(args))
+        return waiting.gate_status(opened[0], args.model)
+    return read_local
 
 
 def _not_found(model_key: str) -> int:

@@ -8,6 +8,7 @@ used: the command line needs no HTTP client package.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -24,6 +25,10 @@ TOKEN_ENV = "EVALP_TOKEN"
 
 class ApiUnavailable(EvalPlatformError):
     """The API did not answer (connection refused, a timeout, a 5xx): worth asking again later."""
+
+
+class NoAnswerByDeadline(ApiUnavailable):
+    """A look at the API (or the registry) that had not answered when the command's deadline came."""
 
 
 class ApiRefused(EvalPlatformError):
@@ -68,10 +73,14 @@ def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
 
 
-def _request(base_url: str, path: str, token: str, method: str = "GET", data: bytes | None = None,
-             content_type: str | None = None) -> urllib.request.Request:
+def check_base_url(base_url: str) -> None:
     if not base_url.startswith(("http://", "https://")):
         raise InvalidInput("--api", f"must be an http:// or https:// URL, got {base_url!r}")
+
+
+def _request(base_url: str, path: str, token: str, method: str = "GET", data: bytes | None = None,
+             content_type: str | None = None) -> urllib.request.Request:
+    check_base_url(base_url)
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
@@ -89,6 +98,10 @@ def _send(request: urllib.request.Request, timeout: float) -> Any:
         raise ApiRefused(error.code, _problem_detail(error)) from error
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         raise ApiUnavailable(f"the API at {base_url} is unreachable: {getattr(error, 'reason', error)}") from error
+    except (http.client.HTTPException, OSError) as error:
+        # the connection broke mid-answer: a truncated body (IncompleteRead), a garbled status line, a reset
+        # after the headers; an outage to ask again after, never a traceback (which would exit 1, a CI "fail")
+        raise ApiUnavailable(f"the API at {base_url} broke off its answer: {type(error).__name__}: {error}") from error
     try:
         return json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:  # a proxy's login page, a URL that is not the API
