@@ -90,12 +90,15 @@ def _claim_runs(context: dg.AssetExecutionContext, platform: EvalPlatform) -> li
     """The eval runs of the cell this Dagster run works on. A run started by hand (a rematerialization or a
     backfill from the UI) first queues the cell's current runs again, each remedied of the incident that
     touched it (a fixed metric version; in a clean dataset version's cell, the runs its contaminated
-    predecessor invalidated), exactly as ``evalp recompute`` would."""
+    predecessor invalidated), exactly as ``evalp recompute`` would, and within the recompute budget as it is: over
+    budget, the step fails naming the estimate, the budgets and how to confirm (the run tag
+    ``eval_platform/confirm_over_budget=<who confirms>``), with nothing queued."""
     model_key, dataset_key = _cell(context)
     earlier = _earlier_runs(context)
     if context.run.tags.get(REQUESTED_TAG) != "true" and not platform.runs_of_dagster_run(
             context.run.run_id, model_key, earlier, dataset_key=dataset_key):
-        incidents.rematerialize(platform, model_key, dataset_key=dataset_key)
+        incidents.rematerialize(platform, model_key, dataset_key=dataset_key,
+                                confirmed_by=context.run.tags.get(incidents.CONFIRM_OVER_BUDGET_TAG))
     return platform.claim_runs(model_key, context.run.run_id, requested=True, previous_run_ids=earlier,
                                dataset_key=dataset_key)
 

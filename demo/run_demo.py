@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -264,6 +265,32 @@ def run_experiment(platform, daemon, timeout: float, control: str, candidate: st
     print(f"promoted version of {MODEL_NAME}: {platform.promoted_version(MODEL_NAME)}")
 
 
+def show_release_ledger(platform, home: Path) -> None:
+    """The release ledger: what served between the two promotions, the hash chain checked, one evidence bundle."""
+    from eval_platform.cli.main import main as evalp
+    from eval_platform.gates.ledger import history
+
+    print(f"\n=== release ledger: what served {MODEL_NAME} when, and on what evidence ===")
+    serving = [e for e in history(platform, MODEL_NAME) if e.kind in ("promotion", "rollback", "demotion")]
+    if not serving:
+        print("nothing was promoted")
+        return
+    first = serving[0].recorded_at
+    # halfway between the first promotion and the next change of the serving version (or a second after it)
+    moment = first + (serving[1].recorded_at - first) / 2 if len(serving) > 1 else first + timedelta(seconds=1)
+    when = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    home_args = ["--home", str(home)]
+    print(f"$ evalp releases at {MODEL_NAME} --time {when}")
+    evalp(["releases", "at", MODEL_NAME, "--time", when, *home_args])
+    print(f"$ evalp releases verify {MODEL_NAME}")
+    evalp(["releases", "verify", MODEL_NAME, *home_args])
+    served = f"{MODEL_NAME}@{serving[-1].model_version or serving[0].model_version}"
+    bundle = home / "evidence" / f"{served.replace('@', '-v')}.html"
+    print(f"$ evalp releases export {served} --out {os.path.relpath(bundle)}")
+    evalp(["releases", "export", served, "--out", str(bundle), *home_args])
+    print(f"evidence bundle of {served}: {bundle} (open it in a browser; the .json beside it is for machines)")
+
+
 def recompute_contaminated(platform, daemon, timeout: float, contaminated_key: str, clean: pd.DataFrame) -> None:
     """What an ops engineer does next: rebuild the canary without the leaked examples (a new dataset version)
     and ``evalp recompute --affected-by`` the contaminated version. The recompute sensor turns the request into
@@ -385,6 +412,7 @@ def main() -> None:
             report(platform, candidate.key, "candidate")
         show_two_teams(platform, model_files["decision_stump"])
         run_experiment(platform, daemon, args.timeout, control=baseline.key, candidate=candidates[0].key)
+        show_release_ledger(platform, home)
 
         print("\n=== generation eval: an OpenAI-compatible chat model and a pinned judge (local server) ===")
         qa = platform.register_dataset(QA_DATASET_ID, qa_dataset(), task_type="generation", label_policy="human_reviewed",

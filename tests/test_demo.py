@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,11 @@ def test_demo_runs_and_is_idempotent(demo_run):
     assert "beta registers a new version of breast-cancer-detector: HTTP 403 (name): model 'breast-cancer-detector' belongs to another team" in out
     assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)
     assert re.search(r"recomputed now\s*: candidate 0 calls, 84 cache hits, 0 tokens, \$0.0000; judge 0 calls, 252 cache hits", out)
+    # the release ledger: between the two promotions version 1 served; the chain verifies; a bundle is written
+    assert re.search(r"serving breast-cancer-detector at \S+: breast-cancer-detector@1\n", out)
+    assert re.search(r"ledger of breast-cancer-detector: \d+ entries, chain intact", out)
+    bundle = re.search(r"evidence bundle of breast-cancer-detector@2: (\S+\.html)", out)
+    assert bundle and Path(bundle.group(1)).is_file() and Path(bundle.group(1)).with_suffix(".json").is_file()
 
     listed = subprocess.run([sys.executable, "-m", "eval_platform.cli.main", "--home", str(home), "runs", "list", "--json"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)

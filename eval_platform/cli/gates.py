@@ -8,6 +8,7 @@ settled and exits 0 pass (or overridden), 1 fail, 2 no_decision, 3 timeout, 4 no
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -88,7 +89,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     status: GateStatus | None = None
     unavailable: remote.ApiUnavailable | None = None
     while True:
-        looked = _look(lambda: _by_deadline(read, look_deadline), args.model)
+        looked = _look(functools.partial(_by_deadline, read, look_deadline), args.model)
         look_deadline = deadline
         if isinstance(looked, int):
             return looked

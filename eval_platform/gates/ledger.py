@@ -104,7 +104,9 @@ def serving_at(platform: EvalPlatform, model_name: str, time: datetime | str, pr
     """The version serving ``model_name`` at ``time`` and the evidence it served on, from the ledger alone."""
     moment = parse_time(time)
     chain = [e for e in history(platform, model_name, principal) if _as_utc(e.recorded_at) <= moment]
-    serving = [e for e in chain if e.kind in SERVING_KINDS]
+    # in time order: entries back-filled on upgrade (migration 0014) follow the chain's newer entries but carry
+    # the times their records were made; entries appended as events happen are in time order already
+    serving = sorted((e for e in chain if e.kind in SERVING_KINDS), key=lambda e: (_as_utc(e.recorded_at), e.sequence))
     if not serving:
         return ServingAt(model_name, moment, None, None, ())
     entry = serving[-1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -157,8 +158,81 @@ def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, sui
         return platform.request_eval(model_key, dataset_key, suite_key, trigger="recompute", launch_key=launch_key)
 
 
+@dataclass(frozen=True)
+class _Remedy:
+    """One run a rematerialization replaces: the versions its replacement runs on (``suite_definition`` set when
+    a fixed metric version needs a suite version not registered yet)."""
+
+    run: EvalRun
+    suite_key: str
+    suite_definition: dict
+    dataset_key: str
+
+
+def _rematerialization_plan(platform: EvalPlatform, model_key: str, dataset_key: str | None) -> tuple[list[_Remedy], list[EvalRun]]:
+    """What :func:`rematerialize` would queue, computed without writing: the runs it remedies, and the runs
+    :meth:`~eval_platform.platform.service.EvalPlatform.requeue_model_version` queues again as they were."""
+    buggy = set(platform.buggy_metrics())
+    remedies: list[_Remedy] = []
+    for run in platform.runs(model_key):
+        if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INVALID) or run.trigger == CANARY_TRIGGER:
+            continue  # (a canary run is a measurement of its day: its series keeps it as it was)
+        if dataset_key is not None and run.dataset_id != VersionedKey.parse(dataset_key, "dataset").name:
+            continue  # another dataset's cell
+        suite = platform.suite(run.suite_key)
+        definition, remedy_dataset = dict(suite.metric_defs), run.dataset_key
+        try:
+            bad = sorted(suite_metric_keys(suite) & buggy)
+            if bad:
+                fixes = {metric: _fixed_version(metric, buggy) for metric in bad}
+                definition["metrics"] = [dict(m, metric=fixes.get(m["metric"], m["metric"])) for m in definition["metrics"]]
+            if platform.dataset(run.dataset_key).status != DatasetStatus.ACTIVE:
+                remedy_dataset = platform.latest_dataset(run.dataset_id).key
+        except (Conflict, NotFound):
+            continue  # nothing to remedy it with: recomputed as it is below, the gate stays frozen
+        if not bad and remedy_dataset == run.dataset_key:
+            continue
+        if dataset_key is not None and remedy_dataset != dataset_key:
+            continue  # its remedy is another cell's (the clean version's) to recompute
+        remedies.append(_Remedy(run, run.suite_key, definition, remedy_dataset))
+    remedied = {r.run.run_id for r in remedies}
+    again = [run for run in platform.runs(model_key)
+             if run.run_id not in remedied and run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+             and run.trigger != CANARY_TRIGGER and (dataset_key is None or run.dataset_key == dataset_key)
+             and platform.dataset(run.dataset_key).status == DatasetStatus.ACTIVE]
+    return remedies, again
+
+
+#: The Dagster run tag with which an operator confirms a rematerialization over the recompute budget (its value
+#: names who confirms); the Dagster UI's user is an operator of the installation, an admin like the command line.
+CONFIRM_OVER_BUDGET_TAG = "eval_platform/confirm_over_budget"
+
+
+def _check_rematerialization_budget(platform: EvalPlatform, model_key: str, dataset_key: str | None, trigger: str,
+                                    remedies: list[_Remedy], again: list[EvalRun], confirmed_by: str | None) -> str | None:
+    """The recompute budget (:func:`~eval_platform.governance.recompute_cost.enforce_budget`) of what a
+    rematerialization would queue; raises :class:`~eval_platform.governance.recompute_cost.OverBudget` (logged)
+    when it is over and nobody confirmed."""
+    # imported here: recompute_cost plans recomputes from this module's helpers (it imports this module)
+    from eval_platform.governance.recompute_cost import PlannedRun, enforce_budget, estimate_recompute
+
+    plan = [PlannedRun(r.run.run_id, r.run.model_key, r.dataset_key, r.suite_key, r.suite_definition, r.run.requested_baseline)
+            for r in remedies]
+    plan += [PlannedRun(run.run_id, run.model_key, run.dataset_key, run.suite_key, dict(platform.suite(run.suite_key).metric_defs),
+                        run.requested_baseline) for run in again]
+    if not plan:
+        return None
+    target = f"{model_key} on {dataset_key}" if dataset_key else model_key
+    estimate = estimate_recompute(platform, f"the {trigger} of {target}", plan=plan)
+    how = (f"launch it again with the Dagster run tag {CONFIRM_OVER_BUDGET_TAG}=<who confirms>, or, for runs an incident "
+           f"touched, evalp recompute --affected-by INCIDENT --confirm-over-budget")
+    who = (confirmed_by or "").strip()[:200]
+    return enforce_budget(platform, estimate, f"{trigger}:{target}", who or f"a {trigger}", None, confirmed=bool(who),
+                          how_to_confirm=how)
+
+
 def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "rematerialization",
-                  dataset_key: str | None = None) -> None:
+                  dataset_key: str | None = None, confirmed_by: str | None = None) -> None:
     """What a rematerialization or a backfill started by hand in the Dagster UI recomputes: the current runs
     of the model version's eval cell on ``dataset_key`` (all its runs without one), each with the remedy of
     the incident that touched it, as ``evalp recompute --affected-by`` would queue it: a run that used a
@@ -167,51 +241,57 @@ def rematerialize(platform: EvalPlatform, model_key: str, trigger: str = "remate
     in the cell of the versions it runs on: the clean dataset version's cell recomputes the runs its
     contaminated predecessor invalidated, and the contaminated cell itself has nothing left to recompute.
     Without a fix (no newer metric version, no clean dataset version) the run is recomputed as it was and
-    its gate stays ``no_decision``."""
-    buggy = set(platform.buggy_metrics())
-    for run in platform.runs(model_key):
-        if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INVALID) or run.trigger == CANARY_TRIGGER:
-            continue  # (a canary run is a measurement of its day: its series keeps it as it was)
-        if dataset_key is not None and run.dataset_id != VersionedKey.parse(dataset_key, "dataset").name:
-            continue  # another dataset's cell
-        suite = platform.suite(run.suite_key)
-        suite_key, remedy_dataset = run.suite_key, run.dataset_key
-        try:
-            bad = sorted(suite_metric_keys(suite) & buggy)
-            if bad:
-                fixes = {metric: _fixed_version(metric, buggy) for metric in bad}
-                definition = dict(suite.metric_defs)
-                definition["metrics"] = [dict(m, metric=fixes.get(m["metric"], m["metric"])) for m in definition["metrics"]]
-                suite_key = _registered_suite(platform, definition).key
-            if platform.dataset(run.dataset_key).status != DatasetStatus.ACTIVE:
-                remedy_dataset = platform.latest_dataset(run.dataset_id).key
-        except (Conflict, NotFound):
-            continue  # nothing to remedy it with: recomputed as it is below, the gate stays frozen
-        if (suite_key, remedy_dataset) == (run.suite_key, run.dataset_key):
-            continue
-        if dataset_key is not None and remedy_dataset != dataset_key:
-            continue  # its remedy is another cell's (the clean version's) to recompute
-        replacement = _recompute_one(platform, run.model_key, remedy_dataset, suite_key, run.requested_baseline, launch_key=None)
+    its gate stays ``no_decision``.
+
+    The recompute budget holds here as for ``evalp recompute``: what would be queued is estimated first, and
+    over budget nothing is queued unless ``confirmed_by`` names who confirms (the Dagster run tag
+    :data:`CONFIRM_OVER_BUDGET_TAG`); otherwise :class:`~eval_platform.governance.recompute_cost.OverBudget`
+    (logged) names the budgets, the estimate and how to confirm."""
+    remedies, again = _rematerialization_plan(platform, model_key, dataset_key)
+    note = _check_rematerialization_budget(platform, model_key, dataset_key, trigger, remedies, again, confirmed_by)
+    for remedy in remedies:
+        run = remedy.run
+        suite_key = _registered_suite(platform, remedy.suite_definition).key
+        replacement = _recompute_one(platform, run.model_key, remedy.dataset_key, suite_key, run.requested_baseline, launch_key=None)
         platform.update_run(run.run_id, status=RunStatus.SUPERSEDED, status_reason=(
-            f"recomputed ({trigger}) on {remedy_dataset} with {suite_key} as {replacement.run_id}; it was {run.status}: "
-            f"{run.status_reason or ''}")[:2000])
+            f"recomputed ({trigger}) on {remedy.dataset_key} with {suite_key} as {replacement.run_id}; it was {run.status}: "
+            f"{run.status_reason or ''}" + (f" {note}" if note else ""))[:2000])
     platform.requeue_model_version(model_key, trigger=trigger, dataset_key=dataset_key)
 
 
 def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
-                      principal: Principal | None = None) -> tuple[list[EvalRun], DagsterRequest | None]:
+                      principal: Principal | None = None,
+                      confirm_over_budget: bool = False) -> tuple[list[EvalRun], DagsterRequest | None]:
     """Queue again exactly the runs an incident touched, and ask Dagster for a backfill of their partitions.
 
     For a buggy metric, each affected suite gets a new version naming the newest unflagged version of
     the metric (content-addressed, so every affected run shares it); for a contaminated dataset, the
     runs are queued on the newest usable version of the dataset.
+
+    The recompute's estimate is checked against the budgets first
+    (:func:`~eval_platform.governance.recompute_cost.enforce_budget`): over budget, nothing is queued unless an
+    admin confirms (``confirm_over_budget``).
     """
+    queued, request, _ = recompute_checked(platform, affected_by, requested_by, reason, principal, confirm_over_budget)
+    return queued, request
+
+
+def recompute_checked(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
+                      principal: Principal | None = None, confirm_over_budget: bool = False) -> tuple[list[EvalRun], DagsterRequest | None, Any]:
+    """:func:`request_recompute`, returning the estimate (a
+    :class:`~eval_platform.governance.recompute_cost.RecomputeEstimate`) the budget was checked against too."""
+    # imported here: recompute_cost plans recomputes from this module's helpers (it imports this module)
+    from eval_platform.governance.recompute_cost import check_recompute
+
     access.require_role(principal, access.ADMIN, "a recompute (it queues every affected team's runs)", "Authorization", platform,
                         f"recompute:{affected_by}")
     if principal is not None:
         requested_by = principal.label
     if not requested_by.strip():
         raise InvalidInput("requested_by", "name who asks for the recompute")
+    estimate, note = check_recompute(platform, affected_by, requested_by, principal, confirm_over_budget)
+    if note:
+        reason = f"{reason or f'recompute runs affected by {affected_by}'} {note}"
     # The backfill's launch: its queued runs carry the key from the transaction that queues them, so the
     # eval-request sensor leaves them to the backfill (and relaunches them only if the backfill never runs).
     launch_key = f"recompute-{uuid.uuid4().hex[:16]}"
@@ -223,12 +303,12 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
     # the eval cells recomputed: where a replacement waits (a live run found in its place is already evaluated)
     partitions = sorted({cell_name(run.model_key, run.dataset_key) for run in queued if run.status == RunStatus.QUEUED})
     if not partitions:
-        return queued, None
+        return queued, None, estimate
     with platform.registry.session() as session:
         request = DagsterRequest(kind=RequestKind.BACKFILL, partitions=partitions, requested_by=requested_by, launch_key=launch_key,
                                  reason=reason or f"recompute runs affected by {affected_by}")
         session.add(request)
-    return queued, request
+    return queued, request, estimate
 
 
 def _registered_suite(platform: EvalPlatform, definition: dict) -> MetricSuite:

@@ -21,6 +21,14 @@ at the suite's prices (``llm.prices``); a model without a price makes the cost u
 ``llm.budget`` (a recompute of many runs pays many runs' worth), and the total cost against the installation's
 recompute budget ``EVAL_PLATFORM_RECOMPUTE_MAX_COST`` when set. A recompute over either needs an admin's explicit
 confirmation (``confirm_over_budget``), recorded with who confirmed.
+
+**Every door.** The budget is enforced in the library, where each way of starting a recompute ends up:
+:func:`~eval_platform.governance.incidents.request_recompute` (``evalp recompute``, the API, a direct call) and
+:func:`~eval_platform.governance.incidents.rematerialize` (a rematerialization or backfill of eval cells started
+by hand in the Dagster UI) both call :func:`enforce_budget` before they queue anything. Over budget without a
+confirmation, nothing is queued or superseded: the refusal is recorded in the access log (action
+``recompute_over_budget``, denied, with the estimate and the budgets) and raised as :class:`OverBudget`, whose
+message names the budgets, the estimate and how to confirm (in the Dagster UI it is the failed step's error).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from eval_platform.core.states import IncidentKind
 from eval_platform.evaluation.judging import _judge_strata, _sampling_plan, needs_judge, pairwise_metrics
 from eval_platform.evaluation.metric_table import evaluation_frame
 from eval_platform.evaluation.predicting import scores_references, with_logprobs_if_needed
-from eval_platform.governance.incidents import _fixed_version, incidents, request_recompute, runs_using_metric
+from eval_platform.governance.incidents import _fixed_version, incidents, recompute_checked, runs_using_metric
 from eval_platform.llm.budget import CallCost, PriceTable, SuiteBudget
 from eval_platform.llm.cache import LLMCache
 from eval_platform.llm.calls import CallRequest
@@ -168,13 +176,17 @@ class RecomputeEstimate:
                 "over_budget": [b.to_dict() for b in self.over_budget], "exact": self.unknown_answers == 0}
 
 
+#: How an admin confirms a recompute asked for through ``evalp recompute`` or the API.
+CONFIRM_BY_COMMAND = "evalp recompute --confirm-over-budget, API confirmOverBudget"
+
+
 class OverBudget(InvalidInput):
     """A recompute over a budget asked for without the admin's confirmation."""
 
-    def __init__(self, estimate: RecomputeEstimate, field: str = "confirm_over_budget"):
+    def __init__(self, estimate: RecomputeEstimate, field: str = "confirm_over_budget", how_to_confirm: str = CONFIRM_BY_COMMAND):
         super().__init__(field, f"the recompute of the runs affected by {estimate.affected_by} is over budget "
                                 f"({estimate.describe_breaches()}; {estimate.misses} uncached call(s)): an admin must "
-                                f"confirm it (evalp recompute --confirm-over-budget, API confirmOverBudget)")
+                                f"confirm it ({how_to_confirm})")
         self.estimate = estimate
 
 
@@ -495,27 +507,42 @@ def estimate_for(platform: EvalPlatform, affected_by: str, principal: Principal 
     return estimate_recompute(platform, affected_by)
 
 
+def enforce_budget(platform: EvalPlatform, estimate: RecomputeEstimate, target: str, who: str,
+                   principal: Principal | None = None, confirmed: bool = False,
+                   how_to_confirm: str = CONFIRM_BY_COMMAND) -> str | None:
+    """The budget check every recompute passes before it queues anything. Within budget: None. Over budget and
+    not ``confirmed``: the refusal is logged (denied, with the estimate) and :class:`OverBudget` raised. Over
+    budget and confirmed by an admin (``principal`` None: the local operator, or the Dagster UI's operator, an
+    admin): logged as granted, and the note to add to the request's reason is returned."""
+    if not estimate.over_budget:
+        return None
+    actor = principal if principal is not None else access.LOCAL_OPERATOR
+    detail = f"{estimate.describe_breaches()}; {estimate.misses} uncached call(s), estimated cost {estimate.cost}"
+    if not confirmed:
+        access.record_access(platform, actor, OVER_BUDGET_ACTION, target[:200], access.DENIED,
+                             detail=f"not confirmed (asked by {who}): {detail}"[:4000])
+        raise OverBudget(estimate, how_to_confirm=how_to_confirm)
+    access.require_role(principal, access.ADMIN, "confirming a recompute over budget", "confirm_over_budget", platform,
+                        f"recompute:{target}")
+    access.record_access(platform, actor, OVER_BUDGET_ACTION, target[:200], access.GRANTED,
+                         detail=f"confirmed by {who}: {detail}"[:4000])
+    return f"[over budget, confirmed by {who}: {estimate.describe_breaches()}]"
+
+
+def check_recompute(platform: EvalPlatform, affected_by: str, requested_by: str, principal: Principal | None,
+                    confirm_over_budget: bool) -> tuple[RecomputeEstimate, str | None]:
+    """What :func:`~eval_platform.governance.incidents.request_recompute` runs before it queues: the caller's
+    right to the target, the estimate, and :func:`enforce_budget`. Returns the estimate and the reason's note."""
+    estimate = estimate_for(platform, affected_by, principal)
+    who = principal.label if principal is not None else requested_by
+    return estimate, enforce_budget(platform, estimate, affected_by, who, principal, confirm_over_budget)
+
+
 def recompute_within_budget(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
                             principal: Principal | None = None,
                             confirm_over_budget: bool = False) -> tuple[list[EvalRun], DagsterRequest | None, RecomputeEstimate]:
-    """:func:`~eval_platform.governance.incidents.request_recompute` after its estimate: a recompute over a budget
-    (:class:`BudgetBreach`) is refused (:class:`OverBudget`, naming the budgets and the estimate, logged) unless an
-    admin confirms it; the confirmation is recorded in the access log and in the backfill request's reason, with
-    who confirmed, the budgets and the estimate."""
-    estimate = estimate_for(platform, affected_by, principal)
-    who = principal.label if principal is not None else requested_by
-    actor = principal if principal is not None else access.LOCAL_OPERATOR
-    if estimate.over_budget:
-        detail = f"{estimate.describe_breaches()}; {estimate.misses} uncached call(s), estimated cost {estimate.cost}"
-        if not confirm_over_budget:
-            access.record_access(platform, actor, OVER_BUDGET_ACTION, affected_by[:200], access.DENIED,
-                                 detail=f"not confirmed (asked by {who}): {detail}")
-            raise OverBudget(estimate)
-        access.require_role(principal, access.ADMIN, "confirming a recompute over budget", "confirm_over_budget", platform,
-                            f"recompute:{affected_by}")
-        access.record_access(platform, actor, OVER_BUDGET_ACTION, affected_by[:200], access.GRANTED,
-                             detail=f"confirmed by {who}: {detail}")
-        reason = (f"{reason or f'recompute runs affected by {affected_by}'} "
-                  f"[over budget, confirmed by {who}: {estimate.describe_breaches()}]")
-    queued, request = request_recompute(platform, affected_by, requested_by=requested_by, reason=reason, principal=principal)
+    """:func:`~eval_platform.governance.incidents.request_recompute` (which enforces the budget, see
+    :func:`enforce_budget`), with the estimate it was checked against."""
+    queued, request, estimate = recompute_checked(platform, affected_by, requested_by=requested_by, reason=reason,
+                                                  principal=principal, confirm_over_budget=confirm_over_budget)
     return queued, request, estimate
