@@ -214,14 +214,14 @@ def _check_rematerialization_budget(platform: EvalPlatform, model_key: str, data
     rematerialization would queue; raises :class:`~eval_platform.governance.recompute_cost.OverBudget` (logged)
     when it is over and nobody confirmed."""
     # imported here: recompute_cost plans recomputes from this module's helpers (it imports this module)
-    from eval_platform.governance.recompute_cost import PlannedRun, enforce_budget, estimate_recompute
+    from eval_platform.governance.recompute_cost import PlannedRun, any_budget_applies, enforce_budget, estimate_recompute
 
     plan = [PlannedRun(r.run.run_id, r.run.model_key, r.dataset_key, r.suite_key, r.suite_definition, r.run.requested_baseline)
             for r in remedies]
     plan += [PlannedRun(run.run_id, run.model_key, run.dataset_key, run.suite_key, dict(platform.suite(run.suite_key).metric_defs),
                         run.requested_baseline) for run in again]
-    if not plan:
-        return None
+    if not plan or not any_budget_applies(plan):
+        return None  # nothing to pay for, or no budget to be over: no estimate (it reads every run's dataset)
     target = f"{model_key} on {dataset_key}" if dataset_key else model_key
     estimate = estimate_recompute(platform, f"the {trigger} of {target}", plan=plan)
     how = (f"launch it again with the Dagster run tag {CONFIRM_OVER_BUDGET_TAG}=<who confirms>, or, for runs an incident "

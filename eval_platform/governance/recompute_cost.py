@@ -464,6 +464,13 @@ def _breaches(estimate: RecomputeEstimate, per_suite: dict, budgets: dict[str, S
     return breaches
 
 
+def any_budget_applies(plan: list[PlannedRun]) -> bool:
+    """Whether a budget could be over for ``plan``: the installation's recompute budget is set, or a planned run's
+    suite sets ``llm.budget``. Without either no estimate can breach anything, and callers may skip estimating."""
+    return installation_recompute_budget() is not None or any(
+        (planned.suite_definition.get("llm") or {}).get("budget") for planned in plan)
+
+
 def installation_recompute_budget() -> float | None:
     """``EVAL_PLATFORM_RECOMPUTE_MAX_COST`` (a number >= 0), or None when unset."""
     raw = os.environ.get(RECOMPUTE_MAX_COST_ENV, "").strip()
