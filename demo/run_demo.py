@@ -286,7 +286,7 @@ def show_release_ledger(platform, home: Path) -> None:
     evalp(["releases", "verify", MODEL_NAME, *home_args])
     served = f"{MODEL_NAME}@{serving[-1].model_version or serving[0].model_version}"
     bundle = home / "evidence" / f"{served.replace('@', '-v')}.html"
-    print(f"$ evalp releases export {served} --out {os.path.relpath(bundle)}")
+    print(f"$ evalp releases export {served} --out {bundle}")
     evalp(["releases", "export", served, "--out", str(bundle), *home_args])
     print(f"evidence bundle of {served}: {bundle} (open it in a browser; the .json beside it is for machines)")
 
