@@ -82,7 +82,8 @@ StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 def _earlier_runs(context: StepContext) -> list[str]:
     """The earlier runs of this run's retry chain (Dagster re-executed a run whose worker died): their
     claimed eval runs are this run's to finish."""
-    if "dagster/root_run_id" not in context.run.tags:
+    # a retry by the daemon carries the tag; a re-execution from the UI or the API (e.g. from failure) the attribute
+    if "dagster/root_run_id" not in context.run.tags and context.run.root_run_id is None:
         return []
     group = context.instance.get_run_group(context.run.run_id)
     return [run.run_id for run in group[1] if run.run_id != context.run.run_id] if group else []
