@@ -61,6 +61,8 @@ SHARD_INDEX = "shard_index"
 
 
 class ShardKind(StrEnum):
+    """What a shard computes."""
+
     LLM_PREDICTIONS = "llm_predictions"  # a candidate's answers to rows [start, stop)
     WHOLE_PREDICTIONS = "whole_predictions"  # a model that is not an LLM: the whole run in one step, as before
     JUDGE = "judge"  # the judge's verdicts on the selected examples at rows [start, stop)
@@ -280,7 +282,7 @@ def plan_judgments(platform: EvalPlatform, runs: Sequence[EvalRun], size: int) -
             run = platform.run(run.run_id)
         dataset = platform.dataset(run.dataset_key)
         identity = {"step": "judgments", "suite": suite_record.definition_hash,
-                    "judge_config_hash": JudgeConfig.from_dict(suite.llm["judge"]).config_hash,
+                    "judge_config_hash": JudgeConfig.from_dict((suite.llm or {})["judge"]).config_hash,
                     "predictions": run.predictions_hash, "dataset": dataset.content_hash,
                     "judge_code": JUDGE_CODE_VERSION, "llm_call_code": LLM_CALL_CODE_VERSION}
         planned += _shards(ShardKind.JUDGE, run, position, dataset.row_count, size, identity)

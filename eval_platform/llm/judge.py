@@ -426,7 +426,8 @@ def judge(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, cache: Cal
         raise InvalidInput("judge.output", "a pairwise judge is run with judge_pairwise")
     n = _check_n(n)
     frame = _prepare(examples, columns or {}, id_column, ("question", "reference", "answer"))
-    judged, strata, plan = _within(*_select(examples.reset_index(drop=True), sample), only)
+    judged, strata, plan = _select(examples.reset_index(drop=True), sample)
+    judged, strata = _within(judged, strata, only)
     if not judged:  # a shard the sample left no example in
         return JudgeResult(pd.DataFrame(), {}, CallReport(phase="judge"))
     units: list[tuple[int, list[CallRequest]]] = []
@@ -556,13 +557,13 @@ def _select(frame: pd.DataFrame, sample: SamplingPlan | None):
     return [int(p) for p in drawn.positions], [str(s) for s in drawn.strata], (sample, dict(drawn.population), drawn)
 
 
-def _within(judged: list[int], strata: list, plan, only: tuple[int, int] | None):
+def _within(judged: list[int], strata: list, only: tuple[int, int] | None) -> tuple[list[int], list]:
     """The selection restricted to the row positions ``[start, stop)`` of ``only`` (None: all of it)."""
     if only is None:
-        return judged, strata, plan
+        return judged, strata
     start, stop = only
     kept = [i for i, position in enumerate(judged) if start <= position < stop]
-    return [judged[i] for i in kept], [strata[i] for i in kept], plan
+    return [judged[i] for i in kept], [strata[i] for i in kept]
 
 
 def summarize(verdicts: pd.DataFrame, examples: pd.DataFrame, config: JudgeConfig, n: int, report: CallReport,

@@ -53,9 +53,12 @@ def _started_steps(instance, run_id: str) -> list[str]:
 
 
 def _failures(instance, run_id: str) -> list[str]:
-    """The run's step and run failures, with their causes (a failed assertion shows them)."""
-    return [f"{entry.step_key}: {entry.dagster_event.event_specific_data.error.to_string() if entry.dagster_event.event_specific_data and getattr(entry.dagster_event.event_specific_data, 'error', None) else entry.message}"
-            for entry in instance.all_logs(run_id) if entry.dagster_event and entry.dagster_event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE", "PIPELINE_FAILURE")]
+    """The run's step failures, with their causes (a failed assertion shows them)."""
+    failures = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        error = getattr(entry.dagster_event.event_specific_data, "error", None)
+        failures.append(f"{entry.step_key}: {error.to_string() if error else entry.message}")
+    return failures
 
 
 def _step_keys(instance, run_id: str, event_type) -> set[str]:

@@ -11,7 +11,21 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.core.store import JUDGE_VERDICTS, PREDICTIONS
 from eval_platform.evaluation import judging, predicting, runner, shards
 from eval_platform.llm.judge import JudgeConfig
-from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, server, service  # noqa: F401  (fixtures)
+from eval_platform.llm.server import LocalLLMServer
+from tests.llm.test_llm_runs import _service, candidate_file, judge_config, judged_suite
+
+
+@pytest.fixture(scope="module")
+def server():
+    local = LocalLLMServer()
+    base_url = local.start()
+    yield local, base_url
+    local.stop()
+
+
+@pytest.fixture
+def service(tmp_path, server, monkeypatch):
+    yield from _service(tmp_path, server, monkeypatch, None)
 
 
 def test_shard_bounds_are_contiguous_in_order_and_at_most_the_size():
@@ -33,19 +47,19 @@ def test_the_shard_size_is_the_operators_setting_and_a_bad_one_names_the_variabl
         assert caught.value.field == shards.SHARD_SIZE_VARIABLE
 
 
-def _sharded(service, runs, size):
+def _sharded(platform, runs, size):
     """Plan, run every shard and merge, predictions then judgments, as the Dagster steps do."""
-    planned = shards.plan_predictions(service, runs, size)
-    results = [shards.run_prediction_shard(service, shard, "test:0") for shard in planned]
-    produced = [shards.merge_predictions(service, run, results) for run in runs]
-    planned_judge = shards.plan_judgments(service, runs, size)
-    judged_results = [shards.run_judgment_shard(service, shard, "test:0") for shard in planned_judge]
-    judged = [shards.merge_judgments(service, run, judged_results) for run in runs]
+    planned = shards.plan_predictions(platform, runs, size)
+    results = [shards.run_prediction_shard(platform, shard, "test:0") for shard in planned]
+    produced = [shards.merge_predictions(platform, run, results) for run in runs]
+    planned_judge = shards.plan_judgments(platform, runs, size)
+    judged_results = [shards.run_judgment_shard(platform, shard, "test:0") for shard in planned_judge]
+    judged = [shards.merge_judgments(platform, run, judged_results) for run in runs]
     return planned, results, produced, planned_judge, judged_results, judged
 
 
 @pytest.mark.parametrize("sample", [None, {"size": 9, "strata": {"column": "category"}, "seed": 3, "min_per_stratum": 1}])
-def test_merged_shards_are_exactly_the_single_step_artifacts(service, server, tmp_path, sample):  # noqa: F811
+def test_merged_shards_are_exactly_the_single_step_artifacts(service, server, tmp_path, sample):
     local, _ = server
     suite = judged_suite()
     if sample is not None:
@@ -99,7 +113,7 @@ def test_merged_shards_are_exactly_the_single_step_artifacts(service, server, tm
     assert all(r.reused for r in judged_again if r.artifact)
 
 
-def test_one_shard_is_the_single_step_computation(service, server, tmp_path):  # noqa: F811
+def test_one_shard_is_the_single_step_computation(service, server, tmp_path):
     service.register_suite(judged_suite())
     service.register_model("qa-bot", candidate_file(tmp_path, model="kb-qa-v1", prompt_version="9"), kind="openai_chat",
                            eval_plan=[("qa", "qa")])
