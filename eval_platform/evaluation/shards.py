@@ -27,6 +27,7 @@ merge, as before.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -321,9 +322,12 @@ def merge_judgments(platform: EvalPlatform, run: EvalRun, results: Sequence[Shar
         return judging.judge_outputs(platform, run)  # no judge, or claimed after the plan: in one step
     mine = _of_run(run, results)
     frame, schema = judging.evaluation_columns(platform, run)
-    parts = [platform.store.get_table(JUDGMENT_SHARDS, r.artifact) for r in mine if r.artifact]
-    verdicts = pd.concat(parts, ignore_index=True)
+    parts = {r.shard.index: platform.store.get_table(JUDGMENT_SHARDS, r.artifact) for r in mine if r.artifact}
+    verdicts = pd.concat(list(parts.values()), ignore_index=True)
     report = _reports(mine, "judge", rows_of_reused=False)
+    # a shard served from its stored verdicts: each of its judge calls counts as a cache hit, as a rerun's would
+    report.cache_hits += sum(len(json.loads(samples)) for r in mine if r.reused and r.shard.index in parts
+                             for samples in parts[r.shard.index]["samples"])
     report.examples = len(verdicts)
     report.wall_seconds = sum(r.seconds for r in mine)
     llm = suite.llm or {}
