@@ -6,9 +6,12 @@ and for the registry (fresh databases), RabbitMQ (a fresh virtual host), two wor
 A model version whose suite calls the candidate model and a pinned judge on the project's local
 OpenAI-compatible server is registered; its gate decision arrives, and every step of its eval cell and of its
 gate job ran on a worker: Dagster's step events name the Celery worker, and the step's own ``worker`` metadata
-is a pool process of one of the two workers. Then a worker is killed with SIGKILL while it runs a model
-version's predictions step: the broker hands the step to the other worker, the decision still arrives, and the
-server answered no call twice beyond those in flight when the worker died (the LLM call cache serves the rest).
+is a pool process of one of the two workers. With ``EVAL_PLATFORM_SHARD_SIZE=5`` a cell's 20 examples are 4
+prediction shards and 4 judge shards, which spread over both workers (each shard's ``host:pid`` is in the
+merge step's ``shard_workers`` metadata). Then a worker is killed with SIGKILL while it runs a prediction
+shard, and (after a third worker joined) another while it runs a judge shard: the broker hands the shard to
+a surviving worker, the decision still arrives, and the server answered no call twice beyond those in flight
+when the worker died (the LLM call cache serves the rest; the shards other workers finished are not re-run).
 
 Every wait polls for its condition and fails at once, with the logs, if a process of the deployment exits.
 """
