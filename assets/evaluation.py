@@ -17,7 +17,8 @@ import dagster as dg
 from eval_platform.core.failures import describe_failure
 from eval_platform.core.hashing import json_hash, short
 from eval_platform.core.states import RELEASABLE, DatasetStatus, RunStatus
-from eval_platform.evaluation import judging, predicting, runner
+from eval_platform.evaluation import runner, shards
+from eval_platform.evaluation.shards import Shard, ShardResult, nothing_shard, shard_rows
 from eval_platform.gates import releases
 from eval_platform.gates.blockers import BlockerKind
 from eval_platform.gates.releases import effective_decision
@@ -42,6 +43,7 @@ from eval_platform_dagster.assets.partitions import (
 )
 from eval_platform_dagster.assets.platform import PLATFORM, platform_of
 from eval_platform_dagster.assets.rendering import (
+    executed_by,
     lineage_metadata,
     plain,
     render_comparisons,
@@ -72,21 +74,27 @@ ON_DATASET_VERSION = dg.MultiToSingleDimensionPartitionMapping(partition_dimensi
 ON_MODEL_VERSION = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=MODEL_DIMENSION)
 
 
-def _earlier_runs(context: dg.AssetExecutionContext) -> list[str]:
+#: The context of an asset's step or of an op of a graph-backed asset (predictions and judgments): both
+#: know the run, the instance and the partition.
+StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
+
+
+def _earlier_runs(context: StepContext) -> list[str]:
     """The earlier runs of this run's retry chain (Dagster re-executed a run whose worker died): their
     claimed eval runs are this run's to finish."""
-    if "dagster/root_run_id" not in context.run.tags:
+    # a retry by the daemon carries the tag; a re-execution from the UI or the API (e.g. from failure) the attribute
+    if "dagster/root_run_id" not in context.run.tags and context.run.root_run_id is None:
         return []
     group = context.instance.get_run_group(context.run.run_id)
     return [run.run_id for run in group[1] if run.run_id != context.run.run_id] if group else []
 
 
-def _cell(context: dg.AssetExecutionContext) -> tuple[str, str]:
+def _cell(context: StepContext) -> tuple[str, str]:
     """``(model_key, dataset_key)`` of the run's eval cell."""
     return split_cell(context.partition_key)
 
 
-def _claim_runs(context: dg.AssetExecutionContext, platform: EvalPlatform) -> list[EvalRun]:
+def _claim_runs(context: StepContext, platform: EvalPlatform) -> list[EvalRun]:
     """The eval runs of the cell this Dagster run works on. A run started by hand (a rematerialization or a
     backfill from the UI) first queues the cell's current runs again, each remedied of the incident that
     touched it (a fixed metric version; in a clean dataset version's cell, the runs its contaminated
@@ -104,7 +112,7 @@ def _claim_runs(context: dg.AssetExecutionContext, platform: EvalPlatform) -> li
 
 
 @contextmanager
-def _failing_runs_on_error(context: dg.AssetExecutionContext, platform: EvalPlatform) -> Iterator[None]:
+def _failing_runs_on_error(context: StepContext, platform: EvalPlatform) -> Iterator[None]:
     """An error fails the eval runs of this Dagster run (no partial results), then fails the step."""
     try:
         yield
@@ -115,47 +123,117 @@ def _failing_runs_on_error(context: dg.AssetExecutionContext, platform: EvalPlat
         raise
 
 
-@dg.asset(
+def _dynamic(shards: list[Shard]) -> Iterator[dg.DynamicOutput]:
+    """One dynamic output per shard; at least one, so the merge step runs (and materializes) for a cell with
+    nothing to evaluate too."""
+    for shard in shards or [nothing_shard()]:
+        yield dg.DynamicOutput(shard, mapping_key=shard.mapping_key)
+
+
+def _shard_metadata(result: ShardResult) -> dict:
+    """A shard step's output metadata: which rows of which eval run, where it ran, what it cost."""
+    return {"eval_run": result.shard.run_id or "none", "rows": f"{result.shard.start}:{result.shard.stop}",
+            "artifact": result.artifact or "-", "reused": result.reused, "calls": result.calls, "worker": result.worker}
+
+
+def _shards_metadata(results: list[ShardResult]) -> dict:
+    """The merge's metadata about its shards: how many, and each one's worker (``host:pid``) and calls."""
+    rows = shard_rows(results)
+    return {"shards": len(rows), "shard_workers": dg.MetadataValue.json({row["shard"]: row["worker"] for row in rows}),
+            "shard_table": dg.MetadataValue.md(
+                "| shard | eval run | rows | reused | calls | worker | artifact |\n|---|---|---|---|---|---|---|\n" + "\n".join(
+                    f"| {row['shard']} | {row['eval_run']} | {row['rows'][0]}:{row['rows'][1]} | {row['reused']} | "
+                    f"{row['calls']} | {row['worker']} | `{short(row['artifact'])}` |" for row in rows))}
+
+
+@dg.op(ins={"eval_dataset": dg.In(dg.Nothing)}, out=dg.DynamicOut(), required_resource_keys=PLATFORM)
+def plan_prediction_shards(context: dg.OpExecutionContext) -> Iterator[dg.DynamicOutput]:
+    """Claims the cell's eval runs and splits each run's examples into shards (``EVAL_PLATFORM_SHARD_SIZE``)."""
+    platform = platform_of(context)
+    runs = _claim_runs(context, platform)
+    with _failing_runs_on_error(context, platform):
+        planned = shards.plan_predictions(platform, runs, shards.shard_size())
+    yield from _dynamic(planned)
+
+
+@dg.op(pool="model_inference", tags={CELERY_QUEUE: "model_inference"}, required_resource_keys=PLATFORM)
+def predict_shard(context: dg.OpExecutionContext, shard: Shard) -> ShardResult:
+    """One shard's predictions (an artifact: a shard already stored is not computed again)."""
+    platform = platform_of(context)
+    with _failing_runs_on_error(context, platform):
+        result = shards.run_prediction_shard(platform, shard, executed_by())
+    context.add_output_metadata(_shard_metadata(result))
+    return result
+
+
+@dg.op(out=dg.Out(dg.Nothing), required_resource_keys=PLATFORM)
+def merge_prediction_shards(context: dg.OpExecutionContext, results: list[ShardResult]) -> None:
+    """The runs' predictions from their shards, recorded as one step records them."""
+    platform = platform_of(context)
+    runs = _claim_runs(context, platform)
+    with _failing_runs_on_error(context, platform):
+        produced = [shards.merge_predictions(platform, run, results) for run in runs]
+    context.add_output_metadata(lineage_metadata(platform, runs) | render_predictions(produced, runs) | _shards_metadata(results))
+
+
+@dg.graph_asset(
     partitions_def=eval_cells,
     # exactly the cell's dataset version: the UI's lineage and staleness follow the version evaluated
-    deps=[dg.AssetDep(eval_dataset, partition_mapping=ON_DATASET_VERSION)],
+    ins={"eval_dataset": dg.AssetIn(key=eval_dataset.key, partition_mapping=ON_DATASET_VERSION, dagster_type=dg.Nothing)},
     group_name="evaluation",
     code_version=PREDICTION_CODE_VERSION,
     kinds={"parquet", "scikit-learn"},
-    pool="model_inference",
-    op_tags={CELERY_QUEUE: "model_inference"},
-    required_resource_keys=PLATFORM,
 )
-def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def predictions(eval_dataset):
     """The model version's predictions on the cell's dataset version (cached by model file and dataset
-    content: a rerun makes no inference already paid for)."""
+    content: a rerun makes no inference already paid for). An LLM candidate's examples run in shards of
+    ``EVAL_PLATFORM_SHARD_SIZE`` rows, each a step of pool ``model_inference``, then merged."""
+    return merge_prediction_shards(plan_prediction_shards(eval_dataset).map(predict_shard).collect())
+
+
+@dg.op(ins={"predictions": dg.In(dg.Nothing)}, out=dg.DynamicOut(), required_resource_keys=PLATFORM)
+def plan_judgment_shards(context: dg.OpExecutionContext) -> Iterator[dg.DynamicOutput]:
+    """Claims the cell's eval runs and splits each judged run's examples into shards."""
     platform = platform_of(context)
     runs = _claim_runs(context, platform)
     with _failing_runs_on_error(context, platform):
-        produced = [predicting.produce_predictions(platform, run) for run in runs]
-    return dg.MaterializeResult(metadata=lineage_metadata(platform, runs) | render_predictions(produced, runs))
+        planned = shards.plan_judgments(platform, runs, shards.shard_size())
+    yield from _dynamic(planned)
 
 
-@dg.asset(
+@dg.op(pool="judge", tags={CELERY_QUEUE: "judge"}, required_resource_keys=PLATFORM)
+def judge_shard(context: dg.OpExecutionContext, shard: Shard) -> ShardResult:
+    """One shard's judge verdicts (an artifact: a shard already stored is not judged again)."""
+    platform = platform_of(context)
+    with _failing_runs_on_error(context, platform):
+        result = shards.run_judgment_shard(platform, shard, executed_by())
+    context.add_output_metadata(_shard_metadata(result))
+    return result
+
+
+@dg.op(out=dg.Out(dg.Nothing), required_resource_keys=PLATFORM)
+def merge_judgment_shards(context: dg.OpExecutionContext, results: list[ShardResult]) -> None:
+    """The runs' judgments from their shards (and the pairwise judge, in this step), recorded as one step records them."""
+    platform = platform_of(context)
+    runs = _claim_runs(context, platform)
+    with _failing_runs_on_error(context, platform):
+        judged = [shards.merge_judgments(platform, run, results) for run in runs]
+    context.add_output_metadata(lineage_metadata(platform, runs) | render_judgments(judged) | _shards_metadata(results))
+
+
+@dg.graph_asset(
     partitions_def=eval_cells,
-    deps=[predictions],
+    ins={"predictions": dg.AssetIn(key=predictions.key, dagster_type=dg.Nothing)},
     group_name="evaluation",
     code_version=JUDGMENTS_CODE_VERSION,
     kinds={"parquet", "openai"},
-    pool="judge",
-    op_tags={CELERY_QUEUE: "judge"},
-    required_resource_keys=PLATFORM,
 )
-def judgments(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def judgments(predictions):
     """The pinned model-as-judge's verdicts on each run's predictions (every example, or the suite's
     stratified sample) and, when the baseline's run is known, the pairwise judge's verdicts against the
-    baseline's answers in both orders. Judge calls run in pool ``judge``, through the LLM call cache
-    (``judge_calls = 0`` on a rerun); runs whose suite has no judge pass through."""
-    platform = platform_of(context)
-    runs = _claim_runs(context, platform)
-    with _failing_runs_on_error(context, platform):
-        judged = [judging.judge_outputs(platform, run) for run in runs]
-    return dg.MaterializeResult(metadata=lineage_metadata(platform, runs) | render_judgments(judged))
+    baseline's answers in both orders. Judge calls run in shards, steps of pool ``judge``, through the LLM
+    call cache (``judge_calls = 0`` on a rerun); runs whose suite has no judge pass through."""
+    return merge_judgment_shards(plan_judgment_shards(predictions).map(judge_shard).collect())
 
 
 @dg.asset(

@@ -13,7 +13,7 @@ from eval_platform_dagster.resources import EvalPlatformResource
 PLATFORM = {"platform"}
 
 
-def platform_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> EvalPlatform:
+def platform_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext | dg.OpExecutionContext) -> EvalPlatform:
     """The installation the ``platform`` resource of the run binds."""
     resource: EvalPlatformResource = context.resources.platform
     return resource.get()

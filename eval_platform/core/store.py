@@ -122,6 +122,20 @@ class ArtifactStore:
             raise CorruptArtifact(f"{kind} artifact {digest} does not match its content hash")
         return payload
 
+    # index entries: an input's hash -> the content hash of what it produced ---------------------------
+    def put_index_entry(self, kind: str, key: str, digest: str) -> None:
+        """Record, once, that the work named by ``key`` (a hash of its inputs) produced the artifact ``digest``.
+        Written after the artifact itself, so an entry always names a complete artifact; never rewritten."""
+        self._write_once(self._path(kind, key, ".ref"), digest.encode())
+
+    def index_entry(self, kind: str, key: str) -> str | None:
+        """The artifact ``key``'s work produced, or None when it has not (yet) finished."""
+        path = self._path(kind, key, ".ref")
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as handle:
+            return handle.read().decode()
+
     def uri(self, kind: str, digest: str, suffix: str = ".parquet") -> str:
         return self.fs.unstrip_protocol(self._path(kind, digest, suffix))
 

@@ -23,10 +23,10 @@ from eval_platform.evaluation.results import (
     PairwiseReport,
     Record,
 )
-from eval_platform.llm.budget import label_efficiency, strata_from_metric, stratified_estimate
+from eval_platform.llm.budget import SuiteBudget, label_efficiency, strata_from_metric, stratified_estimate
 from eval_platform.llm.calls import raise_if_calls_failed
 from eval_platform.llm.generate import judge_predictions
-from eval_platform.llm.judge import JUDGED, JudgeConfig, SamplingPlan
+from eval_platform.llm.judge import JUDGED, JudgeConfig, JudgeResult, SamplingPlan
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
 
@@ -70,7 +70,7 @@ def judge_outputs(platform: EvalPlatform, run: EvalRun) -> JudgmentReport:
     judge = _judge_and_record(platform, run, suite, frame, schema) if needs_judge(suite) else None
     if not pairwise_metrics(suite):
         return JudgmentReport(run.run_id, judge=judge)
-    state, pairwise = _pairwise_if_baseline_known(platform, platform.run(run.run_id), suite, frame, schema)
+    state, pairwise = pairwise_if_baseline_known(platform, platform.run(run.run_id), suite, frame, schema)
     return JudgmentReport(run.run_id, judge=judge, pairwise=pairwise, pairwise_state=state)
 
 
@@ -81,11 +81,16 @@ def _record_result(platform: EvalPlatform, run_id: str, key: str, record: Record
 
 def _judge_and_record(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict) -> JudgeReport:
     record, _ = _run_judge(platform, run, suite, frame, schema)
-    _record_result(platform, run.run_id, "judge", record)
+    return record_judge_result(platform, run.run_id, record)
+
+
+def record_judge_result(platform: EvalPlatform, run_id: str, record: Record) -> JudgeReport:
+    """The judge's record kept as the run's ``results["judge"]``."""
+    _record_result(platform, run_id, "judge", record)
     return JudgeReport.from_record(record)
 
 
-def _pairwise_if_baseline_known(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
+def pairwise_if_baseline_known(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
                                 schema: dict) -> tuple[BaselineState, PairwiseReport | None]:
     """The pairwise judge against the baseline's run when it is known (``ok``), else nothing yet."""
     state, baseline, _ = find_baseline(platform, run)
@@ -127,16 +132,34 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
     ``llm.judge_sample`` (through the LLM call cache); the verdicts are kept as an artifact and the record
     holds the judge's summary (agreement, disagreements, errors, calls, tokens, cost) and the sampling."""
 
-    llm, cache, budget, prices = llm_settings(platform, suite)
+    result, plan = run_judge_calls(platform, run, suite, frame, schema, SuiteBudget.from_dict((suite.llm or {}).get("budget")))
+    return record_judge(platform, run, suite, result, plan, record_lineage)
+
+
+def run_judge_calls(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame, schema: dict, budget: SuiteBudget,
+                    only: tuple[int, int] | None = None, fail_on_call_errors: bool = False) -> tuple[JudgeResult, SamplingPlan | None]:
+    """The judge's calls on the run's examples (all, or the shard at row positions ``only``) within
+    ``budget``; stops the run at the budget, or when every call failed. ``fail_on_call_errors``: any call
+    that failed after its retries stops it too (a shard is kept only complete: the rerun asks again)."""
+    llm, cache, _, prices = llm_settings(platform, suite)
     config = JudgeConfig.from_dict(llm["judge"])
     plan = _sampling_plan(suite, _judge_strata(suite, frame, schema, run.dataset_key))
     with llm_client(platform, config.endpoint, prices) as client:
         result = judge_predictions(frame, config, cache, budget, n=llm.get("judge_samples", 1), sample=plan, client=client,
                                    concurrency=llm.get("concurrency", 8), dataset=run.dataset_key,
-                                   reference_column=schema["label_column"])
+                                   reference_column=schema["label_column"], only=only)
     if result.report.budget_exceeded:
         raise LLMRunStopped(result.report.budget_field or "budget", "budget_exceeded: the judge stopped at its budget")
     _raise_if_judge_calls_failed(result.report)
+    if fail_on_call_errors and result.report.errors:
+        raise LLMRunStopped("judge", f"{result.report.errors} judge call(s) failed after their retries: "
+                                     f"{result.report.error_samples[:3]}")
+    return result, plan
+
+
+def record_judge(platform: EvalPlatform, run: EvalRun, suite, result: JudgeResult, plan: SamplingPlan | None,
+                 record_lineage: bool = True) -> tuple[dict, pd.DataFrame]:
+    """The judge's verdicts stored as an artifact, and its record (summary, calls, sampling) for the run."""
     verdicts = result.verdicts.astype({"score": np.float64})
     digest = platform.store.put_table(JUDGE_VERDICTS, verdicts)
     record = {"verdicts": digest, "predictions_hash": run.predictions_hash, **json_safe(result.to_dict())}
@@ -147,6 +170,11 @@ def _run_judge(platform: EvalPlatform, run: EvalRun, suite, frame: pd.DataFrame,
         platform.update_run(run.run_id, lineage={**current, "judge": record["summary"]["judge"],
                                                  "judge_config_hash": record["summary"]["judge_config_hash"]})
     return record, verdicts
+
+
+def judge_sampling_plan(suite, frame: pd.DataFrame, schema: dict, dataset_key: str) -> SamplingPlan | None:
+    """The suite's stratified sample of the judged examples (None: every example)."""
+    return _sampling_plan(suite, _judge_strata(suite, frame, schema, dataset_key))
 
 
 def _raise_if_judge_calls_failed(report) -> None:

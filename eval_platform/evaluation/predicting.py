@@ -109,10 +109,29 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
     so a rerun, or a run resumed after a stop, pays only for what is missing."""
 
     suite = platform.suite_definition(platform.suite(run.suite_key))
-    spec = with_logprobs_if_needed(platform.load_model(model), suite)
-    llm = suite.llm or {}
+    budget = SuiteBudget.from_dict((suite.llm or {}).get("budget"))
     # a canary run's cache answers nothing: its reference scores are fresh calls too
-    frame, cache, budget = platform.load_dataset(dataset), candidate_cache(platform, run), SuiteBudget.from_dict(llm.get("budget"))
+    predictions, report, scoring, spec = llm_candidate_predictions(platform, run, platform.load_dataset(dataset), budget)
+    digest = platform.store.put_table(PREDICTIONS, predictions)
+    platform.update_run(run.run_id, predictions_hash=digest, lineage=llm_lineage(platform, run, spec, report, scoring))
+    raise_if_llm_run_stopped(report, scoring)
+    reports = [report] if scoring is None else [report, scoring]  # the reference scoring's calls are the candidate's too
+    calls_made = sum(r.calls for r in reports)
+    return PredictionReport(run.run_id, digest, cache_hit=calls_made == 0, rows=len(predictions),
+                            seconds=sum(r.wall_seconds for r in reports), calls=calls_made,
+                            cache_hits=sum(r.cache_hits for r in reports),
+                            tokens=sum(r.prompt_tokens + r.completion_tokens for r in reports), cost=sum(r.cost for r in reports))
+
+
+def llm_candidate_predictions(platform: EvalPlatform, run: EvalRun, frame, budget: SuiteBudget):
+    """The candidate's answers to the examples of ``frame`` (a run's whole dataset, or one shard of its rows:
+    :mod:`eval_platform.evaluation.shards`) within ``budget``, with the references' scores when the suite
+    has a perplexity metric of the reference. Returns ``(predictions, report, scoring report or None, spec)``."""
+    suite = platform.suite_definition(platform.suite(run.suite_key))
+    spec = with_logprobs_if_needed(platform.load_model(platform.model(run.model_key)), suite)
+    dataset = platform.dataset(run.dataset_key)
+    llm = suite.llm or {}
+    cache = candidate_cache(platform, run)
     scoring = None
     with llm_client(platform, spec.endpoint, PriceTable.from_dict(llm.get("prices"))) as client:
         predictions, report = generate_predictions(spec, frame, cache, budget, client=client,
@@ -120,27 +139,28 @@ def _generate_with_llm(platform: EvalPlatform, run: EvalRun, dataset: EvalDatase
         if scores_references(suite) and not report.errors and not report.budget_exceeded:
             predictions, scoring = _with_reference_scores(predictions, spec, frame, dataset, run, cache,
                                                           _left_over(budget.candidate, report), client, llm)
-    digest = platform.store.put_table(PREDICTIONS, predictions)
-    calls = report.to_dict()
-    record = lineage(platform, run) | {"prompt_version": spec.prompt.key, "candidate": spec.record(), "candidate_calls": calls}
+    return predictions, report, scoring, spec
+
+
+def llm_lineage(platform: EvalPlatform, run: EvalRun, spec: CandidateSpec, report, scoring) -> dict:
+    """The run's lineage with the candidate and what its calls did."""
+    record = lineage(platform, run) | {"prompt_version": spec.prompt.key, "candidate": spec.record(), "candidate_calls": report.to_dict()}
     if scoring is not None:
         record["reference_scoring_calls"] = scoring.to_dict()
-    platform.update_run(run.run_id, predictions_hash=digest, lineage=record)
+    return record
+
+
+def raise_if_llm_run_stopped(report, scoring) -> None:
+    """:class:`LLMRunStopped` (or the calls' own failure) when the candidate's calls, or the references'
+    scoring, stopped at the budget or failed after their retries."""
     if scoring is not None and (scoring.budget_exceeded or scoring.errors):
         report = scoring  # the candidate's own calls went well: what stops the run is the scoring
     if report.budget_exceeded:
         raise LLMRunStopped(report.budget_field or "budget", f"budget_exceeded: the run stopped at its budget after "
                             f"{report.calls} call(s); {report.skipped} example(s) were not answered")
     if report.errors:
-
         raise_if_calls_failed(report)  # every call failed, or the endpoint's breaker opened: that is the cause
         raise LLMRunStopped("candidate", f"{report.errors} call(s) failed after their retries: {report.error_samples[:3]}")
-    reports = [report] if scoring is None else [report, scoring]  # the reference scoring's calls are the candidate's too
-    calls_made = sum(r.calls for r in reports)
-    return PredictionReport(run.run_id, digest, cache_hit=calls_made == 0, rows=len(predictions),
-                            seconds=sum(r.wall_seconds for r in reports), calls=calls_made,
-                            cache_hits=sum(r.cache_hits for r in reports),
-                            tokens=sum(r.prompt_tokens + r.completion_tokens for r in reports), cost=sum(r.cost for r in reports))
 
 
 def scores_references(suite) -> bool:

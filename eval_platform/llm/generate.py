@@ -234,24 +234,27 @@ def judge_predictions(frame: pd.DataFrame, judge: JudgeConfig, cache: CallCache,
                       reference_column: str = "reference", answer_column: str = "prediction",
                       baseline_column: str = "baseline_prediction", dataset: str | None = None,
                       check_budget: bool = True, cancel: threading.Event | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> JudgeResult:
+                      progress: Callable[[int, int], None] | None = None, only: tuple[int, int] | None = None) -> JudgeResult:
     """A pinned judge's verdicts on the evaluation frame (the dataset joined with the predictions).
 
     With ``pairwise``, the candidate's answer (``answer_column``) is compared with ``baseline_column``
     in both orders. ``sample`` (a :class:`~eval_platform.llm.judge.SamplingPlan`) judges a stratified
-    sample and reports the estimate with its confidence interval. Returns a
+    sample and reports the estimate with its confidence interval. ``only=(start, stop)`` judges one shard: the
+    selected examples at those row positions (not with ``pairwise``). Returns a
     :class:`~eval_platform.llm.judge.JudgeResult` (``.verdicts``, ``.summary``, ``.report``).
     """
     columns = {"question": question_column, "reference": reference_column}
     if pairwise:
-        columns.update(answer_a=answer_column, answer_b=baseline_column)
-        run = judge_pairwise
-    else:
-        columns.update(answer=answer_column)
-        run = judge_examples
-    return run(frame, judge, n=n, cache=cache, budget=budget, client=client, prices=prices, retry=retry,
-               concurrency=concurrency, sample=sample, columns=columns, id_column=id_column, dataset=dataset,
-               check_budget=check_budget, cancel=cancel, progress=progress)
+        if only is not None:
+            raise InvalidInput("only", "a pairwise judge is not run by shards")
+        return judge_pairwise(frame, judge, n=n, cache=cache, budget=budget, client=client, prices=prices, retry=retry,
+                              concurrency=concurrency, sample=sample, columns={**columns, "answer_a": answer_column,
+                                                                                "answer_b": baseline_column},
+                              id_column=id_column, dataset=dataset, check_budget=check_budget, cancel=cancel, progress=progress)
+    return judge_examples(frame, judge, n=n, cache=cache, budget=budget, client=client, prices=prices, retry=retry,
+                          concurrency=concurrency, sample=sample, columns={**columns, "answer": answer_column},
+                          id_column=id_column, dataset=dataset, check_budget=check_budget, cancel=cancel,
+                          progress=progress, only=only)
 
 
 def estimate_run(candidate: CandidateSpec, examples: pd.DataFrame, cache: CallCache, judge: JudgeConfig | None = None, *, n: int = 1,

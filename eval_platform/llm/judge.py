@@ -413,15 +413,23 @@ def judge(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, cache: Cal
           prices: PriceTable | None = None, retry: RetryPolicy | None = None, concurrency: int = 8,
           sample: SamplingPlan | None = None, columns: Mapping[str, str] | None = None, id_column: str = "example_id",
           dataset: str | None = None, check_budget: bool = True, cancel: threading.Event | None = None,
-          progress: Callable[[int, int], None] | None = None) -> JudgeResult:
+          progress: Callable[[int, int], None] | None = None, only: tuple[int, int] | None = None) -> JudgeResult:
     """Judge each example's answer ``n`` times. ``examples`` has ``id_column`` and the columns named by
     ``columns`` for ``question``, ``reference`` and ``answer`` (default: those names). Examples without an
-    answer (a failed candidate call) are ``no_answer`` and not judged."""
+    answer (a failed candidate call) are ``no_answer`` and not judged.
+
+    ``only=(start, stop)``: judge only the selected examples (all, or the sample drawn from all of them) at
+    row positions ``start <= p < stop``: one shard of the run (:mod:`eval_platform.evaluation.shards`); its
+    verdict rows are exactly those rows of the whole run's verdicts, and :func:`summarize` gives the whole
+    run's summary from the shards' verdicts put back together."""
     if config.output == "pairwise":
         raise InvalidInput("judge.output", "a pairwise judge is run with judge_pairwise")
     n = _check_n(n)
     frame = _prepare(examples, columns or {}, id_column, ("question", "reference", "answer"))
     judged, strata, plan = _select(examples.reset_index(drop=True), sample)
+    judged, strata = _within(judged, strata, only)
+    if not judged:  # a shard the sample left no example in
+        return JudgeResult(pd.DataFrame(), {}, CallReport(phase="judge"))
     units: list[tuple[int, list[CallRequest]]] = []
     requests: list[CallRequest] = []
     for position in judged:
@@ -547,6 +555,23 @@ def _select(frame: pd.DataFrame, sample: SamplingPlan | None):
         return list(range(len(frame))), [None] * len(frame), None
     drawn = sample.draw(frame)
     return [int(p) for p in drawn.positions], [str(s) for s in drawn.strata], (sample, dict(drawn.population), drawn)
+
+
+def _within(judged: list[int], strata: list, only: tuple[int, int] | None) -> tuple[list[int], list]:
+    """The selection restricted to the row positions ``[start, stop)`` of ``only`` (None: all of it)."""
+    if only is None:
+        return judged, strata
+    start, stop = only
+    kept = [i for i, position in enumerate(judged) if start <= position < stop]
+    return [judged[i] for i in kept], [strata[i] for i in kept]
+
+
+def summarize(verdicts: pd.DataFrame, examples: pd.DataFrame, config: JudgeConfig, n: int, report: CallReport,
+              sample: SamplingPlan | None = None) -> dict:
+    """The summary :func:`judge` returns, from its verdicts (e.g. the shards' verdicts, concatenated in row
+    order) and the examples they were drawn from (the sample is drawn again: it is deterministic)."""
+    _, _, plan = _select(examples.reset_index(drop=True), sample)
+    return _summary(verdicts, config, _check_n(n), plan, strata_population=plan and plan[1], report=report, pairwise=False)
 
 
 def _finish_frame(rows: list[dict], config: JudgeConfig, id_column: str) -> pd.DataFrame:

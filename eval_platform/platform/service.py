@@ -727,14 +727,18 @@ class EvalPlatform:
     def runs_of_dagster_run(self, dagster_run_id: str, model_key: str, previous_run_ids: Sequence[str] = (),
                             dataset_key: str | None = None) -> list[EvalRun]:
         """The eval runs of one model version (or of its eval cell on ``dataset_key``) a Dagster run works on;
-        running rows of an earlier run of its retry chain are taken over by it."""
+        running rows of an earlier run of its retry chain are taken over by it, and so are the rows a failed
+        step of that run failed (a re-execution from the failure finishes them: the shards and calls already
+        done are not paid again)."""
         name, version = VersionedKey.parse(model_key, "model")
         with self.registry.session() as session:
             of_model = (EvalRun.model_name == name, EvalRun.model_version == version, *_on_dataset(dataset_key))
             earlier = [run_id for run_id in previous_run_ids if run_id and run_id != dagster_run_id]
             if earlier:
-                for run in session.scalars(select(EvalRun).where(*of_model, EvalRun.status == RunStatus.RUNNING,
+                for run in session.scalars(select(EvalRun).where(*of_model, EvalRun.status.in_([RunStatus.RUNNING, RunStatus.FAILED]),
                                                                  EvalRun.dagster_run_id.in_(earlier)).with_for_update()):
+                    if run.status == RunStatus.FAILED:
+                        run.status, run.status_reason, run.finished_at = RunStatus.RUNNING, None, None
                     run.dagster_run_id = dagster_run_id
                 session.flush()
             return list(session.scalars(select(EvalRun).where(*of_model, EvalRun.dagster_run_id == dagster_run_id)))

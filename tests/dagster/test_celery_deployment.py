@@ -6,9 +6,12 @@ and for the registry (fresh databases), RabbitMQ (a fresh virtual host), two wor
 A model version whose suite calls the candidate model and a pinned judge on the project's local
 OpenAI-compatible server is registered; its gate decision arrives, and every step of its eval cell and of its
 gate job ran on a worker: Dagster's step events name the Celery worker, and the step's own ``worker`` metadata
-is a pool process of one of the two workers. Then a worker is killed with SIGKILL while it runs a model
-version's predictions step: the broker hands the step to the other worker, the decision still arrives, and the
-server answered no call twice beyond those in flight when the worker died (the LLM call cache serves the rest).
+is a pool process of one of the two workers. With ``EVAL_PLATFORM_SHARD_SIZE=5`` a cell's 20 examples are 4
+prediction shards and 4 judge shards, which spread over both workers (each shard's ``host:pid`` is in the
+merge step's ``shard_workers`` metadata). Then a worker is killed with SIGKILL while it runs a prediction
+shard, and (after a third worker joined) another while it runs a judge shard: the broker hands the shard to
+a surviving worker, the decision still arrives, and the server answered no call twice beyond those in flight
+when the worker died (the LLM call cache serves the rest; the shards other workers finished are not re-run).
 
 Every wait polls for its condition and fails at once, with the logs, if a process of the deployment exits.
 """
@@ -46,8 +49,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SAFETY_SECONDS = 300
 BIN = Path(sys.executable).parent
 QUEUES = ("dagster", "model_inference", "judge", "cpu_metrics")
-#: the eval cell job's steps (canary_metrics materializes only for a cell run that evaluated canary runs)
-EVAL_STEPS = ("predictions", "judgments", "metric_table", "comparison", "canary_metrics")
+#: rows per shard (EVAL_PLATFORM_SHARD_SIZE of the deployment): a cell's 20 examples are 4 shards
+SHARD_SIZE = 5
+SHARDS = 4
+PREDICT_SHARDS = tuple(f"predictions.predict_shard[r0_s{i}]" for i in range(SHARDS))
+JUDGE_SHARDS = tuple(f"judgments.judge_shard[r0_s{i}]" for i in range(SHARDS))
+#: the eval cell job's steps (canary_metrics materializes only for a cell run that evaluated canary runs): the
+#: graph-backed predictions and judgments are a plan step, one step per shard and a merge step each
+EVAL_STEPS = ("predictions.plan_prediction_shards", *PREDICT_SHARDS, "predictions.merge_prediction_shards",
+              "judgments.plan_judgment_shards", *JUDGE_SHARDS, "judgments.merge_judgment_shards",
+              "metric_table", "comparison", "canary_metrics")
 #: 20 answers and 3 judge samples of each: the calls one fresh evaluation makes
 CALLS_PER_EVAL = 20 + 3 * 20
 #: the suites' LLM concurrency: at most this many calls are in flight in one step
@@ -63,6 +74,7 @@ class Deployment:
     workers: dict[str, subprocess.Popen]
     logs: list[Path]
     home: Path
+    start_worker: Callable[[str], subprocess.Popen]
     killed: set[str] = field(default_factory=set)
 
     def report(self) -> str:
@@ -85,6 +97,12 @@ class Deployment:
     def node(self, name: str) -> str:
         """The Celery node name of worker ``name`` (``dagster-celery worker start -n NAME`` -> ``NAME@host``)."""
         return f"{name}@{socket.gethostname()}"
+
+    def add_worker(self, name: str) -> None:
+        """Start one more worker (after a kill, so the next kill still leaves one) and wait until it is ready."""
+        self.workers[name] = self.start_worker(name)
+        log = self.home.parent / f"{name}.log"
+        self.wait_for(lambda: f"{self.node(name)} ready." in log.read_text(errors="replace"), f"worker {name} ready")
 
 
 def _pg(admin: sqlalchemy.Engine, statement: str) -> None:
@@ -156,7 +174,9 @@ def deployment(tmp_path_factory, postgres_server) -> Iterator[Deployment]:
                "EVAL_PLATFORM_HOME": str(home), "EVAL_PLATFORM_DB_URL": f"{server_url}/{registry_db}",
                "EVAL_PLATFORM_EXECUTOR": "celery", "EVAL_LLM_BASE_URL": base_url,
                "DAGSTER_CELERY_BROKER_URL": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
-               "DAGSTER_CELERY_BACKEND_URL": "rpc://"}
+               "DAGSTER_CELERY_BACKEND_URL": "rpc://",
+               # the operator's shard size: the 20 examples of a cell are 4 shards, spread over the workers
+               "EVAL_PLATFORM_SHARD_SIZE": str(SHARD_SIZE)}
         env.pop("EVAL_PLATFORM_CELERY_CONFIG", None)  # the shipped deploy/celery/run_config.yaml
         logs = []
 
@@ -169,21 +189,22 @@ def deployment(tmp_path_factory, postgres_server) -> Iterator[Deployment]:
             started.append(process)
             return process
 
-        workers = {}
-        for name in ("w1", "w2"):
+        def start_worker(name: str) -> subprocess.Popen:
             # the README's command; one pool process each keeps two workers light on a busy machine. The queues
             # are one comma-separated -q: dagster-celery turns each -q into a celery -Q, and celery 5 keeps only
             # the last of several -Q
-            workers[name] = start(name, [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                                         "-y", str(ROOT / "deploy/celery/run_config.yaml"), "-n", name,
-                                         "-q", ",".join(QUEUES), "--", "--concurrency", "1"])
+            return start(name, [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                                "-y", str(ROOT / "deploy/celery/run_config.yaml"), "-n", name,
+                                "-q", ",".join(QUEUES), "--", "--concurrency", "1"])
+
+        workers = {name: start_worker(name) for name in ("w1", "w2")}
         daemon = start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")])
         service = EvalPlatform.open(home, db_url=env["EVAL_PLATFORM_DB_URL"])
         saved = {key: os.environ.get(key) for key in ("DAGSTER_HOME", "DAGSTER_PG_URL", "EVAL_LLM_BASE_URL")}
         os.environ.update({key: env[key] for key in saved})
         try:
             with dg.DagsterInstance.get() as instance:
-                deployment = Deployment(service, llm, instance, daemon, workers, logs, home)
+                deployment = Deployment(service, llm, instance, daemon, workers, logs, home, start_worker)
                 for name in workers:
                     deployment.wait_for(lambda name=name: f"{deployment.node(name)} ready." in (tmp / f"{name}.log").read_text(errors="replace"),
                                         f"worker {name} ready")
@@ -226,11 +247,21 @@ def _step_workers(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[s
 
 def _materialization_workers(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
     """asset -> the ``worker`` (host:pid) metadata of its materialization in the run."""
+    return {asset: metadata["worker"].value for asset, metadata in _materializations(instance, run_id).items()}
+
+
+def _materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
+    """asset -> the metadata of its materialization in the run."""
     found = {}
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.asset_materialization
-        found[materialization.asset_key.to_user_string()] = materialization.metadata["worker"].value
+        found[materialization.asset_key.to_user_string()] = materialization.metadata
     return found
+
+
+def _finished_steps(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    return {entry.step_key for entry in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_SUCCESS,
+                                                                           dg.DagsterEventType.STEP_FAILURE})}
 
 
 def _decided(deployment: Deployment, model_key: str):
@@ -259,6 +290,17 @@ def test_the_gate_decision_arrives_with_every_step_run_on_the_celery_workers(dep
     nodes = {deployment.node(name) for name in deployment.workers}
     worker_pids = {process.pid for process in deployment.workers.values()}
     [cell_run] = _runs(instance, "evaluate_eval_cell", "qa-bot@1")
+    taken = _step_workers(instance, cell_run.run_id)
+    # the shards of the one eval cell ran on both workers
+    assert {taken[step][0] for step in PREDICT_SHARDS + JUDGE_SHARDS} == nodes, taken
+    for asset in ("predictions", "judgments"):
+        # each shard's worker is in the merge's metadata: a pool process of one of the two workers
+        shard_workers = _materializations(instance, cell_run.run_id)[asset]["shard_workers"].value
+        assert set(shard_workers) == {f"r0_s{i}" for i in range(SHARDS)}, shard_workers
+        for worker in shard_workers.values():
+            host, pid = worker.rsplit(":", 1)
+            assert host == socket.gethostname() and _ancestors(int(pid)) & worker_pids, (asset, worker)
+    [cell_run] = _runs(instance, "evaluate_eval_cell", "qa-bot@1")
     [gate_run] = [run for run in _runs(instance, "decide_gate", "qa-bot@1") if run.status == dg.DagsterRunStatus.SUCCESS]
     for dagster_run, steps in ((cell_run, EVAL_STEPS), (gate_run, ("gate_decision",))):
         taken = _step_workers(instance, dagster_run.run_id)
@@ -271,42 +313,83 @@ def test_the_gate_decision_arrives_with_every_step_run_on_the_celery_workers(dep
             assert _ancestors(int(pid)) & worker_pids, (asset, worker)
 
 
-def test_a_worker_killed_mid_step_the_other_finishes_it_and_no_call_is_paid_twice(deployment, tmp_path, record_property):
+def _kill_during(deployment: Deployment, model_key: str, steps: tuple[str, ...], calls_made: Callable[[], bool]):
+    """SIGKILL the worker (and its pool process, as a lost machine) running one of ``steps`` of the model
+    version's eval cell once ``calls_made()``; returns the killed worker, its node, the step and the server's
+    counters at the kill."""
+    instance = deployment.instance
+
+    def running():
+        cells = _runs(instance, "evaluate_eval_cell", model_key)
+        if not cells or not calls_made():
+            return None
+        taken, finished = _step_workers(instance, cells[0].run_id), _finished_steps(instance, cells[0].run_id)
+        busy = [(step, taken[step][-1]) for step in steps if step in taken and step not in finished]
+        return busy[0] if busy else None
+
+    step, node = deployment.wait_for(running, f"a step of {steps[0].split('[')[0]} running on a worker", poll=0.05)
+    [victim] = [name for name in deployment.workers if deployment.node(name) == node and name not in deployment.killed]
+    os.killpg(deployment.workers[victim].pid, signal.SIGKILL)
+    deployment.killed.add(victim)
+    return victim, node, step, deployment.llm.stats()
+
+
+def _survivor(deployment: Deployment) -> str:
+    return next(deployment.node(name) for name in deployment.workers if name not in deployment.killed)
+
+
+def test_a_worker_killed_mid_shard_another_finishes_it_and_no_call_is_paid_twice(deployment, tmp_path, record_property):
     service, instance, llm = deployment.service, deployment.instance, deployment.llm
     _dataset(service, "qa2", slice(20, 40))  # other questions: none of their calls is in the cache yet
     llm.reset_stats()
     service.register_model("qa-bot-2", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa2", "qa")])
 
-    def predicting_on():
-        """The worker running the predictions step, once it has made a few candidate calls."""
-        cells = _runs(instance, "evaluate_eval_cell", "qa-bot-2@1")
-        taken = _step_workers(instance, cells[0].run_id).get("predictions") if cells else None
-        return taken[0] if taken and llm.stats()["completions"] >= 4 else None
-
-    node = deployment.wait_for(predicting_on, "candidate calls made on a worker", poll=0.05)
-    [victim] = [name for name in deployment.workers if deployment.node(name) == node]
-    os.killpg(deployment.workers[victim].pid, signal.SIGKILL)  # the worker and its pool process, as a lost machine
-    deployment.killed.add(victim)
-    at_kill = llm.stats()
+    victim, node, step, at_kill = _kill_during(deployment, "qa-bot-2@1", PREDICT_SHARDS,
+                                               lambda: llm.stats()["completions"] >= 1)
     [cell_run] = _runs(instance, "evaluate_eval_cell", "qa-bot-2@1")
     assert "predictions" not in _materialization_workers(instance, cell_run.run_id), "predictions finished before the kill"
-    assert at_kill["completions"] < 20
 
     decision = deployment.wait_for(lambda: _decided(deployment, "qa-bot-2@1"), "gate decision of qa-bot-2@1")
     assert decision.decision == "pass", decision.reasons
-    [survivor] = [name for name in deployment.workers if name != victim]
     taken = _step_workers(instance, cell_run.run_id)
-    assert taken["predictions"] == [node, deployment.node(survivor)]  # the broker handed the step over
-    assert all(workers == [deployment.node(survivor)] for step, workers in taken.items() if step != "predictions")
+    assert taken[step] == [node, _survivor(deployment)], taken  # the broker handed the shard over
     assert instance.get_run_by_id(cell_run.run_id).status == dg.DagsterRunStatus.SUCCESS  # the same run, no retry
 
     # counted at the server: only a call in flight when the worker died (at most the suite's concurrency; a
     # reply the cache's writer thread had not committed yet would also count, but it commits within
     # milliseconds of a reply and the server takes 200 ms per call) is asked again; every answer the dead
-    # worker had received was served from the call cache to the survivor
+    # worker had received was served from the call cache to the survivor, and the shards other workers
+    # finished were not run again
     stats = llm.stats()
     record_property("calls", {"at_kill": at_kill["requests"], "answered_at_kill": at_kill["completions"], "total": stats["requests"]})
     assert CALLS_PER_EVAL <= stats["requests"] <= CALLS_PER_EVAL + CONCURRENCY, (stats, at_kill)
+    assert sum(len(taken[s]) for s in PREDICT_SHARDS) == SHARDS + 1  # one shard run twice, the rest once
     [run] = service.runs("qa-bot-2@1")
-    assert run.lineage["candidate_calls"]["cache_hits"] >= at_kill["completions"] - CONCURRENCY
     assert run.lineage["candidate_calls"]["calls"] + run.lineage["candidate_calls"]["cache_hits"] == 20
+
+
+def test_a_worker_killed_mid_judge_shard_the_decision_arrives_and_repeats_stay_within_the_calls_in_flight(
+        deployment, tmp_path, record_property):
+    service, instance, llm = deployment.service, deployment.instance, deployment.llm
+    deployment.add_worker("w3")  # the previous test killed one of the two
+    _dataset(service, "qa3", slice(40, 60))
+    llm.reset_stats()
+    service.register_model("qa-bot-3", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa3", "qa")])
+
+    victim, node, step, at_kill = _kill_during(deployment, "qa-bot-3@1", JUDGE_SHARDS,
+                                               lambda: llm.stats()["completions_by_model"].get("rule-judge-1", 0) >= 1)
+    [cell_run] = _runs(instance, "evaluate_eval_cell", "qa-bot-3@1")
+    assert "judgments" not in _materialization_workers(instance, cell_run.run_id), "judgments finished before the kill"
+
+    decision = deployment.wait_for(lambda: _decided(deployment, "qa-bot-3@1"), "gate decision of qa-bot-3@1")
+    assert decision.decision == "pass", decision.reasons
+    taken = _step_workers(instance, cell_run.run_id)
+    assert taken[step] == [node, _survivor(deployment)], taken
+    assert instance.get_run_by_id(cell_run.run_id).status == dg.DagsterRunStatus.SUCCESS
+
+    stats = llm.stats()
+    record_property("calls", {"at_kill": at_kill["requests"], "answered_at_kill": at_kill["completions"], "total": stats["requests"]})
+    # repeated calls: at most those in flight in the killed judge shard (the suite's concurrency)
+    assert CALLS_PER_EVAL <= stats["requests"] <= CALLS_PER_EVAL + CONCURRENCY, (stats, at_kill)
+    [run] = service.runs("qa-bot-3@1")
+    assert run.status == "succeeded" and run.results["judge"]["summary"]["n_scored"] == 20

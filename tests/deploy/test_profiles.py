@@ -92,7 +92,9 @@ def test_the_assets_declare_the_pools_and_queues_the_profiles_document():
     for asset, pool in POOLS.items():
         node = graph.get(dg.AssetKey(asset))
         assert node.pools == {pool}
-        assert defs.resolve_assets_def(asset).op.tags["dagster-celery/queue"] == pool  # the Celery queue is the pool's name
+        # the Celery queue is the pool's name, on each step of the pool (a graph-backed asset's shard steps)
+        pooled = [op for op in defs.resolve_assets_def(asset).node_def.iterate_op_defs() if op.pool == pool]
+        assert pooled and all(op.tags["dagster-celery/queue"] == pool for op in pooled)
         assert f"dagster instance concurrency set {pool} " in celery_doc and pool in worker_queues
 
 
