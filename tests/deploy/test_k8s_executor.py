@@ -74,3 +74,13 @@ def test_the_code_location_loads_with_the_k8s_executor_on_the_heavy_jobs():
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.strip().splitlines()[-1] == str({"evaluate_eval_cell": "k8s", "decide_gate": "k8s",
                                                          "validate_dataset_version": "in_process"})
+
+
+def test_the_helm_values_select_the_k8s_executor_in_the_code_server_and_in_every_run_pod():
+    """Without the variable the chart's runs would load the code location in-process: one pod per run, the
+    step pods of deploy/k8s/run_config.yaml never started."""
+    values = yaml.safe_load((ROOT / "deploy/helm/values.yaml").read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert {"name": EXECUTOR_VARIABLE, "value": "k8s"} in deployment["env"]
+    assert f"{EXECUTOR_VARIABLE}=k8s" in values["runLauncher"]["config"]["k8sRunLauncher"]["envVars"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
