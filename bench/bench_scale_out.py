@@ -22,6 +22,11 @@ are registered; the clock runs from the model's registration to its gate decisio
 First, ``--probe-seconds`` per width of the server alone under a light raw-HTTP client at each width's total
 concurrency: its calls per second against ``concurrency / latency`` and its CPU, the ceiling no deployment can pass.
 
+The client side is the ceiling on a small machine, not the server: a call costs the step's process about 5 ms of
+CPU (the openai client, the call cache, the judge's parsing; ``bench/bench_llm.py`` prints it) against under 1 ms
+at the server, and one process holds one core at most, so one step makes at most ~200 calls/s (~40 in flight at
+200 ms) and two cores ~400 calls/s in all. Hence the default of 16 calls per step: 64 in flight at 4 workers.
+
 Without sharded predictions and judgments (``EVAL_PLATFORM_SHARD_SIZE``, ``--shard-size``), one cell's calls run in
 one step at a time, so the wall time does not fall with width: the ratio grows with W, as expected until then.
 """
@@ -77,7 +82,11 @@ class WidthResult:
     speedup: float | None
     llm_steps: int
     llm_span_seconds: float
+    #: the LLM steps' durations added up (equal to the span when they run one after another)
+    llm_step_seconds: float
     other_seconds: float
+    #: phase -> seconds, from the runs' records and step events (see :func:`_phases`)
+    phases: dict[str, float]
     in_flight_peak: int
     cpu_seconds: float
     cpu_cores_busy: float
@@ -198,13 +207,32 @@ def _validations_done(deployment: Deployment) -> bool:
     return bool(runs) and all(run.is_finished for run in runs)
 
 
-def _llm_steps(deployment: Deployment, model_key: str) -> tuple[int, float]:
-    """How many LLM steps the model's cell runs had, and the span from the first's start to the last's end."""
-    spans = [span for run in deployment.runs("evaluate_eval_cell", model_key)
-             for key, span in deployment.step_spans(run.run_id).items() if key.startswith(LLM_STEP_PREFIXES)]
-    if not spans:
-        return 0, 0.0
-    return len(spans), max(end for _, end in spans) - min(start for start, _ in spans)
+def _llm_spans(deployment: Deployment, model_key: str) -> list[tuple[float, float]]:
+    """(start, end) of each LLM step of the model's cell runs (epoch seconds)."""
+    return [span for run in deployment.runs("evaluate_eval_cell", model_key)
+            for key, span in deployment.step_spans(run.run_id).items() if key.startswith(LLM_STEP_PREFIXES)]
+
+
+def _phases(deployment: Deployment, model_key: str, registered: float, spans: list[tuple[float, float]]) -> dict[str, float]:
+    """Where the wall time went, in order: ``sensor`` (registration to the cell run's creation), ``launch`` (to the
+    run's start: queue and run worker), ``to_calls`` (to the first LLM step's start: code load, Celery dispatch),
+    ``calls`` (the LLM steps' span), ``after_calls`` (to the cell run's end: metrics, comparison) and ``gate``
+    (to the gate run's end)."""
+    def records(job: str) -> list:
+        ids = [run.run_id for run in deployment.runs(job, model_key)]
+        return list(deployment.instance.get_run_records(dg.RunsFilter(run_ids=ids))) if ids else []
+
+    cells, gates = records("evaluate_eval_cell"), records("decide_gate")
+    if not (cells and gates and spans):
+        return {}
+    created = min(record.create_timestamp.timestamp() for record in cells)
+    started = min(record.start_time or created for record in cells)
+    first_call, last_call = min(start for start, _ in spans), max(end for _, end in spans)
+    cell_end = max(record.end_time or last_call for record in cells)
+    gate_end = max(record.end_time or cell_end for record in gates)
+    marks = [registered, created, started, first_call, last_call, cell_end, gate_end]
+    names = ["sensor", "launch", "to_calls", "calls", "after_calls", "gate"]
+    return {name: marks[i + 1] - marks[i] for i, name in enumerate(names)}
 
 
 def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tmp: Path) -> WidthResult:
@@ -224,7 +252,7 @@ def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tm
         deployment.wait_for(lambda: _validations_done(deployment), "the dataset's validation run")
         deployment.llm.reset_stats()
         leaders = {process.pid for process in (deployment.daemon, deployment.llm.process, *deployment.workers.values())}
-        cpu_before, started = _sessions_cpu(leaders), time.perf_counter()
+        cpu_before, started, registered = _sessions_cpu(leaders), time.perf_counter(), time.time()
         service.register_model("scale-bot", candidate_file(tmp), kind="openai_chat", eval_plan=[("scale", "scale")])
         decision = deployment.wait_for(lambda: deployment.decided("scale-bot@1"), "the gate decision", poll=0.5)
         wall = time.perf_counter() - started
@@ -233,10 +261,12 @@ def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tm
         failed = [run.status_reason for run in service.runs("scale-bot@1") if run.status != "succeeded"]
         if failed:
             raise RuntimeError(f"the eval run failed at width {workers}: {failed}")
-        steps, span = _llm_steps(deployment, "scale-bot@1")
+        spans = _llm_spans(deployment, "scale-bot@1")
+        phases = _phases(deployment, "scale-bot@1", registered, spans)
     ideal = stats["requests"] * args.latency / total
-    return WidthResult(workers, total, wall, stats["requests"], expected, ideal, wall / ideal, None, steps, span,
-                       wall - span, stats["in_flight_peak"], cpu, cpu / wall, decision.decision)
+    span = phases.get("calls", 0.0)
+    return WidthResult(workers, total, wall, stats["requests"], expected, ideal, wall / ideal, None, len(spans), span,
+                       sum(end - start for start, end in spans), wall - span, phases, stats["in_flight_peak"], cpu, cpu / wall, decision.decision)
 
 
 # the script ---------------------------------------------------------------------------------------------
@@ -262,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the server takes per reply")
     parser.add_argument("--widths", type=_widths, default=[1, 2, 4], help="worker counts, e.g. 1,2,4")
     parser.add_argument("--worker-processes", type=int, default=1, help="Celery --concurrency of each worker")
-    parser.add_argument("--step-concurrency", type=int, default=32, help="calls in flight per step (suite llm.concurrency)")
+    parser.add_argument("--step-concurrency", type=int, default=16, help="calls in flight per step (suite llm.concurrency)")
     parser.add_argument("--capacity", type=int, default=None, help="replies the server serves at once (default unbounded)")
     parser.add_argument("--shard-size", type=int, default=None, help="EVAL_PLATFORM_SHARD_SIZE of the deployment")
     parser.add_argument("--probe-seconds", type=float, default=4.0, help="per concurrency; 0 skips the server probe")
@@ -307,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {workers} worker(s), total concurrency {result.total_concurrency}: wall {result.wall_seconds:.1f} s, "
                   f"calls {result.calls}{duplicate}, ideal {result.ideal_seconds:.1f} s, ratio {result.ratio:.2f}x "
                   f"(goal <= 1.3), speed-up {speedup}; decision {result.decision}", flush=True)
-            print(f"      {result.llm_steps} LLM step(s) over {result.llm_span_seconds:.1f} s, other {result.other_seconds:.1f} s; "
+            phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result.phases.items())
+            print(f"      {result.llm_steps} LLM step(s) ({result.llm_step_seconds:.1f} step-seconds) over "
+                  f"{result.llm_span_seconds:.1f} s (span/ideal "
+                  f"{result.llm_span_seconds / result.ideal_seconds:.2f}x), other {result.other_seconds:.1f} s [{phases}]; "
                   f"server peak in flight {result.in_flight_peak}; deployment CPU {result.cpu_seconds:.0f} s "
                   f"= {result.cpu_cores_busy:.2f} of {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}", flush=True)
     if args.json is not None:
