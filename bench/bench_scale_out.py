@@ -65,8 +65,10 @@ from tests.celery_harness import (  # noqa: E402
     stop_session,
 )
 
-#: the step names of the LLM calls, sharded (``predictions_shard...``, ``predictions[...]``) or not
+#: the steps of the LLM calls: ``predictions`` and ``judgments``, or, sharded, their graphs' shard steps
+#: (``predictions.predict_shard[r0_s3]``) without the graphs' plan and merge steps, which make no call
 LLM_STEP_PREFIXES = ("predictions", "judgments")
+NO_CALL_STEPS = (".plan_", ".merge_")
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -210,7 +212,8 @@ def _validations_done(deployment: Deployment) -> bool:
 def _llm_spans(deployment: Deployment, model_key: str) -> list[tuple[float, float]]:
     """(start, end) of each LLM step of the model's cell runs (epoch seconds)."""
     return [span for run in deployment.runs("evaluate_eval_cell", model_key)
-            for key, span in deployment.step_spans(run.run_id).items() if key.startswith(LLM_STEP_PREFIXES)]
+            for key, span in deployment.step_spans(run.run_id).items()
+            if key.startswith(LLM_STEP_PREFIXES) and not any(part in key for part in NO_CALL_STEPS)]
 
 
 def _phases(deployment: Deployment, model_key: str, registered: float, spans: list[tuple[float, float]]) -> dict[str, float]:

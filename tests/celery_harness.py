@@ -110,6 +110,8 @@ class Deployment:
     workers: dict[str, subprocess.Popen]
     logs: list[Path]
     home: Path
+    #: starts one more worker process of this deployment under the given name (see :meth:`add_worker`)
+    start_worker: Callable[[str], subprocess.Popen]
     killed: set[str] = field(default_factory=set)
 
     def report(self) -> str:
@@ -130,6 +132,17 @@ class Deployment:
                 raise AssertionError(f"{', '.join(dead)} exited while waiting for {what}:\n{self.report()}")
             time.sleep(poll)
         raise AssertionError(f"no {what} after {limit:.0f} s:\n{self.report()}")
+
+    def add_worker(self, name: str) -> None:
+        """One more worker (e.g. after a kill, so a second kill still leaves one), once it is ready."""
+        if name in self.workers:
+            raise ValueError(f"worker {name} exists")
+        self.workers[name] = self.start_worker(name)
+        self.wait_for_worker(name)
+
+    def wait_for_worker(self, name: str) -> None:
+        log = next(log for log in self.logs if log.name == f"{name}.log")
+        self.wait_for(lambda: f"{self.node(name)} ready." in log.read_text(errors="replace"), f"worker {name} ready")
 
     def node(self, name: str) -> str:
         """The Celery node name of worker ``name`` (``dagster-celery worker start -n NAME`` -> ``NAME@host``)."""
@@ -296,14 +309,14 @@ def celery_deployment(spec: DeploymentSpec, tmp: Path) -> Iterator[Deployment]:
             started.append(process)
             return process
 
-        workers = {}
-        for index in range(1, spec.workers + 1):
-            name = f"w{index}"
+        def start_worker(name: str) -> subprocess.Popen:
             # the README's command. The queues are one comma-separated -q: dagster-celery turns each -q into a
             # celery -Q, and celery 5 keeps only the last of several -Q
-            workers[name] = start(name, [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                                         "-y", str(ROOT / "deploy/celery/run_config.yaml"), "-n", name,
-                                         "-q", ",".join(QUEUES), "--", "--concurrency", str(spec.worker_processes)])
+            return start(name, [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                                "-y", str(ROOT / "deploy/celery/run_config.yaml"), "-n", name,
+                                "-q", ",".join(QUEUES), "--", "--concurrency", str(spec.worker_processes)])
+
+        workers = {f"w{index}": start_worker(f"w{index}") for index in range(1, spec.workers + 1)}
         daemon = start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")])
         service = EvalPlatform.open(home, db_url=env["EVAL_PLATFORM_DB_URL"])
         saved = {key: os.environ.get(key) for key in ("DAGSTER_HOME", "DAGSTER_PG_URL", "EVAL_LLM_BASE_URL")}
@@ -313,11 +326,9 @@ def celery_deployment(spec: DeploymentSpec, tmp: Path) -> Iterator[Deployment]:
             limits = spec.pool_limits if spec.pool_limits is not None else dict.fromkeys(POOLS, slots)
             for pool, limit in limits.items():
                 instance.event_log_storage.set_concurrency_slots(pool, limit)
-            deployment = Deployment(spec, service, llm, instance, daemon, workers, logs, home)
+            deployment = Deployment(spec, service, llm, instance, daemon, workers, logs, home, start_worker)
             for name in workers:
-                log = tmp / f"{name}.log"
-                deployment.wait_for(lambda name=name, log=log: f"{deployment.node(name)} ready." in log.read_text(errors="replace"),
-                                    f"worker {name} ready")
+                deployment.wait_for_worker(name)
             deployment.wait_for(lambda: _daemons_ready(instance), "daemon heartbeats")
             yield deployment
     finally:
