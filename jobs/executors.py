@@ -86,6 +86,6 @@ def _configured(executor: dg.ExecutorDefinition, label: str, path: Path, variabl
     # checked now, not when the first run starts: environment references ({env: ...}) stay unresolved until run time
     checked = validate_config(executor.config_schema.config_type, config)
     if not checked.success:
-        problems = "; ".join(error.message for error in checked.errors)
+        problems = "; ".join(error.message for error in checked.errors or [])
         raise InvalidInput(variable, f"{path}: execution.config is not {label} config: {problems}")
     return executor.configured(config, name=name)

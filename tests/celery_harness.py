@@ -175,7 +175,7 @@ class Deployment:
             event = entry.dagster_event
             if event is not None and event.is_engine_event and "in celery worker" in (event.message or ""):
                 metadata = event.engine_event_data.metadata
-                taken.setdefault(event.step_key, []).append(metadata["Celery worker"].value)
+                taken.setdefault(event.step_key or "", []).append(str(metadata["Celery worker"].value))
         return taken
 
     def step_spans(self, run_id: str) -> dict[str, tuple[float, float]]:
@@ -195,7 +195,8 @@ class Deployment:
         found = {}
         for entry in self.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
             materialization = entry.asset_materialization
-            found[materialization.asset_key.to_user_string()] = materialization.metadata["worker"].value
+            if materialization is not None:
+                found[materialization.asset_key.to_user_string()] = str(materialization.metadata["worker"].value)
         return found
 
 
