@@ -90,6 +90,9 @@ class WidthResult:
     #: phase -> seconds, from the runs' records and step events (see :func:`_phases`)
     phases: dict[str, float]
     in_flight_peak: int
+    #: launches of the eval's Dagster run (more than 1: a launch never reached Dagster and was retried after
+    #: EVAL_PLATFORM_LAUNCH_GRACE_SECONDS, which shows as a long ``sensor`` phase)
+    launch_attempts: int
     cpu_seconds: float
     cpu_cores_busy: float
     decision: str
@@ -261,7 +264,8 @@ def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tm
         wall = time.perf_counter() - started
         cpu = _sessions_cpu(leaders) - cpu_before
         stats = deployment.llm.stats()
-        failed = [run.status_reason for run in service.runs("scale-bot@1") if run.status != "succeeded"]
+        eval_runs = service.runs("scale-bot@1")
+        failed = [run.status_reason for run in eval_runs if run.status != "succeeded"]
         if failed:
             raise RuntimeError(f"the eval run failed at width {workers}: {failed}")
         spans = _llm_spans(deployment, "scale-bot@1")
@@ -269,7 +273,8 @@ def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tm
     ideal = stats["requests"] * args.latency / total
     span = phases.get("calls", 0.0)
     return WidthResult(workers, total, wall, stats["requests"], expected, ideal, wall / ideal, None, len(spans), span,
-                       sum(end - start for start, end in spans), wall - span, phases, stats["in_flight_peak"], cpu, cpu / wall, decision.decision)
+                       sum(end - start for start, end in spans), wall - span, phases, stats["in_flight_peak"],
+                       max(run.launch_attempts or 0 for run in eval_runs), cpu, cpu / wall, decision.decision)
 
 
 # the script ---------------------------------------------------------------------------------------------
@@ -301,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-seconds", type=float, default=4.0, help="per concurrency; 0 skips the server probe")
     parser.add_argument("--postgres", default=PG_ADMIN_URL, help="admin URL of the PostgreSQL server")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument("--logs", type=Path, default=None, help="keep each deployment's logs and files here (default: a temporary directory)")
     args = parser.parse_args(argv)
     for name in ("examples", "worker_processes", "step_concurrency"):
         if getattr(args, name) < 1:
@@ -319,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                     "step_concurrency": args.step_concurrency, "capacity": args.capacity, "shard_size": args.shard_size,
                     "cores": os.cpu_count(), "probe": [], "widths": []}
     with tempfile.TemporaryDirectory(prefix="bench-scale-out-") as directory:
-        tmp = Path(directory)
+        tmp = args.logs or Path(directory)
         if args.probe_seconds > 0:
             print("  the server alone (raw HTTP client in threads):", flush=True)
             for probe in probe_server(args.latency, sorted({w * per_worker for w in args.widths}), args.probe_seconds, tmp):
@@ -344,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      {result.llm_steps} LLM step(s) ({result.llm_step_seconds:.1f} step-seconds) over "
                   f"{result.llm_span_seconds:.1f} s (span/ideal "
                   f"{result.llm_span_seconds / result.ideal_seconds:.2f}x), other {result.other_seconds:.1f} s [{phases}]; "
-                  f"server peak in flight {result.in_flight_peak}; deployment CPU {result.cpu_seconds:.0f} s "
+                  f"server peak in flight {result.in_flight_peak}; launches {result.launch_attempts}; deployment CPU {result.cpu_seconds:.0f} s "
                   f"= {result.cpu_cores_busy:.2f} of {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
