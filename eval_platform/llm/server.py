@@ -31,7 +31,10 @@ same text always gets the same values, and a text's token log-probabilities add 
 Faults (:class:`FaultPlan`) by rate or by a deterministic schedule over the sequence of chat requests:
 ``429`` (with ``Retry-After``), ``500``, ``timeout`` (the reply is held ``hang_seconds``, longer than any
 client timeout) and ``slow`` (the reply comes after ``slow_seconds``). Latency (``latency`` plus uniform
-``latency_jitter``) delays every successful reply.
+``latency_jitter``) delays every successful reply. ``capacity`` plays a backend with that many slots: at most
+that many replies are in their latency at once, the others wait for a slot (so a client wider than the
+capacity sees its calls queue, as at a real rate-bounded deployment); ``None`` (the default) is unbounded.
+The counters include ``in_flight_peak``, the most replies in their latency at once since the last reset.
 
 In process::
 
@@ -288,9 +291,15 @@ class LocalLLMServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, latency_jitter: float = 0.0,
                  faults: FaultPlan | None = None, candidates: Iterable[CandidateModel] = DEFAULT_CANDIDATES,
                  judges: Iterable[JudgeModel] = DEFAULT_JUDGES, qa_path: str | Path | None = None,
-                 api_key: str | None = None, token_scale: float = 1.0, seed: int = 0, logprobs_mode: str = "model"):
+                 api_key: str | None = None, token_scale: float = 1.0, seed: int = 0, logprobs_mode: str = "model",
+                 capacity: int | None = None):
         self.host, self.port = host, port
         self.latency, self.latency_jitter = latency, latency_jitter
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"capacity must be at least 1 (or None, unbounded), got {capacity}")
+        self.capacity = capacity
+        self._slots = threading.BoundedSemaphore(capacity) if capacity is not None else None
+        self._in_flight = 0
         self.faults = faults or FaultPlan()
         self.candidates = {m.name: m for m in candidates}
         self.judges = {m.name: m for m in judges}
@@ -366,7 +375,8 @@ class LocalLLMServer:
         with self._lock:
             self._fault_index = 0
             self._stats: dict[str, Any] = {"requests": 0, "completions": 0, "status": Counter(), "models": Counter(),
-                           "completions_by_model": Counter(), "faults": Counter(), "prompt_tokens": 0, "completion_tokens": 0}
+                           "completions_by_model": Counter(), "faults": Counter(), "prompt_tokens": 0, "completion_tokens": 0,
+                           "in_flight_peak": 0}
 
     def stats(self) -> dict:
         """Counters since the last reset: every chat request, completions served, by status, model and fault."""
@@ -374,7 +384,8 @@ class LocalLLMServer:
             s = self._stats
             return {"requests": s["requests"], "completions": s["completions"], "status": dict(s["status"]),
                     "models": dict(s["models"]), "completions_by_model": dict(s["completions_by_model"]),
-                    "faults": dict(s["faults"]), "prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"]}
+                    "faults": dict(s["faults"]), "prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"],
+                    "in_flight_peak": s["in_flight_peak"]}
 
     def _count(self, **changes) -> None:
         with self._lock:
@@ -400,6 +411,21 @@ class LocalLLMServer:
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
             self._stopping.wait(seconds)
+
+    def _serve(self, seconds: float) -> None:
+        """A successful reply's latency, in one of the ``capacity`` slots (waiting for one when all are taken)."""
+        if self._slots is not None:
+            self._slots.acquire()
+        try:
+            with self._lock:
+                self._in_flight += 1
+                self._stats["in_flight_peak"] = max(self._stats["in_flight_peak"], self._in_flight)
+            self._wait(seconds)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+            if self._slots is not None:
+                self._slots.release()
 
     # the API --------------------------------------------------------------------------------------------
     def chat_completion(self, body: Mapping[str, Any]) -> tuple[int, dict, dict]:
@@ -430,7 +456,7 @@ class LocalLLMServer:
         if self.latency_jitter:
             with self._lock:
                 delay += self._rng.uniform(0, self.latency_jitter)
-        self._wait(delay)
+        self._serve(delay)
         self._count(status=200, completions=1, completions_by_model=model, prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens)
         return 200, {}, {
@@ -518,7 +544,7 @@ class LocalLLMServer:
                         "top_logprobs": [None if i == 0 and first_is_prompt else dict(self.lm.top(context, request["logprobs"]))
                                          for i, (_, _, context) in enumerate(scored)]}
         prompt_tokens, completion_tokens = self._scaled(count_tokens(prompt)), self._scaled(count_tokens(answer))
-        self._wait(self.latency)
+        self._serve(self.latency)
         self._count(status=200, completions=1, completions_by_model=model, prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens)
         return 200, {}, {
@@ -781,6 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every successful reply")
     parser.add_argument("--latency-jitter", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int, default=None, help="replies in their latency at once (default unbounded)")
     parser.add_argument("--rate-429", type=float, default=0.0)
     parser.add_argument("--rate-500", type=float, default=0.0)
     parser.add_argument("--rate-timeout", type=float, default=0.0)
@@ -807,7 +834,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     judges = [replace(m, noise=args.judge_noise) if m.name == "rule-judge-noisy" and args.judge_noise is not None else m
               for m in DEFAULT_JUDGES]
     server = LocalLLMServer(args.host, args.port, args.latency, args.latency_jitter, faults, candidates, judges,
-                            args.qa_file, args.api_key, args.token_scale, args.seed, args.logprobs_mode)
+                            args.qa_file, args.api_key, args.token_scale, args.seed, args.logprobs_mode, args.capacity)
     stopped = []  # a plain flag: a signal handler must not take a lock the main thread may hold
 
     def stop(*_):

@@ -39,8 +39,8 @@ def test_celery_is_configured_from_the_shipped_run_config(monkeypatch):
 
 
 @pytest.mark.parametrize(("variable", "value", "content", "message"), [
-    (EXECUTOR_VARIABLE, "Celery", None, "must be one of in_process, celery, got 'Celery'"),
-    (EXECUTOR_VARIABLE, "k8s", None, "must be one of in_process, celery, got 'k8s'"),
+    (EXECUTOR_VARIABLE, "Celery", None, "must be one of in_process, celery, k8s, got 'Celery'"),
+    (EXECUTOR_VARIABLE, "kubernetes", None, "must be one of in_process, celery, k8s, got 'kubernetes'"),
     (CELERY_CONFIG_VARIABLE, "missing.yaml", None, "no such file"),
     (CELERY_CONFIG_VARIABLE, "bad.yaml", "execution: [unclosed", "is not YAML"),
     (CELERY_CONFIG_VARIABLE, "empty.yaml", "", "has no execution.config mapping"),
@@ -75,4 +75,4 @@ def test_the_code_location_loads_with_the_executor_the_deployment_names(tmp_path
     refused = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**env, EXECUTOR_VARIABLE: "threads"},
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0
-    assert "EVAL_PLATFORM_EXECUTOR: must be one of in_process, celery, got 'threads'" in refused.stderr
+    assert "EVAL_PLATFORM_EXECUTOR: must be one of in_process, celery, k8s, got 'threads'" in refused.stderr

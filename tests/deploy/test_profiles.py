@@ -214,7 +214,7 @@ def test_helm_user_deployment_serves_this_code_location_with_the_platform_settin
     assert importlib.util.find_spec(module) is not None
     # every EVAL_PLATFORM_* variable the values set is one the platform reads (a misspelt name would be ignored)
     read = set()
-    for source in (ROOT / "eval_platform").rglob("*.py"):
+    for source in [*(ROOT / "eval_platform").rglob("*.py"), *(ROOT / "jobs").rglob("*.py")]:
         read |= set(re.findall(r"EVAL_PLATFORM_[A-Z_]+", source.read_text()))
     set_here = {item["name"] for item in deployment["env"]} | {v.split("=")[0] for v in values["runLauncher"]["config"]["k8sRunLauncher"]["envVars"]}
     assert set_here <= read, set_here - read
