@@ -54,3 +54,14 @@ def license_judges(platform: EvalPlatform) -> list:
 
 def judge_license(dataset_id: str = CALIBRATION_ID, **requirement) -> dict:
     return {"calibration_dataset": dataset_id, **requirement}
+
+
+def license_judge(platform: EvalPlatform, judge: dict, dataset_id: str = CALIBRATION_ID, **requirement):
+    """Register the calibration set (humans label by the rule judge's own rule) and check ``judge`` on it: the
+    license a suite stating ``judge_license(dataset_id, **requirement)`` needs before its gate may decide."""
+    from eval_platform.evaluation.judge_license import LicenseRequirement, compute_license
+    from eval_platform.llm.judge import JudgeConfig
+
+    calibration = register_calibration(platform, dataset_id)
+    return compute_license(platform, JudgeConfig.from_dict(judge), calibration, LicenseRequirement(dataset_id, **requirement),
+                           computed_by="test")

@@ -38,7 +38,8 @@ from eval_platform.llm.server import LocalLLMServer
 from eval_platform.platform.service import EvalPlatform
 from eval_platform_dagster.assets.partitions import split_cell
 from tests.conftest import ROOT
-from tests.llm.test_llm_runs import candidate_file, judged_suite
+from tests.judge_calibration import judge_license, license_judge
+from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -246,7 +247,8 @@ def _decided(deployment: Deployment, model_key: str):
 def test_the_gate_decision_arrives_with_every_step_run_on_the_celery_workers(deployment, tmp_path):
     service, instance = deployment.service, deployment.instance
     _dataset(service, "qa", slice(0, 20))
-    service.register_suite(judged_suite(concurrency=CONCURRENCY))
+    service.register_suite(judged_suite(concurrency=CONCURRENCY, judge_license=judge_license()))
+    license_judge(service, judge_config())  # a release-blocking judge gates only with a license
     deployment.llm.reset_stats()
     service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
 

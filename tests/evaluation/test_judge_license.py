@@ -218,10 +218,10 @@ def test_a_changed_judge_model_reports_drift_against_the_previous_judge_version(
     assert after.estimate == pytest.approx(cohen_kappa_score(calibration_frame()["human_label"], new[calibration_frame()["example_id"]]))
 
 
-def _verdicts(service, license_id: int) -> dict:
+def _verdicts(platform, license_id: int) -> dict:
     from eval_platform.registry.judge_license_schema import JudgeLicenseRecord
 
-    with service.registry.session() as session:
+    with platform.registry.session() as session:
         return dict(session.get(JudgeLicenseRecord, license_id).verdicts)
 
 
