@@ -13,7 +13,8 @@ from eval_platform_dagster.assets.judge_licenses import JUDGE_LICENSED, judge_li
 from eval_platform_dagster.sensors import gate_sensor, judge_license_sensor
 from tests.dagster_helpers import execute, resources, tick
 from tests.evaluation.test_runner import evaluate
-from tests.judge_calibration import CALIBRATION_ID, judge_license as license_requirement, register_calibration
+from tests.judge_calibration import CALIBRATION_ID, register_calibration
+from tests.judge_calibration import judge_license as license_requirement
 from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, server, service  # noqa: F401 (fixtures)
 
 FLIPPED = frozenset(range(0, 60, 3))
