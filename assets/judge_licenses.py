@@ -13,6 +13,7 @@ import dagster as dg
 
 from eval_platform.evaluation import judge_license as licensing
 from eval_platform.evaluation.judge_license import JudgeLicense
+from eval_platform.evaluation.judge_license_gates import redecide_gates_of_judge
 from eval_platform_dagster.assets.partitions import judge_versions
 from eval_platform_dagster.assets.platform import PLATFORM, platform_of
 
@@ -72,7 +73,7 @@ def judge_license(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     previous licensed judge version; the gates waiting on this judge are decided again."""
     platform = platform_of(context)
     checked = licensing.license_judge_version(platform, context.partition_key, computed_by=f"dagster-run:{context.run.run_id}")
-    redecided = licensing.redecide_gates_of_judge(platform, checked[0].judge_config_hash) if checked else []
+    redecided = redecide_gates_of_judge(platform, checked[0].judge_config_hash) if checked else []
     licensed = all(lic.licensed for lic in checked)
     figures = {lic.calibration_key: lic.figures() for lic in checked}
     metadata: dict = {

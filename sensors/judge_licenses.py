@@ -39,12 +39,12 @@ def judge_license_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     dataset that got a new active version."""
     platform = sensor_platform(context)
     state = json.loads(context.cursor) if context.cursor else {"suite": 0, "dataset": 0}
-    suites = platform.suites()
+    suites, datasets = platform.suites(), platform.datasets()
     new_suites = [s for s in suites if s.id > state["suite"]]
-    new_calibrations = {d.dataset_id for d in platform.datasets()
+    new_calibrations = {d.dataset_id for d in datasets
                         if d.id > state["dataset"] and d.role == DatasetRole.CALIBRATION and d.status == DatasetStatus.ACTIVE}
-    datasets_seen = max([state["dataset"], *(d.id for d in platform.datasets())])
-    cursor = json.dumps({"suite": max([state["suite"], *(s.id for s in suites)]), "dataset": datasets_seen})
+    cursor = json.dumps({"suite": max([state["suite"], *(s.id for s in suites)]),
+                         "dataset": max([state["dataset"], *(d.id for d in datasets)])})
     if not new_suites and not new_calibrations:
         return dg.SensorResult(cursor=cursor, skip_reason="no new suite asking a judge license, no new calibration version")
     every = judges_to_license(platform, suites)

@@ -44,10 +44,11 @@ def _drift_lines(drift: dict | None) -> list[str]:
 
 def cmd_license(args: argparse.Namespace) -> None:
     from eval_platform.evaluation import judge_license as licensing  # keeps evalp --help fast
+    from eval_platform.evaluation.judge_license_gates import redecide_gates_of_judge  # keeps evalp --help fast
 
     platform = open_platform(args)
     checked = licensing.license_suite_judge(platform, _suite(platform, args.suite), computed_by=args.by)
-    redecided = licensing.redecide_gates_of_judge(platform, checked.judge_config_hash)
+    redecided = redecide_gates_of_judge(platform, checked.judge_config_hash)
     payload = {**checked.to_dict(), "gates_redecided": redecided}
     if args.json:
         print_json(payload)

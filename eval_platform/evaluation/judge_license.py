@@ -43,7 +43,7 @@ from sqlalchemy import select
 from eval_platform.core.errors import InvalidInput, NotFound
 from eval_platform.core.hashing import short
 from eval_platform.core.records import iso
-from eval_platform.core.states import DatasetRole, DatasetStatus, RunStatus, SuitePurpose
+from eval_platform.core.states import DatasetRole, DatasetStatus, SuitePurpose
 from eval_platform.datasets.calibration import check_calibration_dataset
 from eval_platform.evaluation.judging import needs_judge
 from eval_platform.evaluation.predicting import llm_client
@@ -470,27 +470,3 @@ def license_suite_judge(platform: EvalPlatform, suite_record: MetricSuite, compu
     llm = suite.llm or {}
     return compute_license(platform, config, calibration, requirement, prices=PriceTable.from_dict(llm.get("prices")),
                            computed_by=computed_by, concurrency=llm.get("concurrency", 8))
-
-
-def redecide_gates_of_judge(platform: EvalPlatform, judge_config_hash: str) -> list[str]:
-    """Decide again the gates of the model versions whose release-blocking runs use this judge (a license was
-    just checked): those already decided once and with no run queued or running. Returns their keys."""
-    from eval_platform.evaluation.runner import decide_model_version  # the runner asks this module for blockers
-
-    hashes: dict[str, bool] = {}
-    waiting: list[str] = []
-    for run in platform.runs(statuses=[RunStatus.SUCCEEDED]):
-        if run.suite_key not in hashes:
-            record = platform.suite(run.suite_key)
-            config = suite_judge(platform.suite_definition(record))
-            hashes[run.suite_key] = (record.purpose == SuitePurpose.RELEASE_BLOCKING and config is not None
-                                     and config.config_hash == judge_config_hash)
-        if hashes[run.suite_key] and run.model_key not in waiting:
-            waiting.append(run.model_key)
-    decided = []
-    for model_key in waiting:
-        if platform.gate_decision(model_key) is None or platform.runs(model_key, statuses=[RunStatus.QUEUED, RunStatus.RUNNING]):
-            continue
-        decide_model_version(platform, model_key)
-        decided.append(model_key)
-    return decided
