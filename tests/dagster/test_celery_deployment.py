@@ -247,8 +247,10 @@ def _decided(deployment: Deployment, model_key: str):
 def test_the_gate_decision_arrives_with_every_step_run_on_the_celery_workers(deployment, tmp_path):
     service, instance = deployment.service, deployment.instance
     _dataset(service, "qa", slice(0, 20))
+    # a release-blocking judge gates only with a license: checked before the suite exists, so the daemon's
+    # judge-license run finds every verdict in the call cache and the call count below stays the eval's
+    license_judge(service, judge_config())
     service.register_suite(judged_suite(concurrency=CONCURRENCY, judge_license=judge_license()))
-    license_judge(service, judge_config())  # a release-blocking judge gates only with a license
     deployment.llm.reset_stats()
     service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
 
