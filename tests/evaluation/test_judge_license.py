@@ -25,7 +25,7 @@ from eval_platform.llm.judge import JudgeConfig
 from eval_platform.metrics.agreement import cohen_kappa_interval
 from tests.evaluation.test_runner import evaluate
 from tests.judge_calibration import CALIBRATION_ID, calibration_frame, judge_license, license_judges, register_calibration
-from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, server, service  # noqa: F401 (fixtures)
+from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, server, service, service_on_each_db  # noqa: F401 (fixtures)
 
 FLIPPED = frozenset(range(0, 60, 3))  # 20 of 60 human labels disagree with the rule: kappa 1/3 by construction
 
@@ -269,3 +269,17 @@ def test_suite_config_names_the_field_of_a_bad_judge_license(service):  # noqa: 
         with pytest.raises(InvalidInput) as refused:
             service.register_suite(judged_suite(judge_license=bad))
         assert refused.value.field == field
+
+
+def test_the_license_history_is_append_only_on_each_database(service_on_each_db, server):  # noqa: F811
+    from sqlalchemy import text
+
+    platform = service_on_each_db
+    calibration = register_calibration(platform)
+    checked = compute_license(platform, JudgeConfig.from_dict(judge_config()), calibration, _requirement())
+    assert checked.licensed and licenses(platform)[0].to_dict()["calibration_dataset"] == f"{CALIBRATION_ID}@1"
+    if platform.registry.engine.dialect.name == "postgresql":  # the trigger of migration 0012 refuses edits
+        for statement in ("UPDATE judge_licenses SET licensed = false", "DELETE FROM judge_licenses"):
+            with pytest.raises(Exception, match="append-only"), platform.registry.session() as session:
+                session.execute(text(statement))
+    assert [lic.licensed for lic in licenses(platform)] == [True]
