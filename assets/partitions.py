@@ -49,3 +49,8 @@ DECISION_TAG = "eval_platform/decision"
 experiments = dg.DynamicPartitionsDefinition(name="experiments")
 #: Tag of an experiment-analysis run: the ids (comma-separated) of the analysis requests it carries out.
 EXPERIMENT_REQUEST_TAG = "eval_platform/experiment_request"
+#: Keys are judge versions (``MODEL@VERSION.PROMPT_ID@PROMPT_VERSION.HASH8``, eval_platform.evaluation.judge_license.judge_key:
+#: no character of ``|,[]``); the judge-license sensor adds one when a suite asks a license of a new judge version.
+judge_versions = dg.DynamicPartitionsDefinition(name="judge_versions")
+#: Tag of a judge-license run: the calibration dataset versions it was requested for (comma-separated).
+CALIBRATION_TAG = "eval_platform/calibration"

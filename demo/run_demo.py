@@ -150,6 +150,19 @@ def qa_dataset() -> pd.DataFrame:
     return frame[["example_id", "prompt", "reference", "category"]]
 
 
+def qa_calibration() -> pd.DataFrame:
+    """Human verdicts on 60 graded answers (the judge-license calibration set): every other answer states the
+    reference, the rest do not; the reviewers failed 3 right answers for their extra words."""
+    rows = qa_dataset().iloc[:60].reset_index(drop=True)
+    right = rows.index % 2 == 0
+    answers = [f"It is {ref}." if ok else "I am not sure." for ref, ok in zip(rows["reference"], right, strict=True)]
+    labels = ["pass" if ok else "fail" for ok in right]
+    for position in (4, 20, 42):
+        labels[position] = "fail"
+    return pd.DataFrame({"example_id": "cal-" + rows["example_id"], "prompt": rows["prompt"], "reference": rows["reference"],
+                         "answer": answers, "human_label": labels})
+
+
 def write_candidate(home: Path) -> Path:
     """An OpenAI-compatible chat model: the endpoint's address comes from the environment, so the file
     (and the model version) stays the same whichever port the local server gets."""
@@ -417,7 +430,14 @@ def main() -> None:
         print("\n=== generation eval: an OpenAI-compatible chat model and a pinned judge (local server) ===")
         qa = platform.register_dataset(QA_DATASET_ID, qa_dataset(), task_type="generation", label_policy="human_reviewed",
                                        slice_columns=["category"], description="shipped question-answering set")
+        calibration = platform.register_dataset("qa-calibration", qa_calibration(), task_type="generation",
+                                                label_policy="human_reviewed", role="calibration").record
         qa_suite = platform.register_suite(yaml.safe_load(QA_SUITE_FILE.read_text()))
+        from eval_platform.evaluation.judge_license import license_suite_judge
+
+        checked = license_suite_judge(platform, qa_suite.record, computed_by="demo")
+        print(f"judge license on {calibration.key}: {'licensed' if checked.licensed else 'NOT licensed'}: {checked.figures()} "
+              f"({checked.calls.get('calls', 0)} judge calls, {checked.calls.get('cache_hits', 0)} cache hits)")
         assistant = platform.register_model(QA_MODEL_NAME, write_candidate(home), kind="openai_chat",
                                             eval_plan=[(QA_DATASET_ID, qa_suite.record.suite_id)],
                                             description="chat model answering in full sentences").record

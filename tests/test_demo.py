@@ -34,6 +34,9 @@ def test_demo_runs_and_is_idempotent(demo_run):
     # two teams, one refusal: beta may not register a version of alpha's model name
     assert "beta registers a new version of breast-cancer-detector: HTTP 403 (name): model 'breast-cancer-detector' belongs to another team" in out
     assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)
+    # the qa judge is licensed on the reviewers' calibration set before it gates (45 of 60 verdicts agree)
+    assert re.search(r"judge license on qa-calibration@1: licensed: judge rule-judge-noisy@1\.qa-correctness-judge@1\.\w{8}: "
+                     r"accuracy 0\.75, 95% lower bound 0\.63 >= required 0\.60 on 60 calibration examples", out)
     assert re.search(r"recomputed now\s*: candidate 0 calls, 84 cache hits, 0 tokens, \$0.0000; judge 0 calls, 252 cache hits", out)
     # the release ledger: between the two promotions version 1 served; the chain verifies; a bundle is written
     assert re.search(r"serving breast-cancer-detector at \S+: breast-cancer-detector@1\n", out)

@@ -108,7 +108,8 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--time-column", help="column of each example's time (timestamps or ISO 8601): examples at or before "
                      "a model's training cutoff are counted as leakage")
     sub.add_argument("--role", default="standard",
-                     help="standard, golden or canary (golden and canary versions are re-evaluated on the promoted models by the canary schedule)")
+                     help="standard, golden, canary or calibration (golden and canary versions are re-evaluated on the promoted models by the canary "
+                          "schedule; a calibration version holds human verdicts that license a judge)")
     sub.add_argument("--rating-column", action="append", help="a human rater's column (repeatable, at least 2)")
     sub.add_argument("--rating-scale", help="the raters' scale: JSON, or likert:1,2,3,4,5 / ordinal:LOW,..,HIGH / "
                                             "nominal:A,B,.. / preference")

@@ -97,6 +97,8 @@ class DatasetRole(StrEnum):
     STANDARD = "standard"
     GOLDEN = "golden"
     CANARY = "canary"
+    #: human-labelled verdicts on answers (prompt, reference, answer, human_label pass/fail) that license an LLM judge
+    CALIBRATION = "calibration"
 
 
 #: the roles the canary schedule re-evaluates

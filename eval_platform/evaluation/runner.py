@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from eval_platform.core.states import CANARY_TRIGGER, BaselineState, DatasetStatus, GateScope, RunStatus, SuitePurpose, Verdict
 from eval_platform.core.store import CURVES, METRIC_TABLES, PLOTS
 from eval_platform.evaluation.baselines import find_baseline
+from eval_platform.evaluation.judge_license import license_blocker
 from eval_platform.evaluation.judging import (
     attach_judge_columns,
     evaluation_columns,
@@ -367,8 +368,9 @@ def _observations(run: EvalRun) -> dict[tuple[str, str, str], Observation]:
 
 
 def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
-    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge,
-    examples the model may have trained on (release-blocking suites only)."""
+    """Why a run cannot be decided at all: invalid inputs, a failed run, a frozen metric, an unpinned judge, a
+    judge without a license (release-blocking suites only), examples the model may have trained on
+    (release-blocking suites only)."""
 
     definition = platform.suite_definition(platform.suite(run.suite_key))
     dataset = platform.dataset(run.dataset_key)
@@ -388,6 +390,9 @@ def gate_blockers(platform: EvalPlatform, run: EvalRun) -> list[Blocker]:
         if metric.definition.requires_judge and not (metric.params.get("judge_model") and metric.params.get("judge_prompt_version")):
             blockers.append(Blocker(BlockerKind.UNPINNED_JUDGE,
                                     f"judge of {metric.name} is not pinned (judge_model and judge_prompt_version are required)"))
+    unlicensed = license_blocker(platform, platform.suite(run.suite_key))
+    if unlicensed is not None:
+        blockers.append(unlicensed)
     leakage = (run.results or {}).get("leakage") or {}
     # an exploratory suite only reports the counts (in the run's results); a release decision cannot rest on them
     if leakage.get("leaked") and platform.suite(run.suite_key).purpose == SuitePurpose.RELEASE_BLOCKING:

@@ -19,6 +19,9 @@ class BlockerKind(StrEnum):
     FROZEN_METRIC = "frozen_metric"
     #: a judge metric without its judge model and prompt version pinned
     UNPINNED_JUDGE = "unpinned_judge"
+    #: a release-blocking suite's LLM judge without a license under the suite's requirement on the newest active
+    #: calibration version (never checked, agreement too low, or no ``llm.judge_license`` stated)
+    UNLICENSED_JUDGE = "unlicensed_judge"
     #: examples of the dataset at or before the model's training cutoff, or in its training manifest
     TRAINING_LEAKAGE = "training_leakage"
 

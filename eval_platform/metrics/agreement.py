@@ -55,7 +55,9 @@ from eval_platform.core.lazy_imports import scipy_sparse as sparse
 __all__ = [
     "AgreementEstimate",
     "JudgeHumanAgreement",
+    "KappaInterval",
     "cohen_kappa",
+    "cohen_kappa_interval",
     "fleiss_kappa",
     "krippendorff_alpha",
     "judge_human_agreement",
@@ -243,6 +245,66 @@ def cohen_kappa(rater_1, rater_2, *, weights: Literal["linear", "quadratic"] | N
     (values_b,) = _resampled(len(table), n_resamples, seed, kappa)
     name = "cohen_kappa" if weights is None else f"cohen_kappa_{weights}"
     return _estimate(name, values_b, len(table), 2, n_resamples, confidence)
+
+
+@dataclass(frozen=True)
+class KappaInterval:
+    """Cohen's kappa of two raters with its large-sample (normal) ``confidence`` interval ``kappa +- z * se``."""
+
+    value: float
+    standard_error: float
+    ci_low: float
+    ci_high: float
+    n_units: int
+    confidence: float
+
+
+def cohen_kappa_interval(rater_1, rater_2, *, confidence: float = 0.95) -> KappaInterval:
+    """Unweighted Cohen's kappa with the asymptotic standard error of Fleiss, Cohen and Everitt (1969).
+
+    With ``p_ij`` the confusion matrix as shares, ``p_i.``/``p_.j`` its margins, ``p_o = sum p_ii`` and
+    ``p_e = sum p_i. p_.i``::
+
+        var = [ sum_i p_ii (1 - (p_i. + p_.i)(1 - kappa))^2
+                + (1 - kappa)^2 sum_{i != j} p_ij (p_.i + p_j.)^2
+                - (kappa - p_e (1 - kappa))^2 ] / ((1 - p_e)^2 n)
+
+    (statsmodels' ``cohens_kappa`` computes the same). Closed form rather than the bootstrap of
+    :func:`cohen_kappa`: a license is recomputed on every check and must be the same number every time, and
+    with all units agreeing the bootstrap's interval collapses just as this one does (``se = 0``). Edge case:
+    both raters always give one and the same label (``p_e = 1``): kappa, its error and interval are ``nan``.
+
+    >>> round(cohen_kappa_interval(["y", "y", "n", "n"], ["y", "n", "n", "n"]).value, 3)
+    0.5
+    """
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+        raise InvalidInput("confidence", f"must be a number strictly between 0 and 1, got {confidence!r}")
+    point = cohen_kappa(rater_1, rater_2, n_resamples=0)  # the same validation and labels
+    first, second = (np.asarray(list(r), dtype=object) for r in (rater_1, rater_2))
+    labels = sorted(set(first.tolist()) | set(second.tolist()), key=str)
+    index = {label: i for i, label in enumerate(labels)}
+    k, n = len(labels), len(first)
+    shares = np.zeros((k, k))
+    np.add.at(shares, ([index[a] for a in first], [index[b] for b in second]), 1.0)
+    shares /= n
+    rows, cols = shares.sum(axis=1), shares.sum(axis=0)
+    expected = float((rows * cols).sum())
+    kappa = point.value
+    if not np.isfinite(kappa) or expected >= 1:
+        nan = float("nan")
+        return KappaInterval(nan, nan, nan, nan, n, float(confidence))
+    diagonal = np.diag(shares)
+    term_a = float((diagonal * (1 - (rows + cols) * (1 - kappa)) ** 2).sum())
+    off = shares * (cols[:, None] + rows[None, :]) ** 2
+    np.fill_diagonal(off, 0.0)
+    term_b = (1 - kappa) ** 2 * float(off.sum())
+    term_c = (kappa - expected * (1 - kappa)) ** 2
+    variance = max((term_a + term_b - term_c) / ((1 - expected) ** 2 * n), 0.0)  # rounding may dip below 0
+    from scipy.stats import norm  # deferred: the module is imported by the catalog at start-up
+
+    se = float(np.sqrt(variance))
+    z = float(norm.ppf(0.5 + confidence / 2))
+    return KappaInterval(float(kappa), se, float(kappa - z * se), float(kappa + z * se), n, float(confidence))
 
 
 # ------------------------------------------------------------------------------------------------------

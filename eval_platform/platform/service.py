@@ -39,6 +39,7 @@ from eval_platform.core.states import (
 )
 from eval_platform.core.store import DATASETS, ArtifactStore
 from eval_platform.core.tasks import check_access_policy, check_label_policy, get_task_type
+from eval_platform.datasets.calibration import check_calibration_dataset
 from eval_platform.datasets.leakage import (
     TRAINING_MANIFESTS,
     DuplicateReport,
@@ -132,7 +133,8 @@ class EvalPlatform:
         times are UTC), kept in the schema; the leakage check counts examples at or before a model's
         training cutoff by it (:mod:`eval_platform.datasets.leakage`).
 
-        ``role`` (``standard``, ``golden`` or ``canary``) is part of the version's metadata: a golden or canary
+        ``role`` (``standard``, ``golden``, ``canary`` or ``calibration``: human verdicts that license a judge,
+        :mod:`eval_platform.datasets.calibration`) is part of the version's metadata: a golden or canary
         version is re-evaluated on the promoted model versions by the canary schedule (``evaluation.canaries``).
 
         ``rating_columns`` (one column per human rater) and ``rating_scale`` declare human ratings
@@ -150,6 +152,8 @@ class EvalPlatform:
         role = check_dataset_role(role)
         if len(frame) == 0:
             raise InvalidInput("data", "the dataset has no rows")
+        if role == DatasetRole.CALIBRATION:
+            check_calibration_dataset(frame, task.name, label_policy)
         schema = self._dataset_schema(frame, task, slice_columns, feature_columns, time_column, rating_columns)
         if time_column is not None:
             schema = self._with_time_column(frame, schema, time_column)

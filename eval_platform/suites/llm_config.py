@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from eval_platform.core.keys import is_valid_id
 from eval_platform.llm.budget import PriceTable, SuiteBudget
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.suites.metric_config import SuiteMetricConfig
@@ -128,8 +129,67 @@ class JudgeSampleConfig(Section):
                 "confidence": self.confidence}
 
 
+#: what a judge license measures of the judge's verdicts against the humans'
+LICENSE_MEASURES = ("kappa", "accuracy")
+
+
+class JudgeLicenseConfig(Section):
+    """``llm.judge_license``: what the suite requires of its judge's agreement with people before the judge may
+    gate a release (:mod:`eval_platform.evaluation.judge_license`).
+
+    The judge's verdicts on the newest active version of ``calibration_dataset`` (a dataset with role
+    ``calibration``) are compared with the human labels; the lower bound of the ``confidence`` interval of
+    ``measure`` (Cohen's ``kappa``, or ``accuracy``) must be at least ``min_lower_bound``."""
+
+    calibration_dataset: str = Field(description="id of a calibration dataset (role calibration)")
+    measure: str = Field("kappa", description="kappa or accuracy")
+    min_lower_bound: float = Field(0.6, description="the interval's lower bound must be at least this")
+    confidence: float = Field(0.95, ge=0.5, lt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_known(cls, value: Any) -> dict:
+        if not isinstance(value, Mapping):
+            raise refusal("must be a mapping with calibration_dataset, measure, min_lower_bound and confidence")
+        unknown = sorted(set(value) - set(cls.model_fields))
+        if unknown:
+            raise refusal(f"unknown field(s) {unknown}; known: calibration_dataset, measure, min_lower_bound, confidence")
+        return dict(value)
+
+    @field_validator("calibration_dataset", mode="before")
+    @classmethod
+    def _a_dataset_id(cls, value: Any) -> str:
+        if not is_valid_id(value):
+            raise refusal(f"must be a dataset id (letters, digits, '-', '_', '.'), got {value!r}")
+        return value
+
+    @field_validator("measure", mode="before")
+    @classmethod
+    def _a_measure(cls, value: Any) -> str:
+        if value not in LICENSE_MEASURES:
+            raise refusal(f"must be one of {list(LICENSE_MEASURES)}, got {value!r}")
+        return value
+
+    @field_validator("min_lower_bound", mode="before")
+    @classmethod
+    def _a_bound(cls, value: Any, info: ValidationInfo) -> float:
+        low = -1.0 if info.data.get("measure", "kappa") == "kappa" else 0.0
+        if not is_number(value) or not low <= value <= 1:
+            raise refusal(f"must be a number in [{low:g}, 1] for measure {info.data.get('measure', 'kappa')}, got {value!r}")
+        return float(value)
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _a_confidence(cls, value: Any) -> float:
+        return confidence(value)
+
+    def as_json(self) -> dict:
+        return {"calibration_dataset": self.calibration_dataset, "measure": self.measure,
+                "min_lower_bound": self.min_lower_bound, "confidence": self.confidence}
+
+
 #: the keys of ``llm``, in the order the refusal of another key lists them
-_LLM_KEYS = ("budget", "prices", "concurrency", "judge", "judge_samples", "judge_sample", "pairwise_judge",
+_LLM_KEYS = ("budget", "prices", "concurrency", "judge", "judge_samples", "judge_sample", "judge_license", "pairwise_judge",
              "pairwise_samples")
 
 
@@ -162,6 +222,7 @@ class LlmConfig(Section):
     pairwise_judge: dict[Any, Any] | None = Field(None, description="the judge of judge_preference metrics; output: pairwise")
     pairwise_samples: int = Field(1, ge=1, le=20)
     judge_sample: JudgeSampleConfig | None = None
+    judge_license: JudgeLicenseConfig | None = None
     budget: dict[Any, Any] = Field(default_factory=dict, description="{candidate: {max_tokens, max_cost}, judge: {...}}")
     prices: dict[Any, Any] = Field(default_factory=dict, description="{models: {NAME: {input_per_1k, output_per_1k}}}")
     concurrency: int = Field(8, ge=1, le=256)
@@ -193,6 +254,13 @@ class LlmConfig(Section):
             raise refusal("samples what llm.judge judges; the suite has no llm.judge")
         return value
 
+    @field_validator("judge_license", mode="before")
+    @classmethod
+    def _licenses_the_judge(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("judge") is None:
+            raise refusal("licenses what llm.judge judges; the suite has no llm.judge")
+        return value
+
     @field_validator("budget", mode="before")
     @classmethod
     def _a_budget(cls, value: Any) -> Any:
@@ -219,6 +287,8 @@ class LlmConfig(Section):
             out.update(judge=self.judge, judge_samples=self.judge_samples)
         if self.judge_sample is not None:
             out["judge_sample"] = self.judge_sample.as_json()
+        if self.judge_license is not None:  # only when stated: the hash of every suite without one is unchanged
+            out["judge_license"] = self.judge_license.as_json()
         if self.pairwise_judge is not None:
             out.update(pairwise_judge=self.pairwise_judge, pairwise_samples=self.pairwise_samples)
         return out

@@ -30,7 +30,8 @@ import pytest
 from eval_platform.llm.cache import LLMCache
 from eval_platform.platform.service import EvalPlatform
 from tests.celery_harness import Deployment, DeploymentSpec, celery_deployment
-from tests.llm.test_llm_runs import candidate_file, judged_suite
+from tests.judge_calibration import judge_license, license_judge
+from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -70,7 +71,10 @@ def deployment(tmp_path_factory, postgres_server) -> Iterator[Deployment]:
 def test_the_gate_decision_arrives_with_every_step_run_on_the_celery_workers(deployment, tmp_path):
     service = deployment.service
     _dataset(service, "qa", slice(0, 20))
-    service.register_suite(judged_suite(concurrency=CONCURRENCY))
+    # a release-blocking judge gates only with a license: checked before the suite exists, so the daemon's
+    # judge-license run finds every verdict in the call cache and the call count below stays the eval's
+    license_judge(service, judge_config())
+    service.register_suite(judged_suite(concurrency=CONCURRENCY, judge_license=judge_license()))
     deployment.llm.reset_stats()
     service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
 

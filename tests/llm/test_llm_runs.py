@@ -13,6 +13,7 @@ from eval_platform.platform.service import EvalPlatform
 from eval_platform_dagster.sensors import eval_request_sensor
 from tests.dagster_helpers import execute, tick
 from tests.evaluation.test_runner import evaluate
+from tests.judge_calibration import judge_license, license_judge
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,8 @@ def judged_suite(pin=True, **llm):
 
 def test_a_pinned_judge_scores_each_example_and_is_recorded(service, server, tmp_path):
     local, _ = server
-    service.register_suite(judged_suite())
+    service.register_suite(judged_suite(judge_license=judge_license()))
+    license_judge(service, judge_config())  # a release-blocking judge gates only with a license
     service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
     local.reset_stats()
     assert evaluate(service, "qa-bot@1").decision == "pass"
@@ -166,7 +168,7 @@ def register_full_qa(service, dataset_id="qa-all", access=None):
 
 
 def sampled_suite(sample, suite_id="qa", rules=None):
-    raw = suite(judge=judge_config(), judge_samples=1, judge_sample=sample)
+    raw = suite(judge=judge_config(), judge_samples=1, judge_sample=sample, judge_license=judge_license())
     raw.update(suite_id=suite_id, slices=["category"], metrics=["exact_match@1", "token_f1@1",
                                                                 {"name": "judge", "metric": "judge_score@1", "params": pin_of(judge_config())}])
     raw["gate"]["rules"] = rules or [{"metric": "judge", "min": 0.7}]
@@ -234,6 +236,7 @@ def test_a_suite_judges_a_stratified_sample_and_gates_on_the_estimate(service_on
     frame = register_full_qa(service)
     service.register_suite(sampled_suite({"size": 24, "strata": {"column": "category"}, "seed": 7}))
     service.register_model("qa-bot", candidate_file(tmp_path, model="kb-qa-v2"), kind="openai_chat", eval_plan=[("qa-all", "qa")])
+    license_judge(service, judge_config())  # a release-blocking judge gates only with a license
     local.reset_stats()
     decision = evaluate(service, "qa-bot@1")
     calls = local.stats()["completions_by_model"]

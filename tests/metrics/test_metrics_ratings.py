@@ -32,6 +32,7 @@ from eval_platform.metrics.ratings import (
 )
 from eval_platform.platform.service import EvalPlatform
 from tests.evaluation.test_runner import evaluate
+from tests.judge_calibration import judge_license, license_judge
 
 RATERS = ["rater_a", "rater_b", "rater_c"]
 LIKERT = {"type": "likert", "levels": [1, 2, 3, 4, 5]}
@@ -229,7 +230,7 @@ def judge_pin():
 
 def rated_suite(rules, suite_id="rated"):
     return {"suite_id": suite_id, "purpose": "release_blocking", "task_type": "generation", "slices": ["category"],
-            "min_slice_size": 1, "llm": {"judge": judge_config()},
+            "min_slice_size": 1, "llm": {"judge": judge_config(), "judge_license": judge_license()},
             "metrics": ["rater_agreement@1", {"metric": "judge_human_agreement@1", "params": judge_pin()},
                         {"name": "judge_agreement_low", "metric": "judge_human_agreement@1", "params": {**judge_pin(), "bound": "lower"}},
                         "human_rating_mean@1", {"name": "exact", "metric": "exact_match@1"}],
@@ -249,6 +250,7 @@ def rated(tmp_path, server, monkeypatch, platform):
         frame[rater] = ratings[:, j]
     platform.register_dataset("qa-rated", frame, task_type="generation", label_policy="human_reviewed", slice_columns=["category"],
                               rating_columns=RATERS, rating_scale=LIKERT)
+    license_judge(platform, judge_config())  # a release-blocking judge gates only with a license
     predictions = pd.DataFrame({"example_id": frame["example_id"], "prediction": np.where(correct, frame["reference"], "I do not know")})
     predictions.to_parquet(tmp_path / "answers.parquet")
     return platform, frame, ratings, tmp_path / "answers.parquet"

@@ -198,13 +198,16 @@ def call_costs(platform: EvalPlatform) -> dict[str, float]:
 def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
     from eval_platform.evaluation import judging, predicting
     from tests.evaluation.test_runner import evaluate
-    from tests.llm.test_llm_runs import candidate_file, judged_suite
+    from tests.judge_calibration import judge_license, license_judge
+    from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite
 
     service = llm_service
-    service.register_suite(judged_suite(prices=PRICES))
+    service.register_suite(judged_suite(prices=PRICES, judge_license=judge_license()))
+    license_judge(service, judge_config())  # a release-blocking judge gates only with a license
+    licensing = call_costs(service)  # the license's calls are no run's
     service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
     assert evaluate(service, "qa-bot@1").decision == "pass"
-    calls = call_costs(service)
+    calls = {k: c for k, c in call_costs(service).items() if k not in licensing}
     spent = sum(calls.values())
     assert len(calls) == 20 + 60 and all(c is not None and c > 0 for c in calls.values())  # answers, 3 judge samples each
     run = service.runs("qa-bot@1")[0]
@@ -218,7 +221,7 @@ def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
     # a rerun is served from the call cache: it costs nothing, and the mean over the two runs halves
     service.request_eval("qa-bot@1", "qa", "qa", recompute=True)
     evaluate(service, "qa-bot@1", dagster_run_id="again")
-    assert call_costs(service) == calls and service.runs("qa-bot@1")[-1].cost == 0
+    assert {k: c for k, c in call_costs(service).items() if k not in licensing} == calls and service.runs("qa-bot@1")[-1].cost == 0
     assert collect(service)["cost"]["per_run"] == pytest.approx(spent / 2)
 
     # a run that fails after its calls (its results cleared as it fails) still records what they cost
@@ -227,7 +230,7 @@ def test_cost_per_run_is_what_its_calls_cost(llm_service, tmp_path):
     predicting.produce_predictions(service, failing)
     judging.judge_outputs(service, failing)
     assert service.fail_runs_of("doomed", "killed by signal 9") == [failing.run_id]
-    new_calls = {k: c for k, c in call_costs(service).items() if k not in calls}
+    new_calls = {k: c for k, c in call_costs(service).items() if k not in calls and k not in licensing}
     failed = service.run(failing.run_id)
     assert failed.status == "failed" and failed.results is None and len(new_calls) > 0
     assert failed.cost == pytest.approx(sum(new_calls.values()))

@@ -82,8 +82,9 @@ def register_dataset(
     time_column: Annotated[str, Form(alias="timeColumn", max_length=200, description="the column of each example's time "
                                      "(timestamps or ISO 8601 text, no nulls): examples at or before a model's training "
                                      "cutoff are counted as leakage")] = "",
-    role: Annotated[Literal["standard", "golden", "canary"], Form(
-        description="golden or canary: re-evaluated on the promoted model versions by the canary schedule")] = "standard",
+    role: Annotated[Literal["standard", "golden", "canary", "calibration"], Form(
+        description="golden or canary: re-evaluated on the promoted model versions by the canary schedule; "
+                    "calibration: human verdicts (prompt, reference, answer, human_label) that license a judge")] = "standard",
     rating_columns: Annotated[list[str], Form(alias="ratingColumns", description="one column per human rater")] = [],  # noqa: B006
     rating_scale: Annotated[str, Form(alias="ratingScale", max_length=10_000, description=(
         'the raters\' scale as JSON: {"type": "likert", "levels": [1, 2, 3, 4, 5]}, ordinal or nominal levels, '
