@@ -447,7 +447,8 @@ def label_item(platform: EvalPlatform, item_id: int, label: str, note: str = "",
     item = _load_item(platform, item_id, principal)  # visibility first: a hidden item is absent, whatever the role
     acl.require_role(principal, acl.REVIEWER, "labelling a review item", "Authorization", platform, target=f"review_item:{item.id}")
     with platform.registry.session() as session:
-        item = session.get(ReviewItem, item.id, with_for_update=True)
+        locked = session.get(ReviewItem, item.id, with_for_update=True)  # a concurrent publish waits, or is seen
+        item = locked if locked is not None else item
         if item.status == ReviewStatus.PUBLISHED:
             raise Conflict(f"review item {item.id} was published in {item.published_in}: its label is part of that version")
         session.add(ReviewLabel(item_id=item.id, label=label, note=note, reviewer=reviewer, labelled_at=utcnow()))

@@ -78,8 +78,8 @@ def review_suite(judge_model="rule-judge-1", samples=3, review=None, suite_id="q
     return raw
 
 
-def judged_run(service, tmp_path, model="kb-qa-verbose", judge_model="rule-judge-1", review=None, name="qa-bot"):
-    service.register_suite(review_suite(judge_model, review=review))
+def judged_run(service, tmp_path, model="kb-qa-verbose", judge_model="rule-judge-1", review=None, name="qa-bot", samples=3):
+    service.register_suite(review_suite(judge_model, samples=samples, review=review))
     service.register_model(name, candidate_file(tmp_path, model=model), kind="openai_chat", eval_plan=[("qa", "qa")])
     evaluate(service, f"{name}@1")
     return service.runs(f"{name}@1")[-1]
@@ -302,7 +302,7 @@ def test_api_through_a_real_server(service, tmp_path, monkeypatch, capsys):
 
     from tests.servers import serve_process
 
-    judged_run(service, tmp_path, review={"audit_sample": 0})
+    judged_run(service, tmp_path, review={"audit_sample": 0}, samples=1)
     service.register_dataset("secret", qa_frame(), task_type="generation", label_policy="human_reviewed",
                              access_policy={"level": "restricted", "teams": ["alpha"], "allow_aggregates": True})
     service.register_model("qa-bot", candidate_file(tmp_path, model="kb-qa-verbose"), kind="openai_chat", eval_plan=[("secret", "qa")])
@@ -343,6 +343,9 @@ def test_api_through_a_real_server(service, tmp_path, monkeypatch, capsys):
             huge = rita.post(f"/v1/review/items/{public[0].id}/label", content=b'{"label": "pass", "note": "' + b"x" * (2 << 20) + b'"}',
                              headers={"Content-Type": "application/json"})
             assert huge.status_code == 413 and huge.json()["field"] == "body"
+            streamed = rita.post(f"/v1/review/items/{public[0].id}/label", content=iter([b" " * 100_000] * 4),
+                                 headers={"Content-Type": "application/json"})  # chunked: no Content-Length to go by
+            assert streamed.status_code == 413 and streamed.json()["field"] == "body"
             bad = rita.post(f"/v1/review/items/{public[0].id}/label", json={"label": "maybe"})
             assert bad.status_code == 422 and bad.json()["field"] == "label"
             assert get_item(service, public[0].id, with_example=False).labels == ()  # nothing refused was written
@@ -389,3 +392,33 @@ def test_dagster_run_queues_items(service, tmp_path):
     run = service.runs("qa-bot@1")[0]
     assert len(by_reason(service, run.run_id, "judge_vs_reference")) == 20
     assert len(by_reason(service, run.run_id, "audit_sample")) == 3
+
+
+@pytest.mark.postgres
+def test_on_postgresql_labels_are_append_only_and_publish_works(tmp_path, server, monkeypatch, postgres_url):
+    """The same queue on the real PostgreSQL server: the migration matches the tables, and its trigger refuses an
+    edit or deletion of a label (the history is append-only below the code too)."""
+    import sqlalchemy
+
+    _, base_url = server
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", base_url)
+    service = EvalPlatform.open(tmp_path / "home", db_url=postgres_url)
+    try:
+        service.register_dataset("qa", qa_frame(), task_type="generation", label_policy="human_reviewed")
+        rita = authenticate(service, create_token(service, "alpha", principal="rita", kind="person", roles=("member", "reviewer")))
+        run = judged_run(service, tmp_path, review={"audit_sample": 2})
+        assert len(by_reason(service, run.run_id, "judge_vs_reference")) == 20
+        item = list_items(service, limit=1)[0][0]
+        label_item(service, item.id, "pass", principal=rita)
+        label_item(service, item.id, "fail", principal=rita)
+        for statement in ("UPDATE review_labels SET label = 'pass'", "DELETE FROM review_labels"):
+            with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"), service.registry.engine.begin() as connection:
+                connection.execute(sqlalchemy.text(statement))
+        assert [x.label for x in get_item(service, item.id, with_example=False).labels] == ["pass", "fail"]
+        published = publish(service, "calib", items=[item.id], principal=rita)
+        assert published.dataset.key == "calib@1" and published_rows(service, "calib@1")["human_label"].tolist() == ["fail"]
+        with service.registry.engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert [d for d in diff if any(t in str(d) for t in ("review_items", "review_labels", "lineage"))] == []
+    finally:
+        service.close()
