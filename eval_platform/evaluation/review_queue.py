@@ -355,6 +355,14 @@ def list_items(platform: EvalPlatform, principal: Principal | None = None, datas
         page = visible[offset:offset + limit]
         items = list(session.scalars(select(ReviewItem).where(ReviewItem.id.in_(page)).order_by(ReviewItem.id))) if page else []
         labels = _labels_of(session, page)
+    if principal is not None:  # example ids and verdicts of a restricted dataset are a read of its rows: logged
+        shown: dict[tuple[str, int], int] = {}
+        for item in items:
+            shown[(item.dataset_id, item.dataset_version)] = shown.get((item.dataset_id, item.dataset_version), 0) + 1
+        for (dataset_id, version), count in sorted(shown.items()):
+            if acl.is_restricted(policies.get((dataset_id, version))):
+                acl.record_access(platform, principal, acl.EXAMPLES, f"{dataset_id}@{version}", acl.GRANTED, rows=count,
+                                  detail="review items listed")
     return [_view(item, labels.get(item.id, [])) for item in items], len(visible)
 
 

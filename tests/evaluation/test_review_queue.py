@@ -26,7 +26,7 @@ from eval_platform.evaluation.review_queue import (
 )
 from eval_platform.llm.server import LocalLLMServer
 from eval_platform.platform.service import EvalPlatform
-from eval_platform.registry.access import Forbidden, authenticate, create_token
+from eval_platform.registry.access import Forbidden, access_log, authenticate, create_token
 from eval_platform.registry.schema import Base
 from tests.evaluation.test_runner import evaluate
 from tests.llm.test_llm_runs import candidate_file, judge_config
@@ -174,6 +174,8 @@ def test_labels_history_roles_and_visibility(service, people, tmp_path):
     with pytest.raises(NotFound):
         label_item(service, hidden.id, "pass", principal=people.bob)
     assert run.run_id != hidden.run_id
+    log = [(e.team, e.outcome, e.detail) for e in access_log(service, dataset_key="secret@1")]
+    assert ("alpha", "granted", "review items listed") in log and ("beta", "denied", "review item") in log
 
 
 def published_rows(service, key):
