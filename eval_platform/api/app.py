@@ -34,6 +34,7 @@ from eval_platform.api.limits import LimitedJSONRoute
 from eval_platform.api.middleware import BodySizeLimit, RequestObserver
 from eval_platform.api.problems import PROBLEM_JSON, Problem, install, problem_responses, respond
 from eval_platform.api.routers import datasets, eval_runs, experiments, gates, judges, metrics, models, releases, service, suites
+from eval_platform.api.routers import review as review_router
 from eval_platform.api.schemas import SUITE_SCHEMA_COMPONENTS
 from eval_platform.governance.observability import HttpStats
 from eval_platform.platform.service import EvalPlatform
@@ -41,7 +42,7 @@ from eval_platform.platform.service import EvalPlatform
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 #: the routers, in the order their routes were declared when they lived in one module
 ROUTERS = (service.router, eval_runs.router, datasets.router, suites.router, models.router, gates.router, metrics.router,
-           experiments.router, releases.router, judges.router)
+           experiments.router, releases.router, judges.router, review_router.router)
 API_DESCRIPTION = """Repeatable evaluations, lineage and release gates for ML models and LLM features.
 
 * **Evaluations are queued, not run here.** `POST /v1/eval-runs` records the request and returns at once; the

@@ -52,6 +52,8 @@ def dataset_json(record: EvalDataset, created: bool | None = None) -> dict:
     }
     if schema.get("time_column"):
         out["schema"]["timeColumn"] = schema["time_column"]
+    if getattr(record, "lineage", None):  # a version the platform made (a review-queue publish): where it came from
+        out["lineage"] = record.lineage
     if created is not None:
         out["created"] = created
     return out

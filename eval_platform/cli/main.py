@@ -23,6 +23,7 @@ from eval_platform.cli import (
     models,
     releases,
     retention,
+    review,
     runs,
     sample,
     score,
@@ -39,7 +40,7 @@ from eval_platform.core.failures import database_unreachable, describe_failure, 
 #: The command modules in the order of ``evalp --help``. A module may add commands to a group an earlier one
 #: created (gates adds ``models promote``; incidents ``datasets invalidate`` and ``metrics mark-buggy``).
 COMMAND_MODULES = (installation, datasets, suites, models, runs, score, gates, metrics, incidents, server, tokens, status,
-                   retention, experiments, sample, releases, judges)
+                   retention, experiments, sample, releases, judges, review)
 
 #: Exit status when the registry database cannot be reached (sysexits' EX_TEMPFAIL: try again later).
 EXIT_UNAVAILABLE = 75

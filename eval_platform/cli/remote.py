@@ -51,6 +51,12 @@ def get_json(base_url: str, path: str, token: str, timeout: float = 30.0) -> Any
     return _send(_request(base_url, path, token), timeout)
 
 
+def post_json(base_url: str, path: str, token: str, body: Any, timeout: float = 60.0) -> Any:
+    """``POST`` a JSON body with the bearer token; the JSON body of the 2xx answer."""
+    request = _request(base_url, path, token, method="POST", data=json.dumps(body).encode("utf-8"), content_type="application/json")
+    return _send(request, timeout)
+
+
 def post_form(base_url: str, path: str, token: str, fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]],
               timeout: float = 300.0) -> Any:
     """``POST`` a ``multipart/form-data`` body (``fields`` as ``(name, value)``, ``files`` as ``(name, file name,

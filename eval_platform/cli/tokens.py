@@ -89,7 +89,7 @@ def add_commands(groups: CommandGroups) -> None:
     sub.add_argument("--team", required=True)
     sub.add_argument("--principal", help="the person or service the token stands for (default: the team itself)")
     sub.add_argument("--kind", choices=["person", "service"], default="service")
-    sub.add_argument("--role", action="append", choices=["member", "approver", "admin"],
+    sub.add_argument("--role", action="append", choices=["member", "approver", "admin", "reviewer"],
                      help="repeat for several (default: member); admin is platform-wide")
     sub.add_argument("--expires-in", help="refused after this long: 90m, 12h, 30d, 2w (default: never)")
     sub.add_argument("--name", default="", help="what the token is for (for example the CI pipeline)")

@@ -34,6 +34,7 @@ from eval_platform.evaluation.results import (
     Record,
     metric_comparison,
 )
+from eval_platform.evaluation.review_queue import enqueue_from_run
 from eval_platform.gates.blockers import Blocker, BlockerKind
 from eval_platform.gates.rules import (
     CORRECTNESS_METRICS,
@@ -96,6 +97,8 @@ def compute_metrics(platform: EvalPlatform, run: EvalRun) -> MetricTableReport:
     if leakage is not None:
         results["leakage"] = leakage
     platform.update_run(run.run_id, metrics_hash=digest, results=results, metric_seconds=table.seconds)
+    if judged is not None:  # examples the judge and its samples or the reference metric disagree on, and an audit sample
+        enqueue_from_run(platform, run, suite, frame, schema, verdicts)
     return MetricTableReport(run.run_id, digest, table.seconds, metric_table, results)
 
 

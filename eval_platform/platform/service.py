@@ -126,6 +126,7 @@ class EvalPlatform:
         role: str = DatasetRole.STANDARD,
         rating_columns: Sequence[str] | None = None,
         rating_scale: dict | None = None,
+        lineage: dict | None = None,
     ) -> Registered:
         """Validate and store a dataset; identical content and metadata return the existing version.
 
@@ -139,6 +140,9 @@ class EvalPlatform:
 
         ``rating_columns`` (one column per human rater) and ``rating_scale`` declare human ratings
         (:mod:`eval_platform.datasets.ratings`), which the rating metrics of a suite read.
+
+        ``lineage`` records where a version the platform made came from (a review-queue publish: its parent
+        version, review items and reviewers); kept on the version, not part of its hash.
 
         ``principal`` is who acts (None: the local operator, an admin): a new version of a dataset id
         another team owns is refused before anything is read or written (:func:`eval_platform.registry.access.check_owner`)."""
@@ -187,7 +191,7 @@ class EvalPlatform:
                     dataset_id=dataset_id, version=version, task_type=task.name, label_policy=label_policy,
                     access_policy=access, content_hash=content_hash, version_hash=version_hash, row_count=len(frame),
                     schema=schema, description=description, status=DatasetStatus.ACTIVE, owner_team=owner,
-                    role=role,
+                    role=role, lineage=lineage,
                 )
                 session.add(record)
             return Registered(record, True)
@@ -833,8 +837,9 @@ def _check_same_training_facts(existing: Model, cutoff: datetime | None, manifes
 
 def check_dataset_role(role: object) -> str:
     """A dataset version's role (:class:`~eval_platform.core.states.DatasetRole`), or :class:`InvalidInput` naming ``role``."""
-    if not isinstance(role, str) or role not in {r.value for r in DatasetRole}:
-        raise InvalidInput("role", f"must be one of {', '.join(DatasetRole)}, got {role!r}")
+    known = [r.value for r in DatasetRole]
+    if not isinstance(role, str) or role not in known:
+        raise InvalidInput("role", f"must be one of {', '.join(known)}, got {role!r}")
     return DatasetRole(role).value
 
 

@@ -13,6 +13,8 @@ approver   override a gate of the team's model where the suite's ``gate.approver
            principal (``NAME`` or ``TEAM:NAME``) or its team (``TEAM``)
 admin      platform-wide operations: mark a metric buggy, recompute across teams; and act on any
            team's names (an admin does *not* read restricted rows outside a dataset's policy)
+reviewer   label review-queue items of datasets whose rows the team may read, and publish them into
+           a calibration dataset (:mod:`eval_platform.evaluation.review_queue`)
 =========  ===========================================================================================
 
 A token may expire (``expires_at``); an expired token is refused like a revoked one (401). Tokens made
@@ -101,7 +103,9 @@ class Forbidden(EvalPlatformError):
 
 
 MEMBER, APPROVER, ADMIN = "member", "approver", "admin"
-ROLES = (MEMBER, APPROVER, ADMIN)
+#: labels review-queue items and publishes them into calibration datasets (eval_platform.evaluation.review_queue)
+REVIEWER = "reviewer"
+ROLES = (MEMBER, APPROVER, ADMIN, REVIEWER)
 PERSON, SERVICE = "person", "service"
 #: what a name is, for ownership: the table and the column holding the name
 DATASET, SUITE, MODEL, EXPERIMENT = "dataset", "suite", "model", "experiment"
@@ -436,7 +440,7 @@ def access_log(platform, team: str | None = None, dataset_key: str | None = None
 
 __all__ = [
     "ADMIN", "AGGREGATES", "AGGREGATE_READ", "APPROVER", "CHANGE", "DATASET", "DENIED", "EXAMPLES", "EXPERIMENT", "Forbidden", "GRANTED",
-    "LOCAL_OPERATOR", "MEMBER", "MODEL", "NOTHING", "PERSON", "PREDICTIONS", "Principal", "REGRESSIONS", "ROLES", "ROWS", "SERVICE",
+    "LOCAL_OPERATOR", "MEMBER", "MODEL", "NOTHING", "PERSON", "PREDICTIONS", "Principal", "REGRESSIONS", "REVIEWER", "ROLES", "ROWS", "SERVICE",
     "SUITE", "TOKEN_COLUMNS", "Unauthenticated", "access_log", "authenticate", "can_read_aggregates", "can_read_rows",
     "check_owner", "create_token", "hash_token", "is_restricted", "list_tokens", "may_act_on", "may_know", "new_owner", "owner_of",
     "parse_duration", "principal_of", "record_access", "record_read", "require", "require_owner", "require_role", "revoke_token",

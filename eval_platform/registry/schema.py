@@ -50,6 +50,9 @@ class EvalDataset(Base):
     owner_team: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: :class:`~eval_platform.core.states.DatasetRole`: standard, or a golden/canary set the schedule re-evaluates
     role: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
+    #: where the version came from, when the platform made it (a review-queue publish: parent version, review
+    #: item ids, reviewers); None for an uploaded version. Not part of the version hash.
+    lineage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     @property
     def key(self) -> str:

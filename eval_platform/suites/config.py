@@ -61,6 +61,7 @@ from eval_platform.suites.refusals import (
     of_type,
     refusal,
 )
+from eval_platform.suites.review_config import parse_review_section
 
 # comparison ------------------------------------------------------------------------------------------------
 
@@ -231,6 +232,8 @@ class SuiteConfig(Section):
     description: str = ""
     canary: dict[str, Any] | None = Field(None, description="bounds of the canary check on golden and canary datasets: "
                                           "{bounds: {metric: largest absolute change from the reference run}}")
+    review: dict[str, Any] | None = Field(None, description="which judged examples go to the human review queue: "
+                                          "{reference_metric, threshold, audit_sample, seed} (eval_platform.suites.review_config)")
 
     @classmethod
     def from_raw(cls, raw: Any) -> SuiteConfig:
@@ -333,3 +336,12 @@ class SuiteConfig(Section):
         if "metrics" not in info.data:
             raise refusal("not validated: a field it needs was refused")
         return parse_canary_section(value, info.data["metrics"])
+
+    @field_validator("review", mode="before")
+    @classmethod
+    def _review_section(cls, value: Any, info: ValidationInfo) -> dict | None:
+        if value is None:
+            return None
+        if "metrics" not in info.data:
+            raise refusal("not validated: a field it needs was refused")
+        return parse_review_section(value, info.data["metrics"])

@@ -26,6 +26,8 @@ A suite definition is plain JSON/YAML::
       guardrails: [{metric: latency_ms, direction: lower, tolerance: 0.05}]
     canary:                              # optional: the canary check's bounds (suites/canary_config.py)
       bounds: {roc_auc: 0.02}            # largest |current - reference| on golden and canary datasets
+    review:                              # optional: a judged run's review queue (suites/review_config.py)
+      {reference_metric: exact_match, threshold: 0.5, audit_sample: 10, seed: 0}
 
 A generation suite's ``llm`` section adds budgets and judges (see :class:`~eval_platform.suites.config.LlmConfig`)::
 
@@ -106,6 +108,8 @@ class SuiteDefinition:
     multiple_comparisons: str = "none"
     #: a rule passing with less power than this against its margin is ``no_decision`` (None: power only reported)
     require_power: float | None = None
+    #: which judged examples go to the review queue (eval_platform.suites.review_config); None: the defaults
+    review: dict | None = None
 
     def metric(self, name: str) -> SuiteMetric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -124,6 +128,7 @@ class SuiteDefinition:
             **({"llm": self.llm} if self.llm else {}),
             **({"online": self.online} if self.online else {}),
             **({"canary": self.canary} if self.canary else {}),
+            **({"review": self.review} if self.review else {}),
             "gate": {
                 "require_baseline": self.require_baseline,
                 "stale_baseline": self.stale_baseline,
@@ -153,7 +158,7 @@ def definition_of(config: SuiteConfig) -> SuiteDefinition:
         description=config.description, stale_baseline=config.gate.stale_baseline,
         llm=config.llm.as_json() if config.llm is not None else None, online=config.online,
         canary=config.canary, target_power=config.gate.power, multiple_comparisons=config.gate.multiple_comparisons,
-        require_power=config.gate.require_power,
+        require_power=config.gate.require_power, review=config.review,
     )
 
 

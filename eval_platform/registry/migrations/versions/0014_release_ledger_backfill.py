@@ -35,7 +35,7 @@ from alembic import op
 from eval_platform.registry.ledger import GENESIS, entry_hash
 
 revision = '0014'
-down_revision = '0011'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
