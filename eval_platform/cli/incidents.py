@@ -45,7 +45,8 @@ def _report_impact(args: argparse.Namespace, impact: Any, what: str) -> None:
 
 def cmd_recompute(args: argparse.Namespace) -> None:
     from eval_platform.core.records import run_to_dict, to_dict  # keeps evalp --help fast
-    from eval_platform.governance.recompute_cost import estimate_for, recompute_within_budget  # keeps evalp --help fast
+    from eval_platform.governance.incidents import recompute_within_budget  # keeps evalp --help fast
+    from eval_platform.governance.recompute_cost import estimate_for
 
     platform = open_platform(args)
     if args.dry_run:

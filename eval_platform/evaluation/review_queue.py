@@ -28,8 +28,9 @@ is part of a dataset version.
 :meth:`EvalPlatform.register_dataset` (validated, content-hashed, immutable): the previous active version's rows
 plus one row per labelled (run, example), with exactly the columns :data:`CALIBRATION_COLUMNS` +
 :data:`PROVENANCE_COLUMNS`. A row's ``example_id`` is ``RUN_ID/EXAMPLE_ID`` (one model's answer to one example);
-a newer label of an answer already in the target replaces its row. ``label_policy`` is ``human_reviewed`` when
-every row has a human label (``pass``/``fail``), else ``mixed``. The version's ``lineage`` records its parent
+a newer label of an answer already in the target replaces its row. Every row holds a ``pass``/``fail`` label (the
+calibration contract); ``label_policy`` is ``mixed`` when the target's earlier version was (some of its labels came
+from elsewhere), else ``human_reviewed``. The version's ``lineage`` records its parent
 version, the review item ids and the reviewers. Everything is checked before the first write; should the process
 die between the new version and the items' status, publishing the same items again converges (the same rows are
 the same content: the existing version, and the items become ``published``).
@@ -603,8 +604,9 @@ def publish(platform: EvalPlatform, into: str, items: Sequence[int] | None = Non
     previous = _previous_rows(platform, parent)
     frame = pd.concat([previous[~previous["example_id"].isin(new_rows["example_id"])], new_rows], ignore_index=True)
     frame = frame.sort_values("example_id", kind="stable").reset_index(drop=True)
-    human = frame["human_label"].isin([HumanLabel.PASS.value, HumanLabel.FAIL.value]).all()
-    label_policy = "human_reviewed" if human else "mixed"
+    # every row holds a pass/fail label (the calibration contract); the queue's rows are people's, so the version is
+    # mixed exactly when the target's earlier rows were (labels from elsewhere beside people's)
+    label_policy = "mixed" if parent is not None and parent.label_policy == "mixed" else "human_reviewed"
     lineage = {"kind": "review_publish", "parent": parent.key if parent is not None else None,
                "review_items": sorted(item.id for item in chosen),
                "reviewers": sorted({labels[item.id][-1].reviewer for item in chosen}),

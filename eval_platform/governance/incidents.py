@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
@@ -24,7 +23,16 @@ from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.keys import VersionedKey, cell_name
 from eval_platform.core.states import CANARY_TRIGGER, DatasetStatus, IncidentKind, RequestKind, RunStatus
 from eval_platform.evaluation.runner import decide_model_version
-from eval_platform.metrics.catalog import all_metrics, get_metric
+from eval_platform.governance.affected import fixed_version, incidents, runs_using_metric, suite_metric_keys
+from eval_platform.governance.recompute_cost import (
+    PlannedRun,
+    RecomputeEstimate,
+    any_budget_applies,
+    check_recompute,
+    enforce_budget,
+    estimate_recompute,
+)
+from eval_platform.metrics.catalog import get_metric
 from eval_platform.online.experiments import invalidate_analyses_using
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import (
@@ -49,15 +57,6 @@ class Impact:
     experiments: tuple[str, ...] = ()
 
 
-def suite_metric_keys(suite: MetricSuite) -> set[str]:
-    return {entry["metric"] for entry in suite.metric_defs["metrics"]}
-
-
-def incidents(platform: EvalPlatform) -> list[Incident]:
-    with platform.registry.session() as session:
-        return list(session.scalars(select(Incident).order_by(Incident.id)))
-
-
 def mark_reported(platform: EvalPlatform, up_to_id: int) -> None:
     """Incidents up to ``up_to_id`` are shown on the asset graph (the sensor's cursor is the source of truth)."""
     with platform.registry.session() as session:
@@ -65,13 +64,6 @@ def mark_reported(platform: EvalPlatform, up_to_id: int) -> None:
             incident.reported = True
 
 
-def _current_runs(platform: EvalPlatform) -> list[EvalRun]:
-    return [run for run in platform.runs() if run.status != RunStatus.SUPERSEDED]
-
-
-def runs_using_metric(platform: EvalPlatform, metric_key: str) -> list[EvalRun]:
-    uses = {suite.key for suite in platform.suites() if metric_key in suite_metric_keys(suite)}
-    return [run for run in _current_runs(platform) if run.suite_key in uses]
 
 
 def _redecide(platform: EvalPlatform, model_keys: list[str]) -> None:
@@ -138,13 +130,6 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
     return Impact(incident, runs, models, tuple(experiments))
 
 
-def _fixed_version(metric_key: str, buggy: set[str]) -> str:
-    name, version = VersionedKey.parse(metric_key, "metric")
-    fixes = sorted((m for m in all_metrics() if m.name == name and m.key not in buggy), key=lambda m: m.version)
-    if not fixes or fixes[-1].version <= version:
-        raise Conflict(f"no fixed version of {name} newer than {metric_key} is registered: ship the fix first")
-    return fixes[-1].key
-
 
 def _recompute_one(platform: EvalPlatform, model_key: str, dataset_key: str, suite_key: str, baseline: str | None,
                    launch_key: str | None) -> EvalRun:
@@ -184,7 +169,7 @@ def _rematerialization_plan(platform: EvalPlatform, model_key: str, dataset_key:
         try:
             bad = sorted(suite_metric_keys(suite) & buggy)
             if bad:
-                fixes = {metric: _fixed_version(metric, buggy) for metric in bad}
+                fixes = {metric: fixed_version(metric, buggy) for metric in bad}
                 definition["metrics"] = [dict(m, metric=fixes.get(m["metric"], m["metric"])) for m in definition["metrics"]]
             if platform.dataset(run.dataset_key).status != DatasetStatus.ACTIVE:
                 remedy_dataset = platform.latest_dataset(run.dataset_id).key
@@ -213,9 +198,6 @@ def _check_rematerialization_budget(platform: EvalPlatform, model_key: str, data
     """The recompute budget (:func:`~eval_platform.governance.recompute_cost.enforce_budget`) of what a
     rematerialization would queue; raises :class:`~eval_platform.governance.recompute_cost.OverBudget` (logged)
     when it is over and nobody confirmed."""
-    # imported here: recompute_cost plans recomputes from this module's helpers (it imports this module)
-    from eval_platform.governance.recompute_cost import PlannedRun, any_budget_applies, enforce_budget, estimate_recompute
-
     plan = [PlannedRun(r.run.run_id, r.run.model_key, r.dataset_key, r.suite_key, r.suite_definition, r.run.requested_baseline)
             for r in remedies]
     plan += [PlannedRun(run.run_id, run.model_key, run.dataset_key, run.suite_key, dict(platform.suite(run.suite_key).metric_defs),
@@ -272,17 +254,15 @@ def request_recompute(platform: EvalPlatform, affected_by: str, requested_by: st
     (:func:`~eval_platform.governance.recompute_cost.enforce_budget`): over budget, nothing is queued unless an
     admin confirms (``confirm_over_budget``).
     """
-    queued, request, _ = recompute_checked(platform, affected_by, requested_by, reason, principal, confirm_over_budget)
+    queued, request, _ = recompute_within_budget(platform, affected_by, requested_by, reason, principal, confirm_over_budget)
     return queued, request
 
 
-def recompute_checked(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
-                      principal: Principal | None = None, confirm_over_budget: bool = False) -> tuple[list[EvalRun], DagsterRequest | None, Any]:
+def recompute_within_budget(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
+                            principal: Principal | None = None,
+                            confirm_over_budget: bool = False) -> tuple[list[EvalRun], DagsterRequest | None, RecomputeEstimate]:
     """:func:`request_recompute`, returning the estimate (a
     :class:`~eval_platform.governance.recompute_cost.RecomputeEstimate`) the budget was checked against too."""
-    # imported here: recompute_cost plans recomputes from this module's helpers (it imports this module)
-    from eval_platform.governance.recompute_cost import check_recompute
-
     access.require_role(principal, access.ADMIN, "a recompute (it queues every affected team's runs)", "Authorization", platform,
                         f"recompute:{affected_by}")
     if principal is not None:
@@ -322,7 +302,7 @@ def _registered_suite(platform: EvalPlatform, definition: dict) -> MetricSuite:
 def _recompute_with_fixed_metric(platform: EvalPlatform, metric_key: str, buggy: set[str], launch_key: str) -> list[EvalRun]:
     """Each run that used the buggy metric version queued again on a suite version naming the fixed one
     (content-addressed, so every affected run of a suite shares it); the old run is superseded."""
-    fixed = _fixed_version(metric_key, buggy)
+    fixed = fixed_version(metric_key, buggy)
     queued = []
     for run in runs_using_metric(platform, metric_key):
         definition = dict(platform.suite(run.suite_key).metric_defs)

@@ -47,14 +47,14 @@ from eval_platform.core.states import IncidentKind
 from eval_platform.evaluation.judging import _judge_strata, _sampling_plan, needs_judge, pairwise_metrics
 from eval_platform.evaluation.metric_table import evaluation_frame
 from eval_platform.evaluation.predicting import scores_references, with_logprobs_if_needed
-from eval_platform.governance.incidents import _fixed_version, incidents, recompute_checked, runs_using_metric
+from eval_platform.governance.affected import fixed_version, incidents, runs_using_metric
 from eval_platform.llm.budget import CallCost, PriceTable, SuiteBudget
 from eval_platform.llm.cache import LLMCache
 from eval_platform.llm.calls import CallRequest
 from eval_platform.llm.generate import candidate_request, score_request
 from eval_platform.llm.judge import JudgeConfig, pairwise_requests, verdict_requests
 from eval_platform.platform.service import EvalPlatform
-from eval_platform.registry import DagsterRequest, EvalRun, access
+from eval_platform.registry import access
 from eval_platform.registry.access import Principal
 from eval_platform.suites.definition import parse_suite
 
@@ -198,7 +198,7 @@ def plan_recompute(platform: EvalPlatform, affected_by: str) -> list[PlannedRun]
     raises as it does for a target that is neither a buggy metric nor a contaminated dataset."""
     buggy = set(platform.buggy_metrics())
     if affected_by in buggy:
-        fixed = _fixed_version(affected_by, buggy)
+        fixed = fixed_version(affected_by, buggy)
         planned = []
         for run in runs_using_metric(platform, affected_by):
             definition = dict(platform.suite(run.suite_key).metric_defs)
@@ -544,12 +544,3 @@ def check_recompute(platform: EvalPlatform, affected_by: str, requested_by: str,
     who = principal.label if principal is not None else requested_by
     return estimate, enforce_budget(platform, estimate, affected_by, who, principal, confirm_over_budget)
 
-
-def recompute_within_budget(platform: EvalPlatform, affected_by: str, requested_by: str, reason: str = "",
-                            principal: Principal | None = None,
-                            confirm_over_budget: bool = False) -> tuple[list[EvalRun], DagsterRequest | None, RecomputeEstimate]:
-    """:func:`~eval_platform.governance.incidents.request_recompute` (which enforces the budget, see
-    :func:`enforce_budget`), with the estimate it was checked against."""
-    queued, request, estimate = recompute_checked(platform, affected_by, requested_by=requested_by, reason=reason,
-                                                  principal=principal, confirm_over_budget=confirm_over_budget)
-    return queued, request, estimate

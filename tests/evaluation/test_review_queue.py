@@ -219,8 +219,8 @@ def test_publish_appends_versions_with_lineage_and_refuses_leaks(service, people
     rows = published_rows(service, "calib@2")
     assert len(rows) == 4 and set(rows["example_id"]) == set(expected) | {f"{run.run_id}/{items[3].example_id}"}
 
-    # a target with a row nobody labelled: the new version is "mixed"
-    seed = pd.DataFrame([{"example_id": "seed-1", "prompt": "2+2?", "reference": "4", "answer": "4", "human_label": "",
+    # a target whose labels partly came from elsewhere (label policy mixed): its new version stays "mixed"
+    seed = pd.DataFrame([{"example_id": "seed-1", "prompt": "2+2?", "reference": "4", "answer": "4", "human_label": "pass",
                           "source_run": "", "source_dataset": "", "reviewer": "", "labelled_at": ""}])
     service.register_dataset("calib-mixed", seed, task_type="generation", label_policy="mixed", role="calibration", principal=people.mia)
     label_item(service, items[4].id, "pass", principal=people.rita)

@@ -17,7 +17,8 @@ from eval_platform.api.app import create_app
 from eval_platform.cli.main import main
 from eval_platform.core.errors import InvalidInput
 from eval_platform.governance import incidents
-from eval_platform.governance.recompute_cost import OverBudget, PlannedRun, estimate_for, estimate_recompute, recompute_within_budget
+from eval_platform.governance.incidents import recompute_within_budget
+from eval_platform.governance.recompute_cost import OverBudget, PlannedRun, estimate_for, estimate_recompute
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.llm.server import LocalLLMServer
 from eval_platform.metrics.base import MetricDefinition

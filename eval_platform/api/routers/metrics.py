@@ -24,8 +24,8 @@ from eval_platform.api.schemas import (
 from eval_platform.api.serializers import impact_json
 from eval_platform.api.visibility import dataset_policies
 from eval_platform.core.errors import NotFound
-from eval_platform.governance.incidents import mark_metric_buggy
-from eval_platform.governance.recompute_cost import RecomputeEstimate, estimate_for, recompute_within_budget
+from eval_platform.governance.incidents import mark_metric_buggy, recompute_within_budget
+from eval_platform.governance.recompute_cost import RecomputeEstimate, estimate_for
 from eval_platform.metrics.catalog import all_metrics
 from eval_platform.registry import access
 
