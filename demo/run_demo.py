@@ -31,6 +31,9 @@ EXPLORE_FILE = ROOT / "demo" / "breast_cancer_explore.yaml"
 QA_SUITE_FILE = ROOT / "demo" / "qa_release.yaml"
 QA_DATASET_ID = "qa-small"
 QA_MODEL_NAME = "qa-assistant"
+#: the judge-license calibration set of the qa suite (qa_release.yaml), and how many queued answers the reviewer settles
+CALIBRATION_ID = "qa-calibration"
+REVIEWED_ITEMS = 4
 DRIFT_DATASET_ID = "breast-cancer-remeasured"
 
 
@@ -76,7 +79,7 @@ class Daemon:
 
 
 def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
-    """Until the registry has no queued or running eval run nor pending orchestrator request, and Dagster
+    """Until the registry has no queued or running eval run, pending orchestrator request or judge-license check, and Dagster
     has no unfinished run nor unfinished backfill (a backfill is marked completed by the daemon's next
     iteration after its last run: stopping before that would leave it "in progress" on the Backfills page).
 
@@ -87,6 +90,7 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
     from dagster._core.execution.backfill import BulkActionStatus
 
     from eval_platform.core.states import RequestKind
+    from eval_platform.evaluation.judge_license import unchecked_judges
     from eval_platform.governance import incidents
     from eval_platform.online import experiments
     from eval_platform.platform.requests import pending_requests
@@ -99,17 +103,18 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
             pending = platform.runs(statuses=["queued", "running"])
             requests = pending_requests(platform, RequestKind.PROMOTION) + experiments.pending_analysis_requests(platform)
             unreported = [i for i in incidents.incidents(platform) if not i.reported]
+            unlicensed = unchecked_judges(platform)  # the judge-license sensor's checks still to run
             dagster_runs = instance.get_run_records(RunsFilter(statuses=unfinished))
             backfills = [b for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING)
                          for b in instance.get_backfills(status=status)]
-            if not pending and not requests and not unreported and not dagster_runs and not backfills:
+            if not pending and not requests and not unreported and not unlicensed and not dagster_runs and not backfills:
                 return
             if daemon.process is not None and daemon.process.poll() is not None:
                 raise SystemExit(f"the Dagster daemon exited:\n{daemon.tail()}")
             # progress: any change of the registry's unfinished work, of Dagster's unfinished runs, or a new event
             latest_event = instance.event_log_storage.get_maximum_record_id() if hasattr(
                 instance.event_log_storage, "get_maximum_record_id") else None
-            state = (tuple(sorted((r.run_id, r.status, r.launch_attempts) for r in pending)), len(requests), len(unreported),
+            state = (tuple(sorted((r.run_id, r.status, r.launch_attempts) for r in pending)), len(requests), len(unreported), len(unlicensed),
                      tuple(sorted((r.dagster_run.run_id, r.dagster_run.status.value) for r in dagster_runs)),
                      tuple(sorted(b.backfill_id for b in backfills)), latest_event)
             if state != last_state:
@@ -118,7 +123,8 @@ def wait_until_idle(platform, daemon: Daemon, stall_timeout: float) -> None:
                        f"running; {len(dagster_runs)} Dagster run(s) unfinished "
                        f"({', '.join(sorted({r.dagster_run.status.value.lower() for r in dagster_runs})) or '-'}); "
                        f"{len(requests)} request(s), {len(unreported)} incident(s) to show"
-                       + (f"; {len(backfills)} backfill(s) unfinished" if backfills else ""))
+                       + (f"; {len(backfills)} backfill(s) unfinished" if backfills else "")
+                       + (f"; judge license check(s) to run: {', '.join(unlicensed)}" if unlicensed else ""))
             if waiting != said:
                 print(f"  waiting for Dagster: {waiting}", flush=True)
                 said = waiting
@@ -278,6 +284,44 @@ def run_experiment(platform, daemon, timeout: float, control: str, candidate: st
     print(f"promoted version of {MODEL_NAME}: {platform.promoted_version(MODEL_NAME)}")
 
 
+def show_judge_license(platform, home: Path, suite_id: str) -> None:
+    """The judge's license, as the ``judge_license`` asset (partitioned by judge version) recorded it."""
+    from eval_platform.cli.main import main as evalp
+
+    print(f"$ evalp judges licenses --suite {suite_id}")
+    evalp(["judges", "licenses", "--suite", suite_id, "--home", str(home)])
+
+
+def review_round_trip(platform, daemon, timeout: float, home: Path, suite_id: str) -> None:
+    """People settle what the judge and the metrics disagree on: a reviewer labels a few queued answers, the labels
+    become a new version of the calibration set, and the license sensor re-checks the judge on it."""
+    from eval_platform.cli.main import main as evalp
+    from eval_platform.evaluation import review_queue
+
+    home_args = ["--home", str(home)]
+    print("\n=== review queue: answers the judge's samples, the judge and exact match, or the audit sample put to people ===")
+    items, total = review_queue.list_items(platform, dataset=QA_DATASET_ID, status="open", limit=REVIEWED_ITEMS)
+    print(f"{total} open item(s) of {QA_DATASET_ID}")
+    print(f"$ evalp review list --dataset {QA_DATASET_ID} --status open --limit {REVIEWED_ITEMS}")
+    evalp(["review", "list", "--dataset", QA_DATASET_ID, "--status", "open", "--limit", str(REVIEWED_ITEMS), *home_args])
+    if review_queue.list_items(platform, dataset=QA_DATASET_ID, status="published", limit=1)[1]:
+        print(f"an earlier run of the demo published its review as a version of {CALIBRATION_ID}")
+        items = []
+    for item in items:
+        example = review_queue.get_item(platform, item.id).example
+        answer, reference = (example.answer or "", example.reference or "") if example else ("", "")
+        # the reviewer's rule: the answer states the reference (exact match misses the full sentence around it)
+        verdict = "pass" if reference and reference.lower() in answer.lower() else "fail"
+        print(f"$ evalp review label {item.id} --label {verdict} --by rita   # {item.reason}: {answer!r}, reference {reference!r}")
+        evalp(["review", "label", str(item.id), "--label", verdict, "--by", "rita", *home_args])
+    if items:
+        chosen = [argument for item in items for argument in ("--item", str(item.id))]
+        print(f"$ evalp review publish --into {CALIBRATION_ID} {' '.join(chosen)}")
+        evalp(["review", "publish", "--into", CALIBRATION_ID, *chosen, *home_args])
+        run_dagster(platform, daemon, timeout)  # a new calibration version: the sensor re-checks the judge on it
+    show_judge_license(platform, home, suite_id)
+
+
 def show_release_ledger(platform, home: Path) -> None:
     """The release ledger: what served between the two promotions, the hash chain checked, one evidence bundle."""
     from eval_platform.cli.main import main as evalp
@@ -430,14 +474,13 @@ def main() -> None:
         print("\n=== generation eval: an OpenAI-compatible chat model and a pinned judge (local server) ===")
         qa = platform.register_dataset(QA_DATASET_ID, qa_dataset(), task_type="generation", label_policy="human_reviewed",
                                        slice_columns=["category"], description="shipped question-answering set")
-        calibration = platform.register_dataset("qa-calibration", qa_calibration(), task_type="generation",
-                                                label_policy="human_reviewed", role="calibration").record
+        if not any(d.dataset_id == CALIBRATION_ID for d in platform.datasets()):  # later versions come from the review queue
+            platform.register_dataset(CALIBRATION_ID, qa_calibration(), task_type="generation",
+                                      label_policy="human_reviewed", role="calibration",
+                                      description="reviewers' verdicts on 60 graded answers: the judge's license")
         qa_suite = platform.register_suite(yaml.safe_load(QA_SUITE_FILE.read_text()))
-        from eval_platform.evaluation.judge_license import license_suite_judge
-
-        checked = license_suite_judge(platform, qa_suite.record, computed_by="demo")
-        print(f"judge license on {calibration.key}: {'licensed' if checked.licensed else 'NOT licensed'}: {checked.figures()} "
-              f"({checked.calls.get('calls', 0)} judge calls, {checked.calls.get('cache_hits', 0)} cache hits)")
+        run_dagster(platform, daemon, args.timeout)  # the judge-license sensor checks the suite's judge (asset judge_license)
+        show_judge_license(platform, home, qa_suite.record.suite_id)
         assistant = platform.register_model(QA_MODEL_NAME, write_candidate(home), kind="openai_chat",
                                             eval_plan=[(QA_DATASET_ID, qa_suite.record.suite_id)],
                                             description="chat model answering in full sentences").record
@@ -448,6 +491,7 @@ def main() -> None:
         platform.request_eval(assistant.key, QA_DATASET_ID, qa_suite.record.suite_id, trigger="demo", recompute=True)
         run_dagster(platform, daemon, args.timeout)
         report_llm(platform, assistant.key, "recomputed now   ")
+        review_round_trip(platform, daemon, args.timeout, home, qa_suite.record.suite_id)
 
         canary_key = canary.record.key
         existing = next((i for i in incidents.incidents(platform) if i.target == canary_key), None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import DEMO_HANG_SECONDS, ROOT
 
 
 @pytest.mark.slow
@@ -34,9 +34,17 @@ def test_demo_runs_and_is_idempotent(demo_run):
     # two teams, one refusal: beta may not register a version of alpha's model name
     assert "beta registers a new version of breast-cancer-detector: HTTP 403 (name): model 'breast-cancer-detector' belongs to another team" in out
     assert re.search(r"calls of its evaluation: candidate 84 calls, 0 cache hits", out)
-    # the qa judge is licensed on the reviewers' calibration set before it gates (45 of 60 verdicts agree)
-    assert re.search(r"judge license on qa-calibration@1: licensed: judge rule-judge-noisy@1\.qa-correctness-judge@1\.\w{8}: "
-                     r"accuracy 0\.75, 95% lower bound 0\.63 >= required 0\.60 on 60 calibration examples", out)
+    # the qa judge is licensed (by the judge_license asset the sensor materializes) on the reviewers' calibration
+    # set before it gates: 45 of 60 verdicts agree, Wilson's 95% lower bound of 45/60 is 0.628
+    judge = r"judge rule-judge-noisy@1\.qa-correctness-judge@1\.\w{8}: accuracy"
+    assert re.search(r"\$ evalp judges licenses --suite qa-release\nlicensed: " + judge +
+                     r" 0\.75, 95% lower bound 0\.63 >= required 0\.60 on 60 calibration examples of qa-calibration@1\n", out)
+    # one review round trip: four queued answers labelled by rita, published as qa-calibration@2 (its lineage
+    # names the items), and the license sensor re-checks the judge on the 64 examples
+    assert len(re.findall(r"\$ evalp review label \d+ --label (?:pass|fail) --by rita", out)) == 4
+    assert "published 4 item(s) as qa-calibration@2 (human_reviewed, 4 row(s) added)" in out
+    assert re.search(r"licensed: " + judge + r" 0\.\d+, 95% lower bound 0\.\d+ >= required 0\.60 on 64 calibration examples "
+                     r"of qa-calibration@2\n", out)
     assert re.search(r"recomputed now\s*: candidate 0 calls, 84 cache hits, 0 tokens, \$0.0000; judge 0 calls, 252 cache hits", out)
     # the release ledger: between the two promotions version 1 served; the chain verifies; a bundle is written
     assert re.search(r"serving breast-cancer-detector at \S+: breast-cancer-detector@1\n", out)
@@ -55,7 +63,7 @@ def test_demo_runs_and_is_idempotent(demo_run):
     assert all(r["lineage"]["dataset"]["content_hash"].startswith("sha256:") and r["dagster_run_id"] for r in runs)
 
     again = subprocess.run([sys.executable, str(ROOT / "demo" / "run_demo.py"), "--home", str(home)],
-                           capture_output=True, text=True, timeout=180)
+                           capture_output=True, text=True, timeout=DEMO_HANG_SECONDS)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "will evaluate it" not in again.stdout  # every registration is found as it was
     assert "recomputed now   : candidate 0 calls" in again.stdout

@@ -439,6 +439,18 @@ def judges_to_license(platform: EvalPlatform, suites: Iterable[MetricSuite] | No
     return {key: JudgeToLicense(key, config, tuple(reqs.values()), tuple(names)) for key, (config, reqs, names) in found.items()}
 
 
+def unchecked_judges(platform: EvalPlatform) -> list[str]:
+    """``JUDGE_KEY on CALIBRATION@V`` for each check a suite's license requirement needs and nobody made yet on the
+    newest active calibration version: what the judge-license sensor still has to run (or what failed)."""
+    out = []
+    for key, wanted in sorted(judges_to_license(platform).items()):
+        for requirement in wanted.requirements:
+            calibration = newest_calibration(platform, requirement.calibration_dataset)
+            if calibration is not None and current_license(platform, wanted.config.config_hash, calibration, requirement) is None:
+                out.append(f"{key} on {calibration.key}")
+    return out
+
+
 def license_judge_version(platform: EvalPlatform, key: str, computed_by: str = "") -> list[JudgeLicense]:
     """Check the judge version ``key`` on the newest active version of every calibration dataset its suites
     name (one check per calibration dataset, measure and confidence). Refused when no suite uses the key."""

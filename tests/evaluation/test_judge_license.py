@@ -19,6 +19,7 @@ from eval_platform.evaluation.judge_license import (
     judge_key,
     license_status,
     licenses,
+    unchecked_judges,
 )
 from eval_platform.gates.blockers import BlockerKind
 from eval_platform.llm.judge import JudgeConfig
@@ -160,7 +161,10 @@ def test_an_unlicensed_judge_blocks_the_gate_with_the_figures(service, server, t
 def test_a_licensed_judge_gates_and_a_new_calibration_version_needs_a_new_check(service, server, tmp_path):  # noqa: F811
     register_calibration(service)  # the humans label by the judge's own rule: kappa 1
     service.register_suite(judged_suite(judge_license=judge_license()))
+    key = judge_key(JudgeConfig.from_dict(judge_config()))
+    assert unchecked_judges(service) == [f"{key} on {CALIBRATION_ID}@1"]  # what the license sensor has to run
     [checked] = license_judges(service)
+    assert unchecked_judges(service) == []
     assert checked.licensed and checked.estimate == pytest.approx(1.0) and checked.ci_low == pytest.approx(1.0)
     decision, model_key = _evaluated(service, tmp_path, judged_suite(judge_license=judge_license()))
     assert decision.decision == "pass", decision.reasons  # kb-qa-v1 is right on every question
@@ -169,6 +173,7 @@ def test_a_licensed_judge_gates_and_a_new_calibration_version_needs_a_new_check(
 
     # the review queue publishes the next calibration version: the license on @1 no longer counts
     register_calibration(service, start=24, stop=84)
+    assert unchecked_judges(service) == [f"{key} on {CALIBRATION_ID}@2"]
     assert runner.decide_model_version(service, model_key).decision == "no_decision"
     assert f"never checked on calibration dataset {CALIBRATION_ID}@2" in str(service.gate_decision(model_key).reasons)
     license_judges(service)
