@@ -57,6 +57,7 @@ from eval_platform.llm.judge import JudgeConfig  # noqa: E402
 from eval_platform.llm.server import qa_dataset  # noqa: E402
 from tests.celery_harness import (  # noqa: E402
     PG_ADMIN_URL,
+    POOLS,
     Deployment,
     DeploymentSpec,
     celery_deployment,
@@ -241,14 +242,30 @@ def _phases(deployment: Deployment, model_key: str, registered: float, spans: li
     return {name: marks[i + 1] - marks[i] for i, name in enumerate(names)}
 
 
+def pool_limit(args: argparse.Namespace, workers: int) -> int:
+    """The Dagster pool limit of the deployment: ``--pool-limit``, else the shard steps of one phase (at least
+    the workers' slots), so that no shard step waits on a pool claim and the broker queues them for the workers.
+
+    Why not the workers' slots: a step blocked on its pool is re-checked by the run's executor at growing
+    intervals (Dagster's pending-claim backoff, 1.1^n s up to 15 s, on dagster-celery's 1 s loop tick), and a
+    slot freed is seen only at the next tick, so with the limit at exactly the slots every worker idles 1-5 s
+    between two shard steps (measured: 32 shard steps of 2 s each spread over 164 s on one worker)."""
+    if args.pool_limit is not None:
+        return args.pool_limit
+    shards = -(-args.examples // args.shard_size) if args.shard_size else 1
+    return max(workers * args.worker_processes, shards)
+
+
 def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tmp: Path) -> WidthResult:
     total = workers * args.worker_processes * args.step_concurrency
     expected = 2 * len(examples)
     env = {"EVAL_PLATFORM_SHARD_SIZE": str(args.shard_size)} if args.shard_size else {}
     # unsharded, the calls run one step at a time whatever the width: the safety net allows for that
     safety = 600 + 3 * expected * args.latency / args.step_concurrency
+    limit = pool_limit(args, workers)
     spec = DeploymentSpec(workers=workers, worker_processes=args.worker_processes, llm_latency=args.latency,
-                          llm_capacity=args.capacity, env=env, postgres_url=args.postgres, safety_seconds=safety)
+                          llm_capacity=args.capacity, pool_limits=dict.fromkeys(POOLS, limit), env=env,
+                          postgres_url=args.postgres, safety_seconds=safety)
     with celery_deployment(spec, tmp) as deployment:
         service = deployment.service
         service.register_dataset("scale", examples, task_type="generation", label_policy="human_reviewed",
@@ -303,13 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-concurrency", type=int, default=16, help="calls in flight per step (suite llm.concurrency)")
     parser.add_argument("--capacity", type=int, default=None, help="replies the server serves at once (default unbounded)")
     parser.add_argument("--shard-size", type=int, default=None, help="EVAL_PLATFORM_SHARD_SIZE of the deployment")
+    parser.add_argument("--pool-limit", type=int, default=None,
+                        help="the Dagster pool limits (default: the shard steps of one phase, at least the workers' slots)")
     parser.add_argument("--probe-seconds", type=float, default=4.0, help="per concurrency; 0 skips the server probe")
     parser.add_argument("--postgres", default=PG_ADMIN_URL, help="admin URL of the PostgreSQL server")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     parser.add_argument("--logs", type=Path, default=None, help="keep each deployment's logs and files here (default: a temporary directory)")
     args = parser.parse_args(argv)
-    for name in ("examples", "worker_processes", "step_concurrency"):
-        if getattr(args, name) < 1:
+    for name in ("examples", "worker_processes", "step_concurrency", "shard_size", "pool_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.latency <= 0:
         parser.error("--latency must be > 0 (the ideal divides by it)")
@@ -319,13 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Scale-out benchmark: {args.examples} examples x (1 answer + 1 judge verdict), server latency "
           f"{args.latency * 1000:.0f} ms, capacity {args.capacity or 'unbounded'}; per worker {args.worker_processes} "
           f"process(es) x {args.step_concurrency} calls = {per_worker}; shard size "
-          f"{args.shard_size or os.environ.get('EVAL_PLATFORM_SHARD_SIZE') or 'unset (one step per cell)'}; "
+          f"{args.shard_size or os.environ.get('EVAL_PLATFORM_SHARD_SIZE') or 'unset (one step per cell)'}; pool limits "
+          f"{', '.join(str(pool_limit(args, w)) for w in args.widths)} (widths {','.join(map(str, args.widths))}); "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
     report: dict = {"examples": args.examples, "latency": args.latency, "worker_processes": args.worker_processes,
                     "step_concurrency": args.step_concurrency, "capacity": args.capacity, "shard_size": args.shard_size,
+                    "pool_limits": {w: pool_limit(args, w) for w in args.widths},
                     "cores": os.cpu_count(), "probe": [], "widths": []}
     with tempfile.TemporaryDirectory(prefix="bench-scale-out-") as directory:
         tmp = args.logs or Path(directory)
+        tmp.mkdir(parents=True, exist_ok=True)  # a --logs folder that does not exist yet
         if args.probe_seconds > 0:
             print("  the server alone (raw HTTP client in threads):", flush=True)
             for probe in probe_server(args.latency, sorted({w * per_worker for w in args.widths}), args.probe_seconds, tmp):

@@ -192,12 +192,21 @@ class Deployment:
 
     def materialization_workers(self, run_id: str) -> dict[str, str]:
         """asset -> the ``worker`` (host:pid) metadata of its materialization in the run."""
-        found = {}
+        return {asset: str(metadata["worker"].value) for asset, metadata in self.materializations(run_id).items()}
+
+    def materializations(self, run_id: str) -> dict[str, Mapping[str, Any]]:
+        """asset -> the metadata (name -> ``MetadataValue``) of its materialization in the run."""
+        found: dict[str, Mapping[str, Any]] = {}
         for entry in self.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
             materialization = entry.asset_materialization
             if materialization is not None:
-                found[materialization.asset_key.to_user_string()] = str(materialization.metadata["worker"].value)
+                found[materialization.asset_key.to_user_string()] = materialization.metadata
         return found
+
+    def finished_steps(self, run_id: str) -> set[str]:
+        """The step keys of the run that succeeded or failed (a step taken and not in here is still running)."""
+        return {entry.step_key or "" for entry in self.instance.all_logs(
+            run_id, of_type={dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE})}
 
 
 def _pg(admin: sqlalchemy.Engine, statement: str) -> None:
