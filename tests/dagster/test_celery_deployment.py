@@ -37,7 +37,7 @@ from eval_platform.llm.cache import LLMCache
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry.llm_schema import LLMCallRecord
 from tests.celery_harness import Deployment, DeploymentSpec, celery_deployment
-from tests.judge_calibration import judge_license, license_judge
+from tests.judge_calibration import calibration_frame, judge_license, license_judge
 from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -92,15 +92,19 @@ def _shard_questions(rows: slice, step: str) -> list[str]:
 
 def _cached_calls(service: EvalPlatform, kind: str, questions: list[str]) -> int:
     """Rows of the LLM call cache of ``kind`` asked about one of ``questions``: a candidate call by its
-    rendered prompt, a judge call by the question among its inputs."""
+    rendered prompt, a judge call by the question among its inputs (and a candidate's answer, not a calibration one)."""
     wanted = set(questions)
     prompts = {CANDIDATE_PROMPT.format(prompt=question) for question in questions}
     with service.registry.engine.connect() as connection:
         requests = [row[0] for row in connection.execute(select(LLMCallRecord.request).where(LLMCallRecord.kind == kind))]
 
+    # the judge license's verdicts (first test) graded the calibration set's answers to some of the same questions
+    calibration_answers = set(calibration_frame()["answer"])
+
     def about(request: dict[str, Any]) -> bool:
         if kind == "judge":
-            return (request.get("inputs") or {}).get("question") in wanted
+            inputs = request.get("inputs") or {}
+            return inputs.get("question") in wanted and inputs.get("answer") not in calibration_answers
         return any(message.get("content") in prompts for message in request.get("messages") or [])
 
     return sum(about(request) for request in requests)

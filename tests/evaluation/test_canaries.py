@@ -162,6 +162,6 @@ def test_the_cli_registers_a_canary_set_and_names_a_bad_role(capsys, tmp_path, b
     code, out, _ = evalp(capsys, *common, "--role", "canary", "--json")
     assert code == 0 and json.loads(out)["role"] == "canary" and json.loads(out)["key"] == "bc@1"
     code, _, err = evalp(capsys, *common, "--role", "gold")
-    assert code == 2 and "role: must be one of standard, golden, canary, got 'gold'" in err
+    assert code == 2 and "role: must be one of standard, golden, canary, calibration, got 'gold'" in err
     code, out, _ = evalp(capsys, "--home", home, "datasets", "list", "--json")
     assert [(d["key"], d["role"]) for d in json.loads(out)] == [("bc@1", "canary")]

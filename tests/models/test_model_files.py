@@ -79,6 +79,7 @@ def _trusted_in_fresh_process(setup: str, cache_dir) -> dict:
     return json.loads(out)
 
 
+@pytest.mark.slow  # fresh interpreters that import all of scikit-learn: 12-20 s
 def test_cached_skops_import_trusts_exactly_what_skops_trusts(tmp_path):
     plain = _trusted_in_fresh_process("import skops.io", tmp_path / "unused")
     assert plain["walked"] and len(plain["names"]) > 100  # skops' own import imports all of scikit-learn
@@ -90,6 +91,7 @@ def test_cached_skops_import_trusts_exactly_what_skops_trusts(tmp_path):
     assert len(list((tmp_path / "cache").glob("skops-default-trusted-*.json"))) == 1
 
 
+@pytest.mark.slow  # fresh interpreters that import all of scikit-learn: 12-20 s
 def test_a_tampered_skops_cache_is_ignored(tmp_path):
     import json
 
