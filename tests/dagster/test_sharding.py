@@ -15,7 +15,8 @@ from eval_platform.llm.server import FaultPlan, LocalLLMServer
 from eval_platform_dagster import definitions
 from eval_platform_dagster.sensors import eval_request_sensor
 from tests.dagster_helpers import execute, tick
-from tests.llm.test_llm_runs import _service, candidate_file, judged_suite
+from tests.judge_calibration import judge_license, license_judge
+from tests.llm.test_llm_runs import _service, candidate_file, judge_config, judged_suite
 
 CELL_JOB = "evaluate_eval_cell"
 #: 20 answers and 3 judge samples of each: the unique calls of the evaluation
@@ -68,7 +69,10 @@ def _step_keys(instance, run_id: str, event_type) -> set[str]:
 @pytest.mark.slow  # about a minute: the failing shard's calls retry with backoff until the breaker opens
 def test_failed_shards_fail_the_run_and_a_reexecution_redoes_only_them_paying_no_call_twice(service, server, tmp_path):
     local, _ = server
-    service.register_suite(judged_suite(concurrency=1))  # one call at a time: the first after the recovery is the breaker's probe
+    # a release-blocking judge gates only with a license, checked (on other answers) before the counting starts
+    license_judge(service, judge_config())
+    # one call at a time: the first after the recovery is the breaker's probe
+    service.register_suite(judged_suite(concurrency=1, judge_license=judge_license()))
     service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
     local.reset_stats()
     local.set_faults(FaultPlan(schedule=("ok",) * 10, rate_500=1.0))  # 10 answers, then every request fails
