@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
+from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
 from eval_platform.api.dependencies import Caller, Limit, Offset, PlatformDep
@@ -22,7 +23,6 @@ from eval_platform.api.problems import ProblemError, problem_responses, respond
 from eval_platform.api.schemas import Camel
 from eval_platform.api.serializers import dataset_json
 from eval_platform.core.keys import ID_OR_KEY_PATTERN, ID_PATTERN
-from eval_platform.core.records import iso
 from eval_platform.evaluation.review_queue import (
     CALIBRATION_ROLE,
     MAX_PUBLISH_ITEMS,
@@ -105,18 +105,9 @@ PUBLISH_FIELDS = {"access_policy": "accessLevel", "access_policy.level": "access
 
 
 def item_json(view: ReviewItemView) -> dict:
-    """An item as the API shows it (camelCase)."""
-    current = view.label
-    out = {"id": view.id, "runId": view.run_id, "dataset": view.dataset_key, "model": view.model_key, "suite": view.suite_key,
-           "exampleId": view.example_id, "reason": view.reason, "judgeLabel": view.judge_label, "judgeScore": view.judge_score,
-           "judgeAgreement": view.judge_agreement, "judgeConfigHash": view.judge_config_hash,
-           "referenceMetric": view.reference_metric, "referenceValue": view.reference_value, "status": view.status,
-           "createdAt": iso(view.created_at), "publishedIn": view.published_in, "publishedAt": iso(view.published_at),
-           "label": current.label if current else None, "reviewer": current.reviewer if current else None,
-           "labelledAt": iso(current.labelled_at) if current else None,
-           "labels": [{"label": x.label, "note": x.note, "reviewer": x.reviewer, "labelledAt": iso(x.labelled_at)} for x in view.labels]}
-    if view.example is not None:
-        out["example"] = {"prompt": view.example.prompt, "reference": view.example.reference, "answer": view.example.answer}
+    """An item as the API shows it: the library's JSON (what ``evalp review --json`` prints) in camelCase."""
+    out = {to_camel(key): value for key, value in view.to_json().items()}
+    out["labels"] = [{to_camel(key): value for key, value in entry.items()} for entry in out["labels"]]
     return out
 
 
