@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from eval_platform.evaluation.judge_license import unchecked_judges  # noqa: E402
 from eval_platform.llm.judge import JudgeConfig  # noqa: E402
 from eval_platform.llm.server import qa_dataset  # noqa: E402
 from tests.celery_harness import (  # noqa: E402
@@ -65,6 +66,7 @@ from tests.celery_harness import (  # noqa: E402
     llm_listening,
     stop_session,
 )
+from tests.judge_calibration import CALIBRATION_ID, register_calibration  # noqa: E402
 
 #: the steps of the LLM calls: ``predictions`` and ``judgments``, or, sharded, their graphs' shard steps
 #: (``predictions.predict_shard[r0_s3]``) without the graphs' plan and merge steps, which make no call
@@ -97,6 +99,9 @@ class WidthResult:
     cpu_seconds: float
     cpu_cores_busy: float
     decision: str
+    #: (job, step, start, end) of every step of the model's runs, seconds after the registration (the shard
+    #: steps of a phase as one line: its first start and last end)
+    timeline: list[tuple[str, str, float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -180,7 +185,10 @@ def judged_suite(step_concurrency: int) -> dict:
     pinned = {k: v for k, v in JudgeConfig.from_dict(judge).pin().items() if k != "judge_config_hash"}
     return {"suite_id": "scale", "purpose": "release_blocking", "task_type": "generation", "min_slice_size": 1,
             "metrics": ["exact_match@1", {"name": "judge", "metric": "judge_score@1", "params": pinned}],
-            "llm": {"concurrency": step_concurrency, "judge": judge, "judge_samples": 1},
+            # a release-blocking judge gates only with a license: checked by the deployment's judge-license sensor
+            # on the calibration set before the clock starts
+            "llm": {"concurrency": step_concurrency, "judge": judge, "judge_samples": 1,
+                    "judge_license": {"calibration_dataset": CALIBRATION_ID}},
             "gate": {"require_baseline": False, "rules": [{"metric": "exact_match", "min": 0.8}, {"metric": "judge", "min": 0.8}]}}
 
 
@@ -218,6 +226,20 @@ def _llm_spans(deployment: Deployment, model_key: str) -> list[tuple[float, floa
     return [span for run in deployment.runs("evaluate_eval_cell", model_key)
             for key, span in deployment.step_spans(run.run_id).items()
             if key.startswith(LLM_STEP_PREFIXES) and not any(part in key for part in NO_CALL_STEPS)]
+
+
+def _timeline(deployment: Deployment, model_key: str, registered: float) -> list[tuple[str, str, float, float]]:
+    """(job, step, start, end) of each step of the model's cell and gate runs, relative to ``registered``; a
+    mapped step's instances (``predictions.predict_shard[r0_s3]``) make one line, from the first start to the last end."""
+    lines: dict[tuple[str, str], tuple[float, float]] = {}
+    for job in ("evaluate_eval_cell", "decide_gate"):
+        for run in deployment.runs(job, model_key):
+            for key, (start, end) in deployment.step_spans(run.run_id).items():
+                name = key.split("[", 1)[0] + ("[*]" if "[" in key else "")
+                first, last = lines.get((job, name), (start, end))
+                lines[(job, name)] = (min(first, start), max(last, end))
+    return sorted(((job, step, start - registered, end - registered) for (job, step), (start, end) in lines.items()),
+                  key=lambda line: line[2])
 
 
 def _phases(deployment: Deployment, model_key: str, registered: float, spans: list[tuple[float, float]]) -> dict[str, float]:
@@ -270,9 +292,12 @@ def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tm
         service = deployment.service
         service.register_dataset("scale", examples, task_type="generation", label_policy="human_reviewed",
                                  slice_columns=["category"])
+        register_calibration(service)
         service.register_suite(judged_suite(args.step_concurrency))
-        # the dataset's validation run ends first, so it does not share the cores with the eval being timed
-        deployment.wait_for(lambda: _validations_done(deployment), "the dataset's validation run")
+        # the datasets' validation runs and the judge's license check end first, so they do not share the cores
+        # with the eval being timed
+        deployment.wait_for(lambda: _validations_done(deployment), "the datasets' validation runs")
+        deployment.wait_for(lambda: not unchecked_judges(service), "the judge's license check")
         deployment.llm.reset_stats()
         leaders = {process.pid for process in (deployment.daemon, deployment.llm.process, *deployment.workers.values())}
         cpu_before, started, registered = _sessions_cpu(leaders), time.perf_counter(), time.time()
@@ -287,11 +312,13 @@ def run_width(args: argparse.Namespace, workers: int, examples: pd.DataFrame, tm
             raise RuntimeError(f"the eval run failed at width {workers}: {failed}")
         spans = _llm_spans(deployment, "scale-bot@1")
         phases = _phases(deployment, "scale-bot@1", registered, spans)
+        timeline = _timeline(deployment, "scale-bot@1", registered)
     ideal = stats["requests"] * args.latency / total
     span = phases.get("calls", 0.0)
     return WidthResult(workers, total, wall, stats["requests"], expected, ideal, wall / ideal, None, len(spans), span,
                        sum(end - start for start, end in spans), wall - span, phases, stats["in_flight_peak"],
-                       max(run.launch_attempts or 0 for run in eval_runs), cpu, cpu / wall, decision.decision)
+                       max(run.launch_attempts or 0 for run in eval_runs), cpu, cpu / wall, decision.decision,
+                       timeline)
 
 
 # the script ---------------------------------------------------------------------------------------------
@@ -325,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-seconds", type=float, default=4.0, help="per concurrency; 0 skips the server probe")
     parser.add_argument("--postgres", default=PG_ADMIN_URL, help="admin URL of the PostgreSQL server")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument("--timeline", action="store_true", help="print each width's steps, seconds after the registration")
     parser.add_argument("--logs", type=Path, default=None, help="keep each deployment's logs and files here (default: a temporary directory)")
     args = parser.parse_args(argv)
     for name in ("examples", "worker_processes", "step_concurrency", "shard_size", "pool_limit"):
@@ -374,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result.llm_span_seconds / result.ideal_seconds:.2f}x), other {result.other_seconds:.1f} s [{phases}]; "
                   f"server peak in flight {result.in_flight_peak}; launches {result.launch_attempts}; deployment CPU {result.cpu_seconds:.0f} s "
                   f"= {result.cpu_cores_busy:.2f} of {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}", flush=True)
+            if args.timeline:
+                for job, step, start, end in result.timeline:
+                    print(f"        {start:7.1f} - {end:7.1f} s  {job}: {step}", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
     ok = all(r.ratio <= 1.3 and r.calls == r.expected_calls and r.decision == "pass" for r in results)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eval_platform.core.errors import Conflict
@@ -183,7 +183,8 @@ class LLMCache:
 
     def put_many(self, records: Iterable[CachedCall]) -> int:
         """Insert the rows whose key is new (one transaction); returns how many were new."""
-        rows = [asdict(r) for r in records]
+        # one level deep: SQLAlchemy only reads the values (``asdict`` would deep-copy every request document)
+        rows = [{name: getattr(r, name) for name in _FIELDS} for r in records]
         if not rows:
             return 0
         engine = self.registry.engine

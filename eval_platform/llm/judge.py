@@ -432,12 +432,13 @@ def judge(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, cache: Cal
         return JudgeResult(pd.DataFrame(), {}, CallReport(phase="judge"))
     units: list[tuple[int, list[CallRequest]]] = []
     requests: list[CallRequest] = []
+    records = frame.to_dict("records")  # row dicts once: a frame's row lookups cost more than the calls' client side
     for position in judged:
-        row = frame.iloc[position]
+        row = records[position]
         if _missing(row["answer"]):
             units.append((position, []))
             continue
-        reqs = verdict_requests(config, row.to_dict(), n)
+        reqs = verdict_requests(config, row, n)
         units.append((position, reqs))
         requests.extend(reqs)
     outcomes, report = _run_calls(config, requests, cache if cache is not None else MemoryCache(), budget, client,
@@ -454,7 +455,7 @@ def judge(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, cache: Cal
         majority = Counter(labels).most_common(1)[0] if labels else (None, 0)
         disagree = len(set(labels)) > 1 or (len(scores) > 1 and max(scores) - min(scores) > config.score_tolerance)
         rows.append({
-            "example_id": frame.at[position, "example_id"],
+            "example_id": records[position]["example_id"],
             "score": float(np.mean(scores)) if scores else float("nan"),
             "label": majority[0],
             "n_samples": n, "n_valid": len(valid), "n_errors": sum(1 for s in samples if s["status"] in (JUDGE_ERROR, ERROR)),
@@ -490,12 +491,13 @@ def judge_pairwise(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, c
     judged, strata, plan = _select(examples.reset_index(drop=True), sample)
     units: list[tuple[int, list[tuple[int, str, CallRequest]]]] = []
     requests: list[CallRequest] = []
+    records = frame.to_dict("records")  # row dicts once: a frame's row lookups cost more than the calls' client side
     for position in judged:
-        row = frame.iloc[position]
+        row = records[position]
         if _missing(row["answer_a"]) or _missing(row["answer_b"]):
             units.append((position, []))
             continue
-        reqs = pairwise_requests(config, row.to_dict(), n)
+        reqs = pairwise_requests(config, row, n)
         units.append((position, reqs))
         requests.extend(r for _, _, r in reqs)
     outcomes, report = _run_calls(config, requests, cache if cache is not None else MemoryCache(), budget, client,
@@ -521,7 +523,7 @@ def judge_pairwise(examples: pd.DataFrame, config: JudgeConfig, n: int = 1, *, c
         labels = [s["label"] for s in valid]
         majority = Counter(labels).most_common(1)[0] if labels else (None, 0)
         rows.append({
-            "example_id": frame.at[position, "example_id"],
+            "example_id": records[position]["example_id"],
             "preference_a": preference, "label": label,
             "n_samples": 2 * n, "n_valid": len(valid),
             "n_errors": sum(1 for s in samples if s["status"] in (JUDGE_ERROR, ERROR)),
