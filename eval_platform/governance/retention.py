@@ -21,14 +21,16 @@ copied under ``<home>/models/`` at registration) is a model output too: it is ke
 retention of the datasets in its model's eval plan and runs, counted from its registration, then deleted
 and logged (kind :data:`MODEL_FILES`, with the model's runs); the model version stays registered, and
 uploading the same file again restores it. The shards a sharded run's predictions and verdicts were merged from
-(``evaluation/shards.py``: store kinds ``prediction_shards`` and ``judgment_shards``, each with its ``shard_index``
-entries) are the same model outputs: a shard artifact is purged, and logged under its kind with the runs that used
-it and the shard keys of its index entries (its ``cache_keys``), when its age passes the strictest retention of
-those runs' datasets (as for the merged artifacts: counted from the earliest run) and no run whose merged
-predictions (verdicts) are kept still uses it: shards are content-addressed and shared between runs (e.g. a
-recompute makes the same shards again), and their bytes stay while any such run needs them. Its index entries go
-with its bytes; an index entry whose artifact is gone is never trusted (the shard is computed again). Results,
-metric tables, comparisons, gate decisions and lineage are left as they are. A purged run is recomputed from its
+(``evaluation/shards.py``: store kinds ``prediction_shards`` and ``judgment_shards``, each named by
+``shard_index`` entries; their use by each run is recorded in ``eval_run_shards``) are the same model outputs: a
+shard artifact goes when no run that used it holds it any more, logged under its kind with those runs, the
+strictest classification of their datasets and the shard keys of its index entries (its ``cache_keys``). A run
+holds its shards while its merged predictions (verdicts, for judgment shards) are stored and not expiring (so
+purging a run's merged artifact purges its shards), or, without them (stopped before its merge), until its own
+age passes its dataset's retention. Shards are content-addressed and shared between runs: bytes a kept run
+still uses stay. The index entries go before the bytes; an index entry whose artifact is gone is never trusted
+(the shard is computed again).
+Results, metric tables, comparisons, gate decisions and lineage are left as they are. A purged run is recomputed from its
 lineage by requesting it again with ``recompute=True`` (same model file, dataset content and suite: the same
 numbers; an LLM's calls are made again, its shards computed again); a later comparison against a purged
 baseline reproduces the baseline's predictions and verdicts by itself.
@@ -45,6 +47,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -321,7 +324,14 @@ def _shard_usage(platform: EvalPlatform, now: datetime, policy: RetentionPolicy,
                                            EvalRun.predictions_hash, EvalRun.results, EvalRun.dataset_id, EvalRun.dataset_version,
                                            EvalRun.status, EvalRun.started_at, EvalRun.requested_at)
                                     .join(EvalRun, EvalRun.run_id == RunShard.run_id)))
-        marked = set(session.scalars(select(RunPurge.run_id).where(RunPurge.run_id.in_({r.run_id for r in rows})))) if rows else set()
+        marked = set(session.scalars(select(RunPurge.run_id))) if rows else set()
+    stored: dict[str, bool] = {}  # verdict artifact -> still in the store (read once)
+
+    def verdicts_stored(digest: str) -> bool:
+        if digest not in stored:
+            stored[digest] = platform.store.has_table(JUDGE_VERDICTS, digest)
+        return stored[digest]
+
     found: dict[str, dict[str, Usage]] = {kind: defaultdict(lambda: {**_usage(), "held": False}) for kind in SHARD_KINDS}
     for row in rows:
         if row.kind not in found:
@@ -330,14 +340,14 @@ def _shard_usage(platform: EvalPlatform, now: datetime, policy: RetentionPolicy,
         _used_by_run(usage, row.run_id, row.started_at or row.requested_at, (row.dataset_id, row.dataset_version), row.status, level_of)
         if row.shard_key not in usage["cache"]:
             usage["cache"].append(row.shard_key)
-        usage["held"] |= _holds_shard(platform, row, now, policy, level_of, merged_expired, row.run_id in marked)
+        usage["held"] |= _holds_shard(row, now, policy, level_of, merged_expired, row.run_id in marked, verdicts_stored)
     # a shard whose bytes are gone (purged before; its index entries went first) has nothing left to purge
     return {kind: {digest: usage for digest, usage in artifacts.items() if platform.store.has_table(kind, digest)}
             for kind, artifacts in found.items()}
 
 
-def _holds_shard(platform: EvalPlatform, row: Any, now: datetime, policy: RetentionPolicy, level_of: dict[tuple[str, int], str],
-                 merged_expired: set[tuple[str, str]], predictions_purged: bool) -> bool:
+def _holds_shard(row: Any, now: datetime, policy: RetentionPolicy, level_of: dict[tuple[str, int], str],
+                 merged_expired: set[tuple[str, str]], predictions_purged: bool, verdicts_stored: Callable[[str], bool]) -> bool:
     """Whether the run still keeps what the shard is part of: its merged predictions (for a prediction shard) or
     judge verdicts (for a judgment shard) while stored and not expiring now; for a run without them (stopped
     before its merge) its own age rule (its dataset's retention, counted from the run). A run whose merged
@@ -348,7 +358,7 @@ def _holds_shard(platform: EvalPlatform, row: Any, now: datetime, policy: Retent
             return (PREDICTIONS, merged) not in merged_expired
     else:
         merged = ((row.results or {}).get("judge") or {}).get("verdicts")
-        purged = isinstance(merged, str) and not platform.store.has_table(JUDGE_VERDICTS, merged)
+        purged = isinstance(merged, str) and not verdicts_stored(merged)
         if isinstance(merged, str) and not purged:
             return (JUDGE_VERDICTS, merged) not in merged_expired
     if purged:

@@ -243,3 +243,22 @@ def test_a_purge_marks_the_run_and_keeps_results_when_its_shards_go(service, ser
     assert after.predictions_hash is None and after.results == run.results and after.lineage == run.lineage
     with service.registry.session() as session:
         assert session.get(RunPurge, run.run_id).predictions_hash == run.predictions_hash
+
+
+def test_shards_of_a_run_stopped_before_its_merge_wait_while_it_runs_then_follow_its_own_age(service, server, tmp_path, monkeypatch):
+    monkeypatch.setenv(shards.SHARD_SIZE_VARIABLE, str(SIZE))
+    _register(service, tmp_path)
+    [run] = service.claim_runs("qa-bot@1", "stopped", requested=True)
+    predicted = [shards.run_prediction_shard(service, shard, "test:0") for shard in shards.plan_predictions(service, [run], SIZE)]
+    digests = sorted(r.artifact for r in predicted)
+    # running: a purge past its retention leaves its shards for the next purge
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=31))
+    assert report.deferred == digests and not report.purged
+    service.fail_runs_of("stopped", "worker lost")
+    assert service.run(run.run_id).status == "failed"
+    # stopped without predictions: its shards (a re-execution would reuse them) stay for its dataset's retention
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=29))
+    assert not report.purged and report.kept == 3
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=31))
+    assert sorted(a.artifact_hash for a in report.purged) == digests and report.shard_index_entries == 3
+    assert all(not stored and entry is None for stored, entry in _stored(service, predicted, []).values())
