@@ -6,7 +6,7 @@ from eval_platform.governance.retention import purge_expired
 from eval_platform_dagster.resources import EvalPlatformResource
 
 
-@dg.op(description="Delete predictions, judge verdicts and cached LLM calls past their dataset's retention; "
+@dg.op(description="Delete predictions, judge verdicts (with their shards) and cached LLM calls past their dataset's retention; "
                    "metric tables and lineage stay.")
 def purge_expired_predictions(context: dg.OpExecutionContext, platform: EvalPlatformResource) -> dict:
     report = purge_expired(platform.get())
@@ -19,6 +19,8 @@ def purge_expired_predictions(context: dg.OpExecutionContext, platform: EvalPlat
         "cache_rows_deleted": report.cache_rows_deleted,
         "llm_calls_deleted": report.llm_calls_deleted,
         "judgments_purged": len(report.judgments_purged),
+        "shard_artifacts_purged": report.shard_artifacts,
+        "shard_index_entries_deleted": report.shard_index_entries,
         "deferred": len(report.deferred),
         "idempotency_keys_deleted": report.idempotency_keys_deleted,
         "report": dg.MetadataValue.json(report.as_dict()),

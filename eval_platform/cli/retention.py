@@ -19,8 +19,10 @@ def cmd_purge(args: argparse.Namespace) -> None:
     verb = "would purge" if report.dry_run else "purged"
     print(f"{verb} {len(report.purged)} prediction artifact(s) of {len(report.runs_marked)} run(s); "
           f"{report.cache_rows_deleted} cache row(s); kept {report.kept}; deferred {len(report.deferred)} (runs in progress)")
+    print(f"  of which {report.shard_artifacts} shard artifact(s), with {report.shard_index_entries} shard index entr(y/ies)")
     for artifact in report.purged:
-        print(f"  {artifact.artifact_hash[:19]}  {artifact.classification:<10} {artifact.retention_days}d  produced {artifact.produced_at}"
+        print(f"  {artifact.kind:<17} {artifact.artifact_hash[:19]}  {artifact.classification:<10} {artifact.retention_days}d"
+              f"  produced {artifact.produced_at}"
               f"  runs: {', '.join(artifact.run_ids) or '-'}")
 
 

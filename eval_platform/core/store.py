@@ -136,6 +136,18 @@ class ArtifactStore:
         with self.fs.open(path, "rb") as handle:
             return handle.read().decode()
 
+    def delete_index_entry(self, kind: str, key: str, digest: str) -> bool:
+        """Remove ``key``'s entry if it names ``digest`` (an artifact retention deleted, or found missing); an
+        entry naming another artifact is left alone. False when there was no such entry."""
+        path = self._path(kind, key, ".ref")
+        if self.index_entry(kind, key) != digest:
+            return False
+        try:
+            self.fs.rm(path)
+        except FileNotFoundError:  # removed meanwhile by another deleter
+            return False
+        return True
+
     def uri(self, kind: str, digest: str, suffix: str = ".parquet") -> str:
         return self.fs.unstrip_protocol(self._path(kind, digest, suffix))
 

@@ -13,7 +13,11 @@ everything that determines its output (:attr:`Shard.key`):
 
 **Shards.** A shard makes its calls through the LLM call cache (a call paid for once is never paid again,
 whichever shard or worker asks) and writes its rows as a content-addressed Parquet artifact, then an index
-entry ``shard key -> artifact`` (both write-once). A shard whose index entry exists is not computed again.
+entry ``shard key -> artifact`` (both write-once). A shard whose index entry exists is not computed again,
+unless the artifact it names is gone (purged by retention, or lost): such an entry is never trusted, the
+shard is computed again and its entry replaced. Each use of a shard by a run (computed or reused) is
+recorded in the registry (``eval_run_shards``): retention purges a shard's artifact and index entry with
+the outputs of the runs that used it (``governance/retention.py``).
 A shard whose calls failed or stopped at the budget raises and writes nothing, so a rerun redoes exactly the
 shards without an artifact. Each shard's calls are limited to its share of the suite's budget (its rows over
 the run's rows): the shards together never spend more than the run may.
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 import pandas as pd
+from sqlalchemy.exc import IntegrityError
 
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
@@ -49,6 +54,7 @@ from eval_platform.llm.specs import LLM_CALL_CODE_VERSION
 from eval_platform.models.files import PREDICTION_CODE_VERSION
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import EvalRun
+from eval_platform.registry.api_schema import RunShard
 
 #: The operator's shard size (rows per shard), read where shards are planned.
 SHARD_SIZE_VARIABLE = "EVAL_PLATFORM_SHARD_SIZE"
@@ -176,9 +182,35 @@ def _share(budget: SuiteBudget, shard: Shard, rows: int) -> SuiteBudget:
 
 
 def _stored(platform: EvalPlatform, kind: str, shard: Shard) -> str | None:
-    """The shard's artifact when it already finished (its index entry names a stored table)."""
+    """The shard's artifact when it already finished (its index entry names a stored table; an entry naming
+    a table that is gone counts as absent), its use by the shard's run recorded."""
     digest = platform.store.index_entry(SHARD_INDEX, shard.key)
-    return digest if digest is not None and platform.store.has_table(kind, digest) else None
+    if digest is None or not platform.store.has_table(kind, digest):
+        return None
+    _record_use(platform, kind, shard, digest)
+    return digest
+
+
+def _finish(platform: EvalPlatform, kind: str, shard: Shard, frame: pd.DataFrame) -> str:
+    """Store a computed shard's table, then its index entry (an entry naming a table that is gone is replaced;
+    one naming another stored table, written meanwhile by another worker, stays), and record its use."""
+    digest = platform.store.put_table(kind, frame)
+    previous = platform.store.index_entry(SHARD_INDEX, shard.key)
+    if previous is not None and previous != digest and not platform.store.has_table(kind, previous):
+        platform.store.delete_index_entry(SHARD_INDEX, shard.key, previous)
+    platform.store.put_index_entry(SHARD_INDEX, shard.key, digest)  # after the artifact: an entry names a whole table
+    _record_use(platform, kind, shard, digest)
+    return digest
+
+
+def _record_use(platform: EvalPlatform, kind: str, shard: Shard, digest: str) -> None:
+    """Record (once) that the shard's run used this artifact under this key: what retention purges it by."""
+    try:
+        with platform.registry.session() as session:
+            if session.get(RunShard, (shard.run_id, shard.key, digest)) is None:
+                session.add(RunShard(run_id=shard.run_id, shard_key=shard.key, artifact_hash=digest, kind=kind))
+    except IntegrityError:  # recorded meanwhile by another worker running the same shard
+        pass
 
 
 def run_prediction_shard(platform: EvalPlatform, shard: Shard, worker: str) -> ShardResult:
@@ -200,8 +232,7 @@ def run_prediction_shard(platform: EvalPlatform, shard: Shard, worker: str) -> S
     budget = _share(SuiteBudget.from_dict((suite.llm or {}).get("budget")), shard, dataset.row_count)
     predictions, report, scoring, _ = predicting.llm_candidate_predictions(platform, run, frame, budget)
     predicting.raise_if_llm_run_stopped(report, scoring)
-    digest = platform.store.put_table(PREDICTION_SHARDS, predictions)
-    platform.store.put_index_entry(SHARD_INDEX, shard.key, digest)  # after the artifact: an entry names a whole table
+    digest = _finish(platform, PREDICTION_SHARDS, shard, predictions)
     reports = {"candidate": report.to_dict()} | ({"reference_scoring": scoring.to_dict()} if scoring is not None else {})
     return ShardResult(shard, digest, False, worker, time.perf_counter() - started, reports)
 
@@ -308,8 +339,7 @@ def run_judgment_shard(platform: EvalPlatform, shard: Shard, worker: str) -> Sha
     reports = {"judge": result.report.to_dict()}
     if result.verdicts.empty:
         return ShardResult(shard, None, False, worker, time.perf_counter() - started, reports)
-    digest = platform.store.put_table(JUDGMENT_SHARDS, result.verdicts)
-    platform.store.put_index_entry(SHARD_INDEX, shard.key, digest)
+    digest = _finish(platform, JUDGMENT_SHARDS, shard, result.verdicts)
     return ShardResult(shard, digest, False, worker, time.perf_counter() - started, reports)
 
 
@@ -349,6 +379,6 @@ def shard_rows(results: Sequence[ShardResult]) -> list[dict]:
              "seconds": round(r.seconds, 3)} for r in results if r.shard.kind != ShardKind.NOTHING]
 
 
-__all__ = ["DEFAULT_SHARD_SIZE", "SHARD_SIZE_VARIABLE", "Shard", "ShardKind", "ShardResult", "merge_judgments",
-           "merge_predictions", "nothing_shard", "plan_judgments", "plan_predictions", "run_judgment_shard",
+__all__ = ["DEFAULT_SHARD_SIZE", "JUDGMENT_SHARDS", "PREDICTION_SHARDS", "SHARD_INDEX", "SHARD_SIZE_VARIABLE", "Shard", "ShardKind",
+           "ShardResult", "merge_judgments", "merge_predictions", "nothing_shard", "plan_judgments", "plan_predictions", "run_judgment_shard",
            "run_prediction_shard", "shard_bounds", "shard_size"]

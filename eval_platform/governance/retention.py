@@ -20,10 +20,20 @@ retention that no artifact names any more (e.g. of a run stopped midway) are del
 copied under ``<home>/models/`` at registration) is a model output too: it is kept for the strictest
 retention of the datasets in its model's eval plan and runs, counted from its registration, then deleted
 and logged (kind :data:`MODEL_FILES`, with the model's runs); the model version stays registered, and
-uploading the same file again restores it. Results, metric tables, comparisons, gate decisions and lineage are left as they
-are. A purged run is recomputed from its lineage by requesting it again with ``recompute=True`` (same
-model file, dataset content and suite: the same numbers; an LLM's calls are made again); a later
-comparison against a purged baseline reproduces the baseline's predictions and verdicts by itself.
+uploading the same file again restores it. The shards a sharded run's predictions and verdicts were merged from
+(``evaluation/shards.py``: store kinds ``prediction_shards`` and ``judgment_shards``, each named by
+``shard_index`` entries; their use by each run is recorded in ``eval_run_shards``) are the same model outputs: a
+shard artifact goes when no run that used it holds it any more, logged under its kind with those runs, the
+strictest classification of their datasets and the shard keys of its index entries (its ``cache_keys``). A run
+holds its shards while its merged predictions (verdicts, for judgment shards) are stored and not expiring (so
+purging a run's merged artifact purges its shards), or, without them (stopped before its merge), until its own
+age passes its dataset's retention. Shards are content-addressed and shared between runs: bytes a kept run
+still uses stay. The index entries go before the bytes; an index entry whose artifact is gone is never trusted
+(the shard is computed again).
+Results, metric tables, comparisons, gate decisions and lineage are left as they are. A purged run is recomputed from its
+lineage by requesting it again with ``recompute=True`` (same model file, dataset content and suite: the same
+numbers; an LLM's calls are made again, its shards computed again); a later comparison against a purged
+baseline reproduces the baseline's predictions and verdicts by itself.
 
 The registry is changed first and the bytes deleted after the commit: a crash in between leaves
 unreferenced bytes that the next purge deletes (``purge_log.store_deleted`` is false until then), never
@@ -37,6 +47,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +60,7 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.core.hashing import json_hash
 from eval_platform.core.states import RunStatus
 from eval_platform.core.store import JUDGE_VERDICTS, PREDICTIONS
+from eval_platform.evaluation.shards import JUDGMENT_SHARDS, PREDICTION_SHARDS, SHARD_INDEX
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import (
     EvalDataset,
@@ -57,7 +69,7 @@ from eval_platform.registry import (
     Model,
     PredictionSet,
 )
-from eval_platform.registry.api_schema import IdempotencyRecord, PurgeLogEntry, RunPurge
+from eval_platform.registry.api_schema import IdempotencyRecord, PurgeLogEntry, RunPurge, RunShard
 from eval_platform.registry.llm_schema import LLMCallRecord
 from eval_platform.registry.schema import utcnow
 
@@ -70,6 +82,8 @@ IDEMPOTENCY_HOURS = 24.0
 LLM_CALLS = "llm_calls"
 #: Purge-log kind of a ``predictions``-kind model file copied under the home (its ``artifact_hash`` is the file's hash).
 MODEL_FILES = "model_files"
+#: Store kinds of shard artifacts (their purge-log ``cache_keys`` are the keys of their ``shard_index`` entries).
+SHARD_KINDS = (PREDICTION_SHARDS, JUDGMENT_SHARDS)
 _STRICTNESS = ("restricted", "internal", "public")  # strictest first
 log = logging.getLogger("eval_platform.governance.retention")
 
@@ -137,6 +151,9 @@ class PurgeReport:
     #: runs whose judge verdicts (pointwise or pairwise) were purged
     judgments_purged: list[str] = field(default_factory=list)
     cache_rows_deleted: int = 0
+    #: shard artifacts purged (among ``purged``), and the ``shard_index`` entries naming them deleted (would be, on a dry run)
+    shard_artifacts: int = 0
+    shard_index_entries: int = 0
     #: ``llm_call_cache`` rows deleted (those of purged artifacts and those past their dataset's retention)
     llm_calls_deleted: int = 0
     #: bytes deleted now for purges whose store delete had failed before
@@ -244,6 +261,12 @@ def _expired_artifacts(platform: EvalPlatform, now: datetime,
         expired += more[0]
         deferred += more[1]
         kept += more[2]
+    merged_expired = {(a.kind, a.artifact_hash) for a in expired}
+    for kind, found in _shard_usage(platform, now, policy, level_of, merged_expired).items():
+        more = _expire_shards(kind, found, policy)
+        expired += more[0]
+        deferred += more[1]
+        kept += more[2]
     return expired, deferred, kept, level_of
 
 
@@ -288,7 +311,84 @@ def _verdict_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], str])
         for digest in verdict_hashes(run.results, run.comparison):
             _used_by_run(verdicts[digest], run.run_id, run.started_at or run.requested_at, (run.dataset_id, run.dataset_version),
                          run.status, level_of)
-    return verdicts
+    # results still name purged verdicts: those whose bytes are gone are not purged (and logged) again
+    return {digest: usage for digest, usage in verdicts.items() if platform.store.has_table(JUDGE_VERDICTS, digest)}
+
+
+def _shard_usage(platform: EvalPlatform, now: datetime, policy: RetentionPolicy, level_of: dict[tuple[str, int], str],
+                 merged_expired: set[tuple[str, str]]) -> dict[str, dict[str, Usage]]:
+    """Shard artifacts by kind: used by the runs that recorded them (their cache keys: the shard keys of the
+    index entries), ``held`` while one of those runs still keeps what the shard is part of (see :func:`_holds_shard`)."""
+    with platform.registry.session() as session:
+        rows = list(session.execute(select(RunShard.kind, RunShard.artifact_hash, RunShard.shard_key, EvalRun.run_id,
+                                           EvalRun.predictions_hash, EvalRun.results, EvalRun.dataset_id, EvalRun.dataset_version,
+                                           EvalRun.status, EvalRun.started_at, EvalRun.requested_at)
+                                    .join(EvalRun, EvalRun.run_id == RunShard.run_id)))
+        marked = set(session.scalars(select(RunPurge.run_id))) if rows else set()
+    stored: dict[str, bool] = {}  # verdict artifact -> still in the store (read once)
+
+    def verdicts_stored(digest: str) -> bool:
+        if digest not in stored:
+            stored[digest] = platform.store.has_table(JUDGE_VERDICTS, digest)
+        return stored[digest]
+
+    found: dict[str, dict[str, Usage]] = {kind: defaultdict(lambda: {**_usage(), "held": False}) for kind in SHARD_KINDS}
+    for row in rows:
+        if row.kind not in found:
+            continue
+        usage = found[row.kind][row.artifact_hash]
+        _used_by_run(usage, row.run_id, row.started_at or row.requested_at, (row.dataset_id, row.dataset_version), row.status, level_of)
+        if row.shard_key not in usage["cache"]:
+            usage["cache"].append(row.shard_key)
+        usage["held"] |= _holds_shard(row, now, policy, level_of, merged_expired, row.run_id in marked, verdicts_stored)
+    # a shard whose bytes are gone (purged before; its index entries went first) has nothing left to purge
+    return {kind: {digest: usage for digest, usage in artifacts.items() if platform.store.has_table(kind, digest)}
+            for kind, artifacts in found.items()}
+
+
+def _holds_shard(row: Any, now: datetime, policy: RetentionPolicy, level_of: dict[tuple[str, int], str],
+                 merged_expired: set[tuple[str, str]], predictions_purged: bool, verdicts_stored: Callable[[str], bool]) -> bool:
+    """Whether the run still keeps what the shard is part of: its merged predictions (for a prediction shard) or
+    judge verdicts (for a judgment shard) while stored and not expiring now; for a run without them (stopped
+    before its merge) its own age rule (its dataset's retention, counted from the run). A run whose merged
+    artifact was purged holds nothing."""
+    if row.kind == PREDICTION_SHARDS:
+        merged, purged = row.predictions_hash, predictions_purged
+        if merged is not None:
+            return (PREDICTIONS, merged) not in merged_expired
+    else:
+        merged = ((row.results or {}).get("judge") or {}).get("verdicts")
+        purged = isinstance(merged, str) and not verdicts_stored(merged)
+        if isinstance(merged, str) and not purged:
+            return (JUDGE_VERDICTS, merged) not in merged_expired
+    if purged:
+        return False
+    days = policy.for_level(level_of.get((row.dataset_id, row.dataset_version), "internal"))
+    produced = _aware(row.started_at or row.requested_at)
+    return days is None or produced is None or now < produced + timedelta(days=days)
+
+
+def _expire_shards(kind: str, artifacts: dict[str, Usage], policy: RetentionPolicy) -> tuple[list[PurgedArtifact], list[str], int]:
+    """``(expired, deferred, kept)`` of one kind of shard artifact: expired when no run using it holds it (each
+    run's merged artifact expired or purged, or its own age passed); deferred while a run using it is queued or
+    running. Logged with the strictest classification of those runs' datasets, counted from the earliest run."""
+    expired: list[PurgedArtifact] = []
+    deferred: list[str] = []
+    kept = 0
+    for digest, entry in sorted(artifacts.items()):
+        if entry["held"]:
+            kept += 1
+            continue
+        if entry["busy"]:
+            deferred.append(digest)
+            continue
+        levels = set(entry["datasets"].values()) or {"internal"}
+        classification = next(level for level in (*_STRICTNESS, *sorted(levels)) if level in levels)
+        finite = [days for days in (policy.for_level(level) for level in levels) if days is not None]
+        produced = min((t for t in entry["times"] if t is not None), default=utcnow())
+        expired.append(PurgedArtifact(kind, digest, classification, min(finite, default=0), produced.isoformat(),
+                                      sorted(set(entry["runs"])), sorted(entry["cache"]), sorted(entry["datasets"])))
+    return expired, deferred, kept
 
 
 def _model_file_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], str]) -> dict[str, Usage]:
@@ -374,10 +474,13 @@ def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: R
                          purged=expired, deferred=deferred, kept=kept)
     named, orphans = _expired_llm_call_keys(platform, now, policy, level_of, expired, deferred)
     report.judgments_purged = sorted({r for a in expired if a.kind == JUDGE_VERDICTS for r in a.run_ids})
+    report.shard_artifacts = sum(1 for a in expired if a.kind in SHARD_KINDS)
     if dry_run:
         report.runs_marked = sorted(r for a in expired if a.kind == PREDICTIONS for r in a.run_ids)
         report.cache_rows_deleted = sum(len(a.cache_keys) for a in expired if a.kind == PREDICTIONS)
         report.llm_calls_deleted = len(named | set(orphans))
+        report.shard_index_entries = sum(1 for a in expired if a.kind in SHARD_KINDS for key in a.cache_keys
+                                         if platform.store.index_entry(SHARD_INDEX, key) == a.artifact_hash)
         return report
     with platform.registry.session() as session:
         for artifact in expired:
@@ -391,7 +494,7 @@ def purge_expired(platform: EvalPlatform, now: datetime | None = None, policy: R
         report.idempotency_keys_deleted = _deleted_rows(session, delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
     deleted = _delete_unreferenced_bytes(platform, report)
     for artifact in expired:
-        artifact.store_deleted = artifact.artifact_hash in deleted
+        artifact.store_deleted = (artifact.kind, artifact.artifact_hash) in deleted
     report.runs_marked.sort()
     log.info("retention purge", extra={"fields": {"purge_id": report.purge_id, "purged": len(expired), "deferred": len(deferred),
                                                   "runs_marked": len(report.runs_marked)}})
@@ -403,9 +506,10 @@ def _expired_llm_call_keys(platform: EvalPlatform, now: datetime, policy: Retent
     """``(named, orphans)``: the LLM calls behind each expired artifact (added to its cache keys, read while its
     bytes are still there), and the calls no expired artifact names but past their dataset's retention (the
     calls of a busy run wait)."""
-    llm_keys = {a.artifact_hash: _llm_call_keys(platform, a.kind, a.artifact_hash) if a.kind != MODEL_FILES else [] for a in expired}
+    # by kind and hash: a run of one shard has a shard artifact and merged predictions of the same content
+    llm_keys = {(a.kind, a.artifact_hash): _llm_call_keys(platform, a.kind, a.artifact_hash) if a.kind != MODEL_FILES else [] for a in expired}
     for artifact in expired:
-        artifact.cache_keys = sorted(set(artifact.cache_keys) | set(llm_keys[artifact.artifact_hash]))
+        artifact.cache_keys = sorted(set(artifact.cache_keys) | set(llm_keys[(artifact.kind, artifact.artifact_hash)]))
     named = {k for keys in llm_keys.values() for k in keys}
     busy_keys = {k for digest in deferred for k in _llm_call_keys(platform, PREDICTIONS, digest) + _llm_call_keys(platform, JUDGE_VERDICTS, digest)}
     orphans = [k for k in _expired_llm_calls(platform, now, policy, level_of) if k not in named and k not in busy_keys]
@@ -424,7 +528,7 @@ def _log_and_unlink(session: Session, report: PurgeReport, artifact: PurgedArtif
     for run_id in artifact.run_ids if artifact.kind == PREDICTIONS else ():
         if _mark_run_purged(session, run_id, artifact.artifact_hash, entry.id, now):
             report.runs_marked.append(run_id)
-    if artifact.cache_keys:
+    if artifact.cache_keys and artifact.kind not in SHARD_KINDS:  # a shard's keys name its index entries: they go with its bytes
         report.cache_rows_deleted += _deleted_rows(session, delete(PredictionSet).where(PredictionSet.cache_key.in_(artifact.cache_keys)))
         report.llm_calls_deleted += _delete_llm_calls(session, artifact.cache_keys)
 
@@ -444,9 +548,9 @@ def _mark_run_purged(session: Session, run_id: str, digest: str, log_id: int, no
     return True
 
 
-def _delete_unreferenced_bytes(platform: EvalPlatform, report: PurgeReport) -> set[str]:
+def _delete_unreferenced_bytes(platform: EvalPlatform, report: PurgeReport) -> set[tuple[str, str]]:
     """Bytes last, and only those nothing refers to any more (a run may have reproduced them meanwhile); a
-    delete that failed in an earlier purge is retried. Returns the artifacts whose bytes are gone."""
+    delete that failed in an earlier purge is retried. Returns the artifacts (kind, hash) whose bytes are gone."""
     with platform.registry.session() as session:
         pending = list(session.scalars(select(PurgeLogEntry).where(PurgeLogEntry.store_deleted.is_(False))))
         verdict_users = _verdict_users(session) if any(e.kind == JUDGE_VERDICTS for e in pending) else {}
@@ -454,12 +558,12 @@ def _delete_unreferenced_bytes(platform: EvalPlatform, report: PurgeReport) -> s
             if _reproduced(session, entry, verdict_users):
                 entry.store_deleted = True  # reproduced by a later run: the bytes belong to it now
                 continue
-            if not _delete_bytes(platform, entry):
+            if not _delete_bytes(platform, entry, report):
                 continue  # left for the next purge
             entry.store_deleted = True
             if entry.purge_id != report.purge_id:
                 report.retried_deletes += 1
-    return {e.artifact_hash for e in pending if e.store_deleted}
+    return {(e.kind, e.artifact_hash) for e in pending if e.store_deleted}
 
 
 def _reproduced(session: Session, entry: PurgeLogEntry, verdict_users: dict[str, list[str]]) -> bool:
@@ -468,14 +572,20 @@ def _reproduced(session: Session, entry: PurgeLogEntry, verdict_users: dict[str,
         return False  # a file uploaded again after its purge is found expired (and logged) again
     if entry.kind == JUDGE_VERDICTS:
         return bool(set(verdict_users.get(entry.artifact_hash, ())) - set(entry.run_ids or ()))
+    if entry.kind in SHARD_KINDS:  # a run recorded using it since (e.g. a recompute made the same shard again)
+        return session.scalar(select(RunShard.run_id).where(RunShard.kind == entry.kind, RunShard.artifact_hash == entry.artifact_hash,
+                                                            RunShard.run_id.not_in(entry.run_ids or [""])).limit(1)) is not None
     return _still_referenced(session, entry.artifact_hash)
 
 
-def _delete_bytes(platform: EvalPlatform, entry: PurgeLogEntry) -> bool:
+def _delete_bytes(platform: EvalPlatform, entry: PurgeLogEntry, report: PurgeReport) -> bool:
     try:
         if entry.kind == MODEL_FILES:
             _delete_model_file(platform, entry.artifact_hash)
         else:
+            index_keys = (entry.cache_keys or []) if entry.kind in SHARD_KINDS else []
+            for key in index_keys:  # a shard's index entries first: none is left naming missing bytes
+                report.shard_index_entries += platform.store.delete_index_entry(SHARD_INDEX, key, entry.artifact_hash)
             delete_artifact(platform, entry.kind, entry.artifact_hash)
     except OSError as error:
         log.warning("retention: could not delete %s artifact", entry.kind,
@@ -519,5 +629,5 @@ def run_purges(platform: EvalPlatform, run_ids: list[str]) -> dict[str, RunPurge
         return {m.run_id: m for m in session.scalars(select(RunPurge).where(RunPurge.run_id.in_(run_ids)))}
 
 
-__all__ = ["DEFAULT_RETENTION_DAYS", "LLM_CALLS", "MODEL_FILES", "PurgeReport", "PurgedArtifact", "RetentionPolicy", "delete_artifact",
+__all__ = ["DEFAULT_RETENTION_DAYS", "LLM_CALLS", "MODEL_FILES", "SHARD_KINDS", "PurgeReport", "PurgedArtifact", "RetentionPolicy", "delete_artifact",
            "purge_expired", "purge_log", "run_purges", "verdict_hashes"]

@@ -12,6 +12,9 @@ as long as this module is imported (``eval_platform/registry/migrations/env.py``
 * ``purge_log``: every prediction artifact the retention purge deleted, with the runs and cache rows it
   belonged to; ``eval_run_purges`` marks each run whose predictions were purged (its metric table,
   results and lineage stay).
+* ``eval_run_shards`` (migration 0016): which shard artifact (``prediction_shards``, ``judgment_shards``) and
+  shard index key each run used, written when the shard runs (computed or reused), so retention purges a
+  shard with the runs it is part of and keeps it while a run whose outputs are kept still uses it.
 """
 
 from __future__ import annotations
@@ -114,4 +117,17 @@ class RunPurge(Base):
     purged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-__all__ = ["AccessLogEntry", "ApiToken", "IdempotencyRecord", "PurgeLogEntry", "RunPurge"]
+class RunShard(Base):
+    """One shard a run used: its artifact (content-addressed, possibly shared with other runs) and index key."""
+
+    __tablename__ = "eval_run_shards"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.run_id"), primary_key=True)
+    shard_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    artifact_hash: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+    #: the store kind of the artifact (``prediction_shards`` or ``judgment_shards``)
+    kind: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+__all__ = ["AccessLogEntry", "ApiToken", "IdempotencyRecord", "PurgeLogEntry", "RunPurge", "RunShard"]
