@@ -322,7 +322,7 @@ def celery_deployment(spec: DeploymentSpec, tmp: Path) -> Iterator[Deployment]:
         def start_worker(name: str) -> subprocess.Popen:
             # the README's command. The queues are one comma-separated -q: dagster-celery turns each -q into a
             # celery -Q, and celery 5 keeps only the last of several -Q
-            return start(name, [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+            return start(name, [str(BIN / "dagster-celery"), "worker", "start", "-A", "eval_platform_dagster.jobs.celery_worker",
                                 "-y", str(ROOT / "deploy/celery/run_config.yaml"), "-n", name,
                                 "-q", ",".join(QUEUES), "--", "--concurrency", str(spec.worker_processes)])
 
