@@ -66,3 +66,56 @@ def test_the_sensor_licenses_a_new_judge_and_the_waiting_gate_is_decided_again(s
         assert service.gate_decision("qa-bot@1").decision == "no_decision"
         details = json.loads(json.dumps(rechecked.asset_materializations_for_node("judge_license")[0].metadata["details"].value))
         assert details[0]["calibration_dataset"] == f"{CALIBRATION_ID}@2" and details[0]["licensed"] is False
+
+
+def test_a_contaminated_calibration_version_makes_the_sensor_license_the_judge_on_the_older_version(service, server, tmp_path):  # noqa: F811
+    from eval_platform.governance.incidents import invalidate_dataset
+
+    register_calibration(service)  # @1: humans label as the rule judge does
+    service.register_suite(judged_suite(judge_license=license_requirement()))
+    service.register_model("qa-bot", candidate_file(tmp_path), kind="openai_chat", eval_plan=[("qa", "qa")])
+    key = judge_key(JudgeConfig.from_dict(judge_config()))
+    on_first = f"license:{key}:{CALIBRATION_ID}@1/kappa/0.95"
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("model_versions", ["qa-bot@1"])
+        first = tick(judge_license_sensor, instance, service)
+        [request] = first.run_requests
+        assert request.run_key == on_first
+        assert execute("license_judge", instance, service, request.partition_key, request.tags).success
+        register_calibration(service, start=24, stop=84)  # @2: the judge agrees with these humans too
+        second = tick(judge_license_sensor, instance, service, cursor=first.cursor)
+        [request] = second.run_requests
+        assert request.run_key == f"license:{key}:{CALIBRATION_ID}@2/kappa/0.95"
+        assert execute("license_judge", instance, service, request.partition_key, request.tags).success
+        assert evaluate(service, "qa-bot@1").decision == "pass"
+        gates = tick(gate_sensor, instance, service)
+
+        impact = invalidate_dataset(service, f"{CALIBRATION_ID}@2", reason="leaked into the judge's training data", reported_by="ops")
+        gate = service.gate_decision("qa-bot@1")
+        assert gate.decision == "no_decision"
+        assert f"calibration version {CALIBRATION_ID}@2 contaminated: leaked into the judge's training data" in str(gate.reasons)
+        [gate_run] = tick(gate_sensor, instance, service, cursor=gates.cursor).run_requests
+        assert gate_run.partition_key == "qa-bot@1" and gate_run.tags["eval_platform/decision"] == "no_decision"
+
+        # the sensor asks for a check on @1, which is the newest active version again; not the run key of the
+        # first check on @1 (a launched run key is never launched again), since that check no longer counts
+        third = tick(judge_license_sensor, instance, service, cursor=second.cursor)
+        [request] = third.run_requests
+        assert request.run_key == f"{on_first}:after-incident-{impact.incident.id}" != on_first
+        assert request.partition_key == key and request.tags["eval_platform/calibration"] == f"{CALIBRATION_ID}@1/kappa/0.95"
+        assert not tick(judge_license_sensor, instance, service, cursor=third.cursor).run_requests  # nothing new
+
+        result = execute("license_judge", instance, service, request.partition_key, request.tags)
+        [materialization] = result.asset_materializations_for_node("judge_license")
+        assert "| qa-calibration@1 | kappa (95%) | 1.000 |" in materialization.metadata["licenses"].value
+        assert materialization.metadata["gates_redecided"].value == "qa-bot@1"
+        [check] = result.get_asset_check_evaluations()
+        assert check.passed
+        assert service.gate_decision("qa-bot@1").decision == "pass"
+
+        # the last active version contaminated: nothing left to license on, no run requested, the blocker says so
+        invalidate_dataset(service, f"{CALIBRATION_ID}@1", reason="the same leak", reported_by="ops")
+        fourth = tick(judge_license_sensor, instance, service, cursor=third.cursor)
+        assert not fourth.run_requests and "no active calibration version" in fourth.skip_message
+        assert "has no active calibration version left" in str(service.gate_decision("qa-bot@1").reasons)
