@@ -566,7 +566,7 @@ def contaminated_calibrations(platform: EvalPlatform, after_incident_id: int = 0
             continue
         if dataset.role == DatasetRole.CALIBRATION:
             out[dataset.dataset_id] = max(out.get(dataset.dataset_id, 0), incident.id)
-    return out, max(newest, after_incident_id)
+    return out, max([newest, after_incident_id, *(incident.id for incident in found)])
 
 
 def license_judge_version(platform: EvalPlatform, key: str, computed_by: str = "") -> list[JudgeLicense]:
