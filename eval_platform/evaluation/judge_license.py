@@ -447,6 +447,16 @@ def invalidate_licenses_on(session, calibration: EvalDataset, reason: str, inval
     return out
 
 
+def licenses_invalidated_by(platform: EvalPlatform, incident_id: int) -> list[JudgeLicense]:
+    """The licenses a contamination incident invalidated (oldest first)."""
+    with platform.registry.session() as session:
+        rows = list(session.scalars(select(JudgeLicenseInvalidationRecord).where(
+            JudgeLicenseInvalidationRecord.incident_id == incident_id).order_by(JudgeLicenseInvalidationRecord.license_id)))
+        records = {r.id: r for r in session.scalars(select(JudgeLicenseRecord).where(
+            JudgeLicenseRecord.id.in_([row.license_id for row in rows])))} if rows else {}
+        return [JudgeLicense.from_record(records[row.license_id], LicenseInvalidation.from_record(row)) for row in rows]
+
+
 def suite_judge(suite: SuiteDefinition) -> JudgeConfig | None:
     """The judge of the suite's ``judge_score`` metrics (None: the suite has none)."""
     if not needs_judge(suite) or not (suite.llm or {}).get("judge"):

@@ -10,7 +10,8 @@ from eval_platform.evaluation.judge_license import judge_key
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform_dagster import definitions
 from eval_platform_dagster.assets.judge_licenses import JUDGE_LICENSED, judge_license
-from eval_platform_dagster.sensors import gate_sensor, judge_license_sensor
+from eval_platform_dagster.jobs.checks import reports_of
+from eval_platform_dagster.sensors import gate_sensor, incident_sensor, judge_license_sensor
 from tests.dagster_helpers import execute, resources, tick
 from tests.evaluation.test_runner import evaluate
 from tests.judge_calibration import CALIBRATION_ID, register_calibration
@@ -97,6 +98,14 @@ def test_a_contaminated_calibration_version_makes_the_sensor_license_the_judge_o
         assert f"calibration version {CALIBRATION_ID}@2 contaminated: leaked into the judge's training data" in str(gate.reasons)
         [gate_run] = tick(gate_sensor, instance, service, cursor=gates.cursor).run_requests
         assert gate_run.partition_key == "qa-bot@1" and gate_run.tags["eval_platform/decision"] == "no_decision"
+        # the incident sensor shows the judge's check red: its license on the contaminated version was invalidated
+        [shown] = tick(incident_sensor, instance, service).run_requests
+        [report] = [r for r in reports_of(shown) if r.asset == "judge_license"]
+        assert (report.check, report.partition, report.passed) == (JUDGE_LICENSED, key, False)
+        assert report.metadata["invalidated_licenses"] == str(impact.licenses[0].id)
+        reported = definitions.defs.resolve_job_def("report_check_results").execute_in_process(
+            instance=instance, run_config=shown.run_config, tags=shown.tags, resources=resources(service))
+        assert (JUDGE_LICENSED, key, False) in [(e.check_name, e.partition, e.passed) for e in reported.get_asset_check_evaluations()]
 
         # the sensor asks for a check on @1, which is the newest active version again; not the run key of the
         # first check on @1 (a launched run key is never launched again), since that check no longer counts
