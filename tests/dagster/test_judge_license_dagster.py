@@ -114,6 +114,9 @@ def test_a_contaminated_calibration_version_makes_the_sensor_license_the_judge_o
         assert request.run_key == f"{on_first}:after-incident-{impact.incident.id}" != on_first
         assert request.partition_key == key and request.tags["eval_platform/calibration"] == f"{CALIBRATION_ID}@1/kappa/0.95"
         assert not tick(judge_license_sensor, instance, service, cursor=third.cursor).run_requests  # nothing new
+        # a cursor of the sensor from before it read incidents starts after the newest one: no re-license for old ones
+        older = {k: v for k, v in json.loads(second.cursor).items() if k != "incident"}
+        assert not tick(judge_license_sensor, instance, service, cursor=json.dumps(older)).run_requests
 
         result = execute("license_judge", instance, service, request.partition_key, request.tags)
         [materialization] = result.asset_materializations_for_node("judge_license")
