@@ -4,13 +4,15 @@ import dagster as dg
 
 from eval_platform.core.errors import NotFound
 from eval_platform.core.states import IncidentKind
+from eval_platform.evaluation.judge_license import licenses_invalidated_by
 from eval_platform.governance import incidents
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry import Incident
 from eval_platform_dagster.assets import dataset_versions, model_versions
 from eval_platform_dagster.assets.datasets import NOT_CONTAMINATED
 from eval_platform_dagster.assets.evaluation import INPUTS_VALID
-from eval_platform_dagster.assets.partitions import cell_key
+from eval_platform_dagster.assets.judge_licenses import JUDGE_LICENSED
+from eval_platform_dagster.assets.partitions import cell_key, judge_versions
 from eval_platform_dagster.jobs.checks import CheckReport, report_check_results, report_request
 from eval_platform_dagster.sensors.instance import known_partitions, sensor_instance, sensor_platform
 from eval_platform_dagster.sensors.intervals import BACKGROUND_SENSOR_INTERVAL_SECONDS
@@ -28,9 +30,11 @@ def _cells_of(platform: EvalPlatform, run_ids: list[str]) -> list[tuple[str, str
     return list(cells)
 
 
-def incident_check_reports(platform: EvalPlatform, incident: Incident, known_models: set[str], known_datasets: set[str]) -> list[CheckReport]:
+def incident_check_reports(platform: EvalPlatform, incident: Incident, known_models: set[str], known_datasets: set[str],
+                           known_judges: frozenset[str] = frozenset()) -> list[CheckReport]:
     """The failing partitioned checks an incident shows: ``not_contaminated`` of the contaminated dataset
-    version, ``inputs_valid`` of each eval cell whose runs it touched (partitions Dagster knows of)."""
+    version, ``inputs_valid`` of each eval cell whose runs it touched, ``judge_licensed`` of each judge version
+    whose license on a contaminated calibration version it invalidated (partitions Dagster knows of)."""
     metadata = {"incident": incident.kind, "target": incident.target, "reason": incident.reason,
                 "reported_by": incident.reported_by, "incident_id": incident.id}
     reports = []
@@ -43,6 +47,12 @@ def incident_check_reports(platform: EvalPlatform, incident: Incident, known_mod
             runs = [run.run_id for run in platform.runs(model_key) if run.dataset_key == dataset_key and run.run_id in affected]
             reports.append(CheckReport("metric_table", INPUTS_VALID, str(cell_key(model_key, dataset_key)), False,
                                        {**metadata, "affected_runs": ", ".join(runs) or "none"}))
+    if incident.kind == IncidentKind.DATASET_CONTAMINATION:
+        judges: dict[str, list[str]] = {}
+        for lic in licenses_invalidated_by(platform, incident.id):
+            judges.setdefault(lic.judge_key, []).append(str(lic.id))
+        reports += [CheckReport("judge_license", JUDGE_LICENSED, key, False, {**metadata, "invalidated_licenses": ", ".join(ids)})
+                    for key, ids in judges.items() if key in known_judges]
     return reports
 
 
@@ -50,7 +60,8 @@ def incident_check_reports(platform: EvalPlatform, incident: Incident, known_mod
            default_status=dg.DefaultSensorStatus.RUNNING)
 def incident_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Show each new incident on the lineage, partition by partition: a failing ``not_contaminated`` on the
-    contaminated dataset version, a failing ``inputs_valid`` on exactly the eval cells whose runs it touched
+    contaminated dataset version, a failing ``judge_licensed`` on each judge version whose license on it was
+    invalidated (a calibration version), a failing ``inputs_valid`` on exactly the eval cells whose runs it touched
     (one run of ``report_check_results`` per tick: see jobs/checks.py for why not runless). The gates it
     changed are re-evaluated by the gate sensor (the incident recorded new decisions)."""
     platform = sensor_platform(context)
@@ -58,11 +69,12 @@ def incident_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     reports: list[CheckReport] = []
     instance = sensor_instance(context)
     known_models, known_datasets = known_partitions(instance, model_versions), known_partitions(instance, dataset_versions)
+    known_judges = frozenset(known_partitions(instance, judge_versions))
     for incident in incidents.incidents(platform):
         if incident.id <= cursor:
             continue
         cursor = incident.id
-        reports += incident_check_reports(platform, incident, known_models, known_datasets)
+        reports += incident_check_reports(platform, incident, known_models, known_datasets, known_judges)
     incidents.mark_reported(platform, cursor)
     requests = [report_request(reports, run_key=f"incidents:{previous + 1}-{cursor}",
                                tags={"eval_platform/incidents": f"{previous + 1}-{cursor}"})] if reports else []

@@ -37,10 +37,13 @@ def _report_impact(args: argparse.Namespace, impact: Any, what: str) -> None:
 
     runs = [run_to_dict(r) for r in impact.runs]
     if args.json:
-        print_json(to_dict(impact.incident) | {"runs": runs})
+        licenses = [lic.to_dict() for lic in getattr(impact, "licenses", ())]
+        print_json(to_dict(impact.incident) | {"runs": runs} | ({"invalidated_licenses": licenses} if licenses else {}))
         return
     print(f"{what}; affected runs: {len(impact.runs)}, model versions: {', '.join(impact.models) or 'none'}")
     print_table(runs, RUN_COLUMNS)
+    for lic in getattr(impact, "licenses", ()):
+        print(f"judge license {lic.id} of {lic.judge_key} on {lic.calibration_key} invalidated: the judge needs a new check")
 
 
 def cmd_recompute(args: argparse.Namespace) -> None:

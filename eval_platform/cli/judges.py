@@ -3,7 +3,8 @@
 ``evalp judges license --suite S`` grades the newest active calibration version named by the suite's
 ``llm.judge_license`` with the suite's judge (through the LLM call cache: a recheck pays no call), records the
 license and decides again the gates waiting on the judge. ``evalp judges licenses`` lists the history (newest
-first); with ``--suite`` it first says whether the suite's judge is licensed now, as the gate sees it.
+first; ``invalidated`` says which contamination incident took a license away); with ``--suite`` it first says
+whether the suite's judge is licensed now, as the gate sees it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from eval_platform.cli.inputs import open_platform
 from eval_platform.cli.output import print_json, print_table
 
 _COLUMNS = ["id", "judge_key", "calibration_dataset", "measure", "estimate", "ci_low", "ci_high", "min_lower_bound", "n",
-            "n_judge_errors", "licensed", "computed_at"]
+            "n_judge_errors", "licensed", "invalidated", "computed_at"]
 
 
 def _suite(platform, name: str):
@@ -24,6 +25,8 @@ def _suite(platform, name: str):
 
 def _row(license_dict: dict) -> dict:
     row = {k: license_dict[k] for k in _COLUMNS}
+    invalidation = license_dict["invalidation"]
+    row["invalidated"] = "no" if invalidation is None else f"yes (incident {invalidation['incident_id']})"
     for key in ("estimate", "ci_low", "ci_high"):
         row[key] = "undefined" if row[key] is None else round(row[key], 4)
     return row
@@ -78,6 +81,9 @@ def cmd_licenses(args: argparse.Namespace) -> None:
         print(f"{args.suite}: no judge_score metric, no judge to license" if status is None else
               ("licensed: " if status.licensed else "NOT licensed (the gate has no decision): ") + status.message)
     print_table([_row(lic.to_dict()) for lic in history], _COLUMNS)
+    for lic in history:
+        if lic.invalidation is not None:
+            print(f"license {lic.id} invalidated: {lic.invalidation.reason}")
 
 
 def add_commands(groups: CommandGroups) -> None:

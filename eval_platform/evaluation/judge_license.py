@@ -23,6 +23,13 @@ the rows both judged, and the change of the measure. The current license of a ju
 dataset is the newest row on the dataset's newest active version: a new calibration version (the review
 queue's next round) needs a new check, and so does any change of the judge (a new key and config hash).
 
+**Invalidation.** When a calibration version is found contaminated
+(:func:`~eval_platform.governance.incidents.invalidate_dataset`), every license on it gets an invalidation row
+(``judge_license_invalidations``; the license row itself is never edited) and no longer counts. Nor does a
+license the judge held on an *older* version before the invalidated one: when an older version becomes the
+newest active one again, the judge needs a check made after that (the judge-license sensor requests it), and
+until then the gate's blocker names the contaminated version.
+
 **The gate** (:func:`license_blocker`) fails closed: a release-blocking suite with a ``judge_score`` metric
 decides only when its judge holds a license under the suite's ``llm.judge_license`` on the newest active
 calibration version. Otherwise the run's gate is ``no_decision`` with an ``unlicensed_judge`` blocker that
@@ -38,12 +45,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from eval_platform.core.errors import InvalidInput, NotFound
 from eval_platform.core.hashing import short
 from eval_platform.core.records import iso
-from eval_platform.core.states import DatasetRole, DatasetStatus, SuitePurpose
+from eval_platform.core.states import DatasetRole, DatasetStatus, IncidentKind, SuitePurpose
 from eval_platform.datasets.calibration import check_calibration_dataset
 from eval_platform.evaluation.judging import needs_judge
 from eval_platform.evaluation.predicting import llm_client
@@ -54,8 +61,8 @@ from eval_platform.llm.calls import raise_if_calls_failed
 from eval_platform.llm.judge import JUDGED, JudgeConfig, judge
 from eval_platform.metrics.agreement import cohen_kappa_interval
 from eval_platform.platform.service import EvalPlatform
-from eval_platform.registry import EvalDataset, MetricSuite
-from eval_platform.registry.judge_license_schema import JudgeLicenseRecord
+from eval_platform.registry import EvalDataset, Incident, MetricSuite
+from eval_platform.registry.judge_license_schema import JudgeLicenseInvalidationRecord, JudgeLicenseRecord
 from eval_platform.registry.schema import utcnow
 from eval_platform.stats.sampling import wilson_interval
 from eval_platform.suites.definition import SuiteDefinition
@@ -116,6 +123,24 @@ class JudgeDrift:
 
 
 @dataclass(frozen=True)
+class LicenseInvalidation:
+    """Why a license no longer counts: its calibration version was found contaminated."""
+
+    reason: str
+    invalidated_by: str
+    invalidated_at: datetime
+    incident_id: int | None
+
+    @classmethod
+    def from_record(cls, record: JudgeLicenseInvalidationRecord) -> LicenseInvalidation:
+        return cls(record.reason, record.invalidated_by, record.invalidated_at, record.incident_id)
+
+    def to_dict(self) -> dict:
+        return {"reason": self.reason, "invalidated_by": self.invalidated_by, "invalidated_at": iso(self.invalidated_at),
+                "incident_id": self.incident_id}
+
+
+@dataclass(frozen=True)
 class JudgeLicense:
     """One check of a judge against a calibration dataset version (a row of ``judge_licenses``)."""
 
@@ -141,18 +166,24 @@ class JudgeLicense:
     computed_by: str
     drift: JudgeDrift | None
     calls: dict
+    #: set when the calibration version was found contaminated: the license no longer counts
+    invalidation: LicenseInvalidation | None = None
 
     @property
     def calibration_key(self) -> str:
         return f"{self.calibration_dataset_id}@{self.calibration_version}"
 
+    @property
+    def invalidated(self) -> bool:
+        return self.invalidation is not None
+
     @classmethod
-    def from_record(cls, record: JudgeLicenseRecord) -> JudgeLicense:
+    def from_record(cls, record: JudgeLicenseRecord, invalidation: LicenseInvalidation | None = None) -> JudgeLicense:
         return cls(record.id, record.judge_key, record.judge_config_hash, record.judge_model, record.judge_prompt_version,
                    record.calibration_dataset_id, record.calibration_version, record.calibration_content_hash, record.measure,
                    record.confidence, record.min_lower_bound, record.estimate, record.ci_low, record.ci_high, record.n,
                    record.n_judge_errors, record.pass_rate, bool(record.licensed), record.computed_at, record.computed_by,
-                   JudgeDrift.from_dict(record.drift), dict(record.calls or {}))
+                   JudgeDrift.from_dict(record.drift), dict(record.calls or {}), invalidation)
 
     def measured_as(self, requirement: LicenseRequirement) -> bool:
         """Whether this check measured what ``requirement`` asks (the same measure at the same confidence)."""
@@ -160,8 +191,8 @@ class JudgeLicense:
                 and math.isclose(self.confidence, requirement.confidence))
 
     def holds(self, requirement: LicenseRequirement) -> bool:
-        """Licensed under ``requirement``: measured as it asks, and the lower bound at least its minimum."""
-        return (self.measured_as(requirement) and self.ci_low is not None and math.isfinite(self.ci_low)
+        """Licensed under ``requirement``: not invalidated, measured as it asks, and the lower bound at least its minimum."""
+        return (not self.invalidated and self.measured_as(requirement) and self.ci_low is not None and math.isfinite(self.ci_low)
                 and self.ci_low >= requirement.min_lower_bound - 1e-12)
 
     def figures(self, required: float | None = None) -> str:
@@ -176,6 +207,8 @@ class JudgeLicense:
         text += f" on {self.n} calibration examples of {self.calibration_key}"
         if self.n_judge_errors:
             text += f" ({self.n_judge_errors} judge errors counted as disagreements)"
+        if self.invalidation is not None:
+            text += f"; INVALIDATED: {self.invalidation.reason}"
         return text
 
     def to_dict(self) -> dict:
@@ -183,6 +216,8 @@ class JudgeLicense:
         out["computed_at"] = iso(self.computed_at)
         out["calibration_dataset"] = self.calibration_key
         out["drift"] = self.drift.to_dict() if self.drift else None
+        out["invalidated"] = self.invalidated
+        out["invalidation"] = self.invalidation.to_dict() if self.invalidation else None
         return out
 
 
@@ -347,21 +382,79 @@ def licenses(platform: EvalPlatform, judge_config_hash: str | None = None, calib
     if judge_key_ is not None:
         query = query.where(JudgeLicenseRecord.judge_key == judge_key_)
     with platform.registry.session() as session:
-        return [JudgeLicense.from_record(r) for r in session.scalars(query)]
+        records = list(session.scalars(query))
+        invalid = _invalidations(session, [r.id for r in records])
+        return [JudgeLicense.from_record(r, invalid.get(r.id)) for r in records]
+
+
+def _invalidations(session, license_ids: list[int]) -> dict[int, LicenseInvalidation]:
+    """The invalidation of each of these licenses that has one."""
+    if not license_ids:
+        return {}
+    rows = session.scalars(select(JudgeLicenseInvalidationRecord).where(JudgeLicenseInvalidationRecord.license_id.in_(license_ids)))
+    return {row.license_id: LicenseInvalidation.from_record(row) for row in rows}
+
+
+def _invalidated_above(session, judge_config_hash: str, dataset_id: str, version: int) -> list[JudgeLicenseInvalidationRecord]:
+    """The invalidations of the judge's licenses on versions of the calibration dataset newer than ``version``
+    (0: every version), newest license first."""
+    return list(session.scalars(select(JudgeLicenseInvalidationRecord).where(
+        JudgeLicenseInvalidationRecord.judge_config_hash == judge_config_hash,
+        JudgeLicenseInvalidationRecord.calibration_dataset_id == dataset_id,
+        JudgeLicenseInvalidationRecord.calibration_version > version).order_by(JudgeLicenseInvalidationRecord.license_id.desc())))
 
 
 def current_license(platform: EvalPlatform, judge_config_hash: str, calibration: EvalDataset,
                     requirement: LicenseRequirement) -> JudgeLicense | None:
-    """The newest check of the judge on this calibration version measured as ``requirement`` asks."""
+    """The newest check of the judge on this calibration version measured as ``requirement`` asks that still
+    counts: not invalidated, and made after any invalidated license of the judge on a newer version (a version
+    that became the newest active one again after a contamination needs a new check)."""
     with platform.registry.session() as session:
-        rows = session.scalars(select(JudgeLicenseRecord).where(
+        rows = list(session.scalars(select(JudgeLicenseRecord).where(
             JudgeLicenseRecord.judge_config_hash == judge_config_hash,
             JudgeLicenseRecord.calibration_dataset_id == calibration.dataset_id,
             JudgeLicenseRecord.calibration_version == calibration.version,
             JudgeLicenseRecord.calibration_content_hash == calibration.content_hash,
-        ).order_by(JudgeLicenseRecord.id.desc()))
-        found = [JudgeLicense.from_record(r) for r in rows]
+        ).order_by(JudgeLicenseRecord.id.desc())))
+        invalid = _invalidations(session, [r.id for r in rows])
+        superseded_up_to = session.scalar(select(func.max(JudgeLicenseInvalidationRecord.license_id)).where(
+            JudgeLicenseInvalidationRecord.judge_config_hash == judge_config_hash,
+            JudgeLicenseInvalidationRecord.calibration_dataset_id == calibration.dataset_id,
+            JudgeLicenseInvalidationRecord.calibration_version > calibration.version)) or 0
+    found = [JudgeLicense.from_record(r) for r in rows if r.id not in invalid and r.id > superseded_up_to]
     return next((lic for lic in found if lic.measured_as(requirement)), None)
+
+
+def invalidate_licenses_on(session, calibration: EvalDataset, reason: str, invalidated_by: str,
+                           incident_id: int | None = None) -> list[JudgeLicense]:
+    """Record, in the caller's unit of work, an invalidation of every license on this calibration version that has
+    none yet (the version was found contaminated); the license rows are not edited. Returns them, invalidated."""
+    records = list(session.scalars(select(JudgeLicenseRecord).where(
+        JudgeLicenseRecord.calibration_dataset_id == calibration.dataset_id,
+        JudgeLicenseRecord.calibration_version == calibration.version).order_by(JudgeLicenseRecord.id)))
+    already = _invalidations(session, [r.id for r in records])
+    out = []
+    for record in records:
+        if record.id in already:
+            continue
+        row = JudgeLicenseInvalidationRecord(
+            license_id=record.id, judge_config_hash=record.judge_config_hash, calibration_dataset_id=record.calibration_dataset_id,
+            calibration_version=record.calibration_version, incident_id=incident_id, reason=reason,
+            invalidated_by=invalidated_by[:200], invalidated_at=utcnow())
+        session.add(row)
+        out.append(JudgeLicense.from_record(record, LicenseInvalidation.from_record(row)))
+    session.flush()
+    return out
+
+
+def licenses_invalidated_by(platform: EvalPlatform, incident_id: int) -> list[JudgeLicense]:
+    """The licenses a contamination incident invalidated (oldest first)."""
+    with platform.registry.session() as session:
+        rows = list(session.scalars(select(JudgeLicenseInvalidationRecord).where(
+            JudgeLicenseInvalidationRecord.incident_id == incident_id).order_by(JudgeLicenseInvalidationRecord.license_id)))
+        records = {r.id: r for r in session.scalars(select(JudgeLicenseRecord).where(
+            JudgeLicenseRecord.id.in_([row.license_id for row in rows])))} if rows else {}
+        return [JudgeLicense.from_record(records[row.license_id], LicenseInvalidation.from_record(row)) for row in rows]
 
 
 def suite_judge(suite: SuiteDefinition) -> JudgeConfig | None:
@@ -386,10 +479,20 @@ def license_status(platform: EvalPlatform, suite_record: MetricSuite) -> License
         return status(None, None, False, f"judge {key}: release-blocking suite {suite_record.key} states no llm.judge_license "
                                          "(calibration_dataset, measure, min_lower_bound): an unlicensed judge may not gate a release")
     calibration = newest_calibration(platform, requirement.calibration_dataset)
+    with platform.registry.session() as session:
+        invalidated = _invalidated_above(session, config.config_hash, requirement.calibration_dataset,
+                                         0 if calibration is None else calibration.version)
+    lost = f"judge {key}: license {invalidated[0].license_id} invalidated ({invalidated[0].reason}); " if invalidated else ""
     if calibration is None:
+        if lost:
+            return status(None, None, False, f"{lost}calibration dataset {requirement.calibration_dataset} has no active "
+                                             "calibration version left to license the judge on")
         return status(None, None, False, f"judge {key}: never checked: calibration dataset {requirement.calibration_dataset} "
                                          "has no active version with role calibration")
     found = current_license(platform, config.config_hash, calibration, requirement)
+    if found is None and lost:
+        return status(calibration.key, None, False, f"{lost}not checked again on the newest active calibration version "
+                                                    f"{calibration.key} (evalp judges license --suite {suite_record.suite_id})")
     if found is None:
         return status(calibration.key, None, False, f"judge {key}: never checked on calibration dataset {calibration.key} "
                                                     f"({requirement.measure} at {_percent(requirement.confidence)}; "
@@ -449,6 +552,31 @@ def unchecked_judges(platform: EvalPlatform) -> list[str]:
             if calibration is not None and current_license(platform, wanted.config.config_hash, calibration, requirement) is None:
                 out.append(f"{key} on {calibration.key}")
     return out
+
+
+def newest_incident_id(platform: EvalPlatform) -> int:
+    """The id of the newest incident recorded (0: none)."""
+    with platform.registry.session() as session:
+        return session.scalar(select(func.max(Incident.id))) or 0
+
+
+def contaminated_calibrations(platform: EvalPlatform, after_incident_id: int = 0) -> tuple[dict[str, int], int]:
+    """The calibration datasets a version of which was found contaminated by an incident after
+    ``after_incident_id``, each with the newest such incident's id, and the newest incident id of all (what a
+    reader of the incidents has read up to): their judges need a check on the newest version still active."""
+    newest = newest_incident_id(platform)
+    with platform.registry.session() as session:
+        found = list(session.scalars(select(Incident).where(Incident.id > after_incident_id,
+                                                            Incident.kind == IncidentKind.DATASET_CONTAMINATION)))
+    out: dict[str, int] = {}
+    for incident in found:
+        try:
+            dataset = platform.dataset(incident.target)
+        except NotFound:
+            continue
+        if dataset.role == DatasetRole.CALIBRATION:
+            out[dataset.dataset_id] = max(out.get(dataset.dataset_id, 0), incident.id)
+    return out, max([newest, after_incident_id, *(incident.id for incident in found)])
 
 
 def license_judge_version(platform: EvalPlatform, key: str, computed_by: str = "") -> list[JudgeLicense]:

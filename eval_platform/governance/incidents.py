@@ -6,7 +6,9 @@
   (model version x dataset version) they are recomputed in, after which the gates decide again.
 * Dataset contamination: :func:`invalidate_dataset` marks the version contaminated (deprecated: no new
   run may use it), marks every run that used it invalid and turns their gates into ``no_decision``; an
-  online experiment's analyses that read it become invalid and a re-analysis without it is queued.
+  online experiment's analyses that read it become invalid and a re-analysis without it is queued. A
+  contaminated *calibration* version invalidates the judge licenses computed on it (an invalidation row each)
+  and re-decides the gates of the model versions whose release-blocking runs use those judges.
 
 Each incident is recorded once with what it touched, and reported to Dagster by a sensor (failing asset
 checks on the affected partitions, so the lineage shows red in the UI).
@@ -21,7 +23,9 @@ from sqlalchemy import select
 
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
 from eval_platform.core.keys import VersionedKey, cell_name
-from eval_platform.core.states import CANARY_TRIGGER, DatasetStatus, IncidentKind, RequestKind, RunStatus
+from eval_platform.core.states import CANARY_TRIGGER, DatasetRole, DatasetStatus, IncidentKind, RequestKind, RunStatus
+from eval_platform.evaluation import judge_license as licensing
+from eval_platform.evaluation.judge_license_gates import gates_waiting_on_judges
 from eval_platform.evaluation.runner import decide_model_version
 from eval_platform.governance.affected import fixed_version, incidents, runs_using_metric, suite_metric_keys
 from eval_platform.governance.recompute_cost import (
@@ -55,6 +59,8 @@ class Impact:
     models: list[str]
     #: experiments whose analysis read the contaminated dataset (now invalid, re-analysis queued)
     experiments: tuple[str, ...] = ()
+    #: judge licenses computed on the contaminated calibration version (now invalidated)
+    licenses: tuple[licensing.JudgeLicense, ...] = ()
 
 
 def mark_reported(platform: EvalPlatform, up_to_id: int) -> None:
@@ -111,6 +117,7 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
         raise InvalidInput("reported_by", "name who reports the contamination")
     if dataset.status == DatasetStatus.CONTAMINATED:
         raise Conflict(f"dataset {dataset.key} is already marked contaminated")
+    judged = _gates_on_licenses_of(platform, dataset)
 
     with platform.registry.session() as session:
         record = session.get_one(EvalDataset, dataset.id)
@@ -120,14 +127,27 @@ def invalidate_dataset(platform: EvalPlatform, dataset_key: str, reason: str, re
                                                           EvalRun.status != RunStatus.SUPERSEDED)))
         for run in runs:
             run.status, run.status_reason = RunStatus.INVALID, f"dataset {dataset.key} contaminated: {reason}"
-        models = sorted({run.model_key for run in runs})
+        models = sorted({run.model_key for run in runs} | set(judged))
         incident = Incident(kind=IncidentKind.DATASET_CONTAMINATION, target=dataset.key, reason=reason, reported_by=reported_by,
                             affected_runs=[run.run_id for run in runs], affected_models=models)
         session.add(incident)
+        session.flush()
+        invalidated = licensing.invalidate_licenses_on(session, dataset, f"calibration version {dataset.key} contaminated: {reason}",
+                                                       reported_by, incident.id) if dataset.role == DatasetRole.CALIBRATION else []
     _redecide(platform, models)
 
     experiments = invalidate_analyses_using(platform, dataset.key, reason, reported_by)
-    return Impact(incident, runs, models, tuple(experiments))
+    return Impact(incident, runs, models, tuple(experiments), tuple(invalidated))
+
+
+def _gates_on_licenses_of(platform: EvalPlatform, dataset: EvalDataset) -> list[str]:
+    """The decided gates of the model versions whose release-blocking runs use a judge licensed on this calibration
+    version (none for another role): its contamination invalidates those licenses, so they are decided again."""
+    if dataset.role != DatasetRole.CALIBRATION:
+        return []
+    hashes = {lic.judge_config_hash for lic in licensing.licenses(platform, calibration_dataset_id=dataset.dataset_id)
+              if lic.calibration_version == dataset.version}
+    return gates_waiting_on_judges(platform, hashes)
 
 
 

@@ -7,13 +7,16 @@ judge errors), whether it met ``min_lower_bound``, the judge's verdict per examp
 drift is measured against them) and the drift against the previous licensed judge. Rows are never updated
 or deleted (on PostgreSQL a trigger of migration 0012 refuses it): the current license of a judge on a
 calibration dataset is the newest row on the dataset's newest active version.
+
+A license whose calibration version is found contaminated is not edited either: an invalidation row
+(``judge_license_invalidations``, append-only as well, migration 0015) records it, with the incident.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from eval_platform.registry.schema import Base, utcnow
@@ -54,3 +57,22 @@ class JudgeLicenseRecord(Base):
     calls: Mapped[dict] = mapped_column(JSON)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     computed_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class JudgeLicenseInvalidationRecord(Base):
+    """A license that no longer counts: its calibration version was found contaminated (one row per license)."""
+
+    __tablename__ = "judge_license_invalidations"
+    __table_args__ = (Index("ix_judge_license_invalidations_lookup", "judge_config_hash", "calibration_dataset_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    license_id: Mapped[int] = mapped_column(ForeignKey("judge_licenses.id"), unique=True)
+    #: the license's judge and calibration version (copied: the gate reads them without a join)
+    judge_config_hash: Mapped[str] = mapped_column(String(80))
+    calibration_dataset_id: Mapped[str] = mapped_column(String(200))
+    calibration_version: Mapped[int] = mapped_column(Integer)
+    #: the contamination incident that invalidated it
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    invalidated_by: Mapped[str] = mapped_column(String(200))
+    invalidated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -288,3 +288,89 @@ def test_the_license_history_is_append_only_on_each_database(service_on_each_db,
             with pytest.raises(Exception, match="append-only"), platform.registry.session() as session:
                 session.execute(text(statement))
     assert [lic.licensed for lic in licenses(platform)] == [True]
+
+
+# a contaminated calibration version -------------------------------------------------------------------------------
+
+
+def test_a_contaminated_calibration_version_takes_the_license_away_until_the_judge_is_checked_on_the_older_one(
+        service, server, tmp_path):  # noqa: F811
+    from eval_platform.governance.incidents import invalidate_dataset
+
+    register_calibration(service)  # @1: the humans label by the judge's own rule
+    service.register_suite(judged_suite(judge_license=judge_license()))
+    [on_first] = license_judges(service)
+    register_calibration(service, start=24, stop=84)  # @2, the review queue's next round
+    [on_second] = license_judges(service)
+    assert on_first.licensed and on_second.licensed and on_second.calibration_key == f"{CALIBRATION_ID}@2"
+    decision, model_key = _evaluated(service, tmp_path, judged_suite(judge_license=judge_license()))
+    assert decision.decision == "pass", decision.reasons
+    key = judge_key(JudgeConfig.from_dict(judge_config()))
+
+    impact = invalidate_dataset(service, f"{CALIBRATION_ID}@2", reason="its answers leaked into the judge's prompt", reported_by="ops")
+    assert [lic.id for lic in impact.licenses] == [on_second.id] and impact.models == [model_key] and impact.runs == []
+    # the gate that passed on the license is decided again, fail closed, naming the contaminated version
+    gate = service.gate_decision(model_key)
+    assert gate.decision == "no_decision"
+    assert (f"judge {key}: license {on_second.id} invalidated (calibration version {CALIBRATION_ID}@2 contaminated: its answers "
+            f"leaked into the judge's prompt); not checked again on the newest active calibration version {CALIBRATION_ID}@1") \
+        in str(gate.reasons), gate.reasons
+    # the license on @1, made before @2 existed, does not count by itself: the judge needs a check after the incident
+    assert unchecked_judges(service) == [f"{key} on {CALIBRATION_ID}@1"]
+    history = {lic.id: lic for lic in licenses(service)}
+    assert history[on_second.id].invalidated and not history[on_first.id].invalidated
+    assert history[on_second.id].invalidation.incident_id == impact.incident.id
+    assert history[on_second.id].to_dict()["invalidated"] is True and history[on_second.id].licensed  # the figures stay as measured
+    status = license_status(service, service.latest_suite("qa"))
+    assert not status.licensed and status.calibration_key == f"{CALIBRATION_ID}@1" and status.license is None
+
+    [rechecked] = license_judges(service)
+    assert rechecked.calibration_key == f"{CALIBRATION_ID}@1" and rechecked.licensed and rechecked.id > on_second.id
+    assert runner.decide_model_version(service, model_key).decision == "pass"
+    assert license_status(service, service.latest_suite("qa")).license.id == rechecked.id
+
+    # the last active version contaminated too: the blocker says no version is left
+    again = invalidate_dataset(service, f"{CALIBRATION_ID}@1", reason="the same leak", reported_by="ops")
+    assert sorted(lic.id for lic in again.licenses) == sorted([on_first.id, rechecked.id])
+    gate = service.gate_decision(model_key)
+    assert gate.decision == "no_decision"
+    assert (f"judge {key}: license {rechecked.id} invalidated (calibration version {CALIBRATION_ID}@1 contaminated: the same leak); "
+            f"calibration dataset {CALIBRATION_ID} has no active calibration version left") in str(gate.reasons), gate.reasons
+    assert unchecked_judges(service) == []
+
+
+def test_an_ordinary_dataset_contamination_invalidates_no_license(service, server, tmp_path):  # noqa: F811
+    from eval_platform.governance.incidents import invalidate_dataset
+
+    register_calibration(service)
+    service.register_suite(judged_suite(judge_license=judge_license()))
+    [checked] = license_judges(service)
+    impact = invalidate_dataset(service, "qa@1", reason="leaked", reported_by="ops")
+    assert impact.licenses == () and [lic.invalidated for lic in licenses(service)] == [False]
+    assert license_status(service, service.latest_suite("qa")).license.id == checked.id
+
+
+def test_license_invalidations_are_append_only_on_each_database(service_on_each_db, server):  # noqa: F811
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import text
+
+    from eval_platform.governance.incidents import invalidate_dataset
+    from eval_platform.registry.schema import Base
+
+    platform = service_on_each_db
+    checked = compute_license(platform, JudgeConfig.from_dict(judge_config()), register_calibration(platform), _requirement())
+    impact = invalidate_dataset(platform, f"{CALIBRATION_ID}@1", reason="leaked", reported_by="ops")
+    assert [lic.id for lic in impact.licenses] == [checked.id]
+    # a second contamination of the same version is refused: nothing is invalidated twice
+    with pytest.raises(Exception, match="already marked contaminated"):
+        invalidate_dataset(platform, f"{CALIBRATION_ID}@1", reason="again", reported_by="ops")
+    with platform.registry.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert [d for d in diff if "judge_license_invalidations" in str(d)] == []
+    if platform.registry.engine.dialect.name == "postgresql":  # the trigger of migration 0015 refuses edits
+        for statement in ("UPDATE judge_license_invalidations SET reason = 'x'", "DELETE FROM judge_license_invalidations"):
+            with pytest.raises(Exception, match="append-only"), platform.registry.session() as session:
+                session.execute(text(statement))
+    [listed] = licenses(platform)
+    assert listed.invalidated and listed.invalidation.reason == f"calibration version {CALIBRATION_ID}@1 contaminated: leaked"

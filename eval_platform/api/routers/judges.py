@@ -29,7 +29,10 @@ def license_json(lic: JudgeLicense) -> dict:
             "calibrationContentHash": lic.calibration_content_hash, "measure": lic.measure, "confidence": lic.confidence,
             "minLowerBound": lic.min_lower_bound, "estimate": lic.estimate, "ciLow": lic.ci_low, "ciHigh": lic.ci_high, "n": lic.n,
             "nJudgeErrors": lic.n_judge_errors, "passRate": lic.pass_rate, "licensed": lic.licensed, "computedAt": lic.to_dict()["computed_at"],
-            "computedBy": lic.computed_by, "figures": lic.figures(),
+            "computedBy": lic.computed_by, "figures": lic.figures(), "invalidated": lic.invalidated,
+            "invalidation": None if lic.invalidation is None else {
+                "reason": lic.invalidation.reason, "invalidatedBy": lic.invalidation.invalidated_by,
+                "invalidatedAt": lic.invalidation.to_dict()["invalidated_at"], "incidentId": lic.invalidation.incident_id},
             "drift": None if drift is None else {
                 "previousJudgeKey": drift.previous_judge_key, "previousLicenseId": drift.previous_license_id,
                 "nCommon": drift.n_common, "agreement": drift.agreement, "judgeKappa": drift.judge_kappa,
