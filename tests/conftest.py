@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from eval_platform.platform.service import EvalPlatform
+
+if TYPE_CHECKING:
+    from eval_platform.llm.server import LocalLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the tests package (shared helpers), from any working directory
@@ -74,6 +79,24 @@ def platform(tmp_path, db_url):
     service = EvalPlatform.open(tmp_path / "home", db_url=db_url)
     yield service
     service.close()
+
+
+def local_llm_server(**options) -> Iterator[tuple[LocalLLMServer, str]]:
+    """The project's local OpenAI-compatible server (``options``: LocalLLMServer's), started in this process for
+    as long as the generator runs: ``(server, base URL)``."""
+    from eval_platform.llm.server import LocalLLMServer
+
+    local = LocalLLMServer(**options)
+    base_url = local.start()
+    yield local, base_url
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[LocalLLMServer, str]]:
+    """A local LLM server shared by a test module's tests: ``(server, base URL)``. A module whose tests change
+    the server's answers or faults defines a ``server`` of its own, one a test (:func:`local_llm_server`)."""
+    yield from local_llm_server()
 
 
 @pytest.fixture(scope="session")

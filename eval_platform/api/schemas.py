@@ -6,13 +6,15 @@ published document describes fields, and its text is pinned by the checked-in ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 
 from eval_platform.core.keys import ID_OR_KEY_PATTERN, ID_PATTERN, KEY_PATTERN
 from eval_platform.core.tasks import LABEL_POLICIES, TASK_TYPES
+from eval_platform.governance.recompute_cost import ModelCost
 from eval_platform.models.files import MODEL_KINDS
 from eval_platform.suites.config import SuiteConfig
 
@@ -36,6 +38,17 @@ class Camel(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
                               json_schema_extra=docstring_kept_out_of_openapi)
+
+
+def camel_out_of(source: type, name: str) -> type[Camel]:
+    """A response body with the fields of the library's dataclass ``source``, in its order (one that may be None
+    defaults to None): a field added to the dataclass is in the body, and in the published document, at once."""
+    hints = get_type_hints(source)
+    fields: dict[str, Any] = {}
+    for item in dataclasses.fields(source):
+        kind = hints[item.name]
+        fields[item.name] = (kind, None if type(None) in get_args(kind) else ...)
+    return create_model(name, __base__=Camel, __doc__=source.__doc__, __module__=__name__, **fields)
 
 
 class CamelOut(BaseModel):
@@ -262,18 +275,11 @@ class RecomputeEstimateBody(Camel):
     affected_by: str = Field(min_length=1, max_length=400, description="NAME@VERSION of a metric marked buggy, or a contaminated DATASET_ID@VERSION")
 
 
-class ModelCostOut(Camel):
-    """The calls of one phase to one endpoint's model: cache hits are free, misses priced at their worst case."""
-
-    phase: str
-    endpoint: str
-    model: str
-    calls: int
-    cache_hits: int
-    misses: int
-    prompt_tokens: int
-    max_completion_tokens: int
-    cost: float | None = None
+if TYPE_CHECKING:
+    ModelCostOut: TypeAlias = Camel
+else:
+    #: the calls of one phase to one endpoint's model: cache hits are free, misses priced at their worst case
+    ModelCostOut = camel_out_of(ModelCost, "ModelCostOut")
 
 
 class RunCostOut(Camel):

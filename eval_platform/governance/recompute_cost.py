@@ -37,7 +37,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
@@ -89,9 +89,7 @@ class ModelCost:
     cost: float | None
 
     def to_dict(self) -> dict:
-        return {"phase": self.phase, "endpoint": self.endpoint, "model": self.model, "calls": self.calls,
-                "cache_hits": self.cache_hits, "misses": self.misses, "prompt_tokens": self.prompt_tokens,
-                "max_completion_tokens": self.max_completion_tokens, "cost": self.cost}
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from eval_platform.core.arrays import finite_matrix
 from eval_platform.core.errors import InvalidInput
 from eval_platform.core.lazy_imports import scipy_stats as stats
 from eval_platform.metrics.base import MetricDefinition
@@ -76,19 +77,7 @@ class ClipScore:
 
 
 def _matrix(values: Any, field: str, min_rows: int) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInput(field, "must be a numeric array, one embedding per row") from None
-    if array.ndim != 2:
-        raise InvalidInput(field, f"must be two-dimensional (n, dim), got shape {array.shape}")
-    if array.shape[0] < min_rows or array.shape[1] < 1:
-        raise InvalidInput(field, f"needs at least {min_rows} rows and 1 column, got shape {array.shape}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise InvalidInput(field, f"row {row + 1}, column {col + 1}: {float(array[row, col])!r} is not a finite number")
-    return array
+    return finite_matrix(values, field, min_rows, "one embedding per row")
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:

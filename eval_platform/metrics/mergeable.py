@@ -66,7 +66,14 @@ from eval_platform.metrics.classification import (
     precision_from_counts,
     recall_from_counts,
 )
-from eval_platform.metrics.multiclass import _averaged, _check_classes, _check_multiclass, _counts_multiclass, _tp_fp_fn
+from eval_platform.metrics.multiclass import (
+    _averaged,
+    _check_classes,
+    _check_multiclass,
+    _check_probability_rows,
+    _counts_multiclass,
+    _tp_fp_fn,
+)
 
 _EPS = float(np.finfo(np.float64).eps)
 _NAN = float("nan")
@@ -402,15 +409,6 @@ class ConfusionCounts(MetricState):
             f1_weighted=averaged["weighted", "f1"],
             log_loss=self.log_loss_sum / n if self.probabilities else _NAN,
         )
-
-
-def _check_probability_rows(proba: np.ndarray) -> None:
-    if proba.min() < 0 or proba.max() > 1:
-        raise InvalidInput("proba", f"log loss needs probabilities in [0, 1]; got values in [{proba.min()}, {proba.max()}]")
-    off = np.abs(proba.sum(axis=1) - 1.0) > 1e-6
-    if off.any():
-        row = int(np.flatnonzero(off)[0])
-        raise InvalidInput("proba", f"row {row} sums to {float(proba[row].sum())!r}, not 1: log loss needs probabilities")
 
 
 # ------------------------------------------------------------------------------------------------------

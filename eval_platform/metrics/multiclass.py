@@ -270,6 +270,17 @@ def multiclass_roc_auc_ovr(y_true, proba, classes, average: str = "macro") -> fl
     return float(np.sum(aucs[defined] * support) / np.sum(support))
 
 
+def _check_probability_rows(proba: np.ndarray) -> None:
+    """Probabilities in [0, 1] whose rows sum to 1 within ``1e-6``, or :class:`InvalidInput` naming the first row
+    that does not: what log loss needs."""
+    if proba.min() < 0 or proba.max() > 1:
+        raise InvalidInput("proba", f"log loss needs probabilities in [0, 1]; got values in [{proba.min()}, {proba.max()}]")
+    off = np.abs(proba.sum(axis=1) - 1.0) > 1e-6
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        raise InvalidInput("proba", f"row {row} sums to {float(proba[row].sum())!r}, not 1: log loss needs probabilities")
+
+
 def multiclass_log_loss(y_true, proba, classes) -> float:
     """Cross-entropy ``-mean_i log p_i[y_i]``, ``p`` clipped to ``[eps, 1 - eps]`` (float64 eps).
 
@@ -277,12 +288,7 @@ def multiclass_log_loss(y_true, proba, classes) -> float:
     ``InvalidInput`` naming the row): the loss of unnormalised scores would reward inflating them.
     """
     codes, proba, classes = _check_multiclass(y_true, proba, classes)
-    if proba.min() < 0 or proba.max() > 1:
-        raise InvalidInput("proba", f"log loss needs probabilities in [0, 1]; got values in [{proba.min()}, {proba.max()}]")
-    off = np.abs(proba.sum(axis=1) - 1.0) > 1e-6
-    if off.any():
-        row = int(np.flatnonzero(off)[0])
-        raise InvalidInput("proba", f"row {row} sums to {float(proba[row].sum())!r}, not 1: log loss needs probabilities")
+    _check_probability_rows(proba)
     eps = np.finfo(np.float64).eps
     p = np.clip(proba[np.arange(codes.size), codes], eps, 1 - eps)
     return float(-np.mean(np.log(p)))

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import pandas as pd
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from eval_platform.core.config import PlatformConfig
 from eval_platform.core.errors import Conflict, InvalidInput, NotFound
@@ -73,6 +73,8 @@ from eval_platform.registry import access as acl
 from eval_platform.registry.access import Principal
 from eval_platform.registry.schema import utcnow
 from eval_platform.suites.definition import SuiteDefinition, parse_suite, stored_suite_definition
+
+T = TypeVar("T")
 
 #: every attempt of one (model, dataset, suite) evaluation, newest first; built once, as building it costs more
 #: than running it (``POST /v1/eval-runs`` runs it on every new request)
@@ -250,23 +252,23 @@ class EvalPlatform:
         return duplicate_report(self.load_dataset(dataset), dataset.schema,
                                 {e.key: (self.store.get_table(DATASETS, e.content_hash), e.schema) for e in earlier})
 
-    def dataset(self, key: str) -> EvalDataset:
-        dataset_id, version = VersionedKey.parse(key, "dataset")
+    def _one(self, query: Select[tuple[T]], kind: str, name: str) -> T:
+        """The record ``query`` finds, or :class:`NotFound` naming the ``kind`` of record and the ``name`` asked for."""
         with self.registry.session() as session:
-            record = session.scalar(select(EvalDataset).where(EvalDataset.dataset_id == dataset_id, EvalDataset.version == version))
+            record = session.scalar(query)
         if record is None:
-            raise NotFound("dataset", key)
+            raise NotFound(kind, name)
         return record
 
+    def dataset(self, key: str) -> EvalDataset:
+        dataset_id, version = VersionedKey.parse(key, "dataset")
+        return self._one(select(EvalDataset).where(EvalDataset.dataset_id == dataset_id, EvalDataset.version == version), "dataset", key)
+
     def latest_dataset(self, dataset_id: str, usable_only: bool = True) -> EvalDataset:
-        with self.registry.session() as session:
-            query = select(EvalDataset).where(EvalDataset.dataset_id == dataset_id)
-            if usable_only:
-                query = query.where(EvalDataset.status == DatasetStatus.ACTIVE)
-            record = session.scalar(query.order_by(EvalDataset.version.desc()).limit(1))
-        if record is None:
-            raise NotFound("usable dataset" if usable_only else "dataset", dataset_id)
-        return record
+        query = select(EvalDataset).where(EvalDataset.dataset_id == dataset_id)
+        if usable_only:
+            query = query.where(EvalDataset.status == DatasetStatus.ACTIVE)
+        return self._one(query.order_by(EvalDataset.version.desc()).limit(1), "usable dataset" if usable_only else "dataset", dataset_id)
 
     def datasets(self) -> list[EvalDataset]:
         with self.registry.session() as session:
@@ -318,19 +320,11 @@ class EvalPlatform:
 
     def suite(self, key: str) -> MetricSuite:
         suite_id, version = VersionedKey.parse(key, "suite")
-        with self.registry.session() as session:
-            record = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == suite_id, MetricSuite.version == version))
-        if record is None:
-            raise NotFound("metric suite", key)
-        return record
+        return self._one(select(MetricSuite).where(MetricSuite.suite_id == suite_id, MetricSuite.version == version), "metric suite", key)
 
     def latest_suite(self, suite_id: str) -> MetricSuite:
-        with self.registry.session() as session:
-            record = session.scalar(select(MetricSuite).where(MetricSuite.suite_id == suite_id)
-                                    .order_by(MetricSuite.version.desc()).limit(1))
-        if record is None:
-            raise NotFound("metric suite", suite_id)
-        return record
+        return self._one(select(MetricSuite).where(MetricSuite.suite_id == suite_id).order_by(MetricSuite.version.desc()).limit(1),
+                         "metric suite", suite_id)
 
     def suites(self) -> list[MetricSuite]:
         with self.registry.session() as session:
@@ -510,11 +504,7 @@ class EvalPlatform:
 
     def model(self, key: str) -> Model:
         name, version = VersionedKey.parse(key, "model")
-        with self.registry.session() as session:
-            record = session.scalar(select(Model).where(Model.name == name, Model.version == version))
-        if record is None:
-            raise NotFound("model", key)
-        return record
+        return self._one(select(Model).where(Model.name == name, Model.version == version), "model", key)
 
     def models(self) -> list[Model]:
         with self.registry.session() as session:

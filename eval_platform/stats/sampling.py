@@ -589,6 +589,24 @@ def _estimate(quantity: str, value: float, variance: float, smoothed: float, des
                               effective_sample_size=float(n_eff), confidence=confidence)
 
 
+#: value, variance and smoothed value of a quantity with nothing to estimate it from
+_UNDEFINED = (math.nan, 0.0, math.nan)
+
+_Values = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _ratio(design: _Design, positives_above: float, per: _Values, times: _Values) -> tuple[float, tuple[float, float, float]]:
+    """The ratio of HT totals ``R = T_ya / T_d`` with ``d = per(y, a)`` and ``y a = d times(y, a)`` (precision over
+    an estimated count: ``d = a``; recall: ``d = y``): ``T_d`` and the ratio's value, linearised variance ``v(z)``
+    with ``z = d (times - R) / T_d``, and smoothed value; undefined when ``T_d`` is 0."""
+    total = design.total(per(design.y, design.a))
+    if total == 0:
+        return total, _UNDEFINED
+    value = positives_above / total
+    variance = design.variance(lambda y, a: per(y, a) * (times(y, a) - value) / total)
+    return total, (value, variance, design.smoothed_total(lambda y, a: y * a) / design.smoothed_total(per))
+
+
 def estimate_prevalence(plan: SamplePlan, labels: Any, confidence: float = 0.95) -> StratifiedEstimate:
     """The share of positives in the population, ``p = sum_h (N_h / N) ybar_h``, with a Wilson interval.
 
@@ -626,32 +644,13 @@ def estimate_precision_recall(plan: SamplePlan, labels: Any, threshold: float, c
     if (above | below).all():
         denominator: Literal["known", "estimated"] = "known"
         count = float(design.population[above].sum())
-        if count == 0:
-            precision_value, precision_variance, precision_smoothed = math.nan, 0.0, math.nan
-        else:
-            precision_value = positives_above / count
-            precision_variance = design.variance(lambda y, a: y * a) / count**2
-            precision_smoothed = design.smoothed_total(lambda y, a: y * a) / count
+        precision_parts = _UNDEFINED if count == 0 else (
+            positives_above / count, design.variance(lambda y, a: y * a) / count**2, design.smoothed_total(lambda y, a: y * a) / count)
     else:
         denominator = "estimated"
-        count = design.total(design.a)
-        if count == 0:
-            precision_value, precision_variance, precision_smoothed = math.nan, 0.0, math.nan
-        else:
-            precision_value = positives_above / count
-            p, m = precision_value, count
-            precision_variance = design.variance(lambda y, a: a * (y - p) / m)
-            precision_smoothed = design.smoothed_total(lambda y, a: y * a) / design.smoothed_total(lambda y, a: a)
-    precision = _estimate("precision", precision_value, precision_variance, precision_smoothed, design, confidence)
-
-    positives = design.total(design.y)
-    if positives == 0:
-        recall_value, recall_variance, recall_smoothed = math.nan, 0.0, math.nan
-    else:
-        recall_value = positives_above / positives
-        r, t = recall_value, positives
-        recall_variance = design.variance(lambda y, a: y * (a - r) / t)
-        recall_smoothed = design.smoothed_total(lambda y, a: y * a) / design.smoothed_total(lambda y, a: y)
-    recall = _estimate("recall", recall_value, recall_variance, recall_smoothed, design, confidence)
+        count, precision_parts = _ratio(design, positives_above, per=lambda y, a: a, times=lambda y, a: y)
+    precision = _estimate("precision", *precision_parts, design, confidence)
+    _, recall_parts = _ratio(design, positives_above, per=lambda y, a: y, times=lambda y, a: a)
+    recall = _estimate("recall", *recall_parts, design, confidence)
     return PrecisionRecallEstimate(threshold=threshold, precision=precision, recall=recall, predicted_positive=count,
                                    denominator=denominator)

@@ -56,7 +56,6 @@ from eval_platform.suites.refusals import (
     earlier,
     first_problem,
     int_in,
-    known_keys,
     non_empty_strings,
     of_type,
     refusal,
@@ -75,7 +74,7 @@ class ComparisonConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _only_known(cls, comparison: Any) -> dict:
-        return known_keys(comparison or {}, cls.model_fields, "may only set bootstrap_resamples, confidence and seed")
+        return cls.only_known(comparison or {})
 
     @field_validator("bootstrap_resamples", mode="before")
     @classmethod
@@ -150,8 +149,8 @@ class GateConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _only_known(cls, gate: Any) -> dict:
-        return known_keys(gate or {}, cls.model_fields, "may only set rules, approvers, require_baseline, stale_baseline, "
-                                                        "power, multiple_comparisons and require_power")
+        return cls.only_known(gate or {}, ("rules", "approvers", "require_baseline", "stale_baseline", "power",
+                                           "multiple_comparisons", "require_power"))
 
     @field_validator("power", "require_power", mode="before")
     @classmethod

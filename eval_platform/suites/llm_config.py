@@ -18,7 +18,7 @@ from eval_platform.core.keys import is_valid_id
 from eval_platform.llm.budget import PriceTable, SuiteBudget
 from eval_platform.llm.judge import JudgeConfig
 from eval_platform.suites.metric_config import SuiteMetricConfig
-from eval_platform.suites.refusals import Section, confidence, delegated, earlier, int_in, is_int, is_number, known_keys, of_type, refusal
+from eval_platform.suites.refusals import Section, confidence, delegated, earlier, int_in, is_int, is_number, of_type, refusal
 
 # llm -------------------------------------------------------------------------------------------------------
 
@@ -88,12 +88,7 @@ class JudgeSampleConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _only_known(cls, sample: Any) -> dict:
-        if not isinstance(sample, Mapping):
-            raise refusal("must be a mapping with size, strata, seed, min_per_stratum and confidence")
-        unknown = sorted(set(sample) - set(cls.model_fields))
-        if unknown:
-            raise refusal(f"unknown field(s) {unknown}; known: size, strata, seed, min_per_stratum, confidence")
-        return dict(sample)
+        return cls.only_known(sample, ("size", "strata", "seed", "min_per_stratum", "confidence"), name_unknown=True)
 
     @field_validator("size", mode="before")
     @classmethod
@@ -149,12 +144,7 @@ class JudgeLicenseConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _only_known(cls, value: Any) -> dict:
-        if not isinstance(value, Mapping):
-            raise refusal("must be a mapping with calibration_dataset, measure, min_lower_bound and confidence")
-        unknown = sorted(set(value) - set(cls.model_fields))
-        if unknown:
-            raise refusal(f"unknown field(s) {unknown}; known: calibration_dataset, measure, min_lower_bound, confidence")
-        return dict(value)
+        return cls.only_known(value, name_unknown=True)
 
     @field_validator("calibration_dataset", mode="before")
     @classmethod
@@ -230,7 +220,7 @@ class LlmConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _only_known(cls, llm: Any) -> dict:
-        return known_keys(llm, _LLM_KEYS, f"may only set {', '.join(_LLM_KEYS)}")
+        return cls.only_known(llm, _LLM_KEYS)
 
     @field_validator("judge", mode="before")
     @classmethod

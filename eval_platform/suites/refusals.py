@@ -8,7 +8,7 @@ and the fields validated before a section that needs them (:func:`earlier`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -144,9 +144,32 @@ def earlier() -> EarlierFields:
         raise RuntimeError("a suite's section is validated as part of a SuiteConfig") from None
 
 
+def and_list(names: Sequence[str]) -> str:
+    """``a, b and c``."""
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 class Section(BaseModel):
     """A section of a suite: immutable once validated, and no key the platform does not know."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    @classmethod
+    def only_known(cls, value: Any, listed: Sequence[str] | None = None, *, name_unknown: bool = False) -> dict:
+        """``value`` as a dict, if it is a mapping of the section's fields only: what a section's first
+        (``mode="before"``) validator returns, so that another key is refused in the platform's words.
+
+        The refusal lists the fields in the order of ``listed`` (default: as declared). It says what the section
+        may set; or, ``name_unknown``, that the section must be a mapping with those fields, or which keys are
+        unknown."""
+        keys = list(listed or cls.model_fields)
+        if not name_unknown:
+            return known_keys(value, cls.model_fields, f"may only set {and_list(keys)}")
+        if not isinstance(value, Mapping):
+            raise refusal(f"must be a mapping with {and_list(keys)}")
+        unknown = sorted(set(value) - set(cls.model_fields))
+        if unknown:
+            raise refusal(f"unknown field(s) {unknown}; known: {', '.join(keys)}")
+        return dict(value)
 
 

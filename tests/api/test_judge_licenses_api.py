@@ -10,7 +10,7 @@ from eval_platform.cli.main import main
 from eval_platform.registry.access import create_token
 from tests.api.test_api import Server
 from tests.judge_calibration import CALIBRATION_ID, calibration_frame, judge_license
-from tests.llm.test_llm_runs import judged_suite, server, service  # noqa: F401 (fixtures)
+from tests.llm.test_llm_runs import judged_suite, service  # noqa: F401 (fixtures)
 
 
 def test_the_license_route_and_the_cli_and_another_teams_token(service, capsys):  # noqa: F811

@@ -17,12 +17,13 @@ from fastapi.testclient import TestClient
 from eval_platform.api.app import create_app
 from eval_platform.core.states import CANARY_TRIGGER, RunStatus
 from eval_platform.gates import releases
-from eval_platform.llm.server import CandidateModel, LocalLLMServer
+from eval_platform.llm.server import CandidateModel
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry.access import create_token
 from eval_platform_dagster.assets.canaries import CANARY_WITHIN_BOUNDS
 from eval_platform_dagster.jobs.canaries import CANARY_CRON_ENV, canary_cron, canary_schedule
 from eval_platform_dagster.sensors import eval_request_sensor
+from tests.conftest import local_llm_server
 from tests.dagster_helpers import execute, resources, tick
 from tests.evaluation.test_runner import evaluate
 from tests.llm.test_llm_runs import candidate_file, suite
@@ -33,10 +34,7 @@ CANARY_KEY = dg.AssetKey("canary_metrics")
 @pytest.fixture
 def server():
     """A server of this test's own: its candidate's answers are changed midway."""
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
+    yield from local_llm_server()
 
 
 @pytest.fixture

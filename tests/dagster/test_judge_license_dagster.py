@@ -16,7 +16,7 @@ from tests.dagster_helpers import execute, resources, tick
 from tests.evaluation.test_runner import evaluate
 from tests.judge_calibration import CALIBRATION_ID, register_calibration
 from tests.judge_calibration import judge_license as license_requirement
-from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, server, service  # noqa: F401 (fixtures)
+from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, service  # noqa: F401 (fixtures)
 
 FLIPPED = frozenset(range(0, 60, 3))
 

@@ -17,8 +17,7 @@ import dagster as dg
 import pytest
 
 from eval_platform.gates.waiting import gate_status
-from eval_platform.llm.server import LocalLLMServer
-from tests.conftest import ROOT
+from tests.conftest import ROOT, local_llm_server
 from tests.llm.test_llm_runs import _service, candidate_file, suite
 
 pytestmark = pytest.mark.slow
@@ -50,10 +49,7 @@ def worker_pid(instance, run_id: str) -> int | None:
 
 @pytest.fixture
 def slow_server():
-    local = LocalLLMServer(latency=1.5)  # 20 answers one at a time: about 30 s of candidate calls
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
+    yield from local_llm_server(latency=1.5)  # 20 answers one at a time: about 30 s of candidate calls
 
 
 def test_a_killed_run_worker_is_detected_its_slot_freed_and_the_eval_finished_by_the_retry(tmp_path, slow_server, monkeypatch):

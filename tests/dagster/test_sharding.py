@@ -11,9 +11,10 @@ import pytest
 from eval_platform.core.store import JUDGE_VERDICTS
 from eval_platform.evaluation import judging, predicting, runner
 from eval_platform.evaluation.shards import SHARD_SIZE_VARIABLE
-from eval_platform.llm.server import FaultPlan, LocalLLMServer
+from eval_platform.llm.server import FaultPlan
 from eval_platform_dagster import definitions
 from eval_platform_dagster.sensors import eval_request_sensor
+from tests.conftest import local_llm_server
 from tests.dagster_helpers import execute, tick
 from tests.judge_calibration import judge_license, license_judge
 from tests.llm.test_llm_runs import _service, candidate_file, judge_config, judged_suite
@@ -30,10 +31,8 @@ def eval_cell_job() -> dg.JobDefinition:
 
 @pytest.fixture
 def server():
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
+    """A server of each test's own: the tests change its faults."""
+    yield from local_llm_server()
 
 
 @pytest.fixture

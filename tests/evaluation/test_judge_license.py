@@ -26,7 +26,7 @@ from eval_platform.llm.judge import JudgeConfig
 from eval_platform.metrics.agreement import cohen_kappa_interval
 from tests.evaluation.test_runner import evaluate
 from tests.judge_calibration import CALIBRATION_ID, calibration_frame, judge_license, license_judges, register_calibration
-from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, server, service, service_on_each_db  # noqa: F401 (fixtures)
+from tests.llm.test_llm_runs import candidate_file, judge_config, judged_suite, service, service_on_each_db  # noqa: F401 (fixtures)
 
 FLIPPED = frozenset(range(0, 60, 3))  # 20 of 60 human labels disagree with the rule: kappa 1/3 by construction
 

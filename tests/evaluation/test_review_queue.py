@@ -24,20 +24,11 @@ from eval_platform.evaluation.review_queue import (
     list_items,
     publish,
 )
-from eval_platform.llm.server import LocalLLMServer
 from eval_platform.platform.service import EvalPlatform
 from eval_platform.registry.access import Forbidden, access_log, authenticate, create_token
 from eval_platform.registry.schema import Base
 from tests.evaluation.test_runner import evaluate
 from tests.llm.test_llm_runs import candidate_file, judge_config
-
-
-@pytest.fixture(scope="module")
-def server():
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
 
 
 def qa_frame(n=20):

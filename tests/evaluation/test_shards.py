@@ -11,16 +11,7 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.core.store import JUDGE_VERDICTS, PREDICTIONS
 from eval_platform.evaluation import judging, predicting, runner, shards
 from eval_platform.llm.judge import JudgeConfig
-from eval_platform.llm.server import LocalLLMServer
 from tests.llm.test_llm_runs import _service, candidate_file, judge_config, judged_suite
-
-
-@pytest.fixture(scope="module")
-def server():
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from tests.dagster_helpers import resources
 from tests.governance import test_recompute_cost as cost_tests
 from tests.governance.test_recompute_cost import _contaminate_and_forget_judge_calls, _row_counts
 
-# the installation of test_recompute_cost (qa@1 evaluated by an LLM candidate with a pinned judge, at the local server)
-server, evaluated = cost_tests.server, cost_tests.evaluated
+# the installation of test_recompute_cost (qa@1 evaluated by an LLM candidate with a pinned judge, at the local server:
+# tests/conftest.py's module-scoped ``server``)
+evaluated = cost_tests.evaluated
 EVAL_CELL_ASSETS = [predictions, judgments, metric_table, comparison]
 
 

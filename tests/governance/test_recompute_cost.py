@@ -20,7 +20,6 @@ from eval_platform.governance import incidents
 from eval_platform.governance.incidents import recompute_within_budget
 from eval_platform.governance.recompute_cost import OverBudget, PlannedRun, estimate_for, estimate_recompute
 from eval_platform.llm.judge import JudgeConfig
-from eval_platform.llm.server import LocalLLMServer
 from eval_platform.metrics.base import MetricDefinition
 from eval_platform.metrics.catalog import all_metrics, register_metric
 from eval_platform.platform.service import EvalPlatform
@@ -46,14 +45,6 @@ _register_toy_answer_length()
 
 PRICES = {"default": {"input_per_1k": 1.0, "output_per_1k": 2.0}}
 CANDIDATE_MAX_TOKENS, JUDGE_MAX_TOKENS = 32, 200  # the candidate file's max_tokens; the judge's default decoding
-
-
-@pytest.fixture(scope="module")
-def server():
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
 
 
 def _qa_rows() -> pd.DataFrame:

@@ -8,20 +8,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from eval_platform.llm.server import LocalLLMServer
 from eval_platform.platform.service import EvalPlatform
 from eval_platform_dagster.sensors import eval_request_sensor
 from tests.dagster_helpers import execute, tick
 from tests.evaluation.test_runner import evaluate
 from tests.judge_calibration import judge_license, license_judge
-
-
-@pytest.fixture(scope="module")
-def server():
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from eval_platform.core.errors import InvalidInput
 from eval_platform.evaluation import predicting, runner
 from eval_platform.gates import releases
 from eval_platform.llm.judge import JudgeConfig
-from eval_platform.llm.server import LocalLLMServer
 from eval_platform.metrics.ratings import (
     RatingScale,
     human_preference_rate,
@@ -212,14 +211,6 @@ def test_rating_columns_are_recorded_and_never_model_features(platform):
 
 # end to end: register, run, gate ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server():
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield base_url
-    local.stop()
-
-
 def judge_config():
     return {"endpoint": {"name": "local-kb", "base_url": "${EVAL_LLM_BASE_URL}"}, "model": "rule-judge-1", "model_version": "1"}
 
@@ -241,7 +232,7 @@ def rated_suite(rules, suite_id="rated"):
 def rated(tmp_path, server, monkeypatch, platform):
     """60 QA examples (two categories), three raters on a 1-5 scale who rate correct answers high, a predictions
     file answering 60% correctly, and the suite's pinned rule judge."""
-    monkeypatch.setenv("EVAL_LLM_BASE_URL", server)
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", server[1])
     frame = qa_frame(48)
     rng = np.random.default_rng(7)
     correct = rng.random(len(frame)) < 0.6
@@ -318,7 +309,7 @@ def test_a_comparison_takes_the_rating_metrics_point_delta(rated):
 def test_missing_raters_fail_closed(tmp_path, server, monkeypatch, platform):
     """A rating metric on a dataset without declared raters: the metric step fails naming rating_columns, and the
     gate has no decision; a preference scale's undefined agreement (every rating 'tie') is no decision too."""
-    monkeypatch.setenv("EVAL_LLM_BASE_URL", server)
+    monkeypatch.setenv("EVAL_LLM_BASE_URL", server[1])
     frame = qa_frame(20)
     platform.register_dataset("qa", frame, task_type="generation", label_policy="human_reviewed")
     pd.DataFrame({"example_id": frame["example_id"], "prediction": frame["reference"]}).to_parquet(tmp_path / "a.parquet")

@@ -170,21 +170,11 @@ PRICES = {"models": {"kb-qa-v1": {"input_per_1k": 0.5, "output_per_1k": 1.5}, "k
                      "rule-judge-1": {"input_per_1k": 0.25, "output_per_1k": 1.0}}}
 
 
-@pytest.fixture(scope="module")
-def llm_server():
-    from eval_platform.llm.server import LocalLLMServer
-
-    local = LocalLLMServer()
-    base_url = local.start()
-    yield local, base_url
-    local.stop()
-
-
 @pytest.fixture
-def llm_service(tmp_path, llm_server, monkeypatch, db_url):
+def llm_service(tmp_path, server, monkeypatch, db_url):
     from tests.llm.test_llm_runs import _service
 
-    yield from _service(tmp_path, llm_server, monkeypatch, db_url)
+    yield from _service(tmp_path, server, monkeypatch, db_url)
 
 
 def call_costs(platform: EvalPlatform) -> dict[str, float]:

@@ -15,6 +15,7 @@ from eval_platform.api.problems import problem_responses, respond
 from eval_platform.api.schemas import (
     ImpactOut,
     MetricOut,
+    ModelCostOut,
     ReasonBody,
     RecomputeBody,
     RecomputeEstimateBody,
@@ -95,7 +96,5 @@ def _estimate_json(estimate: RecomputeEstimate, policies: dict, principal) -> di
                       "estimatedCost": r["estimated_cost"], "error": r["error"]} for r in runs],
             "calls": totals["calls"], "cacheHits": totals["cache_hits"], "misses": totals["misses"],
             "unknownAnswers": totals["unknown_answers"], "estimatedCost": totals["estimated_cost"], "exact": data["exact"],
-            "byModel": [{"phase": m["phase"], "endpoint": m["endpoint"], "model": m["model"], "calls": m["calls"],
-                         "cacheHits": m["cache_hits"], "misses": m["misses"], "promptTokens": m["prompt_tokens"],
-                         "maxCompletionTokens": m["max_completion_tokens"], "cost": m["cost"]} for m in data["by_model"]],
+            "byModel": [ModelCostOut.model_validate(m).model_dump(by_alias=True) for m in data["by_model"]],
             "overBudget": data["over_budget"]}
