@@ -168,30 +168,39 @@ def test_shard_bytes_a_kept_run_still_uses_are_kept(service_on_each_db, server, 
 
     report = retention.purge_expired(service)  # today: the old run is past its retention, the new one is not
     assert report.runs_marked == [old.run_id]  # the new run keeps its predictions...
-    # ...not its verdicts: produced 40 days ago (the old run's), they expire as the merged artifact they are, and
-    # every judgment shard of both runs goes with them, the new run's too
-    assert report.judgments_purged == sorted([old.run_id, new.run_id])
+    # ...and its verdicts. They were asserted purged here before (dated from the old run, 40 days ago, the new run lost
+    # them at once); the new run produced them again today, and an artifact counts from its newest live production
+    verdicts = new.results["judge"]["verdicts"]
+    assert not report.judgments_purged and service.store.has_table(JUDGE_VERDICTS, verdicts)
+    # the old run's own shards go (its age is past its retention, though its verdicts, the new run's too, stay); the
+    # two shard artifacts both runs use stay: the prediction shard of rows [10, 12) and the judgment shard of those rows
+    # (one artifact under two keys, one per run's predictions)
+    both = old_shards & new_shards
+    assert both == {shared, (shards.JUDGMENT_SHARDS, judged[2].artifact)} and judged[2].artifact == judged_new[1].artifact
     purged = {(a.kind, a.artifact_hash) for a in report.purged if a.kind in retention.SHARD_KINDS}
-    assert purged == (old_shards | new_judged) - {shared}
-    # an index entry per shard key: the judgment shard of rows [10, 12) is one artifact under two keys (one per run's predictions)
-    keys = {r.shard.key for kind, results in ((shards.PREDICTION_SHARDS, predicted), (shards.JUDGMENT_SHARDS, judged + judged_new))
+    assert purged == old_shards - both and len(purged) == 4
+    assert {(a.kind, a.artifact_hash) for a in report.purged} == {(PREDICTIONS, old.predictions_hash)} | purged
+    keys = {r.shard.key for kind, results in ((shards.PREDICTION_SHARDS, predicted), (shards.JUDGMENT_SHARDS, judged))
             for r in results if (kind, r.artifact) in purged}
-    assert report.shard_artifacts == len(purged) and report.shard_index_entries == len(keys) > len(purged)
+    assert report.shard_artifacts == len(purged) and report.shard_index_entries == len(keys) == len(purged)
     after = _stored(service, predicted, judged) | _stored(service, predicted_new, judged_new)
     assert after[shared] == (True, predicted[2].artifact)  # bytes and index entry kept for the new run
-    assert all(stored and entry == artifact for (_, artifact), (stored, entry) in _stored(service, predicted_new, []).items())
+    assert all(stored and entry == artifact for (_, artifact), (stored, entry) in _stored(service, predicted_new, judged_new).items())
     assert all(not stored and entry is None for key, (stored, entry) in after.items() if key in purged)
     assert service.run(new.run_id).predictions_hash == new.predictions_hash
 
-    # once the new run's predictions expire too, the shared shard goes with them, logged with both runs
+    # once the new run's outputs expire too, the shared shards go with them, logged with both runs
     report = retention.purge_expired(service, now=utcnow() + timedelta(days=31))
     entries = {(a.kind, a.artifact_hash): a for a in report.purged if a.kind in retention.SHARD_KINDS}
-    assert set(entries) == new_predicted and report.runs_marked == [new.run_id]
-    # nothing purged before is purged (and logged) again: only the new run's predictions and their shards
-    assert {(a.kind, a.artifact_hash) for a in report.purged} == {(PREDICTIONS, new.predictions_hash)} | new_predicted
+    assert set(entries) == new_predicted | new_judged and report.runs_marked == [new.run_id]
+    # nothing purged before is purged (and logged) again: only the new run's predictions, verdicts and their shards
+    assert {(a.kind, a.artifact_hash) for a in report.purged} == ({(PREDICTIONS, new.predictions_hash), (JUDGE_VERDICTS, verdicts)}
+                                                                  | new_predicted | new_judged)
+    assert report.judgments_purged == sorted([old.run_id, new.run_id])  # the old run was never purged of them
     assert entries[shared].run_ids == sorted([old.run_id, new.run_id]) and entries[shared].store_deleted
     assert entries[shared].cache_keys == [predicted[2].shard.key] and entries[shared].classification == "restricted"
     assert all(not stored and entry is None for stored, entry in _stored(service, predicted_new, judged_new).values())
+    assert not service.store.has_table(JUDGE_VERDICTS, verdicts)
     assert not new_shards - old_shards - new_predicted - new_judged
 
 
