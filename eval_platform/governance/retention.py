@@ -40,8 +40,9 @@ baseline reproduces the baseline's predictions and verdicts by itself.
 
 The registry is changed first and the bytes deleted after the commit: a crash in between leaves
 unreferenced bytes that the next purge deletes (``purge_log.store_deleted`` is false until then), never
-a run pointing at missing bytes; bytes whose purge is pending are not logged again (one entry per deletion).
-Runs already purged of an artifact are not logged with it again. Artifacts of queued or running runs are left for the next purge.
+a run pointing at missing bytes; bytes whose purge is pending are not logged again (one entry per deletion),
+and an artifact is logged with the runs losing it then, not those purged of it before (unless only they name
+bytes written again since). Artifacts of queued or running runs are left for the next purge.
 Idempotency keys of the API older than a day are deleted too.
 """
 
