@@ -6,8 +6,11 @@ the pairwise judge's ``results["judge_pairwise"]`` and ``comparison["pairwise"][
 the cached LLM calls behind them (``llm_call_cache`` rows: candidate answers and judge verdict samples,
 which hold the model's text). Each artifact is kept for the retention of its dataset's access level
 (restricted 30 days, internal 365, public forever, by default; :class:`RetentionPolicy`), counted from
-when it was produced. An artifact shared by datasets of different levels (the same content registered
-twice) follows the strictest of them.
+its newest production still live: a run already purged of it (its predictions unlinked, or named with it
+in the purge log) no longer dates it, and a run that produced it again (a recompute's identical verdicts or
+shards) dates it from then; a run served by the prediction cache did not produce it (the cache row dates it).
+An artifact shared by datasets of different levels (the same content registered twice) follows the strictest
+of them.
 
 :func:`purge_expired` (run daily by the Dagster schedule in ``jobs/retention.py``, or ``evalp retention
 purge``) deletes expired artifacts from the store and their cache rows from the registry, records each
@@ -25,11 +28,11 @@ uploading the same file again restores it. The shards a sharded run's prediction
 ``shard_index`` entries; their use by each run is recorded in ``eval_run_shards``) are the same model outputs: a
 shard artifact goes when no run that used it holds it any more, logged under its kind with those runs, the
 strictest classification of their datasets and the shard keys of its index entries (its ``cache_keys``). A run
-holds its shards while its merged predictions (verdicts, for judgment shards) are stored and not expiring (so
-purging a run's merged artifact purges its shards), or, without them (stopped before its merge), until its own
-age passes its dataset's retention. Shards are content-addressed and shared between runs: bytes a kept run
-still uses stay. The index entries go before the bytes; an index entry whose artifact is gone is never trusted
-(the shard is computed again).
+holds its shards while its own age is within its dataset's retention and its merged predictions (verdicts, for
+judgment shards), if it has them, are stored, not purged from it and not expiring (so purging a run's merged
+artifact purges its shards; a run stopped before its merge keeps them for its own retention). Shards are
+content-addressed and shared between runs: bytes a kept run still uses stay. The index entries go before the
+bytes; an index entry whose artifact is gone is never trusted (the shard is computed again).
 Results, metric tables, comparisons, gate decisions and lineage are left as they are. A purged run is recomputed from its
 lineage by requesting it again with ``recompute=True`` (same model file, dataset content and suite: the same
 numbers; an LLM's calls are made again, its shards computed again); a later comparison against a purged
@@ -37,7 +40,9 @@ baseline reproduces the baseline's predictions and verdicts by itself.
 
 The registry is changed first and the bytes deleted after the commit: a crash in between leaves
 unreferenced bytes that the next purge deletes (``purge_log.store_deleted`` is false until then), never
-a run pointing at missing bytes. Artifacts of queued or running runs are left for the next purge.
+a run pointing at missing bytes; bytes whose purge is pending are not logged again (one entry per deletion),
+and an artifact is logged with the runs losing it then, not those purged of it before (unless only they name
+bytes written again since). Artifacts of queued or running runs are left for the next purge.
 Idempotency keys of the API older than a day are deleted too.
 """
 
@@ -206,11 +211,6 @@ def _delete_model_file(platform: EvalPlatform, digest: str) -> bool:
     return deleted
 
 
-def _still_referenced(session, digest: str) -> bool:
-    return (session.scalar(select(EvalRun.run_id).where(EvalRun.predictions_hash == digest).limit(1)) is not None
-            or session.scalar(select(PredictionSet.cache_key).where(PredictionSet.artifact_hash == digest).limit(1)) is not None)
-
-
 def verdict_hashes(results: dict | None, comparison: dict | None) -> set[str]:
     """The judge verdict artifacts a run's records name: pointwise, and pairwise (judge step and comparison)."""
     found = {((results or {}).get(key) or {}).get("verdicts") for key in ("judge", "judge_pairwise")}
@@ -233,13 +233,52 @@ def _llm_call_keys(platform: EvalPlatform, kind: str, digest: str) -> list[str]:
 
 
 #: what retention knows of one artifact: the runs and cache rows naming it, the datasets (and their
-#: classification) it was computed on, when it was produced, and whether a queued or running run uses it
+#: classification) it was computed on, when it was produced (``times``: its live productions), whether a queued
+#: or running run uses it, and the runs already purged of it (``gone``, with their times) that still name it
 Usage = dict[str, Any]
+#: (kind, artifact) -> the runs already purged of it
+PurgedOf = dict[tuple[str, str], set[str]]
 _BUSY = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def _usage() -> Usage:
-    return {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False}
+    return {"runs": [], "cache": [], "datasets": {}, "times": [], "busy": False, "gone": [], "gone_times": []}
+
+
+def _purged_of(session: Session) -> PurgedOf:
+    """The runs already purged of each artifact, which neither date it, hold it nor keep its bytes (the one rule
+    for every kind): for predictions the runs marked purged of them and not linked to them again (a comparison
+    reproduces a purged baseline's predictions); for the kinds a run keeps naming once purged (verdicts in its
+    results, shards in ``eval_run_shards``) the runs of their purge-log entries."""
+    purged: PurgedOf = defaultdict(set)
+    for entry in session.execute(select(PurgeLogEntry.kind, PurgeLogEntry.artifact_hash, PurgeLogEntry.run_ids)
+                                 .where(PurgeLogEntry.kind.in_((JUDGE_VERDICTS, *SHARD_KINDS)))):
+        purged[(entry.kind, entry.artifact_hash)].update(entry.run_ids or ())
+    for marker in session.execute(select(RunPurge.run_id, RunPurge.predictions_hash, EvalRun.predictions_hash.label("linked"))
+                                  .join(EvalRun, EvalRun.run_id == RunPurge.run_id)):
+        if marker.linked != marker.predictions_hash:
+            purged[(PREDICTIONS, marker.predictions_hash)].add(marker.run_id)
+    return purged
+
+
+def _pending_purges(session: Session) -> set[tuple[str, str]]:
+    """Artifacts logged as purged whose bytes are not deleted yet: the next delete pass settles them (deleted, or
+    kept for a run that produced them again), so they are never logged twice."""
+    return {(e.kind, e.artifact_hash) for e in session.execute(select(PurgeLogEntry.kind, PurgeLogEntry.artifact_hash)
+                                                               .where(PurgeLogEntry.store_deleted.is_(False)))}
+
+
+def _dated(usage: Usage) -> datetime | None:
+    """When an artifact counts as produced: its newest live production. Without one (only runs already purged of
+    it name it, and its bytes were written again, e.g. by a comparison judging a purged baseline again) the
+    newest of those runs: it goes at the next purge."""
+    live = [t for t in usage["times"] if t is not None]
+    return max(live or [t for t in usage["gone_times"] if t is not None], default=None)
+
+
+def _logged_runs(usage: Usage) -> list[str]:
+    """The runs an expired artifact is logged with: those losing it now (those purged of it before, when none)."""
+    return sorted(set(usage["runs"] or usage["gone"]))
 
 
 def _expired_artifacts(platform: EvalPlatform, now: datetime,
@@ -252,18 +291,24 @@ def _expired_artifacts(platform: EvalPlatform, now: datetime,
     by_content: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for d in datasets:
         by_content[d.content_hash].append((f"{d.dataset_id}@{d.version}", level_of[(d.dataset_id, d.version)]))
+    with platform.registry.session() as session:
+        purged, pending = _purged_of(session), _pending_purges(session)
+
+    def candidates(kind: str, found: dict[str, Usage]) -> dict[str, Usage]:
+        return {digest: usage for digest, usage in found.items() if (kind, digest) not in pending}
+
     expired: list[PurgedArtifact] = []
     deferred: list[str] = []
     kept = 0
-    for kind, found in ((PREDICTIONS, _prediction_usage(platform, by_content, level_of)), (JUDGE_VERDICTS, _verdict_usage(platform, level_of)),
-                        (MODEL_FILES, _model_file_usage(platform, level_of))):
-        more = _expire(kind, found, now, policy)
+    for kind, found in ((PREDICTIONS, _prediction_usage(platform, by_content, level_of)),
+                        (JUDGE_VERDICTS, _verdict_usage(platform, level_of, purged)), (MODEL_FILES, _model_file_usage(platform, level_of))):
+        more = _expire(kind, candidates(kind, found), now, policy)
         expired += more[0]
         deferred += more[1]
         kept += more[2]
     merged_expired = {(a.kind, a.artifact_hash) for a in expired}
-    for kind, found in _shard_usage(platform, now, policy, level_of, merged_expired).items():
-        more = _expire_shards(kind, found, policy)
+    for kind, found in _shard_usage(platform, now, policy, level_of, merged_expired, purged).items():
+        more = _expire_shards(kind, candidates(kind, found), policy)
         expired += more[0]
         deferred += more[1]
         kept += more[2]
@@ -271,9 +316,11 @@ def _expired_artifacts(platform: EvalPlatform, now: datetime,
 
 
 def _used_by_run(usage: Usage, run_id: str, produced: datetime | None, dataset: tuple[str, int], status: str,
-                 level_of: dict[tuple[str, int], str]) -> None:
-    usage["runs"].append(run_id)
-    usage["times"].append(_aware(produced))
+                 level_of: dict[tuple[str, int], str], gone: bool = False) -> None:
+    """A run naming the artifact: a live use (``produced``: when it produced it, None when it did not), or, ``gone``,
+    a run already purged of it, which neither dates it nor is logged with it again."""
+    usage["gone" if gone else "runs"].append(run_id)
+    usage["gone_times" if gone else "times"].append(_aware(produced))
     usage["datasets"][f"{dataset[0]}@{dataset[1]}"] = level_of.get(dataset, "internal")
     usage["busy"] |= status in _BUSY
 
@@ -288,20 +335,27 @@ def _prediction_usage(platform: EvalPlatform, by_content: dict[str, list[tuple[s
                                            EvalRun.status, EvalRun.started_at, EvalRun.requested_at)
                                     .where(EvalRun.predictions_hash.is_not(None))))
     artifacts: dict[str, Usage] = defaultdict(_usage)
+    cached_since: dict[str, datetime] = {}
     for cached in cache_rows:
         usage = artifacts[cached.artifact_hash]
         usage["cache"].append(cached.cache_key)
         usage["times"].append(_aware(cached.created_at))
         usage["datasets"].update(dict(by_content.get(cached.dataset_content_hash, [])))
-    for run in runs:
-        if run.predictions_hash is not None:
-            _used_by_run(artifacts[run.predictions_hash], run.run_id, run.started_at or run.requested_at,
-                         (run.dataset_id, run.dataset_version), run.status, level_of)
+        created = _aware(cached.created_at)
+        if created is not None:
+            cached_since[cached.artifact_hash] = min(created, cached_since.get(cached.artifact_hash, created))
+    for run in runs:  # a purged run is unlinked from its predictions: every run here is a live use
+        started = _aware(run.started_at or run.requested_at)
+        since = cached_since.get(run.predictions_hash)
+        served = since is not None and started is not None and started >= since  # by the cache row: not a production
+        _used_by_run(artifacts[run.predictions_hash], run.run_id, None if served else started,
+                     (run.dataset_id, run.dataset_version), run.status, level_of)
     return artifacts
 
 
-def _verdict_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], str]) -> dict[str, Usage]:
-    """Judge verdict artifacts: named by the records (results, comparison) of the runs that judged."""
+def _verdict_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], str], purged: PurgedOf) -> dict[str, Usage]:
+    """Judge verdict artifacts: named by the records (results, comparison) of the runs that judged (each wrote
+    them: a production; results are not rewritten by a purge, so the runs purged of them are told apart)."""
     with platform.registry.session() as session:
         judged_runs = list(session.execute(select(EvalRun.run_id, EvalRun.results, EvalRun.comparison, EvalRun.dataset_id,
                                                   EvalRun.dataset_version, EvalRun.status, EvalRun.started_at,
@@ -310,21 +364,21 @@ def _verdict_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], str])
     for run in judged_runs:
         for digest in verdict_hashes(run.results, run.comparison):
             _used_by_run(verdicts[digest], run.run_id, run.started_at or run.requested_at, (run.dataset_id, run.dataset_version),
-                         run.status, level_of)
+                         run.status, level_of, gone=run.run_id in purged.get((JUDGE_VERDICTS, digest), ()))
     # results still name purged verdicts: those whose bytes are gone are not purged (and logged) again
     return {digest: usage for digest, usage in verdicts.items() if platform.store.has_table(JUDGE_VERDICTS, digest)}
 
 
 def _shard_usage(platform: EvalPlatform, now: datetime, policy: RetentionPolicy, level_of: dict[tuple[str, int], str],
-                 merged_expired: set[tuple[str, str]]) -> dict[str, dict[str, Usage]]:
+                 merged_expired: set[tuple[str, str]], purged: PurgedOf) -> dict[str, dict[str, Usage]]:
     """Shard artifacts by kind: used by the runs that recorded them (their cache keys: the shard keys of the
     index entries), ``held`` while one of those runs still keeps what the shard is part of (see :func:`_holds_shard`)."""
     with platform.registry.session() as session:
         rows = list(session.execute(select(RunShard.kind, RunShard.artifact_hash, RunShard.shard_key, EvalRun.run_id,
                                            EvalRun.predictions_hash, EvalRun.results, EvalRun.dataset_id, EvalRun.dataset_version,
-                                           EvalRun.status, EvalRun.started_at, EvalRun.requested_at)
-                                    .join(EvalRun, EvalRun.run_id == RunShard.run_id)))
-        marked = set(session.scalars(select(RunPurge.run_id))) if rows else set()
+                                           EvalRun.status, EvalRun.started_at, EvalRun.requested_at, RunPurge.run_id.label("marked"))
+                                    .join(EvalRun, EvalRun.run_id == RunShard.run_id)
+                                    .outerjoin(RunPurge, RunPurge.run_id == RunShard.run_id)))
     stored: dict[str, bool] = {}  # verdict artifact -> still in the store (read once)
 
     def verdicts_stored(digest: str) -> bool:
@@ -337,32 +391,34 @@ def _shard_usage(platform: EvalPlatform, now: datetime, policy: RetentionPolicy,
         if row.kind not in found:
             continue
         usage = found[row.kind][row.artifact_hash]
-        _used_by_run(usage, row.run_id, row.started_at or row.requested_at, (row.dataset_id, row.dataset_version), row.status, level_of)
+        gone = row.run_id in purged.get((row.kind, row.artifact_hash), ())  # purged of it before: neither dates nor holds it
+        _used_by_run(usage, row.run_id, row.started_at or row.requested_at, (row.dataset_id, row.dataset_version), row.status,
+                     level_of, gone=gone)
         if row.shard_key not in usage["cache"]:
             usage["cache"].append(row.shard_key)
-        usage["held"] |= _holds_shard(row, now, policy, level_of, merged_expired, row.run_id in marked, verdicts_stored)
+        usage["held"] |= not gone and _holds_shard(row, now, policy, level_of, merged_expired, purged, verdicts_stored)
     # a shard whose bytes are gone (purged before; its index entries went first) has nothing left to purge
     return {kind: {digest: usage for digest, usage in artifacts.items() if platform.store.has_table(kind, digest)}
             for kind, artifacts in found.items()}
 
 
 def _holds_shard(row: Any, now: datetime, policy: RetentionPolicy, level_of: dict[tuple[str, int], str],
-                 merged_expired: set[tuple[str, str]], predictions_purged: bool, verdicts_stored: Callable[[str], bool]) -> bool:
+                 merged_expired: set[tuple[str, str]], purged: PurgedOf, verdicts_stored: Callable[[str], bool]) -> bool:
     """Whether the run still keeps what the shard is part of: its merged predictions (for a prediction shard) or
-    judge verdicts (for a judgment shard) while stored and not expiring now; for a run without them (stopped
-    before its merge) its own age rule (its dataset's retention, counted from the run). A run whose merged
-    artifact was purged holds nothing."""
+    judge verdicts (for a judgment shard), if it has them, stored, not purged from it and not expiring now, and
+    its own age within its dataset's retention (counted from the run: a shard is dated from its newest live
+    production like any artifact, so another run's later identical merged artifact does not keep it)."""
     if row.kind == PREDICTION_SHARDS:
-        merged, purged = row.predictions_hash, predictions_purged
-        if merged is not None:
-            return (PREDICTIONS, merged) not in merged_expired
+        merged_kind, merged = PREDICTIONS, row.predictions_hash
+        if merged is None and row.marked is not None:
+            return False  # its predictions were purged (unlinked, the run marked)
     else:
-        merged = ((row.results or {}).get("judge") or {}).get("verdicts")
-        purged = isinstance(merged, str) and not verdicts_stored(merged)
-        if isinstance(merged, str) and not purged:
-            return (JUDGE_VERDICTS, merged) not in merged_expired
-    if purged:
-        return False
+        merged_kind, merged = JUDGE_VERDICTS, ((row.results or {}).get("judge") or {}).get("verdicts")
+    if isinstance(merged, str):
+        if row.run_id in purged.get((merged_kind, merged), ()) or (merged_kind == JUDGE_VERDICTS and not verdicts_stored(merged)):
+            return False  # purged from it
+        if (merged_kind, merged) in merged_expired:
+            return False
     days = policy.for_level(level_of.get((row.dataset_id, row.dataset_version), "internal"))
     produced = _aware(row.started_at or row.requested_at)
     return days is None or produced is None or now < produced + timedelta(days=days)
@@ -371,7 +427,7 @@ def _holds_shard(row: Any, now: datetime, policy: RetentionPolicy, level_of: dic
 def _expire_shards(kind: str, artifacts: dict[str, Usage], policy: RetentionPolicy) -> tuple[list[PurgedArtifact], list[str], int]:
     """``(expired, deferred, kept)`` of one kind of shard artifact: expired when no run using it holds it (each
     run's merged artifact expired or purged, or its own age passed); deferred while a run using it is queued or
-    running. Logged with the strictest classification of those runs' datasets, counted from the earliest run."""
+    running. Logged with the strictest classification of those runs' datasets and its newest live production."""
     expired: list[PurgedArtifact] = []
     deferred: list[str] = []
     kept = 0
@@ -385,9 +441,9 @@ def _expire_shards(kind: str, artifacts: dict[str, Usage], policy: RetentionPoli
         levels = set(entry["datasets"].values()) or {"internal"}
         classification = next(level for level in (*_STRICTNESS, *sorted(levels)) if level in levels)
         finite = [days for days in (policy.for_level(level) for level in levels) if days is not None]
-        produced = min((t for t in entry["times"] if t is not None), default=utcnow())
+        produced = _dated(entry) or utcnow()
         expired.append(PurgedArtifact(kind, digest, classification, min(finite, default=0), produced.isoformat(),
-                                      sorted(set(entry["runs"])), sorted(entry["cache"]), sorted(entry["datasets"])))
+                                      _logged_runs(entry), sorted(entry["cache"]), sorted(entry["datasets"])))
     return expired, deferred, kept
 
 
@@ -421,9 +477,9 @@ def _model_file_usage(platform: EvalPlatform, level_of: dict[tuple[str, int], st
 
 
 def _expire(kind: str, artifacts: dict[str, Usage], now: datetime, policy: RetentionPolicy) -> tuple[list[PurgedArtifact], list[str], int]:
-    """``(expired, deferred, kept)`` of one kind of artifact: expired when its earliest production is
-    older than the strictest retention of the datasets it was computed on; deferred while a run using it
-    is queued or running."""
+    """``(expired, deferred, kept)`` of one kind of artifact: expired when its newest live production (see
+    :func:`_dated`) is older than the strictest retention of the datasets it was computed on; deferred while a
+    run using it is queued or running."""
     expired: list[PurgedArtifact] = []
     deferred: list[str] = []
     kept = 0
@@ -436,14 +492,14 @@ def _expire(kind: str, artifacts: dict[str, Usage], now: datetime, policy: Reten
             kept += 1
             continue
         days = min(finite)
-        produced = min(t for t in entry["times"] if t is not None)
-        if now < produced + timedelta(days=days):
+        produced = _dated(entry)
+        if produced is None or now < produced + timedelta(days=days):
             kept += 1
             continue
         if entry["busy"]:
             deferred.append(digest)
             continue
-        expired.append(PurgedArtifact(kind, digest, classification, days, produced.isoformat(), sorted(set(entry["runs"])),
+        expired.append(PurgedArtifact(kind, digest, classification, days, produced.isoformat(), _logged_runs(entry),
                                       sorted(entry["cache"]), sorted(entry["datasets"])))
     return expired, deferred, kept
 
@@ -554,8 +610,9 @@ def _delete_unreferenced_bytes(platform: EvalPlatform, report: PurgeReport) -> s
     with platform.registry.session() as session:
         pending = list(session.scalars(select(PurgeLogEntry).where(PurgeLogEntry.store_deleted.is_(False))))
         verdict_users = _verdict_users(session) if any(e.kind == JUDGE_VERDICTS for e in pending) else {}
+        purged = _purged_of(session) if pending else {}
         for entry in pending:
-            if _reproduced(session, entry, verdict_users):
+            if _reproduced(session, entry, verdict_users, purged):
                 entry.store_deleted = True  # reproduced by a later run: the bytes belong to it now
                 continue
             if not _delete_bytes(platform, entry, report):
@@ -566,16 +623,22 @@ def _delete_unreferenced_bytes(platform: EvalPlatform, report: PurgeReport) -> s
     return {(e.kind, e.artifact_hash) for e in pending if e.store_deleted}
 
 
-def _reproduced(session: Session, entry: PurgeLogEntry, verdict_users: dict[str, list[str]]) -> bool:
-    """Whether a run other than those purged refers to the artifact again."""
+def _reproduced(session: Session, entry: PurgeLogEntry, verdict_users: dict[str, list[str]], purged: PurgedOf) -> bool:
+    """Whether the artifact is in live use again (a run produced it again since, e.g. a recompute's identical
+    verdicts or shards): a prediction-cache row names it, or a run not purged of it (:func:`_purged_of`, this
+    purge's entries included) does, the same rule that dates it."""
     if entry.kind == MODEL_FILES:
         return False  # a file uploaded again after its purge is found expired (and logged) again
+    digest = entry.artifact_hash
     if entry.kind == JUDGE_VERDICTS:
-        return bool(set(verdict_users.get(entry.artifact_hash, ())) - set(entry.run_ids or ()))
-    if entry.kind in SHARD_KINDS:  # a run recorded using it since (e.g. a recompute made the same shard again)
-        return session.scalar(select(RunShard.run_id).where(RunShard.kind == entry.kind, RunShard.artifact_hash == entry.artifact_hash,
-                                                            RunShard.run_id.not_in(entry.run_ids or [""])).limit(1)) is not None
-    return _still_referenced(session, entry.artifact_hash)
+        users = set(verdict_users.get(digest, ()))
+    elif entry.kind in SHARD_KINDS:
+        users = set(session.scalars(select(RunShard.run_id).where(RunShard.kind == entry.kind, RunShard.artifact_hash == digest)))
+    else:
+        if session.scalar(select(PredictionSet.cache_key).where(PredictionSet.artifact_hash == digest).limit(1)) is not None:
+            return True
+        users = set(session.scalars(select(EvalRun.run_id).where(EvalRun.predictions_hash == digest)))
+    return bool(users - purged.get((entry.kind, digest), set()))
 
 
 def _delete_bytes(platform: EvalPlatform, entry: PurgeLogEntry, report: PurgeReport) -> bool:

@@ -5,7 +5,7 @@ artifact is computed again. Real registry (SQLite and PostgreSQL), real store, t
 OpenAI-compatible server (its completions are counted)."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 from importlib import resources as package_files
 
 import pandas as pd
@@ -168,30 +168,39 @@ def test_shard_bytes_a_kept_run_still_uses_are_kept(service_on_each_db, server, 
 
     report = retention.purge_expired(service)  # today: the old run is past its retention, the new one is not
     assert report.runs_marked == [old.run_id]  # the new run keeps its predictions...
-    # ...not its verdicts: produced 40 days ago (the old run's), they expire as the merged artifact they are, and
-    # every judgment shard of both runs goes with them, the new run's too
-    assert report.judgments_purged == sorted([old.run_id, new.run_id])
+    # ...and its verdicts. They were asserted purged here before (dated from the old run, 40 days ago, the new run lost
+    # them at once); the new run produced them again today, and an artifact counts from its newest live production
+    verdicts = new.results["judge"]["verdicts"]
+    assert not report.judgments_purged and service.store.has_table(JUDGE_VERDICTS, verdicts)
+    # the old run's own shards go (its age is past its retention, though its verdicts, the new run's too, stay); the
+    # two shard artifacts both runs use stay: the prediction shard of rows [10, 12) and the judgment shard of those rows
+    # (one artifact under two keys, one per run's predictions)
+    both = old_shards & new_shards
+    assert both == {shared, (shards.JUDGMENT_SHARDS, judged[2].artifact)} and judged[2].artifact == judged_new[1].artifact
     purged = {(a.kind, a.artifact_hash) for a in report.purged if a.kind in retention.SHARD_KINDS}
-    assert purged == (old_shards | new_judged) - {shared}
-    # an index entry per shard key: the judgment shard of rows [10, 12) is one artifact under two keys (one per run's predictions)
-    keys = {r.shard.key for kind, results in ((shards.PREDICTION_SHARDS, predicted), (shards.JUDGMENT_SHARDS, judged + judged_new))
+    assert purged == old_shards - both and len(purged) == 4
+    assert {(a.kind, a.artifact_hash) for a in report.purged} == {(PREDICTIONS, old.predictions_hash)} | purged
+    keys = {r.shard.key for kind, results in ((shards.PREDICTION_SHARDS, predicted), (shards.JUDGMENT_SHARDS, judged))
             for r in results if (kind, r.artifact) in purged}
-    assert report.shard_artifacts == len(purged) and report.shard_index_entries == len(keys) > len(purged)
+    assert report.shard_artifacts == len(purged) and report.shard_index_entries == len(keys) == len(purged)
     after = _stored(service, predicted, judged) | _stored(service, predicted_new, judged_new)
     assert after[shared] == (True, predicted[2].artifact)  # bytes and index entry kept for the new run
-    assert all(stored and entry == artifact for (_, artifact), (stored, entry) in _stored(service, predicted_new, []).items())
+    assert all(stored and entry == artifact for (_, artifact), (stored, entry) in _stored(service, predicted_new, judged_new).items())
     assert all(not stored and entry is None for key, (stored, entry) in after.items() if key in purged)
     assert service.run(new.run_id).predictions_hash == new.predictions_hash
 
-    # once the new run's predictions expire too, the shared shard goes with them, logged with both runs
+    # once the new run's outputs expire too, the shared shards go with them, logged with both runs
     report = retention.purge_expired(service, now=utcnow() + timedelta(days=31))
     entries = {(a.kind, a.artifact_hash): a for a in report.purged if a.kind in retention.SHARD_KINDS}
-    assert set(entries) == new_predicted and report.runs_marked == [new.run_id]
-    # nothing purged before is purged (and logged) again: only the new run's predictions and their shards
-    assert {(a.kind, a.artifact_hash) for a in report.purged} == {(PREDICTIONS, new.predictions_hash)} | new_predicted
+    assert set(entries) == new_predicted | new_judged and report.runs_marked == [new.run_id]
+    # nothing purged before is purged (and logged) again: only the new run's predictions, verdicts and their shards
+    assert {(a.kind, a.artifact_hash) for a in report.purged} == ({(PREDICTIONS, new.predictions_hash), (JUDGE_VERDICTS, verdicts)}
+                                                                  | new_predicted | new_judged)
+    assert report.judgments_purged == sorted([old.run_id, new.run_id])  # the old run was never purged of them
     assert entries[shared].run_ids == sorted([old.run_id, new.run_id]) and entries[shared].store_deleted
     assert entries[shared].cache_keys == [predicted[2].shard.key] and entries[shared].classification == "restricted"
     assert all(not stored and entry is None for stored, entry in _stored(service, predicted_new, judged_new).values())
+    assert not service.store.has_table(JUDGE_VERDICTS, verdicts)
     assert not new_shards - old_shards - new_predicted - new_judged
 
 
@@ -262,3 +271,89 @@ def test_shards_of_a_run_stopped_before_its_merge_wait_while_it_runs_then_follow
     report = retention.purge_expired(service, now=utcnow() + timedelta(days=31))
     assert sorted(a.artifact_hash for a in report.purged) == digests and report.shard_index_entries == 3
     assert all(not stored and entry is None for stored, entry in _stored(service, predicted, []).values())
+
+
+def _log(service):
+    with service.registry.session() as session:
+        return list(session.scalars(select(PurgeLogEntry).where(PurgeLogEntry.kind != retention.LLM_CALLS).order_by(PurgeLogEntry.id)))
+
+
+def test_a_recompute_after_a_purge_keeps_its_identical_verdicts_and_shards_for_its_own_retention(service_on_each_db, server, tmp_path,
+                                                                                                    monkeypatch):
+    """Purge at day 31, recompute at day 31, purge at day 32: the recompute's verdicts (the same artifact as the purged
+    run's: they carry no latency) and its shards stay; the purged run's results still name them but no longer date
+    them. At day 62 they go, logged with the recompute only."""
+    service = service_on_each_db
+    monkeypatch.setenv(shards.SHARD_SIZE_VARIABLE, str(SIZE))
+    _register(service, tmp_path)
+    first, predicted, judged = _sharded_run(service, "first")
+    verdicts = first.results["judge"]["verdicts"]
+    _backdate(service, first.run_id, 31)  # "today" is day 31 of the first run
+
+    report = retention.purge_expired(service)  # day 31
+    assert report.runs_marked == [first.run_id] and report.judgments_purged == [first.run_id] and report.shard_artifacts == 6
+    assert not service.store.has_table(JUDGE_VERDICTS, verdicts)
+
+    service.request_eval("qa-bot@1", "qa-secret", "qa", recompute=True)  # day 31
+    again, predicted_again, judged_again = _sharded_run(service, "recompute")
+    assert again.results["judge"]["verdicts"] == verdicts and service.store.has_table(JUDGE_VERDICTS, verdicts)
+    # the judgment shards are the same artifacts as the first run's too (same predictions, same verdicts)
+    assert [r.artifact for r in judged_again] == [r.artifact for r in judged]
+    kept = _stored(service, predicted_again, judged_again)
+    assert len(kept) == 6 and all(stored and entry == artifact for (_, artifact), (stored, entry) in kept.items())
+    logged = len(_log(service))
+
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=1))  # day 32: the recompute is a day old
+    assert not report.purged and not report.judgments_purged and not report.runs_marked and not report.deferred
+    assert service.store.has_table(JUDGE_VERDICTS, verdicts) and _stored(service, predicted_again, judged_again) == kept
+    assert service.run(again.run_id).predictions_hash == again.predictions_hash and len(_log(service)) == logged
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=29))  # day 60: still within the recompute's 30 days
+    assert not report.purged
+
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=31))  # day 62
+    purged = {(a.kind, a.artifact_hash): a for a in report.purged}
+    assert set(purged) == {(PREDICTIONS, again.predictions_hash), (JUDGE_VERDICTS, verdicts)} | set(kept)
+    assert report.runs_marked == [again.run_id] and report.judgments_purged == [again.run_id]
+    # logged with the recompute only: the first run was purged of them at day 31 (logged then), not again
+    assert all(a.run_ids == [again.run_id] and a.store_deleted for a in purged.values())
+    assert purged[(JUDGE_VERDICTS, verdicts)].produced_at == _aware_iso(service.run(again.run_id).started_at)
+    assert not service.store.has_table(JUDGE_VERDICTS, verdicts)
+    assert all(not stored and entry is None for stored, entry in _stored(service, predicted_again, judged_again).values())
+    # the verdicts' bytes were deleted twice (day 31 and day 62), each deletion logged once, with the runs that lost them
+    entries = [e for e in _log(service) if (e.kind, e.artifact_hash) == (JUDGE_VERDICTS, verdicts)]
+    assert [e.run_ids for e in entries] == [[first.run_id], [again.run_id]] and all(e.store_deleted for e in entries)
+    assert not retention.purge_expired(service, now=utcnow() + timedelta(days=62)).purged
+
+
+def _aware_iso(value):
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def test_bytes_whose_purge_is_pending_are_not_logged_again(service_on_each_db, server, tmp_path, monkeypatch):
+    """A purge that stopped after its registry commit, before deleting the bytes (simulated: the bytes and index
+    entries put back, the log entries not deleted yet): the next purge deletes them without logging them again."""
+    service = service_on_each_db
+    monkeypatch.setenv(shards.SHARD_SIZE_VARIABLE, str(SIZE))
+    _register(service, tmp_path)
+    run, predicted, judged = _sharded_run(service, "first")
+    verdicts = run.results["judge"]["verdicts"]
+    fs = service.store.fs
+    files = [service.store._path(kind, digest, ".parquet")
+             for kind, digest in [(PREDICTIONS, run.predictions_hash), (JUDGE_VERDICTS, verdicts)]
+             + [(shards.PREDICTION_SHARDS, r.artifact) for r in predicted] + [(shards.JUDGMENT_SHARDS, r.artifact) for r in judged]]
+    files += [service.store._path(shards.SHARD_INDEX, r.shard.key, ".ref") for r in predicted + judged]
+    saved = {path: fs.cat_file(path) for path in files}
+
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=31))
+    assert len(report.purged) == 8 and not any(fs.exists(path) for path in saved)
+    for path, data in saved.items():
+        fs.pipe_file(path, data)
+    with service.registry.session() as session:
+        session.execute(update(PurgeLogEntry).values(store_deleted=False))
+    logged = _log(service)
+    assert len(logged) == 8 and len({(e.kind, e.artifact_hash) for e in logged}) == 8
+
+    report = retention.purge_expired(service, now=utcnow() + timedelta(days=32))
+    assert not report.purged and report.retried_deletes == 8 and report.shard_index_entries == 6
+    assert [(e.id, e.run_ids) for e in _log(service)] == [(e.id, e.run_ids) for e in logged]
+    assert all(e.store_deleted for e in _log(service)) and not any(fs.exists(path) for path in saved)
