@@ -30,7 +30,7 @@ def db_url(request, tmp_path):
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 #: the recompute backfill's steps each start an interpreter of their own (Dagster's multiprocess executor), about
-#: 45 s per database: the default run keeps it on SQLite, `make test-slow` (and .ci/run) runs it on PostgreSQL too
+#: 50 s of CPU per database: the default run keeps it on SQLite, `make test-slow` (and .ci/run) runs it on PostgreSQL too
 SQLITE_BY_DEFAULT = pytest.mark.parametrize(
     "db_url", ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])], indirect=True)
 
@@ -237,7 +237,7 @@ def test_promotion_and_incident_sensors_through_the_daemon(service, model_files)
                 retention_schedule.evaluate_tick(context).run_requests] == ["retention_job"]
 
 
-# slow (about 35 s idle: the backfill's steps each start an interpreter of their own): `make test-slow` and .ci/run
+# slow (about 40 s of CPU: the backfill's steps each start an interpreter of their own): `make test-slow` and .ci/run
 # run it; the default run keeps the recompute backfill through the sensor (the other door) above
 @pytest.mark.slow
 @SQLITE_ONLY
