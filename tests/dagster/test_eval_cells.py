@@ -202,6 +202,9 @@ def test_a_partition_check_is_reported_again_by_a_run_not_runless(service):
         assert _check_status(instance, "metric_table", "inputs_valid") == {"bc@1|m@1": "SUCCEEDED"}
 
 
+# slow (about 50 s of CPU: the backfill's steps each start an interpreter of their own): `make test-slow` and .ci/run
+# run it
+@pytest.mark.slow
 def test_a_ui_backfill_of_the_evaluation_group_with_a_failing_gate_succeeds(service, model_files):
     """A gate that does not pass is a result: the operator's backfill of the evaluation group (cells and gate,
     with their checks) succeeds, every run succeeds, and the gate's status check is red."""
