@@ -22,10 +22,11 @@ are registered; the clock runs from the model's registration to its gate decisio
 First, ``--probe-seconds`` per width of the server alone under a light raw-HTTP client at each width's total
 concurrency: its calls per second against ``concurrency / latency`` and its CPU, the ceiling no deployment can pass.
 
-The client side is the ceiling on a small machine, not the server: a call costs the step's process about 5 ms of
-CPU (the openai client, the call cache, the judge's parsing; ``bench/bench_llm.py`` prints it) against under 1 ms
-at the server, and one process holds one core at most, so one step makes at most ~200 calls/s (~40 in flight at
-200 ms) and two cores ~400 calls/s in all. Hence the default of 16 calls per step: 64 in flight at 4 workers.
+The client side is the ceiling on a small machine, not the server: a call costs the step's process about 2.5-3.5
+ms of CPU (the openai client's request path, the call cache on PostgreSQL, the judge's parsing; ``bench/bench_llm.py``
+prints it; 4-5 ms before the client skipped openai's per-call parameter transform) against under 1 ms at the
+server, and one process holds one core at most, so one step makes at most ~300 calls/s and two cores ~600 in all,
+shared with Dagster, the broker and PostgreSQL. Hence the default of 16 calls per step: 64 in flight at 4 workers.
 
 Without sharded predictions and judgments (``EVAL_PLATFORM_SHARD_SIZE``, ``--shard-size``), one cell's calls run in
 one step at a time, so the wall time does not fall with width: the ratio grows with W, as expected until then.
